@@ -1,0 +1,90 @@
+//! The stream manifest: the YAML file that tells the gateway where to listen
+//! and which cameras (streams) to serve. This module reads it, substitutes
+//! `${VAR}` references, checks it, and hands out a validated [`Manifest`].
+//!
+//! # Why `serde-saphyr`
+//!
+//! `serde_yaml` is unmaintained. We use `serde-saphyr` (pure Rust, panic-free,
+//! maintained) because its `Spanned<T>` wrapper gives the line and column of
+//! *every* node, keys included, not only of the first syntax error. That lets
+//! one tree walk (`parse.rs`) report unknown keys, wrong types and semantic
+//! problems (duplicate id at line N, unknown plugin at the `source:` line) with
+//! exact positions, and report all of them at once instead of stopping at the
+//! first like `#[serde(deny_unknown_fields)]` would. `serde_yaml_ng` only
+//! locates the first deserialization error and its `Value` has no spans, so
+//! semantic errors would have had no position. The parser also rejects
+//! duplicate keys and bounds alias expansion ("billion laughs") by default.
+//!
+//! # Pipeline and invariants
+//!
+//! 1. `node.rs`: YAML text to a tree of positioned nodes (syntax errors stop
+//!    here, with line:column).
+//! 2. `parse.rs`: strict structural walk over the gateway-owned keys (unknown
+//!    key or wrong type = error naming the key and the allowed keys),
+//!    `${VAR}` substitution (`env.rs`) in every string value *after* parsing,
+//!    so a variable can never inject YAML structure, and conversions
+//!    (durations via `duration.rs`, listen address, `plugins.dir`).
+//! 3. `validate.rs`: semantic rules and the plugin's check of its options.
+//!
+//! Every problem from steps 2 and 3 is collected and returned together, in
+//! file order. Error messages never contain a value that came from the
+//! environment (it may be a password). YAML uses 1.2 core scalars: `yes`/`no`
+//! are strings and `on_demand: yes` is an error, not `true`.
+
+mod duration;
+mod env;
+mod error;
+mod model;
+mod node;
+mod parse;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+pub use env::{EnvLookup, process_env};
+pub use error::{ConfigError, ConfigErrors, Location};
+pub use model::{
+    Defaults, Manifest, PluginsConfig, ServerConfig, SourceConfig, SourceOptions, SourceValidator,
+    StreamConfig,
+};
+pub use validate::{MAX_ID_LEN, MAX_IDLE_TIMEOUT, MAX_NAME_LEN};
+
+/// Reads, parses, substitutes and validates the manifest at `path`.
+///
+/// `env` looks up `${VAR}` references (pass `&process_env` in production);
+/// `plugins` checks each stream's source options. Returns every problem found.
+pub fn load(
+    path: &Path,
+    env: EnvLookup<'_>,
+    plugins: &dyn SourceValidator,
+) -> Result<Manifest, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        ConfigError::whole_file(format!("cannot read manifest {}: {err}", path.display()))
+    })?;
+    parse(&text, path, env, plugins)
+}
+
+/// Same as [`load`] but from text already in memory. `path` is used in error
+/// locations and to resolve a relative `plugins.dir`; it is not read.
+pub fn parse(
+    text: &str,
+    path: &Path,
+    env: EnvLookup<'_>,
+    plugins: &dyn SourceValidator,
+) -> Result<Manifest, ConfigErrors> {
+    let root = node::parse_yaml(text, path)?;
+    let mut ctx = parse::Ctx::new(path, env);
+    let draft = ctx.manifest(root.as_ref());
+    let mut errors = ctx.errors;
+    let manifest = validate::validate(draft, path, plugins, &mut errors);
+    if errors.is_empty() {
+        Ok(manifest)
+    } else {
+        // Stable: problems at the same position keep their discovery order.
+        errors.sort_by_key(|e| e.location.as_ref().map(|l| (l.line, l.column)));
+        Err(ConfigErrors(errors))
+    }
+}

@@ -1,0 +1,634 @@
+//! End-to-end tests of [`super::parse`] / [`super::load`]: whole manifests in,
+//! exact operator-facing messages out.
+//!
+//! Invariants: the process environment is never read or changed (a fake
+//! lookup is injected), and messages are asserted verbatim so wording
+//! changes are deliberate.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::*;
+
+/// Accepts `testsrc` (optional positive integer `width`) and `ffmpeg-mjpeg`
+/// (needs an `rtsp://` `url`); everything else is unknown.
+struct FakePlugins;
+
+impl SourceValidator for FakePlugins {
+    fn validate_source(&self, plugin: &str, options: &SourceOptions) -> Result<(), String> {
+        match plugin {
+            "testsrc" => match options.get("width") {
+                Some(w) if !w.is_u64() => Err("`width` must be a positive integer".into()),
+                _ => Ok(()),
+            },
+            "ffmpeg-mjpeg" => match options.get("url").and_then(|u| u.as_str()) {
+                Some(url) if url.starts_with("rtsp://") => Ok(()),
+                Some(_) => Err("`url` must start with rtsp://".into()),
+                None => Err("ffmpeg-mjpeg needs `url`".into()),
+            },
+            other => Err(format!(
+                "unknown source plugin `{other}` (known: ffmpeg-mjpeg, testsrc)"
+            )),
+        }
+    }
+}
+
+/// A badly behaved plugin that echoes option values in its message.
+struct LeakyPlugins;
+
+impl SourceValidator for LeakyPlugins {
+    fn validate_source(&self, _plugin: &str, options: &SourceOptions) -> Result<(), String> {
+        Err(format!(
+            "rejected options {}",
+            serde_json::Value::Object(options.clone())
+        ))
+    }
+}
+
+const SECRET: &str = "pa55-TOP-SECRET";
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "LOBBY_PASSWORD" | "SECRET" => Some(SECRET.to_owned()),
+        "CAM_HOST" => Some("10.1.2.3".to_owned()),
+        _ => None,
+    }
+}
+
+fn run(text: &str) -> Result<Manifest, ConfigErrors> {
+    parse(text, Path::new("m.yaml"), &env, &FakePlugins)
+}
+
+/// The error lines of a manifest that must fail.
+fn errors(text: &str) -> Vec<String> {
+    match run(text) {
+        Ok(m) => panic!("expected errors, got {m:#?}"),
+        Err(e) => e.errors().iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/manifests")
+        .join(name)
+}
+
+fn loc(line: usize, column: usize) -> Location {
+    Location {
+        file: "m.yaml".into(),
+        line,
+        column,
+    }
+}
+
+#[test]
+fn good_manifest_loads_completely() {
+    let path = fixture("good.yaml");
+    let m = load(&path, &env, &FakePlugins).unwrap();
+    let dir = path.parent().unwrap();
+    assert_eq!(m.path, path);
+    assert_eq!(m.server.listen, "127.0.0.1:8000".parse().unwrap());
+    assert_eq!(
+        m.server.allowed_origins,
+        vec!["https://example.com", "http://localhost:5173"]
+    );
+    assert_eq!(m.plugins.dir, Some(dir.join("plugins")));
+    assert_eq!(m.defaults.idle_timeout, Duration::from_secs(30));
+    assert_eq!(m.streams.len(), 2);
+
+    let lobby = &m.streams[0];
+    assert_eq!(lobby.id, "lobby");
+    assert_eq!(lobby.name, "Lobby camera");
+    assert!(lobby.on_demand);
+    assert_eq!(lobby.idle_timeout, Duration::from_secs(10));
+    assert_eq!(lobby.source.plugin, "ffmpeg-mjpeg");
+    assert_eq!(
+        serde_json::Value::Object(lobby.source.options.clone()),
+        json!({
+            "url": "rtsp://127.0.0.1:8554/test",
+            "username": "admin",
+            "password": SECRET,
+            "fps": 10,
+        })
+    );
+    assert_eq!((lobby.location.line, lobby.location.column), (9, 5));
+    assert_eq!(
+        (lobby.source.location.line, lobby.source.location.column),
+        (13, 5)
+    );
+    assert_eq!(lobby.location.file, path);
+
+    let pattern = m.stream("pattern").unwrap();
+    assert_eq!(pattern.name, "Test pattern");
+    assert!(pattern.on_demand);
+    // Inherited from `defaults`.
+    assert_eq!(pattern.idle_timeout, Duration::from_secs(30));
+    assert_eq!(
+        serde_json::Value::Object(pattern.source.options.clone()),
+        json!({ "width": 640, "height": 360, "fps": 10 })
+    );
+}
+
+#[test]
+fn defaults_apply_when_sections_are_missing() {
+    let m = run("streams:\n  - id: cam\n    source: { plugin: testsrc }\n").unwrap();
+    assert_eq!(m.server, ServerConfig::default());
+    assert_eq!(m.server.listen, "127.0.0.1:8000".parse().unwrap());
+    assert_eq!(m.plugins.dir, None);
+    assert_eq!(m.defaults.idle_timeout, Duration::from_secs(30));
+    let cam = &m.streams[0];
+    assert_eq!(cam.name, "cam");
+    assert!(cam.on_demand);
+    assert_eq!(cam.idle_timeout, Duration::from_secs(30));
+    assert!(cam.source.options.is_empty());
+}
+
+#[test]
+fn empty_streams_are_fine() {
+    for text in [
+        "",
+        "# nothing yet\n",
+        "streams: []\n",
+        "streams:\n",
+        "server:\n  listen: 0.0.0.0:9000\n",
+    ] {
+        let m = run(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        assert!(m.streams.is_empty(), "{text:?}");
+    }
+}
+
+#[test]
+fn unknown_top_level_key() {
+    assert_eq!(
+        errors("server: {}\nstream: []\n"),
+        vec![
+            "m.yaml:2:1: unknown key `stream` at the top level; allowed keys: `server`, `plugins`, `defaults`, `streams`"
+        ]
+    );
+}
+
+#[test]
+fn unknown_key_in_server_plugins_defaults() {
+    assert_eq!(
+        errors(
+            "server:\n  listen: 127.0.0.1:1\n  port: 80\nplugins:\n  path: x\ndefaults:\n  idle: 3s\n"
+        ),
+        vec![
+            "m.yaml:3:3: unknown key `port` in `server`; allowed keys: `listen`, `allowed_origins`",
+            "m.yaml:5:3: unknown key `path` in `plugins`; allowed keys: `dir`",
+            "m.yaml:7:3: unknown key `idle` in `defaults`; allowed keys: `idle_timeout`",
+        ]
+    );
+}
+
+#[test]
+fn unknown_key_in_stream_with_source_hint() {
+    assert_eq!(
+        errors(
+            "streams:\n  - id: a\n    url: rtsp://x\n    ondemand: true\n    source: { plugin: testsrc }\n"
+        ),
+        vec![
+            "m.yaml:3:5: unknown key `url` in a stream; allowed keys: `id`, `name`, `on_demand`, `idle_timeout`, `source`; source plugin options go under `source:`",
+            "m.yaml:4:5: unknown key `ondemand` in a stream; allowed keys: `id`, `name`, `on_demand`, `idle_timeout`, `source`",
+        ]
+    );
+}
+
+#[test]
+fn unknown_keys_inside_source_go_to_the_plugin() {
+    let m = run(
+        "streams:\n  - id: a\n    source:\n      plugin: testsrc\n      whatever: {nested: [1, 2.5, true, null, x]}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        m.streams[0].source.options["whatever"],
+        json!({"nested": [1, 2.5, true, null, "x"]})
+    );
+}
+
+#[test]
+fn wrong_types_have_positions() {
+    assert_eq!(
+        errors(
+            "server:\n  listen: 12\n  allowed_origins: https://a.example\nstreams:\n  - id: a\n    on_demand: maybe\n    name: [x]\n    source: { plugin: testsrc }\n"
+        ),
+        vec![
+            "m.yaml:2:11: `listen` must be a string, found an integer (quote it to use it as text)",
+            "m.yaml:3:20: `allowed_origins` must be a list, found a string",
+            "m.yaml:6:16: `on_demand` must be true or false, found a string",
+            "m.yaml:7:11: `name` must be a string, found a list",
+        ]
+    );
+}
+
+#[test]
+fn yaml_1_1_booleans_are_not_booleans() {
+    assert_eq!(
+        errors("streams:\n  - id: a\n    on_demand: yes\n    source: { plugin: testsrc }\n"),
+        vec!["m.yaml:3:16: `on_demand` must be true or false, found a string"]
+    );
+}
+
+#[test]
+fn bad_listen_address() {
+    assert_eq!(
+        errors("server:\n  listen: localhost:8000\n"),
+        vec![
+            "m.yaml:2:11: `listen` must be an IP address and port like `127.0.0.1:8000` or `[::]:8000` (host names are not resolved); found `localhost:8000`"
+        ]
+    );
+    let m = run("server:\n  listen: \"[::1]:8443\"\n").unwrap();
+    assert_eq!(m.server.listen, "[::1]:8443".parse().unwrap());
+}
+
+#[test]
+fn bad_allowed_origins() {
+    assert_eq!(
+        errors(
+            "server:\n  allowed_origins:\n    - https://ok.example:8443\n    - https://bad.example/\n    - \"*\"\n    - https://u:pw@h\n"
+        ),
+        vec![
+            "m.yaml:4:7: allowed origin must be `http(s)://host[:port]` without path or trailing slash, like `https://example.com`, found `https://bad.example/`",
+            "m.yaml:5:7: allowed origin must be `http(s)://host[:port]` without path or trailing slash, like `https://example.com`, found `*`",
+            "m.yaml:6:7: allowed origin must be `http(s)://host[:port]` without path or trailing slash, like `https://example.com`",
+        ]
+    );
+}
+
+#[test]
+fn duplicate_id_names_both_lines() {
+    assert_eq!(
+        errors(
+            "streams:\n  - id: cam\n    source: { plugin: testsrc }\n  - id: other\n    source: { plugin: testsrc }\n  - id: cam\n    source: { plugin: testsrc }\n"
+        ),
+        vec!["m.yaml:6:9: duplicate stream id `cam`: first defined at line 2, column 9"]
+    );
+}
+
+#[test]
+fn bad_id_characters_and_lengths() {
+    let long = "a".repeat(65);
+    let text = format!(
+        "streams:\n  - id: Lobby Cam\n    source: {{ plugin: testsrc }}\n  - id: \"\"\n    source: {{ plugin: testsrc }}\n  - id: {long}\n    source: {{ plugin: testsrc }}\n  - id: 42\n    source: {{ plugin: testsrc }}\n  - source: {{ plugin: testsrc }}\n"
+    );
+    assert_eq!(
+        errors(&text),
+        vec![
+            "m.yaml:2:9: stream id `Lobby Cam` may only contain lowercase letters a-z, digits, `_` and `-` (it is used in URLs)",
+            "m.yaml:4:9: stream `id` must not be empty",
+            "m.yaml:6:9: stream `id` is 65 characters long; at most 64 are allowed",
+            "m.yaml:8:9: `id` must be a string, found an integer (quote it to use it as text)",
+            "m.yaml:10:5: stream is missing `id`",
+        ]
+    );
+    // Quoted digits are a fine id.
+    assert_eq!(
+        run("streams:\n  - id: \"42\"\n    source: { plugin: testsrc }\n")
+            .unwrap()
+            .streams[0]
+            .id,
+        "42"
+    );
+}
+
+#[test]
+fn name_rules() {
+    let long = "n".repeat(201);
+    let text = format!(
+        "streams:\n  - id: a\n    name: {long}\n    source: {{ plugin: testsrc }}\n  - id: b\n    name: \"  \"\n    source: {{ plugin: testsrc }}\n"
+    );
+    assert_eq!(
+        errors(&text),
+        vec![
+            "m.yaml:3:11: stream `name` is 201 characters long; at most 200 are allowed",
+            "m.yaml:6:11: stream `name` must not be empty (omit it to use the id)",
+        ]
+    );
+    let ok = format!(
+        "streams:\n  - id: a\n    name: {}\n    source: {{ plugin: testsrc }}\n",
+        "é".repeat(200)
+    );
+    assert_eq!(run(&ok).unwrap().streams[0].name.chars().count(), 200);
+}
+
+#[test]
+fn missing_source_and_plugin() {
+    assert_eq!(
+        errors(
+            "streams:\n  - id: a\n  - id: b\n    source:\n      url: rtsp://x\n  - id: c\n    source: rtsp://x\n  - id: d\n    source:\n      plugin: 7\n"
+        ),
+        vec![
+            "m.yaml:2:5: stream is missing `source` (a mapping with at least `plugin`)",
+            "m.yaml:4:5: `source` is missing `plugin` (the name of the source plugin, e.g. `testsrc`)",
+            "m.yaml:7:13: `source` must be a mapping with at least `plugin`, found a string",
+            "m.yaml:10:15: `plugin` must be a string, found an integer (quote it to use it as text)",
+        ]
+    );
+}
+
+#[test]
+fn unknown_plugin_is_reported_at_the_source_key() {
+    assert_eq!(
+        errors("streams:\n  - id: a\n    source:\n      plugin: rtmp\n"),
+        vec!["m.yaml:3:5: unknown source plugin `rtmp` (known: ffmpeg-mjpeg, testsrc)"]
+    );
+}
+
+#[test]
+fn plugin_rejection_is_prefixed_with_location() {
+    let err = run("streams:\n  - id: a\n    source:\n      plugin: testsrc\n      width: wide\n")
+        .unwrap_err();
+    assert_eq!(err.errors().len(), 1);
+    assert_eq!(
+        err.errors()[0].location,
+        Some(loc(3, 5)),
+        "location of the `source:` key"
+    );
+    assert_eq!(
+        err.to_string(),
+        "m.yaml:3:5: `width` must be a positive integer"
+    );
+}
+
+#[test]
+fn non_string_option_keys_are_errors() {
+    assert_eq!(
+        errors(
+            "streams:\n  - id: a\n    source:\n      plugin: testsrc\n      1: x\n      m: {true: 1}\n"
+        ),
+        vec![
+            "m.yaml:5:7: keys must be strings, found an integer",
+            "m.yaml:6:11: keys must be strings, found a boolean",
+        ]
+    );
+}
+
+#[test]
+fn substitution_everywhere_with_defaults() {
+    let m = run(concat!(
+        "server:\n  listen: ${LISTEN:-127.0.0.1:9000}\n",
+        "streams:\n",
+        "  - id: ${CAM_ID:-door}\n",
+        "    idle_timeout: ${IDLE:-5s}\n",
+        "    source:\n",
+        "      plugin: ffmpeg-mjpeg\n",
+        "      url: rtsp://${CAM_HOST}:554/main\n",
+        "      password: ${SECRET}\n",
+        "      list: [\"${CAM_HOST}\", 5]\n",
+        "      literal: \"$${NOT_A_VAR} costs $5\"\n",
+    ))
+    .unwrap();
+    assert_eq!(m.server.listen, "127.0.0.1:9000".parse().unwrap());
+    let door = &m.streams[0];
+    assert_eq!(door.id, "door");
+    assert_eq!(door.idle_timeout, Duration::from_secs(5));
+    assert_eq!(
+        serde_json::Value::Object(door.source.options.clone()),
+        json!({
+            "url": "rtsp://10.1.2.3:554/main",
+            "password": SECRET,
+            "list": ["10.1.2.3", 5],
+            "literal": "${NOT_A_VAR} costs $5",
+        })
+    );
+}
+
+#[test]
+fn substituted_value_cannot_inject_yaml() {
+    let evil = |name: &str| (name == "EVIL").then(|| "x\n  plugin: other\n{a: b}".to_owned());
+    let m = parse(
+        "streams:\n  - id: a\n    source:\n      plugin: testsrc\n      label: ${EVIL}\n",
+        Path::new("m.yaml"),
+        &evil,
+        &FakePlugins,
+    )
+    .unwrap();
+    assert_eq!(m.streams[0].source.plugin, "testsrc");
+    assert_eq!(
+        m.streams[0].source.options["label"],
+        json!("x\n  plugin: other\n{a: b}")
+    );
+}
+
+#[test]
+fn unset_variable_is_named_with_location() {
+    assert_eq!(
+        errors(
+            "streams:\n  - id: a\n    source:\n      plugin: ffmpeg-mjpeg\n      url: rtsp://cam\n      password: ${CAM_PASSWORD}\n"
+        ),
+        vec![
+            "m.yaml:6:17: environment variable `CAM_PASSWORD` is not set (write `${CAM_PASSWORD:-default}` to give a default)"
+        ]
+    );
+    assert_eq!(
+        errors("server:\n  listen: ${LISTEN\n"),
+        vec![
+            "m.yaml:2:11: unterminated `${`: expected `${NAME}` or `${NAME:-default}` (write `$${` for a literal `${`)"
+        ]
+    );
+}
+
+#[test]
+fn secrets_never_appear_in_errors() {
+    let text = concat!(
+        "server:\n  listen: ${SECRET}\n",
+        "  allowed_origins: [\"${SECRET}\"]\n",
+        "defaults:\n  idle_timeout: ${SECRET}\n",
+        "streams:\n",
+        "  - id: ${SECRET}\n",
+        "    name: ${SECRET}${SECRET}${SECRET}${SECRET}${SECRET}${SECRET}${SECRET}${SECRET}${SECRET}${SECRET}${SECRET}${SECRET}${SECRET}${SECRET}\n",
+        "    source:\n",
+        "      plugin: ffmpeg-mjpeg\n",
+        "      url: ${SECRET}\n",
+        "  - id: ${SECRET}\n",
+        "    source: { plugin: testsrc }\n",
+    );
+    let err = run(text).unwrap_err();
+    let shown = err.to_string();
+    assert_eq!(
+        shown,
+        [
+            "m.yaml:2:11: `listen` must be an IP address and port like `127.0.0.1:8000` or `[::]:8000` (host names are not resolved); the value from the environment is not one",
+            "m.yaml:3:21: allowed origin must be `http(s)://host[:port]` without path or trailing slash, like `https://example.com`",
+            "m.yaml:5:17: `idle_timeout`: the value from the environment is not a duration like `30s`",
+            "m.yaml:7:9: stream id may only contain lowercase letters a-z, digits, `_` and `-` (it is used in URLs)",
+            "m.yaml:8:11: stream `name` is 210 characters long; at most 200 are allowed",
+            "m.yaml:9:5: `url` must start with rtsp://",
+            "m.yaml:12:9: stream id may only contain lowercase letters a-z, digits, `_` and `-` (it is used in URLs)",
+            "m.yaml:12:9: duplicate stream id: first defined at line 7, column 9",
+        ]
+        .join("\n")
+    );
+    assert!(!shown.contains(SECRET), "{shown}");
+    assert!(!shown.contains("TOP"), "{shown}");
+
+    let leaky = parse(
+        "streams:\n  - id: a\n    source:\n      plugin: x\n      password: ${SECRET}\n",
+        Path::new("m.yaml"),
+        &env,
+        &LeakyPlugins,
+    )
+    .unwrap_err();
+    assert_eq!(
+        leaky.to_string(),
+        "m.yaml:3:5: rejected options {\"password\":\"***\"}"
+    );
+}
+
+#[test]
+fn duration_errors() {
+    assert_eq!(
+        errors(concat!(
+            "defaults:\n  idle_timeout: 30\n",
+            "streams:\n",
+            "  - id: a\n    idle_timeout: 0s\n    source: { plugin: testsrc }\n",
+            "  - id: b\n    idle_timeout: 25h\n    source: { plugin: testsrc }\n",
+            "  - id: c\n    idle_timeout: 10 minutes\n    source: { plugin: testsrc }\n",
+            "  - id: d\n    idle_timeout: 1.5\n    source: { plugin: testsrc }\n",
+        )),
+        vec![
+            "m.yaml:2:17: `idle_timeout` needs a unit: write `30s` (or ms, m, h)",
+            "m.yaml:5:19: `idle_timeout` must be greater than 0",
+            "m.yaml:8:19: `idle_timeout` must be at most 24h",
+            "m.yaml:11:19: `idle_timeout`: unknown duration unit: expected a whole number with a unit (ms, s, m, h), like `30s`, `500ms`, `2m` or `1h`",
+            "m.yaml:14:19: `idle_timeout` must be a duration like `30s`, `500ms`, `2m` or `1h`, found a floating-point number",
+        ]
+    );
+    let m = run("defaults:\n  idle_timeout: 1h30m\n").unwrap();
+    assert_eq!(m.defaults.idle_timeout, Duration::from_secs(5400));
+    let m = run("defaults:\n  idle_timeout: 24h\n").unwrap();
+    assert_eq!(m.defaults.idle_timeout, MAX_IDLE_TIMEOUT);
+}
+
+#[test]
+fn many_problems_are_reported_together_in_file_order() {
+    let path = fixture("many-problems.yaml");
+    let err = load(&path, &env, &FakePlugins).unwrap_err();
+    let p = path.display();
+    let expected = [
+        format!(
+            "{p}:3:3: unknown key `colour` in `server`; allowed keys: `listen`, `allowed_origins`"
+        ),
+        format!("{p}:5:17: `idle_timeout` must be greater than 0"),
+        format!(
+            "{p}:7:9: stream id `Lobby Cam` may only contain lowercase letters a-z, digits, `_` and `-` (it is used in URLs)"
+        ),
+        format!("{p}:8:16: `on_demand` must be true or false, found a string"),
+        format!(
+            "{p}:11:17: environment variable `CAM_PASSWORD` is not set (write `${{CAM_PASSWORD:-default}}` to give a default)"
+        ),
+        format!("{p}:13:19: `idle_timeout` must be at most 24h"),
+        format!("{p}:14:5: unknown source plugin `nope` (known: ffmpeg-mjpeg, testsrc)"),
+        format!("{p}:16:9: duplicate stream id `yard`: first defined at line 12, column 9"),
+        format!(
+            "{p}:17:5: `source` is missing `plugin` (the name of the source plugin, e.g. `testsrc`)"
+        ),
+    ];
+    assert_eq!(err.to_string(), expected.join("\n"));
+}
+
+#[test]
+fn yaml_syntax_error_has_position() {
+    assert_eq!(
+        errors("streams:\n  - id: a\n    source: {plugin: testsrc\n"),
+        errors("streams:\n  - id: a\n    source: {plugin: testsrc\n"),
+    );
+    let e = errors("server:\n  listen: \"127.0.0.1:8000\n");
+    assert_eq!(e, vec!["m.yaml:2:11: invalid YAML: unclosed quote"]);
+    assert_eq!(
+        errors("streams:\n  - id: a\n    id: b\n    source: { plugin: testsrc }\n"),
+        vec!["m.yaml:3:5: invalid YAML: duplicate mapping key `id` is not allowed here"]
+    );
+    assert_eq!(
+        errors("- just\n- a list\n"),
+        vec!["m.yaml:1:1: the manifest must be a mapping, found a list"]
+    );
+}
+
+#[test]
+fn plugins_dir_resolves_against_manifest_dir() {
+    let m = parse(
+        "plugins:\n  dir: ./extra/../plugins\n",
+        Path::new("/etc/camgate/cams.yaml"),
+        &env,
+        &FakePlugins,
+    )
+    .unwrap();
+    assert_eq!(
+        m.plugins.dir,
+        Some(PathBuf::from("/etc/camgate/extra/../plugins"))
+    );
+    let m = parse(
+        "plugins:\n  dir: /opt/camgate/plugins\n",
+        Path::new("/etc/camgate/cams.yaml"),
+        &env,
+        &FakePlugins,
+    )
+    .unwrap();
+    assert_eq!(m.plugins.dir, Some(PathBuf::from("/opt/camgate/plugins")));
+    assert_eq!(
+        errors("plugins:\n  dir: \"\"\n"),
+        vec!["m.yaml:2:8: `dir` must not be empty (omit it to use no plugin directory)"]
+    );
+}
+
+#[test]
+fn equality_ignores_positions_for_hot_reload_diffs() {
+    let a = run("streams:\n  - id: a\n    source: { plugin: testsrc, fps: 5 }\n").unwrap();
+    let b = run(
+        "\n\n# moved down\nstreams:\n  - id: a\n    source:\n      plugin: testsrc\n      fps: 5\n",
+    )
+    .unwrap();
+    assert_ne!(a.streams[0].location, b.streams[0].location);
+    assert_eq!(a.streams[0], b.streams[0]);
+    assert_eq!(a, b);
+    let c = run("streams:\n  - id: a\n    source: { plugin: testsrc, fps: 6 }\n").unwrap();
+    assert_ne!(a.streams[0], c.streams[0]);
+}
+
+#[test]
+fn unreadable_file_is_one_error_without_location() {
+    let err = load(Path::new("/nonexistent/cams.yaml"), &env, &FakePlugins).unwrap_err();
+    assert_eq!(err.errors().len(), 1);
+    assert_eq!(err.errors()[0].location, None);
+    assert!(
+        err.to_string()
+            .starts_with("cannot read manifest /nonexistent/cams.yaml: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn anchors_and_merge_keys_work() {
+    let m = run(concat!(
+        "x-cam: &cam\n",
+        "  plugin: ffmpeg-mjpeg\n",
+        "  username: admin\n",
+        "streams:\n",
+        "  - id: a\n",
+        "    source:\n",
+        "      <<: *cam\n",
+        "      url: rtsp://a\n",
+    ));
+    // Top-level extension keys are not allowed (strict), but merges are.
+    assert_eq!(
+        m.unwrap_err().to_string(),
+        "m.yaml:1:1: unknown key `x-cam` at the top level; allowed keys: `server`, `plugins`, `defaults`, `streams`"
+    );
+    let m = run(concat!(
+        "streams:\n",
+        "  - id: a\n",
+        "    source: &cam\n",
+        "      plugin: ffmpeg-mjpeg\n",
+        "      url: rtsp://a\n",
+        "  - id: b\n",
+        "    source:\n",
+        "      <<: *cam\n",
+        "      url: rtsp://b\n",
+    ))
+    .unwrap();
+    assert_eq!(m.streams[1].source.plugin, "ffmpeg-mjpeg");
+    assert_eq!(m.streams[1].source.options["url"], json!("rtsp://b"));
+}

@@ -1,0 +1,33 @@
+//! Per-stream broadcast hubs and the registry that maps stream ids to them.
+//!
+//! The hub is the centre of the data flow: one source publishes into it through a
+//! [`FrameSink`]; any number of viewers read from it. It knows nothing of HTTP or plugins:
+//! it defines the traits it needs ([`SourceFactory`], [`RunningSource`]) and the server wires
+//! a plugin-backed factory in. A frame walks plugin thread → sink → hub → viewer task → socket
+//! and never comes back.
+//!
+//! Invariants:
+//! - At most one running source per hub, started by the first viewer (or at creation for an
+//!   always-on stream) and stopped by the reaper, a restart or removal — all under one lock,
+//!   so two sources for one stream cannot exist.
+//! - Fan-out is zero-copy and latest-frame-wins: a frame is one refcounted buffer shared by
+//!   every viewer; a viewer that falls behind sees only the newest frame and counts the
+//!   sequence numbers it skipped. Memory per viewer is one buffer reference.
+
+mod frame;
+mod registry;
+mod source;
+mod stream_hub;
+mod tag;
+
+pub use frame::Frame;
+pub use registry::Registry;
+pub use source::{FrameSink, RunningSource, SourceFactory};
+pub use stream_hub::{Closing, Hub, StreamInfo, StreamState, StreamStatus, Viewer};
+pub use tag::{FrameTag, read_tag};
+
+/// Resolves when a `watch<bool>` flag turns true (or its sender is gone). Unlike
+/// `wait_for`, the future holds no borrow of the value, so it is `Send` in `select!`.
+pub async fn turned_true(flag: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = flag.wait_for(|value| *value).await.map(|_| ());
+}

@@ -1,0 +1,547 @@
+//! One stream's hub: the latest frame, the source status, the viewer count and the single
+//! running source.
+//!
+//! Concurrency design:
+//! - Frames and status travel through `tokio::sync::watch` channels: they keep only the
+//!   latest value, which is exactly latest-frame-wins, and a new viewer gets the last frame
+//!   at once.
+//! - The viewer count is an atomic that a viewer increments *before* it asks for the source
+//!   to run, and the reaper re-checks it under the control lock before stopping. Starting and
+//!   stopping both happen under that (async) lock, so "last viewer leaves" and "new viewer
+//!   arrives" cannot interleave into zero or two sources: either the reaper sees the viewer
+//!   and keeps the source, or the viewer waits for the lock and starts a fresh one.
+//! - Source start/stop run on blocking threads (plugins may block); the runtime never waits
+//!   on them except through the async lock.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::sync::{Mutex, watch};
+
+use super::frame::Frame;
+use super::source::{FrameSink, RunningSource, SourceFactory};
+use super::tag::{FrameTag, tagged_copy};
+
+/// Largest frame the hub accepts; anything bigger is a broken source, not a picture.
+pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+
+/// The lifecycle state of a stream's source, as users see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamState {
+    /// No source is running (an on-demand stream with no viewers).
+    Stopped,
+    /// The source is starting or reaching its input.
+    Connecting,
+    /// Frames are flowing.
+    Live,
+    /// The source lost its input and is retrying.
+    Retrying,
+    /// The source gave up or could not start.
+    Failed,
+}
+
+impl StreamState {
+    /// The name used in JSON and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamState::Stopped => "stopped",
+            StreamState::Connecting => "connecting",
+            StreamState::Live => "live",
+            StreamState::Retrying => "retrying",
+            StreamState::Failed => "failed",
+        }
+    }
+}
+
+/// The state with the message that explains it (last error, masked of secrets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamStatus {
+    /// Current state.
+    pub state: StreamState,
+    /// Why (empty when there is nothing to say).
+    pub message: String,
+    /// When this state began.
+    pub since: SystemTime,
+}
+
+impl StreamStatus {
+    fn new(state: StreamState, message: &str) -> Self {
+        StreamStatus {
+            state,
+            message: message.to_owned(),
+            since: SystemTime::now(),
+        }
+    }
+}
+
+/// Why a hub is telling its viewers to leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closing {
+    /// The stream was removed from the configuration.
+    Removed,
+}
+
+/// Static facts about a stream that viewers are told in their greeting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamInfo {
+    /// Display name.
+    pub name: String,
+    /// Start with the first viewer and stop after `idle_timeout` without viewers.
+    pub on_demand: bool,
+    /// Grace period before an idle on-demand source is stopped.
+    pub idle_timeout: Duration,
+    /// The frame rate the source was configured for, if it said.
+    pub fps: Option<f64>,
+}
+
+/// Counters the hub keeps for status pages.
+#[derive(Debug, Default)]
+struct Counters {
+    frames_in: AtomicU64,
+    bytes_in: AtomicU64,
+}
+
+struct Control {
+    factory: Arc<dyn SourceFactory>,
+    source: Option<Box<dyn RunningSource>>,
+}
+
+/// A stream's broadcast hub. Shared as `Arc<Hub>`.
+pub struct Hub {
+    id: String,
+    info: RwLock<StreamInfo>,
+    frames: watch::Sender<Option<Frame>>,
+    status: watch::Sender<StreamStatus>,
+    closing: watch::Sender<Option<Closing>>,
+    viewers: AtomicUsize,
+    /// Milliseconds since `epoch` when the viewer count last dropped to zero.
+    idle_since_ms: AtomicU64,
+    epoch: Instant,
+    /// The generation whose sink may publish; bumped whenever a source stops.
+    generation: AtomicU64,
+    next_seq: AtomicU64,
+    counters: Counters,
+    control: Mutex<Control>,
+}
+
+impl Hub {
+    /// Creates a hub. Nothing starts until [`Hub::activate`] or the first viewer.
+    pub fn new(id: &str, info: StreamInfo, factory: Arc<dyn SourceFactory>) -> Arc<Hub> {
+        Arc::new(Hub {
+            id: id.to_owned(),
+            info: RwLock::new(info),
+            frames: watch::Sender::new(None),
+            status: watch::Sender::new(StreamStatus::new(StreamState::Stopped, "")),
+            closing: watch::Sender::new(None),
+            viewers: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+            generation: AtomicU64::new(0),
+            next_seq: AtomicU64::new(0),
+            counters: Counters::default(),
+            control: Mutex::new(Control {
+                factory,
+                source: None,
+            }),
+        })
+    }
+
+    /// The stream id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// A copy of the stream's static facts.
+    pub fn info(&self) -> StreamInfo {
+        self.info.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The current status.
+    pub fn status(&self) -> StreamStatus {
+        self.status.borrow().clone()
+    }
+
+    /// The latest frame, if any (snapshots are free).
+    pub fn latest_frame(&self) -> Option<Frame> {
+        self.frames.borrow().clone()
+    }
+
+    /// Viewers currently attached (WebSocket, MJPEG, ...).
+    pub fn viewer_count(&self) -> usize {
+        self.viewers.load(Ordering::SeqCst)
+    }
+
+    /// Frames published since the hub was created.
+    pub fn frames_in(&self) -> u64 {
+        self.counters.frames_in.load(Ordering::Relaxed)
+    }
+
+    /// JPEG bytes published since the hub was created.
+    pub fn bytes_in(&self) -> u64 {
+        self.counters.bytes_in.load(Ordering::Relaxed)
+    }
+
+    /// Starts the source of an always-on stream (no-op for on-demand streams).
+    pub async fn activate(self: &Arc<Self>) {
+        if !self.info().on_demand {
+            self.ensure_running().await;
+        }
+    }
+
+    /// Attaches a viewer; starts the source if it is not running. The viewer detaches when
+    /// the returned [`Viewer`] is dropped.
+    pub async fn subscribe(self: &Arc<Self>) -> Viewer {
+        // Count first: from here on the reaper sees this viewer.
+        self.viewers.fetch_add(1, Ordering::SeqCst);
+        let viewer = Viewer {
+            hub: Arc::clone(self),
+            frames: self.frames.subscribe(),
+            status: self.status.subscribe(),
+            closing: self.closing.subscribe(),
+        };
+        self.ensure_running().await;
+        viewer
+    }
+
+    async fn ensure_running(self: &Arc<Self>) {
+        let mut control = self.control.lock().await;
+        if control.source.is_none() && self.closing.borrow().is_none() {
+            self.start_locked(&mut control).await;
+        }
+    }
+
+    /// Starts a new source generation. Called with the control lock held.
+    async fn start_locked(self: &Arc<Self>, control: &mut Control) {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.status
+            .send_replace(StreamStatus::new(StreamState::Connecting, ""));
+        let sink = FrameSink::new(Arc::downgrade(self), generation);
+        let factory = Arc::clone(&control.factory);
+        let started = tokio::task::spawn_blocking(move || factory.start(sink)).await;
+        match started {
+            Ok(Ok(source)) => {
+                tracing::info!(stream = %self.id, "source started");
+                control.source = Some(source);
+            }
+            Ok(Err(message)) => {
+                tracing::warn!(stream = %self.id, error = %message, "source failed to start");
+                self.generation.fetch_add(1, Ordering::SeqCst);
+                self.status
+                    .send_replace(StreamStatus::new(StreamState::Failed, &message));
+            }
+            Err(join_error) => {
+                let message = format!("source start aborted: {join_error}");
+                tracing::error!(stream = %self.id, error = %message);
+                self.generation.fetch_add(1, Ordering::SeqCst);
+                self.status
+                    .send_replace(StreamStatus::new(StreamState::Failed, &message));
+            }
+        }
+    }
+
+    /// Stops the running source, if any. Called with the control lock held.
+    async fn stop_locked(&self, control: &mut Control) {
+        // Refuse the old generation's frames before asking it to stop.
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        if let Some(source) = control.source.take() {
+            if let Err(e) = tokio::task::spawn_blocking(move || source.stop()).await {
+                tracing::error!(stream = %self.id, error = %e, "source stop panicked");
+            }
+            tracing::info!(stream = %self.id, "source stopped");
+        }
+        self.status
+            .send_replace(StreamStatus::new(StreamState::Stopped, ""));
+    }
+
+    /// Stops an on-demand source that has had no viewer for its idle timeout. Returns
+    /// whether it stopped one.
+    pub async fn reap_if_idle(&self) -> bool {
+        let info = self.info();
+        if !info.on_demand || !self.idle_for(info.idle_timeout) {
+            return false;
+        }
+        let mut control = self.control.lock().await;
+        // Re-check under the lock: a viewer that counted itself in before this point keeps
+        // the source; one that arrives later waits for the lock and starts a new source.
+        if control.source.is_none() || !self.idle_for(info.idle_timeout) {
+            return false;
+        }
+        tracing::info!(stream = %self.id, idle_timeout = ?info.idle_timeout, "stopping idle source");
+        self.stop_locked(&mut control).await;
+        true
+    }
+
+    fn idle_for(&self, timeout: Duration) -> bool {
+        if self.viewers.load(Ordering::SeqCst) > 0 {
+            return false;
+        }
+        let since = Duration::from_millis(self.idle_since_ms.load(Ordering::SeqCst));
+        self.epoch.elapsed().saturating_sub(since) >= timeout
+    }
+
+    /// Replaces the source factory and info (a configuration change): the running source,
+    /// if any, is stopped and a new one started; viewers stay attached and see the state
+    /// change.
+    pub async fn reconfigure(self: &Arc<Self>, info: StreamInfo, factory: Arc<dyn SourceFactory>) {
+        let mut control = self.control.lock().await;
+        let was_running = control.source.is_some();
+        self.stop_locked(&mut control).await;
+        *self.info.write().unwrap_or_else(|e| e.into_inner()) = info.clone();
+        control.factory = factory;
+        if was_running || !info.on_demand || self.viewers.load(Ordering::SeqCst) > 0 {
+            self.start_locked(&mut control).await;
+        }
+    }
+
+    /// Tells every viewer to leave for `reason` and stops the source. Used when the stream
+    /// is removed; the hub accepts no source afterwards.
+    pub async fn close(&self, reason: Closing) {
+        self.closing.send_replace(Some(reason));
+        let mut control = self.control.lock().await;
+        self.stop_locked(&mut control).await;
+    }
+
+    /// Stops the source without closing viewers (gateway shutdown stops sources after the
+    /// viewers were told).
+    pub async fn stop_source(&self) {
+        let mut control = self.control.lock().await;
+        self.stop_locked(&mut control).await;
+    }
+
+    /// Called through a [`FrameSink`]: publishes if `generation` is current.
+    pub(super) fn publish(
+        &self,
+        generation: u64,
+        jpeg: &[u8],
+        width: u32,
+        height: u32,
+        captured_at_us: u64,
+    ) -> bool {
+        if generation != self.generation.load(Ordering::SeqCst) {
+            return false;
+        }
+        if !looks_like_jpeg(jpeg) {
+            tracing::warn!(stream = %self.id, bytes = jpeg.len(), "dropped a frame that is not one complete JPEG");
+            return true;
+        }
+        let published_at_us = unix_micros(SystemTime::now());
+        let tag = FrameTag {
+            seq: self.next_seq.fetch_add(1, Ordering::SeqCst) + 1,
+            captured_at_us: if captured_at_us == 0 {
+                published_at_us
+            } else {
+                captured_at_us
+            },
+            published_at_us,
+        };
+        let frame = Frame {
+            seq: tag.seq,
+            captured_at_us: tag.captured_at_us,
+            published_at_us,
+            width,
+            height,
+            jpeg: tagged_copy(jpeg, tag),
+        };
+        self.counters.frames_in.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .bytes_in
+            .fetch_add(jpeg.len() as u64, Ordering::Relaxed);
+        self.frames.send_replace(Some(frame));
+        // A frame proves the source is live, whatever it last reported.
+        if self.status.borrow().state != StreamState::Live {
+            self.status
+                .send_replace(StreamStatus::new(StreamState::Live, ""));
+        }
+        true
+    }
+
+    /// Called through a [`FrameSink`]: records a state if `generation` is current.
+    pub(super) fn source_state(&self, generation: u64, state: StreamState, message: &str) {
+        if generation != self.generation.load(Ordering::SeqCst) {
+            return;
+        }
+        self.status.send_if_modified(|status| {
+            if status.state == state && status.message == message {
+                return false;
+            }
+            *status = StreamStatus::new(state, message);
+            true
+        });
+    }
+}
+
+fn looks_like_jpeg(bytes: &[u8]) -> bool {
+    bytes.len() >= 4
+        && bytes.len() <= MAX_FRAME_BYTES
+        && bytes[..2] == [0xFF, 0xD8]
+        && bytes[bytes.len() - 2..] == [0xFF, 0xD9]
+}
+
+/// Microseconds since the Unix epoch (0 before it).
+pub fn unix_micros(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// One attached viewer's view of a hub. Dropping it detaches the viewer.
+pub struct Viewer {
+    hub: Arc<Hub>,
+    /// Latest frame; `changed()` wakes on every publication (skipped ones are counted via
+    /// sequence numbers).
+    pub frames: watch::Receiver<Option<Frame>>,
+    /// Source status changes.
+    pub status: watch::Receiver<StreamStatus>,
+    /// Set when the hub tells its viewers to leave.
+    pub closing: watch::Receiver<Option<Closing>>,
+}
+
+impl Viewer {
+    /// The hub this viewer is attached to.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        let hub = &self.hub;
+        let since = u64::try_from(hub.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        // Record the idle start before the count can read zero, so the reaper never sees
+        // zero viewers with a stale idle time.
+        hub.idle_since_ms.store(since, Ordering::SeqCst);
+        hub.viewers.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex as StdMutex;
+
+    /// A factory that counts live sources and publishes nothing by itself.
+    #[derive(Default)]
+    struct CountingFactory {
+        running: Arc<AtomicUsize>,
+        max_running: Arc<AtomicUsize>,
+        starts: Arc<AtomicUsize>,
+        sinks: Arc<StdMutex<Vec<FrameSink>>>,
+    }
+
+    struct CountingSource(Arc<AtomicUsize>);
+
+    impl RunningSource for CountingSource {
+        fn stop(self: Box<Self>) {
+            std::thread::sleep(Duration::from_millis(20));
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    impl SourceFactory for CountingFactory {
+        fn start(&self, sink: FrameSink) -> Result<Box<dyn RunningSource>, String> {
+            self.starts.fetch_add(1, Ordering::SeqCst);
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_running.fetch_max(now, Ordering::SeqCst);
+            self.sinks.lock().unwrap().push(sink);
+            Ok(Box::new(CountingSource(Arc::clone(&self.running))))
+        }
+        fn describe(&self) -> String {
+            "counting".into()
+        }
+    }
+
+    fn info(on_demand: bool, idle_ms: u64) -> StreamInfo {
+        StreamInfo {
+            name: "Test".into(),
+            on_demand,
+            idle_timeout: Duration::from_millis(idle_ms),
+            fps: None,
+        }
+    }
+
+    const JPEG: &[u8] = &[0xFF, 0xD8, 0x00, 0xFF, 0xD9];
+
+    #[tokio::test]
+    async fn viewers_share_one_source_and_reaper_stops_it() {
+        let factory = Arc::new(CountingFactory::default());
+        let hub = Hub::new("a", info(true, 0), factory.clone());
+        let v1 = hub.subscribe().await;
+        let v2 = hub.subscribe().await;
+        assert_eq!(factory.starts.load(Ordering::SeqCst), 1);
+        assert_eq!(hub.viewer_count(), 2);
+        assert!(
+            !hub.reap_if_idle().await,
+            "viewers attached: nothing to reap"
+        );
+        drop(v1);
+        drop(v2);
+        assert!(hub.reap_if_idle().await);
+        assert_eq!(factory.running.load(Ordering::SeqCst), 0);
+        assert_eq!(hub.status().state, StreamState::Stopped);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_viewers_and_reaper_never_run_two_sources() {
+        let factory = Arc::new(CountingFactory::default());
+        let hub = Hub::new("a", info(true, 0), factory.clone());
+        let reaper = {
+            let hub = Arc::clone(&hub);
+            tokio::spawn(async move {
+                for _ in 0..200 {
+                    hub.reap_if_idle().await;
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        for _ in 0..200 {
+            let viewer = hub.subscribe().await;
+            // While a viewer is attached the source must be running.
+            assert_eq!(factory.running.load(Ordering::SeqCst), 1);
+            drop(viewer);
+            tokio::task::yield_now().await;
+        }
+        reaper.await.unwrap();
+        assert_eq!(factory.max_running.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn frames_carry_sequence_and_stale_generations_are_refused() {
+        let factory = Arc::new(CountingFactory::default());
+        let hub = Hub::new("a", info(false, 0), factory.clone());
+        hub.activate().await;
+        let sink = factory.sinks.lock().unwrap()[0].clone();
+        assert!(sink.publish(JPEG, 2, 2, 0));
+        assert!(sink.publish(JPEG, 2, 2, 0));
+        let frame = hub.latest_frame().unwrap();
+        assert_eq!(frame.seq, 2);
+        assert_eq!(hub.status().state, StreamState::Live);
+        // Not a JPEG: dropped, but the sink stays open.
+        assert!(sink.publish(b"garbage", 2, 2, 0));
+        assert_eq!(hub.latest_frame().unwrap().seq, 2);
+        // After a reconfigure the old sink is closed.
+        hub.reconfigure(info(false, 0), factory.clone()).await;
+        assert!(!sink.publish(JPEG, 2, 2, 0));
+        sink.set_state(StreamState::Failed, "old");
+        assert_ne!(hub.status().state, StreamState::Failed);
+        assert_eq!(factory.running.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn close_tells_viewers_and_stops_for_good() {
+        let factory = Arc::new(CountingFactory::default());
+        let hub = Hub::new("a", info(true, 0), factory.clone());
+        let viewer = hub.subscribe().await;
+        hub.close(Closing::Removed).await;
+        assert_eq!(*viewer.closing.borrow(), Some(Closing::Removed));
+        assert_eq!(factory.running.load(Ordering::SeqCst), 0);
+        let _late = hub.subscribe().await;
+        assert_eq!(
+            factory.starts.load(Ordering::SeqCst),
+            1,
+            "closed hubs start nothing"
+        );
+    }
+}

@@ -1,0 +1,21 @@
+//! Camgate: a plugin-oriented edge gateway that lets people watch RTSP cameras in a web
+//! browser.
+//!
+//! Data flow: a source plugin (built-in or loaded from a folder, always through the plugin
+//! ABI in [`plugins`]) publishes JPEG frames into a per-stream [`hub`]; the [`http`] server
+//! fans them out to WebSocket viewers. [`config`] reads the YAML manifest, [`app`] wires it
+//! all together. See `docs/ARCHITECTURE.md`.
+//!
+//! `unsafe` is denied everywhere except the plugin ABI boundary (`plugins::ffi` and
+//! `plugins::loader`), where each block carries a `SAFETY:` comment.
+
+#![deny(unsafe_code)]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod hub;
+pub mod plugins;
+pub mod redact;
+pub mod telemetry;

@@ -1,0 +1,175 @@
+//! The `camgate` binary: parses the command line and runs the chosen command.
+
+#![forbid(unsafe_code)]
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use camgate::app::{Gateway, GatewayOptions};
+use camgate::cli::{Cli, Command};
+use camgate::config::{self, ConfigErrors, Manifest, SourceOptions, SourceValidator};
+use camgate::plugins::PluginCatalog;
+use camgate::telemetry;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    let result = match cli.command {
+        Command::Run { config, listen } => run(&config, listen),
+        Command::Check { file } => check(&file),
+        Command::Plugins { config } => plugins(config.as_deref()),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("camgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Accepts any source: used for the first pass that only needs `plugins.dir`.
+struct AnySource;
+
+impl SourceValidator for AnySource {
+    fn validate_source(&self, _plugin: &str, _options: &SourceOptions) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Builds the plugin catalog for `manifest_path` (built-ins plus its `plugins.dir`) and
+/// validates the manifest against it. Plugin load problems are returned as text.
+fn catalog_and_manifest(
+    manifest_path: &Path,
+) -> (PluginCatalog, Vec<String>, Result<Manifest, ConfigErrors>) {
+    let mut catalog = PluginCatalog::with_builtins();
+    let mut plugin_problems = Vec::new();
+    if let Ok(first_pass) = config::load(manifest_path, &config::process_env, &AnySource)
+        && let Some(dir) = &first_pass.plugins.dir
+    {
+        plugin_problems = catalog
+            .load_dir(dir)
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect();
+    }
+    let manifest = config::load(manifest_path, &config::process_env, &catalog);
+    (catalog, plugin_problems, manifest)
+}
+
+fn check(path: &Path) -> anyhow::Result<ExitCode> {
+    let (_catalog, plugin_problems, manifest) = catalog_and_manifest(path);
+    for problem in &plugin_problems {
+        eprintln!("warning: {problem}");
+    }
+    match manifest {
+        Ok(manifest) => {
+            println!(
+                "{}: OK ({} stream{})",
+                path.display(),
+                manifest.streams.len(),
+                if manifest.streams.len() == 1 { "" } else { "s" }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!(
+                "{}: {} problem{}",
+                path.display(),
+                errors.0.len(),
+                if errors.0.len() == 1 { "" } else { "s" }
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn plugins(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let (catalog, problems) = match config_path {
+        Some(path) => {
+            let (catalog, problems, _manifest) = catalog_and_manifest(path);
+            (catalog, problems)
+        }
+        None => (PluginCatalog::with_builtins(), Vec::new()),
+    };
+    println!(
+        "{:<16} {:<10} {:<4} {:<24} DESCRIPTION",
+        "NAME", "VERSION", "ABI", "ORIGIN"
+    );
+    for plugin in catalog.descriptors() {
+        println!(
+            "{:<16} {:<10} v{:<3} {:<24} {}",
+            plugin.name,
+            plugin.version,
+            plugin.abi_version,
+            plugin.origin.to_string(),
+            plugin.description
+        );
+    }
+    for problem in &problems {
+        eprintln!("error: {problem}");
+    }
+    Ok(if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn run(path: &Path, listen: Option<std::net::SocketAddr>) -> anyhow::Result<ExitCode> {
+    let (catalog, plugin_problems, manifest) = catalog_and_manifest(path);
+    for problem in &plugin_problems {
+        tracing::error!("{problem}");
+    }
+    let manifest = match manifest {
+        Ok(manifest) => manifest,
+        Err(errors) => {
+            eprintln!("{errors}");
+            anyhow::bail!(
+                "{} is not a valid manifest ({} problem{}); `camgate check` validates it",
+                path.display(),
+                errors.0.len(),
+                if errors.0.len() == 1 { "" } else { "s" }
+            );
+        }
+    };
+    let addr = listen.unwrap_or(manifest.server.listen);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("camgate")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let gateway =
+            Gateway::start(manifest, catalog, listener, GatewayOptions::default()).await?;
+        wait_for_signal().await?;
+        // A second signal during shutdown exits at once.
+        tokio::select! {
+            _ = gateway.shutdown() => {}
+            _ = wait_for_signal() => {
+                eprintln!("camgate: second signal, exiting now");
+                std::process::exit(130);
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    Ok(())
+}

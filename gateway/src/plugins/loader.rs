@@ -1,0 +1,144 @@
+//! Loading plugin shared libraries from a folder with libloading.
+//!
+//! Each library is asked for its ABI version through the version-independent probe symbol
+//! before anything else, so a plugin built for another ABI is refused with both versions
+//! named instead of being called with the wrong layout. Loaded libraries are leaked on
+//! purpose: plugins may hold pointers into them (static strings, code) for the life of the
+//! process, so they are never unloaded.
+
+#![allow(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+
+use camgate_plugin_api::abi::{
+    ABI_VERSION, ABI_VERSION_SYMBOL, AbiVersionFn, ENTRY_SYMBOL, EntryFn,
+};
+use libloading::Library;
+
+use super::ffi::{LoadedPlugin, PluginOrigin};
+
+/// Why a library could not become a plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The plugins folder could not be listed.
+    #[error("cannot read plugins folder {}: {source}", path.display())]
+    ReadDir {
+        /// The folder.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// `dlopen` failed (missing file, wrong architecture, missing dependency...).
+    #[error("cannot load plugin library {}: {message}", path.display())]
+    Open {
+        /// The library.
+        path: PathBuf,
+        /// The loader's message.
+        message: String,
+    },
+    /// The library is not a camgate plugin.
+    #[error(
+        "{} is not a camgate plugin: it does not export `{}` (build it with camgate_plugin_api::export_plugin!)",
+        path.display(), symbol
+    )]
+    MissingSymbol {
+        /// The library.
+        path: PathBuf,
+        /// The symbol looked for.
+        symbol: &'static str,
+    },
+    /// The library speaks another ABI version.
+    #[error(
+        "plugin {} was built for camgate plugin ABI v{found}, but this gateway speaks v{expected}; rebuild it against camgate-plugin-api {expected}.x",
+        path.display()
+    )]
+    AbiMismatch {
+        /// The library.
+        path: PathBuf,
+        /// Its ABI version.
+        found: u32,
+        /// Ours.
+        expected: u32,
+    },
+    /// The handshake failed.
+    #[error("plugin {} refused the handshake: {message}", path.display())]
+    Handshake {
+        /// The library.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+}
+
+fn symbol_name(symbol: &[u8]) -> &'static str {
+    match symbol {
+        s if s == ENTRY_SYMBOL => "camgate_plugin_entry_v1",
+        _ => "camgate_plugin_abi_version",
+    }
+}
+
+/// Lists the shared libraries in `dir` (sorted, so load order and duplicate reports are
+/// deterministic).
+pub fn libraries_in(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| LoadError::ReadDir {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.is_file()
+                && path
+                    .extension()
+                    .is_some_and(|ext| ext == std::env::consts::DLL_EXTENSION)
+        })
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
+/// Loads one plugin library and performs the handshake.
+pub fn load_library(path: &Path) -> Result<LoadedPlugin, LoadError> {
+    // SAFETY: loading a library runs its initialisers. Plugins are trusted code by design
+    // (the operator put them in the plugins folder); what we guard against is the *wrong*
+    // plugin: every symbol is checked before use.
+    let library = unsafe { Library::new(path) }.map_err(|e| LoadError::Open {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    // Never unloaded: the plugin's code and static strings must outlive every use.
+    let library: &'static Library = Box::leak(Box::new(library));
+
+    // SAFETY: by the ABI, this symbol (if present) is `extern "C" fn() -> u32` in every
+    // version; its signature never changes.
+    let probe = unsafe { library.get::<AbiVersionFn>(ABI_VERSION_SYMBOL) }.map_err(|_| {
+        LoadError::MissingSymbol {
+            path: path.to_owned(),
+            symbol: symbol_name(ABI_VERSION_SYMBOL),
+        }
+    })?;
+    let found = probe();
+    if found != ABI_VERSION {
+        return Err(LoadError::AbiMismatch {
+            path: path.to_owned(),
+            found,
+            expected: ABI_VERSION,
+        });
+    }
+    // SAFETY: the library declared ABI v1, whose entry symbol has type `EntryFn`.
+    let entry =
+        unsafe { library.get::<EntryFn>(ENTRY_SYMBOL) }.map_err(|_| LoadError::MissingSymbol {
+            path: path.to_owned(),
+            symbol: symbol_name(ENTRY_SYMBOL),
+        })?;
+    LoadedPlugin::handshake(
+        *entry,
+        PluginOrigin::Library {
+            path: path.to_owned(),
+        },
+    )
+    .map_err(|message| LoadError::Handshake {
+        path: path.to_owned(),
+        message,
+    })
+}

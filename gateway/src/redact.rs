@@ -1,0 +1,202 @@
+//! Credential masking: the one place that decides how secrets are hidden.
+//!
+//! Every URL the gateway shows (API, logs, state messages, errors) goes through
+//! [`mask_url_credentials`]; every text a plugin sends the host goes through a stream's
+//! [`Redactor`], which also scrubs the exact secret values from its configuration — so even a
+//! plugin that forgets to mask cannot leak a password through the gateway.
+
+use serde_json::{Map, Value};
+
+/// What replaces a secret.
+pub const MASK: &str = "***";
+
+/// Is `key` the name of an option that holds a secret?
+pub fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "passwd", "token", "secret", "api_key", "apikey"]
+        .iter()
+        .any(|needle| key.contains(needle))
+}
+
+/// Masks the password of every `scheme://user:password@host` occurrence in `text`
+/// (`rtsp://admin:hunter2@cam` → `rtsp://admin:***@cam`). A user without password is kept.
+pub fn mask_url_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(idx) = rest.find("://") {
+        let (head, tail) = rest.split_at(idx + 3);
+        out.push_str(head);
+        // The authority ends at the first '/', '?', '#' or whitespace.
+        let end = tail
+            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace())
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                match userinfo.find(':') {
+                    Some(colon) => {
+                        out.push_str(&userinfo[..colon]);
+                        out.push(':');
+                        out.push_str(MASK);
+                    }
+                    None => out.push_str(userinfo),
+                }
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Returns a copy of source options safe to show: secret-named keys are dropped and URL
+/// credentials in every string are masked.
+pub fn public_options(options: &Map<String, Value>) -> Map<String, Value> {
+    options
+        .iter()
+        .filter(|(key, _)| !is_secret_key(key))
+        .map(|(key, value)| (key.clone(), public_value(value)))
+        .collect()
+}
+
+fn public_value(value: &Value) -> Value {
+    match value {
+        Value::String(s) => Value::String(mask_url_credentials(s)),
+        Value::Array(items) => Value::Array(items.iter().map(public_value).collect()),
+        Value::Object(map) => Value::Object(public_options(map)),
+        other => other.clone(),
+    }
+}
+
+/// Scrubs one stream's secrets from any text: URL credentials, and the literal values of its
+/// secret options and URL passwords (also percent-decoded).
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    secrets: Vec<String>,
+}
+
+impl Redactor {
+    /// Collects the secrets found in a source's options.
+    pub fn from_options(options: &Map<String, Value>) -> Self {
+        let mut secrets = Vec::new();
+        collect_secrets(options, &mut secrets);
+        secrets.retain(|s| !s.is_empty());
+        // Longest first, so a secret containing another is replaced whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Redactor { secrets }
+    }
+
+    /// Returns `text` with every known secret replaced by [`MASK`].
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = mask_url_credentials(text);
+        for secret in &self.secrets {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), MASK);
+            }
+        }
+        out
+    }
+}
+
+fn collect_secrets(options: &Map<String, Value>, secrets: &mut Vec<String>) {
+    for (key, value) in options {
+        match value {
+            Value::String(s) if is_secret_key(key) => {
+                secrets.push(s.clone());
+                secrets.push(percent_decode(s));
+            }
+            Value::String(s) => {
+                if let Some(password) = url_password(s) {
+                    secrets.push(percent_decode(password));
+                    secrets.push(password.to_owned());
+                }
+            }
+            Value::Object(map) => collect_secrets(map, secrets),
+            _ => {}
+        }
+    }
+}
+
+fn url_password(url: &str) -> Option<&str> {
+    let after_scheme = &url[url.find("://")? + 3..];
+    let authority = &after_scheme[..after_scheme
+        .find(['/', '?', '#'])
+        .unwrap_or(after_scheme.len())];
+    let userinfo = &authority[..authority.rfind('@')?];
+    Some(&userinfo[userinfo.find(':')? + 1..])
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push(h * 16 + l);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn masks_passwords_in_urls_anywhere_in_text() {
+        assert_eq!(
+            mask_url_credentials("failed rtsp://admin:hunter2@10.0.0.5:554/live?x=1 (401)"),
+            "failed rtsp://admin:***@10.0.0.5:554/live?x=1 (401)"
+        );
+        assert_eq!(
+            mask_url_credentials("rtsp://u:p@a/ and http://v:q@b"),
+            "rtsp://u:***@a/ and http://v:***@b"
+        );
+        assert_eq!(
+            mask_url_credentials("rtsp://user@cam/x"),
+            "rtsp://user@cam/x"
+        );
+        assert_eq!(mask_url_credentials("no url here"), "no url here");
+        assert_eq!(
+            mask_url_credentials("rtsp://cam:554/a@b"),
+            "rtsp://cam:554/a@b"
+        );
+    }
+
+    #[test]
+    fn public_options_drop_secret_keys_and_mask_urls() {
+        let options = json!({"url": "rtsp://a:b@cam/x", "password": "s3cret", "fps": 10, "auth": {"token": "t"}});
+        let public = public_options(options.as_object().unwrap());
+        assert_eq!(
+            Value::Object(public),
+            json!({"url": "rtsp://a:***@cam/x", "fps": 10, "auth": {}})
+        );
+    }
+
+    #[test]
+    fn redactor_scrubs_literal_and_decoded_secrets() {
+        let options = json!({"url": "rtsp://a:p%40ss@cam/x", "password": "hunter2"});
+        let redactor = Redactor::from_options(options.as_object().unwrap());
+        let text = "auth failed for hunter2 and p@ss and p%40ss";
+        let scrubbed = redactor.scrub(text);
+        assert!(!scrubbed.contains("hunter2"), "{scrubbed}");
+        assert!(!scrubbed.contains("p@ss"), "{scrubbed}");
+        assert!(!scrubbed.contains("p%40ss"), "{scrubbed}");
+    }
+}

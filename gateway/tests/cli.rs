@@ -1,0 +1,158 @@
+//! The `camgate` binary as users run it: `check`, `plugins` and `run` (with the default
+//! manifest, a real WebSocket client and SIGTERM).
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+fn camgate() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_camgate"));
+    command.env("CAMGATE_LOG", "info");
+    command
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn check_accepts_the_default_manifest() {
+    let output = camgate()
+        .args(["check", "config/camgate.yaml"])
+        .current_dir(workspace())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(text(&output).contains("config/camgate.yaml: OK (2 streams)"));
+}
+
+#[test]
+fn check_prints_every_problem_with_its_position_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(
+        &path,
+        "server:\n  listen: 127.0.0.1:8000\n  colour: blue\nstreams:\n  - id: a\n    on_demand: maybe\n    source: { plugin: testsrc }\n  - id: a\n    source: { plugin: testsrc, widht: 3 }\n",
+    )
+    .unwrap();
+    let output = camgate().arg("check").arg(&path).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let out = text(&output);
+    let file = path.display().to_string();
+    assert!(
+        out.contains(&format!("{file}:3:3: unknown key `colour`")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{file}:6:16:")) && out.contains("on_demand"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{file}:8:")) && out.contains("duplicate"),
+        "{out}"
+    );
+    assert!(out.contains("unknown field `widht`"), "{out}");
+    assert!(out.contains("4 problems"), "{out}");
+}
+
+#[test]
+fn plugins_lists_builtins_and_reports_a_foreign_abi_library() {
+    let output = camgate().arg("plugins").output().unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let out = text(&output);
+    assert!(
+        out.contains("testsrc") && out.contains("v1") && out.contains("built-in"),
+        "{out}"
+    );
+
+    let library = build_cdylib("camgate-fixture-future-abi");
+    let dir = plugins_dir(&[&library]);
+    let manifest = dir.path().join("camgate.yaml");
+    std::fs::write(&manifest, "plugins:\n  dir: .\nstreams: []\n").unwrap();
+    let output = camgate()
+        .args(["plugins", "--config"])
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let out = text(&output);
+    assert!(out.contains("testsrc"), "{out}");
+    assert!(
+        out.contains("built for camgate plugin ABI v2, but this gateway speaks v1"),
+        "{out}"
+    );
+}
+
+#[test]
+fn run_serves_the_default_manifest_and_stops_on_sigterm() {
+    let mut child = camgate()
+        .args([
+            "run",
+            "--config",
+            "config/camgate.yaml",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(workspace())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let logs = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            if let Some(rest) = line.split("addr=").nth(1) {
+                let addr = rest.split_whitespace().next().unwrap().to_owned();
+                let _ = addr_tx.send(addr);
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let addr: std::net::SocketAddr = addr_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("gateway logs its address")
+        .parse()
+        .unwrap();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut ws = connect(addr, "/ws/streams/pattern").await;
+        let frame = next_frame(&mut ws, Duration::from_secs(10)).await;
+        assert_eq!((frame.width, frame.height), (1280, 720));
+        let signalled = Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(
+            closed_with(&mut ws, Duration::from_secs(10)).await,
+            Some(1001)
+        );
+        assert!(signalled.elapsed() < Duration::from_secs(10));
+    });
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    let logs = logs.join().unwrap();
+    assert!(logs.contains("shutdown complete"), "{logs}");
+}

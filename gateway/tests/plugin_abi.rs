@@ -1,0 +1,230 @@
+//! The plugin ABI end to end: real shared libraries loaded from a folder with libloading,
+//! the handshake, panics contained at the boundary, and the stop guarantee.
+
+mod support;
+
+use std::time::Duration;
+
+use camgate::config::SourceValidator;
+use camgate::hub::StreamState;
+use camgate::plugins::{PluginCatalog, PluginOrigin, RegisterError, late_callbacks};
+use support::*;
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+fn options(json: &str) -> serde_json::Map<String, serde_json::Value> {
+    serde_json::from_str(json).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_testsrc_library_loads_from_a_folder_and_streams() {
+    let library = build_cdylib("camgate-plugin-testsrc");
+    let dir = plugins_dir(&[&library]);
+    // No built-ins: the only testsrc is the one from the folder.
+    let mut catalog = PluginCatalog::default();
+    let errors = catalog.load_dir(dir.path());
+    assert!(errors.is_empty(), "{errors:?}");
+    let descriptor = &catalog.descriptors()[0];
+    assert_eq!(descriptor.name, "testsrc");
+    assert_eq!(descriptor.abi_version, 1);
+    assert!(
+        matches!(&descriptor.origin, PluginOrigin::Library { path } if path.starts_with(dir.path()))
+    );
+
+    let gateway = start_with(
+        r#"
+streams:
+  - id: dyn
+    source: { plugin: testsrc, width: 320, height: 240, fps: 20 }
+"#,
+        catalog,
+        fast_options(),
+    )
+    .await;
+    let mut ws = connect(gateway.local_addr(), "/ws/streams/dyn").await;
+    let mut last = 0;
+    for _ in 0..5 {
+        let frame = next_frame(&mut ws, SECS(5)).await;
+        assert_eq!((frame.width, frame.height), (320, 240));
+        assert!(frame.seq > last);
+        last = frame.seq;
+    }
+    drop(ws);
+    gateway.shutdown().await;
+}
+
+#[test]
+fn a_library_of_another_abi_version_is_refused_with_both_versions_named() {
+    let library = build_cdylib("camgate-fixture-future-abi");
+    let dir = plugins_dir(&[&library]);
+    let mut catalog = PluginCatalog::with_builtins();
+    let errors = catalog.load_dir(dir.path());
+    assert_eq!(errors.len(), 1);
+    let message = errors[0].to_string();
+    assert!(
+        message.contains("was built for camgate plugin ABI v2, but this gateway speaks v1"),
+        "{message}"
+    );
+    assert!(
+        message.contains("libcamgate_fixture_future_abi"),
+        "{message}"
+    );
+    // The built-ins are still there.
+    assert!(catalog.get("testsrc").is_some());
+}
+
+#[test]
+fn non_plugins_garbage_and_duplicates_get_precise_errors_and_the_rest_loads() {
+    let not_plugin = build_cdylib("camgate-fixture-not-a-plugin");
+    let testsrc = build_cdylib("camgate-plugin-testsrc");
+    let misbehaving = build_cdylib("camgate-fixture-misbehaving");
+    let dir = plugins_dir(&[&not_plugin, &testsrc, &misbehaving]);
+    std::fs::write(dir.path().join("garbage.so"), b"not an ELF file").unwrap();
+
+    let mut catalog = PluginCatalog::with_builtins();
+    let errors = catalog.load_dir(dir.path());
+    let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(errors.len(), 3, "{messages:#?}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("garbage.so") && m.starts_with("cannot load plugin library")),
+        "{messages:#?}"
+    );
+    assert!(
+        messages.iter().any(|m| m
+            .contains("is not a camgate plugin: it does not export `camgate_plugin_abi_version`")),
+        "{messages:#?}"
+    );
+    assert!(
+        errors.iter().any(|e| matches!(e, RegisterError::Duplicate { name, first: PluginOrigin::Builtin, .. } if name == "testsrc")),
+        "{messages:#?}"
+    );
+    // The good library in the same folder loaded.
+    assert!(catalog.get("misbehaving").is_some());
+}
+
+#[test]
+fn a_plugin_rejects_invalid_config_with_its_own_message() {
+    let catalog = PluginCatalog::with_builtins();
+    let err = catalog
+        .validate_source("testsrc", &options(r#"{"widht": 320}"#))
+        .unwrap_err();
+    assert!(
+        err.starts_with("unknown field `widht`, expected one of"),
+        "{err}"
+    );
+    let err = catalog
+        .validate_source("testsrc", &options(r#"{"fps": 0}"#))
+        .unwrap_err();
+    assert!(err.contains("fps must be > 0 and <= 60, got 0"), "{err}");
+    let err = catalog.validate_source("nope", &options("{}")).unwrap_err();
+    assert_eq!(err, "unknown plugin `nope` (available: testsrc)");
+}
+
+fn misbehaving_catalog() -> (PluginCatalog, tempfile::TempDir) {
+    let library = build_cdylib("camgate-fixture-misbehaving");
+    let dir = plugins_dir(&[&library]);
+    let mut catalog = PluginCatalog::with_builtins();
+    assert!(catalog.load_dir(dir.path()).is_empty());
+    (catalog, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_panicking_in_create_start_or_its_thread_fails_only_its_stream() {
+    let (catalog, _dir) = misbehaving_catalog();
+    let gateway = start_with(
+        r#"
+streams:
+  - id: in-create
+    source: { plugin: misbehaving, panic_in: create }
+  - id: in-start
+    source: { plugin: misbehaving, panic_in: start }
+  - id: in-thread
+    source: { plugin: misbehaving, panic_in: thread }
+  - id: healthy
+    source: { plugin: testsrc, width: 160, height: 90, fps: 20 }
+"#,
+        catalog,
+        fast_options(),
+    )
+    .await;
+    let addr = gateway.local_addr();
+    for (id, expected) in [
+        (
+            "in-create",
+            "plugin panicked: plugin `misbehaving` panicked in create: asked to panic in create",
+        ),
+        (
+            "in-start",
+            "plugin panicked: plugin `misbehaving` panicked in start: asked to panic in start",
+        ),
+        (
+            "in-thread",
+            "plugin worker thread panicked: asked to panic in its thread",
+        ),
+    ] {
+        let mut ws = connect(addr, &format!("/ws/streams/{id}")).await;
+        let hub = gateway.state().registry.get(id).unwrap();
+        eventually(SECS(5), "stream failed", || {
+            hub.status().state == StreamState::Failed
+        })
+        .await;
+        let message = hub.status().message;
+        assert!(message.contains(expected), "{id}: {message}");
+        // The viewer is told, with the reason.
+        loop {
+            let event = next_event(&mut ws, SECS(5)).await;
+            if event["state"] == "failed" {
+                assert!(event["message"].as_str().unwrap().contains(expected));
+                break;
+            }
+        }
+    }
+    // The gateway and the other stream live on.
+    let mut ws = connect(addr, "/ws/streams/healthy").await;
+    next_frame(&mut ws, SECS(5)).await;
+    drop(ws);
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_panicking_in_stop_is_contained_and_nothing_calls_back_after_stop() {
+    let (catalog, _dir) = misbehaving_catalog();
+    let gateway = start_with(
+        r#"
+streams:
+  - id: in-stop
+    on_demand: false
+    source: { plugin: misbehaving, panic_in: stop }
+  - id: rogue
+    on_demand: false
+    source: { plugin: misbehaving, ignore_stop: true }
+"#,
+        catalog,
+        fast_options(),
+    )
+    .await;
+    let registry = std::sync::Arc::clone(&gateway.state().registry);
+    for id in ["in-stop", "rogue"] {
+        let hub = registry.get(id).unwrap();
+        eventually(SECS(5), "frames flow", || hub.frames_in() > 3).await;
+    }
+    let before = late_callbacks();
+    for id in ["in-stop", "rogue"] {
+        let hub = registry.get(id).unwrap();
+        hub.stop_source().await;
+        assert_eq!(hub.status().state, StreamState::Stopped);
+    }
+    // The rogue plugin's thread is still running and trying to send frames every 5 ms; the
+    // plugin API's gate keeps every call on its side of the boundary.
+    let frames = registry.get("rogue").unwrap().frames_in();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        late_callbacks(),
+        before,
+        "a callback crossed after stop returned"
+    );
+    assert_eq!(registry.get("rogue").unwrap().frames_in(), frames);
+    gateway.shutdown().await;
+}

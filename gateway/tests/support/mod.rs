@@ -1,0 +1,212 @@
+//! Shared helpers for the gateway's integration tests: a real gateway on 127.0.0.1:0,
+//! real WebSocket clients, JPEG decoding, and building plugin shared libraries.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use camgate::app::{Gateway, GatewayOptions};
+use camgate::config::{self, Manifest};
+use camgate::http::ws::WsSettings;
+use camgate::hub::read_tag;
+use camgate::plugins::PluginCatalog;
+use futures_util::StreamExt;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Parses a manifest written inline in a test (no environment variables).
+pub fn manifest(yaml: &str, catalog: &PluginCatalog) -> Manifest {
+    let path = Path::new("/test/camgate.yaml");
+    match config::parse(yaml, path, &|_| None, catalog) {
+        Ok(manifest) => manifest,
+        Err(errors) => panic!("test manifest is invalid:\n{errors}"),
+    }
+}
+
+/// Options with short timeouts so slow-viewer behaviour shows within a test.
+pub fn fast_options() -> GatewayOptions {
+    GatewayOptions {
+        ws: WsSettings {
+            ping_interval: Duration::from_secs(1),
+            pong_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(1),
+            ..WsSettings::default()
+        },
+        reaper_interval: Duration::from_millis(100),
+        shutdown_grace: Duration::from_secs(3),
+    }
+}
+
+/// Starts a gateway on 127.0.0.1:0 with `catalog` and the inline manifest.
+pub async fn start_with(yaml: &str, catalog: PluginCatalog, options: GatewayOptions) -> Gateway {
+    let manifest = manifest(yaml, &catalog);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    Gateway::start(manifest, catalog, listener, options)
+        .await
+        .expect("gateway starts")
+}
+
+/// Starts a gateway with the built-in plugins.
+pub async fn start(yaml: &str) -> Gateway {
+    start_with(yaml, PluginCatalog::with_builtins(), fast_options()).await
+}
+
+/// Opens a viewer WebSocket.
+pub async fn connect(addr: SocketAddr, path: &str) -> Client {
+    let url = format!("ws://{addr}{path}");
+    let (ws, response) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("WebSocket connects");
+    assert_eq!(response.status(), 101);
+    ws
+}
+
+/// Opens a viewer WebSocket that buffers little on its side: a fixed receive buffer of
+/// `rcvbuf` bytes (which turns off the kernel's receive autotuning) and small reads, like a
+/// viewer behind a slow link. Whatever backlog builds up then is the gateway's.
+pub async fn connect_with_rcvbuf(addr: SocketAddr, path: &str, rcvbuf: u32) -> Client {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(rcvbuf).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let (ws, response) = tokio_tungstenite::client_async_with_config(
+        format!("ws://{addr}{path}"),
+        MaybeTlsStream::Plain(stream),
+        Some(WebSocketConfig::default().read_buffer_size(4096)),
+    )
+    .await
+    .expect("WebSocket connects");
+    assert_eq!(response.status(), 101);
+    ws
+}
+
+/// Waits for the next message, failing the test after `timeout`.
+pub async fn next_message(ws: &mut Client, timeout: Duration) -> Message {
+    match tokio::time::timeout(timeout, ws.next()).await {
+        Ok(Some(Ok(message))) => message,
+        Ok(Some(Err(e))) => panic!("WebSocket error: {e}"),
+        Ok(None) => panic!("WebSocket closed"),
+        Err(_) => panic!("no message within {timeout:?}"),
+    }
+}
+
+/// Reads the next JSON text message (skipping frames and pings).
+pub async fn next_event(ws: &mut Client, timeout: Duration) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if let Message::Text(text) = next_message(ws, left).await {
+            return serde_json::from_str(&text).expect("text messages are JSON");
+        }
+    }
+}
+
+/// A frame as a viewer sees it.
+#[derive(Debug)]
+pub struct ReceivedFrame {
+    pub seq: u64,
+    pub captured_at_us: u64,
+    pub width: u16,
+    pub height: u16,
+    pub bytes: usize,
+}
+
+/// Decodes a binary message as exactly one JPEG (failing the test otherwise).
+pub fn decode_frame(bytes: &[u8]) -> ReceivedFrame {
+    assert_eq!(&bytes[..2], &[0xFF, 0xD8], "message starts with SOI");
+    assert_eq!(
+        &bytes[bytes.len() - 2..],
+        &[0xFF, 0xD9],
+        "message ends with EOI"
+    );
+    let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    decoder.decode().expect("message decodes as a JPEG");
+    let info = decoder.info().expect("JPEG has a frame header");
+    let tag = read_tag(bytes).expect("frame carries the camgate tag");
+    ReceivedFrame {
+        seq: tag.seq,
+        captured_at_us: tag.captured_at_us,
+        width: info.width,
+        height: info.height,
+        bytes: bytes.len(),
+    }
+}
+
+/// Reads the next binary message and decodes it.
+pub async fn next_frame(ws: &mut Client, timeout: Duration) -> ReceivedFrame {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if let Message::Binary(bytes) = next_message(ws, left).await {
+            return decode_frame(&bytes);
+        }
+    }
+}
+
+/// Waits until `ws` is closed by the server and returns the close code (None for a bare
+/// TCP close).
+pub async fn closed_with(ws: &mut Client, timeout: Duration) -> Option<u16> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, ws.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(_))) | Ok(None) => return None,
+            Err(_) => panic!("connection not closed within {timeout:?}"),
+        }
+    }
+}
+
+/// Polls `check` until it is true, failing after `timeout` with `what`.
+pub async fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Builds a workspace `cdylib` package into its own target directory (the outer `cargo
+/// test` holds the lock of the main one) and returns the library path.
+pub fn build_cdylib(package: &str) -> PathBuf {
+    static BUILD: Mutex<()> = Mutex::new(());
+    let _serial = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let target = workspace.join("target").join("test-plugins");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--quiet", "-p", package, "--target-dir"])
+        .arg(&target)
+        .current_dir(workspace)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building {package} failed");
+    let file = format!(
+        "{}{}{}",
+        std::env::consts::DLL_PREFIX,
+        package.replace('-', "_"),
+        std::env::consts::DLL_SUFFIX
+    );
+    let path = target.join("debug").join(file);
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// A fresh plugins folder holding copies of `libraries`.
+pub fn plugins_dir(libraries: &[&Path]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for library in libraries {
+        std::fs::copy(library, dir.path().join(library.file_name().unwrap())).unwrap();
+    }
+    dir
+}

@@ -1,0 +1,366 @@
+//! End-to-end WebSocket viewer tests against a real gateway on 127.0.0.1:0 with real
+//! testsrc sources: the protocol (hello first, one decodable JPEG per binary message,
+//! increasing sequence numbers), errors before the upgrade, and the slow-viewer policy.
+
+mod support;
+
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use support::*;
+use tokio::io::AsyncWriteExt;
+use tokio_tungstenite::tungstenite::Message;
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+const PATTERN: &str = r#"
+streams:
+  - id: pattern
+    name: Test pattern
+    source:
+      plugin: testsrc
+      width: 320
+      height: 180
+      fps: 20
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_comes_first_then_viewers_share_decodable_frames_in_sequence() {
+    let gateway = start(PATTERN).await;
+    let addr = gateway.local_addr();
+    let mut viewers = Vec::new();
+    for _ in 0..3 {
+        viewers.push(connect(addr, "/ws/streams/pattern").await);
+    }
+    for ws in &mut viewers {
+        let first = next_message(ws, SECS(5)).await;
+        let Message::Text(text) = first else {
+            panic!("first message must be the hello, got {first:?}");
+        };
+        let hello: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(hello["type"], "hello");
+        assert_eq!(hello["stream"], "pattern");
+        assert_eq!(hello["name"], "Test pattern");
+        assert_eq!(hello["fps"], 20.0);
+    }
+    for ws in &mut viewers {
+        let mut last = 0;
+        for _ in 0..10 {
+            let frame = next_frame(ws, SECS(5)).await;
+            assert_eq!((frame.width, frame.height), (320, 180));
+            assert!(
+                frame.seq > last,
+                "sequence increases: {} after {last}",
+                frame.seq
+            );
+            assert!(frame.captured_at_us > 0);
+            last = frame.seq;
+        }
+    }
+    // One source for all three viewers.
+    let hub = gateway.state().registry.get("pattern").unwrap();
+    assert_eq!(hub.viewer_count(), 3);
+    drop(viewers);
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_stream_is_refused_with_404_before_the_upgrade() {
+    let gateway = start(PATTERN).await;
+    let url = format!("ws://{}/ws/streams/nope", gateway.local_addr());
+    let err = tokio_tungstenite::connect_async(url).await.unwrap_err();
+    match err {
+        tokio_tungstenite::tungstenite::Error::Http(response) => {
+            assert_eq!(response.status(), 404);
+            let body = String::from_utf8(response.body().clone().unwrap_or_default()).unwrap();
+            assert!(body.contains("no stream with id `nope`"), "{body}");
+        }
+        other => panic!("expected an HTTP 404, got {other}"),
+    }
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn plain_http_and_foreign_origins_are_refused() {
+    let gateway = start(PATTERN).await;
+    let addr = gateway.local_addr();
+    // Not an upgrade request.
+    let (status, body) = http_get(addr, "/ws/streams/pattern", &[]).await;
+    assert_eq!(status, 426, "{body}");
+    assert!(body.contains("\"code\":\"websocket_required\""), "{body}");
+    // A browser page from another site.
+    let (status, body) = http_get(
+        addr,
+        "/ws/streams/pattern",
+        &[
+            ("Connection", "Upgrade"),
+            ("Upgrade", "websocket"),
+            ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("Origin", "http://evil.example"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("origin_not_allowed"), "{body}");
+    // A bad rate limit.
+    let (status, body) = http_get(
+        addr,
+        "/ws/streams/pattern?max_fps=0",
+        &[
+            ("Connection", "Upgrade"),
+            ("Upgrade", "websocket"),
+            ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("max_fps"), "{body}");
+    gateway.shutdown().await;
+}
+
+/// A raw HTTP/1.1 GET; returns the status and the body.
+async fn http_get(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    use tokio::io::AsyncReadExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0; 64 * 1024];
+    let mut got = 0;
+    // Read until the headers and the announced body are in.
+    loop {
+        let n = tokio::time::timeout(SECS(5), stream.read(&mut buf[got..]))
+            .await
+            .expect("response in time")
+            .unwrap();
+        got += n;
+        let text = String::from_utf8_lossy(&buf[..got]).to_string();
+        if let Some(split) = text.find("\r\n\r\n") {
+            let length = text[..split]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if got >= split + 4 + length || n == 0 {
+                let status = text[9..12].parse().unwrap();
+                return (status, text[split + 4..].to_string());
+            }
+        }
+        assert!(n > 0, "connection closed early");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_that_never_reads_does_not_slow_the_others_and_is_disconnected() {
+    let gateway = start(
+        r#"
+streams:
+  - id: big
+    source:
+      plugin: testsrc
+      width: 1280
+      height: 720
+      fps: 15
+      quality: 2
+"#,
+    )
+    .await;
+    let addr = gateway.local_addr();
+
+    // The stalled viewer: a real WebSocket handshake on a socket with a tiny receive buffer,
+    // then never another read, so the server's writes back up almost at once.
+    let mut stalled = connect_with_rcvbuf(addr, "/ws/streams/big", 4096).await;
+    let hub = gateway.state().registry.get("big").unwrap();
+
+    let mut healthy = connect(addr, "/ws/streams/big").await;
+    let mut frames = Vec::new();
+    let mut dropped_notices = 0;
+    while frames.len() < 40 {
+        match next_message(&mut healthy, SECS(5)).await {
+            Message::Binary(bytes) => frames.push(decode_frame(&bytes).seq),
+            Message::Text(text) if text.contains("\"dropped\"") => dropped_notices += 1,
+            _ => {}
+        }
+    }
+    // The healthy viewer got a continuous run of frames: nothing was skipped on its behalf.
+    let skipped: u64 = frames.windows(2).map(|w| w[1] - w[0] - 1).sum();
+    assert!(
+        skipped <= 2,
+        "healthy viewer skipped {skipped} frames while another viewer stalled: {frames:?}"
+    );
+    assert_eq!(dropped_notices, 0);
+
+    // The stalled viewer is cut off after the write timeout (1 s in these tests).
+    eventually(SECS(10), "stalled viewer disconnected", || {
+        hub.viewer_count() == 1
+    })
+    .await;
+    let _ = stalled.send(Message::Close(None)).await;
+    // The healthy one is still served.
+    next_frame(&mut healthy, SECS(5)).await;
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_gets_recent_frames_and_is_told_what_it_missed() {
+    // Large frames, so the kernel buffers between gateway and viewer hold only a few.
+    let mut options = fast_options();
+    options.ws.write_timeout = SECS(10);
+    let gateway = start_with(
+        r#"
+streams:
+  - id: pattern
+    source: { plugin: testsrc, width: 1280, height: 720, fps: 10, quality: 2 }
+"#,
+        camgate::plugins::PluginCatalog::with_builtins(),
+        options,
+    )
+    .await;
+    let hub = gateway.state().registry.get("pattern").unwrap();
+    // A viewer whose receive buffer does not balloon (fixed SO_RCVBUF turns off the
+    // kernel's receive autotuning), like a viewer on a slow link: the backlog can then only
+    // build up on the gateway's side, which is what the gateway must prevent.
+    let mut ws = connect_with_rcvbuf(gateway.local_addr(), "/ws/streams/pattern", 16 * 1024).await;
+    next_event(&mut ws, SECS(5)).await; // hello
+    // Read one message every 400 ms (a viewer slower than the source) for a while.
+    let mut dropped = 0;
+    let mut lags = Vec::new();
+    for _ in 0..15 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        match next_message(&mut ws, SECS(5)).await {
+            Message::Text(text) => {
+                let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+                if event["type"] == "dropped" {
+                    dropped += event["frames"].as_u64().unwrap();
+                }
+            }
+            Message::Binary(bytes) => {
+                let frame = decode_frame(&bytes);
+                lags.push(hub.latest_frame().unwrap().seq - frame.seq);
+            }
+            _ => {}
+        }
+    }
+    assert!(dropped > 0, "skipped frames are reported");
+    // Latest frame wins all the way to the wire: what the viewer reads stays recent instead
+    // of a growing backlog. The lag is bounded by the few frames in flight (here ~2-3, each
+    // read 400 ms apart at 10 fps); without TCP_NOTSENT_LOWAT the gateway's send buffer
+    // grows to megabytes, nothing is ever skipped and the lag grows without bound.
+    let worst = lags.iter().skip(3).max().copied().unwrap_or(0);
+    assert!(
+        worst <= 16,
+        "viewer fell behind by {worst} frames: {lags:?}"
+    );
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_fps_thins_frames_for_one_viewer_only() {
+    let gateway = start(PATTERN).await;
+    let addr = gateway.local_addr();
+    let mut thumb = connect(addr, "/ws/streams/pattern?max_fps=2").await;
+    let mut full = connect(addr, "/ws/streams/pattern").await;
+    next_event(&mut thumb, SECS(5)).await;
+    next_event(&mut full, SECS(5)).await;
+    let a = next_frame(&mut thumb, SECS(5)).await;
+    let b = next_frame(&mut thumb, SECS(5)).await;
+    let c = next_frame(&mut thumb, SECS(5)).await;
+    // At 20 fps with max_fps=2, consecutive deliveries are ~10 sequence numbers apart.
+    assert!(
+        b.seq - a.seq >= 5 && c.seq - b.seq >= 5,
+        "{} {} {}",
+        a.seq,
+        b.seq,
+        c.seq
+    );
+    let x = next_frame(&mut full, SECS(5)).await;
+    let y = next_frame(&mut full, SECS(5)).await;
+    assert!(y.seq - x.seq <= 2, "the other viewer is not thinned");
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_stream_closes_its_viewers_with_4004_and_shutdown_with_1001() {
+    let gateway = start(
+        r#"
+streams:
+  - id: a
+    source: { plugin: testsrc, width: 160, height: 90 }
+  - id: b
+    source: { plugin: testsrc, width: 160, height: 90 }
+"#,
+    )
+    .await;
+    let addr = gateway.local_addr();
+    let mut a = connect(addr, "/ws/streams/a").await;
+    let mut b = connect(addr, "/ws/streams/b").await;
+    next_frame(&mut a, SECS(5)).await;
+    next_frame(&mut b, SECS(5)).await;
+
+    gateway.state().registry.remove("a").await;
+    assert_eq!(closed_with(&mut a, SECS(5)).await, Some(4004));
+    // Stream b is untouched.
+    next_frame(&mut b, SECS(5)).await;
+
+    let shutdown = tokio::spawn(gateway.shutdown());
+    assert_eq!(closed_with(&mut b, SECS(5)).await, Some(1001));
+    shutdown.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_viewer_gets_the_cached_frame_at_once() {
+    let gateway = start(
+        r#"
+streams:
+  - id: slow
+    on_demand: false
+    source: { plugin: testsrc, width: 160, height: 90, fps: 0.2 }
+"#,
+    )
+    .await;
+    let hub = gateway.state().registry.get("slow").unwrap();
+    eventually(SECS(5), "first frame", || hub.latest_frame().is_some()).await;
+    // The next frame is 5 s away; a new viewer still gets a picture immediately.
+    let mut ws = connect(gateway.local_addr(), "/ws/streams/slow").await;
+    let hello = next_event(&mut ws, SECS(2)).await;
+    assert_eq!(hello["width"], 160);
+    assert_eq!(hello["state"], "live");
+    let frame = next_frame(&mut ws, SECS(2)).await;
+    assert_eq!(frame.seq, 1);
+    drop(ws);
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn stream_list_reports_state_and_viewers() {
+    let gateway = start(PATTERN).await;
+    let addr = gateway.local_addr();
+    let mut ws = connect(addr, "/ws/streams/pattern").await;
+    next_frame(&mut ws, SECS(5)).await;
+    let (status, body) = http_get(addr, "/api/streams", &[]).await;
+    assert_eq!(status, 200);
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let stream = &list["streams"][0];
+    assert_eq!(stream["id"], "pattern");
+    assert_eq!(stream["name"], "Test pattern");
+    assert_eq!(stream["source"]["plugin"], "testsrc");
+    assert_eq!(stream["state"], "live");
+    assert_eq!(stream["viewers"], 1);
+    let (status, body) = http_get(addr, "/api/nothing", &[]).await;
+    assert_eq!(status, 404);
+    assert!(body.contains("\"error\""), "{body}");
+    drop(ws);
+    gateway.shutdown().await;
+}

@@ -1,0 +1,232 @@
+//! The raw C ABI that crosses the shared-library boundary (version [`ABI_VERSION`]).
+//!
+//! Everything here is `#[repr(C)]`, plain integers, borrowed pointers and `extern "C"`
+//! function pointers. No Rust std type, trait object, allocation or async handle crosses.
+//!
+//! Invariants both sides rely on:
+//! - Strings and byte slices ([`StrRef`], [`ByteSlice`]) are *borrowed for the duration of the
+//!   call only*. The receiver copies what it wants to keep. The only exception is
+//!   [`PluginVTable`]'s `name`/`version`/`description`, which point at `'static` data inside
+//!   the plugin library (libraries are never unloaded, so they stay valid).
+//! - Every struct that may grow starts with a `size` field that the writer fills with its own
+//!   `size_of`; a reader refuses a struct smaller than the one it was built for.
+//! - A status code is an `i32`: [`STATUS_OK`] or one of the other `STATUS_*` constants.
+//!   Details travel as text through an [`ErrorSink`].
+//! - No panic unwinds across any function here: both sides catch panics at every crossing.
+
+use std::ffi::c_void;
+use std::marker::PhantomData;
+
+/// The ABI version this crate implements. Bumped on any incompatible change to this module.
+pub const ABI_VERSION: u32 = 1;
+
+/// The versioned entry symbol a plugin library exports (NUL-terminated for `dlsym`).
+///
+/// The version is part of the name so that a library built for another ABI version simply
+/// does not have this symbol; [`ABI_VERSION_SYMBOL`] then tells the host which version it has.
+pub const ENTRY_SYMBOL: &[u8] = b"camgate_plugin_entry_v1\0";
+
+/// A symbol every plugin exports whatever its ABI version: `extern "C" fn() -> u32`.
+///
+/// Its signature never changes, so the host can always ask a library which ABI it speaks
+/// and refuse a mismatch with a precise message instead of calling into an unknown layout.
+pub const ABI_VERSION_SYMBOL: &[u8] = b"camgate_plugin_abi_version\0";
+
+/// Success.
+pub const STATUS_OK: i32 = 0;
+/// A failure explained by the text written to the [`ErrorSink`].
+pub const STATUS_ERROR: i32 = 1;
+/// The JSON configuration was rejected; the reason went to the [`ErrorSink`].
+pub const STATUS_INVALID_CONFIG: i32 = 2;
+/// Plugin code panicked; the panic was caught at the boundary.
+pub const STATUS_PANIC: i32 = 3;
+/// The two sides speak different ABI versions or struct sizes.
+pub const STATUS_ABI_MISMATCH: i32 = 4;
+/// Returned by the host's frame callback when it no longer accepts frames from this
+/// instance (it is being stopped). The plugin should stop producing.
+pub const STATUS_CLOSED: i32 = 5;
+
+/// Source states a plugin reports through [`HostCallbacks::on_state`].
+pub const STATE_CONNECTING: u32 = 1;
+/// Frames are flowing.
+pub const STATE_LIVE: u32 = 2;
+/// The source lost its input and is trying again (with backoff).
+pub const STATE_RETRYING: u32 = 3;
+/// The source gave up; only a restart (by the host) helps.
+pub const STATE_FAILED: u32 = 4;
+
+/// Log levels for [`HostCallbacks::on_log`] (the host owns logging).
+pub const LOG_ERROR: u32 = 1;
+/// Warning.
+pub const LOG_WARN: u32 = 2;
+/// Informational.
+pub const LOG_INFO: u32 = 3;
+/// Debug.
+pub const LOG_DEBUG: u32 = 4;
+
+/// A borrowed UTF-8 string: pointer and length, no terminator.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct StrRef<'a> {
+    /// First byte; may be dangling when `len == 0`.
+    pub ptr: *const u8,
+    /// Length in bytes.
+    pub len: usize,
+    /// Ties the borrow to the Rust lifetime on whichever side builds it.
+    pub _marker: PhantomData<&'a str>,
+}
+
+impl<'a> StrRef<'a> {
+    /// Borrows a Rust string for one call.
+    pub fn new(s: &'a str) -> Self {
+        StrRef {
+            ptr: s.as_ptr(),
+            len: s.len(),
+            _marker: PhantomData,
+        }
+    }
+
+    /// Reads the string back, replacing invalid UTF-8 rather than trusting the other side.
+    ///
+    /// # Safety
+    /// `ptr` must point to `len` readable bytes that stay valid for `'a`.
+    pub unsafe fn to_string_lossy(&self) -> String {
+        if self.len == 0 || self.ptr.is_null() {
+            return String::new();
+        }
+        // SAFETY: the caller guarantees `ptr..ptr+len` is readable for the call.
+        let bytes = unsafe { std::slice::from_raw_parts(self.ptr, self.len) };
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+}
+
+/// A borrowed byte slice: pointer and length.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ByteSlice<'a> {
+    /// First byte; may be dangling when `len == 0`.
+    pub ptr: *const u8,
+    /// Length in bytes.
+    pub len: usize,
+    /// Ties the borrow to the Rust lifetime on whichever side builds it.
+    pub _marker: PhantomData<&'a [u8]>,
+}
+
+impl<'a> ByteSlice<'a> {
+    /// Borrows a Rust slice for one call.
+    pub fn new(b: &'a [u8]) -> Self {
+        ByteSlice {
+            ptr: b.as_ptr(),
+            len: b.len(),
+            _marker: PhantomData,
+        }
+    }
+
+    /// Views the bytes.
+    ///
+    /// # Safety
+    /// `ptr` must point to `len` readable bytes that stay valid for `'a`.
+    pub unsafe fn as_slice(&self) -> &'a [u8] {
+        if self.len == 0 || self.ptr.is_null() {
+            return &[];
+        }
+        // SAFETY: the caller guarantees `ptr..ptr+len` is readable for `'a`.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+/// Where a callee writes a human-readable error. The writer may call `write` several times;
+/// the texts are concatenated. The receiver copies the text during the call.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ErrorSink {
+    /// Opaque receiver state.
+    pub ctx: *mut c_void,
+    /// Appends text to the receiver's message.
+    pub write: extern "C" fn(ctx: *mut c_void, text: StrRef<'_>),
+}
+
+/// One complete JPEG image handed to the host. Borrowed for the call: the host copies it.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FrameRef<'a> {
+    /// Size of this struct as the plugin built it.
+    pub size: usize,
+    /// The JPEG bytes, from SOI (FF D8) to EOI (FF D9).
+    pub jpeg: ByteSlice<'a>,
+    /// Picture width in pixels (0 if unknown).
+    pub width: u32,
+    /// Picture height in pixels (0 if unknown).
+    pub height: u32,
+    /// When the picture was captured, in microseconds since the Unix epoch (0 if unknown;
+    /// the host then uses the time of arrival).
+    pub capture_time_us: u64,
+}
+
+/// Functions the host gives each plugin instance. Valid from `create` until `stop` returns.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct HostCallbacks {
+    /// Size of this struct as the host built it.
+    pub size: usize,
+    /// Opaque host state for this instance; passed back on every call. Thread-safe: the
+    /// callbacks may be called from any plugin thread, concurrently.
+    pub ctx: *mut c_void,
+    /// Publishes one frame. Returns [`STATUS_OK`], or [`STATUS_CLOSED`] when the host no
+    /// longer wants frames from this instance.
+    pub on_frame: extern "C" fn(ctx: *mut c_void, frame: *const FrameRef<'_>) -> i32,
+    /// Reports a state change (`STATE_*`) with a human-readable message (may be empty).
+    /// The message must not contain secrets (passwords, tokens).
+    pub on_state: extern "C" fn(ctx: *mut c_void, state: u32, message: StrRef<'_>),
+    /// Logs a line at a `LOG_*` level; the host adds the stream id and plugin name.
+    pub on_log: extern "C" fn(ctx: *mut c_void, level: u32, message: StrRef<'_>),
+}
+
+/// What a plugin exposes: metadata and its lifecycle functions. Filled in by the plugin's
+/// entry function into memory the host owns.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct PluginVTable {
+    /// Size of this struct as the plugin built it.
+    pub size: usize,
+    /// The ABI version the plugin was built for.
+    pub abi_version: u32,
+    /// Unique plugin name used in manifests (`source.plugin`), `'static` in the library.
+    pub name: StrRef<'static>,
+    /// The plugin's own version, `'static` in the library.
+    pub version: StrRef<'static>,
+    /// One line saying what the plugin does, `'static` in the library.
+    pub description: StrRef<'static>,
+    /// Checks a JSON configuration without creating anything.
+    pub validate: extern "C" fn(config_json: StrRef<'_>, err: ErrorSink) -> i32,
+    /// Creates an instance from a JSON configuration. On [`STATUS_OK`], `*out` holds an
+    /// opaque instance pointer owned by the plugin until `destroy`.
+    pub create: extern "C" fn(
+        config_json: StrRef<'_>,
+        host: *const HostCallbacks,
+        out: *mut *mut c_void,
+        err: ErrorSink,
+    ) -> i32,
+    /// Starts producing frames on the plugin's own threads. Returns promptly.
+    pub start: extern "C" fn(instance: *mut c_void, err: ErrorSink) -> i32,
+    /// Stops: blocking, idempotent, joins the plugin's threads. No host callback for this
+    /// instance happens after it returns.
+    pub stop: extern "C" fn(instance: *mut c_void, err: ErrorSink) -> i32,
+    /// Frees the instance (after `stop`). The pointer is invalid afterwards.
+    pub destroy: extern "C" fn(instance: *mut c_void),
+}
+
+/// Signature of [`ENTRY_SYMBOL`]: the handshake.
+///
+/// The host passes its ABI version and a zeroed [`PluginVTable`] with its size. The plugin
+/// refuses a version it was not built for with [`STATUS_ABI_MISMATCH`] and a message, or
+/// fills in the vtable and returns [`STATUS_OK`].
+pub type EntryFn = extern "C" fn(
+    host_abi_version: u32,
+    out: *mut PluginVTable,
+    out_size: usize,
+    err: ErrorSink,
+) -> i32;
+
+/// Signature of [`ABI_VERSION_SYMBOL`].
+pub type AbiVersionFn = extern "C" fn() -> u32;

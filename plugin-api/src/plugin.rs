@@ -1,0 +1,249 @@
+//! The safe side of the ABI: what a plugin author implements ([`SourcePlugin`], [`Source`])
+//! and the [`Host`] handle through which a source talks back to the gateway.
+//!
+//! Invariant: once the host has asked an instance to stop and `stop` has returned, every
+//! [`Host`] method is a no-op, even if a plugin thread is still alive. The handle enforces
+//! this with a gate that `stop` closes after waiting for callbacks already in flight, so
+//! "no callback after stop" holds by construction for anything built on this crate.
+
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::de::DeserializeOwned;
+
+use crate::abi::{self, ByteSlice, FrameRef, HostCallbacks, StrRef};
+
+/// A source plugin: a factory of [`Source`] instances, identified by a unique name.
+///
+/// Implement this, then export it with [`export_plugin!`](crate::export_plugin) in a
+/// `cdylib` crate (or register it as a built-in in the gateway).
+pub trait SourcePlugin: 'static {
+    /// The name used in manifests (`source.plugin`). Lowercase, `[a-z0-9-]+`.
+    const NAME: &'static str;
+    /// The plugin's own version (usually `env!("CARGO_PKG_VERSION")`).
+    const VERSION: &'static str;
+    /// One line saying what the plugin does, shown by `camgate plugins`.
+    const DESCRIPTION: &'static str;
+    /// The options of the manifest's `source` mapping (minus `plugin`), deserialized from
+    /// JSON. Use `#[serde(deny_unknown_fields)]` so typos are errors, as the gateway's own
+    /// keys are.
+    type Config: DeserializeOwned;
+    /// The running instance type.
+    type Source: Source;
+
+    /// Semantic checks beyond deserialization (ranges, URL schemes...). Called by
+    /// `camgate check`, on reload and before `create`. Messages must not contain secrets.
+    fn check(config: &Self::Config) -> Result<(), String> {
+        let _ = config;
+        Ok(())
+    }
+
+    /// Builds an instance. Must not start threads or touch the network yet.
+    fn create(config: Self::Config, host: Host) -> Result<Self::Source, PluginError>;
+}
+
+/// A running (or startable) source of JPEG frames.
+pub trait Source: Send + 'static {
+    /// Starts producing frames on the plugin's own threads and returns promptly.
+    fn start(&mut self) -> Result<(), PluginError>;
+    /// Stops producing: blocking and idempotent; joins every thread the source started.
+    fn stop(&mut self);
+}
+
+/// An error a plugin reports to the host: a human-readable message without secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginError(pub String);
+
+impl std::fmt::Display for PluginError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PluginError {}
+
+impl From<String> for PluginError {
+    fn from(s: String) -> Self {
+        PluginError(s)
+    }
+}
+
+impl From<&str> for PluginError {
+    fn from(s: &str) -> Self {
+        PluginError(s.to_owned())
+    }
+}
+
+/// The state a source reports; the host shows it in the API, the UI and the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceState {
+    /// Trying to reach the input for the first time (or after a restart).
+    Connecting,
+    /// Frames are flowing.
+    Live,
+    /// Lost the input; trying again with backoff.
+    Retrying,
+    /// Gave up; the host must restart the source to try again.
+    Failed,
+}
+
+impl SourceState {
+    fn to_abi(self) -> u32 {
+        match self {
+            SourceState::Connecting => abi::STATE_CONNECTING,
+            SourceState::Live => abi::STATE_LIVE,
+            SourceState::Retrying => abi::STATE_RETRYING,
+            SourceState::Failed => abi::STATE_FAILED,
+        }
+    }
+}
+
+/// Log levels for [`Host::log`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Something failed.
+    Error,
+    /// Something is wrong but handled.
+    Warn,
+    /// Normal operation worth recording.
+    Info,
+    /// Detail for troubleshooting.
+    Debug,
+}
+
+impl LogLevel {
+    fn to_abi(self) -> u32 {
+        match self {
+            LogLevel::Error => abi::LOG_ERROR,
+            LogLevel::Warn => abi::LOG_WARN,
+            LogLevel::Info => abi::LOG_INFO,
+            LogLevel::Debug => abi::LOG_DEBUG,
+        }
+    }
+}
+
+/// One complete JPEG picture to publish.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    /// The JPEG bytes, SOI to EOI. Borrowed: the host copies them.
+    pub jpeg: &'a [u8],
+    /// Width in pixels, 0 if unknown.
+    pub width: u32,
+    /// Height in pixels, 0 if unknown.
+    pub height: u32,
+    /// When the picture was captured (the host measures latency from it).
+    pub captured_at: SystemTime,
+}
+
+/// The host refused a frame because the instance is stopping; the producer should end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed;
+
+/// A cheap, cloneable, thread-safe handle to the host callbacks of one instance.
+#[derive(Clone)]
+pub struct Host {
+    shared: Arc<HostShared>,
+}
+
+struct HostShared {
+    callbacks: HostCallbacks,
+    /// `true` while callbacks may be forwarded. Readers hold the read lock for the duration
+    /// of a callback; closing takes the write lock, so it waits for calls in flight.
+    open: RwLock<bool>,
+}
+
+// SAFETY: the ABI requires the host's callbacks and their `ctx` to be callable from any
+// thread concurrently (see `HostCallbacks`); the struct holds nothing else.
+unsafe impl Send for HostShared {}
+// SAFETY: as above; shared access only reads the copied function pointers and ctx.
+unsafe impl Sync for HostShared {}
+
+impl Host {
+    pub(crate) fn new(callbacks: HostCallbacks) -> Self {
+        Host {
+            shared: Arc::new(HostShared {
+                callbacks,
+                open: RwLock::new(true),
+            }),
+        }
+    }
+
+    /// Runs `f` with the callbacks if the gate is still open.
+    fn with_open<R>(&self, f: impl FnOnce(&HostCallbacks) -> R) -> Option<R> {
+        let open = self.shared.open.read().unwrap_or_else(|e| e.into_inner());
+        if *open {
+            Some(f(&self.shared.callbacks))
+        } else {
+            None
+        }
+    }
+
+    /// Closes the gate: waits for callbacks in flight, then turns every method into a no-op.
+    pub(crate) fn close(&self) {
+        let mut open = self.shared.open.write().unwrap_or_else(|e| e.into_inner());
+        *open = false;
+    }
+
+    /// `true` once the host has stopped this instance; producers should return.
+    pub fn is_closed(&self) -> bool {
+        !*self.shared.open.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Publishes one frame (the host copies it). `Err(Closed)` means: stop producing.
+    pub fn send_frame(&self, frame: &Frame<'_>) -> Result<(), Closed> {
+        let capture_time_us = frame
+            .captured_at
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        let raw = FrameRef {
+            size: std::mem::size_of::<FrameRef<'_>>(),
+            jpeg: ByteSlice::new(frame.jpeg),
+            width: frame.width,
+            height: frame.height,
+            capture_time_us,
+        };
+        let status = self
+            .with_open(|cb| (cb.on_frame)(cb.ctx, &raw))
+            .unwrap_or(abi::STATUS_CLOSED);
+        if status == abi::STATUS_OK {
+            Ok(())
+        } else {
+            Err(Closed)
+        }
+    }
+
+    /// Reports a state change with a message for operators. Never put secrets in it.
+    pub fn set_state(&self, state: SourceState, message: &str) {
+        self.with_open(|cb| (cb.on_state)(cb.ctx, state.to_abi(), StrRef::new(message)));
+    }
+
+    /// Logs through the host's logger (which adds stream and plugin context).
+    pub fn log(&self, level: LogLevel, message: &str) {
+        self.with_open(|cb| (cb.on_log)(cb.ctx, level.to_abi(), StrRef::new(message)));
+    }
+
+    /// Spawns a named worker thread whose panic is caught and reported as
+    /// [`SourceState::Failed`] instead of silently killing the stream.
+    pub fn spawn<F>(&self, name: &str, work: F) -> std::io::Result<std::thread::JoinHandle<()>>
+    where
+        F: FnOnce(Host) + Send + 'static,
+    {
+        let host = self.clone();
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                let for_work = host.clone();
+                let outcome =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || work(for_work)));
+                if let Err(payload) = outcome {
+                    let message = format!(
+                        "plugin worker thread panicked: {}",
+                        crate::export::panic_message(payload.as_ref())
+                    );
+                    host.log(LogLevel::Error, &message);
+                    host.set_state(SourceState::Failed, &message);
+                }
+            })
+    }
+}
