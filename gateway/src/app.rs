@@ -1,26 +1,68 @@
-//! Wiring: builds the hubs of a manifest with plugin-backed source factories, runs the HTTP
-//! server and the reaper, and shuts everything down in order.
+//! Wiring: builds the hubs of a configuration with plugin-backed source factories, applies
+//! reloads as per-stream diffs, runs the HTTP server, the reaper and the reloader, and shuts
+//! everything down in order.
 //!
 //! Shutdown order: signal (viewers get 1001, listeners stop) → wait for connections within
 //! the grace period → stop every source (plugins join their threads) → return.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
 
+use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::{Manifest, StreamConfig};
+use crate::config::{self, LoadedConfig, StreamConfig};
 use crate::http::ws::WsSettings;
 use crate::hub::{Hub, Registry, StreamInfo};
 use crate::plugins::PluginCatalog;
+use crate::reload::{self, Cause, Diff, ReloadOptions, ReloadTrigger};
 
-/// Settings of the HTTP side taken from the manifest's `server` section.
-#[derive(Debug, Clone, Default)]
-pub struct ServerSettings {
-    /// Extra `Origin`s allowed to open viewer WebSockets (same-origin always is).
-    pub allowed_origins: Vec<String>,
+/// How `${VAR}` references are resolved on reload (the process environment in production).
+pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// The outcome of the last reload attempt, for `GET /api/config`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadReport {
+    /// When it happened (RFC 3339).
+    pub at: String,
+    /// What triggered it.
+    pub cause: Cause,
+    /// `applied`, `unchanged` or `rejected`.
+    pub result: &'static str,
+    /// For `applied`: what changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<String>,
+    /// For `rejected`: every problem, one per line, with file:line:column.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The configuration's health as operators see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigStatus {
+    /// The operator's manifest.
+    pub manifest: PathBuf,
+    /// The API-managed streams file next to it.
+    pub api_streams_file: PathBuf,
+    /// When the configuration now running was applied (RFC 3339).
+    pub applied_at: String,
+    /// Whether the last reload attempt succeeded (or found nothing to do).
+    pub last_reload_successful: bool,
+    /// The last reload attempt, if any.
+    pub last_reload: Option<ReloadReport>,
+    /// Successful reloads that changed something.
+    pub reloads_applied: u64,
+    /// Rejected reloads (the previous configuration kept running).
+    pub reloads_rejected: u64,
+    /// Changed settings that only take effect after a gateway restart.
+    pub restart_required: Vec<&'static str>,
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
 /// Everything request handlers share.
@@ -29,9 +71,13 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Known source plugins.
     pub catalog: Arc<PluginCatalog>,
-    manifest: RwLock<Arc<Manifest>>,
-    /// HTTP settings.
-    pub server: ServerSettings,
+    config: RwLock<Arc<LoadedConfig>>,
+    status: Mutex<ConfigStatus>,
+    /// Fingerprint of the bytes of the configuration now applied.
+    applied_fingerprint: Mutex<Option<u64>>,
+    /// Serialises reloads.
+    reload_lock: tokio::sync::Mutex<()>,
+    env: Env,
     /// WebSocket viewer tunables.
     pub ws: WsSettings,
     /// Turns true when the gateway shuts down.
@@ -39,9 +85,153 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The manifest currently applied.
-    pub fn manifest(&self) -> Arc<Manifest> {
-        Arc::clone(&self.manifest.read().unwrap_or_else(|e| e.into_inner()))
+    /// The configuration currently applied.
+    pub fn config(&self) -> Arc<LoadedConfig> {
+        Arc::clone(&self.config.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The configuration's status (last reload, counters).
+    pub fn config_status(&self) -> ConfigStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Re-reads the manifest and its API file and applies them if they changed and are
+    /// valid; otherwise keeps the running configuration and reports why.
+    pub async fn reload(&self, cause: Cause) -> ReloadReport {
+        let _serial = self.reload_lock.lock().await;
+        let path = self.config().manifest.path.clone();
+        let report = match config::read_sources(&path) {
+            Err(e) => self.rejected(cause, format!("cannot read {}: {e}", path.display())),
+            Ok((main, api)) => {
+                let fingerprint = reload::fingerprint(&main, api.as_deref());
+                let applied = *self
+                    .applied_fingerprint
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                if applied == Some(fingerprint) {
+                    tracing::debug!(?cause, "configuration unchanged");
+                    ReloadReport {
+                        at: now_rfc3339(),
+                        cause,
+                        result: "unchanged",
+                        changes: None,
+                        error: None,
+                    }
+                } else {
+                    match config::parse_with_api_file(
+                        &path,
+                        &main,
+                        api.as_deref(),
+                        &*self.env,
+                        self.catalog.as_ref(),
+                    ) {
+                        Err(errors) => self.rejected(cause, errors.to_string()),
+                        Ok(loaded) => {
+                            let diff = self.apply(loaded).await;
+                            *self
+                                .applied_fingerprint
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner()) = Some(fingerprint);
+                            tracing::info!(?cause, changes = %diff.summary(), "configuration reloaded");
+                            for setting in &diff.restart_required {
+                                tracing::warn!(
+                                    setting,
+                                    "changed setting takes effect after a restart"
+                                );
+                            }
+                            let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+                            status.applied_at = now_rfc3339();
+                            status.reloads_applied += 1;
+                            status.restart_required = diff.restart_required.clone();
+                            ReloadReport {
+                                at: now_rfc3339(),
+                                cause,
+                                result: "applied",
+                                changes: Some(diff.summary()),
+                                error: None,
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        status.last_reload_successful = report.result != "rejected";
+        status.last_reload = Some(report.clone());
+        report
+    }
+
+    fn rejected(&self, cause: Cause, error: String) -> ReloadReport {
+        tracing::error!(
+            ?cause,
+            "configuration rejected, keeping the running one:\n{error}"
+        );
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .reloads_rejected += 1;
+        ReloadReport {
+            at: now_rfc3339(),
+            cause,
+            result: "rejected",
+            changes: None,
+            error: Some(error),
+        }
+    }
+
+    /// Applies a validated configuration as a per-stream diff: unchanged streams and their
+    /// viewers are not touched; changed sources restart under their viewers; removed streams
+    /// close their viewers; new streams appear.
+    pub async fn apply(&self, new: LoadedConfig) -> Diff {
+        let old = self.config();
+        let diff = reload::diff(&old.manifest, &new.manifest);
+        for id in &diff.removed {
+            self.registry.remove(id).await;
+        }
+        for stream in &diff.added {
+            if let Some(hub) = self.build_hub(stream) {
+                self.registry.insert(Arc::clone(&hub));
+                hub.activate().await;
+            }
+        }
+        for stream in &diff.restarted {
+            match (
+                self.registry.get(&stream.id),
+                self.catalog
+                    .factory(&stream.source.plugin, &stream.source.options),
+            ) {
+                (Some(hub), Ok(factory)) => hub.reconfigure(stream_info(stream), factory).await,
+                (_, Err(e)) => {
+                    tracing::error!(stream = %stream.id, error = %e, "cannot restart source")
+                }
+                (None, _) => {}
+            }
+        }
+        for stream in &diff.updated {
+            if let Some(hub) = self.registry.get(&stream.id) {
+                hub.update_info(stream_info(stream)).await;
+            }
+        }
+        self.registry
+            .set_order(new.manifest.streams.iter().map(|s| s.id.clone()).collect());
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+        diff
+    }
+
+    fn build_hub(&self, stream: &StreamConfig) -> Option<Arc<Hub>> {
+        match self
+            .catalog
+            .factory(&stream.source.plugin, &stream.source.options)
+        {
+            Ok(factory) => Some(Hub::new(&stream.id, stream_info(stream), factory)),
+            Err(e) => {
+                tracing::error!(stream = %stream.id, error = %e, "cannot create stream");
+                None
+            }
+        }
     }
 }
 
@@ -54,6 +244,10 @@ pub struct GatewayOptions {
     pub reaper_interval: Duration,
     /// How long shutdown waits for connections to finish.
     pub shutdown_grace: Duration,
+    /// Watch the manifest for changes (off for configurations that are not files).
+    pub watch_config: bool,
+    /// Reloader tunables.
+    pub reload: ReloadOptions,
 }
 
 impl Default for GatewayOptions {
@@ -62,6 +256,8 @@ impl Default for GatewayOptions {
             ws: WsSettings::default(),
             reaper_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(5),
+            watch_config: true,
+            reload: ReloadOptions::default(),
         }
     }
 }
@@ -69,15 +265,6 @@ impl Default for GatewayOptions {
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// A stream names a plugin the catalog lacks (the manifest was not validated against
-    /// this catalog).
-    #[error("stream `{stream}`: {message}")]
-    Source {
-        /// The stream id.
-        stream: String,
-        /// Why.
-        message: String,
-    },
     /// The listener's address could not be read.
     #[error("cannot read the listening address: {0}")]
     Listener(#[from] std::io::Error),
@@ -98,58 +285,86 @@ pub struct Gateway {
     addr: SocketAddr,
     state: Arc<AppState>,
     shutdown_tx: watch::Sender<bool>,
-    server: tokio::task::JoinHandle<()>,
-    reaper: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    reload: Option<ReloadTrigger>,
 }
 
 impl Gateway {
-    /// Builds the hubs of `manifest`, starts always-on sources and serves `listener`.
+    /// Builds the hubs of `config`, starts always-on sources, serves `listener` and (if
+    /// enabled) watches the manifest. `env` resolves `${VAR}` on reloads.
     pub async fn start(
-        manifest: Manifest,
+        config: LoadedConfig,
         catalog: PluginCatalog,
         listener: TcpListener,
+        env: Env,
         options: GatewayOptions,
     ) -> Result<Gateway, StartError> {
         let addr = listener.local_addr()?;
-        let registry = Arc::new(Registry::new());
-        for stream in &manifest.streams {
-            let factory = catalog
-                .factory(&stream.source.plugin, &stream.source.options)
-                .map_err(|message| StartError::Source {
-                    stream: stream.id.clone(),
-                    message,
-                })?;
-            registry.insert(Hub::new(&stream.id, stream_info(stream), factory));
-        }
-        for hub in registry.all() {
-            hub.activate().await;
-        }
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let state = Arc::new(AppState {
-            registry: Arc::clone(&registry),
-            catalog: Arc::new(catalog),
-            server: ServerSettings {
-                allowed_origins: manifest.server.allowed_origins.clone(),
+        let path = config.manifest.path.clone();
+        let fingerprint = config::read_sources(&path)
+            .ok()
+            .map(|(main, api)| reload::fingerprint(&main, api.as_deref()));
+        let status = ConfigStatus {
+            manifest: path.clone(),
+            api_streams_file: config.api_file.clone(),
+            applied_at: now_rfc3339(),
+            last_reload_successful: true,
+            last_reload: None,
+            reloads_applied: 0,
+            reloads_rejected: 0,
+            restart_required: Vec::new(),
+        };
+        let empty = LoadedConfig {
+            manifest: config::Manifest {
+                streams: Vec::new(),
+                ..config.manifest.clone()
             },
-            manifest: RwLock::new(Arc::new(manifest)),
+            api_streams: Default::default(),
+            api_file: config.api_file.clone(),
+        };
+        let state = Arc::new(AppState {
+            registry: Arc::new(Registry::new()),
+            catalog: Arc::new(catalog),
+            config: RwLock::new(Arc::new(empty)),
+            status: Mutex::new(status),
+            applied_fingerprint: Mutex::new(fingerprint),
+            reload_lock: tokio::sync::Mutex::new(()),
+            env,
             ws: options.ws.clone(),
             shutdown: shutdown_rx.clone(),
         });
-        let reaper =
-            Arc::clone(&registry).spawn_reaper(options.reaper_interval, shutdown_rx.clone());
-        let server = tokio::spawn(crate::http::serve(
+        // The initial configuration is applied like any reload: every stream is "added".
+        state.apply(config).await;
+
+        let mut tasks = vec![
+            Arc::clone(&state.registry).spawn_reaper(options.reaper_interval, shutdown_rx.clone()),
+        ];
+        let reload = if options.watch_config {
+            let (trigger, task) = reload::spawn(
+                Arc::clone(&state),
+                path,
+                options.reload.clone(),
+                shutdown_rx.clone(),
+            );
+            tasks.push(task);
+            Some(trigger)
+        } else {
+            None
+        };
+        tasks.push(tokio::spawn(crate::http::serve(
             listener,
             Arc::clone(&state),
             shutdown_rx,
             options.shutdown_grace,
-        ));
-        tracing::info!(%addr, streams = registry.all().len(), "camgate listening");
+        )));
+        tracing::info!(%addr, streams = state.registry.all().len(), "camgate listening");
         Ok(Gateway {
             addr,
             state,
             shutdown_tx,
-            server,
-            reaper,
+            tasks,
+            reload,
         })
     }
 
@@ -158,9 +373,16 @@ impl Gateway {
         self.addr
     }
 
-    /// The shared state (registry, catalog, manifest).
+    /// The shared state (registry, catalog, configuration).
     pub fn state(&self) -> &Arc<AppState> {
         &self.state
+    }
+
+    /// Asks for a reload (SIGHUP does this); no-op when the manifest is not watched.
+    pub fn request_reload(&self, cause: Cause) {
+        if let Some(trigger) = &self.reload {
+            trigger.request(cause);
+        }
     }
 
     /// Graceful shutdown: viewers are closed with 1001, connections drained within the
@@ -168,8 +390,9 @@ impl Gateway {
     pub async fn shutdown(self) {
         tracing::info!("shutting down");
         self.shutdown_tx.send_replace(true);
-        let _ = self.server.await;
-        let _ = self.reaper.await;
+        for task in self.tasks {
+            let _ = task.await;
+        }
         self.state.registry.stop_all().await;
         tracing::info!("shutdown complete");
     }

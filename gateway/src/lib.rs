@@ -18,4 +18,5 @@ pub mod http;
 pub mod hub;
 pub mod plugins;
 pub mod redact;
+pub mod reload;
 pub mod telemetry;

@@ -4,14 +4,17 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use tokio::signal::unix::{SignalKind, signal};
 
 use camgate::app::{Gateway, GatewayOptions};
 use camgate::cli::{Cli, Command};
-use camgate::config::{self, ConfigErrors, Manifest, SourceOptions, SourceValidator};
+use camgate::config::{self, ConfigErrors, LoadedConfig, SourceOptions, SourceValidator};
 use camgate::plugins::PluginCatalog;
+use camgate::reload::Cause;
 use camgate::telemetry;
 
 fn main() -> ExitCode {
@@ -41,10 +44,15 @@ impl SourceValidator for AnySource {
 }
 
 /// Builds the plugin catalog for `manifest_path` (built-ins plus its `plugins.dir`) and
-/// validates the manifest against it. Plugin load problems are returned as text.
+/// validates the manifest and its API-managed streams file against it. Plugin load
+/// problems are returned as text.
 fn catalog_and_manifest(
     manifest_path: &Path,
-) -> (PluginCatalog, Vec<String>, Result<Manifest, ConfigErrors>) {
+) -> (
+    PluginCatalog,
+    Vec<String>,
+    Result<LoadedConfig, ConfigErrors>,
+) {
     let mut catalog = PluginCatalog::with_builtins();
     let mut plugin_problems = Vec::new();
     if let Ok(first_pass) = config::load(manifest_path, &config::process_env, &AnySource)
@@ -56,7 +64,7 @@ fn catalog_and_manifest(
             .map(|e| e.to_string())
             .collect();
     }
-    let manifest = config::load(manifest_path, &config::process_env, &catalog);
+    let manifest = config::load_with_api_file(manifest_path, &config::process_env, &catalog);
     (catalog, plugin_problems, manifest)
 }
 
@@ -66,12 +74,12 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
         eprintln!("warning: {problem}");
     }
     match manifest {
-        Ok(manifest) => {
+        Ok(loaded) => {
+            let count = loaded.manifest.streams.len();
             println!(
-                "{}: OK ({} stream{})",
+                "{}: OK ({count} stream{})",
                 path.display(),
-                manifest.streams.len(),
-                if manifest.streams.len() == 1 { "" } else { "s" }
+                if count == 1 { "" } else { "s" }
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -137,7 +145,7 @@ fn run(path: &Path, listen: Option<std::net::SocketAddr>) -> anyhow::Result<Exit
             );
         }
     };
-    let addr = listen.unwrap_or(manifest.server.listen);
+    let addr = listen.unwrap_or(manifest.manifest.server.listen);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("camgate")
@@ -147,9 +155,22 @@ fn run(path: &Path, listen: Option<std::net::SocketAddr>) -> anyhow::Result<Exit
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
+        let env: camgate::app::Env = Arc::new(config::process_env);
         let gateway =
-            Gateway::start(manifest, catalog, listener, GatewayOptions::default()).await?;
-        wait_for_signal().await?;
+            Gateway::start(manifest, catalog, listener, env, GatewayOptions::default()).await?;
+        let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+        loop {
+            tokio::select! {
+                _ = hangup.recv() => {
+                    tracing::info!("SIGHUP received: reloading the configuration");
+                    gateway.request_reload(Cause::Signal);
+                }
+                result = wait_for_signal() => {
+                    result?;
+                    break;
+                }
+            }
+        }
         // A second signal during shutdown exits at once.
         tokio::select! {
             _ = gateway.shutdown() => {}
@@ -164,7 +185,6 @@ fn run(path: &Path, listen: Option<std::net::SocketAddr>) -> anyhow::Result<Exit
 
 /// Resolves on SIGINT or SIGTERM.
 async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     tokio::select! {

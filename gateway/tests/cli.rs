@@ -101,39 +101,7 @@ fn plugins_lists_builtins_and_reports_a_foreign_abi_library() {
 
 #[test]
 fn run_serves_the_default_manifest_and_stops_on_sigterm() {
-    let mut child = camgate()
-        .args([
-            "run",
-            "--config",
-            "config/camgate.yaml",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .current_dir(workspace())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let logs = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines() {
-            let line = line.unwrap();
-            if let Some(rest) = line.split("addr=").nth(1) {
-                let addr = rest.split_whitespace().next().unwrap().to_owned();
-                let _ = addr_tx.send(addr);
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    let addr: std::net::SocketAddr = addr_rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("gateway logs its address")
-        .parse()
-        .unwrap();
-
+    let (mut child, addr, logs) = spawn_gateway(&workspace().join("config/camgate.yaml"));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let mut ws = connect(addr, "/ws/streams/pattern").await;
@@ -153,6 +121,96 @@ fn run_serves_the_default_manifest_and_stops_on_sigterm() {
     });
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status}");
-    let logs = logs.join().unwrap();
+    // Give the log reader a moment to see the last lines.
+    std::thread::sleep(Duration::from_millis(100));
+    let logs = logs.lock().unwrap().clone();
     assert!(logs.contains("shutdown complete"), "{logs}");
+}
+
+/// Starts `camgate run` on 127.0.0.1:0 and returns the child, its address and a handle
+/// collecting its log lines.
+fn spawn_gateway(
+    manifest: &Path,
+) -> (
+    std::process::Child,
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<String>>,
+) {
+    let mut child = camgate()
+        .args(["run", "--listen", "127.0.0.1:0", "--config"])
+        .arg(manifest)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let sink = std::sync::Arc::clone(&logs);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.split("addr=").nth(1) {
+                let _ = addr_tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
+            }
+            let mut all = sink.lock().unwrap();
+            all.push_str(&line);
+            all.push('\n');
+        }
+    });
+    let addr = addr_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("gateway logs its address")
+        .parse()
+        .unwrap();
+    (child, addr, logs)
+}
+
+#[test]
+fn sighup_reloads_even_without_file_events() {
+    // The manifest is a symlink into another directory: editing the target produces no
+    // event in the watched directory, so only SIGHUP (or the 10 s fallback) can notice.
+    let watched = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("real.yaml");
+    let one = "streams:\n  - id: one\n    source: { plugin: testsrc, width: 160, height: 90 }\n";
+    std::fs::write(&target, one).unwrap();
+    let manifest = watched.path().join("camgate.yaml");
+    std::os::unix::fs::symlink(&target, &manifest).unwrap();
+    let (mut child, addr, logs) = spawn_gateway(&manifest);
+
+    std::fs::write(
+        &target,
+        format!("{one}  - id: two\n    source: {{ plugin: testsrc, width: 160, height: 90 }}\n"),
+    )
+    .unwrap();
+    let signalled = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let listed = runtime.block_on(async {
+        loop {
+            let (_, body) = http_get(addr, "/api/streams", &[]).await;
+            if body.contains("\"two\"") {
+                return true;
+            }
+            if signalled.elapsed() > Duration::from_secs(8) {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    let logs = logs.lock().unwrap().clone();
+    assert!(listed, "stream added by SIGHUP reload:\n{logs}");
+    assert!(logs.contains("SIGHUP received"), "{logs}");
+    assert!(logs.contains("cause=Signal"), "{logs}");
+    assert!(status.success());
 }

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use futures_util::SinkExt;
 use support::*;
-use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::Message;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -118,48 +117,6 @@ async fn plain_http_and_foreign_origins_are_refused() {
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("max_fps"), "{body}");
     gateway.shutdown().await;
-}
-
-/// A raw HTTP/1.1 GET; returns the status and the body.
-async fn http_get(
-    addr: std::net::SocketAddr,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> (u16, String) {
-    use tokio::io::AsyncReadExt;
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut buf = vec![0; 64 * 1024];
-    let mut got = 0;
-    // Read until the headers and the announced body are in.
-    loop {
-        let n = tokio::time::timeout(SECS(5), stream.read(&mut buf[got..]))
-            .await
-            .expect("response in time")
-            .unwrap();
-        got += n;
-        let text = String::from_utf8_lossy(&buf[..got]).to_string();
-        if let Some(split) = text.find("\r\n\r\n") {
-            let length = text[..split]
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length: ")
-                        .map(|v| v.trim().parse::<usize>().unwrap())
-                })
-                .unwrap_or(0);
-            if got >= split + 4 + length || n == 0 {
-                let status = text[9..12].parse().unwrap();
-                return (status, text[split + 4..].to_string());
-            }
-        }
-        assert!(n > 0, "connection closed early");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,6 +31,7 @@
 //! environment (it may be a password). YAML uses 1.2 core scalars: `yes`/`no`
 //! are strings and `on_demand: yes` is an error, not `true`.
 
+mod api_file;
 mod duration;
 mod env;
 mod error;
@@ -44,6 +45,10 @@ mod tests;
 
 use std::path::Path;
 
+pub use api_file::{
+    LoadedConfig, StoredStream, api_file_path, load_with_api_file, parse_with_api_file,
+    read_sources, write_api_file,
+};
 pub use env::{EnvLookup, process_env};
 pub use error::{ConfigError, ConfigErrors, Location};
 pub use model::{
@@ -51,6 +56,23 @@ pub use model::{
     StreamConfig,
 };
 pub use validate::{MAX_ID_LEN, MAX_IDLE_TIMEOUT, MAX_NAME_LEN};
+
+/// Every key the gateway itself parses, as `section.key` paths (`streams[].source` is the
+/// mapping handed to the plugin). `docs/configuration.md` is checked against this list.
+pub fn documented_keys() -> Vec<String> {
+    let mut keys: Vec<String> = parse::TOP_KEYS.iter().map(|k| (*k).to_owned()).collect();
+    let sections: [(&str, &[&str]); 4] = [
+        ("server", parse::SERVER_KEYS),
+        ("plugins", parse::PLUGINS_KEYS),
+        ("defaults", parse::DEFAULTS_KEYS),
+        ("streams[]", parse::STREAM_KEYS),
+    ];
+    for (section, section_keys) in sections {
+        keys.extend(section_keys.iter().map(|k| format!("{section}.{k}")));
+    }
+    keys.push("streams[].source.plugin".to_owned());
+    keys
+}
 
 /// Reads, parses, substitutes and validates the manifest at `path`.
 ///

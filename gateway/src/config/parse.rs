@@ -22,11 +22,11 @@ use super::error::{ConfigError, Location};
 use super::model::{PluginsConfig, ServerConfig, SourceOptions};
 use super::node::{Node, Value};
 
-const TOP_KEYS: &[&str] = &["server", "plugins", "defaults", "streams"];
-const SERVER_KEYS: &[&str] = &["listen", "allowed_origins"];
-const PLUGINS_KEYS: &[&str] = &["dir"];
-const DEFAULTS_KEYS: &[&str] = &["idle_timeout"];
-const STREAM_KEYS: &[&str] = &["id", "name", "on_demand", "idle_timeout", "source"];
+pub(crate) const TOP_KEYS: &[&str] = &["server", "plugins", "defaults", "streams"];
+pub(crate) const SERVER_KEYS: &[&str] = &["listen", "allowed_origins"];
+pub(crate) const PLUGINS_KEYS: &[&str] = &["dir"];
+pub(crate) const DEFAULTS_KEYS: &[&str] = &["idle_timeout"];
+pub(crate) const STREAM_KEYS: &[&str] = &["id", "name", "on_demand", "idle_timeout", "source"];
 /// Keys that belong inside `source:`; misplacing them earns a hint.
 const LIKELY_SOURCE_KEYS: &[&str] = &[
     "plugin", "url", "username", "password", "fps", "width", "height",

@@ -632,3 +632,29 @@ fn anchors_and_merge_keys_work() {
     assert_eq!(m.streams[1].source.plugin, "ffmpeg-mjpeg");
     assert_eq!(m.streams[1].source.options["url"], json!("rtsp://b"));
 }
+
+#[test]
+fn configuration_reference_matches_the_parser() {
+    let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
+    let doc = std::fs::read_to_string(&doc_path).unwrap();
+    // Rows of the "Keys" table: | `key` | ...
+    let section = doc
+        .split("## Keys")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("docs/configuration.md has a Keys section");
+    let documented: Vec<String> = section
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|line| line.split('`').next())
+        .map(str::to_owned)
+        .collect();
+    let mut expected = super::documented_keys();
+    let mut found = documented.clone();
+    expected.sort();
+    found.sort();
+    assert_eq!(
+        found, expected,
+        "docs/configuration.md's key table must list exactly the keys the parser knows"
+    );
+}

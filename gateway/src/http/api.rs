@@ -47,8 +47,9 @@ fn stream_view(config: &StreamConfig, hub: &Hub) -> StreamView {
 
 /// `GET /api/streams`: every stream in manifest order.
 pub fn list_streams(state: &Arc<AppState>) -> Response<Body> {
-    let manifest = state.manifest();
-    let streams: Vec<StreamView> = manifest
+    let config = state.config();
+    let streams: Vec<StreamView> = config
+        .manifest
         .streams
         .iter()
         .filter_map(|config| {
@@ -59,6 +60,11 @@ pub fn list_streams(state: &Arc<AppState>) -> Response<Body> {
         })
         .collect();
     response::json(StatusCode::OK, &serde_json::json!({ "streams": streams }))
+}
+
+/// `GET /api/config`: which files are loaded, the last reload and its result.
+pub fn config_status(state: &Arc<AppState>) -> Response<Body> {
+    response::json(StatusCode::OK, &state.config_status())
 }
 
 /// `GET /healthz`: the process is alive and serving.

@@ -25,6 +25,7 @@ pub async fn route(req: Request<Incoming>, state: Arc<AppState>) -> Response<Bod
         [""] => get_only(&viewer_page::index),
         ["healthz"] => get_only(&api::healthz),
         ["api", "streams"] => get_only(&|| api::list_streams(&state)),
+        ["api", "config"] => get_only(&|| api::config_status(&state)),
         ["ws", "streams", id] if !id.is_empty() => {
             if method == Method::GET {
                 ws::upgrade(req, state, id)

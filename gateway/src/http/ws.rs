@@ -161,7 +161,7 @@ pub fn upgrade(req: Request<Incoming>, state: Arc<AppState>, id: &str) -> Respon
             "missing Sec-WebSocket-Key header",
         );
     };
-    if !origin_allowed(headers, &state.server.allowed_origins) {
+    if !origin_allowed(headers, &state.config().manifest.server.allowed_origins) {
         return response::error(
             StatusCode::FORBIDDEN,
             "origin_not_allowed",

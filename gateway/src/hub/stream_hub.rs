@@ -296,6 +296,16 @@ impl Hub {
         }
     }
 
+    /// Updates the facts that need no source restart (name, `on_demand`, idle timeout).
+    /// A stream that became always-on is started.
+    pub async fn update_info(self: &Arc<Self>, info: StreamInfo) {
+        let on_demand = info.on_demand;
+        *self.info.write().unwrap_or_else(|e| e.into_inner()) = info;
+        if !on_demand {
+            self.ensure_running().await;
+        }
+    }
+
     /// Tells every viewer to leave for `reason` and stops the source. Used when the stream
     /// is removed; the hub accepts no source afterwards.
     pub async fn close(&self, reason: Closing) {

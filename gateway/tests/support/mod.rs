@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use camgate::app::{Gateway, GatewayOptions};
-use camgate::config::{self, Manifest};
+use camgate::config::{self, LoadedConfig, Manifest};
 use camgate::http::ws::WsSettings;
 use camgate::hub::read_tag;
 use camgate::plugins::PluginCatalog;
@@ -41,6 +41,8 @@ pub fn fast_options() -> GatewayOptions {
         },
         reaper_interval: Duration::from_millis(100),
         shutdown_grace: Duration::from_secs(3),
+        watch_config: false,
+        ..GatewayOptions::default()
     }
 }
 
@@ -48,9 +50,15 @@ pub fn fast_options() -> GatewayOptions {
 pub async fn start_with(yaml: &str, catalog: PluginCatalog, options: GatewayOptions) -> Gateway {
     let manifest = manifest(yaml, &catalog);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    Gateway::start(manifest, catalog, listener, options)
-        .await
-        .expect("gateway starts")
+    Gateway::start(
+        LoadedConfig::without_api_file(manifest),
+        catalog,
+        listener,
+        std::sync::Arc::new(|_: &str| None),
+        options,
+    )
+    .await
+    .expect("gateway starts")
 }
 
 /// Starts a gateway with the built-in plugins.
@@ -209,4 +217,79 @@ pub fn plugins_dir(libraries: &[&Path]) -> tempfile::TempDir {
         std::fs::copy(library, dir.path().join(library.file_name().unwrap())).unwrap();
     }
     dir
+}
+
+/// Options for gateways whose manifest is a real file: the watcher is on, the periodic
+/// fallback effectively off (so tests prove the file events work).
+pub fn watching_options() -> GatewayOptions {
+    GatewayOptions {
+        watch_config: true,
+        reload: camgate::reload::ReloadOptions {
+            debounce: Duration::from_millis(100),
+            periodic: Duration::from_secs(3600),
+        },
+        ..fast_options()
+    }
+}
+
+/// Starts a gateway from the manifest file at `path` (and its API file), with the built-in
+/// plugins.
+pub async fn start_from_file(path: &Path, options: GatewayOptions) -> Gateway {
+    let catalog = PluginCatalog::with_builtins();
+    let loaded = match config::load_with_api_file(path, &|_| None, &catalog) {
+        Ok(loaded) => loaded,
+        Err(errors) => panic!("manifest is invalid:\n{errors}"),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    Gateway::start(
+        loaded,
+        catalog,
+        listener,
+        std::sync::Arc::new(|_: &str| None),
+        options,
+    )
+    .await
+    .expect("gateway starts")
+}
+
+/// A raw HTTP/1.1 GET; returns the status and the body.
+pub async fn http_get(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0; 64 * 1024];
+    let mut got = 0;
+    // Read until the headers and the announced body are in.
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf[got..]))
+            .await
+            .expect("response in time")
+            .unwrap();
+        got += n;
+        let text = String::from_utf8_lossy(&buf[..got]).to_string();
+        if let Some(split) = text.find("\r\n\r\n") {
+            let length = text[..split]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if got >= split + 4 + length || n == 0 {
+                let status = text[9..12].parse().unwrap();
+                return (status, text[split + 4..].to_string());
+            }
+        }
+        assert!(n > 0, "connection closed early");
+    }
 }

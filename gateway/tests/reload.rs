@@ -1,0 +1,275 @@
+//! Hot reload and stream lifecycle end to end: a real manifest file edited the ways editors
+//! and Kubernetes do it, the per-stream diff seen by live WebSocket viewers, bad edits that
+//! keep the old configuration, and on-demand start / idle reaping.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use camgate::hub::StreamState;
+use support::*;
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+fn stream(id: &str, fps: u32) -> String {
+    format!(
+        "  - id: {id}\n    name: Stream {id}\n    source: {{ plugin: testsrc, width: 160, height: 90, fps: {fps} }}\n"
+    )
+}
+
+fn manifest(streams: &[String]) -> String {
+    format!("streams:\n{}", streams.concat())
+}
+
+/// A directory holding `camgate.yaml` with `content`.
+fn manifest_dir(content: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("camgate.yaml");
+    std::fs::write(&path, content).unwrap();
+    (dir, path)
+}
+
+/// Waits until the gateway's stream ids are `expected` (in order).
+async fn wait_for_streams(gateway: &camgate::app::Gateway, expected: &[&str]) {
+    let state = gateway.state();
+    eventually(SECS(10), &format!("streams {expected:?}"), || {
+        let ids: Vec<String> = state
+            .registry
+            .all()
+            .iter()
+            .map(|h| h.id().to_owned())
+            .collect();
+        ids == expected
+    })
+    .await;
+}
+
+/// Write-temp-then-rename, the way most editors save.
+fn save_by_rename(path: &Path, content: &str) {
+    let temp = path.with_file_name(".camgate.yaml.swp");
+    std::fs::write(&temp, content).unwrap();
+    std::fs::rename(&temp, path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_place_writes_and_renames_are_both_picked_up() {
+    let (_dir, path) = manifest_dir(&manifest(&[stream("a", 10)]));
+    let gateway = start_from_file(&path, watching_options()).await;
+    wait_for_streams(&gateway, &["a"]).await;
+
+    std::fs::write(&path, manifest(&[stream("a", 10), stream("b", 10)])).unwrap();
+    wait_for_streams(&gateway, &["a", "b"]).await;
+
+    save_by_rename(&path, &manifest(&[stream("b", 10), stream("c", 10)]));
+    wait_for_streams(&gateway, &["b", "c"]).await;
+
+    let status = gateway.state().config_status();
+    assert!(status.last_reload_successful);
+    assert_eq!(status.reloads_applied, 2);
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubernetes_configmap_symlink_swap_is_picked_up() {
+    // The ConfigMap layout: camgate.yaml -> ..data/camgate.yaml, ..data -> ..<timestamp>.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let publish = |version: &str, content: &str| {
+        let versioned = root.join(format!("..{version}"));
+        std::fs::create_dir(&versioned).unwrap();
+        std::fs::write(versioned.join("camgate.yaml"), content).unwrap();
+        let temp_link = root.join("..data_tmp");
+        std::os::unix::fs::symlink(format!("..{version}"), &temp_link).unwrap();
+        std::fs::rename(&temp_link, root.join("..data")).unwrap();
+    };
+    publish("2026_01_01_v1", &manifest(&[stream("a", 10)]));
+    std::os::unix::fs::symlink("..data/camgate.yaml", root.join("camgate.yaml")).unwrap();
+    let path = root.join("camgate.yaml");
+
+    let gateway = start_from_file(&path, watching_options()).await;
+    wait_for_streams(&gateway, &["a"]).await;
+    publish(
+        "2026_01_02_v2",
+        &manifest(&[stream("a", 10), stream("k8s", 10)]),
+    );
+    wait_for_streams(&gateway, &["a", "k8s"]).await;
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_edit_keeps_the_running_config_and_reports_where_then_a_good_edit_applies() {
+    let (_dir, path) = manifest_dir(&manifest(&[stream("a", 10)]));
+    let gateway = start_from_file(&path, watching_options()).await;
+    let addr = gateway.local_addr();
+    let mut viewer = connect(addr, "/ws/streams/a").await;
+    next_frame(&mut viewer, SECS(5)).await;
+
+    // Broken YAML.
+    std::fs::write(&path, "streams:\n  - id: a\n    source: [unclosed\n").unwrap();
+    eventually(SECS(10), "rejected reload", || {
+        gateway.state().config_status().reloads_rejected == 1
+    })
+    .await;
+    // An invalid value.
+    std::fs::write(
+        &path,
+        "streams:\n  - id: a\n    source: { plugin: testsrc, fps: 0 }\n  - id: b\n    on_demand: maybe\n    source: { plugin: testsrc }\n",
+    )
+    .unwrap();
+    eventually(SECS(10), "second rejected reload", || {
+        gateway.state().config_status().reloads_rejected == 2
+    })
+    .await;
+    let (status, body) = http_get(addr, "/api/config", &[]).await;
+    assert_eq!(status, 200);
+    let config: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(config["last_reload_successful"], false);
+    assert_eq!(config["last_reload"]["result"], "rejected");
+    let error = config["last_reload"]["error"].as_str().unwrap();
+    let file = path.display().to_string();
+    assert!(
+        error.contains(&format!("{file}:3:")) && error.contains("fps must be > 0"),
+        "{error}"
+    );
+    assert!(error.contains(&format!("{file}:5:16")), "{error}");
+
+    // The old configuration still serves the same viewer.
+    next_frame(&mut viewer, SECS(5)).await;
+    assert_eq!(gateway.state().registry.all().len(), 1);
+
+    std::fs::write(&path, manifest(&[stream("a", 10), stream("b", 10)])).unwrap();
+    wait_for_streams(&gateway, &["a", "b"]).await;
+    assert!(gateway.state().config_status().last_reload_successful);
+    next_frame(&mut viewer, SECS(5)).await;
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_apply_per_stream_with_viewers_connected() {
+    let (_dir, path) = manifest_dir(&manifest(&[stream("a", 20), stream("b", 20)]));
+    let gateway = start_from_file(&path, watching_options()).await;
+    let addr = gateway.local_addr();
+    let mut a = connect(addr, "/ws/streams/a").await;
+    let mut b = connect(addr, "/ws/streams/b").await;
+    next_frame(&mut a, SECS(5)).await;
+    next_frame(&mut b, SECS(5)).await;
+
+    // Edit B only: A's viewer keeps its connection and its sequence continues.
+    let before = next_frame(&mut a, SECS(5)).await.seq;
+    std::fs::write(&path, manifest(&[stream("a", 20), stream("b", 5)])).unwrap();
+    let hub_b = gateway.state().registry.get("b").unwrap();
+    eventually(SECS(10), "b reconfigured", || hub_b.info().fps == Some(5.0)).await;
+    let mut last = before;
+    for _ in 0..10 {
+        let frame = next_frame(&mut a, SECS(5)).await;
+        assert!(frame.seq > last, "stream a was not restarted");
+        last = frame.seq;
+    }
+    assert!(last - before < 40, "no gap in a's sequence");
+
+    // B's viewer stayed connected through its source restart, was told, and gets frames.
+    let mut states = Vec::new();
+    while states.last().map(String::as_str) != Some("live") {
+        let event = next_event(&mut b, SECS(10)).await;
+        if event["type"] == "state" {
+            states.push(event["state"].as_str().unwrap().to_owned());
+        }
+    }
+    assert!(
+        states.contains(&"stopped".to_owned()) || states.contains(&"connecting".to_owned()),
+        "{states:?}"
+    );
+    next_frame(&mut b, SECS(5)).await;
+
+    // A rename only updates the name: no restart.
+    let seq = next_frame(&mut a, SECS(5)).await.seq;
+    std::fs::write(
+        &path,
+        manifest(&[
+            stream("a", 20).replace("Stream a", "Renamed"),
+            stream("b", 5),
+        ]),
+    )
+    .unwrap();
+    let hub_a = gateway.state().registry.get("a").unwrap();
+    eventually(SECS(10), "a renamed", || hub_a.info().name == "Renamed").await;
+    assert!(next_frame(&mut a, SECS(5)).await.seq > seq);
+
+    // Removing A closes its viewer with the reason.
+    std::fs::write(&path, manifest(&[stream("b", 5)])).unwrap();
+    assert_eq!(closed_with(&mut a, SECS(10)).await, Some(4004));
+    next_frame(&mut b, SECS(5)).await;
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_explicit_reload_request_and_unchanged_content() {
+    let (_dir, path) = manifest_dir(&manifest(&[stream("a", 10)]));
+    let mut options = watching_options();
+    options.watch_config = true;
+    let gateway = start_from_file(&path, options).await;
+    // Same bytes: nothing to do.
+    let report = gateway.state().reload(camgate::reload::Cause::Signal).await;
+    assert_eq!(report.result, "unchanged");
+    std::fs::write(&path, manifest(&[stream("a", 10), stream("z", 10)])).unwrap();
+    let report = gateway.state().reload(camgate::reload::Cause::Signal).await;
+    assert_eq!(report.result, "applied");
+    assert_eq!(
+        report.changes.as_deref(),
+        Some("1 added, 0 removed, 0 restarted, 0 updated, 1 unchanged")
+    );
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_demand_sources_start_with_the_first_viewer_and_are_reaped_after_the_grace() {
+    let (_dir, path) = manifest_dir(
+        "streams:\n  - id: lazy\n    idle_timeout: 1s\n    source: { plugin: testsrc, width: 160, height: 90 }\n  - id: always\n    on_demand: false\n    idle_timeout: 1s\n    source: { plugin: testsrc, width: 160, height: 90 }\n",
+    );
+    let gateway = start_from_file(&path, fast_options()).await;
+    let lazy = gateway.state().registry.get("lazy").unwrap();
+    let always = gateway.state().registry.get("always").unwrap();
+    // Always-on runs without viewers; on-demand does not.
+    eventually(SECS(5), "always-on is live", || {
+        always.status().state == StreamState::Live
+    })
+    .await;
+    assert_eq!(lazy.status().state, StreamState::Stopped);
+    assert_eq!(lazy.frames_in(), 0);
+
+    let addr = gateway.local_addr();
+    let mut first = connect(addr, "/ws/streams/lazy").await;
+    let frame = next_frame(&mut first, SECS(5)).await;
+    drop(first);
+    // A viewer arriving within the grace period reuses the running source: the sequence
+    // continues instead of restarting at 1.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut second = connect(addr, "/ws/streams/lazy").await;
+    let later = next_frame(&mut second, SECS(5)).await;
+    assert!(
+        later.seq > frame.seq,
+        "same source: {} after {}",
+        later.seq,
+        frame.seq
+    );
+    assert_eq!(lazy.status().state, StreamState::Live);
+    drop(second);
+
+    // After the idle timeout the reaper stops it; the always-on stream keeps running.
+    eventually(SECS(10), "lazy reaped", || {
+        lazy.status().state == StreamState::Stopped
+    })
+    .await;
+    let frames = always.frames_in();
+    eventually(SECS(5), "always-on still producing", || {
+        always.frames_in() > frames
+    })
+    .await;
+    assert_eq!(always.status().state, StreamState::Live);
+
+    // The next viewer starts it again.
+    let mut third = connect(addr, "/ws/streams/lazy").await;
+    next_frame(&mut third, SECS(5)).await;
+    gateway.shutdown().await;
+}
