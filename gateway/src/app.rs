@@ -19,6 +19,7 @@ use crate::http::ws::WsSettings;
 use crate::hub::{Hub, Registry, StreamInfo};
 use crate::plugins::PluginCatalog;
 use crate::reload::{self, Cause, Diff, ReloadOptions, ReloadTrigger};
+use crate::telemetry::Metrics;
 
 /// How `${VAR}` references are resolved on reload (the process environment in production).
 pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -71,12 +72,18 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Known source plugins.
     pub catalog: Arc<PluginCatalog>,
+    /// The Prometheus metrics.
+    pub metrics: Arc<Metrics>,
     config: RwLock<Arc<LoadedConfig>>,
     status: Mutex<ConfigStatus>,
     /// Fingerprint of the bytes of the configuration now applied.
     applied_fingerprint: Mutex<Option<u64>>,
     /// Serialises reloads.
     reload_lock: tokio::sync::Mutex<()>,
+    /// Serialises writes of the API-managed streams file.
+    pub api_write_lock: tokio::sync::Mutex<()>,
+    /// Browser sessions (cookie → token).
+    pub sessions: crate::http::auth::Sessions,
     env: Env,
     /// WebSocket viewer tunables.
     pub ws: WsSettings,
@@ -88,6 +95,19 @@ impl AppState {
     /// The configuration currently applied.
     pub fn config(&self) -> Arc<LoadedConfig> {
         Arc::clone(&self.config.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Who `credential` belongs to under the current configuration (`None`: nobody).
+    pub fn principal(
+        &self,
+        credential: &crate::http::auth::Credential,
+    ) -> Option<crate::http::auth::Principal> {
+        crate::http::auth::principal(&self.config().manifest.auth, &self.sessions, credential)
+    }
+
+    /// Resolves `${VAR}` as reloads do.
+    pub fn env(&self, name: &str) -> Option<String> {
+        (self.env)(name)
     }
 
     /// The configuration's status (last reload, counters).
@@ -158,6 +178,7 @@ impl AppState {
                 }
             }
         };
+        self.metrics.config_reload(report.result);
         let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
         status.last_reload_successful = report.result != "rejected";
         status.last_reload = Some(report.clone());
@@ -190,6 +211,7 @@ impl AppState {
         let diff = reload::diff(&old.manifest, &new.manifest);
         for id in &diff.removed {
             self.registry.remove(id).await;
+            self.metrics.remove_stream(id);
         }
         for stream in &diff.added {
             if let Some(hub) = self.build_hub(stream) {
@@ -226,7 +248,12 @@ impl AppState {
             .catalog
             .factory(&stream.source.plugin, &stream.source.options)
         {
-            Ok(factory) => Some(Hub::new(&stream.id, stream_info(stream), factory)),
+            Ok(factory) => Some(Hub::new(
+                &stream.id,
+                stream_info(stream),
+                factory,
+                self.metrics.stream(&stream.id),
+            )),
             Err(e) => {
                 tracing::error!(stream = %stream.id, error = %e, "cannot create stream");
                 None
@@ -265,9 +292,24 @@ impl Default for GatewayOptions {
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// Listening beyond loopback with no token configured, without the explicit opt-out.
+    #[error(
+        "refusing to listen on {0} without authentication: anyone who can reach it could watch every camera and change streams. Add tokens under `auth.tokens`, listen on 127.0.0.1, or set `auth.public_without_auth: true` if something in front of camgate does authentication"
+    )]
+    PublicWithoutAuth(SocketAddr),
     /// The listener's address could not be read.
     #[error("cannot read the listening address: {0}")]
     Listener(#[from] std::io::Error),
+}
+
+/// Refuses to serve beyond loopback without authentication unless the manifest opts out
+/// explicitly. Call it before binding, too.
+pub fn check_exposure(addr: SocketAddr, auth: &config::AuthConfig) -> Result<(), StartError> {
+    if addr.ip().is_loopback() || auth.enabled() || auth.public_without_auth {
+        Ok(())
+    } else {
+        Err(StartError::PublicWithoutAuth(addr))
+    }
 }
 
 /// The facts a hub needs from a stream's configuration.
@@ -300,6 +342,7 @@ impl Gateway {
         options: GatewayOptions,
     ) -> Result<Gateway, StartError> {
         let addr = listener.local_addr()?;
+        check_exposure(addr, &config.manifest.auth)?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let path = config.manifest.path.clone();
         let fingerprint = config::read_sources(&path)
@@ -323,13 +366,25 @@ impl Gateway {
             api_streams: Default::default(),
             api_file: config.api_file.clone(),
         };
+        let metrics = Metrics::new();
+        for plugin in catalog.descriptors() {
+            metrics.plugin_loaded(
+                &plugin.name,
+                &plugin.version,
+                plugin.abi_version,
+                plugin.origin == crate::plugins::PluginOrigin::Builtin,
+            );
+        }
         let state = Arc::new(AppState {
             registry: Arc::new(Registry::new()),
             catalog: Arc::new(catalog),
+            metrics,
             config: RwLock::new(Arc::new(empty)),
             status: Mutex::new(status),
             applied_fingerprint: Mutex::new(fingerprint),
             reload_lock: tokio::sync::Mutex::new(()),
+            api_write_lock: tokio::sync::Mutex::new(()),
+            sessions: Default::default(),
             env,
             ws: options.ws.clone(),
             shutdown: shutdown_rx.clone(),
@@ -395,5 +450,27 @@ impl Gateway {
         }
         self.state.registry.stop_all().await;
         tracing::info!("shutdown complete");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_addresses_need_auth_or_an_explicit_opt_out() {
+        let public: SocketAddr = "0.0.0.0:8000".parse().unwrap();
+        let loopback: SocketAddr = "127.0.0.1:8000".parse().unwrap();
+        let v6_loopback: SocketAddr = "[::1]:8000".parse().unwrap();
+        let none = config::AuthConfig::default();
+        assert!(check_exposure(loopback, &none).is_ok());
+        assert!(check_exposure(v6_loopback, &none).is_ok());
+        let err = check_exposure(public, &none).unwrap_err().to_string();
+        assert!(err.contains("refusing to listen on 0.0.0.0:8000 without authentication"), "{err}");
+        let opted_out = config::AuthConfig {
+            public_without_auth: true,
+            ..Default::default()
+        };
+        assert!(check_exposure(public, &opted_out).is_ok());
     }
 }

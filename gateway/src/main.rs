@@ -146,6 +146,7 @@ fn run(path: &Path, listen: Option<std::net::SocketAddr>) -> anyhow::Result<Exit
         }
     };
     let addr = listen.unwrap_or(manifest.manifest.server.listen);
+    camgate::app::check_exposure(addr, &manifest.manifest.auth)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("camgate")

@@ -214,3 +214,47 @@ fn sighup_reloads_even_without_file_events() {
     assert!(logs.contains("cause=Signal"), "{logs}");
     assert!(status.success());
 }
+
+#[test]
+fn a_password_appears_in_no_response_metric_message_or_log_line() {
+    // A deliberately leaky plugin puts the URL and the password in its logs and state
+    // messages; the gateway must scrub them everywhere.
+    const PASSWORD: &str = "S3cretPassw0rd";
+    let library = build_cdylib("camgate-fixture-misbehaving");
+    let dir = plugins_dir(&[&library]);
+    let manifest = dir.path().join("camgate.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "plugins:\n  dir: .\nstreams:\n  - id: leaky\n    on_demand: false\n    source:\n      plugin: misbehaving\n      url: rtsp://admin:{PASSWORD}@127.0.0.1:9/cam\n      password: {PASSWORD}\n      leak: true\n"
+        ),
+    )
+    .unwrap();
+    let (mut child, addr, logs) = spawn_gateway(&manifest);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut seen = String::new();
+    runtime.block_on(async {
+        let mut ws = connect(addr, "/ws/streams/leaky").await;
+        for _ in 0..5 {
+            if let tokio_tungstenite::tungstenite::Message::Text(text) =
+                next_message(&mut ws, Duration::from_secs(5)).await
+            {
+                seen.push_str(&text);
+            }
+        }
+        for path in ["/api/streams", "/api/streams/leaky", "/api/config", "/metrics"] {
+            let (status, _, body) = http(addr, "GET", path, &[], None).await;
+            assert_eq!(status, 200, "{path}");
+            seen.push_str(&String::from_utf8_lossy(&body));
+        }
+    });
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let logs = logs.lock().unwrap().clone();
+    // The leak really happened (masked), so the test is not vacuous.
+    assert!(logs.contains("connecting to rtsp://admin:***@127.0.0.1:9/cam"), "{logs}");
+    assert!(seen.contains("rtsp://admin:***@127.0.0.1:9/cam"), "{seen}");
+    assert!(!logs.contains(PASSWORD), "password in the logs:\n{logs}");
+    assert!(!seen.contains(PASSWORD), "password in a response:\n{seen}");
+}

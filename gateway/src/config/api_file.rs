@@ -69,10 +69,17 @@ struct FileContent<'a> {
 const HEADER: &str = "# Streams managed by camgate's HTTP API. Written atomically by the gateway;\n\
 # edits by hand are applied like manifest edits but may be overwritten by the API.\n";
 
+/// The content of an API file holding `streams` (a comment header, then pretty JSON with
+/// one key per line, which error positions rely on).
+pub fn api_file_text(streams: &[StoredStream]) -> String {
+    let json = serde_json::to_string_pretty(&FileContent { streams })
+        .unwrap_or_else(|_| "{\"streams\": []}".to_owned());
+    format!("{HEADER}{json}\n")
+}
+
 /// Writes `streams` to `path` atomically with mode 0600.
 pub fn write_api_file(path: &Path, streams: &[StoredStream]) -> std::io::Result<()> {
-    let json = serde_json::to_string_pretty(&FileContent { streams })
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let text = api_file_text(streams);
     let dir = path.parent().unwrap_or(Path::new("."));
     let file_name = path
         .file_name()
@@ -85,9 +92,7 @@ pub fn write_api_file(path: &Path, streams: &[StoredStream]) -> std::io::Result<
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(&temp)?;
-        file.write_all(HEADER.as_bytes())?;
-        file.write_all(json.as_bytes())?;
-        file.write_all(b"\n")?;
+        file.write_all(text.as_bytes())?;
         file.sync_all()?;
         std::fs::rename(&temp, path)?;
         // Make the rename itself durable.
@@ -226,12 +231,14 @@ pub fn load_with_api_file(
 fn only_streams(manifest: Manifest, path: &Path) -> Result<Vec<StreamConfig>, ConfigErrors> {
     let defaults = Manifest {
         server: Default::default(),
+        auth: Default::default(),
         plugins: Default::default(),
         defaults: Default::default(),
         streams: Vec::new(),
         path: manifest.path.clone(),
     };
     if manifest.server != defaults.server
+        || manifest.auth != defaults.auth
         || manifest.plugins != defaults.plugins
         || manifest.defaults != defaults.defaults
     {

@@ -32,6 +32,7 @@
 //! are strings and `on_demand: yes` is an error, not `true`.
 
 mod api_file;
+mod auth;
 mod duration;
 mod env;
 mod error;
@@ -46,9 +47,10 @@ mod tests;
 use std::path::Path;
 
 pub use api_file::{
-    LoadedConfig, StoredStream, api_file_path, load_with_api_file, parse_with_api_file,
+    LoadedConfig, StoredStream, api_file_path, api_file_text, load_with_api_file, parse_with_api_file,
     read_sources, write_api_file,
 };
+pub use auth::{AuthConfig, MIN_TOKEN_LEN, Role, Secret, TokenConfig};
 pub use env::{EnvLookup, process_env};
 pub use error::{ConfigError, ConfigErrors, Location};
 pub use model::{
@@ -61,8 +63,10 @@ pub use validate::{MAX_ID_LEN, MAX_IDLE_TIMEOUT, MAX_NAME_LEN};
 /// mapping handed to the plugin). `docs/configuration.md` is checked against this list.
 pub fn documented_keys() -> Vec<String> {
     let mut keys: Vec<String> = parse::TOP_KEYS.iter().map(|k| (*k).to_owned()).collect();
-    let sections: [(&str, &[&str]); 4] = [
+    let sections: [(&str, &[&str]); 6] = [
         ("server", parse::SERVER_KEYS),
+        ("auth", auth::AUTH_KEYS),
+        ("auth.tokens[]", auth::TOKEN_KEYS),
         ("plugins", parse::PLUGINS_KEYS),
         ("defaults", parse::DEFAULTS_KEYS),
         ("streams[]", parse::STREAM_KEYS),

@@ -22,6 +22,8 @@ pub type SourceOptions = serde_json::Map<String, serde_json::Value>;
 pub struct Manifest {
     /// `server:` section.
     pub server: ServerConfig,
+    /// `auth:` section: access tokens (none: no authentication).
+    pub auth: super::auth::AuthConfig,
     /// `plugins:` section.
     pub plugins: PluginsConfig,
     /// `defaults:` section (values streams inherit).

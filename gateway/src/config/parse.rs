@@ -22,7 +22,7 @@ use super::error::{ConfigError, Location};
 use super::model::{PluginsConfig, ServerConfig, SourceOptions};
 use super::node::{Node, Value};
 
-pub(crate) const TOP_KEYS: &[&str] = &["server", "plugins", "defaults", "streams"];
+pub(crate) const TOP_KEYS: &[&str] = &["server", "plugins", "defaults", "auth", "streams"];
 pub(crate) const SERVER_KEYS: &[&str] = &["listen", "allowed_origins"];
 pub(crate) const PLUGINS_KEYS: &[&str] = &["dir"];
 pub(crate) const DEFAULTS_KEYS: &[&str] = &["idle_timeout"];
@@ -56,6 +56,7 @@ pub(crate) struct Draft {
     pub allowed_origins: Vec<Str>,
     pub plugins: PluginsConfig,
     pub default_idle_timeout: Option<(Duration, Location)>,
+    pub auth: super::auth::AuthDraft,
     pub streams: Vec<StreamDraft>,
 }
 
@@ -98,11 +99,15 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn loc(&self, node: &Node) -> Location {
+    pub(super) fn file(&self) -> &Path {
+        self.file
+    }
+
+    pub(super) fn loc(&self, node: &Node) -> Location {
         node.location(self.file)
     }
 
-    fn error(&mut self, node: &Node, message: impl Into<String>) {
+    pub(super) fn error(&mut self, node: &Node, message: impl Into<String>) {
         let location = self.loc(node);
         self.errors.push(ConfigError::at(location, message));
     }
@@ -121,6 +126,7 @@ impl<'a> Ctx<'a> {
                 "server" => self.server(value, &mut draft),
                 "plugins" => draft.plugins = self.plugins(value),
                 "defaults" => draft.default_idle_timeout = self.defaults(value),
+                "auth" => draft.auth = self.auth(value),
                 "streams" => draft.streams = self.streams(value),
                 _ => unreachable!("keys() only yields allowed keys"),
             }
@@ -350,7 +356,7 @@ impl<'a> Ctx<'a> {
 
     /// A mapping's entries; `null` (e.g. `server:` with nothing under it)
     /// counts as an empty mapping. `what` is the subject as shown to the user.
-    fn mapping<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n [(Node, Node)]> {
+    pub(super) fn mapping<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n [(Node, Node)]> {
         match &node.value {
             Value::Map(entries) => Some(entries),
             Value::Null => Some(&[]),
@@ -365,7 +371,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// A list's items; `null` counts as an empty list.
-    fn list<'n>(&mut self, node: &'n Node, what: &str) -> &'n [Node] {
+    pub(super) fn list<'n>(&mut self, node: &'n Node, what: &str) -> &'n [Node] {
         match &node.value {
             Value::Seq(items) => items,
             Value::Null => &[],
@@ -393,7 +399,7 @@ impl<'a> Ctx<'a> {
     /// reports the others. Entries with a `null` value are skipped (an empty
     /// optional key means "use the default"), except where the caller needs
     /// to see them (`id`, `source`).
-    fn keys<'n>(
+    pub(super) fn keys<'n>(
         &mut self,
         entries: &'n [(Node, Node)],
         section: &str,
@@ -430,7 +436,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// A string value after `${VAR}` substitution.
-    fn string(&mut self, node: &Node, what: &str) -> Option<Str> {
+    pub(super) fn string(&mut self, node: &Node, what: &str) -> Option<Str> {
         let Value::Str(raw) = &node.value else {
             let hint = match node.value {
                 Value::Int(_) | Value::UInt(_) | Value::Float(_) | Value::Bool(_) => {
@@ -460,7 +466,7 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn boolean(&mut self, node: &Node, what: &str) -> Option<bool> {
+    pub(super) fn boolean(&mut self, node: &Node, what: &str) -> Option<bool> {
         match node.value {
             Value::Bool(b) => Some(b),
             ref other => {

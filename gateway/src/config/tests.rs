@@ -164,7 +164,7 @@ fn unknown_top_level_key() {
     assert_eq!(
         errors("server: {}\nstream: []\n"),
         vec![
-            "m.yaml:2:1: unknown key `stream` at the top level; allowed keys: `server`, `plugins`, `defaults`, `streams`"
+            "m.yaml:2:1: unknown key `stream` at the top level; allowed keys: `server`, `plugins`, `defaults`, `auth`, `streams`"
         ]
     );
 }
@@ -615,7 +615,7 @@ fn anchors_and_merge_keys_work() {
     // Top-level extension keys are not allowed (strict), but merges are.
     assert_eq!(
         m.unwrap_err().to_string(),
-        "m.yaml:1:1: unknown key `x-cam` at the top level; allowed keys: `server`, `plugins`, `defaults`, `streams`"
+        "m.yaml:1:1: unknown key `x-cam` at the top level; allowed keys: `server`, `plugins`, `defaults`, `auth`, `streams`"
     );
     let m = run(concat!(
         "streams:\n",
@@ -657,4 +657,26 @@ fn configuration_reference_matches_the_parser() {
         found, expected,
         "docs/configuration.md's key table must list exactly the keys the parser knows"
     );
+}
+
+#[test]
+fn auth_tokens_are_checked_and_never_echoed() {
+    let text = "auth:\n  tokens:\n    - role: admin\n      token: ${ADMIN}\n    - role: viewer\n      token: tiny-tok\n    - role: viewer\n      token: ${ADMIN}\n      streams: [lobby, ghost]\n    - role: boss\n      token: xxxxxxxxxxxxxxxxxxxxxxxx\n    - role: viewer\n      token: yyyyyyyyyyyyyyyyyyyy\n      token_file: /nope\nstreams:\n  - id: lobby\n    source: { plugin: testsrc }\n";
+    let env = |name: &str| (name == "ADMIN").then(|| "admin-secret-value-123".to_owned());
+    let err = super::parse(text, Path::new("m.yaml"), &env, &FakePlugins)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("m.yaml:5:7: auth token is too short"), "{err}");
+    assert!(err.contains("m.yaml:7:7: this auth token has the same value as the one at line 3"), "{err}");
+    assert!(err.contains("m.yaml:9:24: `streams` names unknown stream `ghost`"), "{err}");
+    assert!(err.contains("m.yaml:10:13: `role` must be `admin` or `viewer`"), "{err}");
+    assert!(err.contains("cannot read token_file"), "{err}");
+    assert!(err.contains("exactly one of `token` and `token_file`"), "{err}");
+    assert!(!err.contains("admin-secret-value-123") && !err.contains("tiny-tok"), "{err}");
+
+    let good = "auth:\n  tokens:\n    - role: admin\n      token: ${ADMIN}\n    - role: viewer\n      token: viewer-secret-0123456789\n      streams: [lobby]\nstreams:\n  - id: lobby\n    source: { plugin: testsrc }\n";
+    let manifest = super::parse(good, Path::new("m.yaml"), &env, &FakePlugins).unwrap();
+    assert!(manifest.auth.enabled());
+    assert_eq!(manifest.auth.tokens[1].streams.as_deref(), Some(&["lobby".to_owned()][..]));
+    assert!(!format!("{:?}", manifest.auth).contains("admin-secret-value-123"));
 }

@@ -9,8 +9,12 @@
 //!   [`serve`] returns when every connection is gone or the grace period ran out.
 
 mod api;
+pub mod auth;
+mod openapi;
+mod pacing;
 pub mod response;
-mod router;
+pub mod router;
+mod ui;
 mod viewer_page;
 pub mod ws;
 
@@ -29,12 +33,30 @@ use crate::app::AppState;
 const NOTSENT_LOWAT_BYTES: u32 = 16 * 1024;
 /// A client must send its request headers within this time.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Data the peer does not acknowledge (or a zero window it never reopens) for this long
+/// aborts the connection: this bounds stalled MJPEG clients, which hyper would otherwise
+/// keep forever.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most simultaneous connections; beyond it new connections are closed at once.
+pub const MAX_CONNECTIONS: i64 = 4096;
 
 fn tune_socket(stream: &TcpStream) {
     let _ = stream.set_nodelay(true);
     let socket = socket2::SockRef::from(stream);
     if let Err(e) = socket.set_tcp_notsent_lowat(NOTSENT_LOWAT_BYTES) {
         tracing::debug!(error = %e, "TCP_NOTSENT_LOWAT not available");
+    }
+    if let Err(e) = socket.set_tcp_user_timeout(Some(TCP_USER_TIMEOUT)) {
+        tracing::debug!(error = %e, "TCP_USER_TIMEOUT not available");
+    }
+}
+
+/// Counts a connection in the metrics for as long as it lives.
+struct ConnectionCount(Arc<crate::telemetry::Metrics>);
+
+impl Drop for ConnectionCount {
+    fn drop(&mut self) {
+        self.0.connections.dec();
     }
 }
 
@@ -65,17 +87,28 @@ pub async fn serve(
             },
             _ = crate::hub::turned_true(&mut shutdown) => break,
         };
+        if state.metrics.connections.get() >= MAX_CONNECTIONS {
+            tracing::warn!(limit = MAX_CONNECTIONS, "connection limit reached; refusing a connection");
+            drop(stream);
+            continue;
+        }
         tune_socket(&stream);
+        state.metrics.connections.inc();
+        state.metrics.connections_total.inc();
+        let counted = ConnectionCount(Arc::clone(&state.metrics));
         let state = Arc::clone(&state);
         let mut conn_shutdown = shutdown.clone();
         let alive = alive_tx.clone();
         tokio::spawn(async move {
+            let _counted = counted;
             let guard = ConnectionGuard(alive);
             let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 // Upgraded sessions outlive this task; they carry a guard of their own.
                 req.extensions_mut().insert(guard.clone());
                 let state = Arc::clone(&state);
-                async move { Ok::<_, std::convert::Infallible>(router::route(req, state).await) }
+                async move {
+                    Ok::<_, std::convert::Infallible>(router::route_request(req, state).await)
+                }
             });
             let mut builder = http1::Builder::new();
             builder

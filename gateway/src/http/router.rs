@@ -1,54 +1,226 @@
-//! Request routing: maps method and path to a handler, with JSON 404/405 answers.
+//! Request routing: maps method and path to a handler, checks access, and counts every
+//! request by route template (never by raw path, so metric labels stay bounded).
+//!
+//! The route table ([`ROUTES`]) is the single list of endpoints: the OpenAPI document is
+//! checked against it by a test.
 
 use std::sync::Arc;
 
 use http::{Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
+use super::api::{media, streams, system};
+use super::auth::{self, Principal};
+use super::pacing::parse_max_fps;
 use super::response::{self, Body};
-use super::{api, viewer_page, ws};
+use super::{ui, ws};
 use crate::app::AppState;
 
-/// Routes one request.
-pub async fn route(req: Request<Incoming>, state: Arc<AppState>) -> Response<Body> {
-    let path = req.uri().path().to_owned();
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let method = req.method().clone();
-    let get_only = |handler: &dyn Fn() -> Response<Body>| {
-        if method == Method::GET || method == Method::HEAD {
-            handler()
-        } else {
-            method_not_allowed("GET")
-        }
-    };
-    match segments.as_slice() {
-        [""] => get_only(&viewer_page::index),
-        ["healthz"] => get_only(&api::healthz),
-        ["api", "streams"] => get_only(&|| api::list_streams(&state)),
-        ["api", "config"] => get_only(&|| api::config_status(&state)),
-        ["ws", "streams", id] if !id.is_empty() => {
-            if method == Method::GET {
-                ws::upgrade(req, state, id)
-            } else {
-                method_not_allowed("GET")
-            }
-        }
-        _ => response::error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            &format!("no route for {method} {path}"),
-        ),
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (health checks, the UI's static files, login, the API description).
+    Public,
+    /// Any authenticated principal (lists are filtered by allow-list).
+    Viewer,
+    /// A principal allowed to watch the stream in the path.
+    Stream,
+    /// Admins only.
+    Admin,
+}
+
+/// One endpoint: method, path template, access rule.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path template, OpenAPI style (`/api/streams/{id}`).
+    pub template: &'static str,
+    /// Who may call it.
+    pub access: Access,
+}
+
+const fn route(method: &'static str, template: &'static str, access: Access) -> Route {
+    Route {
+        method,
+        template,
+        access,
     }
 }
 
-fn method_not_allowed(allow: &'static str) -> Response<Body> {
+/// Every endpoint of the gateway (the UI's static files are served for other GET paths).
+pub const ROUTES: &[Route] = &[
+    route("GET", "/healthz", Access::Public),
+    route("GET", "/readyz", Access::Public),
+    route("GET", "/metrics", Access::Admin),
+    route("GET", "/api/openapi.json", Access::Public),
+    route("GET", "/api/session", Access::Public),
+    route("POST", "/api/session", Access::Public),
+    route("DELETE", "/api/session", Access::Public),
+    route("GET", "/api/streams", Access::Viewer),
+    route("POST", "/api/streams", Access::Admin),
+    route("GET", "/api/streams/{id}", Access::Stream),
+    route("PUT", "/api/streams/{id}", Access::Admin),
+    route("DELETE", "/api/streams/{id}", Access::Admin),
+    route("GET", "/api/streams/{id}/snapshot.jpg", Access::Stream),
+    route("GET", "/api/streams/{id}/mjpeg", Access::Stream),
+    route("GET", "/api/plugins", Access::Viewer),
+    route("GET", "/api/config", Access::Admin),
+    route("GET", "/ws/streams/{id}", Access::Stream),
+];
+
+/// Matches `path` against a template; returns the `{id}` segment if any.
+fn matches<'p>(template: &str, path: &'p str) -> Option<Option<&'p str>> {
+    let mut id = None;
+    let mut t = template.trim_start_matches('/').split('/');
+    let mut p = path.trim_start_matches('/').split('/');
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return Some(id),
+            (Some("{id}"), Some(segment)) if !segment.is_empty() => id = Some(segment),
+            (Some(a), Some(b)) if a == b => {}
+            _ => return None,
+        }
+    }
+}
+
+/// Routes one request and records it in the metrics.
+pub async fn route_request(req: Request<Incoming>, state: Arc<AppState>) -> Response<Body> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let (template, response) = dispatch(req, &state, &method, &path).await;
+    state
+        .metrics
+        .http_request(template, method.as_str(), response.status().as_u16());
+    response
+}
+
+async fn dispatch(
+    req: Request<Incoming>,
+    state: &Arc<AppState>,
+    method: &Method,
+    path: &str,
+) -> (&'static str, Response<Body>) {
+    let candidates: Vec<(&Route, Option<&str>)> = ROUTES
+        .iter()
+        .filter_map(|r| matches(r.template, path).map(|id| (r, id)))
+        .collect();
+    let Some(&(route, id)) = candidates
+        .iter()
+        .find(|(r, _)| r.method == method.as_str() || (r.method == "GET" && method == Method::HEAD))
+    else {
+        if let Some((first, _)) = candidates.first() {
+            let allow: Vec<&str> = candidates.iter().map(|(r, _)| r.method).collect();
+            return (first.template, method_not_allowed(&allow.join(", ")));
+        }
+        if path.starts_with("/api/") || path.starts_with("/ws/") || path == "/api" {
+            let message = format!("no route for {method} {path}");
+            return ("unmatched", response::error(StatusCode::NOT_FOUND, "not_found", &message));
+        }
+        return if method == Method::GET || method == Method::HEAD {
+            ("ui", ui::serve(path))
+        } else {
+            ("ui", method_not_allowed("GET"))
+        };
+    };
+    let id = id.map(str::to_owned);
+
+    // Who is asking, and may they?
+    let config = state.config();
+    let media = matches!(
+        route.template,
+        "/ws/streams/{id}" | "/api/streams/{id}/mjpeg" | "/api/streams/{id}/snapshot.jpg"
+    );
+    let credential = auth::credential(&config.manifest.auth, req.headers(), req.uri().query(), media);
+    let principal = state.principal(&credential);
+    if let Some(denied) = denied(route.access, principal.as_ref(), id.as_deref()) {
+        return (route.template, denied);
+    }
+    // Stream routes answer 404 for unknown ids (after access, so allow-lists do not reveal
+    // which ids exist).
+    let hub = match &id {
+        Some(id) if route.method == "GET" => match state.registry.get(id) {
+            Some(hub) => Some(hub),
+            None => return (route.template, response::stream_not_found(id)),
+        },
+        _ => None,
+    };
+    let id = id.unwrap_or_default();
+    let response = match (route.method, route.template) {
+        (_, "/healthz") => system::healthz(),
+        (_, "/readyz") => system::readyz(state),
+        (_, "/metrics") => system::metrics(state),
+        (_, "/api/openapi.json") => super::openapi::document(),
+        ("GET", "/api/session") => system::session(state, &credential),
+        ("POST", "/api/session") => system::login(state, req).await,
+        ("DELETE", "/api/session") => system::logout(state, &credential),
+        ("GET", "/api/streams") => streams::list(state, principal.as_ref()),
+        ("POST", "/api/streams") => streams::create(state, req).await,
+        ("GET", "/api/streams/{id}") => streams::get(state, &id),
+        ("PUT", "/api/streams/{id}") => streams::update(state, &id, req).await,
+        ("DELETE", "/api/streams/{id}") => streams::delete(state, &id).await,
+        (_, "/api/streams/{id}/snapshot.jpg") => match hub {
+            Some(hub) => media::snapshot(hub).await,
+            None => response::stream_not_found(&id),
+        },
+        (_, "/api/streams/{id}/mjpeg") => match (hub, parse_max_fps(req.uri().query())) {
+            (Some(hub), Ok(max_fps)) => media::mjpeg(state, hub, max_fps).await,
+            (_, Err(message)) => response::error(StatusCode::BAD_REQUEST, "bad_query", &message),
+            (None, _) => response::stream_not_found(&id),
+        },
+        ("GET", "/api/plugins") => system::plugins(state),
+        ("GET", "/api/config") => system::config_status(state),
+        (_, "/ws/streams/{id}") => match hub {
+            Some(hub) => ws::upgrade(req, Arc::clone(state), hub, credential),
+            None => response::stream_not_found(&id),
+        },
+        _ => response::error(StatusCode::NOT_FOUND, "not_found", "no such route"),
+    };
+    (route.template, response)
+}
+
+/// The refusal for a caller that may not use a route (`None`: allowed).
+fn denied(access: Access, principal: Option<&Principal>, id: Option<&str>) -> Option<Response<Body>> {
+    if access == Access::Public {
+        return None;
+    }
+    let Some(principal) = principal else {
+        return Some(auth::unauthorized());
+    };
+    match access {
+        Access::Admin if !principal.is_admin() => Some(auth::forbidden("this needs an admin token")),
+        Access::Stream if !id.is_some_and(|id| principal.can_view(id)) => {
+            Some(auth::forbidden("this token may not watch this stream"))
+        }
+        _ => None,
+    }
+}
+
+fn method_not_allowed(allow: &str) -> Response<Body> {
     let mut response = response::error(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         &format!("this endpoint accepts {allow}"),
     );
+    if let Ok(value) = http::HeaderValue::from_str(allow) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
     response
-        .headers_mut()
-        .insert(header::ALLOW, http::HeaderValue::from_static(allow));
-    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_match_paths() {
+        assert_eq!(matches("/api/streams/{id}", "/api/streams/lobby"), Some(Some("lobby")));
+        assert_eq!(matches("/api/streams/{id}", "/api/streams/"), None);
+        assert_eq!(matches("/api/streams/{id}", "/api/streams/a/b"), None);
+        assert_eq!(matches("/healthz", "/healthz"), Some(None));
+        assert_eq!(
+            matches("/api/streams/{id}/mjpeg", "/api/streams/x/mjpeg"),
+            Some(Some("x"))
+        );
+    }
 }

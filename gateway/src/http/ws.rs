@@ -33,7 +33,10 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 
 use super::response::{self, Body};
 use crate::app::AppState;
+use super::auth::Credential;
+use super::pacing::{FramePacer, Next, parse_max_fps};
 use crate::hub::{Closing, Hub, StreamState, StreamStatus, Viewer};
+use crate::telemetry::{Transport, ViewerTelemetry};
 
 /// Close code: the gateway is shutting down.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
@@ -71,31 +74,6 @@ impl Default for WsSettings {
     }
 }
 
-/// Validated query parameters.
-#[derive(Debug, Default, Clone, Copy)]
-struct ViewerParams {
-    /// Per-viewer frame rate cap (grid thumbnails), without another source.
-    max_fps: Option<f64>,
-}
-
-fn parse_params(query: Option<&str>) -> Result<ViewerParams, String> {
-    let mut params = ViewerParams::default();
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        // Other keys are reserved for the auth token mechanism and future options; they
-        // are ignored so old viewers keep working with new gateways.
-        if key == "max_fps" {
-            let fps: f64 = value
-                .parse()
-                .ok()
-                .filter(|f: &f64| f.is_finite() && *f > 0.0 && *f <= 120.0)
-                .ok_or_else(|| format!("max_fps must be a number > 0 and <= 120, got {value:?}"))?;
-            params.max_fps = Some(fps);
-        }
-    }
-    Ok(params)
-}
-
 fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
     headers
         .get_all(name)
@@ -124,11 +102,14 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
     matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
 }
 
-/// Handles the upgrade request: validates it, answers 101 and spawns the viewer session.
-pub fn upgrade(req: Request<Incoming>, state: Arc<AppState>, id: &str) -> Response<Body> {
-    let Some(hub) = state.registry.get(id) else {
-        return response::stream_not_found(id);
-    };
+/// Handles the upgrade request for `hub` (already authorized): validates it, answers 101
+/// and spawns the viewer session. `credential` is re-checked during the session.
+pub fn upgrade(
+    req: Request<Incoming>,
+    state: Arc<AppState>,
+    hub: Arc<Hub>,
+    credential: Credential,
+) -> Response<Body> {
     let headers = req.headers();
     if !header_has_token(headers, header::CONNECTION, "upgrade")
         || !header_has_token(headers, header::UPGRADE, "websocket")
@@ -168,14 +149,13 @@ pub fn upgrade(req: Request<Incoming>, state: Arc<AppState>, id: &str) -> Respon
             "this Origin may not open viewer WebSockets (add it to server.allowed_origins)",
         );
     }
-    let params = match parse_params(req.uri().query()) {
-        Ok(params) => params,
+    let max_fps = match parse_max_fps(req.uri().query()) {
+        Ok(max_fps) => max_fps,
         Err(message) => return response::error(StatusCode::BAD_REQUEST, "bad_query", &message),
     };
     let accept = derive_accept_key(key.as_bytes());
 
     let settings = state.ws.clone();
-    let shutdown = state.shutdown.clone();
     let guard = req.extensions().get::<super::ConnectionGuard>().cloned();
     tokio::spawn(async move {
         let _guard = guard;
@@ -193,7 +173,8 @@ pub fn upgrade(req: Request<Incoming>, state: Arc<AppState>, id: &str) -> Respon
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
         let viewer = hub.subscribe().await;
-        run_session(ws, viewer, params, settings, shutdown).await;
+        let access = Access { state, credential };
+        run_session(ws, viewer, max_fps, settings, access).await;
     });
 
     let mut response = Response::new(response::empty());
@@ -242,38 +223,56 @@ enum End {
     SocketError,
 }
 
-/// The writing side of a session: what it has sent and the pacing state.
+/// The writing side of a session: the socket, what was sent, and the viewer's metrics.
 struct Output {
-    params: ViewerParams,
     settings: WsSettings,
     tx: futures_util::stream::SplitSink<Ws, Message>,
-    last_seq: Option<u64>,
+    telemetry: ViewerTelemetry,
     dropped_unreported: u64,
     last_dropped_report: Instant,
 }
 
 type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
+/// What a session needs to re-check its viewer's access and see shutdown.
+struct Access {
+    state: Arc<AppState>,
+    credential: Credential,
+}
+
+impl Access {
+    /// Whether the viewer may still watch `stream` (tokens can be revoked by a reload).
+    fn still_allowed(&self, stream: &str) -> bool {
+        self.state
+            .principal(&self.credential)
+            .is_some_and(|p| p.can_view(stream))
+    }
+}
+
 /// Runs one viewer until it leaves, is closed, or the gateway shuts down.
 async fn run_session(
     ws: Ws,
     mut viewer: Viewer,
-    params: ViewerParams,
+    max_fps: Option<f64>,
     settings: WsSettings,
-    mut shutdown: watch::Receiver<bool>,
+    access: Access,
 ) {
+    let mut shutdown = access.state.shutdown.clone();
     let hub = Arc::clone(viewer.hub());
     let (tx, mut rx) = ws.split();
     let mut out = Output {
-        params,
         settings,
         tx,
-        last_seq: None,
+        telemetry: hub.telemetry().viewer(Transport::WebSocket),
         dropped_unreported: 0,
         last_dropped_report: Instant::now(),
     };
-    let end = serve(&hub, &mut viewer, &mut out, &mut rx, &mut shutdown).await;
+    let mut pacer = FramePacer::new(max_fps);
+    let end = serve(&hub, &mut viewer, &mut pacer, &mut out, &mut rx, &mut shutdown, &access).await;
     if let End::Close(code, reason) = end {
+        if code == CLOSE_TOO_SLOW {
+            out.telemetry.slow_disconnect(reason);
+        }
         tracing::debug!(stream = %hub.id(), code, reason, "closing viewer");
         let frame = CloseFrame {
             code: CloseCode::from(code),
@@ -292,23 +291,20 @@ async fn run_session(
 async fn serve(
     hub: &Arc<Hub>,
     viewer: &mut Viewer,
+    pacer: &mut FramePacer,
     out: &mut Output,
     rx: &mut futures_util::stream::SplitStream<Ws>,
     shutdown: &mut watch::Receiver<bool>,
+    access: &Access,
 ) -> End {
-    if let Err(end) = out.greet(hub, viewer).await {
+    if let Err(end) = out.greet(hub, viewer, pacer).await {
         return end;
     }
-    let min_gap = out
-        .params
-        .max_fps
-        .map(|fps| Duration::from_secs_f64(1.0 / fps));
-    let mut next_allowed = tokio::time::Instant::now();
-    let mut frame_pending = false;
     let mut ping = tokio::time::interval(out.settings.ping_interval);
     ping.reset();
     let mut last_heard = Instant::now();
     let mut closing = viewer.closing.clone();
+    let mut frames = viewer.frames.clone();
 
     loop {
         tokio::select! {
@@ -347,31 +343,18 @@ async fn serve(
                     return end;
                 }
             }
-            changed = viewer.frames.changed(), if !frame_pending => {
-                if changed.is_err() {
+            next = pacer.next(&mut frames) => {
+                let Some(next) = next else {
                     return End::Close(CLOSE_STREAM_REMOVED, "stream removed");
-                }
-                if tokio::time::Instant::now() < next_allowed {
-                    frame_pending = true;
-                    continue;
-                }
-                if let Err(end) = out.send_latest_frame(viewer).await {
+                };
+                if let Err(end) = out.send_frame(next).await {
                     return end;
-                }
-                if let Some(gap) = min_gap {
-                    next_allowed = tokio::time::Instant::now() + gap;
-                }
-            }
-            _ = tokio::time::sleep_until(next_allowed), if frame_pending => {
-                frame_pending = false;
-                if let Err(end) = out.send_latest_frame(viewer).await {
-                    return end;
-                }
-                if let Some(gap) = min_gap {
-                    next_allowed = tokio::time::Instant::now() + gap;
                 }
             }
             _ = ping.tick() => {
+                if !access.still_allowed(hub.id()) {
+                    return End::Close(CLOSE_UNAUTHORIZED, "access revoked");
+                }
                 if last_heard.elapsed() >= out.settings.pong_timeout {
                     return End::Close(CLOSE_TOO_SLOW, "viewer stopped answering pings");
                 }
@@ -399,12 +382,18 @@ impl Output {
 
     /// Sends `hello`, then the hub's latest frame at once (a new viewer sees a picture
     /// immediately).
-    async fn greet(&mut self, hub: &Arc<Hub>, viewer: &mut Viewer) -> Result<(), End> {
+    async fn greet(
+        &mut self,
+        hub: &Arc<Hub>,
+        viewer: &mut Viewer,
+        pacer: &mut FramePacer,
+    ) -> Result<(), End> {
         let info = hub.info();
         let StreamStatus { state, message, .. } = viewer.status.borrow_and_update().clone();
-        let latest = viewer.frames.borrow().clone();
-        let (width, height) = latest
+        let current = pacer.current(&mut viewer.frames);
+        let (width, height) = current
             .as_ref()
+            .map(|next| &next.frame)
             .filter(|f| f.width > 0 && f.height > 0)
             .map(|f| (Some(f.width), Some(f.height)))
             .unwrap_or((None, None));
@@ -418,27 +407,19 @@ impl Output {
             message: &message,
         };
         self.send(hello.to_message()).await?;
-        if latest.is_some() {
-            self.send_latest_frame(viewer).await?;
+        match current {
+            Some(next) => self.send_frame(next).await,
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    /// Sends the newest frame, counting the ones this viewer skipped.
-    async fn send_latest_frame(&mut self, viewer: &mut Viewer) -> Result<(), End> {
-        let Some(frame) = viewer.frames.borrow_and_update().clone() else {
-            return Ok(());
-        };
-        if let Some(last) = self.last_seq {
-            if frame.seq <= last {
-                return Ok(());
-            }
-            // Skips a rate-limited viewer asked for are not drops.
-            if self.params.max_fps.is_none() {
-                self.dropped_unreported += frame.seq - last - 1;
-            }
+    /// Sends a frame, first reporting frames this viewer skipped (at most once per
+    /// `dropped_report_interval`).
+    async fn send_frame(&mut self, next: Next) -> Result<(), End> {
+        if next.dropped > 0 {
+            self.telemetry.frames_dropped(next.dropped);
+            self.dropped_unreported += next.dropped;
         }
-        self.last_seq = Some(frame.seq);
         if self.dropped_unreported > 0
             && self.last_dropped_report.elapsed() >= self.settings.dropped_report_interval
         {
@@ -446,23 +427,16 @@ impl Output {
             self.last_dropped_report = Instant::now();
             self.send(Event::Dropped { frames }.to_message()).await?;
         }
-        self.send(Message::Binary(frame.jpeg)).await
+        let (bytes, captured_at_us) = (next.frame.jpeg.len(), next.frame.captured_at_us);
+        self.send(Message::Binary(next.frame.jpeg)).await?;
+        self.telemetry.frame_sent(bytes, captured_at_us);
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn max_fps_is_validated() {
-        assert_eq!(parse_params(Some("max_fps=2")).unwrap().max_fps, Some(2.0));
-        assert!(parse_params(Some("max_fps=0")).is_err());
-        assert!(parse_params(Some("max_fps=abc")).is_err());
-        assert!(parse_params(Some("max_fps=NaN")).is_err());
-        assert_eq!(parse_params(Some("token=x")).unwrap().max_fps, None);
-        assert_eq!(parse_params(None).unwrap().max_fps, None);
-    }
 
     #[test]
     fn origin_must_match_host_or_allow_list() {

@@ -23,7 +23,9 @@ mod tag;
 pub use frame::Frame;
 pub use registry::Registry;
 pub use source::{FrameSink, RunningSource, SourceFactory};
-pub use stream_hub::{Closing, Hub, StreamInfo, StreamState, StreamStatus, Viewer};
+pub use stream_hub::{
+    Closing, Hub, InputRate, StreamInfo, StreamState, StreamStatus, Viewer, unix_micros,
+};
 pub use tag::{FrameTag, read_tag};
 
 /// Resolves when a `watch<bool>` flag turns true (or its sender is gone). Unlike

@@ -23,6 +23,7 @@ use tokio::sync::{Mutex, watch};
 use super::frame::Frame;
 use super::source::{FrameSink, RunningSource, SourceFactory};
 use super::tag::{FrameTag, tagged_copy};
+use crate::telemetry::StreamTelemetry;
 
 /// Largest frame the hub accepts; anything bigger is a broken source, not a picture.
 pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
@@ -104,6 +105,64 @@ struct Counters {
     bytes_in: AtomicU64,
 }
 
+/// Measured input rate over the last full second (for status pages).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct InputRate {
+    /// Frames per second.
+    pub fps: f64,
+    /// JPEG bits per second.
+    pub bitrate: f64,
+}
+
+/// One-second buckets of frames and bytes; updated by the (single) publisher.
+#[derive(Debug)]
+struct RateMeter {
+    window_start: Instant,
+    frames: u64,
+    bytes: u64,
+    last: InputRate,
+    last_at: Instant,
+}
+
+impl RateMeter {
+    fn new() -> Self {
+        let now = Instant::now();
+        RateMeter {
+            window_start: now,
+            frames: 0,
+            bytes: 0,
+            last: InputRate::default(),
+            last_at: now,
+        }
+    }
+
+    fn record(&mut self, bytes: usize, now: Instant) {
+        let elapsed = now.duration_since(self.window_start);
+        if elapsed >= Duration::from_secs(1) {
+            let secs = elapsed.as_secs_f64();
+            self.last = InputRate {
+                fps: self.frames as f64 / secs,
+                bitrate: self.bytes as f64 * 8.0 / secs,
+            };
+            self.last_at = now;
+            self.window_start = now;
+            self.frames = 0;
+            self.bytes = 0;
+        }
+        self.frames += 1;
+        self.bytes += bytes as u64;
+    }
+
+    /// The last complete second's rate, or zero when frames stopped arriving.
+    fn rate(&self, now: Instant) -> InputRate {
+        if now.duration_since(self.window_start) > Duration::from_secs(2) {
+            InputRate::default()
+        } else {
+            self.last
+        }
+    }
+}
+
 struct Control {
     factory: Arc<dyn SourceFactory>,
     source: Option<Box<dyn RunningSource>>,
@@ -124,12 +183,19 @@ pub struct Hub {
     generation: AtomicU64,
     next_seq: AtomicU64,
     counters: Counters,
+    rate: std::sync::Mutex<RateMeter>,
+    telemetry: StreamTelemetry,
     control: Mutex<Control>,
 }
 
 impl Hub {
     /// Creates a hub. Nothing starts until [`Hub::activate`] or the first viewer.
-    pub fn new(id: &str, info: StreamInfo, factory: Arc<dyn SourceFactory>) -> Arc<Hub> {
+    pub fn new(
+        id: &str,
+        info: StreamInfo,
+        factory: Arc<dyn SourceFactory>,
+        telemetry: StreamTelemetry,
+    ) -> Arc<Hub> {
         Arc::new(Hub {
             id: id.to_owned(),
             info: RwLock::new(info),
@@ -142,6 +208,8 @@ impl Hub {
             generation: AtomicU64::new(0),
             next_seq: AtomicU64::new(0),
             counters: Counters::default(),
+            rate: std::sync::Mutex::new(RateMeter::new()),
+            telemetry,
             control: Mutex::new(Control {
                 factory,
                 source: None,
@@ -184,6 +252,19 @@ impl Hub {
         self.counters.bytes_in.load(Ordering::Relaxed)
     }
 
+    /// The measured input rate (last full second).
+    pub fn input_rate(&self) -> InputRate {
+        self.rate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .rate(Instant::now())
+    }
+
+    /// The stream's metric handles (viewers attach theirs through it).
+    pub fn telemetry(&self) -> &StreamTelemetry {
+        &self.telemetry
+    }
+
     /// Starts the source of an always-on stream (no-op for on-demand streams).
     pub async fn activate(self: &Arc<Self>) {
         if !self.info().on_demand {
@@ -209,15 +290,16 @@ impl Hub {
     async fn ensure_running(self: &Arc<Self>) {
         let mut control = self.control.lock().await;
         if control.source.is_none() && self.closing.borrow().is_none() {
-            self.start_locked(&mut control).await;
+            let reason = if self.info().on_demand { "viewer" } else { "always_on" };
+            self.start_locked(&mut control, reason).await;
         }
     }
 
     /// Starts a new source generation. Called with the control lock held.
-    async fn start_locked(self: &Arc<Self>, control: &mut Control) {
+    async fn start_locked(self: &Arc<Self>, control: &mut Control, reason: &'static str) {
+        self.telemetry.source_starting(reason);
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        self.status
-            .send_replace(StreamStatus::new(StreamState::Connecting, ""));
+        self.set_status(StreamState::Connecting, "");
         let sink = FrameSink::new(Arc::downgrade(self), generation);
         let factory = Arc::clone(&control.factory);
         let started = tokio::task::spawn_blocking(move || factory.start(sink)).await;
@@ -229,15 +311,13 @@ impl Hub {
             Ok(Err(message)) => {
                 tracing::warn!(stream = %self.id, error = %message, "source failed to start");
                 self.generation.fetch_add(1, Ordering::SeqCst);
-                self.status
-                    .send_replace(StreamStatus::new(StreamState::Failed, &message));
+                self.set_status(StreamState::Failed, &message);
             }
             Err(join_error) => {
                 let message = format!("source start aborted: {join_error}");
                 tracing::error!(stream = %self.id, error = %message);
                 self.generation.fetch_add(1, Ordering::SeqCst);
-                self.status
-                    .send_replace(StreamStatus::new(StreamState::Failed, &message));
+                self.set_status(StreamState::Failed, &message);
             }
         }
     }
@@ -252,8 +332,13 @@ impl Hub {
             }
             tracing::info!(stream = %self.id, "source stopped");
         }
-        self.status
-            .send_replace(StreamStatus::new(StreamState::Stopped, ""));
+        self.set_status(StreamState::Stopped, "");
+    }
+
+    /// Records a status (and keeps `source_up` in step with it).
+    fn set_status(&self, state: StreamState, message: &str) {
+        self.telemetry.source_live(state == StreamState::Live);
+        self.status.send_replace(StreamStatus::new(state, message));
     }
 
     /// Stops an on-demand source that has had no viewer for its idle timeout. Returns
@@ -292,7 +377,7 @@ impl Hub {
         *self.info.write().unwrap_or_else(|e| e.into_inner()) = info.clone();
         control.factory = factory;
         if was_running || !info.on_demand || self.viewers.load(Ordering::SeqCst) > 0 {
-            self.start_locked(&mut control).await;
+            self.start_locked(&mut control, "reconfigured").await;
         }
     }
 
@@ -359,11 +444,15 @@ impl Hub {
         self.counters
             .bytes_in
             .fetch_add(jpeg.len() as u64, Ordering::Relaxed);
+        self.rate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(jpeg.len(), Instant::now());
+        self.telemetry.frame_received(jpeg.len());
         self.frames.send_replace(Some(frame));
         // A frame proves the source is live, whatever it last reported.
         if self.status.borrow().state != StreamState::Live {
-            self.status
-                .send_replace(StreamStatus::new(StreamState::Live, ""));
+            self.set_status(StreamState::Live, "");
         }
         true
     }
@@ -373,13 +462,14 @@ impl Hub {
         if generation != self.generation.load(Ordering::SeqCst) {
             return;
         }
-        self.status.send_if_modified(|status| {
-            if status.state == state && status.message == message {
-                return false;
-            }
-            *status = StreamStatus::new(state, message);
-            true
-        });
+        let previous = self.status.borrow().clone();
+        if previous.state == state && previous.message == message {
+            return;
+        }
+        if state == StreamState::Retrying && previous.state != StreamState::Retrying {
+            self.telemetry.source_starting("error");
+        }
+        self.set_status(state, message);
     }
 }
 
@@ -474,10 +564,14 @@ mod tests {
 
     const JPEG: &[u8] = &[0xFF, 0xD8, 0x00, 0xFF, 0xD9];
 
+    fn telemetry() -> StreamTelemetry {
+        crate::telemetry::Metrics::new().stream("a")
+    }
+
     #[tokio::test]
     async fn viewers_share_one_source_and_reaper_stops_it() {
         let factory = Arc::new(CountingFactory::default());
-        let hub = Hub::new("a", info(true, 0), factory.clone());
+        let hub = Hub::new("a", info(true, 0), factory.clone(), telemetry());
         let v1 = hub.subscribe().await;
         let v2 = hub.subscribe().await;
         assert_eq!(factory.starts.load(Ordering::SeqCst), 1);
@@ -496,7 +590,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn racing_viewers_and_reaper_never_run_two_sources() {
         let factory = Arc::new(CountingFactory::default());
-        let hub = Hub::new("a", info(true, 0), factory.clone());
+        let hub = Hub::new("a", info(true, 0), factory.clone(), telemetry());
         let reaper = {
             let hub = Arc::clone(&hub);
             tokio::spawn(async move {
@@ -520,7 +614,7 @@ mod tests {
     #[tokio::test]
     async fn frames_carry_sequence_and_stale_generations_are_refused() {
         let factory = Arc::new(CountingFactory::default());
-        let hub = Hub::new("a", info(false, 0), factory.clone());
+        let hub = Hub::new("a", info(false, 0), factory.clone(), telemetry());
         hub.activate().await;
         let sink = factory.sinks.lock().unwrap()[0].clone();
         assert!(sink.publish(JPEG, 2, 2, 0));
@@ -542,7 +636,7 @@ mod tests {
     #[tokio::test]
     async fn close_tells_viewers_and_stops_for_good() {
         let factory = Arc::new(CountingFactory::default());
-        let hub = Hub::new("a", info(true, 0), factory.clone());
+        let hub = Hub::new("a", info(true, 0), factory.clone(), telemetry());
         let viewer = hub.subscribe().await;
         hub.close(Closing::Removed).await;
         assert_eq!(*viewer.closing.borrow(), Some(Closing::Removed));

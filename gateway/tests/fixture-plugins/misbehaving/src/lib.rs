@@ -3,7 +3,8 @@
 //!
 //! Options: `panic_in`: `create` | `start` | `stop` | `thread` (panic there);
 //! `ignore_stop`: keep a thread sending frames after `stop` returned (it is not joined),
-//! which the plugin API's gate must silence.
+//! which the plugin API's gate must silence; `url`/`password` with `leak: true`: put the
+//! credentials in every log line and state message, which the host must scrub.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +26,12 @@ pub struct Config {
     panic_in: Option<String>,
     #[serde(default)]
     ignore_stop: bool,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    leak: bool,
 }
 
 impl SourcePlugin for Misbehaving {
@@ -72,9 +79,20 @@ impl Source for MisbehavingSource {
         let running = Arc::clone(&self.running);
         let ignore_stop = self.config.ignore_stop;
         let panic_in_thread = self.config.panic_in.as_deref() == Some("thread");
+        let leak = self.config.leak.then(|| {
+            format!(
+                "connecting to {} with password {}",
+                self.config.url.clone().unwrap_or_default(),
+                self.config.password.clone().unwrap_or_default()
+            )
+        });
         let thread = self
             .host
             .spawn("misbehaving", move |host| {
+                if let Some(leak) = &leak {
+                    host.log(camgate_plugin_api::LogLevel::Error, leak);
+                    host.set_state(SourceState::Retrying, leak);
+                }
                 host.set_state(SourceState::Live, "");
                 let mut sent = 0u32;
                 while ignore_stop || running.load(Ordering::SeqCst) {

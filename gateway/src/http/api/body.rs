@@ -1,0 +1,143 @@
+//! Request bodies and API errors: JSON bodies read with a size limit, and the error type
+//! every API handler returns, rendered as `{"error": {"code", "message", "field"?}}`.
+
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::http::response::{self, Body};
+
+/// Largest request body the API accepts.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Why an API request failed.
+#[derive(Debug)]
+pub enum ApiError {
+    /// Not JSON, or not readable: 400.
+    Malformed(String),
+    /// Over [`MAX_BODY_BYTES`]: 413.
+    TooLarge,
+    /// Valid JSON with a wrong value: 422, with the field when known.
+    Invalid {
+        /// The field path (`id`, `source.url`), if known.
+        field: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+    /// The stream does not exist: 404.
+    NotFound(String),
+    /// The change conflicts with the current state: 409.
+    Conflict(String),
+    /// The gateway failed: 500.
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: Detail<'a>,
+}
+
+#[derive(Serialize)]
+struct Detail<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    /// A validation error about `field`.
+    pub fn invalid(field: &str, message: &str) -> Self {
+        ApiError::Invalid {
+            field: Some(field.to_owned()),
+            message: message.to_owned(),
+        }
+    }
+
+    /// An internal error (logged).
+    pub fn internal(message: &str) -> Self {
+        tracing::error!(error = message, "API request failed");
+        ApiError::Internal(message.to_owned())
+    }
+
+    /// The JSON error response.
+    pub fn into_response(self) -> Response<Body> {
+        let (status, code, message, field) = match &self {
+            ApiError::Malformed(m) => (StatusCode::BAD_REQUEST, "malformed_request", m.clone(), None),
+            ApiError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("request body over {MAX_BODY_BYTES} bytes"),
+                None,
+            ),
+            ApiError::Invalid { field, message } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_stream",
+                message.clone(),
+                field.as_deref(),
+            ),
+            ApiError::NotFound(id) => (
+                StatusCode::NOT_FOUND,
+                "stream_not_found",
+                format!("no stream with id `{id}`"),
+                None,
+            ),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m.clone(), None),
+            ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", m.clone(), None),
+        };
+        let body = ErrorBody {
+            error: Detail {
+                code,
+                message: &message,
+                field,
+            },
+        };
+        response::json(status, &body)
+    }
+}
+
+/// Reads a JSON body of at most [`MAX_BODY_BYTES`] into `T`. Syntax errors are 400; type
+/// errors and unknown fields are 422 naming the field.
+pub async fn read_json<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, ApiError> {
+    let is_json = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("application/json"));
+    if !is_json {
+        return Err(ApiError::Malformed(
+            "send the body as application/json".to_owned(),
+        ));
+    }
+    let bytes = Limited::new(req.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                ApiError::TooLarge
+            } else {
+                ApiError::Malformed(format!("cannot read the body: {e}"))
+            }
+        })?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => {
+                let text = e.to_string();
+                let message = text
+                    .rfind(" at line ")
+                    .map(|i| text[..i].to_owned())
+                    .unwrap_or(text);
+                let field = message
+                    .strip_prefix("unknown field `")
+                    .and_then(|rest| rest.split('`').next())
+                    .map(str::to_owned);
+                ApiError::Invalid { field, message }
+            }
+            _ => ApiError::Malformed(format!("malformed JSON: {e}")),
+        }
+    })
+}

@@ -1,0 +1,134 @@
+//! `GET /api/openapi.json`: an OpenAPI 3.1 description of every endpoint.
+//!
+//! Invariant: it describes exactly the routes of `router::ROUTES` (a test compares them),
+//! so the document cannot silently drift from the server.
+
+use http::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use super::response::{self, Body};
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    })
+}
+
+fn json_response(description: &str, schema: Value) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": schema}}})
+}
+
+fn id_param() -> Value {
+    json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"}})
+}
+
+fn max_fps_param() -> Value {
+    json!({"name": "max_fps", "in": "query", "required": false, "description": "Per-viewer rate cap (0 < n <= 120).", "schema": {"type": "number"}})
+}
+
+fn access_token_param() -> Value {
+    json!({"name": "access_token", "in": "query", "required": false, "description": "A token, for clients that can send neither a header nor the session cookie.", "schema": {"type": "string"}})
+}
+
+/// The document.
+pub fn spec() -> Value {
+    let stream_ref = json!({"$ref": "#/components/schemas/Stream"});
+    let input_ref = json!({"$ref": "#/components/schemas/StreamInput"});
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Camgate",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Watch RTSP cameras in a browser. Errors are JSON: {\"error\": {\"code\", \"message\", \"field\"?}}. With `auth.tokens` configured, send `Authorization: Bearer <token>` or the session cookie from POST /api/session."
+        },
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "camgate_session"}
+            },
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+                    "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}}}},
+                "Stream": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "name": {"type": "string"}, "on_demand": {"type": "boolean"},
+                    "idle_timeout": {"type": "string", "examples": ["30s"]},
+                    "source": {"type": "object", "description": "`plugin` plus the plugin's options; secrets are never returned, URL passwords are masked."},
+                    "editable": {"type": "boolean", "description": "Created through the API (PUT/DELETE allowed)."},
+                    "state": {"enum": ["stopped", "connecting", "live", "retrying", "failed"]},
+                    "message": {"type": "string"}, "viewers": {"type": "integer"},
+                    "fps": {"type": "number"}, "bitrate": {"type": "number", "description": "bits/s"},
+                    "width": {"type": ["integer", "null"]}, "height": {"type": ["integer", "null"]},
+                    "frames_in": {"type": "integer"}, "uptime_seconds": {"type": ["number", "null"]}}},
+                "StreamInput": {"type": "object", "required": ["source"], "additionalProperties": false, "properties": {
+                    "id": {"type": "string"}, "name": {"type": "string"}, "on_demand": {"type": "boolean"},
+                    "idle_timeout": {"type": "string"},
+                    "source": {"type": "object", "required": ["plugin"], "description": "Validated by the plugin like the manifest. URLs must be rtsp, rtsps, http or https; `*_path` options are manifest-only. An empty password keeps the stored one."}}},
+                "Plugin": {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "string"}, "description": {"type": "string"}, "abi_version": {"type": "integer"}, "origin": {"type": "object"}}}
+            }
+        },
+        "paths": {
+            "/healthz": {"get": {"summary": "Liveness", "responses": {"200": json_response("alive", json!({"type": "object"}))}}},
+            "/readyz": {"get": {"summary": "Readiness (503 while shutting down)", "responses": {"200": json_response("ready", json!({"type": "object"})), "503": error_response("shutting down")}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics (admin)", "responses": {"200": {"description": "text exposition format", "content": {"text/plain": {}}}, "401": error_response("no token"), "403": error_response("not admin")}}},
+            "/api/openapi.json": {"get": {"summary": "This document", "responses": {"200": json_response("OpenAPI 3.1", json!({"type": "object"}))}}},
+            "/api/session": {
+                "get": {"summary": "Whether authentication is on and who the caller is", "responses": {"200": json_response("session", json!({"type": "object", "properties": {"auth_required": {"type": "boolean"}, "authenticated": {"type": "boolean"}, "role": {"enum": ["admin", "viewer", null]}}}))}},
+                "post": {"summary": "Exchange a token for an HttpOnly session cookie", "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}}}}}, "responses": {"204": {"description": "logged in (Set-Cookie)"}, "401": error_response("wrong token")}},
+                "delete": {"summary": "Log out", "responses": {"204": {"description": "logged out"}}}
+            },
+            "/api/streams": {
+                "get": {"summary": "Streams the caller may watch, in manifest order", "responses": {"200": json_response("streams", json!({"type": "object", "properties": {"streams": {"type": "array", "items": stream_ref}}})), "401": error_response("no token")}},
+                "post": {"summary": "Create a stream (admin); stored in the API-managed file", "requestBody": {"required": true, "content": {"application/json": {"schema": input_ref}}},
+                    "responses": {"201": json_response("created", stream_ref.clone()), "400": error_response("malformed JSON"), "409": error_response("id exists"), "413": error_response("body too large"), "422": error_response("invalid stream"), "401": error_response("no token"), "403": error_response("not admin")}}
+            },
+            "/api/streams/{id}": {
+                "parameters": [id_param()],
+                "get": {"summary": "One stream", "responses": {"200": json_response("stream", stream_ref.clone()), "404": error_response("unknown stream"), "403": error_response("not allowed")}},
+                "put": {"summary": "Replace an API-created stream (admin)", "requestBody": {"required": true, "content": {"application/json": {"schema": input_ref}}},
+                    "responses": {"200": json_response("updated", stream_ref.clone()), "404": error_response("unknown stream"), "409": error_response("defined in the manifest"), "422": error_response("invalid stream")}},
+                "delete": {"summary": "Delete an API-created stream (admin)", "responses": {"204": {"description": "deleted; its viewers are closed with 4004"}, "404": error_response("unknown stream"), "409": error_response("defined in the manifest")}}
+            },
+            "/api/streams/{id}/snapshot.jpg": {"get": {"summary": "The latest frame (starts an on-demand source and waits up to 5 s)", "parameters": [id_param(), access_token_param()],
+                "responses": {"200": {"description": "JPEG", "content": {"image/jpeg": {}}}, "404": error_response("unknown stream"), "503": error_response("no frame")}}},
+            "/api/streams/{id}/mjpeg": {"get": {"summary": "Live MJPEG over HTTP (multipart/x-mixed-replace)", "parameters": [id_param(), max_fps_param(), access_token_param()],
+                "responses": {"200": {"description": "one JPEG per part", "content": {"multipart/x-mixed-replace": {}}}, "404": error_response("unknown stream")}}},
+            "/api/plugins": {"get": {"summary": "Loaded source plugins", "responses": {"200": json_response("plugins", json!({"type": "object", "properties": {"plugins": {"type": "array", "items": {"$ref": "#/components/schemas/Plugin"}}}}))}}},
+            "/api/config": {"get": {"summary": "Configuration status: files, last reload, errors (admin)", "responses": {"200": json_response("status", json!({"type": "object"}))}}},
+            "/ws/streams/{id}": {"get": {"summary": "WebSocket viewer: binary = one JPEG, text = JSON events (hello, state, dropped); close codes 1001, 4001, 4004, 4008", "parameters": [id_param(), max_fps_param(), access_token_param()],
+                "responses": {"101": {"description": "switching protocols"}, "400": error_response("bad request"), "403": error_response("origin or token not allowed"), "404": error_response("unknown stream"), "426": error_response("not a WebSocket request")}}}
+        }
+    })
+}
+
+/// Serves the document.
+pub fn document() -> Response<Body> {
+    response::json(StatusCode::OK, &spec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::router::ROUTES;
+
+    #[test]
+    fn the_document_describes_exactly_the_routes() {
+        let spec = spec();
+        let paths = spec["paths"].as_object().unwrap();
+        let mut documented = Vec::new();
+        for (path, item) in paths {
+            for method in ["get", "post", "put", "delete"] {
+                if item.get(method).is_some() {
+                    documented.push(format!("{} {path}", method.to_uppercase()));
+                }
+            }
+        }
+        let mut routed: Vec<String> = ROUTES
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.template))
+            .collect();
+        documented.sort();
+        routed.sort();
+        assert_eq!(documented, routed);
+    }
+}

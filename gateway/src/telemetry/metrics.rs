@@ -1,0 +1,298 @@
+//! Prometheus metrics (prefix `camgate_`) in an app-owned registry, and the events that
+//! feed them.
+//!
+//! Like Vector's internal events, each event is one method that both logs and counts, so a
+//! log line and its metric can never disagree. Per-stream handles ([`StreamTelemetry`]) are
+//! resolved once per stream and per viewer, so the per-frame cost is an atomic add.
+//!
+//! Invariants: label values come only from bounded sets — stream ids (from the
+//! configuration), transports, reasons, results, route templates, plugin names — never
+//! URLs, IPs or user agents. A removed stream's series are removed.
+
+use std::sync::Arc;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// How a viewer receives frames (a metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `GET /ws/streams/{id}`.
+    WebSocket,
+    /// `GET /api/streams/{id}/mjpeg`.
+    Mjpeg,
+}
+
+impl Transport {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::WebSocket => "websocket",
+            Transport::Mjpeg => "mjpeg",
+        }
+    }
+
+    const ALL: [Transport; 2] = [Transport::WebSocket, Transport::Mjpeg];
+}
+
+/// Reasons a source (re)started, a bounded label set.
+pub const RESTART_REASONS: [&str; 4] = ["viewer", "always_on", "reconfigured", "error"];
+
+/// Every metric family of the gateway.
+pub struct Metrics {
+    registry: Registry,
+    viewers: IntGaugeVec,
+    frames_received: IntCounterVec,
+    frames_sent: IntCounterVec,
+    bytes_sent: IntCounterVec,
+    frames_dropped: IntCounterVec,
+    slow_disconnects: IntCounterVec,
+    source_up: IntGaugeVec,
+    source_restarts: IntCounterVec,
+    frame_bytes: HistogramVec,
+    frame_latency: HistogramVec,
+    /// Open TCP connections.
+    pub connections: IntGauge,
+    /// Accepted TCP connections.
+    pub connections_total: IntCounter,
+    http_requests: IntCounterVec,
+    config_reloads: IntCounterVec,
+    config_last_reload_successful: IntGauge,
+    plugin_info: IntGaugeVec,
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help).namespace("camgate")
+}
+
+impl Metrics {
+    /// Creates the families in a fresh registry (plus process metrics on Linux and
+    /// `camgate_build_info`).
+    pub fn new() -> Arc<Metrics> {
+        let registry = Registry::new();
+        let stream = &["stream"];
+        let stream_transport = &["stream", "transport"];
+        let m = Metrics {
+            viewers: IntGaugeVec::new(opts("viewers", "Viewers attached to a stream."), stream_transport).unwrap(),
+            frames_received: IntCounterVec::new(opts("frames_received_total", "Frames published by a stream's source."), stream).unwrap(),
+            frames_sent: IntCounterVec::new(opts("frames_sent_total", "Frames sent to viewers."), stream_transport).unwrap(),
+            bytes_sent: IntCounterVec::new(opts("bytes_sent_total", "JPEG bytes sent to viewers."), stream_transport).unwrap(),
+            frames_dropped: IntCounterVec::new(opts("frames_dropped_total", "Frames skipped for viewers too slow to take them (latest frame wins)."), stream).unwrap(),
+            slow_disconnects: IntCounterVec::new(opts("slow_viewer_disconnects_total", "Viewers disconnected because they stopped taking frames or answering pings."), stream).unwrap(),
+            source_up: IntGaugeVec::new(opts("source_up", "1 while the stream's source is live."), stream).unwrap(),
+            source_restarts: IntCounterVec::new(opts("source_starts_total", "Source starts by reason (viewer, always_on, reconfigured, error = retry after a failure)."), &["stream", "reason"]).unwrap(),
+            frame_bytes: HistogramVec::new(
+                HistogramOpts::from(opts("frame_size_bytes", "Size of published JPEG frames."))
+                    .buckets(prometheus::exponential_buckets(4096.0, 2.0, 11).unwrap()),
+                stream,
+            )
+            .unwrap(),
+            frame_latency: HistogramVec::new(
+                HistogramOpts::from(opts("frame_latency_seconds", "Time from capture to the frame being written to a viewer's socket."))
+                    .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+                stream_transport,
+            )
+            .unwrap(),
+            connections: IntGauge::with_opts(opts("connections", "Open TCP connections.")).unwrap(),
+            connections_total: IntCounter::with_opts(opts("connections_total", "Accepted TCP connections.")).unwrap(),
+            http_requests: IntCounterVec::new(opts("http_requests_total", "HTTP requests by route template, method and status."), &["route", "method", "status"]).unwrap(),
+            config_reloads: IntCounterVec::new(opts("config_reloads_total", "Configuration reload attempts by result (applied, unchanged, rejected)."), &["result"]).unwrap(),
+            config_last_reload_successful: IntGauge::with_opts(opts("config_last_reload_successful", "1 if the last configuration reload succeeded.")).unwrap(),
+            plugin_info: IntGaugeVec::new(opts("plugin_info", "Loaded source plugins (value 1)."), &["name", "version", "abi", "origin"]).unwrap(),
+            registry,
+        };
+        m.config_last_reload_successful.set(1);
+        let build = IntGaugeVec::new(opts("build_info", "Build information (value 1)."), &["version"]).unwrap();
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(m.viewers.clone()),
+            Box::new(m.frames_received.clone()),
+            Box::new(m.frames_sent.clone()),
+            Box::new(m.bytes_sent.clone()),
+            Box::new(m.frames_dropped.clone()),
+            Box::new(m.slow_disconnects.clone()),
+            Box::new(m.source_up.clone()),
+            Box::new(m.source_restarts.clone()),
+            Box::new(m.frame_bytes.clone()),
+            Box::new(m.frame_latency.clone()),
+            Box::new(m.connections.clone()),
+            Box::new(m.connections_total.clone()),
+            Box::new(m.http_requests.clone()),
+            Box::new(m.config_reloads.clone()),
+            Box::new(m.config_last_reload_successful.clone()),
+            Box::new(m.plugin_info.clone()),
+            Box::new(build),
+        ];
+        for collector in collectors {
+            m.registry.register(collector).expect("metric names are unique");
+        }
+        #[cfg(target_os = "linux")]
+        {
+            let process = prometheus::process_collector::ProcessCollector::new(
+                std::process::id() as i32,
+                "camgate",
+            );
+            let _ = m.registry.register(Box::new(process));
+        }
+        Arc::new(m)
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let encoder = TextEncoder::new();
+        if let Err(e) = encoder.encode(&self.registry.gather(), &mut out) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// The per-stream handle for `stream`.
+    pub fn stream(self: &Arc<Self>, stream: &str) -> StreamTelemetry {
+        StreamTelemetry {
+            stream: stream.to_owned(),
+            frames_received: self.frames_received.with_label_values(&[stream]),
+            frame_bytes: self.frame_bytes.with_label_values(&[stream]),
+            source_up: self.source_up.with_label_values(&[stream]),
+            frames_dropped: self.frames_dropped.with_label_values(&[stream]),
+            slow_disconnects: self.slow_disconnects.with_label_values(&[stream]),
+            metrics: Arc::clone(self),
+        }
+    }
+
+    /// Removes every series of a removed stream.
+    pub fn remove_stream(&self, stream: &str) {
+        let _ = self.frames_received.remove_label_values(&[stream]);
+        let _ = self.frame_bytes.remove_label_values(&[stream]);
+        let _ = self.source_up.remove_label_values(&[stream]);
+        let _ = self.frames_dropped.remove_label_values(&[stream]);
+        let _ = self.slow_disconnects.remove_label_values(&[stream]);
+        for transport in Transport::ALL {
+            let labels = [stream, transport.as_str()];
+            let _ = self.viewers.remove_label_values(&labels);
+            let _ = self.frames_sent.remove_label_values(&labels);
+            let _ = self.bytes_sent.remove_label_values(&labels);
+            let _ = self.frame_latency.remove_label_values(&labels);
+        }
+        for reason in RESTART_REASONS {
+            let _ = self.source_restarts.remove_label_values(&[stream, reason]);
+        }
+    }
+
+    /// Event: an HTTP request was answered.
+    pub fn http_request(&self, route: &str, method: &str, status: u16) {
+        self.http_requests
+            .with_label_values(&[route, method, &status.to_string()])
+            .inc();
+    }
+
+    /// Event: a reload attempt ended with `result` (`applied`, `unchanged`, `rejected`).
+    pub fn config_reload(&self, result: &str) {
+        self.config_reloads.with_label_values(&[result]).inc();
+        self.config_last_reload_successful
+            .set(i64::from(result != "rejected"));
+    }
+
+    /// Event: a plugin was registered.
+    pub fn plugin_loaded(&self, name: &str, version: &str, abi: u32, builtin: bool) {
+        self.plugin_info
+            .with_label_values(&[
+                name,
+                version,
+                &abi.to_string(),
+                if builtin { "builtin" } else { "library" },
+            ])
+            .set(1);
+    }
+}
+
+/// One stream's metric handles; its methods are the stream's events.
+#[derive(Clone)]
+pub struct StreamTelemetry {
+    stream: String,
+    metrics: Arc<Metrics>,
+    frames_received: IntCounter,
+    frame_bytes: Histogram,
+    source_up: IntGauge,
+    frames_dropped: IntCounter,
+    slow_disconnects: IntCounter,
+}
+
+impl StreamTelemetry {
+    /// Event: the source published a frame of `bytes`.
+    pub fn frame_received(&self, bytes: usize) {
+        self.frames_received.inc();
+        self.frame_bytes.observe(bytes as f64);
+    }
+
+    /// Event: the source went live (`true`) or stopped being live.
+    pub fn source_live(&self, live: bool) {
+        self.source_up.set(i64::from(live));
+    }
+
+    /// Event: a source starts, for `reason` (one of [`RESTART_REASONS`]).
+    pub fn source_starting(&self, reason: &'static str) {
+        tracing::debug!(stream = %self.stream, reason, "source starting");
+        self.metrics
+            .source_restarts
+            .with_label_values(&[&self.stream, reason])
+            .inc();
+    }
+
+    /// Event: a viewer attached; the returned handle counts its frames and detaches on drop.
+    pub fn viewer(&self, transport: Transport) -> ViewerTelemetry {
+        let labels = [self.stream.as_str(), transport.as_str()];
+        let viewers = self.metrics.viewers.with_label_values(&labels);
+        viewers.inc();
+        tracing::debug!(stream = %self.stream, transport = transport.as_str(), "viewer attached");
+        ViewerTelemetry {
+            stream: self.clone(),
+            transport,
+            viewers,
+            frames_sent: self.metrics.frames_sent.with_label_values(&labels),
+            bytes_sent: self.metrics.bytes_sent.with_label_values(&labels),
+            latency: self.metrics.frame_latency.with_label_values(&labels),
+        }
+    }
+}
+
+/// One viewer's metric handles.
+pub struct ViewerTelemetry {
+    stream: StreamTelemetry,
+    transport: Transport,
+    viewers: IntGauge,
+    frames_sent: IntCounter,
+    bytes_sent: IntCounter,
+    latency: Histogram,
+}
+
+impl ViewerTelemetry {
+    /// Event: a frame of `bytes` captured at `captured_at_us` was written to the viewer.
+    pub fn frame_sent(&self, bytes: usize, captured_at_us: u64) {
+        self.frames_sent.inc();
+        self.bytes_sent.inc_by(bytes as u64);
+        let now = crate::hub::unix_micros(std::time::SystemTime::now());
+        self.latency
+            .observe(now.saturating_sub(captured_at_us) as f64 / 1_000_000.0);
+    }
+
+    /// Event: frames were skipped because this viewer was too slow.
+    pub fn frames_dropped(&self, frames: u64) {
+        self.stream.frames_dropped.inc_by(frames);
+    }
+
+    /// Event: this viewer was disconnected for being too slow.
+    pub fn slow_disconnect(&self, why: &str) {
+        tracing::info!(stream = %self.stream.stream, transport = self.transport.as_str(), why, "slow viewer disconnected");
+        self.stream.slow_disconnects.inc();
+    }
+}
+
+impl Drop for ViewerTelemetry {
+    fn drop(&mut self) {
+        self.viewers.dec();
+        tracing::debug!(stream = %self.stream.stream, transport = self.transport.as_str(), "viewer detached");
+    }
+}
