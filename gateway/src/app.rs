@@ -466,7 +466,10 @@ mod tests {
         assert!(check_exposure(loopback, &none).is_ok());
         assert!(check_exposure(v6_loopback, &none).is_ok());
         let err = check_exposure(public, &none).unwrap_err().to_string();
-        assert!(err.contains("refusing to listen on 0.0.0.0:8000 without authentication"), "{err}");
+        assert!(
+            err.contains("refusing to listen on 0.0.0.0:8000 without authentication"),
+            "{err}"
+        );
         let opted_out = config::AuthConfig {
             public_without_auth: true,
             ..Default::default()

@@ -73,11 +73,17 @@ async fn crud_goes_to_the_api_file_survives_a_restart_and_never_touches_the_mani
     }
 
     // The hand-written stream is read-only here, with the reason.
-    for (method, body) in [("PUT", Some(r#"{"source": {"plugin": "testsrc"}}"#)), ("DELETE", None)] {
+    for (method, body) in [
+        ("PUT", Some(r#"{"source": {"plugin": "testsrc"}}"#)),
+        ("DELETE", None),
+    ] {
         let (status, error) = http_json(addr, method, "/api/streams/hand", &[], body).await;
         assert_eq!(status, 409, "{error}");
         let message = error["error"]["message"].as_str().unwrap();
-        assert!(message.contains("operator's manifest") && message.contains("camgate.yaml:3:"), "{message}");
+        assert!(
+            message.contains("operator's manifest") && message.contains("camgate.yaml:3:"),
+            "{message}"
+        );
     }
     let (status, _) = http_json(
         addr,
@@ -115,7 +121,11 @@ async fn crud_goes_to_the_api_file_survives_a_restart_and_never_touches_the_mani
     let (status, _, _) = http(addr, "DELETE", "/api/streams/cam1", &[], None).await;
     assert_eq!(status, 204);
     assert_eq!(closed_with(&mut ws, SECS(5)).await, Some(4004));
-    assert!(!std::fs::read_to_string(api_streams_file(&path)).unwrap().contains("cam1"));
+    assert!(
+        !std::fs::read_to_string(api_streams_file(&path))
+            .unwrap()
+            .contains("cam1")
+    );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), MANIFEST);
     gateway.shutdown().await;
 }
@@ -125,35 +135,177 @@ async fn bad_requests_get_json_errors_with_the_right_status_and_change_nothing()
     let (_dir, path) = manifest_dir(MANIFEST);
     let gateway = start_from_file(&path, fast_options()).await;
     let addr = gateway.local_addr();
-    let huge = format!(r#"{{"id": "x", "source": {{"plugin": "testsrc", "pad": "{}"}}}}"#, "a".repeat(70_000));
+    let huge = format!(
+        r#"{{"id": "x", "source": {{"plugin": "testsrc", "pad": "{}"}}}}"#,
+        "a".repeat(70_000)
+    );
     // (method, path, body, status, error code, field)
-    type Case<'a> = (&'a str, &'a str, Option<&'a str>, u16, &'a str, Option<&'a str>);
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        u16,
+        &'a str,
+        Option<&'a str>,
+    );
     let cases: Vec<Case> = vec![
-        ("POST", "/api/streams", Some("{not json"), 400, "malformed_request", None),
-        ("POST", "/api/streams", Some(r#"{"id": 5, "source": {"plugin": "testsrc"}}"#), 422, "invalid_stream", None),
-        ("POST", "/api/streams", Some(r#"{"id": "x", "colour": "red", "source": {"plugin": "testsrc"}}"#), 422, "invalid_stream", Some("colour")),
-        ("POST", "/api/streams", Some(r#"{"id": "x", "source": {"plugin": "testsrc", "widht": 3}}"#), 422, "invalid_stream", Some("source.widht")),
-        ("POST", "/api/streams", Some(r#"{"id": "x", "source": {"plugin": "testsrc", "fps": 0}}"#), 422, "invalid_stream", None),
-        ("POST", "/api/streams", Some(r#"{"id": "Bad Id", "source": {"plugin": "testsrc"}}"#), 422, "invalid_stream", Some("id")),
-        ("POST", "/api/streams", Some(r#"{"id": "x", "source": {"plugin": "nope"}}"#), 422, "invalid_stream", None),
-        ("POST", "/api/streams", Some(r#"{"source": {"plugin": "testsrc"}}"#), 422, "invalid_stream", Some("id")),
-        ("POST", "/api/streams", Some(r#"{"id": "x", "source": {"plugin": "ffmpeg-mjpeg", "url": "file:///etc/passwd"}}"#), 422, "invalid_stream", Some("source.url")),
-        ("POST", "/api/streams", Some(r#"{"id": "x", "source": {"plugin": "testsrc", "ffmpeg_path": "/bin/sh"}}"#), 422, "invalid_stream", Some("source.ffmpeg_path")),
-        ("POST", "/api/streams", Some(huge.as_str()), 413, "body_too_large", None),
-        ("PUT", "/api/streams/nope", Some(r#"{"source": {"plugin": "testsrc"}}"#), 404, "stream_not_found", None),
-        ("DELETE", "/api/streams/nope", None, 404, "stream_not_found", None),
-        ("GET", "/api/streams/nope", None, 404, "stream_not_found", None),
-        ("GET", "/api/streams/nope/snapshot.jpg", None, 404, "stream_not_found", None),
-        ("GET", "/api/streams/nope/mjpeg", None, 404, "stream_not_found", None),
+        (
+            "POST",
+            "/api/streams",
+            Some("{not json"),
+            400,
+            "malformed_request",
+            None,
+        ),
+        (
+            "POST",
+            "/api/streams",
+            Some(r#"{"id": 5, "source": {"plugin": "testsrc"}}"#),
+            422,
+            "invalid_stream",
+            None,
+        ),
+        (
+            "POST",
+            "/api/streams",
+            Some(r#"{"id": "x", "colour": "red", "source": {"plugin": "testsrc"}}"#),
+            422,
+            "invalid_stream",
+            Some("colour"),
+        ),
+        (
+            "POST",
+            "/api/streams",
+            Some(r#"{"id": "x", "source": {"plugin": "testsrc", "widht": 3}}"#),
+            422,
+            "invalid_stream",
+            Some("source.widht"),
+        ),
+        (
+            "POST",
+            "/api/streams",
+            Some(r#"{"id": "x", "source": {"plugin": "testsrc", "fps": 0}}"#),
+            422,
+            "invalid_stream",
+            None,
+        ),
+        (
+            "POST",
+            "/api/streams",
+            Some(r#"{"id": "Bad Id", "source": {"plugin": "testsrc"}}"#),
+            422,
+            "invalid_stream",
+            Some("id"),
+        ),
+        (
+            "POST",
+            "/api/streams",
+            Some(r#"{"id": "x", "source": {"plugin": "nope"}}"#),
+            422,
+            "invalid_stream",
+            None,
+        ),
+        (
+            "POST",
+            "/api/streams",
+            Some(r#"{"source": {"plugin": "testsrc"}}"#),
+            422,
+            "invalid_stream",
+            Some("id"),
+        ),
+        (
+            "POST",
+            "/api/streams",
+            Some(
+                r#"{"id": "x", "source": {"plugin": "ffmpeg-mjpeg", "url": "file:///etc/passwd"}}"#,
+            ),
+            422,
+            "invalid_stream",
+            Some("source.url"),
+        ),
+        (
+            "POST",
+            "/api/streams",
+            Some(r#"{"id": "x", "source": {"plugin": "testsrc", "ffmpeg_path": "/bin/sh"}}"#),
+            422,
+            "invalid_stream",
+            Some("source.ffmpeg_path"),
+        ),
+        (
+            "POST",
+            "/api/streams",
+            Some(huge.as_str()),
+            413,
+            "body_too_large",
+            None,
+        ),
+        (
+            "PUT",
+            "/api/streams/nope",
+            Some(r#"{"source": {"plugin": "testsrc"}}"#),
+            404,
+            "stream_not_found",
+            None,
+        ),
+        (
+            "DELETE",
+            "/api/streams/nope",
+            None,
+            404,
+            "stream_not_found",
+            None,
+        ),
+        (
+            "GET",
+            "/api/streams/nope",
+            None,
+            404,
+            "stream_not_found",
+            None,
+        ),
+        (
+            "GET",
+            "/api/streams/nope/snapshot.jpg",
+            None,
+            404,
+            "stream_not_found",
+            None,
+        ),
+        (
+            "GET",
+            "/api/streams/nope/mjpeg",
+            None,
+            404,
+            "stream_not_found",
+            None,
+        ),
         ("GET", "/api/nothing", None, 404, "not_found", None),
-        ("PATCH", "/api/streams", None, 405, "method_not_allowed", None),
-        ("GET", "/api/streams/hand/mjpeg?max_fps=-1", None, 400, "bad_query", None),
+        (
+            "PATCH",
+            "/api/streams",
+            None,
+            405,
+            "method_not_allowed",
+            None,
+        ),
+        (
+            "GET",
+            "/api/streams/hand/mjpeg?max_fps=-1",
+            None,
+            400,
+            "bad_query",
+            None,
+        ),
     ];
     for (method, path, body, status, code, field) in cases {
         let (got, json) = http_json(addr, method, path, &[], body).await;
         assert_eq!(got, status, "{method} {path}: {json}");
         assert_eq!(json["error"]["code"], code, "{method} {path}: {json}");
-        assert!(json["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(
+            json["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
         if let Some(field) = field {
             assert_eq!(json["error"]["field"], field, "{method} {path}: {json}");
         }
@@ -171,7 +323,8 @@ async fn snapshot_mjpeg_plugins_config_health_and_openapi() {
     let addr = gateway.local_addr();
 
     // Snapshot of a stopped on-demand stream: starts it and waits for a frame.
-    let (status, headers, jpeg) = http(addr, "GET", "/api/streams/hand/snapshot.jpg", &[], None).await;
+    let (status, headers, jpeg) =
+        http(addr, "GET", "/api/streams/hand/snapshot.jpg", &[], None).await;
     assert_eq!(status, 200);
     assert!(headers.contains(&("content-type".into(), "image/jpeg".into())));
     let frame = decode_frame(&jpeg);
@@ -182,35 +335,58 @@ async fn snapshot_mjpeg_plugins_config_health_and_openapi() {
     stream
         // HTTP/1.0: the body is sent raw until the connection closes (no chunked framing),
         // as simple MJPEG clients expect.
-        .write_all(format!("GET /api/streams/hand/mjpeg HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET /api/streams/hand/mjpeg HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes(),
+        )
         .await
         .unwrap();
     let mut buf = Vec::new();
     let mut parts = Vec::new();
     let mut chunk = vec![0; 64 * 1024];
     while parts.len() < 5 {
-        let n = tokio::time::timeout(SECS(5), stream.read(&mut chunk)).await.unwrap().unwrap();
+        let n = tokio::time::timeout(SECS(5), stream.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(n > 0, "MJPEG stream ended early");
         buf.extend_from_slice(&chunk[..n]);
         parts = mjpeg_parts(&buf);
     }
     let head = String::from_utf8_lossy(&buf[..200.min(buf.len())]).to_string();
-    assert!(head.contains("multipart/x-mixed-replace; boundary=camgateframe"), "{head}");
+    assert!(
+        head.contains("multipart/x-mixed-replace; boundary=camgateframe"),
+        "{head}"
+    );
     let mut last = 0;
     for part in &parts[..5] {
         let frame = decode_frame(part);
         assert!(frame.seq > last);
         last = frame.seq;
     }
-    assert_eq!(gateway.state().registry.get("hand").unwrap().viewer_count(), 1, "an MJPEG client is a viewer");
+    assert_eq!(
+        gateway.state().registry.get("hand").unwrap().viewer_count(),
+        1,
+        "an MJPEG client is a viewer"
+    );
     drop(stream);
 
     let (status, plugins) = http_json(addr, "GET", "/api/plugins", &[], None).await;
     assert_eq!(status, 200);
-    assert!(plugins["plugins"].as_array().unwrap().iter().any(|p| p["name"] == "testsrc" && p["abi_version"] == 1));
+    assert!(
+        plugins["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "testsrc" && p["abi_version"] == 1)
+    );
     let (status, config) = http_json(addr, "GET", "/api/config", &[], None).await;
     assert_eq!(status, 200);
-    assert!(config["manifest"].as_str().unwrap().ends_with("camgate.yaml"));
+    assert!(
+        config["manifest"]
+            .as_str()
+            .unwrap()
+            .ends_with("camgate.yaml")
+    );
     assert_eq!(config["last_reload_successful"], true);
     assert_eq!(http_json(addr, "GET", "/healthz", &[], None).await.0, 200);
     let (status, ready) = http_json(addr, "GET", "/readyz", &[], None).await;
@@ -226,14 +402,19 @@ async fn snapshot_mjpeg_plugins_config_health_and_openapi() {
 fn mjpeg_parts(buf: &[u8]) -> Vec<Vec<u8>> {
     let mut parts = Vec::new();
     let text_pos = |from: usize, needle: &[u8]| {
-        buf[from..].windows(needle.len()).position(|w| w == needle).map(|p| p + from)
+        buf[from..]
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|p| p + from)
     };
     let mut at = match text_pos(0, b"\r\n\r\n") {
         Some(p) => p + 4,
         None => return parts,
     };
     while let Some(boundary) = text_pos(at, b"--camgateframe\r\n") {
-        let Some(header_end) = text_pos(boundary, b"\r\n\r\n") else { break };
+        let Some(header_end) = text_pos(boundary, b"\r\n\r\n") else {
+            break;
+        };
         let header = String::from_utf8_lossy(&buf[boundary..header_end]).to_string();
         let length: usize = header
             .lines()
@@ -261,7 +442,11 @@ async fn metrics_count_frames_viewers_and_reloads_consistently() {
         next_frame(&mut a, SECS(5)).await;
         next_frame(&mut b, SECS(5)).await;
     }
-    std::fs::write(&path, format!("{MANIFEST}  - id: more\n    source: {{ plugin: testsrc }}\n")).unwrap();
+    std::fs::write(
+        &path,
+        format!("{MANIFEST}  - id: more\n    source: {{ plugin: testsrc }}\n"),
+    )
+    .unwrap();
     gateway.state().reload(camgate::reload::Cause::Signal).await;
     std::fs::write(&path, "streams: [oops\n").unwrap();
     gateway.state().reload(camgate::reload::Cause::Signal).await;
@@ -281,17 +466,35 @@ async fn metrics_count_frames_viewers_and_reloads_consistently() {
     let dropped = value("camgate_frames_dropped_total{stream=\"hand\"}");
     assert!(received >= 10.0);
     // Every viewer got every frame published while it watched, minus what it skipped.
-    assert!(sent >= 20.0 && sent <= received * 2.0 + 2.0, "sent {sent}, received {received}");
+    assert!(
+        sent >= 20.0 && sent <= received * 2.0 + 2.0,
+        "sent {sent}, received {received}"
+    );
     assert!(sent + dropped <= received * 2.0 + 2.0);
-    assert_eq!(value("camgate_viewers{stream=\"hand\",transport=\"websocket\"}"), 2.0);
+    assert_eq!(
+        value("camgate_viewers{stream=\"hand\",transport=\"websocket\"}"),
+        2.0
+    );
     assert_eq!(value("camgate_source_up{stream=\"hand\"}"), 1.0);
-    assert_eq!(value("camgate_config_reloads_total{result=\"applied\"}"), 1.0);
-    assert_eq!(value("camgate_config_reloads_total{result=\"rejected\"}"), 1.0);
+    assert_eq!(
+        value("camgate_config_reloads_total{result=\"applied\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("camgate_config_reloads_total{result=\"rejected\"}"),
+        1.0
+    );
     assert_eq!(value("camgate_config_last_reload_successful"), 0.0);
     assert!(text.contains("camgate_plugin_info{abi=\"1\",name=\"testsrc\""));
     assert!(text.contains("camgate_build_info{version="));
-    assert!(text.contains("camgate_http_requests_total{method=\"GET\",route=\"/ws/streams/{id}\",status=\"101\"} 2"));
-    assert!(text.contains("camgate_frame_latency_seconds_bucket{stream=\"hand\",transport=\"websocket\""));
+    assert!(text.contains(
+        "camgate_http_requests_total{method=\"GET\",route=\"/ws/streams/{id}\",status=\"101\"} 2"
+    ));
+    assert!(
+        text.contains(
+            "camgate_frame_latency_seconds_bucket{stream=\"hand\",transport=\"websocket\""
+        )
+    );
     assert!(text.contains("camgate_process_resident_memory_bytes"));
     // Labels are bounded: no raw paths, addresses or agents.
     assert!(!text.contains("127.0.0.1"));
@@ -326,7 +529,12 @@ streams:
     let gateway = start_from_file(&path, fast_options()).await;
     let addr = gateway.local_addr();
     let bearer = |t: &str| format!("Bearer {t}");
-    let (admin, all, only_a, wrong) = (bearer(ADMIN), bearer(VIEWER_ALL), bearer(VIEWER_A), bearer("not-a-token-at-all-xx"));
+    let (admin, all, only_a, wrong) = (
+        bearer(ADMIN),
+        bearer(VIEWER_ALL),
+        bearer(VIEWER_A),
+        bearer("not-a-token-at-all-xx"),
+    );
     // (method, path, body, [none, wrong, viewer-a, viewer-all, admin])
     let post = r#"{"id": "c", "source": {"plugin": "testsrc"}}"#;
     let table: Vec<(&str, &str, Option<&str>, [u16; 5])> = vec![
@@ -337,24 +545,60 @@ streams:
         ("GET", "/api/streams", None, [401, 401, 200, 200, 200]),
         ("GET", "/api/streams/a", None, [401, 401, 200, 200, 200]),
         ("GET", "/api/streams/b", None, [401, 401, 403, 200, 200]),
-        ("GET", "/api/streams/b/snapshot.jpg", None, [401, 401, 403, 200, 200]),
+        (
+            "GET",
+            "/api/streams/b/snapshot.jpg",
+            None,
+            [401, 401, 403, 200, 200],
+        ),
         ("GET", "/api/plugins", None, [401, 401, 200, 200, 200]),
         ("GET", "/api/config", None, [401, 401, 403, 403, 200]),
         ("GET", "/metrics", None, [401, 401, 403, 403, 200]),
-        ("POST", "/api/streams", Some(post), [401, 401, 403, 403, 201]),
-        ("PUT", "/api/streams/c", Some(post), [401, 401, 403, 403, 200]),
+        (
+            "POST",
+            "/api/streams",
+            Some(post),
+            [401, 401, 403, 403, 201],
+        ),
+        (
+            "PUT",
+            "/api/streams/c",
+            Some(post),
+            [401, 401, 403, 403, 200],
+        ),
         ("DELETE", "/api/streams/c", None, [401, 401, 403, 403, 204]),
     ];
     for (method, path, body, expected) in table {
-        for (who, header) in ["none", "wrong", "viewer-a", "viewer-all", "admin"].iter().zip([None, Some(&wrong), Some(&only_a), Some(&all), Some(&admin)]) {
-            let headers: Vec<(&str, &str)> = header.map(|h| vec![("Authorization", h.as_str())]).unwrap_or_default();
-            let (status, _, bytes) = http(addr, method, path, &headers, body.map(str::as_bytes)).await;
-            let index = ["none", "wrong", "viewer-a", "viewer-all", "admin"].iter().position(|w| w == who).unwrap();
-            assert_eq!(status, expected[index], "{who} {method} {path}: {}", String::from_utf8_lossy(&bytes));
+        for (who, header) in ["none", "wrong", "viewer-a", "viewer-all", "admin"]
+            .iter()
+            .zip([None, Some(&wrong), Some(&only_a), Some(&all), Some(&admin)])
+        {
+            let headers: Vec<(&str, &str)> = header
+                .map(|h| vec![("Authorization", h.as_str())])
+                .unwrap_or_default();
+            let (status, _, bytes) =
+                http(addr, method, path, &headers, body.map(str::as_bytes)).await;
+            let index = ["none", "wrong", "viewer-a", "viewer-all", "admin"]
+                .iter()
+                .position(|w| w == who)
+                .unwrap();
+            assert_eq!(
+                status,
+                expected[index],
+                "{who} {method} {path}: {}",
+                String::from_utf8_lossy(&bytes)
+            );
         }
     }
     // The list is filtered by the allow-list.
-    let (_, list) = http_json(addr, "GET", "/api/streams", &[("Authorization", &only_a)], None).await;
+    let (_, list) = http_json(
+        addr,
+        "GET",
+        "/api/streams",
+        &[("Authorization", &only_a)],
+        None,
+    )
+    .await;
     assert_eq!(list["streams"].as_array().unwrap().len(), 1);
 
     // WebSocket: refused before the upgrade without a token; allowed with the header.
@@ -363,42 +607,99 @@ streams:
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
         other => panic!("expected 401, got {other:?}"),
     }
-    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url.as_str()).unwrap();
-    request.headers_mut().insert("Authorization", only_a.parse().unwrap());
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            url.as_str(),
+        )
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Authorization", only_a.parse().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     next_frame(&mut ws, SECS(5)).await;
-    let mut forbidden = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!("ws://{addr}/ws/streams/b")).unwrap();
-    forbidden.headers_mut().insert("Authorization", only_a.parse().unwrap());
+    let mut forbidden =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://{addr}/ws/streams/b"
+        ))
+        .unwrap();
+    forbidden
+        .headers_mut()
+        .insert("Authorization", only_a.parse().unwrap());
     match tokio_tungstenite::connect_async(forbidden).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 403),
         other => panic!("expected 403, got {other:?}"),
     }
 
     // Browsers: a token buys a session cookie that works for WebSocket and snapshots.
-    let (status, headers, _) = http(addr, "POST", "/api/session", &[], Some(format!(r#"{{"token": "{VIEWER_A}"}}"#).as_bytes())).await;
+    let (status, headers, _) = http(
+        addr,
+        "POST",
+        "/api/session",
+        &[],
+        Some(format!(r#"{{"token": "{VIEWER_A}"}}"#).as_bytes()),
+    )
+    .await;
     assert_eq!(status, 204);
-    let cookie = headers.iter().find(|(k, _)| k == "set-cookie").map(|(_, v)| v.clone()).unwrap();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let cookie = headers
+        .iter()
+        .find(|(k, _)| k == "set-cookie")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     let session = cookie.split(';').next().unwrap().to_owned();
     let (_, me) = http_json(addr, "GET", "/api/session", &[("Cookie", &session)], None).await;
-    assert_eq!((me["authenticated"].as_bool(), me["role"].as_str()), (Some(true), Some("viewer")));
-    let mut cookie_ws = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url.as_str()).unwrap();
-    cookie_ws.headers_mut().insert("Cookie", session.parse().unwrap());
+    assert_eq!(
+        (me["authenticated"].as_bool(), me["role"].as_str()),
+        (Some(true), Some("viewer"))
+    );
+    let mut cookie_ws =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            url.as_str(),
+        )
+        .unwrap();
+    cookie_ws
+        .headers_mut()
+        .insert("Cookie", session.parse().unwrap());
     let (mut ws2, _) = tokio_tungstenite::connect_async(cookie_ws).await.unwrap();
     next_frame(&mut ws2, SECS(5)).await;
-    let (status, _) = http_json(addr, "POST", "/api/session", &[], Some(r#"{"token": "wrong-wrong-wrong-wrong"}"#)).await;
+    let (status, _) = http_json(
+        addr,
+        "POST",
+        "/api/session",
+        &[],
+        Some(r#"{"token": "wrong-wrong-wrong-wrong"}"#),
+    )
+    .await;
     assert_eq!(status, 401);
 
     // Media URLs (only) accept the token in the query, for clients like VLC.
-    let (status, _, _) = http(addr, "GET", &format!("/api/streams/a/snapshot.jpg?access_token={VIEWER_A}"), &[], None).await;
+    let (status, _, _) = http(
+        addr,
+        "GET",
+        &format!("/api/streams/a/snapshot.jpg?access_token={VIEWER_A}"),
+        &[],
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
-    let (status, _, _) = http(addr, "GET", &format!("/api/streams?access_token={VIEWER_A}"), &[], None).await;
+    let (status, _, _) = http(
+        addr,
+        "GET",
+        &format!("/api/streams?access_token={VIEWER_A}"),
+        &[],
+        None,
+    )
+    .await;
     assert_eq!(status, 401);
 
     // Revoking a token by reload closes its open viewers with 4001.
-    let without_a = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace(&format!("    - role: viewer\n      token: {VIEWER_A}\n      streams: [a]\n"), "");
+    let without_a = std::fs::read_to_string(&path).unwrap().replace(
+        &format!("    - role: viewer\n      token: {VIEWER_A}\n      streams: [a]\n"),
+        "",
+    );
     std::fs::write(&path, without_a).unwrap();
     let report = gateway.state().reload(camgate::reload::Cause::Signal).await;
     assert_eq!(report.result, "applied", "{report:?}");

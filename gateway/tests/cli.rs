@@ -242,18 +242,28 @@ fn a_password_appears_in_no_response_metric_message_or_log_line() {
                 seen.push_str(&text);
             }
         }
-        for path in ["/api/streams", "/api/streams/leaky", "/api/config", "/metrics"] {
+        for path in [
+            "/api/streams",
+            "/api/streams/leaky",
+            "/api/config",
+            "/metrics",
+        ] {
             let (status, _, body) = http(addr, "GET", path, &[], None).await;
             assert_eq!(status, 200, "{path}");
             seen.push_str(&String::from_utf8_lossy(&body));
         }
     });
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     child.wait().unwrap();
     std::thread::sleep(Duration::from_millis(100));
     let logs = logs.lock().unwrap().clone();
     // The leak really happened (masked), so the test is not vacuous.
-    assert!(logs.contains("connecting to rtsp://admin:***@127.0.0.1:9/cam"), "{logs}");
+    assert!(
+        logs.contains("connecting to rtsp://admin:***@127.0.0.1:9/cam"),
+        "{logs}"
+    );
     assert!(seen.contains("rtsp://admin:***@127.0.0.1:9/cam"), "{seen}");
     assert!(!logs.contains(PASSWORD), "password in the logs:\n{logs}");
     assert!(!seen.contains(PASSWORD), "password in a response:\n{seen}");

@@ -137,7 +137,11 @@ impl Ctx<'_> {
             match key {
                 "role" => {
                     role_seen = true;
-                    token.role = match self.string(value, "role").as_ref().map(|s| s.value.as_str()) {
+                    token.role = match self
+                        .string(value, "role")
+                        .as_ref()
+                        .map(|s| s.value.as_str())
+                    {
                         Some("admin") => Some(Role::Admin),
                         Some("viewer") => Some(Role::Viewer),
                         Some(_) => {
@@ -156,7 +160,9 @@ impl Ctx<'_> {
                     if let Some(path) = self.string(value, "token_file") {
                         let path = super::parse::resolve_dir(self.file(), Path::new(&path.value));
                         match std::fs::read_to_string(&path) {
-                            Ok(text) => token.secret = Some(text.trim_end_matches(['\n', '\r']).to_owned()),
+                            Ok(text) => {
+                                token.secret = Some(text.trim_end_matches(['\n', '\r']).to_owned())
+                            }
                             Err(e) => self.error(
                                 value,
                                 format!("cannot read token_file {}: {e}", path.display()),
@@ -179,7 +185,10 @@ impl Ctx<'_> {
             self.error(node, "auth token is missing `role` (`admin` or `viewer`)");
         }
         if sources != 1 {
-            self.error(node, "an auth token needs exactly one of `token` and `token_file`");
+            self.error(
+                node,
+                "an auth token needs exactly one of `token` and `token_file`",
+            );
         }
         Some(token)
     }

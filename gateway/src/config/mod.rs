@@ -47,8 +47,8 @@ mod tests;
 use std::path::Path;
 
 pub use api_file::{
-    LoadedConfig, StoredStream, api_file_path, api_file_text, load_with_api_file, parse_with_api_file,
-    read_sources, write_api_file,
+    LoadedConfig, StoredStream, api_file_path, api_file_text, load_with_api_file,
+    parse_with_api_file, read_sources, write_api_file,
 };
 pub use auth::{AuthConfig, MIN_TOKEN_LEN, Role, Secret, TokenConfig};
 pub use env::{EnvLookup, process_env};

@@ -667,16 +667,34 @@ fn auth_tokens_are_checked_and_never_echoed() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("m.yaml:5:7: auth token is too short"), "{err}");
-    assert!(err.contains("m.yaml:7:7: this auth token has the same value as the one at line 3"), "{err}");
-    assert!(err.contains("m.yaml:9:24: `streams` names unknown stream `ghost`"), "{err}");
-    assert!(err.contains("m.yaml:10:13: `role` must be `admin` or `viewer`"), "{err}");
+    assert!(
+        err.contains("m.yaml:7:7: this auth token has the same value as the one at line 3"),
+        "{err}"
+    );
+    assert!(
+        err.contains("m.yaml:9:24: `streams` names unknown stream `ghost`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("m.yaml:10:13: `role` must be `admin` or `viewer`"),
+        "{err}"
+    );
     assert!(err.contains("cannot read token_file"), "{err}");
-    assert!(err.contains("exactly one of `token` and `token_file`"), "{err}");
-    assert!(!err.contains("admin-secret-value-123") && !err.contains("tiny-tok"), "{err}");
+    assert!(
+        err.contains("exactly one of `token` and `token_file`"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("admin-secret-value-123") && !err.contains("tiny-tok"),
+        "{err}"
+    );
 
     let good = "auth:\n  tokens:\n    - role: admin\n      token: ${ADMIN}\n    - role: viewer\n      token: viewer-secret-0123456789\n      streams: [lobby]\nstreams:\n  - id: lobby\n    source: { plugin: testsrc }\n";
     let manifest = super::parse(good, Path::new("m.yaml"), &env, &FakePlugins).unwrap();
     assert!(manifest.auth.enabled());
-    assert_eq!(manifest.auth.tokens[1].streams.as_deref(), Some(&["lobby".to_owned()][..]));
+    assert_eq!(
+        manifest.auth.tokens[1].streams.as_deref(),
+        Some(&["lobby".to_owned()][..])
+    );
     assert!(!format!("{:?}", manifest.auth).contains("admin-secret-value-123"));
 }

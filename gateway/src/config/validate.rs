@@ -105,7 +105,10 @@ pub(crate) fn validate(
         }
     }
 
-    let ids: Vec<String> = streams.iter().map(|s: &StreamConfig| s.id.clone()).collect();
+    let ids: Vec<String> = streams
+        .iter()
+        .map(|s: &StreamConfig| s.id.clone())
+        .collect();
     let auth = super::auth::validate_auth(draft.auth, &ids, errors);
     Manifest {
         server,

@@ -170,7 +170,11 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// Resolves a credential against the current configuration.
-pub fn principal(auth: &AuthConfig, sessions: &Sessions, credential: &Credential) -> Option<Principal> {
+pub fn principal(
+    auth: &AuthConfig,
+    sessions: &Sessions,
+    credential: &Credential,
+) -> Option<Principal> {
     let token = match credential {
         Credential::Open => {
             return Some(Principal {

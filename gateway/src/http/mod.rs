@@ -88,7 +88,10 @@ pub async fn serve(
             _ = crate::hub::turned_true(&mut shutdown) => break,
         };
         if state.metrics.connections.get() >= MAX_CONNECTIONS {
-            tracing::warn!(limit = MAX_CONNECTIONS, "connection limit reached; refusing a connection");
+            tracing::warn!(
+                limit = MAX_CONNECTIONS,
+                "connection limit reached; refusing a connection"
+            );
             drop(stream);
             continue;
         }
@@ -106,9 +109,7 @@ pub async fn serve(
                 // Upgraded sessions outlive this task; they carry a guard of their own.
                 req.extensions_mut().insert(guard.clone());
                 let state = Arc::clone(&state);
-                async move {
-                    Ok::<_, std::convert::Infallible>(router::route_request(req, state).await)
-                }
+                async move { Ok::<_, std::convert::Infallible>(router::route_request(req, state).await) }
             });
             let mut builder = http1::Builder::new();
             builder

@@ -105,17 +105,19 @@ async fn dispatch(
         .iter()
         .filter_map(|r| matches(r.template, path).map(|id| (r, id)))
         .collect();
-    let Some(&(route, id)) = candidates
-        .iter()
-        .find(|(r, _)| r.method == method.as_str() || (r.method == "GET" && method == Method::HEAD))
-    else {
+    let Some(&(route, id)) = candidates.iter().find(|(r, _)| {
+        r.method == method.as_str() || (r.method == "GET" && method == Method::HEAD)
+    }) else {
         if let Some((first, _)) = candidates.first() {
             let allow: Vec<&str> = candidates.iter().map(|(r, _)| r.method).collect();
             return (first.template, method_not_allowed(&allow.join(", ")));
         }
         if path.starts_with("/api/") || path.starts_with("/ws/") || path == "/api" {
             let message = format!("no route for {method} {path}");
-            return ("unmatched", response::error(StatusCode::NOT_FOUND, "not_found", &message));
+            return (
+                "unmatched",
+                response::error(StatusCode::NOT_FOUND, "not_found", &message),
+            );
         }
         return if method == Method::GET || method == Method::HEAD {
             ("ui", ui::serve(path))
@@ -131,7 +133,12 @@ async fn dispatch(
         route.template,
         "/ws/streams/{id}" | "/api/streams/{id}/mjpeg" | "/api/streams/{id}/snapshot.jpg"
     );
-    let credential = auth::credential(&config.manifest.auth, req.headers(), req.uri().query(), media);
+    let credential = auth::credential(
+        &config.manifest.auth,
+        req.headers(),
+        req.uri().query(),
+        media,
+    );
     let principal = state.principal(&credential);
     if let Some(denied) = denied(route.access, principal.as_ref(), id.as_deref()) {
         return (route.template, denied);
@@ -180,7 +187,11 @@ async fn dispatch(
 }
 
 /// The refusal for a caller that may not use a route (`None`: allowed).
-fn denied(access: Access, principal: Option<&Principal>, id: Option<&str>) -> Option<Response<Body>> {
+fn denied(
+    access: Access,
+    principal: Option<&Principal>,
+    id: Option<&str>,
+) -> Option<Response<Body>> {
     if access == Access::Public {
         return None;
     }
@@ -188,7 +199,9 @@ fn denied(access: Access, principal: Option<&Principal>, id: Option<&str>) -> Op
         return Some(auth::unauthorized());
     };
     match access {
-        Access::Admin if !principal.is_admin() => Some(auth::forbidden("this needs an admin token")),
+        Access::Admin if !principal.is_admin() => {
+            Some(auth::forbidden("this needs an admin token"))
+        }
         Access::Stream if !id.is_some_and(|id| principal.can_view(id)) => {
             Some(auth::forbidden("this token may not watch this stream"))
         }
@@ -214,7 +227,10 @@ mod tests {
 
     #[test]
     fn templates_match_paths() {
-        assert_eq!(matches("/api/streams/{id}", "/api/streams/lobby"), Some(Some("lobby")));
+        assert_eq!(
+            matches("/api/streams/{id}", "/api/streams/lobby"),
+            Some(Some("lobby"))
+        );
         assert_eq!(matches("/api/streams/{id}", "/api/streams/"), None);
         assert_eq!(matches("/api/streams/{id}", "/api/streams/a/b"), None);
         assert_eq!(matches("/healthz", "/healthz"), Some(None));

@@ -43,7 +43,10 @@ pub fn serve(path: &str) -> Response<Body> {
     if relative.is_empty() || relative == "index.html" {
         return index();
     }
-    if relative.split('/').any(|segment| segment == ".." || segment.starts_with('.')) {
+    if relative
+        .split('/')
+        .any(|segment| segment == ".." || segment.starts_with('.'))
+    {
         return response::error(StatusCode::NOT_FOUND, "not_found", "no such file");
     }
     let cache = if relative.starts_with("assets/") {
@@ -56,7 +59,11 @@ pub fn serve(path: &str) -> Response<Body> {
     }
     let last = relative.rsplit('/').next().unwrap_or(relative);
     if last.contains('.') {
-        response::error(StatusCode::NOT_FOUND, "not_found", &format!("no file {path}"))
+        response::error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("no file {path}"),
+        )
     } else {
         index()
     }

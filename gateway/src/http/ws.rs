@@ -31,10 +31,10 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 
-use super::response::{self, Body};
-use crate::app::AppState;
 use super::auth::Credential;
 use super::pacing::{FramePacer, Next, parse_max_fps};
+use super::response::{self, Body};
+use crate::app::AppState;
 use crate::hub::{Closing, Hub, StreamState, StreamStatus, Viewer};
 use crate::telemetry::{Transport, ViewerTelemetry};
 
@@ -268,7 +268,16 @@ async fn run_session(
         last_dropped_report: Instant::now(),
     };
     let mut pacer = FramePacer::new(max_fps);
-    let end = serve(&hub, &mut viewer, &mut pacer, &mut out, &mut rx, &mut shutdown, &access).await;
+    let end = serve(
+        &hub,
+        &mut viewer,
+        &mut pacer,
+        &mut out,
+        &mut rx,
+        &mut shutdown,
+        &access,
+    )
+    .await;
     if let End::Close(code, reason) = end {
         if code == CLOSE_TOO_SLOW {
             out.telemetry.slow_disconnect(reason);

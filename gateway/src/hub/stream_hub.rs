@@ -290,7 +290,11 @@ impl Hub {
     async fn ensure_running(self: &Arc<Self>) {
         let mut control = self.control.lock().await;
         if control.source.is_none() && self.closing.borrow().is_none() {
-            let reason = if self.info().on_demand { "viewer" } else { "always_on" };
+            let reason = if self.info().on_demand {
+                "viewer"
+            } else {
+                "always_on"
+            };
             self.start_locked(&mut control, reason).await;
         }
     }

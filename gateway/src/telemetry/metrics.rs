@@ -104,7 +104,11 @@ impl Metrics {
             registry,
         };
         m.config_last_reload_successful.set(1);
-        let build = IntGaugeVec::new(opts("build_info", "Build information (value 1)."), &["version"]).unwrap();
+        let build = IntGaugeVec::new(
+            opts("build_info", "Build information (value 1)."),
+            &["version"],
+        )
+        .unwrap();
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.viewers.clone()),
@@ -126,7 +130,9 @@ impl Metrics {
             Box::new(build),
         ];
         for collector in collectors {
-            m.registry.register(collector).expect("metric names are unique");
+            m.registry
+                .register(collector)
+                .expect("metric names are unique");
         }
         #[cfg(target_os = "linux")]
         {

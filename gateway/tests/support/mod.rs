@@ -3,7 +3,6 @@
 
 #![allow(dead_code)]
 
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

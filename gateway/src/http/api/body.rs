@@ -4,8 +4,8 @@
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::http::response::{self, Body};
 
@@ -65,7 +65,12 @@ impl ApiError {
     /// The JSON error response.
     pub fn into_response(self) -> Response<Body> {
         let (status, code, message, field) = match &self {
-            ApiError::Malformed(m) => (StatusCode::BAD_REQUEST, "malformed_request", m.clone(), None),
+            ApiError::Malformed(m) => (
+                StatusCode::BAD_REQUEST,
+                "malformed_request",
+                m.clone(),
+                None,
+            ),
             ApiError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
@@ -85,7 +90,12 @@ impl ApiError {
                 None,
             ),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m.clone(), None),
-            ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", m.clone(), None),
+            ApiError::Internal(m) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                m.clone(),
+                None,
+            ),
         };
         let body = ErrorBody {
             error: Detail {
@@ -115,7 +125,9 @@ pub async fn read_json<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T,
         .collect()
         .await
         .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 ApiError::TooLarge
             } else {
                 ApiError::Malformed(format!("cannot read the body: {e}"))

@@ -6,5 +6,3 @@ mod body;
 pub mod media;
 pub mod streams;
 pub mod system;
-
-

@@ -140,9 +140,7 @@ fn check_api_source(source: &Map<String, Value>) -> Result<(), ApiError> {
     if let Some(url) = source.get("url") {
         let url = url.as_str().unwrap_or_default();
         let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-        let allowed = scheme
-            .as_deref()
-            .is_some_and(|s| URL_SCHEMES.contains(&s));
+        let allowed = scheme.as_deref().is_some_and(|s| URL_SCHEMES.contains(&s));
         if !allowed || url.starts_with('-') || url.chars().any(char::is_whitespace) {
             return Err(ApiError::invalid(
                 "source.url",
@@ -174,7 +172,10 @@ fn to_stored(
     previous: Option<&StoredStream>,
 ) -> Result<StoredStream, ApiError> {
     let Some(plugin) = input.source.get("plugin").and_then(Value::as_str) else {
-        return Err(ApiError::invalid("source.plugin", "source.plugin is required"));
+        return Err(ApiError::invalid(
+            "source.plugin",
+            "source.plugin is required",
+        ));
     };
     let mut source = Map::new();
     source.insert("plugin".into(), Value::String(plugin.to_owned()));
@@ -201,9 +202,9 @@ fn to_stored(
         name: input.name.unwrap_or_else(|| id.clone()),
         id,
         on_demand: input.on_demand.unwrap_or(true),
-        idle_timeout: input.idle_timeout.unwrap_or_else(|| {
-            format!("{}ms", defaults.idle_timeout.as_millis())
-        }),
+        idle_timeout: input
+            .idle_timeout
+            .unwrap_or_else(|| format!("{}ms", defaults.idle_timeout.as_millis())),
         source,
     })
 }
@@ -212,7 +213,12 @@ fn to_stored(
 /// using the pretty-printed JSON layout (one key per line).
 fn field_at(text: &str, line: usize) -> Option<String> {
     let target = text.lines().nth(line.checked_sub(1)?)?;
-    let key = target.trim_start().strip_prefix('"')?.split('"').next()?.to_owned();
+    let key = target
+        .trim_start()
+        .strip_prefix('"')?
+        .split('"')
+        .next()?
+        .to_owned();
     let indent = target.len() - target.trim_start().len();
     // Stream fields sit at indent 6 in `{"streams": [{...}]}`; source options at 8.
     match indent {
@@ -241,9 +247,8 @@ async fn commit(state: &Arc<AppState>, streams: &[StoredStream]) -> Result<(), A
     let config = state.config();
     let manifest_path = config.manifest.path.clone();
     let candidate = config::api_file_text(streams);
-    let main = std::fs::read(&manifest_path).map_err(|e| {
-        ApiError::internal(&format!("cannot read the manifest: {e}"))
-    })?;
+    let main = std::fs::read(&manifest_path)
+        .map_err(|e| ApiError::internal(&format!("cannot read the manifest: {e}")))?;
     let parsed = config::parse_with_api_file(
         &manifest_path,
         &main,
@@ -265,7 +270,9 @@ async fn commit(state: &Arc<AppState>, streams: &[StoredStream]) -> Result<(), A
             .collect::<Vec<_>>()
             .join("; ");
         let field = match field.as_deref() {
-            Some("source") => Some(source_field(&message, streams).unwrap_or_else(|| "source".into())),
+            Some("source") => {
+                Some(source_field(&message, streams).unwrap_or_else(|| "source".into()))
+            }
             _ => field,
         };
         return Err(ApiError::Invalid { field, message });
@@ -298,7 +305,12 @@ pub async fn create(state: &Arc<AppState>, req: Request<Incoming>) -> Response<B
             )));
         }
         let mut streams = stored_api_streams(&config);
-        streams.push(to_stored(id.clone(), input, &config.manifest.defaults, None)?);
+        streams.push(to_stored(
+            id.clone(),
+            input,
+            &config.manifest.defaults,
+            None,
+        )?);
         commit(state, &streams).await?;
         Ok(id)
     }
@@ -397,7 +409,9 @@ mod tests {
     #[test]
     fn url_schemes_and_path_options_are_restricted() {
         let source = |json: &str| -> Map<String, Value> { serde_json::from_str(json).unwrap() };
-        assert!(check_api_source(&source(r#"{"plugin":"ffmpeg-mjpeg","url":"rtsp://cam/x"}"#)).is_ok());
+        assert!(
+            check_api_source(&source(r#"{"plugin":"ffmpeg-mjpeg","url":"rtsp://cam/x"}"#)).is_ok()
+        );
         for bad in [
             r#"{"url":"file:///etc/passwd"}"#,
             r#"{"url":"concat:a|b"}"#,
@@ -408,7 +422,9 @@ mod tests {
             assert!(check_api_source(&source(bad)).is_err(), "{bad}");
         }
         let err = check_api_source(&source(r#"{"ffmpeg_path":"/bin/sh"}"#)).unwrap_err();
-        assert!(matches!(err, ApiError::Invalid { field: Some(f), .. } if f == "source.ffmpeg_path"));
+        assert!(
+            matches!(err, ApiError::Invalid { field: Some(f), .. } if f == "source.ffmpeg_path")
+        );
     }
 
     #[test]
@@ -422,8 +438,14 @@ mod tests {
         }]);
         let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
         assert_eq!(field_at(&text, line_of("\"id\"")).as_deref(), Some("id"));
-        assert_eq!(field_at(&text, line_of("\"fps\"")).as_deref(), Some("source.fps"));
-        assert_eq!(field_at(&text, line_of("\"source\"")).as_deref(), Some("source"));
+        assert_eq!(
+            field_at(&text, line_of("\"fps\"")).as_deref(),
+            Some("source.fps")
+        );
+        assert_eq!(
+            field_at(&text, line_of("\"source\"")).as_deref(),
+            Some("source")
+        );
         assert_eq!(field_at(&text, 1), None);
     }
 }
