@@ -1,0 +1,554 @@
+#!/usr/bin/python3
+"""Camgate demo RTSP camera: a real, local, multi-client RTSP server.
+
+What it is for
+--------------
+Demos of Camgate and the project's test suite need a camera that behaves like a
+real one: RTSP over TCP or UDP, H.264 with periodic key frames, an MJPEG variant,
+optional Basic auth, and several viewers at once. This script serves that with
+GStreamer's RTSP server (Debian packages, see install-deps.sh) and needs no
+camera, network or video file.
+
+Mounts
+------
+  /test   live H.264 test pattern with a running wall clock (clockoverlay) and a
+          stream clock with milliseconds (timeoverlay); WIDTHxHEIGHT at FPS,
+          GOP = 1 s, x264 zerolatency, no B-frames, SPS/PPS in-band before
+          every IDR (and in the SDP).
+  /mjpeg  the same pattern as RTP/JPEG (RFC 2435), for `ffmpeg -c copy`.
+  /file   only with --file PATH: that file decoded, letterboxed to
+          WIDTHxHEIGHT, re-encoded like /test, looped forever.
+
+Guarantees
+----------
+* One shared pipeline per mount, however many clients: a late joiner never
+  restarts or seeks the stream under the others (media is published with
+  CLOCK_AND_OFFSET, which makes it non-seekable). The pipeline starts with the
+  first client and stops after the last one leaves.
+* Binds only the address given by --host (127.0.0.1 by default): the RTSP
+  listener and every RTP/RTCP UDP socket (a unicast address pool on that
+  address). With --host 0.0.0.0 / :: UDP sockets bind the wildcard too.
+* Prints exactly one line to stdout, `READY rtsp://HOST:PORT`, flushed, once
+  the listening socket accepts connections (with --port 0 it carries the port
+  the kernel chose; for a wildcard --host it names loopback). Everything else
+  goes to stderr, and only a few lines unless --verbose.
+* SIGTERM / SIGINT: exits with status 0 within a fraction of a second; client
+  connections are closed by the exit.
+* On Linux the process gets SIGTERM when its parent dies (PR_SET_PDEATHSIG),
+  so a crashed test harness never leaves it running. Note the kernel's rule:
+  "parent" is the *thread* that spawned it; disable with --no-die-with-parent
+  if you spawn it from a short-lived thread.
+* With --username/--password every mount requires RTSP Basic auth; a missing
+  or wrong password gets `401 Unauthorized`.
+
+Run it with Debian's /usr/bin/python3 (the `gi` module comes from python3-gi).
+"""
+
+import argparse
+import ctypes
+import ipaddress
+import itertools
+import os
+import re
+import signal
+import sys
+
+try:
+    import gi
+
+    gi.require_version("Gst", "1.0")
+    gi.require_version("GstRtsp", "1.0")
+    gi.require_version("GstRtspServer", "1.0")
+    from gi.repository import GLib, Gst, GstRtsp, GstRtspServer
+except (ImportError, ValueError) as exc:  # pragma: no cover - environment check
+    sys.stderr.write(
+        "demo_rtsp_server: GStreamer Python bindings not found (%s).\n"
+        "Run demo_rtsp_server/install-deps.sh and start the server with "
+        "/usr/bin/python3 (Debian's Python, which has the `gi` module).\n" % exc
+    )
+    sys.exit(1)
+
+PR_SET_PDEATHSIG = 1
+ROLE = "camgate-demo-viewer"
+
+# Elements each mount needs, checked at start-up so a missing Debian package is
+# reported by name instead of as an opaque 503 to the first client.
+REQUIRED_ELEMENTS = {
+    "videotestsrc": "gstreamer1.0-plugins-base",
+    "videoconvert": "gstreamer1.0-plugins-base",
+    "clockoverlay": "gstreamer1.0-x",
+    "timeoverlay": "gstreamer1.0-x",
+    "x264enc": "gstreamer1.0-plugins-ugly",
+    "rtph264pay": "gstreamer1.0-plugins-good",
+    "jpegenc": "gstreamer1.0-plugins-good",
+    "rtpjpegpay": "gstreamer1.0-plugins-good",
+}
+FILE_ELEMENTS = {
+    "filesrc": "gstreamer1.0 (core)",
+    "decodebin": "gstreamer1.0-plugins-base",
+    "videoscale": "gstreamer1.0-plugins-base",
+    "videorate": "gstreamer1.0-plugins-base",
+    "intervideosink": "gstreamer1.0-plugins-bad",
+    "intervideosrc": "gstreamer1.0-plugins-bad",
+}
+
+
+def log(msg):
+    sys.stderr.write("demo_rtsp_server: %s\n" % msg)
+    sys.stderr.flush()
+
+
+# --------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------
+
+
+def positive_int(text):
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+def even_dimension(text):
+    value = positive_int(text)
+    if value % 2 or value < 16 or value > 4096:
+        raise argparse.ArgumentTypeError("must be even and between 16 and 4096")
+    return value
+
+
+def port_number(text):
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be 0..65535")
+    return value
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="server.py",
+        description=(
+            "Local RTSP camera for Camgate demos and tests. Serves\n"
+            "  /test   H.264 test pattern with a running clock,\n"
+            "  /mjpeg  the same pattern as MJPEG (RTP/JPEG),\n"
+            "  /file   with --file: a video file, looped forever.\n"
+            "One shared pipeline per mount for any number of clients.\n"
+            "Prints 'READY rtsp://HOST:PORT' on stdout once listening.\n"
+            "Stop it with Ctrl-C or SIGTERM (exit status 0)."
+        ),
+        epilog=(
+            "examples:\n"
+            "  demo_rtsp_server/server.py\n"
+            "  demo_rtsp_server/server.py --port 0            # kernel picks a free port\n"
+            "  demo_rtsp_server/server.py --width 640 --height 360 --fps 10\n"
+            "  demo_rtsp_server/server.py --username admin --password secret\n"
+            "  demo_rtsp_server/server.py --file clip.mp4\n"
+            "  ffmpeg -rtsp_transport tcp -i rtsp://127.0.0.1:8554/test -frames:v 1 x.jpg"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    net = parser.add_argument_group("network")
+    net.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="IP address to listen on; RTP/UDP sockets bind it too "
+        "(default: %(default)s; use 0.0.0.0 inside a container)",
+    )
+    net.add_argument(
+        "--port",
+        type=port_number,
+        default=8554,
+        help="RTSP TCP port (default: %(default)s); 0 lets the kernel pick a "
+        "free port, reported on the READY line",
+    )
+    net.add_argument(
+        "--tcp-only",
+        action="store_true",
+        help="offer only RTP-over-RTSP (interleaved TCP); UDP SETUPs get 461 "
+        "and ffmpeg falls back to TCP by itself",
+    )
+    net.add_argument(
+        "--udp-ports",
+        default="40000-59999",
+        metavar="MIN-MAX",
+        help="port range for RTP/RTCP UDP sockets (default: %(default)s)",
+    )
+
+    video = parser.add_argument_group("video")
+    video.add_argument("--width", type=even_dimension, default=1280, help="default: %(default)s")
+    video.add_argument("--height", type=even_dimension, default=720, help="default: %(default)s")
+    video.add_argument(
+        "--fps", type=positive_int, default=25, help="frame rate of /test and /file; "
+        "the H.264 GOP is one second (default: %(default)s)"
+    )
+    video.add_argument(
+        "--mjpeg-fps",
+        type=positive_int,
+        default=None,
+        help="frame rate of /mjpeg (default: same as --fps)",
+    )
+    video.add_argument(
+        "--bitrate",
+        type=positive_int,
+        default=2048,
+        help="H.264 bitrate in kbit/s (default: %(default)s)",
+    )
+    video.add_argument(
+        "--pattern",
+        default="smpte",
+        help="videotestsrc pattern, e.g. smpte, ball, snow, bar (default: %(default)s)",
+    )
+    video.add_argument(
+        "--file",
+        metavar="PATH",
+        help="also serve /file: this video file, decoded, scaled to "
+        "WIDTHxHEIGHT, re-encoded to H.264 and looped forever",
+    )
+
+    auth = parser.add_argument_group(
+        "authentication (both or neither; the environment variables keep the "
+        "password out of `ps`)"
+    )
+    auth.add_argument(
+        "--username",
+        default=os.environ.get("DEMO_RTSP_USERNAME") or None,
+        help="require RTSP Basic auth with this user name (env: DEMO_RTSP_USERNAME)",
+    )
+    auth.add_argument(
+        "--password",
+        default=os.environ.get("DEMO_RTSP_PASSWORD") or None,
+        help="... and this password (env: DEMO_RTSP_PASSWORD)",
+    )
+
+    misc = parser.add_argument_group("process")
+    misc.add_argument(
+        "--no-die-with-parent",
+        dest="die_with_parent",
+        action="store_false",
+        help="do not ask the kernel to SIGTERM us when the spawning thread exits",
+    )
+    misc.add_argument(
+        "-v", "--verbose", action="store_true", help="log client connections to stderr"
+    )
+
+    args = parser.parse_args(argv)
+    if (args.username is None) != (args.password is None):
+        parser.error("--username and --password must be given together")
+    if args.username is not None and (not args.username or ":" in args.username):
+        parser.error("--username must be non-empty and must not contain ':'")
+    if args.mjpeg_fps is None:
+        args.mjpeg_fps = args.fps
+    if not re.fullmatch(r"[a-z0-9-]+", args.pattern):
+        parser.error("--pattern must be a videotestsrc pattern name such as smpte")
+    try:
+        args.host_ip = ipaddress.ip_address(args.host)
+    except ValueError:
+        parser.error("--host must be an IP address such as 127.0.0.1, 0.0.0.0 or ::1")
+    match = re.fullmatch(r"(\d+)-(\d+)", args.udp_ports)
+    if not match:
+        parser.error("--udp-ports must look like 40000-59999")
+    args.udp_min, args.udp_max = int(match.group(1)), int(match.group(2))
+    if not 1024 <= args.udp_min < args.udp_max <= 65535:
+        parser.error("--udp-ports must be an increasing range within 1024-65535")
+    if args.file is not None:
+        args.file = os.path.abspath(args.file)
+        if not os.path.isfile(args.file) or not os.access(args.file, os.R_OK):
+            parser.error("--file %s: not a readable file" % args.file)
+    return args
+
+
+# --------------------------------------------------------------------------
+# Pipelines
+# --------------------------------------------------------------------------
+
+
+def overlays(args, label):
+    """clockoverlay (wall clock, top right) + timeoverlay (stream time, ms)."""
+    size = max(6, args.height // 40)
+    return (
+        "clockoverlay text=\"{label}\" time-format=\"%Y-%m-%d %H:%M:%S\" "
+        "halignment=right valignment=top shaded-background=true "
+        "font-desc=\"Sans {size}\" ! "
+        "timeoverlay halignment=left valignment=bottom shaded-background=true "
+        "font-desc=\"Sans {size}\" ! "
+    ).format(label=label, size=size)
+
+
+def h264_tail(args):
+    """Encoder and payloader shared by /test and /file.
+
+    SPS/PPS go in-band before every IDR, inside the IDR's access unit: x264
+    repeats them in byte-stream mode and rtph264pay passes them through. Do NOT
+    use rtph264pay config-interval=-1 instead: in GStreamer 1.22 the inserted
+    SPS/PPS end with the RTP marker bit, so ffmpeg sees an extra empty "frame"
+    at every key frame (duplicate DTS, "concealing ... errors in I frame").
+    """
+    return (
+        "videoconvert ! video/x-raw,format=I420 ! "
+        "x264enc tune=zerolatency speed-preset=ultrafast bframes=0 "
+        "key-int-max={fps} bitrate={bitrate} ! "
+        "video/x-h264,stream-format=byte-stream,profile=constrained-baseline ! "
+        "rtph264pay name=pay0 pt=96 config-interval=0"
+    ).format(fps=args.fps, bitrate=args.bitrate)
+
+
+def raw_caps(args, fps):
+    return "video/x-raw,width={w},height={h},framerate={fps}/1,pixel-aspect-ratio=1/1".format(
+        w=args.width, h=args.height, fps=fps
+    )
+
+
+def test_launch(args):
+    return "( videotestsrc is-live=true pattern={p} ! {caps} ! {ov}{tail} )".format(
+        p=args.pattern, caps=raw_caps(args, args.fps), ov=overlays(args, "/test"),
+        tail=h264_tail(args),
+    )
+
+
+def mjpeg_launch(args):
+    return (
+        "( videotestsrc is-live=true pattern={p} ! {caps} ! {ov}"
+        "videoconvert ! video/x-raw,format=I420 ! jpegenc quality=85 ! "
+        "rtpjpegpay name=pay0 pt=26 )"
+    ).format(p=args.pattern, caps=raw_caps(args, args.mjpeg_fps),
+             ov=overlays(args, "/mjpeg"))
+
+
+def file_launch(args):
+    # intervideosrc is a live source that repeats the last frame it got from the
+    # file player (and shows black until the first one): the RTSP side never
+    # sees the loop, so its timestamps stay continuous.
+    return "( intervideosrc name=src timeout=5000000000 ! {caps} ! {tail} )".format(
+        caps=raw_caps(args, args.fps), tail=h264_tail(args)
+    )
+
+
+class FilePlayer:
+    """Plays a file in real time into an intervideo channel, looping forever.
+
+    Loops with segment seeks (seamless: no flush, running time continues); if
+    the demuxer ends with EOS instead, it falls back to a flushing seek.
+    """
+
+    def __init__(self, args, channel):
+        self.path = args.file
+        self.pipeline = Gst.parse_launch(
+            "filesrc name=file ! decodebin ! queue ! videoconvert ! "
+            "videoscale add-borders=true ! videorate ! {caps},format=I420 ! "
+            "intervideosink channel={channel}".format(
+                caps=raw_caps(args, args.fps), channel=channel
+            )
+        )
+        self.pipeline.get_by_name("file").set_property("location", self.path)
+        self.looping = False
+        self.bus = self.pipeline.get_bus()
+        self.bus.add_signal_watch()
+        self.bus.connect("message", self.on_message)
+
+    def start(self):
+        self.pipeline.set_state(Gst.State.PAUSED)
+
+    def stop(self):
+        self.bus.remove_signal_watch()
+        self.pipeline.set_state(Gst.State.NULL)
+
+    def seek_to_start(self, flush):
+        flags = Gst.SeekFlags.SEGMENT
+        if flush:
+            flags |= Gst.SeekFlags.FLUSH
+        ok = self.pipeline.seek(
+            1.0, Gst.Format.TIME, flags, Gst.SeekType.SET, 0, Gst.SeekType.NONE, -1
+        )
+        if not ok:
+            log("file: seek to start failed for %s" % self.path)
+
+    def on_message(self, _bus, msg):
+        if msg.type == Gst.MessageType.ASYNC_DONE and not self.looping:
+            # Prerolled: switch to segment mode, then play in real time.
+            self.looping = True
+            self.seek_to_start(flush=True)
+            self.pipeline.set_state(Gst.State.PLAYING)
+        elif msg.type == Gst.MessageType.SEGMENT_DONE:
+            self.seek_to_start(flush=False)
+        elif msg.type == Gst.MessageType.EOS:
+            self.seek_to_start(flush=True)
+        elif msg.type == Gst.MessageType.ERROR:
+            err, debug = msg.parse_error()
+            log("file: %s (%s): the stream shows black" % (err.message, debug))
+            self.pipeline.set_state(Gst.State.NULL)
+
+
+class FileMount:
+    """Starts a FilePlayer for each shared /file media and stops it with it."""
+
+    def __init__(self, args):
+        self.args = args
+        self.serial = itertools.count(1)
+
+    def on_media_configure(self, _factory, media):
+        channel = "camgate-file-%d-%d" % (os.getpid(), next(self.serial))
+        media.get_element().get_by_name("src").set_property("channel", channel)
+        player = FilePlayer(self.args, channel)
+        media.connect("unprepared", lambda _media: player.stop())
+        player.start()
+
+
+# --------------------------------------------------------------------------
+# Server
+# --------------------------------------------------------------------------
+
+
+def make_factory(launch, args, pool):
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_launch(launch)
+    # One pipeline for every client of the mount...
+    factory.set_shared(True)
+    # ...that is non-seekable: otherwise each PLAY with `Range: npt=0-` does a
+    # flushing seek that restarts the stream under every other client (and
+    # concurrent PLAYs can trip gst_rtsp_media_get_rates assertions).
+    factory.set_publish_clock_mode(GstRtspServer.RTSPPublishClockMode.CLOCK_AND_OFFSET)
+    if pool is not None:
+        factory.set_address_pool(pool)
+    if args.tcp_only:
+        factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP)
+    else:
+        factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP | GstRtsp.RTSPLowerTrans.UDP)
+    if args.username is not None:
+        factory.add_role_from_structure(
+            Gst.Structure.from_string(
+                "%s, media.factory.access=(boolean)true, "
+                "media.factory.construct=(boolean)true" % ROLE
+            )[0]
+        )
+    return factory
+
+
+def make_address_pool(args):
+    """Unicast pool on --host so RTP/RTCP UDP sockets never bind 0.0.0.0."""
+    if args.host_ip.is_unspecified:
+        return None  # wildcard was asked for: default behaviour binds it.
+    pool = GstRtspServer.RTSPAddressPool()
+    if not pool.add_range(args.host, args.host, args.udp_min, args.udp_max, 0):
+        raise SystemExit("demo_rtsp_server: cannot build UDP address pool on %s" % args.host)
+    return pool
+
+
+def make_auth(args):
+    auth = GstRtspServer.RTSPAuth()
+    token = GstRtspServer.RTSPToken()
+    token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, ROLE)
+    auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.username, args.password), token)
+    return auth
+
+
+def check_elements(args):
+    needed = dict(REQUIRED_ELEMENTS)
+    if args.file:
+        needed.update(FILE_ELEMENTS)
+    missing = sorted(
+        "%s (%s)" % (name, pkg)
+        for name, pkg in needed.items()
+        if Gst.ElementFactory.find(name) is None
+    )
+    if missing:
+        log("missing GStreamer elements: %s. Run demo_rtsp_server/install-deps.sh."
+            % ", ".join(missing))
+        sys.exit(1)
+    try:
+        Gst.parse_launch("videotestsrc pattern=%s ! fakesink" % args.pattern)
+    except GLib.Error as exc:
+        log("--pattern %s: %s" % (args.pattern, exc.message))
+        sys.exit(2)
+    if args.width > 2040 or args.height > 2040:
+        log("warning: RTP/JPEG (RFC 2435) is limited to 2040x2040: /mjpeg will fail")
+
+
+def die_with_parent():
+    """Linux only: SIGTERM this process when the spawning thread exits."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+            log("prctl(PR_SET_PDEATHSIG) failed: errno %d" % ctypes.get_errno())
+            return
+    except (OSError, AttributeError) as exc:
+        log("prctl unavailable: %s" % exc)
+        return
+    if os.getppid() != parent:
+        # The parent died before prctl took effect (we were re-parented).
+        log("parent process is gone; exiting")
+        sys.exit(0)
+
+
+def url_host(args):
+    """Host part of the URLs we print: a wildcard bind is reached via loopback."""
+    host = args.host_ip
+    if host.is_unspecified:
+        host = ipaddress.ip_address("::1" if host.version == 6 else "127.0.0.1")
+    return "[%s]" % host if host.version == 6 else str(host)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.die_with_parent:
+        die_with_parent()
+    Gst.init(None)
+    check_elements(args)
+
+    server = GstRtspServer.RTSPServer()
+    server.set_address(args.host)
+    server.set_service(str(args.port))
+    server.set_backlog(128)  # default 5: too small for a burst of viewers.
+
+    pool = make_address_pool(args)
+    mounts = server.get_mount_points()
+    mounts.add_factory("/test", make_factory(test_launch(args), args, pool))
+    mounts.add_factory("/mjpeg", make_factory(mjpeg_launch(args), args, pool))
+    if args.file:
+        file_factory = make_factory(file_launch(args), args, pool)
+        file_factory.connect("media-configure", FileMount(args).on_media_configure)
+        mounts.add_factory("/file", file_factory)
+    if args.username is not None:
+        server.set_auth(make_auth(args))
+
+    if args.verbose:
+        def on_client(_server, client):
+            peer = client.get_connection().get_ip()
+            log("client connected from %s" % peer)
+            client.connect("closed", lambda _c: log("client from %s closed" % peer))
+        server.connect("client-connected", on_client)
+
+    loop = GLib.MainLoop()
+
+    def on_signal(signame):
+        log("%s received, stopping" % signame)
+        loop.quit()
+        return GLib.SOURCE_REMOVE
+
+    GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGTERM, on_signal, "SIGTERM")
+    GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGINT, on_signal, "SIGINT")
+
+    if server.attach(None) == 0:
+        log("cannot listen on %s:%d (port in use or address not local)" % (args.host, args.port))
+        return 1
+    base = "rtsp://%s:%d" % (url_host(args), server.get_bound_port())
+    paths = ["/test", "/mjpeg"] + (["/file"] if args.file else [])
+    log("serving %s%s" % (", ".join(base + p for p in paths),
+                          " (Basic auth required)" if args.username else ""))
+    try:
+        sys.stdout.write("READY %s\n" % base)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+
+    loop.run()
+    # Streaming threads may still be pushing: leave without running Python
+    # finalizers over live GStreamer objects. The kernel closes every socket.
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
