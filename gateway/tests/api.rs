@@ -706,3 +706,21 @@ streams:
     assert_eq!(closed_with(&mut ws, SECS(5)).await, Some(4001));
     gateway.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_refuses_viewers_beyond_its_limit() {
+    let (_dir, path) = manifest_dir(&format!("server:\n  max_viewers_per_stream: 1\n{MANIFEST}"));
+    let gateway = start_from_file(&path, fast_options()).await;
+    let addr = gateway.local_addr();
+    let mut first = connect(addr, "/ws/streams/hand").await;
+    next_frame(&mut first, SECS(5)).await;
+    match tokio_tungstenite::connect_async(format!("ws://{addr}/ws/streams/hand")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 503),
+        other => panic!("expected 503, got {other:?}"),
+    }
+    let (status, error) = http_json(addr, "GET", "/api/streams/hand/mjpeg", &[], None).await;
+    assert_eq!(status, 503);
+    assert_eq!(error["error"]["code"], "too_many_viewers");
+    drop(first);
+    gateway.shutdown().await;
+}

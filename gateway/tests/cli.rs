@@ -39,7 +39,7 @@ fn check_accepts_the_default_manifest() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", text(&output));
-    assert!(text(&output).contains("config/camgate.yaml: OK (2 streams)"));
+    assert!(text(&output).contains("config/camgate.yaml: OK (3 streams)"));
 }
 
 #[test]
@@ -267,4 +267,62 @@ fn a_password_appears_in_no_response_metric_message_or_log_line() {
     assert!(seen.contains("rtsp://admin:***@127.0.0.1:9/cam"), "{seen}");
     assert!(!logs.contains(PASSWORD), "password in the logs:\n{logs}");
     assert!(!seen.contains(PASSWORD), "password in a response:\n{seen}");
+}
+
+#[test]
+fn sigterm_with_ffmpeg_sources_and_viewers_closes_everything_within_the_bound() {
+    let camera = support::rtsp::RtspServer::start(&["--width", "320", "--height", "180"]);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("camgate.yaml");
+    let stream = |id: &str| {
+        format!(
+            "  - id: {id}\n    on_demand: false\n    source:\n      plugin: ffmpeg-mjpeg\n      url: {}\n      fps: 5\n",
+            camera.url("/test")
+        )
+    };
+    std::fs::write(
+        &manifest,
+        format!("streams:\n{}{}", stream("one"), stream("two")),
+    )
+    .unwrap();
+    let (mut child, addr, logs) = spawn_gateway(&manifest);
+    let gateway_pid = child.id();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut one = connect(addr, "/ws/streams/one").await;
+        let mut two = connect(addr, "/ws/streams/two").await;
+        next_frame(&mut one, Duration::from_secs(20)).await;
+        next_frame(&mut two, Duration::from_secs(20)).await;
+        let ffmpegs: Vec<u32> = support::rtsp::ffmpeg_children(gateway_pid, "/test")
+            .iter()
+            .map(|p| p.pid)
+            .collect();
+        assert_eq!(ffmpegs.len(), 2, "one ffmpeg per stream");
+
+        let signalled = Instant::now();
+        support::rtsp::signal(gateway_pid, "TERM");
+        assert_eq!(
+            closed_with(&mut one, Duration::from_secs(10)).await,
+            Some(1001)
+        );
+        assert_eq!(
+            closed_with(&mut two, Duration::from_secs(10)).await,
+            Some(1001)
+        );
+        let exited = support::rtsp::wait_until(Duration::from_secs(10), || {
+            matches!(child.try_wait(), Ok(Some(_)))
+        });
+        assert!(exited, "gateway still running 10 s after SIGTERM");
+        assert!(signalled.elapsed() < Duration::from_secs(10));
+        for pid in ffmpegs {
+            assert!(
+                support::rtsp::proc_info(pid).is_none_or(|p| !p.is_alive()),
+                "ffmpeg {pid} survived the gateway's shutdown"
+            );
+        }
+    });
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(logs.lock().unwrap().contains("shutdown complete"));
 }

@@ -119,7 +119,10 @@ fn a_plugin_rejects_invalid_config_with_its_own_message() {
         .unwrap_err();
     assert!(err.contains("fps must be > 0 and <= 60, got 0"), "{err}");
     let err = catalog.validate_source("nope", &options("{}")).unwrap_err();
-    assert_eq!(err, "unknown plugin `nope` (available: testsrc)");
+    assert_eq!(
+        err,
+        "unknown plugin `nope` (available: ffmpeg-mjpeg, testsrc)"
+    );
 }
 
 fn misbehaving_catalog() -> (PluginCatalog, tempfile::TempDir) {

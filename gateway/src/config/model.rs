@@ -51,6 +51,13 @@ pub struct ServerConfig {
     /// Extra WebSocket `Origin`s accepted besides same-origin, exactly as
     /// written (`scheme://host[:port]`). Empty = same-origin only.
     pub allowed_origins: Vec<String>,
+    /// Most viewers (WebSocket + MJPEG) one stream accepts; more get 503.
+    pub max_viewers_per_stream: usize,
+}
+
+impl ServerConfig {
+    /// Default of `max_viewers_per_stream`.
+    pub const MAX_VIEWERS_PER_STREAM: usize = 2000;
 }
 
 impl Default for ServerConfig {
@@ -58,6 +65,7 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             allowed_origins: Vec::new(),
+            max_viewers_per_stream: Self::MAX_VIEWERS_PER_STREAM,
         }
     }
 }

@@ -23,7 +23,7 @@ use super::model::{PluginsConfig, ServerConfig, SourceOptions};
 use super::node::{Node, Value};
 
 pub(crate) const TOP_KEYS: &[&str] = &["server", "plugins", "defaults", "auth", "streams"];
-pub(crate) const SERVER_KEYS: &[&str] = &["listen", "allowed_origins"];
+pub(crate) const SERVER_KEYS: &[&str] = &["listen", "allowed_origins", "max_viewers_per_stream"];
 pub(crate) const PLUGINS_KEYS: &[&str] = &["dir"];
 pub(crate) const DEFAULTS_KEYS: &[&str] = &["idle_timeout"];
 pub(crate) const STREAM_KEYS: &[&str] = &["id", "name", "on_demand", "idle_timeout", "source"];
@@ -159,6 +159,17 @@ impl<'a> Ctx<'a> {
                         }
                     }
                 }
+                "max_viewers_per_stream" => match value.value {
+                    Value::Int(n) if n > 0 => draft.server.max_viewers_per_stream = n as usize,
+                    Value::UInt(n) if n > 0 => draft.server.max_viewers_per_stream = n as usize,
+                    ref other => self.error(
+                        value,
+                        format!(
+                            "`max_viewers_per_stream` must be a positive integer, found {}",
+                            other.kind()
+                        ),
+                    ),
+                },
                 "allowed_origins" => {
                     draft.allowed_origins = self
                         .list(value, "`allowed_origins`")

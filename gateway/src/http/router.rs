@@ -153,6 +153,26 @@ async fn dispatch(
         _ => None,
     };
     let id = id.unwrap_or_default();
+    if let Some(hub) = &hub
+        && matches!(
+            route.template,
+            "/ws/streams/{id}" | "/api/streams/{id}/mjpeg"
+        )
+        && hub.viewer_count() >= config.manifest.server.max_viewers_per_stream
+    {
+        let message = format!(
+            "stream `{id}` has its maximum of {} viewers (server.max_viewers_per_stream)",
+            config.manifest.server.max_viewers_per_stream
+        );
+        return (
+            route.template,
+            response::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_viewers",
+                &message,
+            ),
+        );
+    }
     let response = match (route.method, route.template) {
         (_, "/healthz") => system::healthz(),
         (_, "/readyz") => system::readyz(state),

@@ -24,7 +24,7 @@ use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -342,11 +342,15 @@ async fn serve(
                     Some(Ok(_)) => {}
                 }
             }
-            changed = viewer.status.changed() => {
-                if changed.is_err() {
-                    return End::Close(CLOSE_STREAM_REMOVED, "stream removed");
-                }
-                let status = viewer.status.borrow_and_update().clone();
+            event = viewer.status_events.recv() => {
+                let status = match event {
+                    Ok(status) => status,
+                    // Fell behind: the current status is what matters.
+                    Err(broadcast::error::RecvError::Lagged(_)) => viewer.status.borrow().clone(),
+                    Err(broadcast::error::RecvError::Closed) => {
+                        return End::Close(CLOSE_STREAM_REMOVED, "stream removed");
+                    }
+                };
                 let event = Event::State { state: status.state, message: &status.message };
                 if let Err(end) = out.send(event.to_message()).await {
                     return end;
@@ -398,6 +402,8 @@ impl Output {
         pacer: &mut FramePacer,
     ) -> Result<(), End> {
         let info = hub.info();
+        // The hello carries the current status: transitions queued before it are old news.
+        while viewer.status_events.try_recv().is_ok() {}
         let StreamStatus { state, message, .. } = viewer.status.borrow_and_update().clone();
         let current = pacer.current(&mut viewer.frames);
         let (width, height) = current

@@ -18,12 +18,15 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use tokio::sync::{Mutex, watch};
+use tokio::sync::{Mutex, broadcast, watch};
 
 use super::frame::Frame;
 use super::source::{FrameSink, RunningSource, SourceFactory};
 use super::tag::{FrameTag, tagged_copy};
 use crate::telemetry::StreamTelemetry;
+
+/// Status changes a viewer may fall behind by before it only gets the current status.
+const STATUS_EVENT_BACKLOG: usize = 16;
 
 /// Largest frame the hub accepts; anything bigger is a broken source, not a picture.
 pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
@@ -174,6 +177,10 @@ pub struct Hub {
     info: RwLock<StreamInfo>,
     frames: watch::Sender<Option<Frame>>,
     status: watch::Sender<StreamStatus>,
+    /// Every status change in order (the `watch` above keeps only the latest): viewers
+    /// are told about each transition, e.g. live → stopped → connecting → live on a
+    /// restart, not just the end state.
+    status_events: broadcast::Sender<StreamStatus>,
     closing: watch::Sender<Option<Closing>>,
     viewers: AtomicUsize,
     /// Milliseconds since `epoch` when the viewer count last dropped to zero.
@@ -201,6 +208,7 @@ impl Hub {
             info: RwLock::new(info),
             frames: watch::Sender::new(None),
             status: watch::Sender::new(StreamStatus::new(StreamState::Stopped, "")),
+            status_events: broadcast::Sender::new(STATUS_EVENT_BACKLOG),
             closing: watch::Sender::new(None),
             viewers: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
@@ -281,6 +289,7 @@ impl Hub {
             hub: Arc::clone(self),
             frames: self.frames.subscribe(),
             status: self.status.subscribe(),
+            status_events: self.status_events.subscribe(),
             closing: self.closing.subscribe(),
         };
         self.ensure_running().await;
@@ -342,7 +351,10 @@ impl Hub {
     /// Records a status (and keeps `source_up` in step with it).
     fn set_status(&self, state: StreamState, message: &str) {
         self.telemetry.source_live(state == StreamState::Live);
-        self.status.send_replace(StreamStatus::new(state, message));
+        let status = StreamStatus::new(state, message);
+        self.status.send_replace(status.clone());
+        // No receiver is fine: nobody is watching.
+        let _ = self.status_events.send(status);
     }
 
     /// Stops an on-demand source that has had no viewer for its idle timeout. Returns
@@ -497,8 +509,10 @@ pub struct Viewer {
     /// Latest frame; `changed()` wakes on every publication (skipped ones are counted via
     /// sequence numbers).
     pub frames: watch::Receiver<Option<Frame>>,
-    /// Source status changes.
+    /// The current source status.
     pub status: watch::Receiver<StreamStatus>,
+    /// Every status change since the viewer attached, in order.
+    pub status_events: broadcast::Receiver<StreamStatus>,
     /// Set when the hub tells its viewers to leave.
     pub closing: watch::Receiver<Option<Closing>>,
 }

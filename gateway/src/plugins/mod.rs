@@ -52,9 +52,10 @@ impl PluginCatalog {
     /// A catalog with the plugins compiled into the gateway.
     pub fn with_builtins() -> Self {
         let mut catalog = PluginCatalog::default();
-        let builtins = [camgate_plugin_api::export::entry_fn::<
-            camgate_testsrc::TestSrc,
-        >()];
+        let builtins = [
+            camgate_plugin_api::export::entry_fn::<camgate_testsrc::TestSrc>(),
+            camgate_plugin_api::export::entry_fn::<camgate_ffmpeg_mjpeg::FfmpegMjpeg>(),
+        ];
         for entry in builtins {
             if let Err(e) = LoadedPlugin::handshake(entry, PluginOrigin::Builtin)
                 .map_err(RegisterError::Builtin)

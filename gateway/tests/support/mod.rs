@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod rtsp;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

@@ -1,0 +1,812 @@
+//! End-to-end tests of the default `ffmpeg-mjpeg` source with a real ffmpeg and a real
+//! RTSP server (the GStreamer demo server): frames at the configured rate and size to
+//! several viewers, MJPEG passthrough, recovery after a camera reboot, failures that keep
+//! retrying with growing delays and a useful error, the stall watchdog, no orphaned
+//! ffmpeg (also when the gateway binary is SIGKILLed), no password anywhere, and a clear
+//! failure when ffmpeg is missing.
+//!
+//! Every child a test starts (RTSP servers, the gateway binary) is owned by a guard that
+//! kills and reaps it on drop, so a failing test leaves nothing behind. Only 127.0.0.1 is
+//! bound. Timing assertions are generous bounds, never speed targets.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use camgate::hub::StreamState;
+use futures_util::StreamExt;
+use support::rtsp::{self, RtspServer};
+use support::*;
+use tokio_tungstenite::tungstenite::Message;
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+/// What a viewer saw, with when it saw it.
+#[derive(Debug)]
+enum Seen {
+    Frame(ReceivedFrame),
+    State(String, String),
+    Other(serde_json::Value),
+}
+
+/// Reads `ws` for up to `timeout` or until `done` says stop; returns everything seen.
+async fn watch(
+    ws: &mut Client,
+    timeout: Duration,
+    mut done: impl FnMut(&[(Instant, Seen)]) -> bool,
+) -> Vec<(Instant, Seen)> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut seen = Vec::new();
+    while !done(&seen) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let message = match tokio::time::timeout(left, ws.next()).await {
+            Ok(Some(Ok(message))) => message,
+            Ok(Some(Err(e))) => panic!("WebSocket error: {e}"),
+            Ok(None) => panic!("WebSocket closed"),
+            Err(_) => break,
+        };
+        let item = match message {
+            Message::Binary(bytes) => Seen::Frame(decode_frame(&bytes)),
+            Message::Text(text) => {
+                let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+                match (event["type"].as_str(), event["state"].as_str()) {
+                    (Some("state"), Some(state)) | (Some("hello"), Some(state)) => Seen::State(
+                        state.to_owned(),
+                        event["message"].as_str().unwrap_or("").to_owned(),
+                    ),
+                    _ => Seen::Other(event),
+                }
+            }
+            _ => continue,
+        };
+        seen.push((Instant::now(), item));
+    }
+    seen
+}
+
+fn frames(seen: &[(Instant, Seen)]) -> Vec<&ReceivedFrame> {
+    seen.iter()
+        .filter_map(|(_, s)| match s {
+            Seen::Frame(f) => Some(f),
+            _ => None,
+        })
+        .collect()
+}
+
+fn states(seen: &[(Instant, Seen)]) -> Vec<(Instant, &str, &str)> {
+    seen.iter()
+        .filter_map(|(at, s)| match s {
+            Seen::State(state, message) => Some((*at, state.as_str(), message.as_str())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Frames per second by capture timestamps.
+fn capture_rate(frames: &[&ReceivedFrame]) -> f64 {
+    let (Some(first), Some(last)) = (frames.first(), frames.last()) else {
+        return 0.0;
+    };
+    let span = (last.captured_at_us - first.captured_at_us) as f64 / 1e6;
+    (frames.len() - 1) as f64 / span
+}
+
+/// `true` if `wanted` occurs in order (not necessarily adjacent) in `states`.
+fn has_subsequence(states: &[&str], wanted: &[&str]) -> bool {
+    let mut want = wanted.iter().peekable();
+    for state in states {
+        if want.peek() == Some(&state) {
+            want.next();
+        }
+    }
+    want.peek().is_none()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_camera_reaches_two_viewers_at_the_configured_rate_and_size() {
+    let server = RtspServer::start(&[]);
+    let gateway = start(&format!(
+        r#"
+streams:
+  - id: cam
+    source:
+      plugin: ffmpeg-mjpeg
+      url: {}
+      fps: 5
+      width: 320
+"#,
+        server.url("/test")
+    ))
+    .await;
+    let addr = gateway.local_addr();
+    let mut a = connect(addr, "/ws/streams/cam").await;
+    let mut b = connect(addr, "/ws/streams/cam").await;
+    // Cold start, then about four seconds of frames on both.
+    for ws in [&mut a, &mut b] {
+        next_frame(ws, SECS(30)).await;
+    }
+    let (seen_a, seen_b) = tokio::join!(
+        watch(&mut a, SECS(4), |_| false),
+        watch(&mut b, SECS(4), |_| false)
+    );
+    for seen in [&seen_a, &seen_b] {
+        let frames = frames(seen);
+        assert!(frames.len() >= 10, "too few frames: {}", frames.len());
+        for frame in &frames {
+            assert_eq!((frame.width, frame.height), (320, 180));
+        }
+        let rate = capture_rate(&frames);
+        assert!(
+            (3.5..=6.5).contains(&rate),
+            "rate {rate:.2} fps, want 5 ± 30%"
+        );
+        assert!(frames.windows(2).all(|w| w[1].seq > w[0].seq));
+    }
+    // One ffmpeg for both viewers.
+    let ours = rtsp::ffmpeg_children(std::process::id(), &format!(":{}/", server.port()));
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    drop((a, b));
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mjpeg_camera_is_passed_through_always_or_after_auto_detection() {
+    let server = RtspServer::start(&[]);
+    let gateway = start(&format!(
+        r#"
+streams:
+  - id: always
+    source:
+      plugin: ffmpeg-mjpeg
+      url: {url}
+      fps: 5
+      passthrough: always
+  - id: auto
+    source:
+      plugin: ffmpeg-mjpeg
+      url: {url}
+      fps: 5
+"#,
+        url = server.url("/mjpeg")
+    ))
+    .await;
+    let addr = gateway.local_addr();
+    let mut always = connect(addr, "/ws/streams/always").await;
+    let mut auto = connect(addr, "/ws/streams/auto").await;
+
+    let seen = watch(&mut always, SECS(30), |seen| frames(seen).len() >= 15).await;
+    let got = frames(&seen);
+    assert!(got.len() >= 15, "too few frames: {seen:?}");
+    assert!(got.iter().all(|f| (f.width, f.height) == (640, 360)));
+    // The camera sends 15 fps; the plugin paces copied JPEGs to the configured 5.
+    let rate = capture_rate(&got[1..]);
+    assert!(
+        (3.5..=6.5).contains(&rate),
+        "rate {rate:.2} fps, want 5 ± 30%"
+    );
+
+    // auto: transcodes first, sees MJPEG, restarts once in copy mode and stays there.
+    let seen = watch(&mut auto, SECS(40), |seen| {
+        let switched = states(seen)
+            .iter()
+            .position(|(_, _, m)| m.contains("switching to passthrough"));
+        switched.is_some_and(|at| {
+            seen[at..]
+                .iter()
+                .filter(|(_, s)| matches!(s, Seen::Frame(_)))
+                .count()
+                >= 5
+        })
+    })
+    .await;
+    let switched = states(&seen)
+        .iter()
+        .any(|(_, _, m)| m.contains("switching to passthrough"));
+    assert!(switched, "auto did not switch to passthrough: {seen:?}");
+    assert!(
+        frames(&seen)
+            .iter()
+            .all(|f| (f.width, f.height) == (640, 360))
+    );
+    drop((always, auto));
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_reboot_resumes_frames_on_the_same_connections() {
+    let mut server = RtspServer::start(&[]);
+    let port = server.port();
+    let gateway = start(&format!(
+        r#"
+streams:
+  - id: cam
+    source:
+      plugin: ffmpeg-mjpeg
+      url: {}
+      fps: 5
+      width: 320
+"#,
+        server.url("/test")
+    ))
+    .await;
+    let addr = gateway.local_addr();
+    let mut viewers = vec![
+        connect(addr, "/ws/streams/cam").await,
+        connect(addr, "/ws/streams/cam").await,
+    ];
+    let mut before = Vec::new();
+    for ws in &mut viewers {
+        before.push(watch(ws, SECS(30), |seen| !frames(seen).is_empty()).await);
+    }
+    let needle = format!(":{port}/");
+    let first_ffmpeg = rtsp::ffmpeg_children(std::process::id(), &needle);
+    assert_eq!(first_ffmpeg.len(), 1, "{first_ffmpeg:?}");
+
+    // Reboot: the camera disappears, then comes back on the same port.
+    server.stop();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _server = RtspServer::start_on(port, &[]);
+
+    for (ws, before) in viewers.iter_mut().zip(before) {
+        let last_seq = frames(&before).last().map(|f| f.seq).unwrap_or(0);
+        let after = watch(ws, SECS(40), |seen| {
+            let names: Vec<&str> = states(seen).iter().map(|(_, s, _)| *s).collect();
+            has_subsequence(&names, &["retrying", "live"])
+                && frames(seen).iter().any(|f| f.seq > last_seq)
+        })
+        .await;
+        let mut all: Vec<&str> = states(&before).iter().map(|(_, s, _)| *s).collect();
+        all.extend(states(&after).iter().map(|(_, s, _)| *s));
+        assert!(
+            has_subsequence(&all, &["live", "retrying", "live"]),
+            "states: {all:?}"
+        );
+        let resumed = frames(&after);
+        assert!(
+            resumed.iter().any(|f| f.seq > last_seq),
+            "no frame after the reboot: {after:?}"
+        );
+        let message = states(&after)
+            .iter()
+            .find(|(_, s, _)| *s == "retrying")
+            .map(|(_, _, m)| m.to_string())
+            .unwrap_or_default();
+        assert!(message.contains("retrying in"), "{message}");
+    }
+    // The first ffmpeg was reaped; exactly one runs now.
+    let me = std::process::id();
+    assert!(
+        rtsp::proc_info(first_ffmpeg[0].pid).is_none_or(|p| p.ppid != me),
+        "the first ffmpeg is still our child"
+    );
+    assert_eq!(rtsp::ffmpeg_children(me, &needle).len(), 1);
+    drop(viewers);
+    gateway.shutdown().await;
+}
+
+/// Parses "...; retrying in 1.2s (attempt 3)" into (delay, attempt).
+fn retry_plan(message: &str) -> Option<(f64, u32)> {
+    let rest = message.split("retrying in ").nth(1)?;
+    let (delay, rest) = rest.split_once("s (attempt ")?;
+    let attempt = rest.trim_end_matches(')').parse().ok()?;
+    Some((delay.parse().ok()?, attempt))
+}
+
+/// Watches a failing stream until it has retried `retries` times; checks the error text
+/// and that the delays grow and are really waited.
+async fn assert_keeps_retrying(ws: &mut Client, expected: &str, retries: usize) {
+    let seen = watch(ws, SECS(60), |seen| {
+        states(seen)
+            .iter()
+            .filter(|(_, s, _)| *s == "retrying")
+            .count()
+            >= retries
+    })
+    .await;
+    let all = states(&seen);
+    let retrying: Vec<_> = all.iter().filter(|(_, s, _)| *s == "retrying").collect();
+    assert!(
+        retrying.len() >= retries,
+        "{expected}: only {} retries: {all:?}",
+        retrying.len()
+    );
+    assert!(
+        !all.iter().any(|(_, s, _)| *s == "failed" || *s == "live"),
+        "{all:?}"
+    );
+    let mut plans = Vec::new();
+    for (at, _, message) in &retrying {
+        assert!(
+            message.contains(expected),
+            "want `{expected}` in `{message}`"
+        );
+        let plan = retry_plan(message).unwrap_or_else(|| panic!("no retry plan in `{message}`"));
+        plans.push((*at, plan));
+    }
+    for pair in plans.windows(2) {
+        let ((at0, (delay0, attempt0)), (at1, (delay1, attempt1))) = (pair[0], pair[1]);
+        assert!(attempt1 > attempt0, "{plans:?}");
+        assert!(delay1 >= delay0, "delays must not shrink: {plans:?}");
+        // The announced delay is really waited before the next attempt fails.
+        let gap = at1.duration_since(at0).as_secs_f64();
+        assert!(gap >= delay0 - 0.05, "gap {gap:.2}s < delay {delay0}s");
+    }
+    let (first, last) = (plans[0].1, plans[plans.len() - 1].1);
+    assert!(
+        last.1 >= first.1 + 2 && last.0 > first.0,
+        "delays must grow: {plans:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_not_found_and_silent_servers_keep_retrying_with_growing_delays() {
+    let server = RtspServer::start(&[]);
+    // A port nobody listens on.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    // A server that accepts TCP connections and never says a word.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let gateway = start(&format!(
+        r#"
+streams:
+  - id: refused
+    source:
+      plugin: ffmpeg-mjpeg
+      url: rtsp://127.0.0.1:{closed}/test
+      connect_timeout: 1s
+  - id: notfound
+    source:
+      plugin: ffmpeg-mjpeg
+      url: {notfound}
+      connect_timeout: 1s
+  - id: silent
+    source:
+      plugin: ffmpeg-mjpeg
+      url: rtsp://127.0.0.1:{silent_port}/test
+      connect_timeout: 1s
+"#,
+        notfound = server.url("/nope"),
+    ))
+    .await;
+    let addr = gateway.local_addr();
+    let mut refused = connect(addr, "/ws/streams/refused").await;
+    let mut notfound = connect(addr, "/ws/streams/notfound").await;
+    let mut silent = connect(addr, "/ws/streams/silent").await;
+    tokio::join!(
+        assert_keeps_retrying(&mut refused, "connection refused", 4),
+        assert_keeps_retrying(&mut notfound, "stream not found (404)", 4),
+        assert_keeps_retrying(&mut silent, "connection timed out", 3),
+    );
+    // The status (API) keeps the last error, also while reconnecting.
+    let body = http_get(addr, "/api/streams").await;
+    for (id, expected) in [
+        ("refused", "connection refused"),
+        ("notfound", "stream not found (404)"),
+        ("silent", "connection timed out"),
+    ] {
+        let status = gateway.state().registry.get(id).unwrap().status();
+        assert!(
+            matches!(
+                status.state,
+                StreamState::Retrying | StreamState::Connecting
+            ) && status.message.contains(expected),
+            "{id}: {status:?}"
+        );
+        assert!(body.contains(expected), "{body}");
+    }
+    holder.abort();
+    drop((refused, notfound, silent));
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_camera_is_caught_by_the_watchdog_and_recovers() {
+    let server = RtspServer::start(&[]);
+    let gateway = start(&format!(
+        r#"
+streams:
+  - id: cam
+    source:
+      plugin: ffmpeg-mjpeg
+      url: {}
+      fps: 5
+      width: 320
+      stall_timeout: 2s
+      connect_timeout: 2s
+"#,
+        server.url("/test")
+    ))
+    .await;
+    let addr = gateway.local_addr();
+    let mut ws = connect(addr, "/ws/streams/cam").await;
+    watch(&mut ws, SECS(30), |seen| frames(seen).len() >= 3).await;
+
+    server.pause();
+    let paused = Instant::now();
+    let seen = watch(&mut ws, SECS(20), |seen| {
+        states(seen)
+            .iter()
+            .any(|(_, s, m)| *s == "retrying" && m.contains("no frame for"))
+    })
+    .await;
+    let (at, _, message) = states(&seen)
+        .into_iter()
+        .find(|(_, s, m)| *s == "retrying" && m.contains("no frame for"))
+        .unwrap_or_else(|| panic!("watchdog did not fire: {seen:?}"));
+    assert!(message.contains("no frame for 2s"), "{message}");
+    let waited = at.duration_since(paused);
+    assert!(
+        waited >= Duration::from_millis(1500) && waited <= SECS(10),
+        "watchdog fired after {waited:?} (stall_timeout 2s)"
+    );
+
+    server.resume();
+    let seen = watch(&mut ws, SECS(60), |seen| {
+        states(seen).iter().any(|(_, s, _)| *s == "live") && !frames(seen).is_empty()
+    })
+    .await;
+    assert!(
+        !frames(&seen).is_empty(),
+        "no recovery after SIGCONT: {seen:?}"
+    );
+    drop(ws);
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_source_leaves_no_ffmpeg_behind() {
+    let server = RtspServer::start(&[]);
+    let gateway = start(&format!(
+        r#"
+streams:
+  - id: cam
+    source:
+      plugin: ffmpeg-mjpeg
+      url: {}
+      fps: 5
+      width: 320
+"#,
+        server.url("/test")
+    ))
+    .await;
+    let addr = gateway.local_addr();
+    let mut ws = connect(addr, "/ws/streams/cam").await;
+    next_frame(&mut ws, SECS(30)).await;
+    let me = std::process::id();
+    let needle = format!(":{}/", server.port());
+    let running = rtsp::ffmpeg_children(me, &needle);
+    assert_eq!(running.len(), 1, "{running:?}");
+
+    let hub = gateway.state().registry.get("cam").unwrap();
+    let stopping = Instant::now();
+    hub.stop_source().await;
+    assert!(
+        stopping.elapsed() < SECS(3),
+        "stop took {:?}",
+        stopping.elapsed()
+    );
+    // Killed *and reaped* by the time stop returns: not even a zombie is left.
+    for process in &running {
+        let now = rtsp::proc_info(process.pid);
+        assert!(
+            now.as_ref().is_none_or(|p| p.ppid != me),
+            "ffmpeg {} survived stop: {now:?}",
+            process.pid
+        );
+    }
+    assert!(rtsp::ffmpeg_children(me, &needle).is_empty());
+    drop(ws);
+    gateway.shutdown().await;
+}
+
+/// The gateway binary as a child, killed and reaped on drop, with its logs collected.
+struct GatewayProcess {
+    child: Child,
+    addr: SocketAddr,
+    logs: Arc<Mutex<String>>,
+}
+
+impl GatewayProcess {
+    fn spawn(manifest: &std::path::Path, env: &[(&str, &str)]) -> GatewayProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_camgate"))
+            .args(["run", "--listen", "127.0.0.1:0", "--config"])
+            .arg(manifest)
+            .env("CAMGATE_LOG", "debug")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("camgate runs");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let logs = Arc::new(Mutex::new(String::new()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("camgate listening")
+                    && let Some(rest) = line.split("addr=").nth(1)
+                {
+                    let _ = addr_tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
+                }
+                let mut all = sink.lock().unwrap_or_else(|e| e.into_inner());
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        let mut gateway = GatewayProcess {
+            child,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            logs,
+        };
+        let addr = addr_rx
+            .recv_timeout(SECS(30))
+            .unwrap_or_else(|_| panic!("camgate did not log its address: {}", gateway.logs()));
+        gateway.addr = addr.parse().expect("a socket address");
+        gateway
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn logs(&self) -> String {
+        self.logs.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_sigkilled_gateway_takes_its_ffmpeg_with_it() {
+    let server = RtspServer::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("camgate.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "streams:\n  - id: cam\n    on_demand: false\n    source:\n      plugin: \
+             ffmpeg-mjpeg\n      url: {}\n      fps: 5\n      width: 320\n",
+            server.url("/test")
+        ),
+    )
+    .unwrap();
+    let mut gateway = GatewayProcess::spawn(&manifest, &[]);
+    let needle = format!(":{}/", server.port());
+    let mut ffmpeg = Vec::new();
+    let found = rtsp::wait_until(SECS(30), || {
+        ffmpeg = rtsp::ffmpeg_children(gateway.pid(), &needle);
+        !ffmpeg.is_empty()
+    });
+    assert!(found, "no ffmpeg child of camgate: {}", gateway.logs());
+    assert_eq!(ffmpeg.len(), 1, "{ffmpeg:?}");
+    let pid = ffmpeg[0].pid;
+
+    gateway.child.kill().unwrap(); // SIGKILL: no cleanup code runs in camgate
+    gateway.child.wait().unwrap();
+    let gone = rtsp::wait_until(SECS(5), || {
+        rtsp::proc_info(pid).is_none_or(|p| !p.is_alive() || p.comm != "ffmpeg")
+    });
+    assert!(
+        gone,
+        "ffmpeg {pid} outlived the gateway: {:?}",
+        rtsp::proc_info(pid)
+    );
+}
+
+/// `GET path` with `Connection: close`; returns the body.
+async fn http_get(addr: SocketAddr, path: &str) -> String {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(SECS(10))).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        let text = String::from_utf8_lossy(&response).into_owned();
+        text.split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or(text)
+    })
+    .await
+    .unwrap()
+}
+
+#[test]
+fn passwords_never_leak_into_logs_api_or_websocket_messages() {
+    const USER: &str = "admin";
+    const GOOD: &str = "G00d:S3cret@Pw/1";
+    const WRONG: &str = "Wr0ng-S3cret-Pw";
+    const IN_URL: &str = "Url-S3cret-Pw";
+    let server = RtspServer::start(&["--username", USER, "--password", GOOD]);
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("camgate.yaml");
+    let url = server.url("/test");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"
+streams:
+  - id: good
+    on_demand: false
+    source:
+      plugin: ffmpeg-mjpeg
+      url: {url}
+      username: {USER}
+      password: ${{GOOD_PASSWORD}}
+      fps: 5
+      width: 320
+  - id: wrong
+    on_demand: false
+    source:
+      plugin: ffmpeg-mjpeg
+      url: {url}
+      username: {USER}
+      password: {WRONG}
+  - id: inurl
+    on_demand: false
+    source:
+      plugin: ffmpeg-mjpeg
+      url: rtsp://{USER}:{IN_URL}@127.0.0.1:{closed}/test
+      connect_timeout: 1s
+"#
+        ),
+    )
+    .unwrap();
+    let gateway = GatewayProcess::spawn(&manifest, &[("GOOD_PASSWORD", GOOD)]);
+    let addr = gateway.addr;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut texts = Vec::new();
+    runtime.block_on(async {
+        let mut good = connect(addr, "/ws/streams/good").await;
+        let mut wrong = connect(addr, "/ws/streams/wrong").await;
+        let mut inurl = connect(addr, "/ws/streams/inurl").await;
+        let (good_seen, wrong_seen, inurl_seen) = tokio::join!(
+            watch(&mut good, SECS(40), |seen| frames(seen).len() >= 3),
+            watch(&mut wrong, SECS(40), |seen| {
+                states(seen)
+                    .iter()
+                    .filter(|(_, s, _)| *s == "retrying")
+                    .count()
+                    >= 2
+            }),
+            watch(&mut inurl, SECS(40), |seen| {
+                states(seen)
+                    .iter()
+                    .filter(|(_, s, _)| *s == "retrying")
+                    .count()
+                    >= 2
+            }),
+        );
+        assert!(frames(&good_seen).len() >= 3, "{good_seen:?}");
+        let wrong_states = states(&wrong_seen);
+        assert!(
+            wrong_states.iter().any(|(_, s, m)| *s == "retrying"
+                && m.contains("authentication failed (401 Unauthorized)")),
+            "{wrong_states:?}"
+        );
+        let inurl_states = states(&inurl_seen);
+        assert!(
+            inurl_states
+                .iter()
+                .any(|(_, s, m)| *s == "retrying" && m.contains("connection refused")),
+            "{inurl_states:?}"
+        );
+        for seen in [&good_seen, &wrong_seen, &inurl_seen] {
+            for (_, item) in seen.iter() {
+                match item {
+                    Seen::State(state, message) => texts.push(format!("{state} {message}")),
+                    Seen::Other(value) => texts.push(value.to_string()),
+                    Seen::Frame(_) => {}
+                }
+            }
+        }
+        texts.push(http_get(addr, "/api/streams").await);
+        for id in ["good", "wrong", "inurl"] {
+            texts.push(http_get(addr, &format!("/api/streams/{id}")).await);
+        }
+        texts.push(http_get(addr, "/api/config").await);
+    });
+    // Let the last log lines arrive, then look everywhere.
+    std::thread::sleep(Duration::from_millis(300));
+    let logs = gateway.logs();
+    assert!(
+        logs.contains("401"),
+        "the 401 was not logged at all:\n{logs}"
+    );
+    let encoded_good = "G00d%3AS3cret%40Pw%2F1";
+    for secret in [GOOD, WRONG, IN_URL, encoded_good] {
+        assert!(
+            !logs.contains(secret),
+            "`{secret}` leaked into the logs:\n{logs}"
+        );
+        for text in &texts {
+            assert!(!text.contains(secret), "`{secret}` leaked: {text}");
+        }
+    }
+    drop(gateway);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_ffmpeg_fails_with_a_message_naming_the_option() {
+    let gateway = start(
+        r#"
+streams:
+  - id: cam
+    source:
+      plugin: ffmpeg-mjpeg
+      url: rtsp://127.0.0.1:9/test
+      ffmpeg_path: /nonexistent/ffmpeg
+"#,
+    )
+    .await;
+    let mut ws = connect(gateway.local_addr(), "/ws/streams/cam").await;
+    let seen = watch(&mut ws, SECS(10), |seen| {
+        states(seen).iter().any(|(_, s, _)| *s == "failed")
+    })
+    .await;
+    let (_, _, message) = states(&seen)
+        .into_iter()
+        .find(|(_, s, _)| *s == "failed")
+        .unwrap_or_else(|| panic!("never failed: {seen:?}"));
+    assert!(
+        message.contains("ffmpeg not found: looked for `/nonexistent/ffmpeg`")
+            && message.contains("install ffmpeg or set source.ffmpeg_path"),
+        "{message}"
+    );
+    drop(ws);
+    gateway.shutdown().await;
+}
+
+#[test]
+fn helpers_parse_what_they_should() {
+    assert_eq!(
+        retry_plan("connection refused; retrying in 1.2s (attempt 3)"),
+        Some((1.2, 3))
+    );
+    assert!(has_subsequence(
+        &[
+            "connecting",
+            "live",
+            "live",
+            "retrying",
+            "connecting",
+            "live"
+        ],
+        &["live", "retrying", "live"]
+    ));
+    assert!(!has_subsequence(
+        &["live", "retrying"],
+        &["live", "retrying", "live"]
+    ));
+}

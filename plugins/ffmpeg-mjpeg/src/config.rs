@@ -1,0 +1,706 @@
+//! The options of an `ffmpeg-mjpeg` source and their validation.
+//!
+//! [`FfmpegMjpegConfig`] is what the manifest says (strict: unknown keys are errors);
+//! [`Settings`] is the checked, resolved form the supervisor runs with. Every problem is
+//! collected and reported at once, and no message ever contains the password or the
+//! userinfo of the URL.
+//!
+//! Invariants of a [`Settings`]: the URL has an allowed scheme (rtsp, rtsps, http, https),
+//! a host, no whitespace or control characters and cannot be mistaken for an ffmpeg option
+//! or special input; `input_url` carries the credentials percent-encoded, `display_url`
+//! never carries any.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+/// Schemes ffmpeg may open: cameras only — no `file:`, `pipe:`, `concat:`, `lavfi`...
+pub const ALLOWED_SCHEMES: [&str; 4] = ["rtsp", "rtsps", "http", "https"];
+
+/// Frame rate when `fps` is not given.
+pub const DEFAULT_FPS: f64 = 10.0;
+
+/// How RTSP carries the media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// RTP interleaved in the RTSP TCP connection (works through NAT and firewalls).
+    #[default]
+    Tcp,
+    /// RTP over UDP (lower overhead on a clean LAN).
+    Udp,
+}
+
+impl Transport {
+    /// The value of ffmpeg's `-rtsp_transport`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        }
+    }
+}
+
+/// When to copy the camera's JPEGs instead of re-encoding them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Passthrough {
+    /// Transcode the first run; if ffmpeg reports that the camera sends MJPEG and no
+    /// `width`/`height` is set, switch to `-c:v copy` right after the first frame and keep
+    /// it (falling back to transcoding if a copy run never produces a frame).
+    #[default]
+    Auto,
+    /// Always `-c:v copy` (the camera must send MJPEG; `width`/`height` are refused).
+    Always,
+    /// Always re-encode.
+    Never,
+}
+
+/// A duration written as text (`"5s"`, `"500ms"`, `"1m"`, `"1m30s"`).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct DurationText(pub String);
+
+impl fmt::Debug for DurationText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+/// Options of an `ffmpeg-mjpeg` source: the manifest's `source` mapping minus `plugin`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FfmpegMjpegConfig {
+    /// Camera URL (`rtsp://`, `rtsps://`, `http://`, `https://`).
+    pub url: String,
+    /// User name for the camera; inserted into the URL for ffmpeg.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password for the camera; inserted percent-encoded into the URL for ffmpeg.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Frames per second delivered (> 0 ..= 60; default 10).
+    #[serde(default)]
+    pub fps: Option<f64>,
+    /// Output width; alone it keeps the aspect ratio.
+    #[serde(default)]
+    pub width: Option<u32>,
+    /// Output height; alone it keeps the aspect ratio.
+    #[serde(default)]
+    pub height: Option<u32>,
+    /// JPEG quality on ffmpeg's `-q:v` scale: 2 (best) ..= 31 (worst); default 5.
+    #[serde(default = "default_quality")]
+    pub quality: u8,
+    /// RTSP transport: `tcp` (default) or `udp`.
+    #[serde(default)]
+    pub transport: Transport,
+    /// How long connecting may take (default `5s`).
+    #[serde(default)]
+    pub connect_timeout: Option<DurationText>,
+    /// No complete frame for this long → ffmpeg is killed and restarted (default `10s`).
+    #[serde(default)]
+    pub stall_timeout: Option<DurationText>,
+    /// Passed to ffmpeg's `-hwaccel` when decoding (e.g. `vaapi`, `auto`).
+    #[serde(default)]
+    pub hwaccel: Option<String>,
+    /// The ffmpeg binary: a name looked up in `PATH` or a path (default `ffmpeg`).
+    #[serde(default)]
+    pub ffmpeg_path: Option<String>,
+    /// `auto` (default), `always` or `never`: see [`Passthrough`].
+    #[serde(default)]
+    pub passthrough: Passthrough,
+}
+
+fn default_quality() -> u8 {
+    5
+}
+
+impl fmt::Debug for FfmpegMjpegConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FfmpegMjpegConfig")
+            .field("url", &mask_userinfo(&self.url))
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("fps", &self.fps)
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("quality", &self.quality)
+            .field("transport", &self.transport)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("stall_timeout", &self.stall_timeout)
+            .field("hwaccel", &self.hwaccel)
+            .field("ffmpeg_path", &self.ffmpeg_path)
+            .field("passthrough", &self.passthrough)
+            .finish()
+    }
+}
+
+/// Output scaling requested by `width` / `height`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scale {
+    /// Keep the camera's size.
+    Native,
+    /// This width, height following the aspect ratio (even).
+    Width(u32),
+    /// This height, width following the aspect ratio (even).
+    Height(u32),
+    /// Exactly this size.
+    Exact(u32, u32),
+}
+
+/// A checked configuration, ready to run.
+#[derive(Clone)]
+pub struct Settings {
+    /// The URL handed to ffmpeg, credentials included (percent-encoded). Never shown.
+    pub input_url: String,
+    /// The URL without any userinfo: safe for messages.
+    pub display_url: String,
+    /// The URL's scheme (lowercase).
+    pub scheme: String,
+    /// Exact secret strings to scrub from any text (password, its encoded form, userinfo).
+    pub secrets: Vec<String>,
+    /// Target frame rate.
+    pub fps: f64,
+    /// Output scaling.
+    pub scale: Scale,
+    /// `-q:v`.
+    pub quality: u8,
+    /// `-rtsp_transport`.
+    pub transport: Transport,
+    /// Connect/handshake timeout (`-timeout`).
+    pub connect_timeout: Duration,
+    /// Frame watchdog.
+    pub stall_timeout: Duration,
+    /// `-hwaccel`, if any.
+    pub hwaccel: Option<String>,
+    /// The ffmpeg binary as configured.
+    pub ffmpeg_path: String,
+    /// Passthrough policy.
+    pub passthrough: Passthrough,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("display_url", &self.display_url)
+            .field("fps", &self.fps)
+            .field("scale", &self.scale)
+            .field("quality", &self.quality)
+            .field("transport", &self.transport)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("stall_timeout", &self.stall_timeout)
+            .field("hwaccel", &self.hwaccel)
+            .field("ffmpeg_path", &self.ffmpeg_path)
+            .field("passthrough", &self.passthrough)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    /// Checks `config` and resolves defaults. On failure returns every problem found.
+    pub fn from_config(config: &FfmpegMjpegConfig) -> Result<Settings, Vec<String>> {
+        let mut problems = Vec::new();
+
+        let fps = config.fps.unwrap_or(DEFAULT_FPS);
+        if !(fps > 0.0 && fps <= 60.0) {
+            problems.push(format!("fps must be > 0 and <= 60, got {fps}"));
+        }
+        for (name, value) in [("width", config.width), ("height", config.height)] {
+            if let Some(v) = value
+                && !(16..=7680).contains(&v)
+            {
+                problems.push(format!("{name} must be 16..=7680, got {v}"));
+            }
+        }
+        let scale = match (config.width, config.height) {
+            (None, None) => Scale::Native,
+            (Some(w), None) => Scale::Width(w),
+            (None, Some(h)) => Scale::Height(h),
+            (Some(w), Some(h)) => Scale::Exact(w, h),
+        };
+        if config.passthrough == Passthrough::Always && scale != Scale::Native {
+            problems.push(
+                "width/height cannot be used with passthrough: always (copying JPEGs cannot \
+                 resize them); remove them or use passthrough: auto"
+                    .to_owned(),
+            );
+        }
+        if !(2..=31).contains(&config.quality) {
+            problems.push(format!(
+                "quality must be 2 (best) ..= 31 (worst), got {}",
+                config.quality
+            ));
+        }
+        let connect_timeout = check_duration(
+            "connect_timeout",
+            config.connect_timeout.as_ref(),
+            Duration::from_secs(5),
+            Duration::from_millis(100)..=Duration::from_secs(300),
+            &mut problems,
+        );
+        let stall_timeout = check_duration(
+            "stall_timeout",
+            config.stall_timeout.as_ref(),
+            Duration::from_secs(10),
+            Duration::from_millis(500)..=Duration::from_secs(3600),
+            &mut problems,
+        );
+        if let Some(hwaccel) = &config.hwaccel
+            && !is_plain_word(hwaccel)
+        {
+            problems.push(
+                "hwaccel must be a plain name like `auto`, `vaapi` or `cuda` (letters, digits, \
+                 `_`, `-`; not starting with `-`)"
+                    .to_owned(),
+            );
+        }
+        let ffmpeg_path = config
+            .ffmpeg_path
+            .clone()
+            .unwrap_or_else(|| "ffmpeg".to_owned());
+        if ffmpeg_path.is_empty()
+            || ffmpeg_path.starts_with('-')
+            || ffmpeg_path.chars().any(char::is_control)
+        {
+            problems.push(
+                "ffmpeg_path must be a program name or a path (not empty, not starting with `-`)"
+                    .to_owned(),
+            );
+        }
+        if config.password.is_some() && config.username.is_none() {
+            problems.push("password is set but username is not: set both".to_owned());
+        }
+        for (name, value) in [
+            ("username", config.username.as_deref()),
+            ("password", config.password.as_deref()),
+        ] {
+            if value.is_some_and(|v| v.chars().any(char::is_control)) {
+                problems.push(format!("{name} must not contain control characters"));
+            }
+        }
+
+        let urls = check_url(config, &mut problems);
+
+        match urls {
+            Some((input_url, display_url, scheme, secrets)) if problems.is_empty() => {
+                Ok(Settings {
+                    input_url,
+                    display_url,
+                    scheme,
+                    secrets,
+                    fps,
+                    scale,
+                    quality: config.quality,
+                    transport: config.transport,
+                    connect_timeout,
+                    stall_timeout,
+                    hwaccel: config.hwaccel.clone(),
+                    ffmpeg_path,
+                    passthrough: config.passthrough,
+                })
+            }
+            _ => Err(problems),
+        }
+    }
+
+    /// `true` for RTSP inputs (`-rtsp_transport` applies).
+    pub fn is_rtsp(&self) -> bool {
+        self.scheme == "rtsp" || self.scheme == "rtsps"
+    }
+}
+
+/// Letters, digits, `_` and `-`, not starting with `-`.
+fn is_plain_word(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('-')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn check_duration(
+    name: &str,
+    value: Option<&DurationText>,
+    default: Duration,
+    range: std::ops::RangeInclusive<Duration>,
+    problems: &mut Vec<String>,
+) -> Duration {
+    let Some(DurationText(text)) = value else {
+        return default;
+    };
+    match parse_duration(text) {
+        Ok(d) if range.contains(&d) => d,
+        Ok(d) => {
+            problems.push(format!(
+                "{name} must be between {:?} and {:?}, got {d:?}",
+                range.start(),
+                range.end()
+            ));
+            default
+        }
+        Err(e) => {
+            problems.push(format!("{name}: {e}"));
+            default
+        }
+    }
+}
+
+/// Parses `5s`, `500ms`, `2m`, `1h`, `1m30s` (whole numbers, mandatory units) — the same
+/// grammar as the gateway's own durations.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    const HINT: &str = "expected a whole number with a unit (ms, s, m, h), like `5s` or `500ms`";
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(format!("empty duration: {HINT}"));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits == 0 {
+            return Err(format!("invalid duration: {HINT}"));
+        }
+        let number: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| "duration is too large".to_owned())?;
+        rest = rest[digits..].trim_start();
+        let unit_len = rest.len()
+            - rest
+                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .len();
+        let unit = &rest[..unit_len];
+        rest = rest[unit_len..].trim_start();
+        let part = match unit {
+            "ms" => Some(Duration::from_millis(number)),
+            "s" => Some(Duration::from_secs(number)),
+            "m" => number.checked_mul(60).map(Duration::from_secs),
+            "h" => number.checked_mul(3600).map(Duration::from_secs),
+            "" => {
+                return Err(format!(
+                    "duration needs a unit: write `{number}s` (or ms, m, h)"
+                ));
+            }
+            _ => return Err(format!("unknown duration unit: {HINT}")),
+        };
+        total = part
+            .and_then(|p| total.checked_add(p))
+            .ok_or_else(|| "duration is too large".to_owned())?;
+    }
+    Ok(total)
+}
+
+type CheckedUrl = (String, String, String, Vec<String>);
+
+/// Validates the URL and builds (input URL with credentials, display URL, scheme, secrets).
+fn check_url(config: &FfmpegMjpegConfig, problems: &mut Vec<String>) -> Option<CheckedUrl> {
+    let raw = config.url.as_str();
+    let shown = mask_userinfo(raw);
+    if raw.is_empty() {
+        problems.push("url must not be empty".to_owned());
+        return None;
+    }
+    if raw.starts_with('-') {
+        problems.push("url must not start with `-` (it would be read as an ffmpeg option)".into());
+        return None;
+    }
+    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        problems.push("url must not contain whitespace or control characters".to_owned());
+        return None;
+    }
+    let scheme_end = raw.find("://");
+    let scheme = scheme_end.map(|i| raw[..i].to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some(s) if ALLOWED_SCHEMES.contains(&s) => {}
+        Some(s)
+            if s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            problems.push(format!(
+                "url scheme `{s}` is not allowed (allowed: {})",
+                ALLOWED_SCHEMES.join(", ")
+            ));
+            return None;
+        }
+        _ => {
+            problems.push(format!(
+                "url must look like rtsp://host[:port]/path (allowed schemes: {}), got `{shown}`",
+                ALLOWED_SCHEMES.join(", ")
+            ));
+            return None;
+        }
+    }
+    let mut url = match Url::parse(raw) {
+        Ok(url) => url,
+        Err(e) => {
+            problems.push(format!("url is not valid ({e}): `{shown}`"));
+            return None;
+        }
+    };
+    if url.host_str().is_none_or(str::is_empty) {
+        problems.push(format!("url has no host: `{shown}`"));
+        return None;
+    }
+    let mut secrets = Vec::new();
+    let url_has_credentials = !url.username().is_empty() || url.password().is_some();
+    if let Some(password) = url.password() {
+        secrets.push(password.to_owned());
+        if let Ok(decoded) = percent_decode(password) {
+            secrets.push(decoded);
+        }
+    }
+    if url_has_credentials && config.username.is_some() {
+        problems.push(
+            "url already contains credentials: remove them from the url or drop \
+             username/password"
+                .to_owned(),
+        );
+        return None;
+    }
+    if let Some(username) = &config.username {
+        if url.set_username(username).is_err() {
+            problems.push(format!("url `{shown}` cannot carry a username"));
+            return None;
+        }
+        if let Some(password) = &config.password {
+            if url.set_password(Some(password)).is_err() {
+                problems.push(format!("url `{shown}` cannot carry a password"));
+                return None;
+            }
+            secrets.push(password.clone());
+            if let Some(encoded) = url.password() {
+                secrets.push(encoded.to_owned());
+            }
+        }
+    }
+    secrets.retain(|s| !s.is_empty());
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets.dedup();
+    let mut display = url.clone();
+    // Cannot fail: the URL has a host (checked above).
+    let _ = display.set_password(None);
+    let _ = display.set_username("");
+    Some((
+        url.to_string(),
+        display.to_string(),
+        url.scheme().to_owned(),
+        secrets,
+    ))
+}
+
+/// Decodes `%XX` escapes (used to learn the literal form of a password given in a URL).
+fn percent_decode(s: &str) -> Result<String, std::string::FromUtf8Error> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = s.get(i + 1..i + 3)
+            && let Ok(value) = u8::from_str_radix(hex, 16)
+        {
+            out.push(value);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out)
+}
+
+/// Replaces the userinfo of every `scheme://user:pass@` in `text` with `user:***@`
+/// (and a bare `user@` is kept). Used for every text shown to anyone.
+pub fn mask_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(idx) = rest.find("://") {
+        let (head, tail) = rest.split_at(idx + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c == '/' || c == '?' || c == '#' || c == '\'' || c.is_whitespace())
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                match userinfo.find(':') {
+                    Some(colon) => {
+                        out.push_str(&userinfo[..colon]);
+                        out.push_str(":***");
+                    }
+                    None => out.push_str(userinfo),
+                }
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Masks URL userinfo and every exact secret in `text`.
+pub fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut out = mask_userinfo(text);
+    for secret in secrets {
+        if !secret.is_empty() && out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), "***");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<Settings, String> {
+        let config: FfmpegMjpegConfig = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        Settings::from_config(&config).map_err(|p| p.join("; "))
+    }
+
+    #[test]
+    fn defaults() {
+        let s = parse(r#"{"url": "rtsp://127.0.0.1:8554/test"}"#).unwrap();
+        assert_eq!(s.fps, 10.0);
+        assert_eq!(s.quality, 5);
+        assert_eq!(s.transport, Transport::Tcp);
+        assert_eq!(s.connect_timeout, Duration::from_secs(5));
+        assert_eq!(s.stall_timeout, Duration::from_secs(10));
+        assert_eq!(s.ffmpeg_path, "ffmpeg");
+        assert_eq!(s.passthrough, Passthrough::Auto);
+        assert_eq!(s.scale, Scale::Native);
+        assert_eq!(s.input_url, "rtsp://127.0.0.1:8554/test");
+        assert!(s.is_rtsp());
+    }
+
+    #[test]
+    fn unknown_option_is_refused() {
+        let err = parse(r#"{"url": "rtsp://h/x", "fsp": 3}"#).unwrap_err();
+        assert!(err.contains("unknown field `fsp`"), "{err}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = parse(
+            r#"{"url": "rtsp://h/x", "fps": 0, "quality": 40, "width": 2,
+                "connect_timeout": "5", "stall_timeout": "1h2x", "hwaccel": "-x"}"#,
+        )
+        .unwrap_err();
+        for needle in [
+            "fps must be > 0",
+            "quality must be 2",
+            "width must be 16..=7680, got 2",
+            "connect_timeout: duration needs a unit",
+            "stall_timeout: unknown duration unit",
+            "hwaccel must be a plain name",
+        ] {
+            assert!(err.contains(needle), "{needle} missing in: {err}");
+        }
+    }
+
+    #[test]
+    fn dangerous_urls_are_refused() {
+        for (url, needle) in [
+            ("file:///etc/passwd", "scheme `file` is not allowed"),
+            ("-", "must not start with `-`"),
+            ("-i", "must not start with `-`"),
+            ("pipe:0", "must look like rtsp://"),
+            ("concat:a|b", "must look like rtsp://"),
+            ("/etc/passwd", "must look like rtsp://"),
+            ("rtsp://cam/x y", "whitespace"),
+            ("rtsp://cam/x\ny", "whitespace or control"),
+            ("rtsp:///path", "no host"),
+            ("gopher://cam/", "scheme `gopher` is not allowed"),
+            ("", "must not be empty"),
+        ] {
+            let json = serde_json::json!({ "url": url }).to_string();
+            let err = parse(&json).unwrap_err();
+            assert!(err.contains(needle), "{url:?}: {err}");
+        }
+        for ok in [
+            "rtsp://cam/x",
+            "RTSP://cam:554/Streaming/Channels/101?transportmode=unicast",
+            "rtsps://cam/x",
+            "http://cam/video.mjpg",
+            "https://cam/video.mjpg",
+        ] {
+            let json = serde_json::json!({ "url": ok }).to_string();
+            parse(&json).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+    }
+
+    #[test]
+    fn credentials_go_into_the_url_encoded_and_never_into_messages() {
+        let s = parse(
+            r#"{"url": "rtsp://127.0.0.1:8554/test", "username": "admin",
+                "password": "p@ss:w/rd"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            s.input_url,
+            "rtsp://admin:p%40ss%3Aw%2Frd@127.0.0.1:8554/test"
+        );
+        assert_eq!(s.display_url, "rtsp://127.0.0.1:8554/test");
+        assert!(s.secrets.contains(&"p@ss:w/rd".to_owned()));
+        assert!(s.secrets.contains(&"p%40ss%3Aw%2Frd".to_owned()));
+        let text = format!("{s:?} failed on {}", s.input_url);
+        let scrubbed = scrub(&text, &s.secrets);
+        assert!(!scrubbed.contains("p@ss"), "{scrubbed}");
+        assert!(!scrubbed.contains("p%40ss"), "{scrubbed}");
+    }
+
+    #[test]
+    fn credentials_in_the_url_work_and_are_masked() {
+        let s = parse(r#"{"url": "rtsp://admin:s%40cret@cam/x"}"#).unwrap();
+        assert_eq!(s.input_url, "rtsp://admin:s%40cret@cam/x");
+        assert_eq!(s.display_url, "rtsp://cam/x");
+        assert!(s.secrets.contains(&"s@cret".to_owned()));
+        let err = parse(
+            r#"{"url": "rtsp://admin:s3cret@cam/x", "username": "u", "password": "p", "fps": 0}"#,
+        )
+        .unwrap_err();
+        assert!(err.contains("already contains credentials"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
+        let err = parse(r#"{"url": "ftp://admin:s3cret@cam/x"}"#).unwrap_err();
+        assert!(!err.contains("s3cret"), "{err}");
+        let err = parse(r#"{"url": "rtsp://cam/x", "password": "p"}"#).unwrap_err();
+        assert!(err.contains("username is not"), "{err}");
+    }
+
+    #[test]
+    fn scale_and_passthrough_rules() {
+        let s = parse(r#"{"url": "rtsp://c/x", "width": 320}"#).unwrap();
+        assert_eq!(s.scale, Scale::Width(320));
+        let s = parse(r#"{"url": "rtsp://c/x", "height": 240}"#).unwrap();
+        assert_eq!(s.scale, Scale::Height(240));
+        let s = parse(r#"{"url": "rtsp://c/x", "width": 320, "height": 240}"#).unwrap();
+        assert_eq!(s.scale, Scale::Exact(320, 240));
+        let err =
+            parse(r#"{"url": "rtsp://c/x", "width": 320, "passthrough": "always"}"#).unwrap_err();
+        assert!(err.contains("passthrough: always"), "{err}");
+        let err = parse(r#"{"url": "rtsp://c/x", "passthrough": "sometimes"}"#).unwrap_err();
+        assert!(err.contains("unknown variant `sometimes`"), "{err}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("").is_err());
+        let err = parse(r#"{"url": "rtsp://c/x", "stall_timeout": "100ms"}"#).unwrap_err();
+        assert!(err.contains("stall_timeout must be between"), "{err}");
+    }
+
+    #[test]
+    fn mask_userinfo_handles_many_urls() {
+        assert_eq!(
+            mask_userinfo("a rtsp://u:p@h/x and 'http://v:q@h2:80/y'"),
+            "a rtsp://u:***@h/x and 'http://v:***@h2:80/y'"
+        );
+        assert_eq!(mask_userinfo("rtsp://u@h/x"), "rtsp://u@h/x");
+        assert_eq!(mask_userinfo("no url"), "no url");
+    }
+}
