@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::path::Path;
 use std::time::Duration;
 
 use camgate::config::SourceValidator;
@@ -229,5 +230,59 @@ streams:
         "a callback crossed after stop returned"
     );
     assert_eq!(registry.get("rogue").unwrap().frames_in(), frames);
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plugin_template_builds_out_of_tree_and_streams() {
+    // Copy the template somewhere outside the workspace, point its dependency at this
+    // checkout's plugin-api, and build it with plain `cargo build`, as a plugin author would.
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let outside = tempfile::tempdir().unwrap();
+    let crate_dir = outside.path().join("my-plugin");
+    std::fs::create_dir_all(crate_dir.join("src")).unwrap();
+    for file in ["src/lib.rs", "src/grey8x8.jpg"] {
+        std::fs::copy(
+            workspace.join("plugins/template").join(file),
+            crate_dir.join(file),
+        )
+        .unwrap();
+    }
+    let manifest = std::fs::read_to_string(workspace.join("plugins/template/Cargo.toml"))
+        .unwrap()
+        .replace(
+            "path = \"../../plugin-api\"",
+            &format!("path = \"{}\"", workspace.join("plugin-api").display()),
+        );
+    std::fs::write(crate_dir.join("Cargo.toml"), manifest).unwrap();
+    let target = workspace
+        .join("target")
+        .join("test-plugins")
+        .join("template");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--quiet", "--target-dir"])
+        .arg(&target)
+        .current_dir(&crate_dir)
+        .status()
+        .unwrap();
+    assert!(status.success(), "the template does not build out of tree");
+
+    let dir = plugins_dir(&[&target.join("debug").join("libcamgate_plugin_template.so")]);
+    let mut catalog = PluginCatalog::with_builtins();
+    assert!(catalog.load_dir(dir.path()).is_empty());
+    let gateway = start_with(
+        "streams:\n  - id: t\n    source: { plugin: template, fps: 20 }\n",
+        catalog,
+        fast_options(),
+    )
+    .await;
+    let mut ws = connect(gateway.local_addr(), "/ws/streams/t").await;
+    let frame = next_frame(&mut ws, SECS(5)).await;
+    assert_eq!((frame.width, frame.height), (8, 8));
+    drop(ws);
     gateway.shutdown().await;
 }
