@@ -7,8 +7,7 @@
 
 use serde_json::{Map, Value};
 
-/// What replaces a secret.
-pub const MASK: &str = "***";
+pub use camgate_plugin_api::text::{MASK, mask_url_credentials};
 
 /// Is `key` the name of an option that holds a secret?
 pub fn is_secret_key(key: &str) -> bool {
@@ -16,40 +15,6 @@ pub fn is_secret_key(key: &str) -> bool {
     ["password", "passwd", "token", "secret", "api_key", "apikey"]
         .iter()
         .any(|needle| key.contains(needle))
-}
-
-/// Masks the password of every `scheme://user:password@host` occurrence in `text`
-/// (`rtsp://admin:hunter2@cam` → `rtsp://admin:***@cam`). A user without password is kept.
-pub fn mask_url_credentials(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(idx) = rest.find("://") {
-        let (head, tail) = rest.split_at(idx + 3);
-        out.push_str(head);
-        // The authority ends at the first '/', '?', '#' or whitespace.
-        let end = tail
-            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace())
-            .unwrap_or(tail.len());
-        let authority = &tail[..end];
-        match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = &authority[..at];
-                match userinfo.find(':') {
-                    Some(colon) => {
-                        out.push_str(&userinfo[..colon]);
-                        out.push(':');
-                        out.push_str(MASK);
-                    }
-                    None => out.push_str(userinfo),
-                }
-                out.push_str(&authority[at..]);
-            }
-            None => out.push_str(authority),
-        }
-        rest = &tail[end..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Returns a copy of source options safe to show: secret-named keys are dropped and URL
@@ -157,27 +122,6 @@ fn hex(b: u8) -> Option<u8> {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn masks_passwords_in_urls_anywhere_in_text() {
-        assert_eq!(
-            mask_url_credentials("failed rtsp://admin:hunter2@10.0.0.5:554/live?x=1 (401)"),
-            "failed rtsp://admin:***@10.0.0.5:554/live?x=1 (401)"
-        );
-        assert_eq!(
-            mask_url_credentials("rtsp://u:p@a/ and http://v:q@b"),
-            "rtsp://u:***@a/ and http://v:***@b"
-        );
-        assert_eq!(
-            mask_url_credentials("rtsp://user@cam/x"),
-            "rtsp://user@cam/x"
-        );
-        assert_eq!(mask_url_credentials("no url here"), "no url here");
-        assert_eq!(
-            mask_url_credentials("rtsp://cam:554/a@b"),
-            "rtsp://cam:554/a@b"
-        );
-    }
 
     #[test]
     fn public_options_drop_secret_keys_and_mask_urls() {

@@ -85,7 +85,7 @@ async fn crud_goes_to_the_api_file_survives_a_restart_and_never_touches_the_mani
             "{message}"
         );
     }
-    let (status, _) = http_json(
+    let (status, error) = http_json(
         addr,
         "POST",
         "/api/streams",
@@ -94,6 +94,7 @@ async fn crud_goes_to_the_api_file_survives_a_restart_and_never_touches_the_mani
     )
     .await;
     assert_eq!(status, 409);
+    assert_eq!(error["error"]["field"], "id");
 
     assert_eq!(std::fs::read_to_string(&path).unwrap(), MANIFEST);
     let stored = std::fs::read_to_string(api_streams_file(&path)).unwrap();

@@ -62,6 +62,7 @@
 pub mod abi;
 pub mod export;
 mod plugin;
+pub mod text;
 
 pub use plugin::{Closed, Frame, Host, LogLevel, PluginError, Source, SourcePlugin, SourceState};
 

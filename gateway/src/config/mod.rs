@@ -33,7 +33,6 @@
 
 mod api_file;
 mod auth;
-mod duration;
 mod env;
 mod error;
 mod model;

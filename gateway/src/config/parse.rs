@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use super::duration::parse_duration;
 use super::env::{EnvLookup, substitute};
 use super::error::{ConfigError, Location};
 use super::model::{PluginsConfig, ServerConfig, SourceOptions};
 use super::node::{Node, Value};
+use camgate_plugin_api::text::parse_duration;
 
 pub(crate) const TOP_KEYS: &[&str] = &["server", "plugins", "defaults", "auth", "streams"];
 pub(crate) const SERVER_KEYS: &[&str] = &["listen", "allowed_origins", "max_viewers_per_stream"];

@@ -25,7 +25,7 @@ pub const MAX_NAME_LEN: usize = 200;
 pub const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// What replaces an environment value in a plugin's message (the same mask
 /// the gateway's `redact` module uses).
-const MASK: &str = "***";
+use camgate_plugin_api::text::MASK;
 /// Environment values shorter than this are not redacted from plugin
 /// messages: replacing e.g. every `1` would garble the message.
 const MIN_REDACT_LEN: usize = 4;

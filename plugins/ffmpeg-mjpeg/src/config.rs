@@ -16,6 +16,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+// One duration grammar and one way of masking credentials, shared with the gateway.
+pub use camgate_plugin_api::text::{mask_url_credentials as mask_userinfo, parse_duration};
+
 /// Schemes ffmpeg may open: cameras only — no `file:`, `pipe:`, `concat:`, `lavfi`...
 pub const ALLOWED_SCHEMES: [&str; 4] = ["rtsp", "rtsps", "http", "https"];
 
@@ -346,50 +349,6 @@ fn check_duration(
     }
 }
 
-/// Parses `5s`, `500ms`, `2m`, `1h`, `1m30s` (whole numbers, mandatory units) — the same
-/// grammar as the gateway's own durations.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    const HINT: &str = "expected a whole number with a unit (ms, s, m, h), like `5s` or `500ms`";
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(format!("empty duration: {HINT}"));
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-        if digits == 0 {
-            return Err(format!("invalid duration: {HINT}"));
-        }
-        let number: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| "duration is too large".to_owned())?;
-        rest = rest[digits..].trim_start();
-        let unit_len = rest.len()
-            - rest
-                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
-                .len();
-        let unit = &rest[..unit_len];
-        rest = rest[unit_len..].trim_start();
-        let part = match unit {
-            "ms" => Some(Duration::from_millis(number)),
-            "s" => Some(Duration::from_secs(number)),
-            "m" => number.checked_mul(60).map(Duration::from_secs),
-            "h" => number.checked_mul(3600).map(Duration::from_secs),
-            "" => {
-                return Err(format!(
-                    "duration needs a unit: write `{number}s` (or ms, m, h)"
-                ));
-            }
-            _ => return Err(format!("unknown duration unit: {HINT}")),
-        };
-        total = part
-            .and_then(|p| total.checked_add(p))
-            .ok_or_else(|| "duration is too large".to_owned())?;
-    }
-    Ok(total)
-}
-
 type CheckedUrl = (String, String, String, Vec<String>);
 
 /// Validates the URL and builds (input URL with credentials, display URL, scheme, secrets).
@@ -506,38 +465,6 @@ fn percent_decode(s: &str) -> Result<String, std::string::FromUtf8Error> {
         i += 1;
     }
     String::from_utf8(out)
-}
-
-/// Replaces the userinfo of every `scheme://user:pass@` in `text` with `user:***@`
-/// (and a bare `user@` is kept). Used for every text shown to anyone.
-pub fn mask_userinfo(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(idx) = rest.find("://") {
-        let (head, tail) = rest.split_at(idx + 3);
-        out.push_str(head);
-        let end = tail
-            .find(|c: char| c == '/' || c == '?' || c == '#' || c == '\'' || c.is_whitespace())
-            .unwrap_or(tail.len());
-        let authority = &tail[..end];
-        match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = &authority[..at];
-                match userinfo.find(':') {
-                    Some(colon) => {
-                        out.push_str(&userinfo[..colon]);
-                        out.push_str(":***");
-                    }
-                    None => out.push_str(userinfo),
-                }
-                out.push_str(&authority[at..]);
-            }
-            None => out.push_str(authority),
-        }
-        rest = &tail[end..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Masks URL userinfo and every exact secret in `text`.

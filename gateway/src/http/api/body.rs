@@ -28,8 +28,14 @@ pub enum ApiError {
     },
     /// The stream does not exist: 404.
     NotFound(String),
-    /// The change conflicts with the current state: 409.
-    Conflict(String),
+    /// The change conflicts with the current state: 409 (with the field when one is to
+    /// blame, e.g. an `id` that exists).
+    Conflict {
+        /// The field path, if one is to blame.
+        field: Option<String>,
+        /// What conflicts.
+        message: String,
+    },
     /// The gateway failed: 500.
     Internal(String),
 }
@@ -89,7 +95,12 @@ impl ApiError {
                 format!("no stream with id `{id}`"),
                 None,
             ),
-            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m.clone(), None),
+            ApiError::Conflict { field, message } => (
+                StatusCode::CONFLICT,
+                "conflict",
+                message.clone(),
+                field.as_deref(),
+            ),
             ApiError::Internal(m) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",

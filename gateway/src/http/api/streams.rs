@@ -299,10 +299,13 @@ pub async fn create(state: &Arc<AppState>, req: Request<Incoming>) -> Response<B
         let _serial = state.api_write_lock.lock().await;
         let config = state.config();
         if let Some(existing) = config.manifest.stream(&id) {
-            return Err(ApiError::Conflict(format!(
-                "a stream with id `{id}` already exists (defined at {})",
-                public_location(&config, existing)
-            )));
+            return Err(ApiError::Conflict {
+                field: Some("id".to_owned()),
+                message: format!(
+                    "a stream with id `{id}` already exists (defined {})",
+                    public_location(&config, existing)
+                ),
+            });
         }
         let mut streams = stored_api_streams(&config);
         streams.push(to_stored(
@@ -329,7 +332,7 @@ fn public_location(config: &LoadedConfig, stream: &StreamConfig) -> String {
     if config.is_api_stream(&stream.id) {
         "through the API".to_owned()
     } else {
-        stream.location.to_string()
+        format!("at {}", stream.location)
     }
 }
 
@@ -337,10 +340,13 @@ fn public_location(config: &LoadedConfig, stream: &StreamConfig) -> String {
 fn ensure_editable(config: &LoadedConfig, id: &str) -> Result<(), ApiError> {
     match config.manifest.stream(id) {
         None => Err(ApiError::NotFound(id.to_owned())),
-        Some(stream) if !config.is_api_stream(id) => Err(ApiError::Conflict(format!(
-            "stream `{id}` is defined in the operator's manifest ({}); change it there",
-            stream.location
-        ))),
+        Some(stream) if !config.is_api_stream(id) => Err(ApiError::Conflict {
+            field: None,
+            message: format!(
+                "stream `{id}` is defined in the operator's manifest ({}); change it there",
+                stream.location
+            ),
+        }),
         Some(_) => Ok(()),
     }
 }

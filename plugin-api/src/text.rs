@@ -1,16 +1,18 @@
-//! Parsing of human-written durations (`30s`, `500ms`, `2m`, `1h`, `1h30m`;
-//! spaces between parts are allowed: `1h 30m`, `30 s`).
+//! Small text helpers shared by the gateway and plugins, so both speak the same duration
+//! grammar in manifests and mask credentials the same way in every message.
 //!
-//! Invariants: a unit is mandatory (a bare `30` is ambiguous, so it is an error
-//! with a hint); only whole numbers; units are `ms`, `s`, `m`, `h`; the result
-//! never overflows (overflow is an error). Range checks (> 0, <= 24h) are the
-//! validator's job, not this parser's.
+//! Invariants: durations need a unit and are whole numbers (`30s`, `500ms`, `2m`, `1h`,
+//! `1h30m`); error messages never repeat the input (it may come from the environment and
+//! be a secret). Masking keeps the user name and replaces only the password.
 
 use std::time::Duration;
 
+/// What replaces a secret in messages.
+pub const MASK: &str = "***";
+
 /// Parses `text` such as `30s` or `1h30m`. The error message does not repeat
 /// the input (it may have come from the environment).
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     const HINT: &str =
         "expected a whole number with a unit (ms, s, m, h), like `30s`, `500ms`, `2m` or `1h`";
     let text = text.trim();
@@ -51,6 +53,41 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
             .ok_or_else(|| "duration is too large".to_owned())?;
     }
     Ok(total)
+}
+
+/// Masks the password of every `scheme://user:password@host` occurrence in `text`
+/// (`rtsp://admin:hunter2@cam` → `rtsp://admin:***@cam`). A user without password is kept.
+pub fn mask_url_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(idx) = rest.find("://") {
+        let (head, tail) = rest.split_at(idx + 3);
+        out.push_str(head);
+        // The authority ends at the first '/', '?', '#', quote or whitespace (ffmpeg
+        // quotes URLs in its messages).
+        let end = tail
+            .find(|c: char| c == '/' || c == '?' || c == '#' || c == '\'' || c.is_whitespace())
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                match userinfo.find(':') {
+                    Some(colon) => {
+                        out.push_str(&userinfo[..colon]);
+                        out.push(':');
+                        out.push_str(MASK);
+                    }
+                    None => out.push_str(userinfo),
+                }
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -96,6 +133,31 @@ mod tests {
         assert_eq!(
             parse_duration("999999999999999999h").unwrap_err(),
             "duration is too large"
+        );
+    }
+
+    #[test]
+    fn masks_passwords_in_urls_anywhere_in_text() {
+        assert_eq!(
+            mask_url_credentials("failed rtsp://admin:hunter2@10.0.0.5:554/live?x=1 (401)"),
+            "failed rtsp://admin:***@10.0.0.5:554/live?x=1 (401)"
+        );
+        assert_eq!(
+            mask_url_credentials("rtsp://u:p@a/ and http://v:q@b"),
+            "rtsp://u:***@a/ and http://v:***@b"
+        );
+        assert_eq!(
+            mask_url_credentials("from 'rtsp://u:p@cam':"),
+            "from 'rtsp://u:***@cam':"
+        );
+        assert_eq!(
+            mask_url_credentials("rtsp://user@cam/x"),
+            "rtsp://user@cam/x"
+        );
+        assert_eq!(mask_url_credentials("no url here"), "no url here");
+        assert_eq!(
+            mask_url_credentials("rtsp://cam:554/a@b"),
+            "rtsp://cam:554/a@b"
         );
     }
 }

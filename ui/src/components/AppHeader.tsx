@@ -1,0 +1,86 @@
+import { LogIn, LogOut, Monitor, Moon, Plus, Sun } from "lucide-react";
+import { Button } from "@/components/ui/button";
+import { Tooltip, TooltipContent, TooltipTrigger } from "@/components/ui/tooltip";
+import type { ThemeChoice } from "@/hooks/useTheme";
+import type { Session, Stream } from "@/lib/api";
+
+export function AppHeader({
+  streams,
+  session,
+  theme,
+  onCycleTheme,
+  onAdd,
+  onLogin,
+  onLogout,
+}: {
+  streams: Stream[];
+  session: Session | null;
+  theme: ThemeChoice;
+  onCycleTheme: () => void;
+  onAdd: () => void;
+  onLogin: () => void;
+  onLogout: () => void;
+}) {
+  const live = streams.filter((s) => s.state === "live").length;
+  const troubled = streams.filter((s) => s.state === "retrying" || s.state === "failed").length;
+  const isAdmin = session?.role === "admin";
+  const ThemeIcon = theme === "dark" ? Moon : theme === "light" ? Sun : Monitor;
+  return (
+    <header className="sticky top-0 z-40 border-b bg-background/80 backdrop-blur supports-[backdrop-filter]:bg-background/65">
+      <div className="mx-auto flex h-14 max-w-[120rem] items-center gap-3 px-3 sm:px-5 pt-[env(safe-area-inset-top)]">
+        <a href="#/" className="flex items-center gap-2 font-semibold tracking-tight" aria-label="Camgate: all cameras">
+          <img src="/favicon.svg" alt="" className="size-7" />
+          <span className="text-base">Camgate</span>
+        </a>
+        {streams.length > 0 && (
+          <p className="hidden items-center gap-2 text-sm text-muted-foreground sm:flex" data-testid="summary">
+            <span className="text-border" aria-hidden>
+              /
+            </span>
+            <span>
+              {streams.length} {streams.length === 1 ? "camera" : "cameras"}
+            </span>
+            <span className="inline-flex items-center gap-1.5">
+              <span className="size-1.5 rounded-full bg-live" aria-hidden /> {live} live
+            </span>
+            {troubled > 0 && (
+              <span className="inline-flex items-center gap-1.5">
+                <span className="size-1.5 rounded-full bg-destructive" aria-hidden /> {troubled} offline
+              </span>
+            )}
+          </p>
+        )}
+        <div className="ml-auto flex items-center gap-1.5">
+          {isAdmin && (
+            <Button size="sm" onClick={onAdd} data-testid="add-camera">
+              <Plus /> <span className="hidden sm:inline">Add camera</span>
+            </Button>
+          )}
+          <Tooltip>
+            <TooltipTrigger asChild>
+              <Button variant="ghost" size="icon-sm" onClick={onCycleTheme} aria-label={`Theme: ${theme}`} data-testid="theme-toggle">
+                <ThemeIcon />
+              </Button>
+            </TooltipTrigger>
+            <TooltipContent>Theme: {theme === "system" ? "follow the system" : theme}</TooltipContent>
+          </Tooltip>
+          {session?.auth_required &&
+            (session.authenticated ? (
+              <Tooltip>
+                <TooltipTrigger asChild>
+                  <Button variant="ghost" size="icon-sm" onClick={onLogout} aria-label="Sign out">
+                    <LogOut />
+                  </Button>
+                </TooltipTrigger>
+                <TooltipContent>Signed in as {session.role ?? "viewer"} — sign out</TooltipContent>
+              </Tooltip>
+            ) : (
+              <Button variant="outline" size="sm" onClick={onLogin}>
+                <LogIn /> Sign in
+              </Button>
+            ))}
+        </div>
+      </div>
+    </header>
+  );
+}

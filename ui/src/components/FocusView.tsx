@@ -1,0 +1,222 @@
+import { useCallback, useEffect, useRef, useState, type ReactNode } from "react";
+import { ArrowLeft, Maximize, Minimize } from "lucide-react";
+import { LiveView } from "@/components/LiveView";
+import { StreamActions } from "@/components/StreamActions";
+import { Button } from "@/components/ui/button";
+import type { Stream } from "@/lib/api";
+import { formatBitrate, formatDuration, formatFps, formatLatency, maskUrl } from "@/lib/format";
+import type { DisplayStatus } from "@/lib/status";
+import type { PlayerStats, PlayerStatus } from "@/player/player";
+
+type FullscreenElement = HTMLElement & { webkitRequestFullscreen?: () => Promise<void> | void };
+type FullscreenDocument = Omit<Document, "exitFullscreen"> & {
+  exitFullscreen?: () => Promise<void>;
+  webkitFullscreenElement?: Element | null;
+  webkitExitFullscreen?: () => Promise<void> | void;
+};
+
+function fullscreenSupported(): boolean {
+  const el = document.documentElement as FullscreenElement;
+  return typeof el.requestFullscreen === "function" || typeof el.webkitRequestFullscreen === "function";
+}
+
+function currentFullscreen(): Element | null {
+  const d = document as FullscreenDocument;
+  return d.fullscreenElement ?? d.webkitFullscreenElement ?? null;
+}
+
+export function FocusView({
+  stream,
+  isAdmin,
+  onBack,
+  onEdit,
+  onDelete,
+}: {
+  stream: Stream;
+  isAdmin: boolean;
+  onBack: () => void;
+  onEdit: (stream: Stream) => void;
+  onDelete: (stream: Stream) => void;
+}) {
+  const containerRef = useRef<HTMLDivElement | null>(null);
+  const [isFullscreen, setFullscreen] = useState(false);
+  const [playerStatus, setPlayerStatus] = useState<PlayerStatus | null>(null);
+  const [display, setDisplay] = useState<DisplayStatus | null>(null);
+  const fpsRef = useRef<HTMLElement>(null);
+  const receivedRef = useRef<HTMLElement>(null);
+  const latencyRef = useRef<HTMLElement>(null);
+  const bitrateRef = useRef<HTMLElement>(null);
+  const skippedRef = useRef<HTMLElement>(null);
+  const resolutionRef = useRef<HTMLElement>(null);
+  const setContainer = useCallback((el: HTMLDivElement | null) => {
+    containerRef.current = el;
+  }, []);
+
+  useEffect(() => {
+    const onChange = () => setFullscreen(currentFullscreen() === containerRef.current && containerRef.current !== null);
+    document.addEventListener("fullscreenchange", onChange);
+    document.addEventListener("webkitfullscreenchange", onChange);
+    return () => {
+      document.removeEventListener("fullscreenchange", onChange);
+      document.removeEventListener("webkitfullscreenchange", onChange);
+    };
+  }, []);
+
+  const toggleFullscreen = useCallback(() => {
+    const el = containerRef.current as FullscreenElement | null;
+    if (!el) return;
+    const d = document as FullscreenDocument;
+    if (currentFullscreen()) {
+      if (d.exitFullscreen) d.exitFullscreen().catch(() => undefined);
+      else void d.webkitExitFullscreen?.();
+    } else if (typeof el.requestFullscreen === "function") {
+      el.requestFullscreen().catch(() => undefined);
+    } else {
+      void el.webkitRequestFullscreen?.();
+    }
+  }, []);
+
+  const onStats = useCallback((s: PlayerStats) => {
+    const set = (ref: React.RefObject<HTMLElement | null>, text: string) => {
+      if (ref.current) ref.current.textContent = text;
+    };
+    set(fpsRef, formatFps(s.fps));
+    set(receivedRef, formatFps(s.receivedFps));
+    set(latencyRef, formatLatency(s.latencyMs));
+    set(bitrateRef, formatBitrate(s.bitrate));
+    set(skippedRef, `${s.droppedByGateway} by gateway · ${s.droppedLate} to catch up`);
+    if (s.framesShown > 0) set(resolutionRef, `${s.width} × ${s.height}`);
+  }, []);
+
+  const onStatus = useCallback((status: PlayerStatus | null, d: DisplayStatus) => {
+    setPlayerStatus(status);
+    setDisplay(d);
+  }, []);
+
+  const hello = playerStatus?.hello ?? null;
+  const width = hello?.width ?? stream.width ?? null;
+  const height = hello?.height ?? stream.height ?? null;
+  const configuredFps = hello?.fps ?? (typeof stream.source.fps === "number" ? stream.source.fps : null);
+  const url = typeof stream.source.url === "string" ? maskUrl(stream.source.url) : "";
+  const reason = display?.reason ?? stream.message ?? "";
+
+  return (
+    <div className="flex flex-col gap-4" data-testid="focus-view" data-stream-id={stream.id}>
+      <div className="flex flex-wrap items-center gap-2">
+        <Button variant="ghost" size="sm" onClick={onBack} data-testid="back-to-grid">
+          <ArrowLeft /> All cameras
+        </Button>
+        <h1 className="min-w-0 flex-1 truncate text-lg font-semibold sm:text-xl" data-testid="focus-title">
+          {stream.name}
+        </h1>
+        {isAdmin && <StreamActions stream={stream} onEdit={onEdit} onDelete={onDelete} size="icon" />}
+      </div>
+
+      <div className="grid gap-4 lg:grid-cols-[minmax(0,1fr)_20rem]">
+        <LiveView
+          streamId={stream.id}
+          maxFps={null}
+          apiState={stream.state}
+          apiMessage={stream.message}
+          onStats={onStats}
+          onStatus={onStatus}
+          containerRef={setContainer}
+          size="large"
+          className="aspect-video w-full rounded-xl border shadow-sm lg:max-h-[calc(100dvh-10rem)] [&:fullscreen]:aspect-auto [&:fullscreen]:rounded-none [&:fullscreen]:border-0"
+          actions={
+            fullscreenSupported() ? (
+              <Button
+                variant="ghost"
+                size="icon-sm"
+                className="bg-black/45 text-white hover:bg-black/65 hover:text-white"
+                onClick={toggleFullscreen}
+                aria-label={isFullscreen ? "Exit full screen" : "Full screen"}
+                title={isFullscreen ? "Exit full screen" : "Full screen"}
+                data-testid="fullscreen"
+              >
+                {isFullscreen ? <Minimize /> : <Maximize />}
+              </Button>
+            ) : null
+          }
+        />
+
+        <aside className="rounded-xl border bg-card p-4 text-card-foreground shadow-sm" data-testid="stream-details">
+          <h2 className="mb-3 text-sm font-semibold">Details</h2>
+          <dl className="grid grid-cols-[auto_minmax(0,1fr)] gap-x-4 gap-y-2 text-sm">
+            <Row label="Id">
+              <span className="font-mono">{stream.id}</span>
+            </Row>
+            <Row label="State">
+              <span data-testid="detail-state">{display?.label ?? stream.state}</span>
+              {reason && (
+                <span className="block text-xs break-words text-muted-foreground" data-testid="detail-message">
+                  {reason}
+                </span>
+              )}
+            </Row>
+            <Row label="Source">
+              <span data-testid="detail-plugin">{stream.source.plugin}</span>
+            </Row>
+            {url && (
+              <Row label="URL">
+                <span className="font-mono text-xs break-all" data-testid="detail-url">
+                  {url}
+                </span>
+              </Row>
+            )}
+            <Row label="Resolution">
+              <span ref={resolutionRef} data-testid="detail-resolution">
+                {width && height ? `${width} × ${height}` : "–"}
+              </span>
+            </Row>
+            <Row label="Frame rate">
+              {configuredFps !== null ? formatFps(configuredFps) : "–"}
+              {typeof stream.fps === "number" && <span className="text-muted-foreground"> · measured {formatFps(stream.fps)}</span>}
+            </Row>
+            <Row label="Viewers">{typeof stream.viewers === "number" ? stream.viewers : "–"}</Row>
+            <Row label="Mode">
+              {stream.on_demand ? `On demand${stream.idle_timeout ? ` (idle ${stream.idle_timeout})` : ""}` : "Always on"}
+            </Row>
+            {typeof stream.uptime_seconds === "number" && <Row label="Uptime">{formatDuration(stream.uptime_seconds)}</Row>}
+            {typeof stream.bitrate === "number" && <Row label="Source rate">{formatBitrate(stream.bitrate)}</Row>}
+          </dl>
+          <h2 className="mt-5 mb-3 text-sm font-semibold">This viewer</h2>
+          <dl className="grid grid-cols-[auto_minmax(0,1fr)] gap-x-4 gap-y-2 text-sm">
+            <Row label="Drawn">
+              <span ref={fpsRef} data-testid="detail-fps">
+                –
+              </span>
+            </Row>
+            <Row label="Received">
+              <span ref={receivedRef} data-testid="detail-received">
+                –
+              </span>
+            </Row>
+            <Row label="Latency">
+              <span ref={latencyRef} data-testid="detail-latency">
+                –
+              </span>
+            </Row>
+            <Row label="Bitrate">
+              <span ref={bitrateRef}>–</span>
+            </Row>
+            <Row label="Skipped">
+              <span ref={skippedRef} className="text-xs text-muted-foreground">
+                –
+              </span>
+            </Row>
+          </dl>
+        </aside>
+      </div>
+    </div>
+  );
+}
+
+function Row({ label, children }: { label: string; children: ReactNode }) {
+  return (
+    <>
+      <dt className="text-muted-foreground">{label}</dt>
+      <dd className="min-w-0">{children}</dd>
+    </>
+  );
+}

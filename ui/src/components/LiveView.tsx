@@ -1,0 +1,197 @@
+import { useCallback, useEffect, useRef, useState, type ReactNode } from "react";
+import { CircleAlert, Loader2, Lock, PowerOff, RefreshCw, Trash2 } from "lucide-react";
+import { StatusBadge } from "@/components/StatusBadge";
+import { useStreamPlayer } from "@/hooks/useStreamPlayer";
+import { formatBitrate, formatFps, formatLatency } from "@/lib/format";
+import { displayStatus, type DisplayStatus } from "@/lib/status";
+import { cn } from "@/lib/utils";
+import type { PlayerStats, PlayerStatus } from "@/player/player";
+import type { StreamState } from "@/player/protocol";
+
+/** Re-renders every second while `active` (for "retrying in Ns"). */
+function useTicker(active: boolean): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    if (!active) return;
+    const id = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(id);
+  }, [active]);
+  return now;
+}
+
+export interface LiveViewProps {
+  streamId: string;
+  maxFps: number | null;
+  apiState: StreamState | null | undefined;
+  apiMessage: string | null | undefined;
+  /** Extra statistics consumers (the focused view's details panel). */
+  onStats?: (stats: PlayerStats) => void;
+  onStatus?: (status: PlayerStatus | null, display: DisplayStatus) => void;
+  className?: string;
+  /** Rendered over the picture, top right (actions). */
+  actions?: ReactNode;
+  containerRef?: (el: HTMLDivElement | null) => void;
+  size?: "tile" | "large";
+}
+
+/** One live picture: canvas, status badge, overlay for problems, live stats line. */
+export function LiveView({
+  streamId,
+  maxFps,
+  apiState,
+  apiMessage,
+  onStats,
+  onStatus,
+  className,
+  actions,
+  containerRef,
+  size = "tile",
+}: LiveViewProps) {
+  const fpsRef = useRef<HTMLSpanElement>(null);
+  const latencyRef = useRef<HTMLSpanElement>(null);
+  const bitrateRef = useRef<HTMLSpanElement>(null);
+  const extraStats = useRef(onStats);
+  useEffect(() => {
+    extraStats.current = onStats;
+  }, [onStats]);
+
+  const writeStats = useCallback((s: PlayerStats) => {
+    if (fpsRef.current) fpsRef.current.textContent = formatFps(s.fps);
+    if (latencyRef.current) latencyRef.current.textContent = formatLatency(s.latencyMs);
+    if (bitrateRef.current) bitrateRef.current.textContent = formatBitrate(s.bitrate);
+    extraStats.current?.(s);
+  }, []);
+
+  const { canvasRef, viewportRef, status } = useStreamPlayer(streamId, maxFps, writeStats);
+  const reconnecting = status?.connection === "reconnecting";
+  const now = useTicker(reconnecting);
+  const display = displayStatus(apiState, apiMessage, status, now);
+  const hasPicture = status?.hasPicture ?? false;
+  const healthy = display.kind === "live";
+
+  const statusCallback = useRef(onStatus);
+  useEffect(() => {
+    statusCallback.current = onStatus;
+  }, [onStatus]);
+  useEffect(() => {
+    statusCallback.current?.(status, display);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [status, display.kind, display.reason]);
+
+  const setContainer = useCallback(
+    (el: HTMLDivElement | null) => {
+      viewportRef(el);
+      containerRef?.(el);
+    },
+    [viewportRef, containerRef],
+  );
+
+  return (
+    <div
+      ref={setContainer}
+      className={cn("group/live relative isolate overflow-hidden bg-video", className)}
+      data-testid="live-view"
+    >
+      <canvas
+        ref={canvasRef}
+        data-testid="stream-canvas"
+        className={cn(
+          "absolute inset-0 size-full object-contain transition-[opacity,filter] duration-300",
+          hasPicture ? "opacity-100" : "opacity-0",
+          hasPicture && !healthy && "opacity-40 grayscale",
+        )}
+      />
+
+      {(!hasPicture || !healthy) && <ProblemOverlay display={display} hasPicture={hasPicture} size={size} />}
+
+      <div className="pointer-events-none absolute inset-x-0 top-0 flex items-start justify-between gap-2 p-2 sm:p-2.5">
+        <StatusBadge status={display} overlay className="pointer-events-auto" />
+        {actions && <div className="pointer-events-auto flex gap-1">{actions}</div>}
+      </div>
+
+      <div
+        className={cn(
+          "pointer-events-none absolute inset-x-0 bottom-0 flex items-end justify-end gap-3 bg-gradient-to-t from-black/60 to-transparent px-2.5 pt-6 pb-1.5 font-mono text-[11px] text-white/90 transition-opacity",
+          hasPicture ? "opacity-100" : "opacity-0",
+          size === "large" && "text-xs",
+        )}
+        data-testid="live-stats"
+      >
+        <span title="Frames drawn per second">
+          <span ref={fpsRef} data-testid="stat-fps">
+            –
+          </span>
+        </span>
+        <span title="Latency: capture to screen">
+          <span ref={latencyRef} data-testid="stat-latency">
+            –
+          </span>
+        </span>
+        <span title="Bitrate received">
+          <span ref={bitrateRef} data-testid="stat-bitrate">
+            –
+          </span>
+        </span>
+      </div>
+    </div>
+  );
+}
+
+function ProblemOverlay({ display, hasPicture, size }: { display: DisplayStatus; hasPicture: boolean; size: "tile" | "large" }) {
+  const Icon =
+    display.kind === "connecting" || display.kind === "live"
+      ? Loader2
+      : display.kind === "retrying"
+        ? RefreshCw
+        : display.kind === "offline"
+          ? CircleAlert
+          : display.kind === "locked"
+            ? Lock
+            : display.kind === "removed"
+              ? Trash2
+              : PowerOff;
+  const title =
+    display.kind === "live" || display.kind === "connecting"
+      ? display.reason
+        ? "Connecting to the camera…"
+        : "Waiting for the first frame…"
+      : display.kind === "retrying"
+        ? display.label === "Reconnecting"
+          ? "Reconnecting to the gateway…"
+          : "Camera unreachable, retrying…"
+        : display.kind === "offline"
+          ? "Camera offline"
+          : display.kind === "locked"
+            ? "Sign in to watch"
+            : display.kind === "removed"
+              ? "Stream removed"
+              : "Idle";
+  return (
+    <div
+      className={cn(
+        "absolute inset-0 flex flex-col items-center justify-center gap-2 px-6 text-center text-white/85",
+        hasPicture && "bg-black/30",
+      )}
+      data-testid="problem-overlay"
+    >
+      <Icon
+        className={cn(
+          size === "large" ? "size-8" : "size-6",
+          (display.kind === "connecting" || display.kind === "live") && "animate-spin",
+          display.kind === "offline" && "text-red-400",
+          display.kind === "retrying" && "text-amber-300",
+        )}
+        aria-hidden
+      />
+      <p className={cn("font-medium", size === "large" ? "text-base" : "text-sm")}>{title}</p>
+      {display.reason && (
+        <p
+          className={cn("line-clamp-2 max-w-md text-white/70", size === "large" ? "text-sm" : "text-xs")}
+          data-testid="status-reason"
+        >
+          {display.reason}
+        </p>
+      )}
+    </div>
+  );
+}

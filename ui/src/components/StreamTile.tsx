@@ -1,0 +1,74 @@
+import { memo } from "react";
+import { LiveView } from "@/components/LiveView";
+import { StreamActions } from "@/components/StreamActions";
+import { streamHref } from "@/hooks/useHashRoute";
+import type { Stream } from "@/lib/api";
+
+/** Grid thumbnails ask the gateway for fewer frames. */
+export const GRID_MAX_FPS = 5;
+
+interface StreamTileProps {
+  stream: Stream;
+  isAdmin: boolean;
+  onEdit: (stream: Stream) => void;
+  onDelete: (stream: Stream) => void;
+}
+
+function StreamTileImpl({ stream, isAdmin, onEdit, onDelete }: StreamTileProps) {
+  const plugin = stream.source.plugin;
+  return (
+    <article
+      className="group flex min-w-0 flex-col overflow-hidden rounded-xl border bg-card text-card-foreground shadow-sm transition-shadow hover:shadow-md"
+      data-testid="stream-tile"
+      data-stream-id={stream.id}
+    >
+      <a
+        href={streamHref(stream.id)}
+        className="block outline-none focus-visible:ring-[3px] focus-visible:ring-ring/50"
+        aria-label={`Open ${stream.name}`}
+      >
+        <LiveView
+          streamId={stream.id}
+          maxFps={GRID_MAX_FPS}
+          apiState={stream.state}
+          apiMessage={stream.message}
+          className="aspect-video w-full"
+        />
+      </a>
+      <div className="flex min-h-12 items-center gap-2 px-3 py-2">
+        <div className="min-w-0 flex-1">
+          <a href={streamHref(stream.id)} className="block truncate text-sm font-medium hover:underline" data-testid="stream-name">
+            {stream.name}
+          </a>
+          <p className="truncate text-xs text-muted-foreground">
+            <span className="font-mono">{stream.id}</span>
+            <span aria-hidden> · </span>
+            {plugin}
+            {typeof stream.viewers === "number" && (
+              <>
+                <span aria-hidden> · </span>
+                {stream.viewers} {stream.viewers === 1 ? "viewer" : "viewers"}
+              </>
+            )}
+          </p>
+        </div>
+        {isAdmin && <StreamActions stream={stream} onEdit={onEdit} onDelete={onDelete} />}
+      </div>
+    </article>
+  );
+}
+
+export const StreamTile = memo(
+  StreamTileImpl,
+  (a, b) =>
+    a.isAdmin === b.isAdmin &&
+    a.onEdit === b.onEdit &&
+    a.onDelete === b.onDelete &&
+    a.stream.id === b.stream.id &&
+    a.stream.name === b.stream.name &&
+    a.stream.state === b.stream.state &&
+    a.stream.message === b.stream.message &&
+    a.stream.viewers === b.stream.viewers &&
+    a.stream.editable === b.stream.editable &&
+    a.stream.source.plugin === b.stream.source.plugin,
+);

@@ -1,0 +1,16 @@
+import { createContext } from "react";
+
+export interface PlayerContextValue {
+  /** Bumped after a sign-in: players reconnect at once. */
+  authEpoch: number;
+  /** A socket was refused with 4001. */
+  onUnauthorized: () => void;
+  /** A socket was closed with 4004. */
+  onRemoved: (streamId: string) => void;
+}
+
+export const PlayerContext = createContext<PlayerContextValue>({
+  authEpoch: 0,
+  onUnauthorized: () => undefined,
+  onRemoved: () => undefined,
+});

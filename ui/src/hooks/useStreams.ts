@@ -1,0 +1,66 @@
+import { useCallback, useEffect, useRef, useState } from "react";
+import { ApiError, api, type Stream } from "@/lib/api";
+
+export interface StreamsState {
+  streams: Stream[];
+  loaded: boolean;
+  error: ApiError | null;
+  refresh: () => Promise<void>;
+}
+
+/**
+ * The stream list, polled every `intervalMs` while the tab is visible. `authEpoch` changes on
+ * each sign-in: a 401 for a request sent before the latest sign-in is stale and ignored (it
+ * must not reopen the sign-in dialog that was just completed).
+ */
+export function useStreams(intervalMs: number, onUnauthorized: () => void, authEpoch: number): StreamsState {
+  const [streams, setStreams] = useState<Stream[]>([]);
+  const [loaded, setLoaded] = useState(false);
+  const [error, setError] = useState<ApiError | null>(null);
+  const unauthorized = useRef(onUnauthorized);
+  useEffect(() => {
+    unauthorized.current = onUnauthorized;
+  }, [onUnauthorized]);
+  const epoch = useRef(authEpoch);
+  useEffect(() => {
+    epoch.current = authEpoch;
+  }, [authEpoch]);
+
+  const refresh = useCallback(async () => {
+    const sentAt = epoch.current;
+    try {
+      const list = await api.listStreams();
+      setStreams(list);
+      setError(null);
+      setLoaded(true);
+    } catch (e) {
+      const err = e instanceof ApiError ? e : new ApiError(0, "unknown", String(e));
+      setError(err);
+      if (err.unauthorized && sentAt === epoch.current) {
+        setLoaded(true);
+        unauthorized.current();
+      }
+    }
+  }, []);
+
+  useEffect(() => {
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    let stopped = false;
+    const loop = async () => {
+      if (!document.hidden) await refresh();
+      if (!stopped) timer = setTimeout(() => void loop(), intervalMs);
+    };
+    void loop();
+    const onVisible = () => {
+      if (!document.hidden) void refresh();
+    };
+    document.addEventListener("visibilitychange", onVisible);
+    return () => {
+      stopped = true;
+      if (timer !== null) clearTimeout(timer);
+      document.removeEventListener("visibilitychange", onVisible);
+    };
+  }, [intervalMs, refresh]);
+
+  return { streams, loaded, error, refresh };
+}

@@ -1,0 +1,168 @@
+/**
+ * The gateway's HTTP API (`/api/...`): types and a small fetch client. Fields the gateway
+ * may not send yet are optional/nullable; the UI copes with their absence.
+ */
+
+import type { StreamState } from "@/player/protocol";
+
+export interface StreamSource {
+  plugin: string;
+  url?: string;
+  username?: string;
+  fps?: number;
+  width?: number;
+  height?: number;
+  quality?: number;
+  [option: string]: unknown;
+}
+
+export interface Stream {
+  id: string;
+  name: string;
+  on_demand: boolean;
+  idle_timeout?: string | null;
+  source: StreamSource;
+  /** True when created through the API (PUT/DELETE allowed). */
+  editable?: boolean;
+  state: StreamState;
+  message?: string | null;
+  viewers?: number | null;
+  fps?: number | null;
+  bitrate?: number | null;
+  width?: number | null;
+  height?: number | null;
+  uptime_seconds?: number | null;
+  frames_in?: number | null;
+}
+
+export interface Plugin {
+  name: string;
+  version?: string;
+  description?: string;
+  abi_version?: number | string;
+  /** Built in, or loaded from a file (shape decided by the gateway). */
+  origin?: unknown;
+}
+
+export interface Session {
+  auth_required: boolean;
+  authenticated: boolean;
+  role: "admin" | "viewer" | null;
+}
+
+/** The body of POST /api/streams and PUT /api/streams/{id}. */
+export interface StreamInput {
+  id: string;
+  name: string;
+  on_demand?: boolean;
+  idle_timeout?: string;
+  source: {
+    plugin: string;
+    url?: string;
+    username?: string;
+    password?: string;
+    fps?: number;
+    width?: number;
+    height?: number;
+    quality?: number;
+  };
+}
+
+/** An error answered by the API (`{"error": {"code", "message", "field"?}}`) or the network. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly field: string | null;
+
+  constructor(status: number, code: string, message: string, field: string | null = null) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+    this.field = field;
+  }
+
+  get unauthorized(): boolean {
+    return this.status === 401;
+  }
+}
+
+/** Reads the JSON error shape; falls back to the status text. */
+export async function errorFromResponse(response: Response): Promise<ApiError> {
+  let code = `http_${response.status}`;
+  let message = response.statusText || `HTTP ${response.status}`;
+  let field: string | null = null;
+  try {
+    const body: unknown = await response.json();
+    if (typeof body === "object" && body !== null && "error" in body) {
+      const err = body.error;
+      if (typeof err === "object" && err !== null) {
+        const e = err as Record<string, unknown>;
+        if (typeof e.code === "string") code = e.code;
+        if (typeof e.message === "string" && e.message) message = e.message;
+        if (typeof e.field === "string" && e.field) field = e.field;
+      } else if (typeof err === "string") {
+        message = err;
+      }
+    }
+  } catch {
+    // Not JSON: keep the status text.
+  }
+  return new ApiError(response.status, code, message, field);
+}
+
+async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  let response: Response;
+  try {
+    response = await fetch(path, {
+      method,
+      credentials: "same-origin",
+      headers: body === undefined ? { Accept: "application/json" } : { Accept: "application/json", "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (e) {
+    throw new ApiError(0, "network", e instanceof Error ? `cannot reach the gateway (${e.message})` : "cannot reach the gateway");
+  }
+  if (!response.ok) throw await errorFromResponse(response);
+  if (response.status === 204) return undefined as T;
+  const text = await response.text();
+  return (text ? JSON.parse(text) : undefined) as T;
+}
+
+export const api = {
+  async listStreams(): Promise<Stream[]> {
+    const body = await request<{ streams?: Stream[] }>("GET", "/api/streams");
+    return Array.isArray(body.streams) ? body.streams : [];
+  },
+  getStream(id: string): Promise<Stream> {
+    return request<Stream>("GET", `/api/streams/${encodeURIComponent(id)}`);
+  },
+  createStream(input: StreamInput): Promise<Stream> {
+    return request<Stream>("POST", "/api/streams", input);
+  },
+  updateStream(id: string, input: StreamInput): Promise<Stream> {
+    return request<Stream>("PUT", `/api/streams/${encodeURIComponent(id)}`, input);
+  },
+  deleteStream(id: string): Promise<void> {
+    return request<undefined>("DELETE", `/api/streams/${encodeURIComponent(id)}`);
+  },
+  async listPlugins(): Promise<Plugin[]> {
+    const body = await request<{ plugins?: Plugin[] }>("GET", "/api/plugins");
+    return Array.isArray(body.plugins) ? body.plugins : [];
+  },
+  getSession(): Promise<Session> {
+    return request<Session>("GET", "/api/session");
+  },
+  login(token: string): Promise<void> {
+    return request<undefined>("POST", "/api/session", { token });
+  },
+  logout(): Promise<void> {
+    return request<undefined>("DELETE", "/api/session");
+  },
+};
+
+/** Plugins assumed when the gateway has no `/api/plugins` yet. */
+export const FALLBACK_PLUGINS: Plugin[] = [
+  { name: "ffmpeg-mjpeg", description: "RTSP/HTTP camera through FFmpeg, as MJPEG" },
+  { name: "testsrc", description: "Synthetic moving test pattern" },
+];

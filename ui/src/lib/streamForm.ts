@@ -1,0 +1,144 @@
+/**
+ * The add/edit form's model: values ↔ API body, client-side checks, and where an API error
+ * belongs. Pure (unit-tested).
+ */
+
+import type { Stream, StreamInput } from "@/lib/api";
+import { STREAM_ID_PATTERN } from "@/lib/format";
+
+export interface StreamFormValues {
+  name: string;
+  id: string;
+  plugin: string;
+  url: string;
+  username: string;
+  password: string;
+  fps: string;
+  width: string;
+  height: string;
+  quality: string;
+  alwaysOn: boolean;
+}
+
+export type FieldKey = "name" | "id" | "plugin" | "url" | "username" | "password" | "fps" | "width" | "height" | "quality" | "alwaysOn";
+export type FieldErrors = Partial<Record<FieldKey | "form", string>>;
+
+export const DEFAULT_PLUGIN = "ffmpeg-mjpeg";
+
+/** Which source fields a plugin takes (unknown plugins get the camera fields). */
+export function pluginFields(plugin: string): FieldKey[] {
+  if (plugin === "testsrc") return ["width", "height", "fps"];
+  return ["url", "username", "password", "fps", "width", "quality"];
+}
+
+export function emptyValues(plugin: string = DEFAULT_PLUGIN): StreamFormValues {
+  return { name: "", id: "", plugin, url: "", username: "", password: "", fps: "", width: "", height: "", quality: "", alwaysOn: false };
+}
+
+function numText(value: unknown): string {
+  return typeof value === "number" && Number.isFinite(value) ? String(value) : "";
+}
+
+/** Values to edit an existing stream. The password is never prefilled. */
+export function valuesFromStream(stream: Stream): StreamFormValues {
+  const s = stream.source;
+  return {
+    name: stream.name,
+    id: stream.id,
+    plugin: s.plugin,
+    url: typeof s.url === "string" ? s.url : "",
+    username: typeof s.username === "string" ? s.username : "",
+    password: "",
+    fps: numText(s.fps),
+    width: numText(s.width),
+    height: numText(s.height),
+    quality: numText(s.quality),
+    alwaysOn: !stream.on_demand,
+  };
+}
+
+const URL_SCHEMES = ["rtsp:", "rtsps:", "http:", "https:"];
+
+function parseNumber(text: string, { min, max, integer }: { min: number; max: number; integer: boolean }): number | string {
+  const n = Number(text.trim());
+  if (!Number.isFinite(n)) return "must be a number";
+  if (integer && !Number.isInteger(n)) return "must be a whole number";
+  if (n < min || n > max) return `must be between ${min} and ${max}`;
+  return n;
+}
+
+/**
+ * Checks the values and builds the API body. Only the plugin knows its options for sure:
+ * these checks catch the obvious, the API answers the rest (shown next to the field too).
+ */
+export function buildInput(values: StreamFormValues): { input: StreamInput | null; errors: FieldErrors } {
+  const errors: FieldErrors = {};
+  const name = values.name.trim();
+  const id = values.id.trim();
+  if (!name) errors.name = "Give the camera a name";
+  if (!id) errors.id = "Required";
+  else if (!STREAM_ID_PATTERN.test(id)) errors.id = "Use lowercase letters, digits, - and _";
+  if (!values.plugin) errors.plugin = "Choose a source plugin";
+
+  const fields = pluginFields(values.plugin);
+  const source: StreamInput["source"] = { plugin: values.plugin };
+  if (fields.includes("url")) {
+    const url = values.url.trim();
+    if (!url) errors.url = "Paste the camera's RTSP URL";
+    else {
+      let parsed: URL | null = null;
+      try {
+        parsed = new URL(url);
+      } catch {
+        errors.url = "Not a valid URL (e.g. rtsp://192.168.1.20:554/stream1)";
+      }
+      if (parsed && !URL_SCHEMES.includes(parsed.protocol)) errors.url = "Use an rtsp://, rtsps://, http:// or https:// URL";
+      else if (parsed) source.url = url;
+    }
+    const username = values.username.trim();
+    if (username) source.username = username;
+    // Empty password: on create, none; on edit, keep the stored one (the field is omitted).
+    if (values.password) source.password = values.password;
+  }
+  const numeric: [FieldKey & ("fps" | "width" | "height" | "quality"), { min: number; max: number; integer: boolean }][] = [
+    ["fps", { min: 0.1, max: 120, integer: false }],
+    ["width", { min: 16, max: 7680, integer: true }],
+    ["height", { min: 16, max: 4320, integer: true }],
+    ["quality", { min: 2, max: 31, integer: true }],
+  ];
+  for (const [key, range] of numeric) {
+    if (!fields.includes(key)) continue;
+    const text = values[key].trim();
+    if (!text) continue;
+    const n = parseNumber(text, range);
+    if (typeof n === "string") errors[key] = n;
+    else source[key] = n;
+  }
+  if (Object.keys(errors).length > 0) return { input: null, errors };
+  return { input: { id, name, on_demand: !values.alwaysOn, source }, errors };
+}
+
+/** Maps an API error's `field` (`source.url`, `id`, ...) to a form field. */
+export function fieldForApiError(field: string | null | undefined): FieldKey | "form" {
+  if (!field) return "form";
+  const key = field.replace(/^source\./, "").replace(/^streams\[\d+\]\./, "");
+  switch (key) {
+    case "name":
+    case "id":
+    case "url":
+    case "username":
+    case "password":
+    case "fps":
+    case "width":
+    case "height":
+    case "quality":
+      return key;
+    case "plugin":
+    case "source":
+      return "plugin";
+    case "on_demand":
+      return "alwaysOn";
+    default:
+      return "form";
+  }
+}

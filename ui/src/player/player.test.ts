@@ -1,0 +1,189 @@
+// The player's wiring (socket → buffer → decode → canvas, reconnect decisions) with fake
+// browser APIs: no browser needed. Rendering itself is covered by the e2e run.
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { buildTaggedJpeg } from "./app11";
+import { StreamPlayer, type PlayerStatus } from "./player";
+
+class FakeSocket {
+  static CONNECTING = 0;
+  static OPEN = 1;
+  static CLOSING = 2;
+  static CLOSED = 3;
+  static instances: FakeSocket[] = [];
+  readyState = FakeSocket.CONNECTING;
+  binaryType = "blob";
+  onopen: (() => void) | null = null;
+  onmessage: ((e: { data: unknown }) => void) | null = null;
+  onclose: ((e: { code: number; reason: string }) => void) | null = null;
+  onerror: (() => void) | null = null;
+  closedWith: number | null = null;
+  readonly url: string;
+  constructor(url: string) {
+    this.url = url;
+    FakeSocket.instances.push(this);
+  }
+  open() {
+    this.readyState = FakeSocket.OPEN;
+    this.onopen?.();
+  }
+  text(obj: unknown) {
+    this.onmessage?.({ data: JSON.stringify(obj) });
+  }
+  binary(buf: ArrayBuffer) {
+    this.onmessage?.({ data: buf });
+  }
+  serverClose(code: number, reason = "") {
+    this.readyState = FakeSocket.CLOSED;
+    this.onclose?.({ code, reason });
+  }
+  close(code?: number) {
+    this.readyState = FakeSocket.CLOSED;
+    this.closedWith = code ?? 1005;
+  }
+}
+
+const bitmaps: { close: ReturnType<typeof vi.fn> }[] = [];
+const drawImage = vi.fn();
+
+function makePlayer(statuses: PlayerStatus[], extra: Partial<ConstructorParameters<typeof StreamPlayer>[0]> = {}) {
+  const canvas = { width: 300, height: 150, getContext: () => ({ drawImage }) } as unknown as HTMLCanvasElement;
+  return new StreamPlayer({
+    streamId: "lobby",
+    canvas,
+    maxFps: 5,
+    onStatus: (s) => statuses.push(s),
+    jitter: { targetDelayMs: 50 },
+    backoff: { random: () => 1 },
+    ...extra,
+  });
+}
+
+function frame(seq: number): ArrayBuffer {
+  return buildTaggedJpeg({ seq, captureUs: Date.now() * 1000, publishUs: Date.now() * 1000 }).buffer;
+}
+
+beforeEach(() => {
+  vi.useFakeTimers();
+  FakeSocket.instances = [];
+  bitmaps.length = 0;
+  drawImage.mockClear();
+  vi.stubGlobal("WebSocket", FakeSocket);
+  vi.stubGlobal("window", { location: { protocol: "http:", host: "gw:8000" } });
+  vi.stubGlobal("document", { hidden: false, addEventListener: vi.fn(), removeEventListener: vi.fn() });
+  vi.stubGlobal("requestAnimationFrame", (cb: FrameRequestCallback) => setTimeout(() => cb(performance.now()), 16));
+  vi.stubGlobal("cancelAnimationFrame", (id: number) => clearTimeout(id));
+  vi.stubGlobal("createImageBitmap", () => {
+    const bmp = { width: 640, height: 360, close: vi.fn() };
+    bitmaps.push(bmp);
+    return Promise.resolve(bmp);
+  });
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+  vi.unstubAllGlobals();
+});
+
+describe("StreamPlayer", () => {
+  it("connects with max_fps, follows hello/state, draws frames and closes every bitmap", async () => {
+    const statuses: PlayerStatus[] = [];
+    const player = makePlayer(statuses);
+    player.start();
+    const ws = FakeSocket.instances[0];
+    expect(ws?.url).toBe("ws://gw:8000/ws/streams/lobby?max_fps=5");
+    expect(ws?.binaryType).toBe("arraybuffer");
+    ws?.open();
+    ws?.text({ type: "hello", stream: "lobby", name: "Lobby", fps: 10, width: 640, height: 360, state: "connecting" });
+    expect(player.getStatus()).toMatchObject({ connection: "open", streamState: "connecting" });
+    ws?.text({ type: "state", state: "live", message: "" });
+    expect(player.getStatus().streamState).toBe("live");
+
+    for (let i = 1; i <= 5; i++) {
+      ws?.binary(frame(i));
+      await vi.advanceTimersByTimeAsync(100);
+    }
+    await vi.advanceTimersByTimeAsync(200);
+    expect(drawImage).toHaveBeenCalled();
+    expect(player.getStatus().hasPicture).toBe(true);
+    expect(bitmaps.length).toBeGreaterThan(0);
+    for (const b of bitmaps) expect(b.close).toHaveBeenCalledTimes(1);
+    player.destroy();
+    expect(ws?.closedWith).toBe(1000);
+    expect(player.getStatus().connection).toBe("closed");
+  });
+
+  it("reconnects with backoff after 1001 and an abnormal close", async () => {
+    const player = makePlayer([]);
+    player.start();
+    FakeSocket.instances[0]?.open();
+    FakeSocket.instances[0]?.serverClose(1001, "gateway shutting down");
+    expect(player.getStatus()).toMatchObject({ connection: "reconnecting", message: "gateway shutting down" });
+    await vi.advanceTimersByTimeAsync(499);
+    expect(FakeSocket.instances).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(FakeSocket.instances).toHaveLength(2); // 500 ms
+    FakeSocket.instances[1]?.serverClose(1006);
+    await vi.advanceTimersByTimeAsync(999);
+    expect(FakeSocket.instances).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(FakeSocket.instances).toHaveLength(3); // 1000 ms: the delay grew
+    player.destroy();
+  });
+
+  it("stops for good on 4004 and tells the page", async () => {
+    const onRemoved = vi.fn();
+    const player = makePlayer([], { onRemoved });
+    player.start();
+    FakeSocket.instances[0]?.open();
+    FakeSocket.instances[0]?.serverClose(4004, "stream removed");
+    expect(player.getStatus().connection).toBe("removed");
+    expect(onRemoved).toHaveBeenCalledOnce();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(FakeSocket.instances).toHaveLength(1);
+    player.destroy();
+  });
+
+  it("waits for a sign-in on 4001, then reconnects at once", async () => {
+    const onUnauthorized = vi.fn();
+    const player = makePlayer([], { onUnauthorized });
+    player.start();
+    FakeSocket.instances[0]?.serverClose(4001, "");
+    expect(player.getStatus().connection).toBe("unauthorized");
+    expect(onUnauthorized).toHaveBeenCalledOnce();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(FakeSocket.instances).toHaveLength(1);
+    player.reconnectNow();
+    expect(FakeSocket.instances).toHaveLength(2);
+    player.destroy();
+  });
+
+  it("retries a socket that never says hello", async () => {
+    const player = makePlayer([], { connectTimeoutMs: 2000 });
+    player.start();
+    FakeSocket.instances[0]?.open();
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(FakeSocket.instances[0]?.closedWith).toBe(1000);
+    expect(player.getStatus().connection).toBe("reconnecting");
+    await vi.advanceTimersByTimeAsync(500);
+    expect(FakeSocket.instances).toHaveLength(2);
+    player.destroy();
+  });
+
+  it("does not decode while off-screen, and resumes at the live edge", async () => {
+    const player = makePlayer([]);
+    player.start();
+    const ws = FakeSocket.instances[0];
+    ws?.open();
+    ws?.text({ type: "hello", stream: "lobby", state: "live" });
+    player.setVisible(false);
+    for (let i = 1; i <= 20; i++) {
+      ws?.binary(frame(i));
+      await vi.advanceTimersByTimeAsync(100);
+    }
+    expect(bitmaps).toHaveLength(0);
+    player.setVisible(true);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(bitmaps).toHaveLength(1); // only the newest frame, not a backlog
+    player.destroy();
+  });
+});

@@ -1,0 +1,392 @@
+/**
+ * StreamPlayer: one live stream on one canvas, entirely outside React.
+ *
+ * WebSocket (binary = one JPEG) → APP11 tag → jitter buffer (paced by capture time) →
+ * requestAnimationFrame → createImageBitmap(Blob) → drawImage on a 2D canvas → close().
+ *
+ * - No per-frame callbacks into React: status changes (a few per connection) go to
+ *   `onStatus`, statistics go to `onStats` on a timer (a few times per second).
+ * - Every ImageBitmap is closed; no object URLs are ever created.
+ * - Off-screen or hidden tiles (`setVisible(false)`, `document.hidden`) do not decode: the
+ *   buffer keeps only the newest few frames and the picture resumes at the live edge.
+ * - Reconnects with exponential backoff and jitter; stops on 4004 (stream removed) and
+ *   waits for a new sign-in on 4001.
+ */
+
+import { parseFrameTag } from "./app11";
+import { ReconnectPolicy, type BackoffOptions } from "./backoff";
+import { JitterBuffer, type JitterOptions } from "./jitter";
+import {
+  decideClose,
+  parseServerMessage,
+  streamSocketUrl,
+  type HelloMessage,
+  type StreamState,
+} from "./protocol";
+import { RollingStats, type StatsSnapshot } from "./stats";
+
+export type ConnectionStatus =
+  /** Opening the socket. */
+  | "connecting"
+  /** Socket open (the stream itself may still be connecting to its camera). */
+  | "open"
+  /** Lost; a retry is scheduled (`retryAt`). */
+  | "reconnecting"
+  /** Closed with 4001: waiting for a sign-in. */
+  | "unauthorized"
+  /** Closed with 4004: the stream no longer exists. */
+  | "removed"
+  /** Destroyed. */
+  | "closed";
+
+export interface PlayerStatus {
+  connection: ConnectionStatus;
+  /** The stream's state as the gateway reports it (hello / state messages). */
+  streamState: StreamState | null;
+  /** Last message from the gateway (error text, close reason). */
+  message: string;
+  /** When the next reconnect attempt happens (Date.now() ms), while reconnecting. */
+  retryAt: number | null;
+  hello: HelloMessage | null;
+  /** True once a frame was drawn (the canvas holds a picture). */
+  hasPicture: boolean;
+}
+
+export interface PlayerStats extends StatsSnapshot {
+  width: number;
+  height: number;
+  /** Frames the gateway skipped for this viewer (`dropped` notices). */
+  droppedByGateway: number;
+  /** Frames the jitter buffer skipped to stay close to live. */
+  droppedLate: number;
+  /** Gaps in sequence numbers (includes frames skipped by `max_fps`). */
+  missing: number;
+  /** Frames drawn since the player started. */
+  framesShown: number;
+  buffered: number;
+}
+
+export interface PlayerOptions {
+  streamId: string;
+  canvas: HTMLCanvasElement;
+  /** Per-viewer rate cap (grid thumbnails); omit for full rate. */
+  maxFps?: number | null;
+  onStatus?: (status: PlayerStatus) => void;
+  onStats?: (stats: PlayerStats) => void;
+  onUnauthorized?: () => void;
+  onRemoved?: () => void;
+  statsIntervalMs?: number;
+  jitter?: Partial<JitterOptions>;
+  backoff?: Partial<BackoffOptions>;
+  /** A socket that opens but brings no hello within this time is retried. */
+  connectTimeoutMs?: number;
+  /** Decode this long before a frame is due, so it is on screen on time. */
+  decodeLeadMs?: number;
+}
+
+interface Payload {
+  data: ArrayBuffer;
+  captureMs: number | null;
+}
+
+export class StreamPlayer {
+  private readonly opts: PlayerOptions;
+  private readonly canvas: HTMLCanvasElement;
+  private readonly ctx: CanvasRenderingContext2D | null;
+  private readonly jitter: JitterBuffer<Payload>;
+  private readonly backoff: ReconnectPolicy;
+  private readonly stats = new RollingStats(2000);
+  private ws: WebSocket | null = null;
+  private generation = 0;
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private connectTimer: ReturnType<typeof setTimeout> | null = null;
+  private statsTimer: ReturnType<typeof setInterval> | null = null;
+  private raf: number | null = null;
+  private decoding = false;
+  private visible = true;
+  private destroyed = false;
+  private syntheticSeq = 0;
+  private droppedByGateway = 0;
+  private framesShown = 0;
+  private gotFrameThisConnection = false;
+  private status: PlayerStatus = {
+    connection: "connecting",
+    streamState: null,
+    message: "",
+    retryAt: null,
+    hello: null,
+    hasPicture: false,
+  };
+
+  constructor(options: PlayerOptions) {
+    this.opts = options;
+    this.canvas = options.canvas;
+    this.ctx = this.canvas.getContext("2d", { alpha: false });
+    this.jitter = new JitterBuffer<Payload>({ maxFrames: 8, ...options.jitter });
+    this.backoff = new ReconnectPolicy(options.backoff);
+  }
+
+  start(): void {
+    if (this.destroyed) return;
+    document.addEventListener("visibilitychange", this.onVisibilityChange);
+    this.statsTimer = setInterval(() => this.emitStats(), this.opts.statsIntervalMs ?? 500);
+    this.connect();
+  }
+
+  /** Tears everything down: socket, timers, animation frame. Idempotent. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    document.removeEventListener("visibilitychange", this.onVisibilityChange);
+    this.clearTimers();
+    if (this.statsTimer !== null) clearInterval(this.statsTimer);
+    this.statsTimer = null;
+    this.closeSocket();
+    this.jitter.reset();
+    this.setStatus({ connection: "closed", retryAt: null });
+  }
+
+  /** Off-screen tiles skip decoding; frames keep arriving and the newest is shown on return. */
+  setVisible(visible: boolean): void {
+    this.visible = visible;
+    if (visible) this.schedule();
+  }
+
+  /** Reconnects at once (after a sign-in, or a user's "retry"). */
+  reconnectNow(): void {
+    if (this.destroyed) return;
+    this.backoff.reset();
+    this.clearTimers();
+    this.closeSocket();
+    this.connect();
+  }
+
+  getStatus(): PlayerStatus {
+    return this.status;
+  }
+
+  private connect(): void {
+    if (this.destroyed) return;
+    const generation = ++this.generation;
+    this.jitter.reset();
+    this.gotFrameThisConnection = false;
+    this.setStatus({ connection: "connecting", retryAt: null, hello: null });
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(streamSocketUrl(window.location, this.opts.streamId, this.opts.maxFps));
+    } catch (e) {
+      this.scheduleReconnect(e instanceof Error ? e.message : "cannot open WebSocket", false);
+      return;
+    }
+    ws.binaryType = "arraybuffer";
+    this.ws = ws;
+    this.connectTimer = setTimeout(() => {
+      if (generation === this.generation && !this.status.hello) {
+        this.closeSocket();
+        this.scheduleReconnect("no answer from the gateway", false);
+      }
+    }, this.opts.connectTimeoutMs ?? 10_000);
+
+    ws.onopen = () => {
+      if (generation !== this.generation) return;
+      this.setStatus({ connection: "open" });
+    };
+    ws.onmessage = (event: MessageEvent) => {
+      if (generation !== this.generation) return;
+      if (typeof event.data === "string") this.onText(event.data);
+      else if (event.data instanceof ArrayBuffer) this.onFrame(event.data);
+    };
+    ws.onclose = (event: CloseEvent) => {
+      if (generation !== this.generation) return;
+      this.ws = null;
+      this.onClosed(event.code, event.reason);
+    };
+    ws.onerror = () => {
+      // Always followed by onclose, which decides.
+    };
+  }
+
+  private onText(text: string): void {
+    const msg = parseServerMessage(text);
+    if (!msg) return;
+    switch (msg.type) {
+      case "hello":
+        if (this.connectTimer !== null) clearTimeout(this.connectTimer);
+        this.connectTimer = null;
+        this.setStatus({
+          hello: msg,
+          streamState: msg.state ?? this.status.streamState,
+          message: msg.message,
+        });
+        break;
+      case "state":
+        this.setStatus({ streamState: msg.state, message: msg.message });
+        break;
+      case "dropped":
+        this.droppedByGateway += msg.frames;
+        break;
+      case "error":
+        this.setStatus({ message: msg.message });
+        break;
+    }
+  }
+
+  private onFrame(data: ArrayBuffer): void {
+    const now = performance.now();
+    const tag = parseFrameTag(data);
+    this.stats.recordReceived(now, data.byteLength);
+    if (!this.gotFrameThisConnection) {
+      this.gotFrameThisConnection = true;
+      this.backoff.reset();
+    }
+    let seq: number;
+    let captureMs: number;
+    if (tag) {
+      seq = tag.seq;
+      captureMs = tag.captureUs / 1000;
+      this.syntheticSeq = seq;
+    } else {
+      // An untagged JPEG (an older gateway, another source): pace by arrival.
+      seq = ++this.syntheticSeq;
+      captureMs = now;
+    }
+    // The buffer's clock is performance.now(); capture times are epoch ms. Only differences
+    // matter to it, so the constant offset between the two is harmless.
+    this.jitter.push({ seq, captureMs, payload: { data, captureMs: tag ? captureMs : null } }, now);
+    this.schedule();
+  }
+
+  private onClosed(code: number, reason: string): void {
+    this.clearTimers();
+    const decision = decideClose(code, reason);
+    switch (decision.action) {
+      case "login":
+        this.setStatus({ connection: "unauthorized", message: decision.reason, retryAt: null });
+        this.opts.onUnauthorized?.();
+        break;
+      case "removed":
+        this.setStatus({ connection: "removed", message: decision.reason, retryAt: null });
+        this.opts.onRemoved?.();
+        break;
+      case "reconnect":
+        this.scheduleReconnect(decision.reason, decision.resetBackoff);
+        break;
+    }
+  }
+
+  private scheduleReconnect(reason: string, resetBackoff: boolean): void {
+    if (this.destroyed) return;
+    if (resetBackoff) this.backoff.reset();
+    const delay = this.backoff.nextDelay();
+    this.setStatus({ connection: "reconnecting", message: reason, retryAt: Date.now() + delay, hello: null });
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.connect();
+    }, delay);
+  }
+
+  private schedule(): void {
+    if (this.raf !== null || this.destroyed || !this.visible || document.hidden) return;
+    if (this.jitter.size === 0) return;
+    this.raf = requestAnimationFrame(this.tick);
+  }
+
+  private readonly tick = (): void => {
+    this.raf = null;
+    if (this.destroyed || !this.visible || document.hidden) return;
+    if (!this.decoding) {
+      const { frame } = this.jitter.take(performance.now() + (this.opts.decodeLeadMs ?? 16));
+      if (frame) this.decode(frame.payload);
+    }
+    this.schedule();
+  };
+
+  private decode(payload: Payload): void {
+    if (typeof createImageBitmap !== "function") return;
+    this.decoding = true;
+    const generation = this.generation;
+    const blob = new Blob([payload.data], { type: "image/jpeg" });
+    createImageBitmap(blob)
+      .then((bitmap) => {
+        if (this.destroyed || generation !== this.generation) {
+          bitmap.close();
+          return;
+        }
+        this.draw(bitmap, payload.captureMs);
+      })
+      .catch(() => {
+        // A corrupt frame: skip it, the next one replaces it.
+      })
+      .finally(() => {
+        this.decoding = false;
+        this.schedule();
+      });
+  }
+
+  private draw(bitmap: ImageBitmap, captureMs: number | null): void {
+    try {
+      if (this.canvas.width !== bitmap.width) this.canvas.width = bitmap.width;
+      if (this.canvas.height !== bitmap.height) this.canvas.height = bitmap.height;
+      this.ctx?.drawImage(bitmap, 0, 0);
+    } finally {
+      bitmap.close();
+    }
+    this.framesShown++;
+    this.stats.recordShown(performance.now(), captureMs === null ? null : Math.max(0, Date.now() - captureMs));
+    if (!this.status.hasPicture) this.setStatus({ hasPicture: true });
+  }
+
+  private emitStats(): void {
+    if (!this.opts.onStats) return;
+    const snapshot = this.stats.snapshot(performance.now());
+    const c = this.jitter.counters;
+    this.opts.onStats({
+      ...snapshot,
+      width: this.canvas.width,
+      height: this.canvas.height,
+      droppedByGateway: this.droppedByGateway,
+      droppedLate: c.droppedLate + c.droppedOverflow,
+      missing: c.missing,
+      framesShown: this.framesShown,
+      buffered: this.jitter.size,
+    });
+  }
+
+  private readonly onVisibilityChange = (): void => {
+    if (!document.hidden) this.schedule();
+  };
+
+  private setStatus(patch: Partial<PlayerStatus>): void {
+    const next = { ...this.status, ...patch };
+    const changed = (Object.keys(patch) as (keyof PlayerStatus)[]).some((k) => this.status[k] !== next[k]);
+    this.status = next;
+    if (changed) this.opts.onStatus?.(next);
+  }
+
+  private clearTimers(): void {
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    if (this.connectTimer !== null) clearTimeout(this.connectTimer);
+    if (this.raf !== null) cancelAnimationFrame(this.raf);
+    this.retryTimer = null;
+    this.connectTimer = null;
+    this.raf = null;
+  }
+
+  private closeSocket(): void {
+    const ws = this.ws;
+    this.ws = null;
+    this.generation++;
+    if (!ws) return;
+    ws.onopen = null;
+    ws.onmessage = null;
+    ws.onclose = null;
+    ws.onerror = null;
+    if (ws.readyState === WebSocket.CONNECTING || ws.readyState === WebSocket.OPEN) {
+      try {
+        ws.close(1000, "viewer left");
+      } catch {
+        // Already closing.
+      }
+    }
+  }
+}
