@@ -500,6 +500,16 @@ async fn metrics_count_frames_viewers_and_reloads_consistently() {
     // Labels are bounded: no raw paths, addresses or agents.
     assert!(!text.contains("127.0.0.1"));
     drop((a, b));
+
+    // A removed stream's series disappear.
+    assert!(text.contains("stream=\"more\""));
+    std::fs::write(&path, MANIFEST).unwrap();
+    let report = gateway.state().reload(camgate::reload::Cause::Signal).await;
+    assert_eq!(report.result, "applied");
+    let (_, _, body) = http(addr, "GET", "/metrics", &[], None).await;
+    let text = String::from_utf8(body).unwrap();
+    assert!(!text.contains("stream=\"more\""), "{text}");
+    assert!(text.contains("stream=\"hand\""));
     gateway.shutdown().await;
 }
 
