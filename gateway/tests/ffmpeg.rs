@@ -11,7 +11,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -109,22 +109,18 @@ fn has_subsequence(states: &[&str], wanted: &[&str]) -> bool {
     want.peek().is_none()
 }
 
+/// A manifest with one stream `cam` reading `url` at 5 fps, 320 px wide, plus `extra`
+/// source option lines (indented six spaces).
+fn camera_manifest(url: &str, extra: &str) -> String {
+    format!(
+        "streams:\n  - id: cam\n    source:\n      plugin: ffmpeg-mjpeg\n      url: {url}\n      fps: 5\n      width: 320\n{extra}"
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h264_camera_reaches_two_viewers_at_the_configured_rate_and_size() {
     let server = RtspServer::start(&[]);
-    let gateway = start(&format!(
-        r#"
-streams:
-  - id: cam
-    source:
-      plugin: ffmpeg-mjpeg
-      url: {}
-      fps: 5
-      width: 320
-"#,
-        server.url("/test")
-    ))
-    .await;
+    let gateway = start(&camera_manifest(&server.url("/test"), "")).await;
     let addr = gateway.local_addr();
     let mut a = connect(addr, "/ws/streams/cam").await;
     let mut b = connect(addr, "/ws/streams/cam").await;
@@ -223,19 +219,7 @@ streams:
 async fn a_camera_reboot_resumes_frames_on_the_same_connections() {
     let mut server = RtspServer::start(&[]);
     let port = server.port();
-    let gateway = start(&format!(
-        r#"
-streams:
-  - id: cam
-    source:
-      plugin: ffmpeg-mjpeg
-      url: {}
-      fps: 5
-      width: 320
-"#,
-        server.url("/test")
-    ))
-    .await;
+    let gateway = start(&camera_manifest(&server.url("/test"), "")).await;
     let addr = gateway.local_addr();
     let mut viewers = vec![
         connect(addr, "/ws/streams/cam").await,
@@ -394,7 +378,7 @@ streams:
         assert_keeps_retrying(&mut silent, "connection timed out", 3),
     );
     // The status (API) keeps the last error, also while reconnecting.
-    let body = http_get(addr, "/api/streams").await;
+    let body = http_get(addr, "/api/streams", &[]).await.1;
     for (id, expected) in [
         ("refused", "connection refused"),
         ("notfound", "stream not found (404)"),
@@ -418,19 +402,9 @@ streams:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_camera_is_caught_by_the_watchdog_and_recovers() {
     let server = RtspServer::start(&[]);
-    let gateway = start(&format!(
-        r#"
-streams:
-  - id: cam
-    source:
-      plugin: ffmpeg-mjpeg
-      url: {}
-      fps: 5
-      width: 320
-      stall_timeout: 2s
-      connect_timeout: 2s
-"#,
-        server.url("/test")
+    let gateway = start(&camera_manifest(
+        &server.url("/test"),
+        "      stall_timeout: 2s\n      connect_timeout: 2s\n",
     ))
     .await;
     let addr = gateway.local_addr();
@@ -472,19 +446,7 @@ streams:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_the_source_leaves_no_ffmpeg_behind() {
     let server = RtspServer::start(&[]);
-    let gateway = start(&format!(
-        r#"
-streams:
-  - id: cam
-    source:
-      plugin: ffmpeg-mjpeg
-      url: {}
-      fps: 5
-      width: 320
-"#,
-        server.url("/test")
-    ))
-    .await;
+    let gateway = start(&camera_manifest(&server.url("/test"), "")).await;
     let addr = gateway.local_addr();
     let mut ws = connect(addr, "/ws/streams/cam").await;
     next_frame(&mut ws, SECS(30)).await;
@@ -616,28 +578,6 @@ fn a_sigkilled_gateway_takes_its_ffmpeg_with_it() {
     );
 }
 
-/// `GET path` with `Connection: close`; returns the body.
-async fn http_get(addr: SocketAddr, path: &str) -> String {
-    let path = path.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut stream = std::net::TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(SECS(10))).unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut response = Vec::new();
-        let _ = stream.read_to_end(&mut response);
-        let text = String::from_utf8_lossy(&response).into_owned();
-        text.split_once("\r\n\r\n")
-            .map(|(_, body)| body.to_owned())
-            .unwrap_or(text)
-    })
-    .await
-    .unwrap()
-}
-
 #[test]
 fn passwords_never_leak_into_logs_api_or_websocket_messages() {
     const USER: &str = "admin";
@@ -731,11 +671,11 @@ streams:
                 }
             }
         }
-        texts.push(http_get(addr, "/api/streams").await);
+        texts.push(http_get(addr, "/api/streams", &[]).await.1);
         for id in ["good", "wrong", "inurl"] {
-            texts.push(http_get(addr, &format!("/api/streams/{id}")).await);
+            texts.push(http_get(addr, &format!("/api/streams/{id}"), &[]).await.1);
         }
-        texts.push(http_get(addr, "/api/config").await);
+        texts.push(http_get(addr, "/api/config", &[]).await.1);
     });
     // Let the last log lines arrive, then look everywhere.
     std::thread::sleep(Duration::from_millis(300));

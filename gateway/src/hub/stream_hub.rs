@@ -101,13 +101,6 @@ pub struct StreamInfo {
     pub fps: Option<f64>,
 }
 
-/// Counters the hub keeps for status pages.
-#[derive(Debug, Default)]
-struct Counters {
-    frames_in: AtomicU64,
-    bytes_in: AtomicU64,
-}
-
 /// Measured input rate over the last full second (for status pages).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct InputRate {
@@ -189,7 +182,8 @@ pub struct Hub {
     /// The generation whose sink may publish; bumped whenever a source stops.
     generation: AtomicU64,
     next_seq: AtomicU64,
-    counters: Counters,
+    /// Frames published since the hub was created (for status pages).
+    frames_in: AtomicU64,
     rate: std::sync::Mutex<RateMeter>,
     telemetry: StreamTelemetry,
     control: Mutex<Control>,
@@ -215,7 +209,7 @@ impl Hub {
             epoch: Instant::now(),
             generation: AtomicU64::new(0),
             next_seq: AtomicU64::new(0),
-            counters: Counters::default(),
+            frames_in: AtomicU64::new(0),
             rate: std::sync::Mutex::new(RateMeter::new()),
             telemetry,
             control: Mutex::new(Control {
@@ -252,12 +246,7 @@ impl Hub {
 
     /// Frames published since the hub was created.
     pub fn frames_in(&self) -> u64 {
-        self.counters.frames_in.load(Ordering::Relaxed)
-    }
-
-    /// JPEG bytes published since the hub was created.
-    pub fn bytes_in(&self) -> u64 {
-        self.counters.bytes_in.load(Ordering::Relaxed)
+        self.frames_in.load(Ordering::Relaxed)
     }
 
     /// The measured input rate (last full second).
@@ -456,10 +445,7 @@ impl Hub {
             height,
             jpeg: tagged_copy(jpeg, tag),
         };
-        self.counters.frames_in.fetch_add(1, Ordering::Relaxed);
-        self.counters
-            .bytes_in
-            .fetch_add(jpeg.len() as u64, Ordering::Relaxed);
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
         self.rate
             .lock()
             .unwrap_or_else(|e| e.into_inner())

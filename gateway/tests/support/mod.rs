@@ -51,9 +51,18 @@ pub fn fast_options() -> GatewayOptions {
 /// Starts a gateway on 127.0.0.1:0 with `catalog` and the inline manifest.
 pub async fn start_with(yaml: &str, catalog: PluginCatalog, options: GatewayOptions) -> Gateway {
     let manifest = manifest(yaml, &catalog);
+    start_loaded(LoadedConfig::without_api_file(manifest), catalog, options).await
+}
+
+/// Starts a gateway with `loaded` on 127.0.0.1:0 (no environment variables).
+async fn start_loaded(
+    loaded: LoadedConfig,
+    catalog: PluginCatalog,
+    options: GatewayOptions,
+) -> Gateway {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     Gateway::start(
-        LoadedConfig::without_api_file(manifest),
+        loaded,
         catalog,
         listener,
         std::sync::Arc::new(|_: &str| None),
@@ -242,16 +251,7 @@ pub async fn start_from_file(path: &Path, options: GatewayOptions) -> Gateway {
         Ok(loaded) => loaded,
         Err(errors) => panic!("manifest is invalid:\n{errors}"),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    Gateway::start(
-        loaded,
-        catalog,
-        listener,
-        std::sync::Arc::new(|_: &str| None),
-        options,
-    )
-    .await
-    .expect("gateway starts")
+    start_loaded(loaded, catalog, options).await
 }
 
 /// A raw HTTP/1.1 GET; returns the status and the body.
