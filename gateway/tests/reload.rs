@@ -261,6 +261,8 @@ async fn on_demand_sources_start_with_the_first_viewer_and_are_reaped_after_the_
         lazy.status().state == StreamState::Stopped
     })
     .await;
+    // A stopped source's last picture is dropped: nobody is greeted with a stale frame.
+    assert!(lazy.latest_frame().is_none());
     let frames = always.frames_in();
     eventually(SECS(5), "always-on still producing", || {
         always.frames_in() > frames

@@ -334,6 +334,9 @@ impl Hub {
             }
             tracing::info!(stream = %self.id, "source stopped");
         }
+        // A stopped source's last picture may be minutes old by the time the next viewer
+        // arrives: never greet anyone with it.
+        self.frames.send_replace(None);
         self.set_status(StreamState::Stopped, "");
     }
 

@@ -1,0 +1,326 @@
+//! `camgate-bench`: a load tool for Camgate and other MJPEG servers.
+//!
+//! It opens N viewers (each its own connection and tokio task) against WebSocket
+//! (`ws://.../ws/streams/ID`, one JPEG per binary message) or MJPEG-over-HTTP
+//! (`multipart/x-mixed-replace`) endpoints, optionally M deliberately slow viewers, and
+//! reports per run: share of frames delivered, fps per viewer, latency capture → receipt
+//! (from the Camgate APP11 tag in every JPEG), fan-out spread, time to first frame, and the
+//! gateway's CPU and RSS from `/proc`. See `docs/performance.md` for the documented runs.
+//!
+//! The core is a library so the gateway's test suite can run it in-process
+//! (`gateway/tests/bench_smoke.rs`); `src/main.rs` is a thin CLI around [`run`].
+
+pub mod gateway;
+pub mod mjpeg;
+pub mod procfs;
+pub mod report;
+pub mod tag;
+pub mod viewer;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use clap::Parser;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use tokio::sync::{Semaphore, watch};
+
+pub use report::Report;
+pub use viewer::Mode;
+
+/// Command-line options (also the library's input).
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "camgate-bench",
+    version,
+    about = "Opens N viewers against a Camgate gateway (or any MJPEG server) and reports delivery, latency, fan-out spread, time to first frame, and the gateway's CPU and memory.",
+    after_help = "Examples:\n  camgate-bench --spawn-gateway target/release/camgate --manifest bench/manifests/one-720p.yaml --streams cam --viewers 500\n  camgate-bench --url ws://127.0.0.1:8000/ws/streams/pattern --viewers 100 --slow 10 --pid $(pidof camgate)\n  camgate-bench --mode mjpeg-http --url http://127.0.0.1:8081/stream.mjpg --viewers 50"
+)]
+pub struct Args {
+    /// Viewer URL. `{id}` is replaced by each id of `--streams`; without `{id}`, a ws URL's
+    /// last path segment is. Optional with `--spawn-gateway` (the camgate URL of the mode
+    /// is used).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Normal viewers (spread round-robin over the streams).
+    #[arg(long, default_value_t = 1)]
+    pub viewers: usize,
+    /// Additional slow viewers that read at `--slow-fps`.
+    #[arg(long, default_value_t = 0)]
+    pub slow: usize,
+    /// Frames per second a slow viewer reads.
+    #[arg(long, default_value_t = 1.0)]
+    pub slow_fps: f64,
+    /// `SO_RCVBUF` of slow viewers, bytes (small, so the backlog stays on the server).
+    #[arg(long, default_value_t = 16 * 1024)]
+    pub slow_rcvbuf: u32,
+    /// Measurement window.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Time between the last viewer connecting and the start of the window.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub warmup: Duration,
+    /// Gateway CPU is sampled this long before any viewer connects (the source's own cost);
+    /// 0 to skip. Needs a pid.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub baseline: Duration,
+    /// Gateway process to sample in /proc (CPU, RSS).
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Transport.
+    #[arg(long, value_enum, default_value_t = Mode::Ws)]
+    pub mode: Mode,
+    /// Stream ids, comma-separated; `all` asks the gateway's `GET /api/streams`.
+    #[arg(long, value_delimiter = ',')]
+    pub streams: Vec<String>,
+    /// Fresh viewers opened one after another during the window, each timed from connect
+    /// to its first frame and then closed (time to first frame without a connection storm).
+    #[arg(long, default_value_t = 0)]
+    pub probes: usize,
+    /// Pause between probes (longer than the stream's idle timeout + reaper interval to
+    /// time cold on-demand starts with `--viewers 0`).
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub probe_interval: Duration,
+    /// Handshakes in flight at once while viewers connect.
+    #[arg(long, default_value_t = 64)]
+    pub connect_concurrency: usize,
+    /// Start this camgate binary (`PATH run --config MANIFEST --listen 127.0.0.1:0`) for the
+    /// run, measure it, and stop it at the end.
+    #[arg(long, requires = "manifest")]
+    pub spawn_gateway: Option<PathBuf>,
+    /// The manifest for `--spawn-gateway`.
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+}
+
+/// Resolves `url` into a target.
+fn target(url: &str) -> anyhow::Result<viewer::Target> {
+    let uri: http::Uri = url.parse().with_context(|| format!("bad URL {url:?}"))?;
+    let host = uri.host().context("URL without host")?;
+    let port = uri.port_u16().unwrap_or(80);
+    let addr: SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .with_context(|| format!("cannot resolve {host}"))?
+        .next()
+        .context("no address")?;
+    Ok(viewer::Target {
+        url: url.to_owned(),
+        addr,
+        host: uri.authority().map_or(host.to_owned(), |a| a.to_string()),
+        path: uri
+            .path_and_query()
+            .map_or("/".to_owned(), |p| p.to_string()),
+    })
+}
+
+/// `GET /api/streams` on the gateway: every stream id.
+async fn all_stream_ids(addr: SocketAddr) -> anyhow::Result<Vec<String>> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await?;
+    let connection = tokio::spawn(connection);
+    let request = http::Request::get("/api/streams")
+        .header(http::header::HOST, addr.to_string())
+        .body(Empty::new())?;
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    connection.abort();
+    if status != 200 {
+        bail!("GET /api/streams answered {status}");
+    }
+    let json: serde_json::Value = serde_json::from_slice(&body)?;
+    let ids: Vec<String> = json["streams"]
+        .as_array()
+        .context("no `streams` array")?
+        .iter()
+        .filter_map(|s| s["id"].as_str().map(str::to_owned))
+        .collect();
+    if ids.is_empty() {
+        bail!("the gateway has no streams");
+    }
+    Ok(ids)
+}
+
+/// The URLs viewers use, one per stream.
+async fn target_urls(args: &Args, spawned: Option<SocketAddr>) -> anyhow::Result<Vec<String>> {
+    let template = match (&args.url, spawned) {
+        (Some(url), _) => url.clone(),
+        (None, Some(addr)) => match args.mode {
+            Mode::Ws => format!("ws://{addr}/ws/streams/{{id}}"),
+            Mode::MjpegHttp => format!("http://{addr}/api/streams/{{id}}/mjpeg"),
+        },
+        (None, None) => bail!("give --url (or --spawn-gateway)"),
+    };
+    let mut ids = args.streams.clone();
+    if ids.iter().any(|s| s == "all") {
+        let addr = target(&template.replace("{id}", "x"))?.addr;
+        ids = all_stream_ids(addr).await?;
+    }
+    if ids.is_empty() {
+        if template.contains("{id}") {
+            bail!("the URL has {{id}}: give --streams");
+        }
+        return Ok(vec![template]);
+    }
+    Ok(ids
+        .iter()
+        .map(|id| {
+            if template.contains("{id}") {
+                template.replace("{id}", id)
+            } else {
+                // Replace the last path segment of the URL.
+                let cut = template.rfind('/').map_or(template.len(), |i| i + 1);
+                format!("{}{id}", &template[..cut])
+            }
+        })
+        .collect())
+}
+
+/// Runs a whole measurement and returns its report. Needs a multi-threaded tokio runtime.
+pub async fn run(args: &Args) -> anyhow::Result<Report> {
+    if args.slow > 0 && (args.slow_fps.is_nan() || args.slow_fps <= 0.0) {
+        bail!("--slow-fps must be > 0");
+    }
+    let loadavg_start = procfs::loadavg();
+    let spawned = match (&args.spawn_gateway, &args.manifest) {
+        (Some(binary), Some(manifest)) => Some(gateway::SpawnedGateway::start(binary, manifest)?),
+        _ => None,
+    };
+    let pid = args.pid.or(spawned.as_ref().map(|g| g.pid()));
+    let urls = target_urls(args, spawned.as_ref().map(|g| g.addr)).await?;
+    let targets: Vec<Arc<viewer::Target>> = urls
+        .iter()
+        .map(|u| target(u).map(Arc::new))
+        .collect::<anyhow::Result<_>>()?;
+
+    // Baseline: the gateway with no viewer of ours.
+    let mut baseline_cores = None;
+    let mut rss_baseline_kib = 0;
+    if let Some(pid) = pid {
+        let a = procfs::sample(pid).context("cannot read the gateway's /proc entry")?;
+        if !args.baseline.is_zero() {
+            tokio::time::sleep(args.baseline).await;
+            let b = procfs::sample(pid).context("the gateway went away")?;
+            baseline_cores = Some(procfs::cores_between(&a, &b));
+            rss_baseline_kib = b.rss_kib;
+        } else {
+            rss_baseline_kib = a.rss_kib;
+        }
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let shared = Arc::new(viewer::Shared {
+        phase: AtomicU8::new(viewer::PHASE_WARMUP),
+        connect: Semaphore::new(args.connect_concurrency.max(1)),
+        stop: stop_rx,
+        mode: args.mode,
+        slow_gap: Duration::from_secs_f64(1.0 / args.slow_fps.max(1e-3)),
+        slow_rcvbuf: args.slow_rcvbuf,
+        settled: AtomicUsize::new(0),
+    });
+    let connect_started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..args.viewers + args.slow {
+        let index = i % targets.len();
+        let slow = i >= args.viewers;
+        tasks.push(tokio::spawn(viewer::run(
+            index,
+            Arc::clone(&targets[index]),
+            slow,
+            false,
+            Arc::clone(&shared),
+        )));
+    }
+    // Wait until every viewer is through its handshake (or failed).
+    let all = tasks.len();
+    while shared.settled.load(Ordering::SeqCst) < all {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let connect_s = connect_started.elapsed().as_secs_f64();
+    tokio::time::sleep(args.warmup).await;
+
+    shared.phase.store(viewer::PHASE_MEASURE, Ordering::SeqCst);
+    let window_start = Instant::now();
+    let gateway_start = pid.and_then(procfs::sample);
+    let bench_start = procfs::sample(std::process::id());
+    let probes = {
+        let shared = Arc::clone(&shared);
+        let targets = targets.clone();
+        let (count, gap) = (args.probes, args.probe_interval);
+        tokio::spawn(async move {
+            let mut outcomes = Vec::new();
+            for i in 0..count {
+                if i > 0 {
+                    tokio::time::sleep(gap).await;
+                }
+                let index = i % targets.len();
+                outcomes.push(
+                    viewer::run(
+                        index,
+                        Arc::clone(&targets[index]),
+                        false,
+                        true,
+                        Arc::clone(&shared),
+                    )
+                    .await,
+                );
+            }
+            outcomes
+        })
+    };
+    tokio::time::sleep(args.duration).await;
+    let probe_outcomes = probes.await.unwrap_or_default();
+    shared.phase.store(viewer::PHASE_DONE, Ordering::SeqCst);
+    let window_s = window_start.elapsed().as_secs_f64();
+    let gateway_end = pid.and_then(procfs::sample);
+    let bench_end = procfs::sample(std::process::id());
+    let _ = stop_tx.send(true);
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outcomes.push(task.await.context("a viewer task panicked")?);
+    }
+
+    let gateway = match (pid, gateway_start, gateway_end) {
+        (Some(pid), Some(a), Some(b)) => {
+            let cores = procfs::cores_between(&a, &b);
+            Some(report::GatewayStats {
+                pid,
+                baseline_cores,
+                cores,
+                viewer_cores: baseline_cores.map(|base| cores - base),
+                core_s_per_gb: None,
+                viewer_core_s_per_gb: None,
+                rss_baseline_kib,
+                rss_start_kib: a.rss_kib,
+                rss_end_kib: b.rss_kib,
+                rss_per_viewer_kib: None,
+            })
+        }
+        _ => None,
+    };
+    let bench_cores = match (bench_start, bench_end) {
+        (Some(a), Some(b)) => procfs::cores_between(&a, &b),
+        _ => 0.0,
+    };
+    let facts = report::RunFacts {
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        mode: args.mode,
+        targets: urls,
+        loadavg_start,
+        window_s,
+        connect_s,
+        gateway,
+        bench_cores,
+    };
+    let report = Report::build(facts, &outcomes, &probe_outcomes);
+    drop(spawned);
+    Ok(report)
+}

@@ -1,0 +1,372 @@
+//! One simulated viewer: connects (WebSocket or MJPEG over HTTP), reads frames until told
+//! to stop, and records what it saw. Slow viewers sleep between frames and use a small
+//! receive buffer so the backlog really builds up on the server's side.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::mjpeg::{MultipartParser, boundary_of};
+use crate::tag::read_tag;
+
+/// Measurement phases shared by all viewers.
+pub const PHASE_WARMUP: u8 = 0;
+/// Frames received now count.
+pub const PHASE_MEASURE: u8 = 1;
+/// The window is over.
+pub const PHASE_DONE: u8 = 2;
+
+/// How viewers reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// `ws://.../ws/streams/ID`: one JPEG per binary message.
+    Ws,
+    /// `http://.../mjpeg`: a `multipart/x-mixed-replace` body.
+    MjpegHttp,
+}
+
+/// Where one viewer connects.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The full URL (for reports and the WebSocket handshake).
+    pub url: String,
+    /// The resolved socket address.
+    pub addr: SocketAddr,
+    /// `Host` header value.
+    pub host: String,
+    /// Path and query.
+    pub path: String,
+}
+
+/// What every viewer shares.
+pub struct Shared {
+    /// One of the `PHASE_*` values.
+    pub phase: AtomicU8,
+    /// Limits simultaneous handshakes.
+    pub connect: Semaphore,
+    /// Turns true when viewers must leave.
+    pub stop: watch::Receiver<bool>,
+    /// How viewers connect.
+    pub mode: Mode,
+    /// Slow viewers' delay between frames.
+    pub slow_gap: Duration,
+    /// Slow viewers' `SO_RCVBUF`.
+    pub slow_rcvbuf: u32,
+    /// Viewers done with their handshake (successfully or not).
+    pub settled: AtomicUsize,
+}
+
+/// Everything one viewer observed.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Index of its target.
+    pub target: usize,
+    /// A deliberately slow viewer.
+    pub slow: bool,
+    /// The handshake succeeded.
+    pub connected: bool,
+    /// Why it failed or ended early.
+    pub error: Option<String>,
+    /// Close code the server sent, if any.
+    pub close_code: Option<u16>,
+    /// The server ended the session before the run did.
+    pub ended_early: bool,
+    /// Connect start → handshake complete, µs.
+    pub handshake_us: Option<u64>,
+    /// Connect start → first JPEG, µs (may be the hub's cached frame).
+    pub ttff_us: Option<u64>,
+    /// Connect start → first JPEG captured after the connect started, µs (tagged frames
+    /// only): on a cold on-demand stream this is the source's real start-up time, since the
+    /// first JPEG may be a cached frame from the previous run.
+    pub fresh_us: Option<u64>,
+    /// Connect start, µs since the epoch.
+    pub started_at_us: u64,
+    /// Frames received in the measurement window.
+    pub frames: u64,
+    /// JPEG bytes received in the measurement window.
+    pub bytes: u64,
+    /// Frames without a Camgate tag (other servers).
+    pub untagged: u64,
+    /// Capture → receipt, µs, per tagged frame in the window.
+    pub latency_us: Vec<u32>,
+    /// Publish (at the hub) → receipt, µs.
+    pub added_us: Vec<u32>,
+    /// (seq, receipt time µs since the epoch) of tagged frames in the window.
+    pub receipts: Vec<(u64, u64)>,
+    /// `dropped` notices received, and the frames they reported.
+    pub dropped_notices: u64,
+    /// Sum of `frames` in `dropped` notices.
+    pub dropped_reported: u64,
+}
+
+fn unix_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+impl Outcome {
+    fn frame(&mut self, jpeg: &[u8], started: Instant, measuring: bool) {
+        let now_us = unix_micros();
+        let tag = read_tag(jpeg);
+        let elapsed = started.elapsed().as_micros() as u64;
+        if self.ttff_us.is_none() {
+            self.ttff_us = Some(elapsed);
+        }
+        if self.fresh_us.is_none() && tag.is_some_and(|t| t.captured_at_us >= self.started_at_us) {
+            self.fresh_us = Some(elapsed);
+        }
+        if !measuring {
+            return;
+        }
+        self.frames += 1;
+        self.bytes += jpeg.len() as u64;
+        match tag {
+            Some(tag) => {
+                let clamp = |v: u64| v.min(u64::from(u32::MAX)) as u32;
+                self.latency_us
+                    .push(clamp(now_us.saturating_sub(tag.captured_at_us)));
+                self.added_us
+                    .push(clamp(now_us.saturating_sub(tag.published_at_us)));
+                self.receipts.push((tag.seq, now_us));
+            }
+            None => self.untagged += 1,
+        }
+    }
+
+    fn text(&mut self, text: &str) {
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(text)
+            && value["type"] == "dropped"
+        {
+            self.dropped_notices += 1;
+            self.dropped_reported += value["frames"].as_u64().unwrap_or(0);
+        }
+    }
+}
+
+async fn tcp_connect(addr: SocketAddr, rcvbuf: Option<u32>) -> anyhow::Result<TcpStream> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(size) = rcvbuf {
+        socket.set_recv_buffer_size(size)?;
+    }
+    let stream = socket.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// Runs one viewer until `shared.stop` (or, for a probe, until its first frame).
+pub async fn run(
+    target_index: usize,
+    target: Arc<Target>,
+    slow: bool,
+    probe: bool,
+    shared: Arc<Shared>,
+) -> Outcome {
+    let mut outcome = Outcome {
+        target: target_index,
+        slow,
+        ..Outcome::default()
+    };
+    let result = match shared.mode {
+        Mode::Ws => run_ws(&target, probe, &shared, &mut outcome).await,
+        Mode::MjpegHttp => run_mjpeg(&target, probe, &shared, &mut outcome).await,
+    };
+    if let Err(e) = result {
+        outcome.error = Some(format!("{e:#}"));
+    }
+    if !outcome.connected && !probe {
+        shared.settled.fetch_add(1, Ordering::SeqCst);
+    }
+    outcome
+}
+
+fn stopped(stop: &watch::Receiver<bool>) -> bool {
+    *stop.borrow()
+}
+
+async fn slow_pause(shared: &Shared, stop: &mut watch::Receiver<bool>) {
+    tokio::select! {
+        _ = tokio::time::sleep(shared.slow_gap) => {}
+        _ = stop.wait_for(|v| *v) => {}
+    }
+}
+
+async fn run_ws(
+    target: &Target,
+    probe: bool,
+    shared: &Shared,
+    out: &mut Outcome,
+) -> anyhow::Result<()> {
+    let mut stop = shared.stop.clone();
+    let started = Instant::now();
+    out.started_at_us = unix_micros();
+    let mut ws = {
+        let _permit = shared.connect.acquire().await?;
+        let rcvbuf = out.slow.then_some(shared.slow_rcvbuf);
+        let stream =
+            tokio::time::timeout(Duration::from_secs(10), tcp_connect(target.addr, rcvbuf))
+                .await
+                .context("TCP connect timed out")??;
+        let config =
+            WebSocketConfig::default().read_buffer_size(if out.slow { 4096 } else { 64 * 1024 });
+        let (ws, response) = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio_tungstenite::client_async_with_config(target.url.as_str(), stream, Some(config)),
+        )
+        .await
+        .context("WebSocket handshake timed out")??;
+        if response.status() != 101 {
+            bail!("handshake answered {}", response.status());
+        }
+        ws
+    };
+    out.connected = true;
+    out.handshake_us = Some(started.elapsed().as_micros() as u64);
+    if !probe {
+        shared.settled.fetch_add(1, Ordering::SeqCst);
+    }
+    loop {
+        if stopped(&stop) {
+            break;
+        }
+        let message = tokio::select! {
+            _ = stop.wait_for(|v| *v) => break,
+            message = ws.next() => message,
+        };
+        match message {
+            Some(Ok(Message::Binary(jpeg))) => {
+                let measuring = shared.phase.load(Ordering::Relaxed) == PHASE_MEASURE;
+                out.frame(&jpeg, started, measuring && !probe);
+                if probe && (out.fresh_us.is_some() || read_tag(&jpeg).is_none()) {
+                    break;
+                }
+                if out.slow {
+                    slow_pause(shared, &mut stop).await;
+                }
+            }
+            Some(Ok(Message::Text(text))) => out.text(&text),
+            Some(Ok(Message::Close(frame))) => {
+                out.close_code = frame.map(|f| u16::from(f.code));
+                out.ended_early = true;
+                return Ok(());
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                out.ended_early = true;
+                bail!("WebSocket error: {e}");
+            }
+            None => {
+                out.ended_early = true;
+                bail!("connection closed by the server");
+            }
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_millis(200), ws.close(None)).await;
+    Ok(())
+}
+
+async fn run_mjpeg(
+    target: &Target,
+    probe: bool,
+    shared: &Shared,
+    out: &mut Outcome,
+) -> anyhow::Result<()> {
+    let mut stop = shared.stop.clone();
+    let started = Instant::now();
+    out.started_at_us = unix_micros();
+    let (response, connection) = {
+        let _permit = shared.connect.acquire().await?;
+        let rcvbuf = out.slow.then_some(shared.slow_rcvbuf);
+        let stream =
+            tokio::time::timeout(Duration::from_secs(10), tcp_connect(target.addr, rcvbuf))
+                .await
+                .context("TCP connect timed out")??;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await?;
+        let connection = tokio::spawn(connection);
+        let request = http::Request::get(target.path.as_str())
+            .header(http::header::HOST, target.host.as_str())
+            .body(Empty::new())?;
+        let response = tokio::time::timeout(Duration::from_secs(10), sender.send_request(request))
+            .await
+            .context("HTTP response timed out")??;
+        (response, connection)
+    };
+    let status = response.status();
+    if status != 200 {
+        connection.abort();
+        bail!("GET {} answered {status}", target.path);
+    }
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let Some(boundary) = boundary_of(&content_type) else {
+        connection.abort();
+        bail!("not a multipart response (Content-Type: {content_type:?})");
+    };
+    out.connected = true;
+    out.handshake_us = Some(started.elapsed().as_micros() as u64);
+    if !probe {
+        shared.settled.fetch_add(1, Ordering::SeqCst);
+    }
+    let mut parser = MultipartParser::new(&boundary);
+    let mut body = response.into_body();
+    'read: loop {
+        if stopped(&stop) {
+            break;
+        }
+        let frame = tokio::select! {
+            _ = stop.wait_for(|v| *v) => break,
+            frame = body.frame() => frame,
+        };
+        match frame {
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                for jpeg in parser.push(&data) {
+                    let measuring = shared.phase.load(Ordering::Relaxed) == PHASE_MEASURE;
+                    out.frame(&jpeg, started, measuring && !probe);
+                    if probe && (out.fresh_us.is_some() || read_tag(&jpeg).is_none()) {
+                        break 'read;
+                    }
+                    if out.slow {
+                        slow_pause(shared, &mut stop).await;
+                    }
+                }
+            }
+            Some(Err(e)) => {
+                out.ended_early = true;
+                connection.abort();
+                bail!("HTTP body error: {e}");
+            }
+            None => {
+                out.ended_early = true;
+                connection.abort();
+                bail!("the server ended the stream");
+            }
+        }
+    }
+    drop(body);
+    connection.abort();
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! Smoke test of the load tool (`camgate-bench`, used as a library): a short run with three
+//! WebSocket viewers and a probe against a real gateway, then a short MJPEG-over-HTTP run.
+//! It checks that frames arrive and that the report is complete and well-formed; it does
+//! not judge performance (benchmarks are documented in `docs/performance.md`, not timed
+//! here).
+
+mod support;
+
+use std::time::Duration;
+
+use clap::Parser;
+
+const MANIFEST: &str = r#"
+streams:
+  - id: smoke
+    name: Smoke
+    on_demand: false
+    source:
+      plugin: testsrc
+      width: 320
+      height: 180
+      fps: 10
+"#;
+
+fn args(extra: &[&str]) -> camgate_bench::Args {
+    let mut argv = vec!["camgate-bench"];
+    argv.extend_from_slice(extra);
+    camgate_bench::Args::parse_from(argv)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_tool_reports_frames_from_a_live_gateway() {
+    let gateway = support::start(MANIFEST).await;
+    let addr = gateway.local_addr();
+    let pid = std::process::id().to_string();
+
+    // The tool's tag reader agrees with the gateway's on a real frame.
+    let mut ws = support::connect(addr, "/ws/streams/smoke").await;
+    let jpeg = loop {
+        if let tokio_tungstenite::tungstenite::Message::Binary(b) =
+            support::next_message(&mut ws, Duration::from_secs(5)).await
+        {
+            break b;
+        }
+    };
+    let theirs = camgate::hub::read_tag(&jpeg).expect("gateway tag");
+    let ours = camgate_bench::tag::read_tag(&jpeg).expect("bench reads the tag");
+    assert_eq!(
+        (ours.seq, ours.captured_at_us, ours.published_at_us),
+        (theirs.seq, theirs.captured_at_us, theirs.published_at_us)
+    );
+    drop(ws);
+
+    let url = format!("ws://{addr}/ws/streams/smoke");
+    let ws_args = args(&[
+        "--url",
+        &url,
+        "--viewers",
+        "3",
+        "--duration",
+        "2s",
+        "--warmup",
+        "300ms",
+        "--baseline",
+        "0s",
+        "--pid",
+        &pid,
+        "--probes",
+        "2",
+        "--probe-interval",
+        "200ms",
+    ]);
+    let report = camgate_bench::run(&ws_args)
+        .await
+        .expect("the run completes");
+    let json = serde_json::to_value(&report).expect("the report serialises");
+    for field in [
+        "tool",
+        "command",
+        "nproc",
+        "loadavg_start",
+        "mode",
+        "targets",
+        "window_s",
+        "normal",
+        "spread_ms",
+        "probe_ttff_ms",
+        "gateway",
+        "bench_cores",
+        "errors",
+    ] {
+        assert!(json.get(field).is_some(), "report has `{field}`: {json:#}");
+    }
+    let normal = &json["normal"];
+    assert_eq!(normal["connected"], 3, "{json:#}");
+    assert!(
+        normal["frames"].as_u64().unwrap() > 0,
+        "frames arrived: {json:#}"
+    );
+    assert!(normal["share"]["min"].as_f64().unwrap() > 0.0, "{json:#}");
+    assert!(
+        normal["latency_ms"]["p50"].as_f64().unwrap() >= 0.0,
+        "{json:#}"
+    );
+    assert_eq!(normal["untagged_frames"], 0);
+    assert_eq!(
+        json["probe_ttff_each_ms"].as_array().unwrap().len(),
+        2,
+        "{json:#}"
+    );
+    assert!(json["gateway"]["rss_end_kib"].as_u64().unwrap() > 0);
+    assert!(json["errors"].as_array().unwrap().is_empty(), "{json:#}");
+    assert!(report.table().contains("share"));
+
+    // The same numbers over MJPEG-over-HTTP (the mode used for other servers).
+    let mjpeg_url = format!("http://{addr}/api/streams/smoke/mjpeg");
+    let mjpeg_args = args(&[
+        "--mode",
+        "mjpeg-http",
+        "--url",
+        &mjpeg_url,
+        "--viewers",
+        "2",
+        "--duration",
+        "1s",
+        "--warmup",
+        "300ms",
+        "--baseline",
+        "0s",
+    ]);
+    let report = camgate_bench::run(&mjpeg_args)
+        .await
+        .expect("the MJPEG run completes");
+    assert!(report.normal.frames > 0, "{}", report.table());
+    assert!(
+        report.normal.share.as_ref().is_some_and(|s| s.min > 0.0),
+        "{}",
+        report.table()
+    );
+
+    gateway.shutdown().await;
+}
