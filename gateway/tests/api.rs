@@ -513,6 +513,24 @@ async fn metrics_count_frames_viewers_and_reloads_consistently() {
     gateway.shutdown().await;
 }
 
+/// Opens a WebSocket with one extra request header (a token or a cookie).
+async fn ws_with_header(
+    url: &str,
+    name: &'static str,
+    value: &str,
+) -> Result<
+    (
+        Client,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    tokio_tungstenite::tungstenite::Error,
+> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request()?;
+    request.headers_mut().insert(name, value.parse().unwrap());
+    tokio_tungstenite::connect_async(request).await
+}
+
 const ADMIN: &str = "admin-token-0123456789";
 const VIEWER_ALL: &str = "viewer-token-all-0123456";
 const VIEWER_A: &str = "viewer-token-a-0123456789";
@@ -618,25 +636,12 @@ streams:
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
         other => panic!("expected 401, got {other:?}"),
     }
-    let mut request =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-            url.as_str(),
-        )
+    let (mut ws, _) = ws_with_header(&url, "Authorization", &only_a)
+        .await
         .unwrap();
-    request
-        .headers_mut()
-        .insert("Authorization", only_a.parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     next_frame(&mut ws, SECS(5)).await;
-    let mut forbidden =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
-            "ws://{addr}/ws/streams/b"
-        ))
-        .unwrap();
-    forbidden
-        .headers_mut()
-        .insert("Authorization", only_a.parse().unwrap());
-    match tokio_tungstenite::connect_async(forbidden).await {
+    let other_stream = format!("ws://{addr}/ws/streams/b");
+    match ws_with_header(&other_stream, "Authorization", &only_a).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 403),
         other => panic!("expected 403, got {other:?}"),
     }
@@ -666,15 +671,7 @@ streams:
         (me["authenticated"].as_bool(), me["role"].as_str()),
         (Some(true), Some("viewer"))
     );
-    let mut cookie_ws =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-            url.as_str(),
-        )
-        .unwrap();
-    cookie_ws
-        .headers_mut()
-        .insert("Cookie", session.parse().unwrap());
-    let (mut ws2, _) = tokio_tungstenite::connect_async(cookie_ws).await.unwrap();
+    let (mut ws2, _) = ws_with_header(&url, "Cookie", &session).await.unwrap();
     next_frame(&mut ws2, SECS(5)).await;
     let (status, _) = http_json(
         addr,
