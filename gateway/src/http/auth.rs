@@ -251,7 +251,7 @@ mod tests {
     }
 
     #[test]
-    fn credentials_come_from_header_cookie_or_query() {
+    fn without_tokens_everyone_is_open() {
         let auth = AuthConfig {
             tokens: vec![],
             public_without_auth: false,
