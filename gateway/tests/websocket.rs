@@ -1,14 +1,20 @@
 //! End-to-end WebSocket viewer tests against a real gateway on 127.0.0.1:0 with real
 //! testsrc sources: the protocol (hello first, one decodable JPEG per binary message,
-//! increasing sequence numbers), errors before the upgrade, and the slow-viewer policy.
+//! increasing sequence numbers), keepalive, the closing handshake, protocol violations, errors
+//! before the upgrade, and the slow-viewer policy.
 
 mod support;
 
 use std::time::Duration;
 
+use camgate::app::GatewayOptions;
+use camgate::http::ws::WsSettings;
+use camgate::plugins::PluginCatalog;
 use futures_util::SinkExt;
 use support::*;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
@@ -319,5 +325,116 @@ async fn stream_list_reports_state_and_viewers() {
     assert_eq!(status, 404);
     assert!(body.contains("\"error\""), "{body}");
     drop(ws);
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_are_answered_and_a_viewer_that_never_answers_is_closed_with_4008() {
+    let options = GatewayOptions {
+        ws: WsSettings {
+            ping_interval: Duration::from_millis(300),
+            pong_timeout: Duration::from_millis(1500),
+            ..fast_options().ws
+        },
+        ..fast_options()
+    };
+    let gateway = start_with(PATTERN, PluginCatalog::with_builtins(), options).await;
+    let mut viewer = RawViewer::connect(gateway.local_addr(), "/ws/streams/pattern").await;
+    let hello = viewer.next_of(0x1, SECS(5)).await;
+    assert!(String::from_utf8_lossy(&hello.payload).contains("\"hello\""));
+
+    // A ping is answered with a pong carrying the same payload.
+    viewer.send(0x89, b"are you there", true).await;
+    let pong = viewer.next_of(0xA, SECS(5)).await;
+    assert_eq!(pong.payload, b"are you there");
+
+    // The gateway pings on its own; this viewer never answers and is cut off with 4008.
+    let ping = viewer.next_of(0x9, SECS(5)).await;
+    assert!(ping.payload.is_empty());
+    let close = viewer.next_of(0x8, SECS(10)).await;
+    assert_eq!(close.close_code(), Some(4008));
+    assert!(String::from_utf8_lossy(&close.payload).contains("ping"));
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_violations_close_with_1002_or_1009_and_other_viewers_go_on() {
+    let gateway = start(PATTERN).await;
+    let addr = gateway.local_addr();
+    let mut bystander = connect(addr, "/ws/streams/pattern").await;
+
+    let mut unmasked = RawViewer::connect(addr, "/ws/streams/pattern").await;
+    unmasked.send(0x81, b"{}", false).await;
+    let close = unmasked.next_of(0x8, SECS(5)).await;
+    assert_eq!(close.close_code(), Some(1002));
+
+    let mut oversized = RawViewer::connect(addr, "/ws/streams/pattern").await;
+    oversized.send_header_only(0x82, 1 << 40).await;
+    let close = oversized.next_of(0x8, SECS(5)).await;
+    assert_eq!(close.close_code(), Some(1009));
+
+    let mut bad_control = RawViewer::connect(addr, "/ws/streams/pattern").await;
+    bad_control.send(0x09, b"", true).await; // a fragmented ping
+    let close = bad_control.next_of(0x8, SECS(5)).await;
+    assert_eq!(close.close_code(), Some(1002));
+
+    // Fragmented messages from a viewer are fine (and ignored).
+    let mut chatty = RawViewer::connect(addr, "/ws/streams/pattern").await;
+    chatty.send(0x01, b"{\"hel", true).await;
+    chatty.send(0x80, b"lo\"}", true).await;
+    chatty.next_of(0x2, SECS(5)).await;
+    chatty.next_of(0x2, SECS(5)).await;
+
+    for _ in 0..3 {
+        next_frame(&mut bystander, SECS(5)).await;
+    }
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_closing_gets_its_close_answered_and_is_detached() {
+    let gateway = start(PATTERN).await;
+    let hub = gateway.state().registry.get("pattern").unwrap();
+    let mut viewer = connect(gateway.local_addr(), "/ws/streams/pattern").await;
+    next_frame(&mut viewer, SECS(5)).await;
+    viewer
+        .send(Message::Close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        })))
+        .await
+        .unwrap();
+    assert_eq!(closed_with(&mut viewer, SECS(5)).await, Some(1000));
+    eventually(SECS(5), "viewer detached", || hub.viewer_count() == 0).await;
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn testsrc_loop_frames_repeats_its_pictures_with_fresh_tags() {
+    let gateway = start(
+        r#"
+streams:
+  - id: loop
+    source: { plugin: testsrc, width: 160, height: 96, fps: 20, loop_frames: 3 }
+"#,
+    )
+    .await;
+    let mut viewer = RawViewer::connect(gateway.local_addr(), "/ws/streams/loop").await;
+    let mut frames = Vec::new();
+    while frames.len() < 7 {
+        let message = viewer.next_of(0x2, SECS(5)).await;
+        let frame = decode_frame(&message.payload);
+        let mut pixels = jpeg_decoder::Decoder::new(&message.payload[..]);
+        frames.push((frame.seq, pixels.decode().unwrap()));
+    }
+    // Consecutive frames differ (the box moves); frames three apart are the same picture.
+    let (first, rest) = frames.split_first().unwrap();
+    assert!(
+        rest.windows(2).all(|w| w[1].0 == w[0].0 + 1),
+        "no frame skipped"
+    );
+    assert_ne!(first.1, rest[0].1);
+    assert_eq!(first.1, rest[2].1);
+    assert_eq!(rest[0].1, rest[3].1);
     gateway.shutdown().await;
 }

@@ -3,7 +3,7 @@
 //!
 //! Invariants:
 //! - Every accepted socket gets `TCP_NODELAY` and a small `TCP_NOTSENT_LOWAT`, so data the
-//!   gateway hands the kernel for a slow viewer cannot pile up there (see `ws.rs`).
+//!   gateway hands the kernel for a slow viewer cannot pile up there (see `ws/session.rs`).
 //! - On shutdown the listener stops accepting, HTTP connections finish their current
 //!   request, and WebSocket sessions close with 1001 (they watch the same signal);
 //!   [`serve`] returns when every connection is gone or the grace period ran out.

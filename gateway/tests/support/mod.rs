@@ -382,3 +382,148 @@ pub async fn http_json(
     };
     (status, json)
 }
+
+/// A WebSocket viewer written by hand on a plain TCP socket, for what a library client
+/// hides: it answers no ping by itself and can send malformed frames.
+pub struct RawViewer {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+}
+
+/// A frame the gateway sent to a [`RawViewer`].
+#[derive(Debug)]
+pub struct RawFrame {
+    pub opcode: u8,
+    pub payload: Vec<u8>,
+}
+
+impl RawFrame {
+    /// The close code of a close frame.
+    pub fn close_code(&self) -> Option<u16> {
+        (self.opcode == 0x8 && self.payload.len() >= 2)
+            .then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
+    }
+}
+
+impl RawViewer {
+    /// Performs the opening handshake for `path` and checks the 101.
+    pub async fn connect(addr: SocketAddr, path: &str) -> RawViewer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut buffer = Vec::new();
+        let end = loop {
+            if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end + 4;
+            }
+            let mut chunk = [0u8; 1024];
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "connection closed during the handshake");
+            buffer.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buffer[..end]).to_string();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        // The accept key of RFC 6455's own example.
+        assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{head}");
+        buffer.drain(..end);
+        RawViewer { stream, buffer }
+    }
+
+    /// Sends one frame; `masked: false` breaks the protocol on purpose.
+    pub async fn send(&mut self, first_byte: u8, payload: &[u8], masked: bool) {
+        use tokio::io::AsyncWriteExt;
+        let mask = [0x11, 0x22, 0x33, 0x44];
+        let mask_bit = if masked { 0x80 } else { 0 };
+        let mut frame = vec![first_byte];
+        match payload.len() {
+            n if n < 126 => frame.push(mask_bit | n as u8),
+            n if n <= 0xFFFF => {
+                frame.push(mask_bit | 126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                frame.push(mask_bit | 127);
+                frame.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        if masked {
+            frame.extend_from_slice(&mask);
+            frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        } else {
+            frame.extend_from_slice(payload);
+        }
+        self.stream.write_all(&frame).await.unwrap();
+    }
+
+    /// Sends only the header of a masked frame announcing `len` payload bytes.
+    pub async fn send_header_only(&mut self, first_byte: u8, len: u64) {
+        use tokio::io::AsyncWriteExt;
+        let mut frame = vec![first_byte, 0x80 | 127];
+        frame.extend_from_slice(&len.to_be_bytes());
+        frame.extend_from_slice(&[1, 2, 3, 4]);
+        self.stream.write_all(&frame).await.unwrap();
+    }
+
+    /// The next frame from the gateway; `None` when the connection ended.
+    pub async fn next(&mut self, timeout: Duration) -> Option<RawFrame> {
+        use tokio::io::AsyncReadExt;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(frame) = self.parse() {
+                return Some(frame);
+            }
+            let mut chunk = vec![0u8; 64 * 1024];
+            let read = tokio::time::timeout_at(deadline, self.stream.read(&mut chunk))
+                .await
+                .unwrap_or_else(|_| panic!("no frame within {timeout:?}"));
+            match read {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// The next frame with `opcode`, skipping others.
+    pub async fn next_of(&mut self, opcode: u8, timeout: Duration) -> RawFrame {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Some(frame) if frame.opcode == opcode => return frame,
+                Some(_) => {}
+                None => panic!("connection ended before a frame with opcode {opcode:#x}"),
+            }
+        }
+    }
+
+    fn parse(&mut self) -> Option<RawFrame> {
+        let b = &self.buffer;
+        if b.len() < 2 {
+            return None;
+        }
+        assert_eq!(b[1] & 0x80, 0, "server frames are never masked");
+        assert_ne!(b[0] & 0x80, 0, "server frames are final");
+        let (len, start) = match b[1] & 0x7F {
+            126 if b.len() >= 4 => (usize::from(u16::from_be_bytes([b[2], b[3]])), 4),
+            127 if b.len() >= 10 => (
+                usize::try_from(u64::from_be_bytes(b[2..10].try_into().unwrap())).unwrap(),
+                10,
+            ),
+            126 | 127 => return None,
+            n => (usize::from(n), 2),
+        };
+        if b.len() < start + len {
+            return None;
+        }
+        let frame = RawFrame {
+            opcode: b[0] & 0x0F,
+            payload: b[start..start + len].to_vec(),
+        };
+        self.buffer.drain(..start + len);
+        Some(frame)
+    }
+}

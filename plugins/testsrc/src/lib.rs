@@ -40,7 +40,15 @@ pub struct TestSrcConfig {
     /// JPEG quality on ffmpeg's `-q:v` scale, as for the ffmpeg plugin: 2 (best) .. 31 (worst).
     #[serde(default = "default_quality")]
     pub quality: u8,
+    /// Encode this many frames once and then repeat them (0: encode every frame). For
+    /// benchmarks: the gateway process then spends its CPU on fan-out, not on JPEG
+    /// encoding, as it does with a real camera (whose encoding happens in ffmpeg).
+    #[serde(default)]
+    pub loop_frames: u32,
 }
+
+/// Most frames `loop_frames` may keep (a minute at 10 fps; ~27 MB at 720p).
+const MAX_LOOP_FRAMES: u32 = 600;
 
 fn default_width() -> u32 {
     640
@@ -86,6 +94,12 @@ impl SourcePlugin for TestSrc {
             problems.push(format!(
                 "quality must be 2 (best) ..= 31 (worst), got {}",
                 config.quality
+            ));
+        }
+        if config.loop_frames > MAX_LOOP_FRAMES {
+            problems.push(format!(
+                "loop_frames must be 0 (off) ..= {MAX_LOOP_FRAMES}, got {}",
+                config.loop_frames
             ));
         }
         if problems.is_empty() {
@@ -154,11 +168,27 @@ fn produce(config: &TestSrcConfig, host: &Host, stop: &mpsc::Receiver<()>) {
     let period = Duration::from_secs_f64(1.0 / config.fps);
     let mut next = Instant::now();
     let mut frame_number: u64 = 0;
+    // With `loop_frames`, the first pass encodes and keeps each frame; later passes reuse.
+    let mut encoded: Vec<Vec<u8>> = Vec::new();
+    let loop_frames = usize::try_from(config.loop_frames).unwrap_or(0);
     loop {
         let captured_at = SystemTime::now();
-        let jpeg = renderer.render(frame_number, captured_at);
+        let fresh;
+        let jpeg: &[u8] = match loop_frames {
+            0 => {
+                fresh = renderer.render(frame_number, captured_at);
+                &fresh
+            }
+            n => {
+                let index = usize::try_from(frame_number).unwrap_or(0) % n;
+                if index == encoded.len() {
+                    encoded.push(renderer.render(frame_number, captured_at));
+                }
+                &encoded[index]
+            }
+        };
         let frame = Frame {
-            jpeg: &jpeg,
+            jpeg,
             width: config.width,
             height: config.height,
             captured_at,

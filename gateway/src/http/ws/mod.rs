@@ -1,0 +1,210 @@
+//! `GET /ws/streams/{id}`: the WebSocket viewer.
+//!
+//! Protocol: each binary message is exactly one JPEG (carrying the Camgate APP11 tag with
+//! sequence number and timestamps); text messages are JSON objects with a `type`:
+//! `hello` first, then `state` on changes and `dropped` when frames were skipped.
+//! Close codes: 1001 shutting down, 4004 stream removed, 4008 too slow.
+//!
+//! This module validates the upgrade request (version, key, Origin, `max_fps`), answers
+//! `101 Switching Protocols` and hands the raw TCP socket to a [`session`]; framing is our
+//! own ([`codec`], [`outbox`]) so a frame shared by every viewer is written from the hub's
+//! buffer with one vectored write per viewer, never copied per viewer. The slow-viewer
+//! policy is documented in `session.rs`.
+
+mod codec;
+mod outbox;
+mod session;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+use super::auth::Credential;
+use super::pacing::parse_max_fps;
+use super::response::{self, Body};
+use crate::app::AppState;
+use crate::hub::Hub;
+use session::{Access, Session};
+
+/// Close code: the gateway is shutting down.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code: the viewer is not allowed to watch.
+pub const CLOSE_UNAUTHORIZED: u16 = 4001;
+/// Close code: the stream was removed from the configuration.
+pub const CLOSE_STREAM_REMOVED: u16 = 4004;
+/// Close code: the viewer could not keep up (or stopped answering).
+pub const CLOSE_TOO_SLOW: u16 = 4008;
+
+/// Tunables of the WebSocket viewer.
+#[derive(Debug, Clone)]
+pub struct WsSettings {
+    /// How often the gateway pings an idle viewer.
+    pub ping_interval: Duration,
+    /// A viewer that answers no ping for this long is disconnected.
+    pub pong_timeout: Duration,
+    /// A viewer whose socket cannot take one message for this long is disconnected.
+    pub write_timeout: Duration,
+    /// `dropped` notices are sent at most this often.
+    pub dropped_report_interval: Duration,
+    /// Largest message a viewer may send (viewers only send small control messages).
+    pub max_incoming_message: usize,
+}
+
+impl Default for WsSettings {
+    fn default() -> Self {
+        WsSettings {
+            ping_interval: Duration::from_secs(15),
+            pong_timeout: Duration::from_secs(45),
+            write_timeout: Duration::from_secs(10),
+            dropped_report_interval: Duration::from_secs(1),
+            max_incoming_message: 64 * 1024,
+        }
+    }
+}
+
+fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Browsers always send `Origin`; it must be our own host or in the allow-list. Clients
+/// without `Origin` (not browsers) are not subject to cross-site attacks and pass.
+fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    if allowed
+        .iter()
+        .any(|a| a == "*" || a.eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
+}
+
+/// Handles the upgrade request for `hub` (already authorized): validates it, answers 101
+/// and spawns the viewer session. `credential` is re-checked during the session.
+pub fn upgrade(
+    req: Request<Incoming>,
+    state: Arc<AppState>,
+    hub: Arc<Hub>,
+    credential: Credential,
+) -> Response<Body> {
+    let headers = req.headers();
+    if !header_has_token(headers, header::CONNECTION, "upgrade")
+        || !header_has_token(headers, header::UPGRADE, "websocket")
+    {
+        return response::error(
+            StatusCode::UPGRADE_REQUIRED,
+            "websocket_required",
+            "this endpoint speaks WebSocket: send `Connection: Upgrade` and `Upgrade: websocket`",
+        );
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v != "13")
+    {
+        let mut response = response::error(
+            StatusCode::BAD_REQUEST,
+            "websocket_version",
+            "unsupported WebSocket version (only 13 is supported)",
+        );
+        response.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        return response;
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+        return response::error(
+            StatusCode::BAD_REQUEST,
+            "websocket_key",
+            "missing Sec-WebSocket-Key header",
+        );
+    };
+    if !origin_allowed(headers, &state.config().manifest.server.allowed_origins) {
+        return response::error(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "this Origin may not open viewer WebSockets (add it to server.allowed_origins)",
+        );
+    }
+    let max_fps = match parse_max_fps(req.uri().query()) {
+        Ok(max_fps) => max_fps,
+        Err(message) => return response::error(StatusCode::BAD_REQUEST, "bad_query", &message),
+    };
+    let accept = derive_accept_key(key.as_bytes());
+
+    let settings = state.ws.clone();
+    let guard = req.extensions().get::<super::ConnectionGuard>().cloned();
+    tokio::spawn(async move {
+        let _guard = guard;
+        let upgraded = match hyper::upgrade::on(req).await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                tracing::debug!(error = %e, "WebSocket upgrade failed");
+                return;
+            }
+        };
+        // The server hands hyper plain `TcpStream`s (see `http::serve`), so this only fails
+        // if that changes: say so loudly rather than serve through a slower path.
+        let parts = match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => parts,
+            Err(_) => {
+                tracing::error!("WebSocket upgrade on a connection that is not a TCP socket");
+                return;
+            }
+        };
+        let viewer = hub.subscribe().await;
+        let session = Session::new(parts.io.into_inner(), &parts.read_buf, settings, &hub);
+        session
+            .run(viewer, max_fps, Access { state, credential })
+            .await;
+    });
+
+    let mut response = Response::new(response::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = response.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(value) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_must_match_host_or_allow_list() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8000"));
+        assert!(origin_allowed(&h, &[]), "no Origin: not a browser");
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:8000"),
+        );
+        assert!(origin_allowed(&h, &[]));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example"),
+        );
+        assert!(!origin_allowed(&h, &[]));
+        assert!(origin_allowed(&h, &["http://evil.example".to_owned()]));
+    }
+}

@@ -1,0 +1,366 @@
+//! One viewer's WebSocket session: a single task that owns the TCP socket, waits for the
+//! hub's frames, status changes, the viewer's control frames and its own timers, and writes
+//! through an [`Outbox`] without ever blocking on one viewer's socket.
+//!
+//! Slow-viewer policy (explicit, per viewer):
+//! - Latest frame wins: at most one frame is ever queued. The next frame is taken from the
+//!   hub only once the socket has taken everything before it, so frames a slow viewer
+//!   cannot take are skipped (counted, and reported with `dropped`), never queued.
+//! - The socket's unsent queue is kept tiny (`TCP_NOTSENT_LOWAT`, set at accept), so the
+//!   backlog cannot hide in the kernel either: a slow viewer sees a recent picture.
+//! - A message the socket does not take within `write_timeout`, or no sign of life from
+//!   the viewer for `pong_timeout`, ends the session with 4008.
+//! - While a write waits, the session still sees shutdown, stream removal and the
+//!   viewer's own close; it stops reading only when its small queue is full.
+//! - One viewer's slowness never touches another: each session reads the hub's latest
+//!   frame on its own.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+use super::codec::{Decoder, Incoming, Opcode, ProtocolError, close_payload};
+use super::outbox::{FrameReceipt, Outbox};
+use super::{
+    CLOSE_GOING_AWAY, CLOSE_STREAM_REMOVED, CLOSE_TOO_SLOW, CLOSE_UNAUTHORIZED, WsSettings,
+};
+use crate::app::AppState;
+use crate::http::auth::Credential;
+use crate::http::pacing::{FramePacer, Next};
+use crate::hub::{Closing, Hub, StreamState, StreamStatus, Viewer};
+use crate::telemetry::{Transport, ViewerTelemetry};
+
+/// Bytes reserved for each read of the viewer's control frames.
+const READ_CHUNK: usize = 4096;
+/// Control messages (state, pong, ping, dropped) that may wait behind a frame. Beyond it the
+/// session stops reading the viewer and taking status events until the socket catches up.
+const MAX_QUEUED: usize = 8;
+/// How long a closing session waits for its close frame to leave and the viewer to answer.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+/// The JSON text messages of the protocol.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Event<'a> {
+    Hello {
+        stream: &'a str,
+        name: &'a str,
+        fps: Option<f64>,
+        width: Option<u32>,
+        height: Option<u32>,
+        state: StreamState,
+        message: &'a str,
+    },
+    State {
+        state: StreamState,
+        message: &'a str,
+    },
+    Dropped {
+        frames: u64,
+    },
+}
+
+/// Why a session ended: decides the close frame.
+enum End {
+    /// The connection is gone (EOF or a socket error): nothing more can be sent.
+    Gone,
+    /// The viewer started the closing handshake: answer it.
+    ClientClosed,
+    /// The viewer broke the protocol.
+    Protocol(ProtocolError),
+    /// The gateway ends the session with this code.
+    Close(u16, &'static str),
+}
+
+/// What a session needs to re-check its viewer's access and see shutdown.
+pub struct Access {
+    /// Configuration (tokens) and the shutdown signal.
+    pub state: Arc<AppState>,
+    /// What the viewer presented when it connected.
+    pub credential: Credential,
+}
+
+impl Access {
+    /// Whether the viewer may still watch `stream` (tokens can be revoked by a reload).
+    fn still_allowed(&self, stream: &str) -> bool {
+        self.state
+            .principal(&self.credential)
+            .is_some_and(|p| p.can_view(stream))
+    }
+}
+
+/// One viewer's connection state.
+pub struct Session {
+    socket: TcpStream,
+    decoder: Decoder,
+    outbox: Outbox,
+    settings: WsSettings,
+    telemetry: ViewerTelemetry,
+    dropped_unreported: u64,
+    last_dropped_report: Instant,
+    last_heard: Instant,
+}
+
+impl Session {
+    /// A session on an upgraded `socket`; `early` holds bytes the viewer sent right after
+    /// its handshake request.
+    pub fn new(socket: TcpStream, early: &[u8], settings: WsSettings, hub: &Hub) -> Session {
+        Session {
+            socket,
+            decoder: Decoder::new(settings.max_incoming_message, early, READ_CHUNK),
+            outbox: Outbox::new(),
+            telemetry: hub.telemetry().viewer(Transport::WebSocket),
+            settings,
+            dropped_unreported: 0,
+            last_dropped_report: Instant::now(),
+            last_heard: Instant::now(),
+        }
+    }
+
+    /// Runs the viewer until it leaves, is closed, or the gateway shuts down.
+    pub async fn run(mut self, mut viewer: Viewer, max_fps: Option<f64>, access: Access) {
+        let hub = Arc::clone(viewer.hub());
+        let mut pacer = FramePacer::new(max_fps);
+        let end = self.serve(&hub, &mut viewer, &mut pacer, &access).await;
+        self.close(&hub, end).await;
+    }
+
+    async fn serve(
+        &mut self,
+        hub: &Arc<Hub>,
+        viewer: &mut Viewer,
+        pacer: &mut FramePacer,
+        access: &Access,
+    ) -> End {
+        self.greet(hub, viewer, pacer);
+        let mut shutdown = access.state.shutdown.clone();
+        let mut closing = viewer.closing.clone();
+        let mut frames = viewer.frames.clone();
+        let mut ping = tokio::time::interval(self.settings.ping_interval);
+        ping.reset();
+        // One timer for the whole session, re-armed only when a write has to wait.
+        let mut write_deadline = pin!(tokio::time::sleep(self.settings.write_timeout));
+        let mut armed_for = None;
+
+        loop {
+            // Most messages leave here, in one system call, without waiting.
+            if self.flush().is_err() {
+                return End::Gone;
+            }
+            let waiting = self.outbox.waiting_since();
+            if let Some(since) = waiting {
+                let deadline = since + self.settings.write_timeout;
+                if armed_for != Some(deadline) {
+                    write_deadline.as_mut().reset(deadline);
+                    armed_for = Some(deadline);
+                }
+            }
+            let room = self.outbox.len() < MAX_QUEUED;
+            tokio::select! {
+                biased;
+                _ = crate::hub::turned_true(&mut shutdown) => {
+                    return End::Close(CLOSE_GOING_AWAY, "gateway shutting down");
+                }
+                _ = closing.changed() => {
+                    match *closing.borrow_and_update() {
+                        Some(Closing::Removed) => {
+                            return End::Close(CLOSE_STREAM_REMOVED, "stream removed");
+                        }
+                        None => {}
+                    }
+                }
+                ready = poll_fn(|cx| self.socket.poll_write_ready(cx)), if waiting.is_some() => {
+                    if ready.is_err() {
+                        return End::Gone;
+                    }
+                }
+                () = &mut write_deadline, if waiting.is_some() => {
+                    return End::Close(CLOSE_TOO_SLOW, "viewer too slow: a frame could not be sent in time");
+                }
+                ready = poll_fn(|cx| self.socket.poll_read_ready(cx)), if room => {
+                    if ready.is_err() {
+                        return End::Gone;
+                    }
+                    if let Err(end) = self.read() {
+                        return end;
+                    }
+                }
+                event = viewer.status_events.recv(), if room => {
+                    let status = match event {
+                        Ok(status) => status,
+                        // Fell behind: the current status is what matters.
+                        Err(broadcast::error::RecvError::Lagged(_)) => viewer.status.borrow().clone(),
+                        Err(broadcast::error::RecvError::Closed) => {
+                            return End::Close(CLOSE_STREAM_REMOVED, "stream removed");
+                        }
+                    };
+                    self.event(&Event::State { state: status.state, message: &status.message });
+                }
+                // Latest frame wins: the next frame is taken only when the socket took the last.
+                next = pacer.next(&mut frames), if waiting.is_none() => {
+                    let Some(next) = next else {
+                        return End::Close(CLOSE_STREAM_REMOVED, "stream removed");
+                    };
+                    self.frame(next);
+                }
+                _ = ping.tick() => {
+                    if !access.still_allowed(hub.id()) {
+                        return End::Close(CLOSE_UNAUTHORIZED, "access revoked");
+                    }
+                    if self.last_heard.elapsed() >= self.settings.pong_timeout {
+                        return End::Close(CLOSE_TOO_SLOW, "viewer stopped answering pings");
+                    }
+                    self.outbox.push(Opcode::Ping, Bytes::new(), None);
+                }
+            }
+        }
+    }
+
+    /// Queues `hello`, then the hub's latest frame (a new viewer sees a picture at once).
+    fn greet(&mut self, hub: &Arc<Hub>, viewer: &mut Viewer, pacer: &mut FramePacer) {
+        let info = hub.info();
+        // The hello carries the current status: transitions queued before it are old news.
+        while viewer.status_events.try_recv().is_ok() {}
+        let StreamStatus { state, message, .. } = viewer.status.borrow_and_update().clone();
+        let current = pacer.current(&mut viewer.frames);
+        let (width, height) = current
+            .as_ref()
+            .map(|next| &next.frame)
+            .filter(|f| f.width > 0 && f.height > 0)
+            .map(|f| (Some(f.width), Some(f.height)))
+            .unwrap_or((None, None));
+        self.event(&Event::Hello {
+            stream: hub.id(),
+            name: &info.name,
+            fps: info.fps,
+            width,
+            height,
+            state,
+            message: &message,
+        });
+        if let Some(next) = current {
+            self.frame(next);
+        }
+    }
+
+    fn event(&mut self, event: &Event<'_>) {
+        let json = serde_json::to_vec(event).unwrap_or_default();
+        self.outbox.push(Opcode::Text, Bytes::from(json), None);
+    }
+
+    /// Queues a frame, first reporting frames this viewer skipped (at most once per
+    /// `dropped_report_interval`).
+    fn frame(&mut self, next: Next) {
+        if next.dropped > 0 {
+            self.telemetry.frames_dropped(next.dropped);
+            self.dropped_unreported += next.dropped;
+        }
+        if self.dropped_unreported > 0
+            && self.last_dropped_report.elapsed() >= self.settings.dropped_report_interval
+        {
+            let frames = std::mem::take(&mut self.dropped_unreported);
+            self.last_dropped_report = Instant::now();
+            self.event(&Event::Dropped { frames });
+        }
+        let receipt = FrameReceipt {
+            bytes: next.frame.jpeg.len(),
+            captured_at_us: next.frame.captured_at_us,
+        };
+        self.outbox
+            .push(Opcode::Binary, next.frame.jpeg, Some(receipt));
+    }
+
+    /// Writes what the socket takes now.
+    fn flush(&mut self) -> io::Result<()> {
+        let telemetry = &self.telemetry;
+        self.outbox.write_to(&self.socket, |receipt| {
+            telemetry.frame_sent(receipt.bytes, receipt.captured_at_us);
+        })
+    }
+
+    /// Reads what the viewer sent (one read per readiness, so a chatty viewer takes turns
+    /// with the frames) and acts on each complete frame.
+    fn read(&mut self) -> Result<(), End> {
+        self.decoder.reserve(READ_CHUNK);
+        match self.socket.try_read_buf(self.decoder.buffer()) {
+            Ok(0) => return Err(End::Gone),
+            Ok(_) => self.last_heard = Instant::now(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(_) => return Err(End::Gone),
+        }
+        loop {
+            match self.decoder.next() {
+                Ok(None) => return Ok(()),
+                Ok(Some(Incoming::Ping(payload))) => {
+                    self.outbox.push(Opcode::Pong, payload, None);
+                }
+                // Pongs and the viewer's own messages only prove it is alive.
+                Ok(Some(Incoming::Pong | Incoming::Data)) => {}
+                Ok(Some(Incoming::Close(_))) => return Err(End::ClientClosed),
+                Err(error) => return Err(End::Protocol(error)),
+            }
+        }
+    }
+
+    /// Ends the session: sends the close frame `end` calls for, then lingers briefly so it
+    /// reaches the viewer (a viewer too slow for frames may not take it either).
+    async fn close(mut self, hub: &Hub, end: End) {
+        let (code, reason): (u16, &str) = match &end {
+            End::Gone => return,
+            End::ClientClosed => (1000, ""),
+            End::Protocol(error) => {
+                tracing::debug!(stream = %hub.id(), %error, "viewer broke the WebSocket protocol");
+                (error.close_code(), "protocol error")
+            }
+            End::Close(code, reason) => (*code, *reason),
+        };
+        if code == CLOSE_TOO_SLOW {
+            self.telemetry.slow_disconnect(reason);
+        }
+        tracing::debug!(stream = %hub.id(), code, reason, "closing viewer");
+        self.outbox
+            .push(Opcode::Close, close_payload(code, reason), None);
+        let _ = tokio::time::timeout(CLOSE_LINGER, self.finish_close(&end)).await;
+    }
+
+    async fn finish_close(&mut self, end: &End) -> io::Result<()> {
+        while !self.outbox.is_empty() {
+            self.flush()?;
+            if !self.outbox.is_empty() {
+                self.socket.writable().await?;
+            }
+        }
+        self.socket.shutdown().await?;
+        if matches!(end, End::ClientClosed | End::Protocol(_)) {
+            return Ok(());
+        }
+        // Wait for the viewer's close frame (or EOF) so ours is not lost to a reset caused
+        // by unread bytes.
+        loop {
+            self.socket.readable().await?;
+            self.decoder.reserve(READ_CHUNK);
+            match self.socket.try_read_buf(self.decoder.buffer()) {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+            loop {
+                match self.decoder.next() {
+                    Ok(Some(Incoming::Close(_))) | Err(_) => return Ok(()),
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                }
+            }
+        }
+    }
+}
