@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use camgate::app::{Gateway, GatewayOptions};
 use camgate::cli::{Cli, Command};
@@ -156,26 +156,26 @@ fn run(path: &Path, listen: Option<std::net::SocketAddr>) -> anyhow::Result<Exit
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
+        // Before the gateway says it is listening: a SIGHUP or SIGTERM sent as soon as it
+        // is up must reach these handlers, not the default action (which kills).
+        let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+        let mut stop = StopSignals::install()?;
         let env: camgate::app::Env = Arc::new(config::process_env);
         let gateway =
             Gateway::start(manifest, catalog, listener, env, GatewayOptions::default()).await?;
-        let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
         loop {
             tokio::select! {
                 _ = hangup.recv() => {
                     tracing::info!("SIGHUP received: reloading the configuration");
                     gateway.request_reload(Cause::Signal);
                 }
-                result = wait_for_signal() => {
-                    result?;
-                    break;
-                }
+                () = stop.recv() => break,
             }
         }
         // A second signal during shutdown exits at once.
         tokio::select! {
             _ = gateway.shutdown() => {}
-            _ = wait_for_signal() => {
+            () = stop.recv() => {
                 eprintln!("camgate: second signal, exiting now");
                 std::process::exit(130);
             }
@@ -184,13 +184,26 @@ fn run(path: &Path, listen: Option<std::net::SocketAddr>) -> anyhow::Result<Exit
     })
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn wait_for_signal() -> anyhow::Result<()> {
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+/// SIGTERM and SIGINT, registered once for the whole run so none is lost between two
+/// waits.
+struct StopSignals {
+    term: Signal,
+    int: Signal,
+}
+
+impl StopSignals {
+    fn install() -> anyhow::Result<StopSignals> {
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+        })
     }
-    Ok(())
+
+    /// Resolves on the next SIGINT or SIGTERM.
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("SIGTERM received"),
+            _ = self.int.recv() => tracing::info!("SIGINT received"),
+        }
+    }
 }
