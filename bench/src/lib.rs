@@ -69,6 +69,10 @@ pub struct Args {
     /// 0 to skip. Needs a pid.
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     pub baseline: Duration,
+    /// Time to wait before the baseline sample, e.g. while a `testsrc` with `loop_frames`
+    /// encodes its loop (the benchmark manifests' loops take 5 s).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub settle: Duration,
     /// Gateway process to sample in /proc (CPU, RSS).
     #[arg(long)]
     pub pid: Option<u32>,
@@ -204,6 +208,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     // Baseline: the gateway with no viewer of ours.
     let mut baseline_cores = None;
     let mut rss_baseline_kib = 0;
+    tokio::time::sleep(args.settle).await;
     if let Some(pid) = pid {
         let a = procfs::sample(pid).context("cannot read the gateway's /proc entry")?;
         if !args.baseline.is_zero() {

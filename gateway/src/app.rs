@@ -445,6 +445,9 @@ impl Gateway {
     pub async fn shutdown(self) {
         tracing::info!("shutting down");
         self.shutdown_tx.send_replace(true);
+        self.state
+            .registry
+            .dismiss_all_viewers(crate::hub::Closing::ShuttingDown);
         for task in self.tasks {
             let _ = task.await;
         }

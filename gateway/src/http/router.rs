@@ -191,7 +191,7 @@ async fn dispatch(
             None => response::stream_not_found(&id),
         },
         (_, "/api/streams/{id}/mjpeg") => match (hub, parse_max_fps(req.uri().query())) {
-            (Some(hub), Ok(max_fps)) => media::mjpeg(state, hub, max_fps).await,
+            (Some(hub), Ok(max_fps)) => media::mjpeg(hub, max_fps).await,
             (_, Err(message)) => response::error(StatusCode::BAD_REQUEST, "bad_query", &message),
             (None, _) => response::stream_not_found(&id),
         },

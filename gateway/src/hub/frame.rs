@@ -1,5 +1,8 @@
 //! The unit of fan-out: one JPEG picture with its sequence number and timestamps.
 
+use std::fs::File;
+use std::sync::{Arc, OnceLock};
+
 use bytes::Bytes;
 
 /// One published picture. Cloning it clones a refcount, never the bytes.
@@ -18,4 +21,10 @@ pub struct Frame {
     pub height: u32,
     /// A complete JPEG (SOI..EOI) that carries a [`FrameTag`](super::FrameTag) segment.
     pub jpeg: Bytes,
+    /// The frame as one WebSocket binary message in a sealed in-memory file, made by the
+    /// first WebSocket viewer that sends the frame and shared by all of them: the kernel
+    /// then sends the same pages to every viewer (`sendfile`) instead of copying the JPEG
+    /// into each socket. `None` inside when the file could not be made (viewers then write
+    /// `jpeg`). See `http/ws/sealed.rs`.
+    pub ws_message: Arc<OnceLock<Option<Arc<File>>>>,
 }

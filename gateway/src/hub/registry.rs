@@ -54,6 +54,13 @@ impl Registry {
         Some(hub)
     }
 
+    /// Tells the viewers of every hub to leave for `reason` (see [`Hub::dismiss_viewers`]).
+    pub fn dismiss_all_viewers(&self, reason: Closing) {
+        for hub in self.hubs.iter() {
+            hub.dismiss_viewers(reason);
+        }
+    }
+
     /// Every hub, in listing order.
     pub fn all(&self) -> Vec<Arc<Hub>> {
         let order = self.order.read().unwrap_or_else(|e| e.into_inner()).clone();

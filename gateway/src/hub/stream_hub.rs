@@ -86,6 +86,8 @@ impl StreamStatus {
 pub enum Closing {
     /// The stream was removed from the configuration.
     Removed,
+    /// The gateway is shutting down.
+    ShuttingDown,
 }
 
 /// Static facts about a stream that viewers are told in their greeting.
@@ -407,6 +409,13 @@ impl Hub {
         self.stop_locked(&mut control).await;
     }
 
+    /// Tells every viewer to leave for `reason`, now and on arrival, without stopping the
+    /// source (gateway shutdown stops sources after the viewers are gone). One signal per
+    /// hub means a viewer session waits on one channel for every reason to end.
+    pub fn dismiss_viewers(&self, reason: Closing) {
+        self.closing.send_replace(Some(reason));
+    }
+
     /// Stops the source without closing viewers (gateway shutdown stops sources after the
     /// viewers were told).
     pub async fn stop_source(&self) {
@@ -447,6 +456,7 @@ impl Hub {
             width,
             height,
             jpeg: tagged_copy(jpeg, tag),
+            ws_message: Arc::default(),
         };
         self.frames_in.fetch_add(1, Ordering::Relaxed);
         self.rate

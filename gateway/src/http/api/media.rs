@@ -18,7 +18,6 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame as BodyFrame;
 use tokio::sync::watch;
 
-use crate::app::AppState;
 use crate::http::pacing::{FramePacer, Next};
 use crate::http::response::{self, Body};
 use crate::hub::{Closing, Hub, StreamState, Viewer};
@@ -86,7 +85,6 @@ struct MjpegViewer {
     pacer: FramePacer,
     frames: watch::Receiver<Option<crate::hub::Frame>>,
     closing: watch::Receiver<Option<Closing>>,
-    shutdown: watch::Receiver<bool>,
     telemetry: ViewerTelemetry,
     pending: Option<Next>,
 }
@@ -99,15 +97,14 @@ impl MjpegViewer {
         }
         tokio::select! {
             biased;
-            _ = crate::hub::turned_true(&mut self.shutdown) => None,
-            _ = self.closing.wait_for(|c| matches!(c, Some(Closing::Removed))) => None,
+            _ = self.closing.wait_for(Option::is_some) => None,
             next = self.pacer.next(&mut self.frames) => next,
         }
     }
 }
 
 /// `GET /api/streams/{id}/mjpeg` (optional `?max_fps=`).
-pub async fn mjpeg(state: &Arc<AppState>, hub: Arc<Hub>, max_fps: Option<f64>) -> Response<Body> {
+pub async fn mjpeg(hub: Arc<Hub>, max_fps: Option<f64>) -> Response<Body> {
     let mut viewer = hub.subscribe().await;
     let mut pacer = FramePacer::new(max_fps);
     // The latest frame right away, then every new one.
@@ -115,7 +112,6 @@ pub async fn mjpeg(state: &Arc<AppState>, hub: Arc<Hub>, max_fps: Option<f64>) -
     let source = MjpegViewer {
         frames: viewer.frames.clone(),
         closing: viewer.closing.clone(),
-        shutdown: state.shutdown.clone(),
         telemetry: hub.telemetry().viewer(Transport::Mjpeg),
         pacer,
         pending,

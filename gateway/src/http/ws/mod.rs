@@ -7,12 +7,14 @@
 //!
 //! This module validates the upgrade request (version, key, Origin, `max_fps`), answers
 //! `101 Switching Protocols` and hands the raw TCP socket to a [`session`]; framing is our
-//! own ([`codec`], [`outbox`]) so a frame shared by every viewer is written from the hub's
-//! buffer with one vectored write per viewer, never copied per viewer. The slow-viewer
+//! own ([`codec`], [`outbox`]) so a frame shared by every viewer is never copied per viewer
+//! in user space, and large frames are not copied per viewer in the kernel either
+//! ([`sealed`]: `sendfile` from one sealed in-memory file per frame). The slow-viewer
 //! policy is documented in `session.rs`.
 
 mod codec;
 mod outbox;
+mod sealed;
 mod session;
 
 use std::sync::Arc;

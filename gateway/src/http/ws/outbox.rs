@@ -1,21 +1,25 @@
 //! The messages a viewer session has handed to its socket but the socket has not taken yet.
 //!
 //! Invariants:
-//! - Payloads are shared `Bytes` (a frame's JPEG is the hub's buffer, never copied here);
-//!   each message costs a 2–10 byte header and a vectored write.
+//! - Payloads are shared: a frame's JPEG is the hub's buffer (one vectored write of header
+//!   and payload) or, for large frames, the frame's sealed message file (`sendfile`, see
+//!   `sealed.rs`). Nothing is copied per viewer here.
 //! - At most one pong waits: a newer ping replaces the payload of an unsent pong
 //!   (RFC 6455 §5.5.3), so a client cannot grow the queue by pinging.
 //! - The session decides what may be queued (at most one frame, see `session.rs`); the
 //!   outbox only writes in order and says since when its head has been waiting.
 
 use std::collections::VecDeque;
+use std::fs::File;
 use std::io::{self, IoSlice};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::codec::{Header, Opcode};
+use super::sealed;
 
 /// Messages written per system call at most (two slices each).
 const MESSAGES_PER_WRITE: usize = 4;
@@ -34,6 +38,8 @@ struct Outgoing {
     opcode: Opcode,
     header: Header,
     payload: Bytes,
+    /// The same message (header and payload) in a sealed file, sent with `sendfile`.
+    file: Option<Arc<File>>,
     /// Bytes of header and payload already written.
     written: usize,
     receipt: Option<FrameReceipt>,
@@ -76,8 +82,13 @@ impl Outbox {
         (!self.queue.is_empty()).then_some(self.head_since)
     }
 
-    /// Queues a message; `receipt` marks a video frame.
-    pub fn push(&mut self, opcode: Opcode, payload: Bytes, receipt: Option<FrameReceipt>) {
+    /// Queues a video frame: `jpeg`, or the same message in `file` when there is one.
+    pub fn push_frame(&mut self, jpeg: Bytes, file: Option<Arc<File>>, receipt: FrameReceipt) {
+        self.enqueue(Opcode::Binary, jpeg, file, Some(receipt));
+    }
+
+    /// Queues a control or text message.
+    pub fn push(&mut self, opcode: Opcode, payload: Bytes) {
         if opcode == Opcode::Pong {
             // Only the newest ping needs an answer: reuse an unsent pong.
             if let Some(pong) = self
@@ -90,6 +101,16 @@ impl Outbox {
                 return;
             }
         }
+        self.enqueue(opcode, payload, None, None);
+    }
+
+    fn enqueue(
+        &mut self,
+        opcode: Opcode,
+        payload: Bytes,
+        file: Option<Arc<File>>,
+        receipt: Option<FrameReceipt>,
+    ) {
         if self.queue.is_empty() {
             self.head_since = Instant::now();
         }
@@ -97,6 +118,7 @@ impl Outbox {
             opcode,
             header: Header::new(opcode, payload.len()),
             payload,
+            file,
             written: 0,
             receipt,
         });
@@ -110,22 +132,12 @@ impl Outbox {
         socket: &TcpStream,
         mut sent: impl FnMut(FrameReceipt),
     ) -> io::Result<()> {
-        while !self.queue.is_empty() {
-            let mut slices = [IoSlice::new(&[]); 2 * MESSAGES_PER_WRITE];
-            let mut count = 0;
-            for message in self.queue.iter().take(MESSAGES_PER_WRITE) {
-                let header = message.header.as_bytes();
-                if message.written < header.len() {
-                    slices[count] = IoSlice::new(&header[message.written..]);
-                    slices[count + 1] = IoSlice::new(&message.payload);
-                    count += 2;
-                } else {
-                    slices[count] =
-                        IoSlice::new(&message.payload[message.written - header.len()..]);
-                    count += 1;
-                }
-            }
-            match socket.try_write_vectored(&slices[..count]) {
+        while let Some(head) = self.queue.front() {
+            let result = match &head.file {
+                Some(file) => sealed::send(socket, file, head.written, head.len()),
+                None => self.write_from_memory(socket),
+            };
+            match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(written) => self.advance(written, &mut sent),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -133,6 +145,29 @@ impl Outbox {
             }
         }
         Ok(())
+    }
+
+    /// One vectored write of the messages at the head that are not in files.
+    fn write_from_memory(&self, socket: &TcpStream) -> io::Result<usize> {
+        let mut slices = [IoSlice::new(&[]); 2 * MESSAGES_PER_WRITE];
+        let mut count = 0;
+        for message in self
+            .queue
+            .iter()
+            .take(MESSAGES_PER_WRITE)
+            .take_while(|m| m.file.is_none())
+        {
+            let header = message.header.as_bytes();
+            if message.written < header.len() {
+                slices[count] = IoSlice::new(&header[message.written..]);
+                slices[count + 1] = IoSlice::new(&message.payload);
+                count += 2;
+            } else {
+                slices[count] = IoSlice::new(&message.payload[message.written - header.len()..]);
+                count += 1;
+            }
+        }
+        socket.try_write_vectored(&slices[..count])
     }
 
     fn advance(&mut self, mut written: usize, sent: &mut impl FnMut(FrameReceipt)) {
@@ -157,6 +192,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use tokio::io::AsyncReadExt;
 
     #[tokio::test]
@@ -166,31 +202,53 @@ mod tests {
         let (client, accepted) = tokio::join!(client, listener.accept());
         let (mut client, server) = (client.unwrap(), accepted.unwrap().0);
 
-        let mut outbox = Outbox::new();
-        let jpeg = Bytes::from(vec![7u8; 200_000]);
-        outbox.push(Opcode::Text, Bytes::from_static(b"{}"), None);
-        let receipt = FrameReceipt {
-            bytes: jpeg.len(),
-            captured_at_us: 42,
+        let frame = |len: usize, captured_at_us: u64| crate::hub::Frame {
+            seq: 1,
+            captured_at_us,
+            published_at_us: 0,
+            width: 0,
+            height: 0,
+            jpeg: Bytes::from(vec![captured_at_us as u8; len]),
+            ws_message: Arc::default(),
         };
-        outbox.push(Opcode::Binary, jpeg.clone(), Some(receipt));
-        outbox.push(Opcode::Pong, Bytes::from_static(b"old"), None);
-        outbox.push(Opcode::Pong, Bytes::from_static(b"new"), None);
+        let receipt = |f: &crate::hub::Frame| FrameReceipt {
+            bytes: f.jpeg.len(),
+            captured_at_us: f.captured_at_us,
+        };
+        // A large frame goes through its sealed file, a small one from memory.
+        let (large, small) = (frame(200_000, 42), frame(300, 43));
+        let file = sealed::message_file(&large);
+        assert!(file.is_some());
+        assert!(sealed::message_file(&small).is_none());
+
+        let mut outbox = Outbox::new();
+        outbox.push(Opcode::Text, Bytes::from_static(b"{}"));
+        outbox.push_frame(large.jpeg.clone(), file, receipt(&large));
+        outbox.push(Opcode::Pong, Bytes::from_static(b"old"));
+        outbox.push(Opcode::Pong, Bytes::from_static(b"new"));
+        outbox.push_frame(small.jpeg.clone(), None, receipt(&small));
         assert_eq!(
             outbox.len(),
-            3,
+            4,
             "an unsent pong is replaced, not queued twice"
         );
 
         let mut expected = b"\x81\x02{}".to_vec();
-        expected.extend_from_slice(Header::new(Opcode::Binary, jpeg.len()).as_bytes());
-        expected.extend_from_slice(&jpeg);
-        expected.extend_from_slice(b"\x8a\x03new");
+        for (jpeg, pong) in [(&large.jpeg, true), (&small.jpeg, false)] {
+            expected.extend_from_slice(Header::new(Opcode::Binary, jpeg.len()).as_bytes());
+            expected.extend_from_slice(jpeg);
+            if pong {
+                expected.extend_from_slice(b"\x8a\x03new");
+            }
+        }
 
         let reader = tokio::spawn(async move {
             let mut got = vec![0u8; expected.len()];
             client.read_exact(&mut got).await.unwrap();
             assert!(got == expected, "bytes on the wire differ");
+            let mut more = [0u8; 1];
+            let extra = tokio::time::timeout(Duration::from_millis(100), client.read(&mut more));
+            assert!(extra.await.is_err(), "nothing after the last message");
         });
         let mut reported = Vec::new();
         while !outbox.is_empty() {
@@ -202,6 +260,6 @@ mod tests {
             }
         }
         reader.await.unwrap();
-        assert_eq!(reported, [42]);
+        assert_eq!(reported, [42, 43]);
     }
 }

@@ -30,6 +30,7 @@ use tokio::time::Instant;
 
 use super::codec::{Decoder, Incoming, Opcode, ProtocolError, close_payload};
 use super::outbox::{FrameReceipt, Outbox};
+use super::sealed;
 use super::{
     CLOSE_GOING_AWAY, CLOSE_STREAM_REMOVED, CLOSE_TOO_SLOW, CLOSE_UNAUTHORIZED, WsSettings,
 };
@@ -81,9 +82,17 @@ enum End {
     Close(u16, &'static str),
 }
 
-/// What a session needs to re-check its viewer's access and see shutdown.
+/// How a session ends when its hub dismisses the viewers.
+fn closed(reason: Closing) -> End {
+    match reason {
+        Closing::Removed => End::Close(CLOSE_STREAM_REMOVED, "stream removed"),
+        Closing::ShuttingDown => End::Close(CLOSE_GOING_AWAY, "gateway shutting down"),
+    }
+}
+
+/// What a session needs to re-check its viewer's access.
 pub struct Access {
-    /// Configuration (tokens) and the shutdown signal.
+    /// The current configuration (tokens).
     pub state: Arc<AppState>,
     /// What the viewer presented when it connected.
     pub credential: Credential,
@@ -141,9 +150,12 @@ impl Session {
         pacer: &mut FramePacer,
         access: &Access,
     ) -> End {
-        self.greet(hub, viewer, pacer);
-        let mut shutdown = access.state.shutdown.clone();
         let mut closing = viewer.closing.clone();
+        // Shutdown and removal both arrive here; one that came before we subscribed too.
+        if let Some(reason) = *closing.borrow_and_update() {
+            return closed(reason);
+        }
+        self.greet(hub, viewer, pacer);
         let mut frames = viewer.frames.clone();
         let mut ping = tokio::time::interval(self.settings.ping_interval);
         ping.reset();
@@ -167,15 +179,9 @@ impl Session {
             let room = self.outbox.len() < MAX_QUEUED;
             tokio::select! {
                 biased;
-                _ = crate::hub::turned_true(&mut shutdown) => {
-                    return End::Close(CLOSE_GOING_AWAY, "gateway shutting down");
-                }
                 _ = closing.changed() => {
-                    match *closing.borrow_and_update() {
-                        Some(Closing::Removed) => {
-                            return End::Close(CLOSE_STREAM_REMOVED, "stream removed");
-                        }
-                        None => {}
+                    if let Some(reason) = *closing.borrow_and_update() {
+                        return closed(reason);
                     }
                 }
                 ready = poll_fn(|cx| self.socket.poll_write_ready(cx)), if waiting.is_some() => {
@@ -219,7 +225,7 @@ impl Session {
                     if self.last_heard.elapsed() >= self.settings.pong_timeout {
                         return End::Close(CLOSE_TOO_SLOW, "viewer stopped answering pings");
                     }
-                    self.outbox.push(Opcode::Ping, Bytes::new(), None);
+                    self.outbox.push(Opcode::Ping, Bytes::new());
                 }
             }
         }
@@ -254,7 +260,7 @@ impl Session {
 
     fn event(&mut self, event: &Event<'_>) {
         let json = serde_json::to_vec(event).unwrap_or_default();
-        self.outbox.push(Opcode::Text, Bytes::from(json), None);
+        self.outbox.push(Opcode::Text, Bytes::from(json));
     }
 
     /// Queues a frame, first reporting frames this viewer skipped (at most once per
@@ -275,8 +281,8 @@ impl Session {
             bytes: next.frame.jpeg.len(),
             captured_at_us: next.frame.captured_at_us,
         };
-        self.outbox
-            .push(Opcode::Binary, next.frame.jpeg, Some(receipt));
+        let file = sealed::message_file(&next.frame);
+        self.outbox.push_frame(next.frame.jpeg, file, receipt);
     }
 
     /// Writes what the socket takes now.
@@ -301,7 +307,7 @@ impl Session {
             match self.decoder.next() {
                 Ok(None) => return Ok(()),
                 Ok(Some(Incoming::Ping(payload))) => {
-                    self.outbox.push(Opcode::Pong, payload, None);
+                    self.outbox.push(Opcode::Pong, payload);
                 }
                 // Pongs and the viewer's own messages only prove it is alive.
                 Ok(Some(Incoming::Pong | Incoming::Data)) => {}
@@ -327,8 +333,7 @@ impl Session {
             self.telemetry.slow_disconnect(reason);
         }
         tracing::debug!(stream = %hub.id(), code, reason, "closing viewer");
-        self.outbox
-            .push(Opcode::Close, close_payload(code, reason), None);
+        self.outbox.push(Opcode::Close, close_payload(code, reason));
         let _ = tokio::time::timeout(CLOSE_LINGER, self.finish_close(&end)).await;
     }
 
