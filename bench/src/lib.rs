@@ -16,6 +16,7 @@ pub mod procfs;
 pub mod report;
 pub mod tag;
 pub mod viewer;
+pub mod ws_client;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

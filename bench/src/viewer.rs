@@ -9,16 +9,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, watch};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::mjpeg::{MultipartParser, boundary_of};
 use crate::tag::read_tag;
+use crate::ws_client::{Incoming, WsClient};
 
 /// Measurement phases shared by all viewers.
 pub const PHASE_WARMUP: u8 = 0;
@@ -223,18 +221,9 @@ async fn run_ws(
             tokio::time::timeout(Duration::from_secs(10), tcp_connect(target.addr, rcvbuf))
                 .await
                 .context("TCP connect timed out")??;
-        let config =
-            WebSocketConfig::default().read_buffer_size(if out.slow { 4096 } else { 64 * 1024 });
-        let (ws, response) = tokio::time::timeout(
-            Duration::from_secs(10),
-            tokio_tungstenite::client_async_with_config(target.url.as_str(), stream, Some(config)),
-        )
-        .await
-        .context("WebSocket handshake timed out")??;
-        if response.status() != 101 {
-            bail!("handshake answered {}", response.status());
-        }
-        ws
+        tokio::time::timeout(Duration::from_secs(10), WsClient::handshake(stream, target))
+            .await
+            .context("WebSocket handshake timed out")??
     };
     out.connected = true;
     out.handshake_us = Some(started.elapsed().as_micros() as u64);
@@ -250,7 +239,7 @@ async fn run_ws(
             message = ws.next() => message,
         };
         match message {
-            Some(Ok(Message::Binary(jpeg))) => {
+            Ok(Some(Incoming::Binary(jpeg))) => {
                 let measuring = shared.phase.load(Ordering::Relaxed) == PHASE_MEASURE;
                 out.frame(&jpeg, started, measuring && !probe);
                 if probe && (out.fresh_us.is_some() || read_tag(&jpeg).is_none()) {
@@ -260,24 +249,23 @@ async fn run_ws(
                     slow_pause(shared, &mut stop).await;
                 }
             }
-            Some(Ok(Message::Text(text))) => out.text(&text),
-            Some(Ok(Message::Close(frame))) => {
-                out.close_code = frame.map(|f| u16::from(f.code));
+            Ok(Some(Incoming::Text(text))) => out.text(&String::from_utf8_lossy(&text)),
+            Ok(Some(Incoming::Close(code))) => {
+                out.close_code = code;
                 out.ended_early = true;
                 return Ok(());
             }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => {
+            Err(e) => {
                 out.ended_early = true;
-                bail!("WebSocket error: {e}");
+                bail!("WebSocket error: {e:#}");
             }
-            None => {
+            Ok(None) => {
                 out.ended_early = true;
                 bail!("connection closed by the server");
             }
         }
     }
-    let _ = tokio::time::timeout(Duration::from_millis(200), ws.close(None)).await;
+    let _ = tokio::time::timeout(Duration::from_millis(200), ws.close()).await;
     Ok(())
 }
 
