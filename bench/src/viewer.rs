@@ -16,7 +16,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::mjpeg::{MultipartParser, boundary_of};
 use crate::tag::read_tag;
-use crate::ws_client::{Incoming, WsClient};
+use crate::ws_client::{Incoming, READ_CHUNK, WsClient};
 
 /// Measurement phases shared by all viewers.
 pub const PHASE_WARMUP: u8 = 0;
@@ -221,9 +221,12 @@ async fn run_ws(
             tokio::time::timeout(Duration::from_secs(10), tcp_connect(target.addr, rcvbuf))
                 .await
                 .context("TCP connect timed out")??;
-        tokio::time::timeout(Duration::from_secs(10), WsClient::handshake(stream, target))
-            .await
-            .context("WebSocket handshake timed out")??
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            WsClient::handshake(stream, target, if out.slow { 4096 } else { READ_CHUNK }),
+        )
+        .await
+        .context("WebSocket handshake timed out")??
     };
     out.connected = true;
     out.handshake_us = Some(started.elapsed().as_micros() as u64);

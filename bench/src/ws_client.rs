@@ -11,7 +11,7 @@
 //! fragmented messages are reassembled; a message larger than [`MAX_MESSAGE`] is an error.
 
 use anyhow::{Context, bail};
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
@@ -21,8 +21,8 @@ use crate::viewer::Target;
 
 /// Largest message accepted (a 4K JPEG is well below).
 pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
-/// Bytes reserved per read.
-const READ_CHUNK: usize = 64 * 1024;
+/// Bytes reserved per read for normal viewers.
+pub const READ_CHUNK: usize = 64 * 1024;
 
 /// A complete message from the server.
 #[derive(Debug)]
@@ -42,11 +42,17 @@ pub struct WsClient {
     /// Opcode and payload of a fragmented message in progress.
     partial: Option<(u8, BytesMut)>,
     mask: [u8; 4],
+    read_chunk: usize,
 }
 
 impl WsClient {
-    /// Performs the opening handshake for `target` on `stream`.
-    pub async fn handshake(mut stream: TcpStream, target: &Target) -> anyhow::Result<WsClient> {
+    /// Performs the opening handshake for `target` on `stream`. Each later read takes at
+    /// most `read_chunk` bytes (slow viewers read in small bites, like a slow link).
+    pub async fn handshake(
+        mut stream: TcpStream,
+        target: &Target,
+        read_chunk: usize,
+    ) -> anyhow::Result<WsClient> {
         let key = generate_key();
         let request = format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
@@ -90,6 +96,7 @@ impl WsClient {
             buffer,
             partial: None,
             mask: [seed[0], seed[1], seed[2], seed[3]],
+            read_chunk,
         })
     }
 
@@ -124,8 +131,9 @@ impl WsClient {
                     other => bail!("unknown opcode {other:#x}"),
                 }
             }
-            self.buffer.reserve(READ_CHUNK);
-            if self.stream.read_buf(&mut self.buffer).await? == 0 {
+            self.buffer.reserve(self.read_chunk);
+            let mut limited = (&mut self.buffer).limit(self.read_chunk);
+            if self.stream.read_buf(&mut limited).await? == 0 {
                 return Ok(None);
             }
         }
@@ -247,7 +255,7 @@ mod tests {
             path: "/ws/streams/x".into(),
         };
         let stream = TcpStream::connect(addr).await.unwrap();
-        let mut client = WsClient::handshake(stream, &target).await.unwrap();
+        let mut client = WsClient::handshake(stream, &target, 7).await.unwrap();
         match client.next().await.unwrap() {
             Some(Incoming::Text(text)) => assert_eq!(&text[..], b"{\"a\"}"),
             other => panic!("expected the reassembled text, got {other:?}"),
