@@ -3,7 +3,8 @@
 //! Protocol: each binary message is exactly one JPEG (carrying the Camgate APP11 tag with
 //! sequence number and timestamps); text messages are JSON objects with a `type`:
 //! `hello` first, then `state` on changes and `dropped` when frames were skipped.
-//! Close codes: 1001 shutting down, 4004 stream removed, 4008 too slow.
+//! Close codes: 1001 shutting down, 4001 access revoked, 4004 stream removed, 4008 too slow
+//! (or silent), 1002 / 1009 for a client that breaks the protocol / sends too much.
 //!
 //! This module validates the upgrade request (version, key, Origin, `max_fps`), answers
 //! `101 Switching Protocols` and hands the raw TCP socket to a [`session`]; framing is our
