@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod hub;
+pub mod limits;
 pub mod plugins;
 pub mod redact;
 pub mod reload;

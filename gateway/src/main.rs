@@ -147,6 +147,11 @@ fn run(path: &Path, listen: Option<std::net::SocketAddr>) -> anyhow::Result<Exit
     };
     let addr = listen.unwrap_or(manifest.manifest.server.listen);
     camgate::app::check_exposure(addr, &manifest.manifest.auth)?;
+    let files = camgate::limits::raise_open_file_limit();
+    tracing::debug!(before = ?files.before, now = ?files.now, "open-file limit");
+    if let Some(warning) = files.warning() {
+        tracing::warn!("{warning}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("camgate")

@@ -136,12 +136,22 @@ fn spawn_gateway(
     std::net::SocketAddr,
     std::sync::Arc<std::sync::Mutex<String>>,
 ) {
-    let mut child = camgate()
+    let mut command = camgate();
+    command
         .args(["run", "--listen", "127.0.0.1:0", "--config"])
-        .arg(manifest)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .arg(manifest);
+    spawn_command(command)
+}
+
+/// Starts `command` (a `camgate run` with `--listen 127.0.0.1:0`) and waits for its address.
+fn spawn_command(
+    mut command: Command,
+) -> (
+    std::process::Child,
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<String>>,
+) {
+    let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -325,4 +335,42 @@ fn sigterm_with_ffmpeg_sources_and_viewers_closes_everything_within_the_bound() 
     assert!(status.success(), "exit status {status}");
     std::thread::sleep(Duration::from_millis(100));
     assert!(logs.lock().unwrap().contains("shutdown complete"));
+}
+
+#[test]
+fn the_open_file_limit_is_raised_and_a_low_one_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("camgate.yaml");
+    std::fs::write(&manifest, "streams: []\n").unwrap();
+    // A shell lowers the limits the way a stock login or service would, then becomes camgate.
+    let mut command = Command::new("sh");
+    command
+        .args([
+            "-c",
+            "ulimit -Sn 1024 && ulimit -Hn 2048 && exec \"$0\" \"$@\"",
+        ])
+        .arg(env!("CARGO_BIN_EXE_camgate"))
+        .args(["run", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&manifest);
+    let (mut child, _addr, logs) = spawn_command(command);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .split_whitespace()
+        .skip(3)
+        .take(2)
+        .collect::<Vec<_>>();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait().unwrap();
+    assert_eq!(
+        open_files,
+        ["2048", "2048"],
+        "soft limit raised to the hard one"
+    );
+    let logs = logs.lock().unwrap().clone();
+    assert!(logs.contains("at most about 1792 viewers"), "{logs}");
 }
