@@ -1,6 +1,5 @@
 //! The unit of fan-out: one JPEG picture with its sequence number and timestamps.
 
-use std::fs::File;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -24,7 +23,7 @@ pub struct Frame {
     /// The frame as one WebSocket binary message in a sealed in-memory file, made by the
     /// first WebSocket viewer that sends the frame and shared by all of them: the kernel
     /// then sends the same pages to every viewer (`sendfile`) instead of copying the JPEG
-    /// into each socket. `None` inside when the file could not be made (viewers then write
-    /// `jpeg`). See `http/ws/sealed.rs`.
-    pub ws_message: Arc<OnceLock<Option<Arc<File>>>>,
+    /// into each socket. `None` inside when no file was made (viewers then write `jpeg`).
+    /// See `http/ws/sealed.rs`.
+    pub ws_message: Arc<OnceLock<Option<Arc<super::SealedFile>>>>,
 }

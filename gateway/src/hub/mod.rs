@@ -16,12 +16,14 @@
 
 mod frame;
 mod registry;
+mod sealed_file;
 mod source;
 mod stream_hub;
 mod tag;
 
 pub use frame::Frame;
 pub use registry::Registry;
+pub use sealed_file::{FileBudget, MAX_LIVE_FILES, SealedFile};
 pub use source::{FrameSink, RunningSource, SourceFactory};
 pub use stream_hub::{
     Closing, Hub, InputRate, StreamInfo, StreamState, StreamStatus, Viewer, unix_micros,

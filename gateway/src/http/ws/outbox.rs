@@ -10,7 +10,6 @@
 //!   outbox only writes in order and says since when its head has been waiting.
 
 use std::collections::VecDeque;
-use std::fs::File;
 use std::io::{self, IoSlice};
 use std::sync::Arc;
 
@@ -20,6 +19,7 @@ use tokio::time::Instant;
 
 use super::codec::{Header, Opcode};
 use super::sealed;
+use crate::hub::SealedFile;
 
 /// Messages written per system call at most (two slices each).
 const MESSAGES_PER_WRITE: usize = 4;
@@ -39,7 +39,7 @@ struct Outgoing {
     header: Header,
     payload: Bytes,
     /// The same message (header and payload) in a sealed file, sent with `sendfile`.
-    file: Option<Arc<File>>,
+    file: Option<Arc<SealedFile>>,
     /// Bytes of header and payload already written.
     written: usize,
     receipt: Option<FrameReceipt>,
@@ -83,7 +83,12 @@ impl Outbox {
     }
 
     /// Queues a video frame: `jpeg`, or the same message in `file` when there is one.
-    pub fn push_frame(&mut self, jpeg: Bytes, file: Option<Arc<File>>, receipt: FrameReceipt) {
+    pub fn push_frame(
+        &mut self,
+        jpeg: Bytes,
+        file: Option<Arc<SealedFile>>,
+        receipt: FrameReceipt,
+    ) {
         self.enqueue(Opcode::Binary, jpeg, file, Some(receipt));
     }
 
@@ -108,7 +113,7 @@ impl Outbox {
         &mut self,
         opcode: Opcode,
         payload: Bytes,
-        file: Option<Arc<File>>,
+        file: Option<Arc<SealedFile>>,
         receipt: Option<FrameReceipt>,
     ) {
         if self.queue.is_empty() {
@@ -134,7 +139,7 @@ impl Outbox {
     ) -> io::Result<()> {
         while let Some(head) = self.queue.front() {
             let result = match &head.file {
-                Some(file) => sealed::send(socket, file, head.written, head.len()),
+                Some(file) => sealed::send(socket, file, head.written),
                 None => self.write_from_memory(socket),
             };
             match result {
