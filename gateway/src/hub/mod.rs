@@ -23,7 +23,7 @@ mod tag;
 
 pub use frame::Frame;
 pub use registry::Registry;
-pub use sealed_file::{FileBudget, MAX_LIVE_FILES, SealedFile};
+pub use sealed_file::SealedFile;
 pub use source::{FrameSink, RunningSource, SourceFactory};
 pub use stream_hub::{
     Closing, Hub, InputRate, StreamInfo, StreamState, StreamStatus, Viewer, unix_micros,

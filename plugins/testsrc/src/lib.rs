@@ -236,10 +236,15 @@ mod tests {
 
     #[test]
     fn out_of_range_values_are_all_reported() {
-        let err = parse(r#"{"width": 8, "fps": 0, "quality": 40}"#).unwrap_err();
+        let err =
+            parse(r#"{"width": 8, "fps": 0, "quality": 40, "loop_frames": 601}"#).unwrap_err();
         assert!(err.contains("width must be 16..=3840, got 8"), "{err}");
         assert!(err.contains("fps must be > 0"), "{err}");
         assert!(err.contains("quality must be 2"), "{err}");
+        assert!(
+            err.contains("loop_frames must be 0 (off) ..= 600, got 601"),
+            "{err}"
+        );
     }
 
     #[test]
