@@ -14,6 +14,7 @@ pub mod gateway;
 pub mod mjpeg;
 pub mod procfs;
 pub mod report;
+pub mod rx_time;
 pub mod tag;
 pub mod viewer;
 pub mod ws_client;

@@ -133,6 +133,9 @@ pub struct Report {
     pub slow: Option<GroupStats>,
     /// Per frame, last minus first receipt across normal viewers of a stream, ms.
     pub spread_ms: Option<Dist>,
+    /// The same from the kernel's receive timestamps (WebSocket viewers): when the frame
+    /// reached each viewer's socket, without the load tool's scheduling delay, ms.
+    pub spread_arrival_ms: Option<Dist>,
     /// Probes (`--probes`): a fresh viewer each, connect start → first JPEG, ms.
     pub probe_ttff_ms: Option<Dist>,
     /// Each probe's time to first frame, ms, in order.
@@ -249,14 +252,18 @@ fn group(outcomes: &[&Outcome], ranges: &HashMap<usize, (u64, u64)>, window_s: f
 }
 
 /// Fan-out spread: for every (target, seq) received by at least two normal viewers, the
-/// time between its first and its last receipt.
-fn spread(outcomes: &[Outcome], ranges: &HashMap<usize, (u64, u64)>) -> Option<Dist> {
+/// time between its first and its last receipt, with receipt times taken by `times`.
+fn spread(
+    outcomes: &[Outcome],
+    ranges: &HashMap<usize, (u64, u64)>,
+    times: fn(&Outcome) -> &[(u64, u64)],
+) -> Option<Dist> {
     let mut by_frame: HashMap<(usize, u64), (u64, u64, u32)> = HashMap::new();
     for o in outcomes.iter().filter(|o| !o.slow) {
         let Some(&(lo, hi)) = ranges.get(&o.target) else {
             continue;
         };
-        for &(seq, at) in o.receipts.iter().filter(|r| (lo..=hi).contains(&r.0)) {
+        for &(seq, at) in times(o).iter().filter(|r| (lo..=hi).contains(&r.0)) {
             let e = by_frame.entry((o.target, seq)).or_insert((at, at, 0));
             e.0 = e.0.min(at);
             e.1 = e.1.max(at);
@@ -339,7 +346,8 @@ impl Report {
             connect_s: facts.connect_s,
             normal: group(&normal, &ranges, facts.window_s),
             slow: (!slow.is_empty()).then(|| group(&slow, &ranges, facts.window_s)),
-            spread_ms: spread(viewers, &ranges),
+            spread_ms: spread(viewers, &ranges, |o| &o.receipts),
+            spread_arrival_ms: spread(viewers, &ranges, |o| &o.arrivals),
             probe_ttff_ms: Dist::of(probe_each.clone()),
             probe_ttff_each_ms: probe_each,
             probe_fresh_ms: Dist::of(probe_fresh.clone()),
@@ -396,6 +404,9 @@ impl Report {
             );
         }
         let _ = writeln!(s, "spread ms      {}", d(&self.spread_ms, 1));
+        if self.spread_arrival_ms.is_some() {
+            let _ = writeln!(s, "  at socket    {}", d(&self.spread_arrival_ms, 1));
+        }
         if !self.probe_ttff_each_ms.is_empty() {
             let _ = writeln!(s, "probe ttff ms  {}", d(&self.probe_ttff_ms, 2));
             let _ = writeln!(s, "probe fresh ms {}", d(&self.probe_fresh_ms, 2));
@@ -466,7 +477,7 @@ mod tests {
         let g = group(&normal, &ranges, 1.0);
         assert_eq!(g.share.as_ref().unwrap().min, 0.75);
         assert_eq!(g.share.as_ref().unwrap().max, 1.0);
-        let s = spread(&outcomes, &ranges).unwrap();
+        let s = spread(&outcomes, &ranges, |o| &o.receipts).unwrap();
         assert_eq!(s.max, 2.0);
     }
 }

@@ -103,6 +103,10 @@ pub struct Outcome {
     pub added_us: Vec<u32>,
     /// (seq, receipt time µs since the epoch) of tagged frames in the window.
     pub receipts: Vec<(u64, u64)>,
+    /// (seq, kernel receive time µs since the epoch) of tagged frames in the window, where
+    /// the transport knows it (WebSocket viewers): arrival at the socket, without the
+    /// tool's own scheduling delay.
+    pub arrivals: Vec<(u64, u64)>,
     /// `dropped` notices received, and the frames they reported.
     pub dropped_notices: u64,
     /// Sum of `frames` in `dropped` notices.
@@ -116,7 +120,7 @@ fn unix_micros() -> u64 {
 }
 
 impl Outcome {
-    fn frame(&mut self, jpeg: &[u8], started: Instant, measuring: bool) {
+    fn frame(&mut self, jpeg: &[u8], arrived_us: Option<u64>, started: Instant, measuring: bool) {
         let now_us = unix_micros();
         let tag = read_tag(jpeg);
         let elapsed = started.elapsed().as_micros() as u64;
@@ -139,6 +143,9 @@ impl Outcome {
                 self.added_us
                     .push(clamp(now_us.saturating_sub(tag.published_at_us)));
                 self.receipts.push((tag.seq, now_us));
+                if let Some(at) = arrived_us {
+                    self.arrivals.push((tag.seq, at));
+                }
             }
             None => self.untagged += 1,
         }
@@ -244,7 +251,7 @@ async fn run_ws(
         match message {
             Ok(Some(Incoming::Binary(jpeg))) => {
                 let measuring = shared.phase.load(Ordering::Relaxed) == PHASE_MEASURE;
-                out.frame(&jpeg, started, measuring && !probe);
+                out.frame(&jpeg, ws.arrived_us(), started, measuring && !probe);
                 if probe && (out.fresh_us.is_some() || read_tag(&jpeg).is_none()) {
                     break;
                 }
@@ -336,7 +343,7 @@ async fn run_mjpeg(
                 };
                 for jpeg in parser.push(&data) {
                     let measuring = shared.phase.load(Ordering::Relaxed) == PHASE_MEASURE;
-                    out.frame(&jpeg, started, measuring && !probe);
+                    out.frame(&jpeg, None, started, measuring && !probe);
                     if probe && (out.fresh_us.is_some() || read_tag(&jpeg).is_none()) {
                         break 'read;
                     }

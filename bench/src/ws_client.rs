@@ -8,10 +8,11 @@
 //! message's payload is handed out as `Bytes` split off the buffer, not copied.
 //!
 //! Invariants: pings are answered with a pong before the next message is returned;
+//! each message's arrival time is the kernel's receive time of its last read (`rx_time`);
 //! fragmented messages are reassembled; a message larger than [`MAX_MESSAGE`] is an error.
 
 use anyhow::{Context, bail};
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
@@ -43,6 +44,8 @@ pub struct WsClient {
     partial: Option<(u8, BytesMut)>,
     mask: [u8; 4],
     read_chunk: usize,
+    /// Kernel receive time of the newest bytes read (see `rx_time`).
+    arrived_us: Option<u64>,
 }
 
 impl WsClient {
@@ -90,6 +93,7 @@ impl WsClient {
             bail!("handshake response has a wrong Sec-WebSocket-Accept");
         }
         buffer.advance(end);
+        crate::rx_time::enable(&stream).context("cannot enable receive timestamps")?;
         let seed = key.as_bytes();
         Ok(WsClient {
             stream,
@@ -97,6 +101,7 @@ impl WsClient {
             partial: None,
             mask: [seed[0], seed[1], seed[2], seed[3]],
             read_chunk,
+            arrived_us: None,
         })
     }
 
@@ -131,12 +136,20 @@ impl WsClient {
                     other => bail!("unknown opcode {other:#x}"),
                 }
             }
-            self.buffer.reserve(self.read_chunk);
-            let mut limited = (&mut self.buffer).limit(self.read_chunk);
-            if self.stream.read_buf(&mut limited).await? == 0 {
+            let (read, arrived_us) =
+                crate::rx_time::read(&self.stream, &mut self.buffer, self.read_chunk).await?;
+            if read == 0 {
                 return Ok(None);
             }
+            self.arrived_us = arrived_us;
         }
+    }
+
+    /// When the kernel received the last bytes of the message [`next`](Self::next) returned
+    /// (µs since the Unix epoch): the arrival at the viewer's socket, free of the load
+    /// tool's own scheduling delay.
+    pub fn arrived_us(&self) -> Option<u64> {
+        self.arrived_us
     }
 
     /// Sends a close frame (best effort; the caller drops the connection afterwards).

@@ -103,6 +103,9 @@ async fn load_tool_reports_frames_from_a_live_gateway() {
         "{json:#}"
     );
     assert_eq!(normal["untagged_frames"], 0);
+    // Kernel receive timestamps give a second spread, at the viewers' sockets.
+    let at_socket = json["spread_arrival_ms"]["n"].as_u64();
+    assert!(at_socket.is_some_and(|n| n > 0), "{json:#}");
     assert_eq!(
         json["probe_ttff_each_ms"].as_array().unwrap().len(),
         2,
