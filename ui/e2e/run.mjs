@@ -125,7 +125,9 @@ function manifest(withFailing) {
     "    source: { plugin: testsrc, width: 320, height: 180, fps: 10 }",
     "  - id: charlie",
     "    name: Charlie",
-    "    source: { plugin: testsrc, width: 320, height: 180, fps: 10 }",
+    // 720p at best quality: frames above 16 KiB take the gateway's sendfile path; the loop
+    // keeps the debug build from spending the test's CPU on JPEG encoding.
+    "    source: { plugin: testsrc, width: 1280, height: 720, fps: 10, quality: 2, loop_frames: 20 }",
   ];
   if (withFailing) {
     lines.push(
