@@ -4,8 +4,9 @@
 //! Why not tungstenite: its reader zero-fills its whole read buffer before every read; with
 //! 500 viewers receiving 720p frames that was 38 % of the load tool's CPU, and a load tool
 //! that burns the cores it shares with the gateway distorts what it measures (latency,
-//! fan-out spread). Here reads go into spare capacity (`read_buf`, no zeroing) and a
-//! message's payload is handed out as `Bytes` split off the buffer, not copied.
+//! fan-out spread). Here reads go into spare capacity (`recvmsg` in `rx_time`, no zeroing,
+//! with the kernel's receive time) and a message's payload is handed out as `Bytes` split
+//! off the buffer, not copied.
 //!
 //! Invariants: pings are answered with a pong before the next message is returned;
 //! each message's arrival time is the kernel's receive time of its last read (`rx_time`);

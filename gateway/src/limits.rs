@@ -70,11 +70,23 @@ mod tests {
 
     #[test]
     fn the_soft_limit_is_raised_to_the_hard_limit() {
+        // Start below the hard limit (lowering the soft limit is always allowed), so the
+        // test shows a raise even where the soft limit already was the hard one.
+        let Rlimit { maximum, .. } = getrlimit(Resource::Nofile);
+        let lowered = maximum.map_or(4096, |max| max / 2);
+        setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(lowered),
+                maximum,
+            },
+        )
+        .unwrap();
         let files = raise_open_file_limit();
-        let Rlimit { current, maximum } = getrlimit(Resource::Nofile);
+        let Rlimit { current, .. } = getrlimit(Resource::Nofile);
+        assert_eq!(files.before, Some(lowered));
         assert_eq!(files.now, current);
         assert_eq!(current, maximum, "soft limit now equals the hard limit");
-        assert!(files.now >= files.before || files.now.is_none());
     }
 
     #[test]

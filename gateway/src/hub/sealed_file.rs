@@ -54,7 +54,8 @@ impl FileBudget {
 pub struct SealedFile {
     file: File,
     len: usize,
-    budget: &'static FileBudget,
+    /// Its place in the budget, given back when the file is dropped.
+    _slot: Slot,
 }
 
 impl SealedFile {
@@ -72,7 +73,7 @@ impl SealedFile {
                 budget.max
             )));
         }
-        // From here on the slot is the file's: returned by its Drop, or here on error.
+        // From here on the slot is given back on drop: with the file, or here on error.
         let slot = Slot(budget);
         let fd = rustix::fs::memfd_create(
             "camgate-frame",
@@ -86,11 +87,10 @@ impl SealedFile {
             &file,
             SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
         )?;
-        std::mem::forget(slot);
         Ok(SealedFile {
             file,
             len: parts.iter().map(|p| p.len()).sum(),
-            budget,
+            _slot: slot,
         })
     }
 
@@ -110,13 +110,8 @@ impl SealedFile {
     }
 }
 
-impl Drop for SealedFile {
-    fn drop(&mut self) {
-        self.budget.live.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// A budget slot taken by a file being made; given back on drop unless forgotten.
+/// One file's place in a budget; given back on drop.
+#[derive(Debug)]
 struct Slot(&'static FileBudget);
 
 impl Drop for Slot {

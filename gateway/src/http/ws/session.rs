@@ -296,8 +296,7 @@ impl Session {
     /// Reads what the viewer sent (one read per readiness, so a chatty viewer takes turns
     /// with the frames) and acts on each complete frame.
     fn read(&mut self) -> Result<(), End> {
-        self.decoder.reserve(READ_CHUNK);
-        match self.socket.try_read_buf(self.decoder.buffer()) {
+        match self.read_some() {
             Ok(0) => return Err(End::Gone),
             Ok(_) => self.last_heard = Instant::now(),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -315,6 +314,12 @@ impl Session {
                 Err(error) => return Err(End::Protocol(error)),
             }
         }
+    }
+
+    /// Moves what the socket holds now into the decoder (`WouldBlock` if nothing).
+    fn read_some(&mut self) -> io::Result<usize> {
+        self.decoder.reserve(READ_CHUNK);
+        self.socket.try_read_buf(self.decoder.buffer())
     }
 
     /// Ends the session: sends the close frame `end` calls for, then lingers briefly so it
@@ -352,8 +357,7 @@ impl Session {
         // by unread bytes.
         loop {
             self.socket.readable().await?;
-            self.decoder.reserve(READ_CHUNK);
-            match self.socket.try_read_buf(self.decoder.buffer()) {
+            match self.read_some() {
                 Ok(0) => return Ok(()),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
