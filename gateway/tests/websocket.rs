@@ -442,3 +442,50 @@ streams:
     assert_eq!(rest[0].1, rest[3].1);
     gateway.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_that_keeps_up_gets_every_frame_across_lane_hand_overs() {
+    // Pings every 50 ms (and the viewer's own pings) make the session take the socket back
+    // from the publisher's direct lane and give it again many times per second; large
+    // frames go out with `sendfile` from the publisher's thread.
+    let options = GatewayOptions {
+        ws: WsSettings {
+            ping_interval: Duration::from_millis(50),
+            ..fast_options().ws
+        },
+        ..fast_options()
+    };
+    let gateway = start_with(
+        r#"
+streams:
+  - id: pattern
+    source: { plugin: testsrc, width: 1280, height: 720, fps: 20, quality: 2, loop_frames: 10 }
+"#,
+        PluginCatalog::with_builtins(),
+        options,
+    )
+    .await;
+    let hub = gateway.state().registry.get("pattern").unwrap();
+    let mut ws = connect(gateway.local_addr(), "/ws/streams/pattern").await;
+    let mut last = next_frame(&mut ws, SECS(5)).await.seq;
+    assert_eq!(
+        hub.direct_viewer_count(),
+        1,
+        "the viewer is attached to the lane"
+    );
+    for i in 0..60 {
+        if i % 7 == 0 {
+            ws.send(Message::Ping(b"hi".to_vec().into())).await.unwrap();
+        }
+        let frame = next_frame(&mut ws, SECS(5)).await;
+        assert!(frame.bytes > 16 * 1024, "large enough for sendfile");
+        assert_eq!(frame.seq, last + 1, "no frame lost or repeated");
+        last = frame.seq;
+    }
+    drop(ws);
+    eventually(SECS(5), "the lane is detached", || {
+        hub.direct_viewer_count() == 0
+    })
+    .await;
+    gateway.shutdown().await;
+}

@@ -56,6 +56,24 @@ impl FramePacer {
         }
     }
 
+    /// Whether `max_fps` limits this viewer.
+    pub fn is_paced(&self) -> bool {
+        self.min_gap.is_some()
+    }
+
+    /// The last frame handed out, if any.
+    pub fn last_seq(&self) -> Option<u64> {
+        self.last_seq
+    }
+
+    /// Records that frames up to `last_seq` reached the viewer another way (the WebSocket
+    /// direct lane), so the next frame's drop count starts there.
+    pub fn sent_elsewhere(&mut self, last_seq: Option<u64>) {
+        if let Some(seq) = last_seq {
+            self.last_seq = Some(self.last_seq.map_or(seq, |last| last.max(seq)));
+        }
+    }
+
     /// The current frame, if the hub has one and the viewer has not seen it (used to greet
     /// a new viewer without waiting for the next frame).
     pub fn current(&mut self, frames: &mut watch::Receiver<Option<Frame>>) -> Option<Next> {

@@ -27,3 +27,19 @@ pub struct Frame {
     /// See `http/ws/sealed.rs`.
     pub ws_message: Arc<OnceLock<Option<Arc<super::SealedFile>>>>,
 }
+
+#[cfg(test)]
+impl Frame {
+    /// A frame with only a sequence number and bytes, for tests of the fan-out paths.
+    pub fn for_test(seq: u64, jpeg: Bytes) -> Frame {
+        Frame {
+            seq,
+            captured_at_us: 0,
+            published_at_us: 0,
+            width: 0,
+            height: 0,
+            jpeg,
+            ws_message: Arc::default(),
+        }
+    }
+}

@@ -4,7 +4,8 @@
 //! [`FrameSink`]; any number of viewers read from it. It knows nothing of HTTP or plugins:
 //! it defines the traits it needs ([`SourceFactory`], [`RunningSource`]) and the server wires
 //! a plugin-backed factory in. A frame walks plugin thread → sink → hub → viewer task → socket
-//! and never comes back.
+//! and never comes back; a viewer whose socket keeps up gets it from the plugin thread
+//! directly, without a task waking (`direct.rs`).
 //!
 //! Invariants:
 //! - At most one running source per hub, started by the first viewer (or at creation for an
@@ -14,6 +15,7 @@
 //!   every viewer; a viewer that falls behind sees only the newest frame and counts the
 //!   sequence numbers it skipped. Memory per viewer is one buffer reference.
 
+mod direct;
 mod frame;
 mod registry;
 mod sealed_file;
@@ -21,6 +23,7 @@ mod source;
 mod stream_hub;
 mod tag;
 
+pub use direct::{DirectAttachment, DirectViewer};
 pub use frame::Frame;
 pub use registry::Registry;
 pub use sealed_file::SealedFile;

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use tokio::sync::{Mutex, broadcast, watch};
 
+use super::direct::{DirectAttachment, DirectViewer, DirectViewers};
 use super::frame::Frame;
 use super::source::{FrameSink, RunningSource, SourceFactory};
 use super::tag::{FrameTag, tagged_copy};
@@ -189,6 +190,8 @@ pub struct Hub {
     rate: std::sync::Mutex<RateMeter>,
     telemetry: StreamTelemetry,
     control: Mutex<Control>,
+    /// Viewers the publisher writes to itself while their sockets keep up (see `direct.rs`).
+    direct: DirectViewers,
 }
 
 impl Hub {
@@ -218,6 +221,7 @@ impl Hub {
                 factory,
                 source: None,
             }),
+            direct: DirectViewers::default(),
         })
     }
 
@@ -262,6 +266,22 @@ impl Hub {
     /// The stream's metric handles (viewers attach theirs through it).
     pub fn telemetry(&self) -> &StreamTelemetry {
         &self.telemetry
+    }
+
+    /// Offers every frame published from now on to `viewer` on the publisher's thread, until
+    /// the returned attachment is dropped. The viewer must also hold a [`Viewer`]: the
+    /// attachment is a faster path to its socket, not a subscription.
+    pub fn attach_direct(self: &Arc<Self>, viewer: Arc<dyn DirectViewer>) -> DirectAttachment {
+        DirectAttachment::new(Arc::clone(self), viewer)
+    }
+
+    /// Viewers attached to the direct fan-out (for tests and status pages).
+    pub fn direct_viewer_count(&self) -> usize {
+        self.direct.len()
+    }
+
+    pub(super) fn direct_viewers(&self) -> &DirectViewers {
+        &self.direct
     }
 
     /// Starts the source of an always-on stream (no-op for on-demand streams).
@@ -464,10 +484,15 @@ impl Hub {
             .unwrap_or_else(|e| e.into_inner())
             .record(jpeg.len(), Instant::now());
         self.telemetry.frame_received(jpeg.len());
-        self.frames.send_replace(Some(frame));
+        self.frames.send_replace(Some(frame.clone()));
         // A frame proves the source is live, whatever it last reported.
         if self.status.borrow().state != StreamState::Live {
             self.set_status(StreamState::Live, "");
+            // Viewers are told `live` before they get the frame: their tasks wake for the
+            // state and take the frame from the watch after it.
+        } else {
+            // After the watch: a direct viewer that declines finds the frame there.
+            self.direct.offer(&frame);
         }
         true
     }

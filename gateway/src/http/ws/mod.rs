@@ -10,10 +10,12 @@
 //! `101 Switching Protocols` and hands the raw TCP socket to a [`session`]; framing is our
 //! own ([`codec`], [`outbox`]) so a frame shared by every viewer is never copied per viewer
 //! in user space, and large frames are not copied per viewer in the kernel either
-//! ([`sealed`]: `sendfile` from one sealed in-memory file per frame). The slow-viewer
-//! policy is documented in `session.rs`.
+//! ([`sealed`]: `sendfile` from one sealed in-memory file per frame). While a viewer's
+//! socket keeps up, the hub's publisher writes its frames directly ([`lane`]) and its task
+//! sleeps. The slow-viewer policy is documented in `session.rs`.
 
 mod codec;
+mod lane;
 mod outbox;
 mod sealed;
 mod session;
@@ -172,10 +174,14 @@ pub fn upgrade(
             }
         };
         let viewer = hub.subscribe().await;
-        let session = Session::new(parts.io.into_inner(), &parts.read_buf, settings, &hub);
-        session
-            .run(viewer, max_fps, Access { state, credential })
-            .await;
+        let session = Session::new(
+            parts.io.into_inner(),
+            &parts.read_buf,
+            settings,
+            &viewer,
+            max_fps,
+        );
+        session.run(viewer, Access { state, credential }).await;
     });
 
     let mut response = Response::new(response::empty());

@@ -92,6 +92,26 @@ impl Outbox {
         self.enqueue(Opcode::Binary, jpeg, file, Some(receipt));
     }
 
+    /// Puts a frame whose first `written` bytes another writer already sent (the direct
+    /// fan-out, see `lane.rs`) at the head of the queue: its remainder goes out first.
+    pub fn push_started_frame(
+        &mut self,
+        jpeg: Bytes,
+        file: Option<Arc<SealedFile>>,
+        receipt: FrameReceipt,
+        written: usize,
+    ) {
+        self.head_since = Instant::now();
+        self.queue.push_front(Outgoing {
+            opcode: Opcode::Binary,
+            header: Header::new(Opcode::Binary, jpeg.len()),
+            payload: jpeg,
+            file,
+            written,
+            receipt: Some(receipt),
+        });
+    }
+
     /// Queues a control or text message.
     pub fn push(&mut self, opcode: Opcode, payload: Bytes) {
         if opcode == Opcode::Pong {
@@ -152,6 +172,23 @@ impl Outbox {
         Ok(())
     }
 
+    /// Writes the start of one frame message to an idle socket without waiting, from its
+    /// sealed file if it has one (the direct fan-out's single write): bytes taken, or
+    /// `WouldBlock`.
+    pub fn write_frame(
+        socket: &TcpStream,
+        jpeg: &[u8],
+        file: Option<&SealedFile>,
+    ) -> io::Result<usize> {
+        match file {
+            Some(file) => sealed::send(socket, file, 0),
+            None => {
+                let header = Header::new(Opcode::Binary, jpeg.len());
+                socket.try_write_vectored(&[IoSlice::new(header.as_bytes()), IoSlice::new(jpeg)])
+            }
+        }
+    }
+
     /// One vectored write of the messages at the head that are not in files.
     fn write_from_memory(&self, socket: &TcpStream) -> io::Result<usize> {
         let mut slices = [IoSlice::new(&[]); 2 * MESSAGES_PER_WRITE];
@@ -208,13 +245,8 @@ mod tests {
         let (mut client, server) = (client.unwrap(), accepted.unwrap().0);
 
         let frame = |len: usize, captured_at_us: u64| crate::hub::Frame {
-            seq: 1,
             captured_at_us,
-            published_at_us: 0,
-            width: 0,
-            height: 0,
-            jpeg: Bytes::from(vec![captured_at_us as u8; len]),
-            ws_message: Arc::default(),
+            ..crate::hub::Frame::for_test(1, Bytes::from(vec![captured_at_us as u8; len]))
         };
         let receipt = |f: &crate::hub::Frame| FrameReceipt {
             bytes: f.jpeg.len(),

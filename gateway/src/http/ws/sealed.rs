@@ -66,15 +66,7 @@ mod tests {
     use std::io::{Read, Seek};
 
     fn frame(len: usize) -> Frame {
-        Frame {
-            seq: 1,
-            captured_at_us: 0,
-            published_at_us: 0,
-            width: 0,
-            height: 0,
-            jpeg: bytes::Bytes::from(vec![9u8; len]),
-            ws_message: Arc::default(),
-        }
+        Frame::for_test(1, bytes::Bytes::from(vec![9u8; len]))
     }
 
     #[test]

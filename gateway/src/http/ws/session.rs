@@ -2,6 +2,11 @@
 //! hub's frames, status changes, the viewer's control frames and its own timers, and writes
 //! through an [`Outbox`] without ever blocking on one viewer's socket.
 //!
+//! While the socket keeps up and nothing else is queued, the session opens its [`Lane`]:
+//! the hub's publisher then writes each frame itself and the task sleeps until the viewer
+//! speaks, a status changes, a timer fires or the lane hands a frame back (see `lane.rs`
+//! for who may write the socket when). Everything below holds on both paths.
+//!
 //! Slow-viewer policy (explicit, per viewer):
 //! - Latest frame wins: at most one frame is ever queued. The next frame is taken from the
 //!   hub only once the socket has taken everything before it, so frames a slow viewer
@@ -23,12 +28,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
 use super::codec::{Decoder, Incoming, Opcode, ProtocolError, close_payload};
+use super::lane::Lane;
 use super::outbox::{FrameReceipt, Outbox};
 use super::sealed;
 use super::{
@@ -37,8 +42,8 @@ use super::{
 use crate::app::AppState;
 use crate::http::auth::Credential;
 use crate::http::pacing::{FramePacer, Next};
-use crate::hub::{Closing, Hub, StreamState, StreamStatus, Viewer};
-use crate::telemetry::{Transport, ViewerTelemetry};
+use crate::hub::{Closing, Frame, Hub, StreamState, StreamStatus, Viewer};
+use crate::telemetry::Transport;
 
 /// Bytes reserved for each read of the viewer's control frames.
 const READ_CHUNK: usize = 4096;
@@ -109,25 +114,43 @@ impl Access {
 
 /// One viewer's connection state.
 pub struct Session {
-    socket: TcpStream,
+    socket: Arc<TcpStream>,
     decoder: Decoder,
     outbox: Outbox,
     settings: WsSettings,
-    telemetry: ViewerTelemetry,
+    /// The hub's latest frame, read when the lane is closed.
+    frames: watch::Receiver<Option<Frame>>,
+    pacer: FramePacer,
+    /// The publisher's way to this socket; holds the viewer's telemetry.
+    lane: Arc<Lane>,
+    /// Whether the lane is open (only the session opens and closes it; offers may close it
+    /// too, and then wake the session).
+    lane_open: bool,
     dropped_unreported: u64,
     last_dropped_report: Instant,
     last_heard: Instant,
 }
 
 impl Session {
-    /// A session on an upgraded `socket`; `early` holds bytes the viewer sent right after
-    /// its handshake request.
-    pub fn new(socket: TcpStream, early: &[u8], settings: WsSettings, hub: &Hub) -> Session {
+    /// A session for `viewer` on an upgraded `socket`; `early` holds bytes the viewer sent
+    /// right after its handshake request; `max_fps` caps its frame rate.
+    pub fn new(
+        socket: TcpStream,
+        early: &[u8],
+        settings: WsSettings,
+        viewer: &Viewer,
+        max_fps: Option<f64>,
+    ) -> Session {
+        let socket = Arc::new(socket);
+        let telemetry = viewer.hub().telemetry().viewer(Transport::WebSocket);
         Session {
+            lane: Arc::new(Lane::new(Arc::clone(&socket), telemetry)),
+            lane_open: false,
             socket,
             decoder: Decoder::new(settings.max_incoming_message, early, READ_CHUNK),
             outbox: Outbox::new(),
-            telemetry: hub.telemetry().viewer(Transport::WebSocket),
+            frames: viewer.frames.clone(),
+            pacer: FramePacer::new(max_fps),
             settings,
             dropped_unreported: 0,
             last_dropped_report: Instant::now(),
@@ -136,27 +159,22 @@ impl Session {
     }
 
     /// Runs the viewer until it leaves, is closed, or the gateway shuts down.
-    pub async fn run(mut self, mut viewer: Viewer, max_fps: Option<f64>, access: Access) {
+    pub async fn run(mut self, mut viewer: Viewer, access: Access) {
         let hub = Arc::clone(viewer.hub());
-        let mut pacer = FramePacer::new(max_fps);
-        let end = self.serve(&hub, &mut viewer, &mut pacer, &access).await;
+        let end = self.serve(&hub, &mut viewer, &access).await;
         self.close(&hub, end).await;
     }
 
-    async fn serve(
-        &mut self,
-        hub: &Arc<Hub>,
-        viewer: &mut Viewer,
-        pacer: &mut FramePacer,
-        access: &Access,
-    ) -> End {
+    async fn serve(&mut self, hub: &Arc<Hub>, viewer: &mut Viewer, access: &Access) -> End {
         let mut closing = viewer.closing.clone();
         // Shutdown and removal both arrive here; one that came before we subscribed too.
         if let Some(reason) = *closing.borrow_and_update() {
             return closed(reason);
         }
-        self.greet(hub, viewer, pacer);
-        let mut frames = viewer.frames.clone();
+        self.greet(hub, viewer);
+        let lane = Arc::clone(&self.lane);
+        // Offers reach the lane only while it is open; detached when the session ends.
+        let _direct = hub.attach_direct(lane.clone());
         let mut ping = tokio::time::interval(self.settings.ping_interval);
         ping.reset();
         // One timer for the whole session, re-armed only when a write has to wait.
@@ -176,6 +194,7 @@ impl Session {
                     armed_for = Some(deadline);
                 }
             }
+            self.open_lane_if_idle();
             let room = self.outbox.len() < MAX_QUEUED;
             tokio::select! {
                 biased;
@@ -212,12 +231,14 @@ impl Session {
                     self.event(&Event::State { state: status.state, message: &status.message });
                 }
                 // Latest frame wins: the next frame is taken only when the socket took the last.
-                next = pacer.next(&mut frames), if waiting.is_none() => {
+                next = self.pacer.next(&mut self.frames), if waiting.is_none() && !self.lane_open => {
                     let Some(next) = next else {
                         return End::Close(CLOSE_STREAM_REMOVED, "stream removed");
                     };
                     self.frame(next);
                 }
+                // The publisher could not finish a frame (or the viewer missed one).
+                () = lane.closed_by_offer(), if self.lane_open => self.close_lane(),
                 _ = ping.tick() => {
                     if !access.still_allowed(hub.id()) {
                         return End::Close(CLOSE_UNAUTHORIZED, "access revoked");
@@ -225,19 +246,65 @@ impl Session {
                     if self.last_heard.elapsed() >= self.settings.pong_timeout {
                         return End::Close(CLOSE_TOO_SLOW, "viewer stopped answering pings");
                     }
-                    self.outbox.push(Opcode::Ping, Bytes::new());
+                    self.push_control(Opcode::Ping, Bytes::new());
                 }
             }
         }
     }
 
+    /// Opens the lane when the socket has taken everything and the viewer is up to date
+    /// with the hub, so the publisher can write the next frame itself. Viewers with a
+    /// `max_fps`, or with skipped frames not yet reported, stay on the task's path.
+    fn open_lane_if_idle(&mut self) {
+        let newer_frame = |frames: &watch::Receiver<_>| frames.has_changed().unwrap_or(true);
+        if self.lane_open
+            || !self.outbox.is_empty()
+            || self.dropped_unreported > 0
+            || self.pacer.is_paced()
+            || newer_frame(&self.frames)
+        {
+            return;
+        }
+        self.lane.open(self.pacer.last_seq());
+        self.lane_open = true;
+        // A frame published just before the lane opened may have passed it by.
+        if newer_frame(&self.frames) {
+            self.close_lane();
+        }
+    }
+
+    /// Takes the socket back from the publisher: the rest of a frame it could not finish
+    /// goes out first. A newer frame the lane did not send is the frame branch's to take
+    /// once the queue is empty (the watch still says it is new), so messages queued now go
+    /// before it.
+    fn close_lane(&mut self) {
+        if !self.lane_open {
+            return;
+        }
+        self.lane_open = false;
+        let closed = self.lane.close();
+        self.pacer.sent_elsewhere(closed.last_seq);
+        if let Some(hand_over) = closed.hand_over {
+            let receipt = hand_over.receipt();
+            let frame = hand_over.frame;
+            self.outbox
+                .push_started_frame(frame.jpeg, hand_over.file, receipt, hand_over.written);
+        }
+    }
+
+    /// Queues a control or text message (taking the socket back from the lane first).
+    fn push_control(&mut self, opcode: Opcode, payload: Bytes) {
+        self.close_lane();
+        self.outbox.push(opcode, payload);
+    }
+
     /// Queues `hello`, then the hub's latest frame (a new viewer sees a picture at once).
-    fn greet(&mut self, hub: &Arc<Hub>, viewer: &mut Viewer, pacer: &mut FramePacer) {
+    fn greet(&mut self, hub: &Arc<Hub>, viewer: &mut Viewer) {
         let info = hub.info();
         // The hello carries the current status: transitions queued before it are old news.
         while viewer.status_events.try_recv().is_ok() {}
         let StreamStatus { state, message, .. } = viewer.status.borrow_and_update().clone();
-        let current = pacer.current(&mut viewer.frames);
+        let current = self.pacer.current(&mut self.frames);
         let (width, height) = current
             .as_ref()
             .map(|next| &next.frame)
@@ -260,14 +327,18 @@ impl Session {
 
     fn event(&mut self, event: &Event<'_>) {
         let json = serde_json::to_vec(event).unwrap_or_default();
-        self.outbox.push(Opcode::Text, Bytes::from(json));
+        self.push_control(Opcode::Text, Bytes::from(json));
     }
 
     /// Queues a frame, first reporting frames this viewer skipped (at most once per
     /// `dropped_report_interval`).
     fn frame(&mut self, next: Next) {
+        debug_assert!(
+            !self.lane_open,
+            "the session queued a frame while the lane was open"
+        );
         if next.dropped > 0 {
-            self.telemetry.frames_dropped(next.dropped);
+            self.lane.telemetry.frames_dropped(next.dropped);
             self.dropped_unreported += next.dropped;
         }
         if self.dropped_unreported > 0
@@ -287,7 +358,7 @@ impl Session {
 
     /// Writes what the socket takes now.
     fn flush(&mut self) -> io::Result<()> {
-        let telemetry = &self.telemetry;
+        let telemetry = &self.lane.telemetry;
         self.outbox.write_to(&self.socket, |receipt| {
             telemetry.frame_sent(receipt.bytes, receipt.captured_at_us);
         })
@@ -306,7 +377,7 @@ impl Session {
             match self.decoder.next() {
                 Ok(None) => return Ok(()),
                 Ok(Some(Incoming::Ping(payload))) => {
-                    self.outbox.push(Opcode::Pong, payload);
+                    self.push_control(Opcode::Pong, payload);
                 }
                 // Pongs and the viewer's own messages only prove it is alive.
                 Ok(Some(Incoming::Pong | Incoming::Data)) => {}
@@ -335,9 +406,11 @@ impl Session {
             End::Close(code, reason) => (*code, *reason),
         };
         if code == CLOSE_TOO_SLOW {
-            self.telemetry.slow_disconnect(reason);
+            self.lane.telemetry.slow_disconnect(reason);
         }
         tracing::debug!(stream = %hub.id(), code, reason, "closing viewer");
+        // A frame the lane started must end before the close frame.
+        self.close_lane();
         self.outbox.push(Opcode::Close, close_payload(code, reason));
         let _ = tokio::time::timeout(CLOSE_LINGER, self.finish_close(&end)).await;
     }
@@ -349,7 +422,7 @@ impl Session {
                 self.socket.writable().await?;
             }
         }
-        self.socket.shutdown().await?;
+        socket2::SockRef::from(&*self.socket).shutdown(std::net::Shutdown::Write)?;
         if matches!(end, End::ClientClosed | End::Protocol(_)) {
             return Ok(());
         }

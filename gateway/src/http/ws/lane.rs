@@ -1,0 +1,259 @@
+//! A viewer's direct lane: while its socket keeps up, the hub's publisher writes each new
+//! frame to it (one non-blocking `sendfile` or `writev`) and the viewer's task sleeps.
+//!
+//! Who may write the socket (the invariant everything here protects):
+//! - While the lane is *open*, only an offer, holding the lane's lock, writes. The session
+//!   opens the lane only when it has nothing queued, so an offer always starts a message
+//!   at a message boundary.
+//! - While the lane is *closed*, only the session writes. The session closes it (under the
+//!   lock, so after any offer in progress) before it queues anything: a pong, a state or
+//!   `dropped` event, a ping, a close frame.
+//! - An offer that cannot finish its frame (socket full, or an error) closes the lane,
+//!   keeps what it wrote as a hand-over and wakes the session, which sends the rest first.
+//!   An offer that would skip a frame (the viewer missed one) does not write: it closes the
+//!   lane and wakes the session, which takes the latest frame from the hub and counts what
+//!   was skipped — drop accounting and the slow-viewer policy stay in `session.rs`.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use super::codec::{Header, Opcode};
+use super::outbox::{FrameReceipt, Outbox};
+use super::sealed;
+use crate::hub::{DirectViewer, Frame, SealedFile};
+use crate::telemetry::ViewerTelemetry;
+
+/// A frame an offer started but could not finish.
+pub struct HandOver {
+    /// The frame.
+    pub frame: Frame,
+    /// Its sealed message file, if it went out from one.
+    pub file: Option<Arc<SealedFile>>,
+    /// Bytes of the message (header and JPEG) already written.
+    pub written: usize,
+}
+
+impl HandOver {
+    /// What telemetry needs once the rest is written.
+    pub fn receipt(&self) -> FrameReceipt {
+        FrameReceipt {
+            bytes: self.frame.jpeg.len(),
+            captured_at_us: self.frame.captured_at_us,
+        }
+    }
+}
+
+#[derive(Default)]
+struct LaneState {
+    open: bool,
+    /// The last frame the viewer got in full (or was handed over); `None` before any.
+    last_seq: Option<u64>,
+    hand_over: Option<HandOver>,
+}
+
+/// One WebSocket viewer's direct lane. Shared by the session and the hub's fan-out.
+pub struct Lane {
+    socket: Arc<TcpStream>,
+    state: Mutex<LaneState>,
+    /// Wakes the session when an offer closed the lane.
+    closed_by_offer: Notify,
+    /// The viewer's metrics (frames sent count wherever they were written).
+    pub telemetry: ViewerTelemetry,
+}
+
+/// The session's view of the lane when it closed it.
+pub struct Closed {
+    /// The last frame the viewer got (or is getting through `hand_over`).
+    pub last_seq: Option<u64>,
+    /// A frame to finish before anything else.
+    pub hand_over: Option<HandOver>,
+}
+
+impl Lane {
+    /// A closed lane to `socket`.
+    pub fn new(socket: Arc<TcpStream>, telemetry: ViewerTelemetry) -> Lane {
+        Lane {
+            socket,
+            state: Mutex::default(),
+            closed_by_offer: Notify::new(),
+            telemetry,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LaneState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Lets offers write from now on. The caller has written everything it queued and the
+    /// viewer has frame `last_seq` (or none yet).
+    pub fn open(&self, last_seq: Option<u64>) {
+        let mut state = self.lock();
+        debug_assert!(state.hand_over.is_none(), "a hand-over was left unsent");
+        state.open = true;
+        state.last_seq = last_seq;
+    }
+
+    /// Stops offers from writing (waits for one in progress) and says where the viewer is.
+    pub fn close(&self) -> Closed {
+        let mut state = self.lock();
+        state.open = false;
+        Closed {
+            last_seq: state.last_seq,
+            hand_over: state.hand_over.take(),
+        }
+    }
+
+    /// Resolves when an offer closed the lane (possibly spuriously: check with `close`).
+    pub async fn closed_by_offer(&self) {
+        self.closed_by_offer.notified().await;
+    }
+}
+
+impl DirectViewer for Lane {
+    fn offer(&self, frame: &Frame) {
+        let mut state = self.lock();
+        if !state.open {
+            return;
+        }
+        match state.last_seq {
+            Some(last) if frame.seq <= last => return,
+            Some(last) if frame.seq != last + 1 => {
+                state.open = false;
+                drop(state);
+                self.closed_by_offer.notify_one();
+                return;
+            }
+            _ => {}
+        }
+        let file = sealed::message_file(frame);
+        let len = Header::new(Opcode::Binary, frame.jpeg.len())
+            .as_bytes()
+            .len()
+            + frame.jpeg.len();
+        // Any error other than a full socket is the session's to meet on its next write.
+        let written = Outbox::write_frame(&self.socket, &frame.jpeg, file.as_deref()).unwrap_or(0);
+        state.last_seq = Some(frame.seq);
+        if written == len {
+            self.telemetry
+                .frame_sent(frame.jpeg.len(), frame.captured_at_us);
+            return;
+        }
+        state.open = false;
+        state.hand_over = Some(HandOver {
+            frame: frame.clone(),
+            file,
+            written,
+        });
+        drop(state);
+        self.closed_by_offer.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::Frame;
+    use bytes::Bytes;
+    use tokio::io::AsyncReadExt;
+
+    async fn pair() -> (TcpStream, Arc<TcpStream>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        (client.unwrap(), Arc::new(accepted.unwrap().0))
+    }
+
+    fn lane(socket: Arc<TcpStream>) -> Lane {
+        let telemetry = crate::telemetry::Metrics::new()
+            .stream("test")
+            .viewer(crate::telemetry::Transport::WebSocket);
+        Lane::new(socket, telemetry)
+    }
+
+    fn frame(seq: u64, len: usize) -> Frame {
+        Frame::for_test(seq, Bytes::from(vec![seq as u8; len]))
+    }
+
+    async fn read_message(client: &mut TcpStream, len: usize) -> Vec<u8> {
+        let header = Header::new(Opcode::Binary, len);
+        let mut got = vec![0u8; header.as_bytes().len() + len];
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got[..header.as_bytes().len()], header.as_bytes());
+        got.split_off(header.as_bytes().len())
+    }
+
+    #[tokio::test]
+    async fn an_open_lane_takes_consecutive_frames_and_a_closed_one_none() {
+        let (mut client, server) = pair().await;
+        let lane = lane(server);
+        lane.offer(&frame(1, 100));
+        lane.open(None);
+        lane.offer(&frame(5, 100));
+        lane.offer(&frame(6, 40_000));
+        lane.offer(&frame(6, 40_000));
+        assert_eq!(read_message(&mut client, 100).await, vec![5u8; 100]);
+        assert_eq!(read_message(&mut client, 40_000).await, vec![6u8; 40_000]);
+        let closed = lane.close();
+        assert_eq!(closed.last_seq, Some(6));
+        assert!(closed.hand_over.is_none());
+        lane.offer(&frame(7, 100));
+        let mut more = [0u8; 1];
+        let extra = tokio::time::timeout(
+            std::time::Duration::from_millis(100),
+            client.read(&mut more),
+        );
+        assert!(extra.await.is_err(), "a closed lane writes nothing");
+    }
+
+    #[tokio::test]
+    async fn a_skipped_frame_closes_the_lane_without_writing_and_wakes_the_session() {
+        let (mut client, server) = pair().await;
+        let lane = lane(server);
+        lane.open(Some(3));
+        lane.offer(&frame(5, 100));
+        tokio::time::timeout(std::time::Duration::from_secs(5), lane.closed_by_offer())
+            .await
+            .expect("the session is woken");
+        let closed = lane.close();
+        assert_eq!(
+            closed.last_seq,
+            Some(3),
+            "the session counts the gap itself"
+        );
+        assert!(closed.hand_over.is_none());
+        let mut more = [0u8; 1];
+        let extra = tokio::time::timeout(
+            std::time::Duration::from_millis(100),
+            client.read(&mut more),
+        );
+        assert!(extra.await.is_err(), "nothing was written");
+    }
+
+    #[tokio::test]
+    async fn a_full_socket_hands_the_rest_of_the_frame_to_the_session() {
+        let (_client, server) = pair().await;
+        let lane = lane(server);
+        lane.open(Some(0));
+        // The client reads nothing: frames fill both socket buffers until one is cut.
+        let mut seq = 0;
+        let closed = loop {
+            seq += 1;
+            lane.offer(&frame(seq, 200_000));
+            let state = lane.lock();
+            if !state.open {
+                drop(state);
+                break lane.close();
+            }
+            assert!(seq < 10_000, "the socket never filled");
+        };
+        let hand_over = closed.hand_over.expect("the cut frame is handed over");
+        assert_eq!(hand_over.frame.seq, seq);
+        assert_eq!(closed.last_seq, Some(seq));
+        assert!(hand_over.written < 200_000 + 10);
+        tokio::time::timeout(std::time::Duration::from_secs(5), lane.closed_by_offer())
+            .await
+            .expect("the session is woken");
+    }
+}
