@@ -15,11 +15,19 @@
 //!   the hub's `watch` (a viewer that looks there after declining an offer finds it).
 //! - The list is copied on attach and detach (rare) and read without a lock during a pass
 //!   (every frame), so viewers joining or leaving never wait for a pass.
+//! - A pass over many viewers is split over the machine's cores: the publisher takes the
+//!   first part and one scoped thread per core takes each other part; the pass ends when
+//!   all parts are done, so passes never overlap and each viewer sees frames in order.
 
-use std::sync::{Arc, RwLock};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, OnceLock, RwLock};
 
 use super::frame::Frame;
 use super::stream_hub::Hub;
+
+/// Viewers per part of a pass, at least. Below twice this a pass runs on the publisher's
+/// thread alone: a thread costs tens of microseconds to start, a viewer about ten to write.
+const VIEWERS_PER_PART: usize = 128;
 
 /// A viewer that may take frames directly from the publisher.
 pub trait DirectViewer: Send + Sync {
@@ -44,11 +52,28 @@ impl DirectViewers {
         *list = edit(&list).into();
     }
 
-    /// Offers `frame` to every attached viewer.
+    /// Offers `frame` to every attached viewer, over up to one thread per core.
     pub(super) fn offer(&self, frame: &Frame) {
-        for viewer in self.snapshot().iter() {
-            viewer.offer(frame);
+        let list = self.snapshot();
+        let parts = parts_for(list.len(), cores());
+        if parts <= 1 {
+            offer_all(&list, frame);
+            return;
         }
+        let mut chunks = list.chunks(list.len().div_ceil(parts));
+        let first = chunks.next().unwrap_or_default();
+        std::thread::scope(|scope| {
+            for chunk in chunks {
+                let spawned = std::thread::Builder::new()
+                    .name("camgate-fanout".into())
+                    .spawn_scoped(scope, move || offer_all(chunk, frame));
+                if spawned.is_err() {
+                    // Out of threads: the publisher does this part too.
+                    offer_all(chunk, frame);
+                }
+            }
+            offer_all(first, frame);
+        });
     }
 
     /// How many viewers are attached.
@@ -63,6 +88,23 @@ impl DirectViewers {
     pub(super) fn detach(&self, viewer: &Arc<dyn DirectViewer>) {
         self.replace(|list| list.iter().filter(|v| !same(v, viewer)).cloned().collect());
     }
+}
+
+fn offer_all(viewers: &[Arc<dyn DirectViewer>], frame: &Frame) {
+    for viewer in viewers {
+        viewer.offer(frame);
+    }
+}
+
+/// How many parts a pass over `viewers` is split into on `cores` cores.
+fn parts_for(viewers: usize, cores: usize) -> usize {
+    (viewers / VIEWERS_PER_PART).clamp(1, cores.max(1))
+}
+
+/// The cores this process may use (asked once).
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, NonZeroUsize::get))
 }
 
 /// Whether two handles are the same viewer (compares the data pointers only: the same
@@ -107,6 +149,33 @@ mod tests {
 
     fn frame(seq: u64) -> Frame {
         Frame::for_test(seq, bytes::Bytes::new())
+    }
+
+    #[test]
+    fn large_passes_are_split_over_the_cores_small_ones_are_not() {
+        assert_eq!(parts_for(0, 2), 1);
+        assert_eq!(parts_for(255, 2), 1);
+        assert_eq!(parts_for(256, 2), 2);
+        assert_eq!(parts_for(1000, 2), 2);
+        assert_eq!(parts_for(1000, 4), 4);
+        assert_eq!(parts_for(1000, 0), 1);
+    }
+
+    #[test]
+    fn a_split_pass_reaches_every_viewer_once() {
+        let viewers = DirectViewers::default();
+        let all: Vec<Arc<Recorder>> = (0..3 * VIEWERS_PER_PART + 7)
+            .map(|_| Arc::new(Recorder::default()))
+            .collect();
+        for viewer in &all {
+            viewers.attach(viewer.clone());
+        }
+        for seq in 1..=3 {
+            viewers.offer(&frame(seq));
+        }
+        for viewer in &all {
+            assert_eq!(*viewer.0.lock().unwrap(), [1, 2, 3]);
+        }
     }
 
     #[test]
