@@ -1,6 +1,6 @@
 //! Criterion micro-benchmarks of the frame path: the hub's fan-out (one publication read by
-//! N subscribed viewers, synchronously and through woken tokio tasks) and the ffmpeg
-//! plugin's JPEG splitter. Run: `cargo bench -p camgate --bench fanout`.
+//! N subscribed viewers, synchronously, through woken tokio tasks, and offered to N direct
+//! lanes) and the ffmpeg plugin's JPEG splitter. Run: `cargo bench -p camgate --bench fanout`.
 //!
 //! Frames are real 1280x720 test-pattern JPEGs (`camgate_testsrc::PatternRenderer`), so
 //! the hub's one copy per publication costs what it costs in production.
@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use camgate::hub::{FrameSink, Hub, RunningSource, SourceFactory, StreamInfo, Viewer};
+use camgate::hub::{
+    DirectViewer, Frame, FrameSink, Hub, RunningSource, SourceFactory, StreamInfo, Viewer,
+};
 use camgate_ffmpeg_mjpeg::splitter::{DEFAULT_MAX_FRAME, JpegSplitter};
 use camgate_testsrc::PatternRenderer;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -135,6 +137,44 @@ fn publish_wake_tasks(c: &mut Criterion) {
     group.finish();
 }
 
+/// A direct viewer that does what a lane does short of the system call: take its lock,
+/// check the sequence number, record it.
+#[derive(Default)]
+struct NullLane(Mutex<u64>);
+
+impl DirectViewer for NullLane {
+    fn offer(&self, frame: &Frame) {
+        let mut last = self.0.lock().unwrap();
+        if frame.seq > *last {
+            *last = std::hint::black_box(frame.seq);
+        }
+    }
+}
+
+/// Publish one frame offered to N direct lanes (no sockets): the pass's own cost, including
+/// its split over the cores from 256 lanes on (one scoped thread per extra core per frame).
+fn publish_direct(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let jpeg = jpeg_720p();
+    let mut group = c.benchmark_group("hub_publish_direct");
+    for lanes in [1usize, 100, 500, 1000] {
+        let (hub, sink, _none) = hub_with_viewers(&rt, 0);
+        let _attached: Vec<_> = (0..lanes)
+            .map(|_| hub.attach_direct(Arc::new(NullLane::default())))
+            .collect();
+        // The first publication turns the stream live and is not offered.
+        assert!(sink.publish(&jpeg, 1280, 720, 0));
+        group.throughput(Throughput::Elements(lanes as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(lanes), &lanes, |b, _| {
+            b.iter(|| assert!(sink.publish(&jpeg, 1280, 720, 0)));
+        });
+    }
+    group.finish();
+}
+
 /// The ffmpeg plugin's splitter over a stream of 720p JPEGs fed in 64 KiB reads (the pipe
 /// read size), in bytes per second.
 fn splitter(c: &mut Criterion) {
@@ -160,5 +200,11 @@ fn splitter(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, publish_and_read, publish_wake_tasks, splitter);
+criterion_group!(
+    benches,
+    publish_and_read,
+    publish_wake_tasks,
+    publish_direct,
+    splitter
+);
 criterion_main!(benches);

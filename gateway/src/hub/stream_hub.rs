@@ -275,7 +275,7 @@ impl Hub {
         DirectAttachment::new(Arc::clone(self), viewer)
     }
 
-    /// Viewers attached to the direct fan-out (for tests and status pages).
+    /// Viewers attached to the direct fan-out (open or not; tests check attach and detach).
     pub fn direct_viewer_count(&self) -> usize {
         self.direct.len()
     }
