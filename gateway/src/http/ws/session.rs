@@ -186,6 +186,8 @@ impl Session {
             if self.flush().is_err() {
                 return End::Gone;
             }
+            // Before `waiting` is read: a lane that closes again at once may hand a frame back.
+            self.open_lane_if_idle();
             let waiting = self.outbox.waiting_since();
             if let Some(since) = waiting {
                 let deadline = since + self.settings.write_timeout;
@@ -194,7 +196,6 @@ impl Session {
                     armed_for = Some(deadline);
                 }
             }
-            self.open_lane_if_idle();
             let room = self.outbox.len() < MAX_QUEUED;
             tokio::select! {
                 biased;
