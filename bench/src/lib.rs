@@ -61,6 +61,12 @@ pub struct Args {
     /// `SO_RCVBUF` of slow viewers, bytes (small, so the backlog stays on the server).
     #[arg(long, default_value_t = 16 * 1024)]
     pub slow_rcvbuf: u32,
+    /// Normal WebSocket viewers read only the first 64 bytes of each frame (the tag) and
+    /// have the kernel discard the rest without copying it (`MSG_TRUNC`): the tool then
+    /// takes a third less of the cores it shares with the server. The bytes still cross
+    /// the socket and are counted.
+    #[arg(long)]
+    pub skim: bool,
     /// Measurement window.
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
@@ -231,6 +237,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         mode: args.mode,
         slow_gap: Duration::from_secs_f64(1.0 / args.slow_fps.max(1e-3)),
         slow_rcvbuf: args.slow_rcvbuf,
+        skim: args.skim,
         settled: AtomicUsize::new(0),
     });
     let connect_started = Instant::now();

@@ -5,6 +5,9 @@
 //! timestamp says when the bytes reached the viewer's socket, which is what a viewer on
 //! its own machine would see, so the fan-out spread measured with it is the server's.
 //!
+//! [`discard`] consumes bytes without copying them out of the kernel (`MSG_TRUNC`, which
+//! Linux honours on TCP), for a viewer that only needs the start of each message.
+//!
 //! Invariant: a read returns the timestamp of the newest data it returned (Linux reports the
 //! receive time of the last segment a `recvmsg` consumed); `None` if the kernel gave none
 //! (it switches timestamping on asynchronously, so the first packets after the first
@@ -47,20 +50,55 @@ pub async fn read(
     max: usize,
 ) -> io::Result<(usize, Option<u64>)> {
     buf.reserve(max);
+    let n_at = wait_and(stream, || {
+        let spare = buf.spare_capacity_mut();
+        let len = spare.len().min(max);
+        // SAFETY: the spare capacity is `len` writable bytes.
+        unsafe { recv(stream, spare.as_mut_ptr().cast(), len, 0) }
+    })
+    .await?;
+    // SAFETY: the kernel initialised the first `n` bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n_at.0) };
+    Ok(n_at)
+}
+
+/// Consumes at most `max` received bytes without copying them, waiting until some arrive.
+/// Returns the count (0 at end of stream) and the kernel's receive time, as [`read`].
+pub async fn discard(stream: &TcpStream, max: usize) -> io::Result<(usize, Option<u64>)> {
+    // SAFETY: with MSG_TRUNC a TCP receive copies nothing, so no buffer is needed (the
+    // same idiom HAProxy uses to drain sockets).
+    wait_and(stream, || unsafe {
+        recv(stream, std::ptr::null_mut(), max, libc::MSG_TRUNC)
+    })
+    .await
+}
+
+async fn wait_and(
+    stream: &TcpStream,
+    mut recv: impl FnMut() -> io::Result<(usize, Option<u64>)>,
+) -> io::Result<(usize, Option<u64>)> {
     loop {
         stream.readable().await?;
-        match stream.try_io(Interest::READABLE, || recv(stream, buf, max)) {
+        match stream.try_io(Interest::READABLE, &mut recv) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             result => return result,
         }
     }
 }
 
-fn recv(stream: &TcpStream, buf: &mut BytesMut, max: usize) -> io::Result<(usize, Option<u64>)> {
-    let spare = buf.spare_capacity_mut();
+/// One `recvmsg` into `len` bytes at `base` with `flags`, with the receive timestamp.
+///
+/// # Safety
+/// `base` must be valid for writes of `len` bytes, unless `flags` has `MSG_TRUNC`.
+unsafe fn recv(
+    stream: &TcpStream,
+    base: *mut libc::c_void,
+    len: usize,
+    flags: libc::c_int,
+) -> io::Result<(usize, Option<u64>)> {
     let mut iov = libc::iovec {
-        iov_base: spare.as_mut_ptr().cast(),
-        iov_len: spare.len().min(max),
+        iov_base: base,
+        iov_len: len,
     };
     // u64s keep the control buffer aligned for `cmsghdr`.
     let mut control = [0u64; 16];
@@ -71,15 +109,13 @@ fn recv(stream: &TcpStream, buf: &mut BytesMut, max: usize) -> io::Result<(usize
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
     msg.msg_controllen = size_of::<[u64; 16]>() as _;
-    // SAFETY: `msg` describes one writable buffer of `iov_len` bytes (spare capacity of
-    // `buf`) and a writable control buffer of `msg_controllen` bytes.
-    let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, 0) };
+    // SAFETY: `msg` describes one buffer of `iov_len` bytes the caller vouched for and a
+    // writable control buffer of `msg_controllen` bytes.
+    let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, flags) };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
     let n = n as usize;
-    // SAFETY: the kernel initialised the first `n` bytes of the spare capacity.
-    unsafe { buf.set_len(buf.len() + n) };
     let mut at = None;
     // SAFETY: `msg` was filled in by `recvmsg`; CMSG_FIRSTHDR/NXTHDR stay within
     // `msg_controllen` and return null at the end.
@@ -135,5 +171,17 @@ mod tests {
             before <= at && at + 40_000 < after,
             "{before} <= {at}, well before {after}"
         );
+
+        // Discarding consumes exactly what it is asked to, with a timestamp too.
+        server.write_all(b"skip these, keep this").await.unwrap();
+        let mut skipped = 0;
+        while skipped < 12 {
+            let (n, at) = discard(&client, 12 - skipped).await.unwrap();
+            assert!(n > 0 && at.is_some());
+            skipped += n;
+        }
+        let mut buf = BytesMut::new();
+        let (n, _) = read(&client, &mut buf, 1024).await.unwrap();
+        assert_eq!(&buf[..n], b"keep this");
     }
 }

@@ -16,7 +16,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::mjpeg::{MultipartParser, boundary_of};
 use crate::tag::read_tag;
-use crate::ws_client::{Incoming, READ_CHUNK, WsClient};
+use crate::ws_client::{Incoming, READ_CHUNK, Reading, WsClient};
 
 /// Measurement phases shared by all viewers.
 pub const PHASE_WARMUP: u8 = 0;
@@ -62,6 +62,8 @@ pub struct Shared {
     pub slow_gap: Duration,
     /// Slow viewers' `SO_RCVBUF`.
     pub slow_rcvbuf: u32,
+    /// Normal WebSocket viewers skim frames (see `ws_client::Reading::Skim`).
+    pub skim: bool,
     /// Viewers done with their handshake (successfully or not).
     pub settled: AtomicUsize,
 }
@@ -120,7 +122,15 @@ fn unix_micros() -> u64 {
 }
 
 impl Outcome {
-    fn frame(&mut self, jpeg: &[u8], arrived_us: Option<u64>, started: Instant, measuring: bool) {
+    /// A frame of `len` bytes that starts with `jpeg` (all of it, or its head when skimming).
+    fn frame(
+        &mut self,
+        jpeg: &[u8],
+        len: usize,
+        arrived_us: Option<u64>,
+        started: Instant,
+        measuring: bool,
+    ) {
         let now_us = unix_micros();
         let tag = read_tag(jpeg);
         let elapsed = started.elapsed().as_micros() as u64;
@@ -134,7 +144,7 @@ impl Outcome {
             return;
         }
         self.frames += 1;
-        self.bytes += jpeg.len() as u64;
+        self.bytes += len as u64;
         match tag {
             Some(tag) => {
                 let clamp = |v: u64| v.min(u64::from(u32::MAX)) as u32;
@@ -221,6 +231,11 @@ async fn run_ws(
     let mut stop = shared.stop.clone();
     let started = Instant::now();
     out.started_at_us = unix_micros();
+    let reading = match (out.slow, shared.skim) {
+        (true, _) => Reading::Full(4096),
+        (false, true) => Reading::Skim,
+        (false, false) => Reading::Full(READ_CHUNK),
+    };
     let mut ws = {
         let _permit = shared.connect.acquire().await?;
         let rcvbuf = out.slow.then_some(shared.slow_rcvbuf);
@@ -230,7 +245,7 @@ async fn run_ws(
                 .context("TCP connect timed out")??;
         tokio::time::timeout(
             Duration::from_secs(10),
-            WsClient::handshake(stream, target, if out.slow { 4096 } else { READ_CHUNK }),
+            WsClient::handshake(stream, target, reading),
         )
         .await
         .context("WebSocket handshake timed out")??
@@ -249,9 +264,9 @@ async fn run_ws(
             message = ws.next() => message,
         };
         match message {
-            Ok(Some(Incoming::Binary(jpeg))) => {
+            Ok(Some(Incoming::Binary { head: jpeg, len })) => {
                 let measuring = shared.phase.load(Ordering::Relaxed) == PHASE_MEASURE;
-                out.frame(&jpeg, ws.arrived_us(), started, measuring && !probe);
+                out.frame(&jpeg, len, ws.arrived_us(), started, measuring && !probe);
                 if probe && (out.fresh_us.is_some() || read_tag(&jpeg).is_none()) {
                     break;
                 }
@@ -343,7 +358,7 @@ async fn run_mjpeg(
                 };
                 for jpeg in parser.push(&data) {
                     let measuring = shared.phase.load(Ordering::Relaxed) == PHASE_MEASURE;
-                    out.frame(&jpeg, None, started, measuring && !probe);
+                    out.frame(&jpeg, jpeg.len(), None, started, measuring && !probe);
                     if probe && (out.fresh_us.is_some() || read_tag(&jpeg).is_none()) {
                         break 'read;
                     }

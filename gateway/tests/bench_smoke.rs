@@ -28,6 +28,28 @@ fn args(extra: &[&str]) -> camgate_bench::Args {
     camgate_bench::Args::parse_from(argv)
 }
 
+/// Three WebSocket viewers for 2 s and two probes against `url`, sampling `pid`.
+fn ws_args_list<'a>(url: &'a str, pid: &'a str) -> Vec<&'a str> {
+    vec![
+        "--url",
+        url,
+        "--viewers",
+        "3",
+        "--duration",
+        "2s",
+        "--warmup",
+        "300ms",
+        "--baseline",
+        "0s",
+        "--pid",
+        pid,
+        "--probes",
+        "2",
+        "--probe-interval",
+        "200ms",
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_tool_reports_frames_from_a_live_gateway() {
     let gateway = support::start(MANIFEST).await;
@@ -52,24 +74,7 @@ async fn load_tool_reports_frames_from_a_live_gateway() {
     drop(ws);
 
     let url = format!("ws://{addr}/ws/streams/smoke");
-    let ws_args = args(&[
-        "--url",
-        &url,
-        "--viewers",
-        "3",
-        "--duration",
-        "2s",
-        "--warmup",
-        "300ms",
-        "--baseline",
-        "0s",
-        "--pid",
-        &pid,
-        "--probes",
-        "2",
-        "--probe-interval",
-        "200ms",
-    ]);
+    let ws_args = args(&ws_args_list(&url, &pid));
     let report = camgate_bench::run(&ws_args)
         .await
         .expect("the run completes");
@@ -114,6 +119,23 @@ async fn load_tool_reports_frames_from_a_live_gateway() {
     assert!(json["gateway"]["rss_end_kib"].as_u64().unwrap() > 0);
     assert!(json["errors"].as_array().unwrap().is_empty(), "{json:#}");
     assert!(report.table().contains("share"));
+    let full_frame_bytes = report.normal.bytes / report.normal.frames;
+
+    // Skimming viewers read only each frame's head yet see and count whole frames.
+    let mut skim_argv = vec!["--skim"];
+    skim_argv.extend(ws_args_list(&url, &pid));
+    let report = camgate_bench::run(&args(&skim_argv))
+        .await
+        .expect("the skimming run completes");
+    let normal = &report.normal;
+    assert!(normal.frames > 0, "{}", report.table());
+    assert_eq!(normal.untagged_frames, 0, "the tag is in the head");
+    assert!(normal.share.as_ref().is_some_and(|s| s.min > 0.0));
+    let skim_frame_bytes = normal.bytes / normal.frames;
+    assert!(
+        skim_frame_bytes * 2 > full_frame_bytes && skim_frame_bytes < full_frame_bytes * 2,
+        "whole frames are counted: {skim_frame_bytes} vs {full_frame_bytes} bytes per frame"
+    );
 
     // The same numbers over MJPEG-over-HTTP (the mode used for other servers).
     let mjpeg_url = format!("http://{addr}/api/streams/smoke/mjpeg");
