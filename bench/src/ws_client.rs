@@ -323,18 +323,14 @@ mod tests {
         back
     }
 
-    #[tokio::test]
-    async fn reassembles_fragments_answers_pings_and_reports_the_close_code() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// A client reading as `reading` from [`serve`] sending `frames`.
+    async fn connect(
+        listener: TcpListener,
+        frames: Vec<u8>,
+        reading: Reading,
+    ) -> (tokio::task::JoinHandle<Vec<u8>>, WsClient) {
         let addr = listener.local_addr().unwrap();
-        let mut frames = vec![0x01, 3, b'{', b'"', b'a'];
-        frames.extend_from_slice(&[0x89, 2, b'h', b'i']); // a ping between fragments
-        frames.extend_from_slice(&[0x80, 2, b'"', b'}']);
-        frames.extend_from_slice(&[0x82, 126, 0x01, 0x00]);
-        frames.extend(std::iter::repeat_n(7u8, 256));
-        frames.extend_from_slice(&[0x88, 2, 0x0f, 0xa8]);
         let server = tokio::spawn(serve(listener, frames));
-
         let target = Target {
             url: format!("ws://{addr}/ws/streams/x"),
             addr,
@@ -342,9 +338,20 @@ mod tests {
             path: "/ws/streams/x".into(),
         };
         let stream = TcpStream::connect(addr).await.unwrap();
-        let mut client = WsClient::handshake(stream, &target, Reading::Full(7))
-            .await
-            .unwrap();
+        let client = WsClient::handshake(stream, &target, reading).await.unwrap();
+        (server, client)
+    }
+
+    #[tokio::test]
+    async fn reassembles_fragments_answers_pings_and_reports_the_close_code() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut frames = vec![0x01, 3, b'{', b'"', b'a'];
+        frames.extend_from_slice(&[0x89, 2, b'h', b'i']); // a ping between fragments
+        frames.extend_from_slice(&[0x80, 2, b'"', b'}']);
+        frames.extend_from_slice(&[0x82, 126, 0x01, 0x00]);
+        frames.extend(std::iter::repeat_n(7u8, 256));
+        frames.extend_from_slice(&[0x88, 2, 0x0f, 0xa8]);
+        let (server, mut client) = connect(listener, frames, Reading::Full(7)).await;
         match client.next().await.unwrap() {
             Some(Incoming::Text(text)) => assert_eq!(&text[..], b"{\"a\"}"),
             other => panic!("expected the reassembled text, got {other:?}"),
@@ -370,7 +377,6 @@ mod tests {
     #[tokio::test]
     async fn a_skimming_client_keeps_heads_of_large_binaries_and_everything_else() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let mut frames = vec![0x81, 2, b'{', b'}'];
         let large: Vec<u8> = (0..70_000u32).map(|i| i as u8).collect();
         frames.extend_from_slice(&[0x82, 127]);
@@ -381,18 +387,7 @@ mod tests {
         frames.extend_from_slice(&[0x82, 126, 0x01, 0x00]);
         frames.extend(std::iter::repeat_n(5u8, 256));
         frames.extend_from_slice(&[0x88, 2, 0x03, 0xe8]);
-        let server = tokio::spawn(serve(listener, frames));
-
-        let target = Target {
-            url: format!("ws://{addr}/ws/streams/x"),
-            addr,
-            host: addr.to_string(),
-            path: "/ws/streams/x".into(),
-        };
-        let stream = TcpStream::connect(addr).await.unwrap();
-        let mut client = WsClient::handshake(stream, &target, Reading::Skim)
-            .await
-            .unwrap();
+        let (server, mut client) = connect(listener, frames, Reading::Skim).await;
         let mut got = Vec::new();
         while let Some(message) = client.next().await.unwrap() {
             let end = matches!(message, Incoming::Close(_));

@@ -156,6 +156,7 @@ mod tests {
     use super::*;
     use crate::hub::Frame;
     use bytes::Bytes;
+    use std::time::Duration;
     use tokio::io::AsyncReadExt;
 
     async fn pair() -> (TcpStream, Arc<TcpStream>) {
@@ -184,6 +185,12 @@ mod tests {
         got.split_off(header.as_bytes().len())
     }
 
+    async fn assert_silent(client: &mut TcpStream, why: &str) {
+        let mut more = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_millis(100), client.read(&mut more));
+        assert!(read.await.is_err(), "{why}");
+    }
+
     #[tokio::test]
     async fn an_open_lane_takes_consecutive_frames_and_a_closed_one_none() {
         let (mut client, server) = pair().await;
@@ -199,12 +206,7 @@ mod tests {
         assert_eq!(closed.last_seq, Some(6));
         assert!(closed.hand_over.is_none());
         lane.offer(&frame(7, 100));
-        let mut more = [0u8; 1];
-        let extra = tokio::time::timeout(
-            std::time::Duration::from_millis(100),
-            client.read(&mut more),
-        );
-        assert!(extra.await.is_err(), "a closed lane writes nothing");
+        assert_silent(&mut client, "a closed lane writes nothing").await;
     }
 
     #[tokio::test]
@@ -213,7 +215,7 @@ mod tests {
         let lane = lane(server);
         lane.open(Some(3));
         lane.offer(&frame(5, 100));
-        tokio::time::timeout(std::time::Duration::from_secs(5), lane.closed_by_offer())
+        tokio::time::timeout(Duration::from_secs(5), lane.closed_by_offer())
             .await
             .expect("the session is woken");
         let closed = lane.close();
@@ -223,12 +225,7 @@ mod tests {
             "the session counts the gap itself"
         );
         assert!(closed.hand_over.is_none());
-        let mut more = [0u8; 1];
-        let extra = tokio::time::timeout(
-            std::time::Duration::from_millis(100),
-            client.read(&mut more),
-        );
-        assert!(extra.await.is_err(), "nothing was written");
+        assert_silent(&mut client, "nothing was written").await;
     }
 
     #[tokio::test]
@@ -252,7 +249,7 @@ mod tests {
         assert_eq!(hand_over.frame.seq, seq);
         assert_eq!(closed.last_seq, Some(seq));
         assert!(hand_over.written < 200_000 + 10);
-        tokio::time::timeout(std::time::Duration::from_secs(5), lane.closed_by_offer())
+        tokio::time::timeout(Duration::from_secs(5), lane.closed_by_offer())
             .await
             .expect("the session is woken");
     }
