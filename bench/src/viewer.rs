@@ -171,6 +171,14 @@ impl Outcome {
     }
 }
 
+/// Opens the viewer's TCP connection (a small receive buffer for slow viewers), within 10 s.
+async fn connect(target: &Target, out: &Outcome, shared: &Shared) -> anyhow::Result<TcpStream> {
+    let rcvbuf = out.slow.then_some(shared.slow_rcvbuf);
+    tokio::time::timeout(Duration::from_secs(10), tcp_connect(target.addr, rcvbuf))
+        .await
+        .context("TCP connect timed out")?
+}
+
 async fn tcp_connect(addr: SocketAddr, rcvbuf: Option<u32>) -> anyhow::Result<TcpStream> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
@@ -211,14 +219,71 @@ pub async fn run(
     outcome
 }
 
-fn stopped(stop: &watch::Receiver<bool>) -> bool {
-    *stop.borrow()
+/// What both transports need while one viewer runs.
+struct ViewerRun<'a> {
+    shared: &'a Shared,
+    stop: watch::Receiver<bool>,
+    started: Instant,
+    probe: bool,
 }
 
-async fn slow_pause(shared: &Shared, stop: &mut watch::Receiver<bool>) {
-    tokio::select! {
-        _ = tokio::time::sleep(shared.slow_gap) => {}
-        _ = stop.wait_for(|v| *v) => {}
+impl<'a> ViewerRun<'a> {
+    /// Starts the viewer's clock (`out.started_at_us` too).
+    fn begin(shared: &'a Shared, probe: bool, out: &mut Outcome) -> Self {
+        out.started_at_us = unix_micros();
+        ViewerRun {
+            shared,
+            stop: shared.stop.clone(),
+            started: Instant::now(),
+            probe,
+        }
+    }
+
+    /// The viewer is through its handshake: the run may count it as settled.
+    fn handshake_done(&self, out: &mut Outcome) {
+        out.connected = true;
+        out.handshake_us = Some(self.started.elapsed().as_micros() as u64);
+        if !self.probe {
+            self.shared.settled.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// What `next` gives, or `None` once the viewers are told to stop.
+    async fn unless_stopped<T>(&mut self, next: impl Future<Output = T>) -> Option<T> {
+        if *self.stop.borrow() {
+            return None;
+        }
+        tokio::select! {
+            _ = self.stop.wait_for(|v| *v) => None,
+            value = next => Some(value),
+        }
+    }
+
+    /// Records a frame of `len` bytes that starts with `jpeg` and paces a slow viewer;
+    /// `true` when the viewer is done (a probe that saw what it came for).
+    async fn took_frame(
+        &mut self,
+        out: &mut Outcome,
+        jpeg: &[u8],
+        len: usize,
+        arrived_us: Option<u64>,
+    ) -> bool {
+        let measuring = self.shared.phase.load(Ordering::Relaxed) == PHASE_MEASURE;
+        out.frame(
+            jpeg,
+            len,
+            arrived_us,
+            self.started,
+            measuring && !self.probe,
+        );
+        if self.probe && (out.fresh_us.is_some() || read_tag(jpeg).is_none()) {
+            return true;
+        }
+        if out.slow {
+            self.unless_stopped(tokio::time::sleep(self.shared.slow_gap))
+                .await;
+        }
+        false
     }
 }
 
@@ -228,9 +293,7 @@ async fn run_ws(
     shared: &Shared,
     out: &mut Outcome,
 ) -> anyhow::Result<()> {
-    let mut stop = shared.stop.clone();
-    let started = Instant::now();
-    out.started_at_us = unix_micros();
+    let mut run = ViewerRun::begin(shared, probe, out);
     let reading = match (out.slow, shared.skim) {
         (true, _) => Reading::Full(4096),
         (false, true) => Reading::Skim,
@@ -238,11 +301,7 @@ async fn run_ws(
     };
     let mut ws = {
         let _permit = shared.connect.acquire().await?;
-        let rcvbuf = out.slow.then_some(shared.slow_rcvbuf);
-        let stream =
-            tokio::time::timeout(Duration::from_secs(10), tcp_connect(target.addr, rcvbuf))
-                .await
-                .context("TCP connect timed out")??;
+        let stream = connect(target, out, shared).await?;
         tokio::time::timeout(
             Duration::from_secs(10),
             WsClient::handshake(stream, target, reading),
@@ -250,28 +309,16 @@ async fn run_ws(
         .await
         .context("WebSocket handshake timed out")??
     };
-    out.connected = true;
-    out.handshake_us = Some(started.elapsed().as_micros() as u64);
-    if !probe {
-        shared.settled.fetch_add(1, Ordering::SeqCst);
-    }
+    run.handshake_done(out);
     loop {
-        if stopped(&stop) {
+        let Some(message) = run.unless_stopped(ws.next()).await else {
             break;
-        }
-        let message = tokio::select! {
-            _ = stop.wait_for(|v| *v) => break,
-            message = ws.next() => message,
         };
         match message {
-            Ok(Some(Incoming::Binary { head: jpeg, len })) => {
-                let measuring = shared.phase.load(Ordering::Relaxed) == PHASE_MEASURE;
-                out.frame(&jpeg, len, ws.arrived_us(), started, measuring && !probe);
-                if probe && (out.fresh_us.is_some() || read_tag(&jpeg).is_none()) {
+            Ok(Some(Incoming::Binary { head, len })) => {
+                let arrived_us = ws.arrived_us();
+                if run.took_frame(out, &head, len, arrived_us).await {
                     break;
-                }
-                if out.slow {
-                    slow_pause(shared, &mut stop).await;
                 }
             }
             Ok(Some(Incoming::Text(text))) => out.text(&String::from_utf8_lossy(&text)),
@@ -300,16 +347,10 @@ async fn run_mjpeg(
     shared: &Shared,
     out: &mut Outcome,
 ) -> anyhow::Result<()> {
-    let mut stop = shared.stop.clone();
-    let started = Instant::now();
-    out.started_at_us = unix_micros();
+    let mut run = ViewerRun::begin(shared, probe, out);
     let (response, connection) = {
         let _permit = shared.connect.acquire().await?;
-        let rcvbuf = out.slow.then_some(shared.slow_rcvbuf);
-        let stream =
-            tokio::time::timeout(Duration::from_secs(10), tcp_connect(target.addr, rcvbuf))
-                .await
-                .context("TCP connect timed out")??;
+        let stream = connect(target, out, shared).await?;
         let (mut sender, connection) =
             hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await?;
         let connection = tokio::spawn(connection);
@@ -336,20 +377,12 @@ async fn run_mjpeg(
         connection.abort();
         bail!("not a multipart response (Content-Type: {content_type:?})");
     };
-    out.connected = true;
-    out.handshake_us = Some(started.elapsed().as_micros() as u64);
-    if !probe {
-        shared.settled.fetch_add(1, Ordering::SeqCst);
-    }
+    run.handshake_done(out);
     let mut parser = MultipartParser::new(&boundary);
     let mut body = response.into_body();
     'read: loop {
-        if stopped(&stop) {
+        let Some(frame) = run.unless_stopped(body.frame()).await else {
             break;
-        }
-        let frame = tokio::select! {
-            _ = stop.wait_for(|v| *v) => break,
-            frame = body.frame() => frame,
         };
         match frame {
             Some(Ok(frame)) => {
@@ -357,13 +390,9 @@ async fn run_mjpeg(
                     continue;
                 };
                 for jpeg in parser.push(&data) {
-                    let measuring = shared.phase.load(Ordering::Relaxed) == PHASE_MEASURE;
-                    out.frame(&jpeg, jpeg.len(), None, started, measuring && !probe);
-                    if probe && (out.fresh_us.is_some() || read_tag(&jpeg).is_none()) {
+                    let len = jpeg.len();
+                    if run.took_frame(out, &jpeg, len, None).await {
                         break 'read;
-                    }
-                    if out.slow {
-                        slow_pause(shared, &mut stop).await;
                     }
                 }
             }

@@ -133,7 +133,8 @@ impl DirectViewer for Lane {
             .len()
             + frame.jpeg.len();
         // Any error other than a full socket is the session's to meet on its next write.
-        let written = Outbox::write_frame(&self.socket, &frame.jpeg, file.as_deref()).unwrap_or(0);
+        let written =
+            Outbox::write_frame(&self.socket, &frame.jpeg, file.map(Arc::as_ref)).unwrap_or(0);
         state.last_seq = Some(frame.seq);
         if written == len {
             self.telemetry
@@ -143,7 +144,7 @@ impl DirectViewer for Lane {
         state.open = false;
         state.hand_over = Some(HandOver {
             frame: frame.clone(),
-            file,
+            file: file.cloned(),
             written,
         });
         drop(state);
@@ -160,10 +161,8 @@ mod tests {
     use tokio::io::AsyncReadExt;
 
     async fn pair() -> (TcpStream, Arc<TcpStream>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap());
-        let (client, accepted) = tokio::join!(client, listener.accept());
-        (client.unwrap(), Arc::new(accepted.unwrap().0))
+        let (client, server) = super::super::loopback_pair().await;
+        (client, Arc::new(server))
     }
 
     fn lane(socket: Arc<TcpStream>) -> Lane {
@@ -230,8 +229,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_socket_hands_the_rest_of_the_frame_to_the_session() {
-        let (_client, server) = pair().await;
-        let lane = lane(server);
+        let (mut client, server) = pair().await;
+        let lane = lane(Arc::clone(&server));
         lane.open(Some(0));
         // The client reads nothing: frames fill both socket buffers until one is cut.
         let mut seq = 0;
@@ -252,5 +251,34 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), lane.closed_by_offer())
             .await
             .expect("the session is woken");
+
+        // The session finishes the cut frame: the viewer reads every frame whole, in order.
+        let reader = tokio::spawn(async move {
+            for expected in 1..=seq {
+                let payload = read_message(&mut client, 200_000).await;
+                assert!(
+                    payload.iter().all(|&b| b == expected as u8),
+                    "frame {expected}"
+                );
+            }
+            assert_silent(&mut client, "nothing after the cut frame").await;
+        });
+        let mut outbox = Outbox::new();
+        let receipt = hand_over.receipt();
+        outbox.push_started_frame(
+            hand_over.frame.jpeg,
+            hand_over.file,
+            receipt,
+            hand_over.written,
+        );
+        let mut reported = 0;
+        while !outbox.is_empty() {
+            outbox.write_to(&server, |_| reported += 1).unwrap();
+            if !outbox.is_empty() {
+                server.writable().await.unwrap();
+            }
+        }
+        assert_eq!(reported, 1, "the cut frame is reported once, when whole");
+        reader.await.unwrap();
     }
 }

@@ -195,6 +195,15 @@ pub fn upgrade(
     response
 }
 
+/// A connected loopback pair (client, server) for the socket tests of this module's parts.
+#[cfg(test)]
+async fn loopback_pair() -> (TcpStream, TcpStream) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap());
+    let (client, accepted) = tokio::join!(client, listener.accept());
+    (client.unwrap(), accepted.unwrap().0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -239,10 +239,7 @@ mod tests {
 
     #[tokio::test]
     async fn messages_reach_the_socket_in_order_and_frames_are_reported_once_written() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap());
-        let (client, accepted) = tokio::join!(client, listener.accept());
-        let (mut client, server) = (client.unwrap(), accepted.unwrap().0);
+        let (mut client, server) = super::super::loopback_pair().await;
 
         let frame = |len: usize, captured_at_us: u64| crate::hub::Frame {
             captured_at_us,
@@ -254,7 +251,7 @@ mod tests {
         };
         // A large frame goes through its sealed file, a small one from memory.
         let (large, small) = (frame(200_000, 42), frame(300, 43));
-        let file = sealed::message_file(&large);
+        let file = sealed::message_file(&large).cloned();
         assert!(file.is_some());
         assert!(sealed::message_file(&small).is_none());
 

@@ -26,7 +26,8 @@ pub const SENDFILE_MIN_BYTES: usize = 16 * 1024;
 /// The sealed file holding `frame` as a binary message (header, then JPEG), made on first
 /// use and shared by all viewers. `None` for small frames or if no file could be made (out
 /// of file descriptors or over the file budget): the caller then writes the JPEG itself.
-pub fn message_file(frame: &Frame) -> Option<Arc<SealedFile>> {
+/// Borrowed, so the direct pass touches no refcount per viewer; clone it to keep it.
+pub fn message_file(frame: &Frame) -> Option<&Arc<SealedFile>> {
     if frame.jpeg.len() < SENDFILE_MIN_BYTES {
         return None;
     }
@@ -42,7 +43,7 @@ pub fn message_file(frame: &Frame) -> Option<Arc<SealedFile>> {
                 }
             }
         })
-        .clone()
+        .as_ref()
 }
 
 /// Sends bytes `from..` of `sealed` to `socket` without waiting: how many were taken, or
@@ -73,8 +74,9 @@ mod tests {
     fn a_large_frame_gets_one_file_holding_the_whole_message() {
         let frame = frame(70_000);
         let sealed = message_file(&frame).expect("memfd works here");
-        let again = message_file(&frame.clone()).unwrap();
-        assert!(Arc::ptr_eq(&sealed, &again), "made once, shared by clones");
+        let clone = frame.clone();
+        let again = message_file(&clone).unwrap();
+        assert!(Arc::ptr_eq(sealed, again), "made once, shared by clones");
 
         let mut content = Vec::new();
         let mut file = sealed.file();

@@ -353,7 +353,7 @@ impl Session {
             bytes: next.frame.jpeg.len(),
             captured_at_us: next.frame.captured_at_us,
         };
-        let file = sealed::message_file(&next.frame);
+        let file = sealed::message_file(&next.frame).cloned();
         self.outbox.push_frame(next.frame.jpeg, file, receipt);
     }
 
