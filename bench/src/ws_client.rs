@@ -50,7 +50,12 @@ pub enum Reading {
 pub enum Incoming {
     /// A binary message (one JPEG for Camgate): its bytes (only the first [`SKIM_HEAD`]
     /// when skimming) and its full length.
-    Binary { head: Bytes, len: usize },
+    Binary {
+        /// The message's bytes (or its first [`SKIM_HEAD`] when skimming).
+        head: Bytes,
+        /// Its full length.
+        len: usize,
+    },
     /// A text message.
     Text(Bytes),
     /// The server closed, with its code if it gave one.

@@ -5,6 +5,10 @@
 //! Frames are real 1280x720 test-pattern JPEGs (`camgate_testsrc::PatternRenderer`), so
 //! the hub's one copy per publication costs what it costs in production.
 
+#![expect(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented function"
+)]
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -200,6 +204,7 @@ fn splitter(c: &mut Criterion) {
     group.finish();
 }
 
+// `criterion_group!` generates an undocumented public function.
 criterion_group!(
     benches,
     publish_and_read,

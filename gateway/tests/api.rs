@@ -149,7 +149,7 @@ async fn bad_requests_get_json_errors_with_the_right_status_and_change_nothing()
         &'a str,
         Option<&'a str>,
     );
-    let cases: Vec<Case> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "POST",
             "/api/streams",

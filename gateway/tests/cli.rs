@@ -1,6 +1,12 @@
 //! The `camgate` binary as users run it: `check`, `plugins` and `run` (with the default
 //! manifest, a real WebSocket client and SIGTERM).
 
+#![allow(
+    clippy::disallowed_types,
+    clippy::disallowed_methods,
+    reason = "drives real processes and sockets, whose timing is the wall clock's"
+)]
+
 mod support;
 
 use std::io::{BufRead, BufReader};

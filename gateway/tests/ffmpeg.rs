@@ -9,6 +9,12 @@
 //! kills and reaps it on drop, so a failing test leaves nothing behind. Only 127.0.0.1 is
 //! bound. Timing assertions are generous bounds, never speed targets.
 
+#![allow(
+    clippy::disallowed_types,
+    clippy::disallowed_methods,
+    reason = "drives real processes and sockets, whose timing is the wall clock's"
+)]
+
 mod support;
 
 use std::io::{BufRead, BufReader};

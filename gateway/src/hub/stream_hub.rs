@@ -15,10 +15,11 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tokio::sync::{Mutex, broadcast, watch};
+use tokio::time::Instant;
 
 use super::direct::{DirectAttachment, DirectViewer, DirectViewers};
 use super::frame::Frame;
@@ -576,6 +577,10 @@ mod tests {
     struct CountingSource(Arc<AtomicUsize>);
 
     impl RunningSource for CountingSource {
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "a slow stop on its blocking thread, as a real plugin's"
+        )]
         fn stop(self: Box<Self>) {
             std::thread::sleep(Duration::from_millis(20));
             self.0.fetch_sub(1, Ordering::SeqCst);

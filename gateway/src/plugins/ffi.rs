@@ -15,7 +15,9 @@ use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use camgate_plugin_api::abi::{
     self, ABI_VERSION, EntryFn, ErrorSink, FrameRef, HostCallbacks, PluginVTable, StrRef,

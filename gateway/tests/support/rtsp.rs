@@ -5,6 +5,12 @@
 //! kills (SIGKILL) and reaps it, so no test leaves one behind even when it fails; the
 //! server also dies with the thread that spawned it (its own parent-death signal).
 
+#![allow(
+    clippy::disallowed_types,
+    clippy::disallowed_methods,
+    reason = "drives real processes and sockets, whose timing is the wall clock's"
+)]
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -17,8 +17,10 @@ use serde::Deserialize;
 /// A minimal valid JPEG-shaped frame (SOI ... EOI); the hub checks only the markers.
 const FRAME: &[u8] = &[0xFF, 0xD8, 0xFF, 0xFE, 0x00, 0x04, b'h', b'i', 0xFF, 0xD9];
 
+/// The plugin: breaks the ABI contract in the ways its `Config` asks for.
 pub struct Misbehaving;
 
+/// Which misbehaviour to show.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -63,6 +65,7 @@ impl SourcePlugin for Misbehaving {
     }
 }
 
+/// A running misbehaving source.
 pub struct MisbehavingSource {
     config: Config,
     host: Host,
