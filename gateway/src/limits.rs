@@ -41,27 +41,30 @@ impl OpenFiles {
 
 /// Raises the soft open-file limit to the hard limit (never lowers it).
 pub fn raise_open_file_limit() -> OpenFiles {
-    let Rlimit { current, maximum } = getrlimit(Resource::Nofile);
-    let raised = current.is_some() && current < maximum.or(Some(u64::MAX));
-    if raised
-        && setrlimit(
-            Resource::Nofile,
-            Rlimit {
-                current: maximum,
-                maximum,
-            },
-        )
-        .is_ok()
-    {
-        return OpenFiles {
-            before: current,
-            now: maximum,
-        };
+    let current = getrlimit(Resource::Nofile);
+    let before = current.current;
+    match raised(&current) {
+        Some(wanted) if setrlimit(Resource::Nofile, wanted).is_ok() => OpenFiles {
+            before,
+            now: wanted.current,
+        },
+        _ => OpenFiles {
+            before,
+            now: before,
+        },
     }
-    OpenFiles {
-        before: current,
-        now: current,
-    }
+}
+
+/// The limit to set for `current`: the soft limit raised to the hard one, or `None` when
+/// it already is (or is unlimited). Pure, so tests need not change the process's limits
+/// (which every other test thread shares).
+fn raised(current: &Rlimit) -> Option<Rlimit> {
+    let soft = current.current?;
+    let hard = current.maximum;
+    (hard.is_none_or(|hard| soft < hard)).then_some(Rlimit {
+        current: hard,
+        maximum: hard,
+    })
 }
 
 #[cfg(test)]
@@ -69,24 +72,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_soft_limit_is_raised_to_the_hard_limit() {
-        // Start below the hard limit (lowering the soft limit is always allowed), so the
-        // test shows a raise even where the soft limit already was the hard one.
-        let Rlimit { maximum, .. } = getrlimit(Resource::Nofile);
-        let lowered = maximum.map_or(4096, |max| max / 2);
-        setrlimit(
-            Resource::Nofile,
-            Rlimit {
-                current: Some(lowered),
-                maximum,
-            },
-        )
-        .unwrap();
-        let files = raise_open_file_limit();
-        let Rlimit { current, .. } = getrlimit(Resource::Nofile);
-        assert_eq!(files.before, Some(lowered));
-        assert_eq!(files.now, current);
-        assert_eq!(current, maximum, "soft limit now equals the hard limit");
+    fn the_soft_limit_is_raised_to_the_hard_limit_never_lowered() {
+        let limit = |current, maximum| Rlimit { current, maximum };
+        assert_eq!(
+            raised(&limit(Some(1024), Some(524_288))),
+            Some(limit(Some(524_288), Some(524_288)))
+        );
+        assert_eq!(
+            raised(&limit(Some(1024), None)),
+            Some(limit(None, None)),
+            "an unlimited hard limit lifts the soft one"
+        );
+        assert_eq!(raised(&limit(Some(4096), Some(4096))), None);
+        assert_eq!(raised(&limit(None, None)), None, "already unlimited");
     }
 
     #[test]

@@ -133,6 +133,35 @@ fn run_serves_the_default_manifest_and_stops_on_sigterm() {
     assert!(logs.contains("shutdown complete"), "{logs}");
 }
 
+#[test]
+fn run_raises_its_open_file_limit_to_the_hard_limit() {
+    // Only the child's limits change: `ulimit -S` in the shell that execs the gateway.
+    let manifest = workspace().join("config/camgate.yaml");
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(r#"ulimit -S -n 512 && exec "$0" run --listen 127.0.0.1:0 --config "$1""#)
+        .arg(env!("CARGO_BIN_EXE_camgate"))
+        .arg(&manifest);
+    let (mut child, _addr, _logs) = spawn_command(command);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap_or_default();
+    let numbers: Vec<&str> = open_files.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers.len(), 2, "{open_files}");
+    assert_eq!(
+        numbers[0], numbers[1],
+        "soft limit raised to the hard one: {open_files}"
+    );
+    assert_ne!(numbers[0], "512", "{open_files}");
+}
+
 /// Starts `camgate run` on 127.0.0.1:0 and returns the child, its address and a handle
 /// collecting its log lines.
 fn spawn_gateway(
