@@ -1,7 +1,8 @@
 //! End-to-end WebSocket viewer tests against a real gateway on 127.0.0.1:0 with real
 //! testsrc sources: the protocol (hello first, one decodable JPEG per binary message,
-//! increasing sequence numbers), keepalive, the closing handshake, protocol violations, errors
-//! before the upgrade, and the slow-viewer policy.
+//! increasing sequence numbers), pings, the closing handshake, protocol violations, errors
+//! before the upgrade. What depends on timers (keepalive, write timeout, slow viewers,
+//! `max_fps`, lane hand-overs) runs on tokio's paused clock in `tests/paused_time.rs`.
 
 mod support;
 
@@ -126,139 +127,6 @@ async fn plain_http_and_foreign_origins_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_viewer_that_never_reads_does_not_slow_the_others_and_is_disconnected() {
-    let gateway = start(
-        r#"
-streams:
-  - id: big
-    source:
-      plugin: testsrc
-      width: 1280
-      height: 720
-      fps: 15
-      quality: 2
-"#,
-    )
-    .await;
-    let addr = gateway.local_addr();
-
-    // The stalled viewer: a real WebSocket handshake on a socket with a tiny receive buffer,
-    // then never another read, so the server's writes back up almost at once.
-    let mut stalled = connect_with_rcvbuf(addr, "/ws/streams/big", 4096).await;
-    let hub = gateway.state().registry.get("big").unwrap();
-
-    let mut healthy = connect(addr, "/ws/streams/big").await;
-    let mut frames = Vec::new();
-    let mut dropped_notices = 0;
-    while frames.len() < 40 {
-        match next_message(&mut healthy, SECS(5)).await {
-            Message::Binary(bytes) => frames.push(decode_frame(&bytes).seq),
-            Message::Text(text) if text.contains("\"dropped\"") => dropped_notices += 1,
-            _ => {}
-        }
-    }
-    // The healthy viewer got a continuous run of frames: nothing was skipped on its behalf.
-    let skipped: u64 = frames.windows(2).map(|w| w[1] - w[0] - 1).sum();
-    assert!(
-        skipped <= 2,
-        "healthy viewer skipped {skipped} frames while another viewer stalled: {frames:?}"
-    );
-    assert_eq!(dropped_notices, 0);
-
-    // The stalled viewer is cut off after the write timeout (1 s in these tests).
-    eventually(SECS(10), "stalled viewer disconnected", || {
-        hub.viewer_count() == 1
-    })
-    .await;
-    let _ = stalled.send(Message::Close(None)).await;
-    // The healthy one is still served.
-    next_frame(&mut healthy, SECS(5)).await;
-    gateway.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_reader_gets_recent_frames_and_is_told_what_it_missed() {
-    // Large frames, so the kernel buffers between gateway and viewer hold only a few.
-    let mut options = fast_options();
-    options.ws.write_timeout = SECS(10);
-    let gateway = start_with(
-        r#"
-streams:
-  - id: pattern
-    source: { plugin: testsrc, width: 1280, height: 720, fps: 10, quality: 2 }
-"#,
-        camgate::plugins::PluginCatalog::with_builtins(),
-        options,
-    )
-    .await;
-    let hub = gateway.state().registry.get("pattern").unwrap();
-    // A viewer whose receive buffer does not balloon (fixed SO_RCVBUF turns off the
-    // kernel's receive autotuning), like a viewer on a slow link: the backlog can then only
-    // build up on the gateway's side, which is what the gateway must prevent.
-    let mut ws = connect_with_rcvbuf(gateway.local_addr(), "/ws/streams/pattern", 16 * 1024).await;
-    next_event(&mut ws, SECS(5)).await; // hello
-    // Take one frame every 400 ms (a viewer slower than the source) for a while; control
-    // and text messages in between are read at once, as any client does.
-    let mut dropped = 0;
-    let mut lags = Vec::new();
-    for _ in 0..10 {
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        loop {
-            match next_message(&mut ws, SECS(5)).await {
-                Message::Text(text) => {
-                    let event: serde_json::Value = serde_json::from_str(&text).unwrap();
-                    if event["type"] == "dropped" {
-                        dropped += event["frames"].as_u64().unwrap();
-                    }
-                }
-                Message::Binary(bytes) => {
-                    let frame = decode_frame(&bytes);
-                    lags.push(hub.latest_frame().unwrap().seq - frame.seq);
-                    break;
-                }
-                _ => {}
-            }
-        }
-    }
-    assert!(dropped > 0, "skipped frames are reported");
-    // Latest frame wins all the way to the wire: what the viewer reads stays recent instead
-    // of a growing backlog. The lag is bounded by the few frames in flight (here ~2, each
-    // taken 400 ms apart at 10 fps: ≈ 4-9 frames); without TCP_NOTSENT_LOWAT the gateway's
-    // send buffer grows to megabytes, nothing is ever skipped and the lag grows without bound.
-    let worst = lags.iter().skip(3).max().copied().unwrap_or(0);
-    assert!(
-        worst <= 16,
-        "viewer fell behind by {worst} frames: {lags:?}"
-    );
-    gateway.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn max_fps_thins_frames_for_one_viewer_only() {
-    let gateway = start(PATTERN).await;
-    let addr = gateway.local_addr();
-    let mut thumb = connect(addr, "/ws/streams/pattern?max_fps=2").await;
-    let mut full = connect(addr, "/ws/streams/pattern").await;
-    next_event(&mut thumb, SECS(5)).await;
-    next_event(&mut full, SECS(5)).await;
-    let a = next_frame(&mut thumb, SECS(5)).await;
-    let b = next_frame(&mut thumb, SECS(5)).await;
-    let c = next_frame(&mut thumb, SECS(5)).await;
-    // At 20 fps with max_fps=2, consecutive deliveries are ~10 sequence numbers apart.
-    assert!(
-        b.seq - a.seq >= 5 && c.seq - b.seq >= 5,
-        "{} {} {}",
-        a.seq,
-        b.seq,
-        c.seq
-    );
-    let x = next_frame(&mut full, SECS(5)).await;
-    let y = next_frame(&mut full, SECS(5)).await;
-    assert!(y.seq - x.seq <= 2, "the other viewer is not thinned");
-    gateway.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_a_stream_closes_its_viewers_with_4004_and_shutdown_with_1001() {
     let gateway = start(
         r#"
@@ -333,7 +201,7 @@ async fn stream_list_reports_state_and_viewers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pings_are_answered_and_a_viewer_that_never_answers_is_closed_with_4008() {
+async fn pings_are_answered_with_their_payload_and_the_gateway_pings_by_itself() {
     let options = GatewayOptions {
         ws: WsSettings {
             ping_interval: Duration::from_millis(300),
@@ -352,12 +220,10 @@ async fn pings_are_answered_and_a_viewer_that_never_answers_is_closed_with_4008(
     let pong = viewer.next_of(0xA, SECS(5)).await;
     assert_eq!(pong.payload, b"are you there");
 
-    // The gateway pings on its own; this viewer never answers and is cut off with 4008.
+    // The gateway pings on its own (when a viewer that never answers is closed, on tokio's
+    // paused clock: tests/paused_time.rs).
     let ping = viewer.next_of(0x9, SECS(5)).await;
     assert!(ping.payload.is_empty());
-    let close = viewer.next_of(0x8, SECS(10)).await;
-    assert_eq!(close.close_code(), Some(4008));
-    assert!(String::from_utf8_lossy(&close.payload).contains("ping"));
     gateway.shutdown().await;
 }
 
@@ -440,52 +306,5 @@ streams:
     assert_ne!(first.1, rest[0].1);
     assert_eq!(first.1, rest[2].1);
     assert_eq!(rest[0].1, rest[3].1);
-    gateway.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_viewer_that_keeps_up_gets_every_frame_across_lane_hand_overs() {
-    // Pings every 50 ms (and the viewer's own pings) make the session take the socket back
-    // from the publisher's direct lane and give it again many times per second; large
-    // frames go out with `sendfile` from the publisher's thread.
-    let options = GatewayOptions {
-        ws: WsSettings {
-            ping_interval: Duration::from_millis(50),
-            ..fast_options().ws
-        },
-        ..fast_options()
-    };
-    let gateway = start_with(
-        r#"
-streams:
-  - id: pattern
-    source: { plugin: testsrc, width: 1280, height: 720, fps: 20, quality: 2, loop_frames: 10 }
-"#,
-        PluginCatalog::with_builtins(),
-        options,
-    )
-    .await;
-    let hub = gateway.state().registry.get("pattern").unwrap();
-    let mut ws = connect(gateway.local_addr(), "/ws/streams/pattern").await;
-    let mut last = next_frame(&mut ws, SECS(5)).await.seq;
-    assert_eq!(
-        hub.direct_viewer_count(),
-        1,
-        "the viewer is attached to the lane"
-    );
-    for i in 0..60 {
-        if i % 7 == 0 {
-            ws.send(Message::Ping(b"hi".to_vec().into())).await.unwrap();
-        }
-        let frame = next_frame(&mut ws, SECS(5)).await;
-        assert!(frame.bytes > 16 * 1024, "large enough for sendfile");
-        assert_eq!(frame.seq, last + 1, "no frame lost or repeated");
-        last = frame.seq;
-    }
-    drop(ws);
-    eventually(SECS(5), "the lane is detached", || {
-        hub.direct_viewer_count() == 0
-    })
-    .await;
     gateway.shutdown().await;
 }
