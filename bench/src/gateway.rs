@@ -114,10 +114,12 @@ impl Drop for SpawnedGateway {
         if let Ok(Some(_)) = self.child.try_wait() {
             return;
         }
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: signalling our own child by its pid; it has not been reaped yet.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
+        // Our own child, not reaped yet: its pid cannot have been reused.
+        if let Some(pid) = i32::try_from(self.child.id())
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
