@@ -421,6 +421,12 @@ impl Supervisor {
                 } else {
                     format!("no frame for {} (stream stalled)", human(allowed))
                 };
+                if progress.rejected() > 0 {
+                    reason.push_str(&format!(
+                        "; the gateway rejected {} frame(s)",
+                        progress.rejected()
+                    ));
+                }
                 if let Some(e) = error {
                     reason.push_str(&format!("; last ffmpeg error: {}", e.message));
                 }
