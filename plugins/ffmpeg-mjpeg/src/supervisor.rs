@@ -20,7 +20,7 @@
 
 use std::io;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -211,8 +211,8 @@ impl Supervisor {
         let mode = self.mode();
         let cmd = command::build(&self.settings, &self.ffmpeg, mode, self.setpriv);
         self.log(LogLevel::Debug, &format!("starting {cmd:?}"));
-        let spawned = Command::new(&cmd.program)
-            .args(&cmd.args)
+        let spawned = cmd
+            .command()
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
