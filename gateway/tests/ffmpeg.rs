@@ -682,6 +682,20 @@ streams:
             texts.push(http_get(addr, &format!("/api/streams/{id}"), &[]).await.1);
         }
         texts.push(http_get(addr, "/api/config", &[]).await.1);
+        // ffmpeg inherits only what it needs: not the variable the password came from.
+        let ffmpegs: Vec<_> = rtsp::processes()
+            .into_iter()
+            .filter(|p| p.ppid == gateway.pid() && p.comm == "ffmpeg")
+            .collect();
+        assert!(!ffmpegs.is_empty(), "no ffmpeg running");
+        for ffmpeg in ffmpegs {
+            let environ = std::fs::read(format!("/proc/{}/environ", ffmpeg.pid)).unwrap();
+            let environ = String::from_utf8_lossy(&environ).replace('\0', "\n");
+            for absent in ["GOOD_PASSWORD=", GOOD, "CAMGATE_LOG="] {
+                assert!(!environ.contains(absent), "`{absent}` in ffmpeg's environment");
+            }
+            assert!(environ.lines().any(|l| l.starts_with("PATH=")), "{environ}");
+        }
     });
     // Let the last log lines arrive, then look everywhere.
     std::thread::sleep(Duration::from_millis(300));
@@ -701,6 +715,106 @@ streams:
         }
     }
     drop(gateway);
+}
+
+/// Serves `files` (path → body) over HTTP/1.1 on 127.0.0.1, plus `/redirect`, which
+/// answers 302 to `redirect_to`. One request per connection.
+async fn serve_http(
+    files: Vec<(&'static str, Vec<u8>)>,
+    redirect_to: String,
+) -> (u16, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let files = Arc::new(files);
+    let task = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let files = Arc::clone(&files);
+            let redirect_to = redirect_to.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request);
+                let path = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let response = if path == "/redirect" {
+                    format!("HTTP/1.1 302 Found\r\nLocation: {redirect_to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").into_bytes()
+                } else if let Some((_, body)) = files.iter().find(|(p, _)| *p == path) {
+                    let mut response = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes();
+                    response.extend_from_slice(body);
+                    response
+                } else {
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
+                };
+                let _ = socket.write_all(&response).await;
+            });
+        }
+    });
+    (port, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_camera_works_but_nothing_behind_its_url_may_open_a_local_file() {
+    // A short MPEG-TS clip, served over HTTP (a camera), and also referenced as a
+    // local file by an HLS playlist and a redirect, both served over HTTP.
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.ts");
+    let made = Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-f", "lavfi"])
+        .args(["-i", "testsrc=size=160x120:rate=10", "-t", "3", "-c:v", "mpeg2video"])
+        .args(["-f", "mpegts", "-y"])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let file_url = format!("file://{}", clip.display());
+    let playlist = format!(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:3\n#EXT-X-MEDIA-SEQUENCE:0\n\
+         #EXTINF:3.0,\n{file_url}\n#EXT-X-ENDLIST\n"
+    );
+    let (port, server) = serve_http(
+        vec![
+            ("/clip.ts", std::fs::read(&clip).unwrap()),
+            ("/live.m3u8", playlist.into_bytes()),
+        ],
+        file_url,
+    )
+    .await;
+    let gateway = start(&format!(
+        r#"
+streams:
+  - id: camera
+    on_demand: false
+    source: {{ plugin: ffmpeg-mjpeg, url: "http://127.0.0.1:{port}/clip.ts", connect_timeout: 2s }}
+  - id: playlist
+    on_demand: false
+    source: {{ plugin: ffmpeg-mjpeg, url: "http://127.0.0.1:{port}/live.m3u8", connect_timeout: 2s }}
+  - id: redirect
+    on_demand: false
+    source: {{ plugin: ffmpeg-mjpeg, url: "http://127.0.0.1:{port}/redirect", connect_timeout: 2s }}
+"#
+    ))
+    .await;
+    let registry = Arc::clone(&gateway.state().registry);
+    let camera = registry.get("camera").unwrap();
+    eventually(SECS(30), "frames from the HTTP camera", || camera.frames_in() > 0).await;
+    let retried = |id: &str| {
+        let hub = registry.get(id).unwrap();
+        move || hub.status().state == StreamState::Retrying
+    };
+    eventually(SECS(30), "playlist retrying", retried("playlist")).await;
+    eventually(SECS(30), "redirect retrying", retried("redirect")).await;
+    for id in ["playlist", "redirect"] {
+        let hub = registry.get(id).unwrap();
+        assert_eq!(hub.frames_in(), 0, "{id}: a local file was read: {:?}", hub.status());
+    }
+    server.abort();
+    gateway.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

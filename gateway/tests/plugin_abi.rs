@@ -1,5 +1,7 @@
 //! The plugin ABI end to end: real shared libraries loaded from a folder with libloading,
-//! the handshake, panics contained at the boundary, and the stop guarantee.
+//! the handshake, panics contained at the boundary, the stop guarantee, and what the host
+//! does about a plugin written against the raw C ABI that breaks the rules (late callbacks
+//! after stop and destroy, frame structs of another size).
 
 mod support;
 
@@ -8,7 +10,7 @@ use std::time::Duration;
 
 use camgate::config::SourceValidator;
 use camgate::hub::StreamState;
-use camgate::plugins::{PluginCatalog, PluginOrigin, RegisterError, late_callbacks};
+use camgate::plugins::{PluginCatalog, PluginOrigin, RegisterError};
 use support::*;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -126,6 +128,19 @@ fn a_plugin_rejects_invalid_config_with_its_own_message() {
     );
 }
 
+/// `camgate_plugin_late_callbacks_total{plugin}` as the gateway's `/metrics` shows it.
+async fn late_callbacks(addr: std::net::SocketAddr, plugin: &str) -> u64 {
+    let (status, _, body) = http(addr, "GET", "/metrics", &[], None).await;
+    assert_eq!(status, 200);
+    let text = String::from_utf8(body).unwrap();
+    let series = format!("camgate_plugin_late_callbacks_total{{plugin=\"{plugin}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .unwrap_or_else(|| panic!("no {series} in /metrics:\n{text}"))
+        .parse()
+        .unwrap()
+}
+
 fn misbehaving_catalog() -> (PluginCatalog, tempfile::TempDir) {
     let library = build_cdylib("camgate-fixture-misbehaving");
     let dir = plugins_dir(&[&library]);
@@ -214,7 +229,7 @@ streams:
         let hub = registry.get(id).unwrap();
         eventually(SECS(5), "frames flow", || hub.frames_in() > 3).await;
     }
-    let before = late_callbacks();
+    let before = late_callbacks(gateway.local_addr(), "misbehaving").await;
     for id in ["in-stop", "rogue"] {
         let hub = registry.get(id).unwrap();
         hub.stop_source().await;
@@ -225,11 +240,102 @@ streams:
     let frames = registry.get("rogue").unwrap().frames_in();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        late_callbacks(),
+        late_callbacks(gateway.local_addr(), "misbehaving").await,
         before,
         "a callback crossed after stop returned"
     );
     assert_eq!(registry.get("rogue").unwrap().frames_in(), frames);
+    gateway.shutdown().await;
+}
+
+fn raw_abi_catalog() -> (PluginCatalog, tempfile::TempDir) {
+    let library = build_cdylib("camgate-fixture-raw-abi");
+    let dir = plugins_dir(&[&library]);
+    let mut catalog = PluginCatalog::with_builtins();
+    assert!(catalog.load_dir(dir.path()).is_empty());
+    (catalog, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_c_plugin_calling_back_after_stop_and_destroy_is_refused_counted_and_harmless() {
+    // The raw-abi fixture has no plugin-api gate: its thread keeps calling on_frame,
+    // on_state and on_log with its ctx for 1.5 s after stop, and so after destroy too.
+    let (catalog, _dir) = raw_abi_catalog();
+    let gateway = start_with(
+        r#"
+streams:
+  - id: late
+    on_demand: false
+    source: { plugin: raw-abi, mode: late_calls, late_for_ms: 1500 }
+  - id: healthy
+    source: { plugin: testsrc, width: 160, height: 90, fps: 20 }
+"#,
+        catalog,
+        fast_options(),
+    )
+    .await;
+    let addr = gateway.local_addr();
+    let hub = gateway.state().registry.get("late").unwrap();
+    eventually(SECS(5), "frames flow", || hub.frames_in() > 3).await;
+    assert_eq!(late_callbacks(addr, "raw-abi").await, 0);
+
+    // stop_source stops *and destroys* the instance (the hub drops it).
+    hub.stop_source().await;
+    assert_eq!(hub.status().state, StreamState::Stopped);
+    let frames = hub.frames_in();
+    let mut counts = vec![late_callbacks(addr, "raw-abi").await];
+    // While the rogue thread runs (about 1.5 s), every call is refused and counted.
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        counts.push(late_callbacks(addr, "raw-abi").await);
+    }
+    assert!(
+        counts.windows(2).all(|w| w[1] > w[0]),
+        "late calls after destroy are not counted: {counts:?}"
+    );
+    assert_eq!(hub.frames_in(), frames, "a late frame was published");
+    assert_eq!(hub.status().state, StreamState::Stopped, "a late state got through");
+    // Let the rogue thread run out, then check the gateway is fine.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut ws = connect(addr, "/ws/streams/healthy").await;
+    next_frame(&mut ws, SECS(5)).await;
+    drop(ws);
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_smaller_frame_struct_is_refused_and_a_larger_one_accepted() {
+    let (catalog, _dir) = raw_abi_catalog();
+    let gateway = start_with(
+        r#"
+streams:
+  - id: small
+    on_demand: false
+    source: { plugin: raw-abi, mode: small_frame }
+  - id: grown
+    on_demand: false
+    source: { plugin: raw-abi, mode: grown_frame }
+"#,
+        catalog,
+        fast_options(),
+    )
+    .await;
+    let registry = std::sync::Arc::clone(&gateway.state().registry);
+    let small = registry.get("small").unwrap();
+    eventually(SECS(5), "the small frame refused", || {
+        small.status().state == StreamState::Failed
+    })
+    .await;
+    assert_eq!(
+        small.status().message,
+        "the host refused the frame with status 4",
+        "want STATUS_ABI_MISMATCH"
+    );
+    assert_eq!(small.frames_in(), 0);
+    // A "newer" plugin's larger FrameRef: the host reads the fields it knows.
+    let grown = registry.get("grown").unwrap();
+    eventually(SECS(5), "grown frames flow", || grown.frames_in() > 3).await;
+    assert_eq!(grown.status().state, StreamState::Live);
     gateway.shutdown().await;
 }
 

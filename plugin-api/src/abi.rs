@@ -8,8 +8,20 @@
 //!   call only*. The receiver copies what it wants to keep. The only exception is
 //!   [`PluginVTable`]'s `name`/`version`/`description`, which point at `'static` data inside
 //!   the plugin library (libraries are never unloaded, so they stay valid).
-//! - Every struct that may grow starts with a `size` field that the writer fills with its own
-//!   `size_of`; a reader refuses a struct smaller than the one it was built for.
+//! - **Struct growth.** Every struct that may grow starts with a `size` field that its writer
+//!   fills with its own `size_of`. A reader accepts a struct at least as large as the one it
+//!   was built for and reads only the fields it knows; a smaller one is refused with
+//!   [`STATUS_ABI_MISMATCH`]. The reader reads `size` on its own, through the raw pointer,
+//!   before it builds or copies anything else from the struct. Fields are only ever
+//!   appended. So a newer *writer* works with an older reader, and a newer reader refuses
+//!   an older writer: the host may append to [`HostCallbacks`] (which it writes) without
+//!   breaking existing plugins, while a change to a struct plugins write ([`PluginVTable`],
+//!   [`FrameRef`]) that the host would rely on bumps [`ABI_VERSION`].
+//! - The vtable is written into a buffer the host owns ([`EntryFn`]): the host passes its
+//!   own `size_of::<PluginVTable>()` as `out_size`; the plugin refuses a buffer smaller than
+//!   its vtable and writes exactly its own `size` bytes. The host then reads `size` and
+//!   `abi_version` alone, refuses a `size` below its own or above the buffer, and checks
+//!   that every function pointer is set before it uses the vtable.
 //! - A status code is an `i32`: [`STATUS_OK`] or one of the other `STATUS_*` constants.
 //!   Details travel as text through an [`ErrorSink`].
 //! - No panic unwinds across any function here: both sides catch panics at every crossing.
@@ -170,10 +182,19 @@ pub struct HostCallbacks {
     /// Size of this struct as the host built it.
     pub size: usize,
     /// Opaque host state for this instance; passed back on every call. Thread-safe: the
-    /// callbacks may be called from any plugin thread, concurrently.
+    /// callbacks may be called from any plugin thread, concurrently. It is a token, not
+    /// necessarily a pointer: the host keeps recognising it after `destroy`, so a plugin
+    /// thread that calls late is refused (and counted), never served from freed memory.
     pub ctx: *mut c_void,
-    /// Publishes one frame. Returns [`STATUS_OK`], or [`STATUS_CLOSED`] when the host no
-    /// longer wants frames from this instance.
+    /// Publishes one frame. Returns [`STATUS_OK`]; [`STATUS_CLOSED`] when the host no
+    /// longer wants frames from this instance (final: stop producing); any other status
+    /// (e.g. [`STATUS_ERROR`] for a failure inside the host, [`STATUS_ABI_MISMATCH`] for a
+    /// `FrameRef` smaller than the host's) refuses this frame only.
+    ///
+    /// Concurrent calls for one instance are memory-safe (each frame is copied and
+    /// published whole), but the host does not order them: when two threads publish at the
+    /// same moment, viewers may keep the older of the two frames. Publish from one thread
+    /// per instance when order matters.
     pub on_frame: extern "C" fn(ctx: *mut c_void, frame: *const FrameRef<'_>) -> i32,
     /// Reports a state change (`STATE_*`) with a human-readable message (may be empty).
     /// The message must not contain secrets (passwords, tokens).
@@ -218,9 +239,11 @@ pub struct PluginVTable {
 
 /// Signature of [`ENTRY_SYMBOL`]: the handshake.
 ///
-/// The host passes its ABI version and a zeroed [`PluginVTable`] with its size. The plugin
-/// refuses a version it was not built for with [`STATUS_ABI_MISMATCH`] and a message, or
-/// fills in the vtable and returns [`STATUS_OK`].
+/// The host passes its ABI version and a zeroed [`PluginVTable`] buffer of `out_size` bytes.
+/// The plugin refuses a version it was not built for, or a buffer smaller than its vtable,
+/// with [`STATUS_ABI_MISMATCH`] and a message; otherwise it writes its whole vtable (and
+/// nothing past it) and returns [`STATUS_OK`]. Returning OK without writing a complete
+/// vtable is a plugin bug the host refuses cleanly (zero `size`, null functions).
 pub type EntryFn = extern "C" fn(
     host_abi_version: u32,
     out: *mut PluginVTable,

@@ -158,11 +158,13 @@ pub extern "C" fn entry<P: SourcePlugin>(
             );
             return STATUS_ABI_MISMATCH;
         }
+        // Growth rule (abi.rs): the host's buffer must hold at least our vtable; a larger
+        // buffer (a newer host) is fine, and we write only our own `size` bytes into it.
         if out.is_null() || out_size < std::mem::size_of::<PluginVTable>() {
             write_error(
                 err,
                 &format!(
-                    "plugin `{}`: host vtable buffer is {out_size} bytes, need {}",
+                    "plugin `{}`: host vtable buffer is {out_size} bytes, need at least {}",
                     P::NAME,
                     std::mem::size_of::<PluginVTable>()
                 ),
@@ -182,7 +184,7 @@ pub extern "C" fn entry<P: SourcePlugin>(
             destroy: destroy::<P>,
         };
         // SAFETY: `out` is non-null and the host says it has room for `out_size` bytes,
-        // which we checked covers a whole `PluginVTable`.
+        // which we checked covers a whole `PluginVTable`; nothing past it is written.
         unsafe { out.write(vtable) };
         STATUS_OK
     })
@@ -208,16 +210,23 @@ extern "C" fn create<P: SourcePlugin>(
             write_error(err, "host passed a null pointer to create");
             return STATUS_ERROR;
         }
-        // SAFETY: non-null, and the ABI says it points to a `HostCallbacks` of at least
-        // `size` bytes; we read `size` first and refuse smaller structs.
-        let callbacks = unsafe {
-            let size = (*host).size;
-            if size < std::mem::size_of::<HostCallbacks>() {
-                write_error(err, "host callbacks struct is smaller than ABI v1 requires");
-                return STATUS_ABI_MISMATCH;
-            }
-            *host
-        };
+        // Growth rule (abi.rs): read `size` alone first, refuse a smaller struct, accept a
+        // larger one and copy only the fields this version knows.
+        // SAFETY: `host` is non-null and the ABI says it points to a `HostCallbacks` that
+        // starts with its `size`; only that field is read here.
+        let size = unsafe { std::ptr::addr_of!((*host).size).read() };
+        if size < std::mem::size_of::<HostCallbacks>() {
+            write_error(
+                err,
+                &format!(
+                    "host callbacks struct is {size} bytes, ABI v{ABI_VERSION} needs at least {}",
+                    std::mem::size_of::<HostCallbacks>()
+                ),
+            );
+            return STATUS_ABI_MISMATCH;
+        }
+        // SAFETY: the struct is at least as large as ours, so our fields are all there.
+        let callbacks = unsafe { host.read() };
         let config = match parse_config::<P>(config_json, err) {
             Ok(config) => config,
             Err(status) => return status,
@@ -302,4 +311,138 @@ extern "C" fn destroy<P: SourcePlugin>(instance: *mut c_void) {
         // `destroy` exactly once and never uses the pointer afterwards.
         drop(unsafe { Box::from_raw(instance as *mut Instance<P>) });
     });
+}
+
+#[cfg(test)]
+mod tests {
+    //! The struct-growth rule on the plugin side: a larger host struct or buffer is
+    //! accepted (only the known fields are used), a smaller one is refused.
+
+    use super::*;
+    use crate::abi::{FrameRef, STATUS_OK};
+    use crate::{Host, PluginError, Source, SourcePlugin};
+
+    struct Tiny;
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct NoOptions {}
+    struct TinySource;
+    impl Source for TinySource {
+        fn start(&mut self) -> Result<(), PluginError> {
+            Ok(())
+        }
+        fn stop(&mut self) {}
+    }
+    impl SourcePlugin for Tiny {
+        const NAME: &'static str = "tiny";
+        const VERSION: &'static str = "0";
+        const DESCRIPTION: &'static str = "test";
+        type Config = NoOptions;
+        type Source = TinySource;
+        fn create(_: NoOptions, _: Host) -> Result<TinySource, PluginError> {
+            Ok(TinySource)
+        }
+    }
+
+    fn collect(f: impl FnOnce(ErrorSink) -> i32) -> (i32, String) {
+        extern "C" fn append(ctx: *mut c_void, text: StrRef<'_>) {
+            // SAFETY: `ctx` is the `String` below, alive for the call; `text` is borrowed.
+            unsafe { (*(ctx as *mut String)).push_str(&text.to_string_lossy()) };
+        }
+        let mut text = String::new();
+        let sink = ErrorSink {
+            ctx: &mut text as *mut String as *mut c_void,
+            write: append,
+        };
+        let status = f(sink);
+        (status, text)
+    }
+
+    /// A vtable buffer from a newer host: ours plus fields we do not know.
+    #[repr(C)]
+    struct GrownVTable {
+        v1: PluginVTable,
+        later: [usize; 4],
+    }
+
+    #[test]
+    fn a_larger_vtable_buffer_is_accepted_and_a_smaller_one_refused() {
+        let mut grown = std::mem::MaybeUninit::<GrownVTable>::zeroed();
+        let (status, message) = collect(|err| {
+            entry::<Tiny>(
+                ABI_VERSION,
+                grown.as_mut_ptr().cast(),
+                std::mem::size_of::<GrownVTable>(),
+                err,
+            )
+        });
+        assert_eq!(status, STATUS_OK, "{message}");
+        // SAFETY: zeroed, then the entry wrote a whole v1 vtable at the start.
+        let grown = unsafe { grown.assume_init() };
+        assert_eq!(grown.v1.size, std::mem::size_of::<PluginVTable>());
+        assert_eq!(grown.later, [0; 4], "wrote past its own vtable");
+
+        let mut small = std::mem::MaybeUninit::<PluginVTable>::zeroed();
+        let (status, message) = collect(|err| {
+            entry::<Tiny>(
+                ABI_VERSION,
+                small.as_mut_ptr(),
+                std::mem::size_of::<PluginVTable>() - 8,
+                err,
+            )
+        });
+        assert_eq!(status, STATUS_ABI_MISMATCH);
+        assert!(message.contains("need at least"), "{message}");
+    }
+
+    extern "C" fn frame_ok(_: *mut c_void, _: *const FrameRef<'_>) -> i32 {
+        STATUS_OK
+    }
+    extern "C" fn state_ignored(_: *mut c_void, _: u32, _: StrRef<'_>) {}
+    extern "C" fn log_ignored(_: *mut c_void, _: u32, _: StrRef<'_>) {}
+
+    /// Host callbacks from a newer host: ours plus a field we do not know.
+    #[repr(C)]
+    struct GrownCallbacks {
+        v1: HostCallbacks,
+        later: usize,
+    }
+
+    fn create_with(callbacks: *const HostCallbacks) -> (i32, String) {
+        let mut instance: *mut c_void = std::ptr::null_mut();
+        let result = collect(|err| create::<Tiny>(StrRef::new("{}"), callbacks, &mut instance, err));
+        if !instance.is_null() {
+            destroy::<Tiny>(instance);
+        }
+        result
+    }
+
+    #[test]
+    fn larger_host_callbacks_are_accepted_and_smaller_ones_refused() {
+        let v1 = HostCallbacks {
+            size: std::mem::size_of::<HostCallbacks>(),
+            ctx: std::ptr::null_mut(),
+            on_frame: frame_ok,
+            on_state: state_ignored,
+            on_log: log_ignored,
+        };
+        let grown = GrownCallbacks {
+            v1: HostCallbacks {
+                size: std::mem::size_of::<GrownCallbacks>(),
+                ..v1
+            },
+            later: 7,
+        };
+        assert_eq!(grown.later, 7);
+        let (status, message) = create_with(&grown.v1);
+        assert_eq!(status, STATUS_OK, "{message}");
+
+        let smaller = HostCallbacks {
+            size: std::mem::size_of::<HostCallbacks>() - 8,
+            ..v1
+        };
+        let (status, message) = create_with(&smaller);
+        assert_eq!(status, STATUS_ABI_MISMATCH);
+        assert!(message.contains("needs at least"), "{message}");
+    }
 }

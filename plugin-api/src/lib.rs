@@ -21,7 +21,13 @@
 //!    passes it; the receiver copies (the host copies each JPEG into a refcounted buffer).
 //!    Static metadata (name, version, description) is the exception: libraries are never
 //!    unloaded.
-//! 4. **Sized structs.** Growable structs carry their `size`; readers refuse smaller ones.
+//! 4. **Sized structs, growth by appending.** Growable structs start with their `size`. A
+//!    reader accepts a struct at least as large as the one it was built for and reads only
+//!    the fields it knows; a smaller one is refused (`STATUS_ABI_MISMATCH`). It reads
+//!    `size` alone, through the raw pointer, before anything else. So the host may append
+//!    fields to `HostCallbacks` without breaking plugins; a change to a struct plugins
+//!    write (`PluginVTable`, `FrameRef`) that the host relies on bumps the ABI version.
+//!    See [`abi`] for the vtable buffer.
 //! 5. **Status codes, not panics.** Every call returns an `i32` status (`abi::STATUS_*`);
 //!    details go to an [`abi::ErrorSink`] as text. Panics in plugin code are caught at every
 //!    crossing and become [`abi::STATUS_PANIC`]; a panicking plugin fails its stream, never
@@ -30,13 +36,20 @@
 //!    and log callbacks from any plugin thread) → stop → destroy`. `start` returns promptly
 //!    (work happens on the plugin's own threads — no shared tokio runtime). `stop` blocks,
 //!    is idempotent and joins the plugin's threads; after it returns no callback for that
-//!    instance reaches the host (this crate enforces it with a gate in [`Host`]).
-//!    `destroy` frees the instance.
+//!    instance reaches the host (this crate enforces it with a gate in [`Host`]; the host
+//!    also refuses and counts late calls, even after `destroy`, so a C plugin that breaks
+//!    the rule cannot crash it). `destroy` frees the instance. Callbacks may come from
+//!    several plugin threads at once (memory-safe; frames from concurrent threads are not
+//!    ordered).
 //! 7. **The host owns observability.** Plugins log and report state through the host
 //!    callbacks; the host adds context, metrics and rate limits. Messages never contain
 //!    secrets (passwords, tokens): mask them before reporting.
 //! 8. **Configuration is JSON.** The manifest's `source` mapping minus `plugin` arrives as
 //!    a JSON object. Validate strictly (`#[serde(deny_unknown_fields)]`).
+//! 9. **Closed is not rejected.** [`Host::send_frame`] returns [`SendError::Closed`] when
+//!    the host stops the instance (end the producer) and [`SendError::Rejected`] when it
+//!    could not take one frame (log it, rate-limited, and keep producing). A source must
+//!    not report `Live` while it has stopped publishing.
 //!
 //! ## A minimal plugin
 //!
@@ -62,9 +75,14 @@
 pub mod abi;
 pub mod export;
 mod plugin;
+pub mod testing;
 pub mod text;
 
-pub use plugin::{Closed, Frame, Host, LogLevel, PluginError, Source, SourcePlugin, SourceState};
+pub use plugin::{
+    Frame, Host, LogLevel, PluginError, SendError, Source, SourcePlugin, SourceState,
+};
+/// `Err(Closed)` keeps matching what it always meant: the host is stopping this source.
+pub use plugin::SendError::Closed;
 
 #[cfg(test)]
 mod tests {

@@ -88,6 +88,17 @@ pub enum SourceState {
 }
 
 impl SourceState {
+    /// The state for an `abi::STATE_*` code, `None` for an unknown one.
+    pub(crate) fn from_abi(state: u32) -> Option<Self> {
+        match state {
+            abi::STATE_CONNECTING => Some(SourceState::Connecting),
+            abi::STATE_LIVE => Some(SourceState::Live),
+            abi::STATE_RETRYING => Some(SourceState::Retrying),
+            abi::STATE_FAILED => Some(SourceState::Failed),
+            _ => None,
+        }
+    }
+
     fn to_abi(self) -> u32 {
         match self {
             SourceState::Connecting => abi::STATE_CONNECTING,
@@ -112,6 +123,16 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
+    /// The level for an `abi::LOG_*` code; unknown codes read as `Debug`.
+    pub(crate) fn from_abi(level: u32) -> Self {
+        match level {
+            abi::LOG_ERROR => LogLevel::Error,
+            abi::LOG_WARN => LogLevel::Warn,
+            abi::LOG_INFO => LogLevel::Info,
+            _ => LogLevel::Debug,
+        }
+    }
+
     fn to_abi(self) -> u32 {
         match self {
             LogLevel::Error => abi::LOG_ERROR,
@@ -135,9 +156,57 @@ pub struct Frame<'a> {
     pub captured_at: SystemTime,
 }
 
-/// The host refused a frame because the instance is stopping; the producer should end.
+/// Why the host did not take a frame ([`Host::send_frame`]).
+///
+/// The two cases need opposite reactions, so they are kept apart: `Closed` is final (the
+/// instance is being stopped: end the producer), `Rejected` is about this one frame (a
+/// host-side error, e.g. a panic caught in the host): log it, rate-limited, and keep
+/// producing. A producer must not go quiet on `Rejected` while it reports `Live`.
+///
+/// [`SendError::Closed`] is also re-exported at the crate root as `Closed`, so code written
+/// against the older `Result<(), Closed>` API (`Err(Closed) => return`) still compiles and
+/// keeps its meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Closed;
+pub enum SendError {
+    /// The host no longer accepts frames from this instance (it is stopping): stop
+    /// producing. Every later call returns `Closed` too.
+    Closed,
+    /// The host could not take this frame (the ABI status it returned, e.g.
+    /// [`abi::STATUS_ERROR`] or [`abi::STATUS_ABI_MISMATCH`]); later frames may succeed.
+    Rejected {
+        /// The raw status code from the host.
+        status: i32,
+    },
+}
+
+impl SendError {
+    /// Maps a non-OK status of the host's frame callback.
+    fn from_status(status: i32) -> Self {
+        if status == abi::STATUS_CLOSED {
+            SendError::Closed
+        } else {
+            SendError::Rejected { status }
+        }
+    }
+
+    /// `true` for [`SendError::Closed`]: the producer should end.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, SendError::Closed)
+    }
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Closed => f.write_str("the host closed this source (it is stopping)"),
+            SendError::Rejected { status } => {
+                write!(f, "the host rejected the frame (status {status})")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
 
 /// A cheap, cloneable, thread-safe handle to the host callbacks of one instance.
 #[derive(Clone)]
@@ -147,6 +216,8 @@ pub struct Host {
 
 struct HostShared {
     callbacks: HostCallbacks,
+    /// Keeps the callbacks' `ctx` alive when this crate owns it ([`crate::testing`]).
+    _owner: Option<Box<dyn std::any::Any + Send + Sync>>,
     /// `true` while callbacks may be forwarded. Readers hold the read lock for the duration
     /// of a callback; closing takes the write lock, so it waits for calls in flight.
     open: RwLock<bool>,
@@ -160,9 +231,18 @@ unsafe impl Sync for HostShared {}
 
 impl Host {
     pub(crate) fn new(callbacks: HostCallbacks) -> Self {
+        Self::with_owner(callbacks, None)
+    }
+
+    /// A handle whose callbacks' `ctx` is owned by `owner` (kept alive as long as the handle).
+    pub(crate) fn with_owner(
+        callbacks: HostCallbacks,
+        owner: Option<Box<dyn std::any::Any + Send + Sync>>,
+    ) -> Self {
         Host {
             shared: Arc::new(HostShared {
                 callbacks,
+                _owner: owner,
                 open: RwLock::new(true),
             }),
         }
@@ -189,8 +269,11 @@ impl Host {
         !*self.shared.open.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Publishes one frame (the host copies it). `Err(Closed)` means: stop producing.
-    pub fn send_frame(&self, frame: &Frame<'_>) -> Result<(), Closed> {
+    /// Publishes one frame (the host copies it).
+    ///
+    /// `Err(SendError::Closed)` means: stop producing. `Err(SendError::Rejected { .. })`
+    /// means the host could not take this frame; keep going (and log it, rate-limited).
+    pub fn send_frame(&self, frame: &Frame<'_>) -> Result<(), SendError> {
         let capture_time_us = frame
             .captured_at
             .duration_since(UNIX_EPOCH)
@@ -209,7 +292,7 @@ impl Host {
         if status == abi::STATUS_OK {
             Ok(())
         } else {
-            Err(Closed)
+            Err(SendError::from_status(status))
         }
     }
 

@@ -3,20 +3,31 @@
 //!
 //! This module and `loader.rs` are the only gateway code allowed `unsafe`; each block says
 //! why it is sound. Invariants:
-//! - A [`LoadedPlugin`]'s vtable points into a library that is never unloaded.
-//! - A [`PluginInstance`] owns its plugin instance pointer and the boxed [`HostContext`]
-//!   whose address the plugin holds as `ctx`; it calls `stop` before `destroy` and frees the
-//!   context only after `destroy` returned.
+//! - A [`LoadedPlugin`]'s vtable points into a library that is never unloaded, and was
+//!   checked before it was built: `size` and `abi_version` read alone through the raw
+//!   pointer, every function pointer non-null (a plugin that returns OK without filling its
+//!   vtable is refused, not called).
+//! - A plugin never holds a pointer to host memory: its `ctx` is a token looked up in a
+//!   process-wide table of live contexts. A [`PluginInstance`] removes its context from the
+//!   table only after `destroy` returned; a callback with a token that is stopped or gone
+//!   (a C plugin thread that outlived `stop`/`destroy`) is refused and counted in
+//!   `camgate_plugin_late_callbacks_total{plugin}` — never served from freed memory. The
+//!   token carries the plugin's index, so the count names the plugin even after destroy,
+//!   and nothing is kept per destroyed instance.
+//! - A frame is used only after its `size` (read alone) shows the whole v1 `FrameRef`.
 //! - No host callback unwinds into plugin code: each catches panics.
 
 #![allow(unsafe_code)]
 
 use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr::addr_of;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
+use dashmap::DashMap;
+use prometheus::IntCounterVec;
 use tokio::time::Instant;
 
 use camgate_plugin_api::abi::{
@@ -112,34 +123,61 @@ fn describe_failure(status: i32, message: String) -> String {
 
 impl LoadedPlugin {
     /// Performs the handshake through `entry` (a built-in's function or a library symbol).
+    ///
+    /// Nothing is built from the plugin's memory before it is checked: `size` and
+    /// `abi_version` are read alone, then every function pointer is checked to be set.
     pub fn handshake(entry: EntryFn, origin: PluginOrigin) -> Result<LoadedPlugin, String> {
-        let mut vtable = std::mem::MaybeUninit::<PluginVTable>::zeroed();
-        let (status, message) = collecting_errors(|err| {
-            entry(
-                ABI_VERSION,
-                vtable.as_mut_ptr(),
-                std::mem::size_of::<PluginVTable>(),
-                err,
-            )
-        });
+        let buffer_size = std::mem::size_of::<PluginVTable>();
+        let mut buffer = std::mem::MaybeUninit::<PluginVTable>::zeroed();
+        let out = buffer.as_mut_ptr();
+        let (status, message) = collecting_errors(|err| entry(ABI_VERSION, out, buffer_size, err));
         if status != abi::STATUS_OK {
             return Err(describe_failure(status, message));
         }
-        // SAFETY: on STATUS_OK the entry function wrote a complete vtable (ABI rule).
-        let vtable = unsafe { vtable.assume_init() };
-        if vtable.abi_version != ABI_VERSION {
+        // SAFETY: `out` points to our zeroed buffer of `buffer_size` bytes; `size` and
+        // `abi_version` are plain integers, valid for any bit pattern, read without forming
+        // a reference to the (possibly incomplete) vtable.
+        let (size, abi_version) =
+            unsafe { (addr_of!((*out).size).read(), addr_of!((*out).abi_version).read()) };
+        if size < buffer_size {
             return Err(format!(
-                "plugin reports ABI v{} in its vtable, host speaks v{ABI_VERSION}",
-                vtable.abi_version
+                "plugin vtable is {size} bytes, ABI v{ABI_VERSION} needs {buffer_size}{}",
+                if size == 0 {
+                    " (the entry returned OK without filling it in)"
+                } else {
+                    ""
+                }
             ));
         }
-        if vtable.size < std::mem::size_of::<PluginVTable>() {
+        if size > buffer_size {
             return Err(format!(
-                "plugin vtable is {} bytes, ABI v{ABI_VERSION} needs {}",
-                vtable.size,
-                std::mem::size_of::<PluginVTable>()
+                "plugin claims a {size}-byte vtable in a {buffer_size}-byte buffer"
             ));
         }
+        if abi_version != ABI_VERSION {
+            return Err(format!(
+                "plugin reports ABI v{abi_version} in its vtable, host speaks v{ABI_VERSION}"
+            ));
+        }
+        // SAFETY: as above; each function pointer field is read as the pointer-sized integer
+        // it is (an `extern "C" fn` has the size and layout of `usize`), never as a function
+        // pointer, so a null one is just 0 here.
+        let functions = unsafe {
+            [
+                ("validate", addr_of!((*out).validate).cast::<usize>().read()),
+                ("create", addr_of!((*out).create).cast::<usize>().read()),
+                ("start", addr_of!((*out).start).cast::<usize>().read()),
+                ("stop", addr_of!((*out).stop).cast::<usize>().read()),
+                ("destroy", addr_of!((*out).destroy).cast::<usize>().read()),
+            ]
+        };
+        if let Some((name, _)) = functions.iter().find(|(_, address)| *address == 0) {
+            return Err(format!("plugin vtable has no `{name}` function"));
+        }
+        // SAFETY: the plugin wrote the whole vtable (`size` covers it); its integers and
+        // string pointers are valid for any bit pattern and every function pointer was
+        // checked non-null above.
+        let vtable = unsafe { buffer.assume_init() };
         // SAFETY: the strings point to `'static` data in a library that is never unloaded.
         let (name, version, description) = unsafe {
             (
@@ -157,6 +195,8 @@ impl LoadedPlugin {
                 "plugin name {name:?} is invalid (use lowercase letters, digits, '-' and '_')"
             ));
         }
+        // The late-callback series exists (at 0) for every plugin that can run.
+        LATE_CALLBACKS.with_label_values(&[&name]);
         Ok(LoadedPlugin {
             vtable,
             descriptor: PluginDescriptor {
@@ -186,7 +226,8 @@ impl LoadedPlugin {
     }
 }
 
-/// What the host keeps per plugin instance; its address is the `ctx` of the callbacks.
+/// What the host keeps per plugin instance. Plugins reach it through a token (their `ctx`)
+/// looked up in [`CONTEXTS`], never through a pointer.
 pub struct HostContext {
     sink: FrameSink,
     stream: String,
@@ -195,15 +236,124 @@ pub struct HostContext {
     log_budget: Mutex<LogBudget>,
     /// Set once the plugin's `stop` returned: any callback after that breaks the ABI.
     stopped: AtomicBool,
+    /// A too-small `FrameRef` was reported once (the log says which plugin is broken).
+    bad_frame_logged: AtomicBool,
 }
 
-/// Callbacks that arrived after their instance's `stop` returned (ABI violations), over
-/// the life of the process. They are refused; a non-zero value points at a buggy plugin.
-static LATE_CALLBACKS: AtomicU64 = AtomicU64::new(0);
+/// Callbacks that arrived after their instance's `stop` returned (ABI violations), by
+/// plugin, over the life of the process: they are refused, and a non-zero value points at
+/// a buggy plugin. Process-wide because contexts and plugins outlive any one registry;
+/// [`late_callbacks_metric`] hands it to the gateway's registry.
+static LATE_CALLBACKS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    IntCounterVec::new(
+        prometheus::Opts::new(
+            "plugin_late_callbacks_total",
+            "Plugin callbacks refused because they came after the instance was stopped or \
+             destroyed (an ABI violation by the plugin).",
+        )
+        .namespace("camgate"),
+        &["plugin"],
+    )
+    .expect("a valid metric definition")
+});
 
-/// How many callbacks arrived after `stop` returned, process-wide (should stay 0).
-pub fn late_callbacks() -> u64 {
-    LATE_CALLBACKS.load(Ordering::SeqCst)
+/// The `camgate_plugin_late_callbacks_total{plugin}` counter, to register in a registry.
+pub fn late_callbacks_metric() -> IntCounterVec {
+    LATE_CALLBACKS.clone()
+}
+
+/// Warnings about late callbacks share one budget, so a rogue thread cannot flood the log.
+static LATE_LOG_BUDGET: LazyLock<Mutex<LogBudget>> =
+    LazyLock::new(|| Mutex::new(LogBudget::default()));
+
+/// Bits of a token that count instances; the plugin's index sits above them.
+const TOKEN_SERIAL_BITS: u32 = 40;
+
+/// The table behind the `ctx` tokens plugins hold.
+///
+/// Invariant: a token is never reused (a 40-bit serial per process), so a stale token can
+/// only miss, never reach another instance's context.
+struct Contexts {
+    live: DashMap<u64, Arc<HostContext>>,
+    /// Plugin names by index (the index is part of each token); bounded by the number of
+    /// distinct plugin names, not by instances.
+    plugins: Mutex<Vec<String>>,
+    serial: AtomicU64,
+}
+
+static CONTEXTS: LazyLock<Contexts> = LazyLock::new(|| Contexts {
+    live: DashMap::new(),
+    plugins: Mutex::new(Vec::new()),
+    serial: AtomicU64::new(0),
+});
+
+impl Contexts {
+    /// Adds `host` and returns its new token.
+    fn register(&self, host: Arc<HostContext>) -> u64 {
+        let token = self.issue(&host.plugin);
+        self.live.insert(token, host);
+        token
+    }
+
+    /// A fresh token for an instance of `plugin` (never 0, never reused).
+    fn issue(&self, plugin: &str) -> u64 {
+        let index = {
+            let mut plugins = self.plugins.lock().unwrap_or_else(|e| e.into_inner());
+            match plugins.iter().position(|name| name == plugin) {
+                Some(index) => index,
+                None => {
+                    plugins.push(plugin.to_owned());
+                    plugins.len() - 1
+                }
+            }
+        };
+        let serial = self.serial.fetch_add(1, Ordering::Relaxed) + 1;
+        ((index as u64) << TOKEN_SERIAL_BITS) | (serial & ((1 << TOKEN_SERIAL_BITS) - 1))
+    }
+
+    /// The plugin name a token was issued for.
+    fn plugin_of(&self, token: u64) -> String {
+        let index = usize::try_from(token >> TOKEN_SERIAL_BITS).unwrap_or(usize::MAX);
+        let plugins = self.plugins.lock().unwrap_or_else(|e| e.into_inner());
+        plugins
+            .get(index)
+            .cloned()
+            .unwrap_or_else(|| "unknown".to_owned())
+    }
+}
+
+/// The `ctx` value a plugin gets for `token`: an opaque, non-null, pointer-sized value.
+fn token_to_ctx(token: u64) -> *mut c_void {
+    std::ptr::without_provenance_mut(usize::try_from(token).expect("64-bit targets"))
+}
+
+/// The host context behind `ctx`, if its instance is still running. A stopped or destroyed
+/// one (or a forged token) is refused and counted as a late callback.
+fn resolve(ctx: *mut c_void, callback: &'static str) -> Option<Arc<HostContext>> {
+    let token = ctx.addr() as u64;
+    let found = CONTEXTS.live.get(&token).map(|entry| Arc::clone(entry.value()));
+    match found {
+        Some(host) if !host.stopped.load(Ordering::SeqCst) => Some(host),
+        Some(host) => {
+            count_late(&host.plugin, &host.stream, callback);
+            None
+        }
+        None => {
+            count_late(&CONTEXTS.plugin_of(token), "(destroyed instance)", callback);
+            None
+        }
+    }
+}
+
+fn count_late(plugin: &str, stream: &str, callback: &'static str) {
+    LATE_CALLBACKS.with_label_values(&[plugin]).inc();
+    let (allowed, suppressed) = LATE_LOG_BUDGET
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take(Instant::now());
+    if allowed {
+        tracing::warn!(%stream, %plugin, callback, suppressed, "plugin called the host after stop returned (ABI violation); refused");
+    }
 }
 
 impl HostContext {
@@ -216,6 +366,7 @@ impl HostContext {
             redactor,
             log_budget: Mutex::new(LogBudget::default()),
             stopped: AtomicBool::new(false),
+            bad_frame_logged: AtomicBool::new(false),
         }
     }
 }
@@ -256,39 +407,28 @@ impl LogBudget {
     }
 }
 
-/// # Safety
-/// `ctx` must be the `HostContext` pointer given to `create`, still alive.
-unsafe fn context<'a>(ctx: *mut c_void) -> &'a HostContext {
-    // SAFETY: guaranteed by the caller.
-    unsafe { &*(ctx as *const HostContext) }
-}
-
-impl HostContext {
-    /// Refuses (and counts) a callback that arrives after `stop` returned.
-    fn refuse_if_stopped(&self, callback: &str) -> bool {
-        if !self.stopped.load(Ordering::SeqCst) {
-            return false;
-        }
-        LATE_CALLBACKS.fetch_add(1, Ordering::SeqCst);
-        tracing::warn!(stream = %self.stream, plugin = %self.plugin, callback, "plugin called the host after stop returned (ABI violation); ignored");
-        true
-    }
-}
-
 extern "C" fn on_frame(ctx: *mut c_void, frame: *const FrameRef<'_>) -> i32 {
     catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: the plugin passes back our ctx (alive until destroy returns) and a frame
-        // pointer valid for this call.
-        let (host, frame) = unsafe { (context(ctx), frame.as_ref()) };
-        let Some(frame) = frame else {
-            return abi::STATUS_ERROR;
-        };
-        if host.refuse_if_stopped("on_frame") {
+        let Some(host) = resolve(ctx, "on_frame") else {
             return abi::STATUS_CLOSED;
+        };
+        if frame.is_null() {
+            return abi::STATUS_ERROR;
         }
-        if frame.size < std::mem::size_of::<FrameRef<'_>>() {
+        // Growth rule: read `size` alone before anything else of the plugin's struct.
+        // SAFETY: non-null, and the ABI says `frame` points to a `FrameRef` that starts with
+        // its `size`, valid for this call; only that field is read.
+        let size = unsafe { addr_of!((*frame).size).read() };
+        let needed = std::mem::size_of::<FrameRef<'_>>();
+        if size < needed {
+            if !host.bad_frame_logged.swap(true, Ordering::Relaxed) {
+                tracing::error!(stream = %host.stream, plugin = %host.plugin, size, needed, "plugin sent a FrameRef smaller than ABI v1's; frames refused");
+            }
             return abi::STATUS_ABI_MISMATCH;
         }
+        // SAFETY: the struct is at least as large as ours, so every field we read is there;
+        // it is borrowed for this call.
+        let frame = unsafe { &*frame };
         // SAFETY: the JPEG bytes are borrowed for this call; `publish` copies them.
         let jpeg = unsafe { frame.jpeg.as_slice() };
         if host
@@ -305,11 +445,11 @@ extern "C" fn on_frame(ctx: *mut c_void, frame: *const FrameRef<'_>) -> i32 {
 
 extern "C" fn on_state(ctx: *mut c_void, state: u32, message: StrRef<'_>) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: as in `on_frame`; the message is borrowed for this call.
-        let (host, message) = unsafe { (context(ctx), message.to_string_lossy()) };
-        if host.refuse_if_stopped("on_state") {
+        let Some(host) = resolve(ctx, "on_state") else {
             return;
-        }
+        };
+        // SAFETY: the message is borrowed for this call.
+        let message = unsafe { message.to_string_lossy() };
         let state = match state {
             abi::STATE_CONNECTING => StreamState::Connecting,
             abi::STATE_LIVE => StreamState::Live,
@@ -328,11 +468,11 @@ extern "C" fn on_state(ctx: *mut c_void, state: u32, message: StrRef<'_>) {
 
 extern "C" fn on_log(ctx: *mut c_void, level: u32, message: StrRef<'_>) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: as in `on_frame`; the message is borrowed for this call.
-        let (host, message) = unsafe { (context(ctx), message.to_string_lossy()) };
-        if host.refuse_if_stopped("on_log") {
+        let Some(host) = resolve(ctx, "on_log") else {
             return;
-        }
+        };
+        // SAFETY: the message is borrowed for this call.
+        let message = unsafe { message.to_string_lossy() };
         let (allowed, suppressed) = host
             .log_budget
             .lock()
@@ -365,8 +505,9 @@ extern "C" fn on_log(ctx: *mut c_void, level: u32, message: StrRef<'_>) {
 pub struct PluginInstance {
     plugin: Arc<LoadedPlugin>,
     ptr: *mut c_void,
-    /// The plugin holds this address as `ctx`; boxed so it never moves.
-    host: Box<HostContext>,
+    /// This instance's context, also in [`CONTEXTS`] under `token` until `destroy` returned.
+    host: Arc<HostContext>,
+    token: u64,
     stopped: bool,
 }
 
@@ -381,10 +522,11 @@ impl PluginInstance {
         config_json: &str,
         host: HostContext,
     ) -> Result<PluginInstance, String> {
-        let host = Box::new(host);
+        let host = Arc::new(host);
+        let token = CONTEXTS.register(Arc::clone(&host));
         let callbacks = HostCallbacks {
             size: std::mem::size_of::<HostCallbacks>(),
-            ctx: &*host as *const HostContext as *mut c_void,
+            ctx: token_to_ctx(token),
             on_frame,
             on_state,
             on_log,
@@ -394,12 +536,16 @@ impl PluginInstance {
             (plugin.vtable.create)(StrRef::new(config_json), &callbacks, &mut ptr, err)
         });
         if status != abi::STATUS_OK || ptr.is_null() {
+            // No instance exists, so nothing may call back with this token any more.
+            host.stopped.store(true, Ordering::SeqCst);
+            CONTEXTS.live.remove(&token);
             return Err(host.redactor.scrub(&describe_failure(status, message)));
         }
         Ok(PluginInstance {
             plugin,
             ptr,
             host,
+            token,
             stopped: false,
         })
     }
@@ -436,6 +582,128 @@ impl Drop for PluginInstance {
             tracing::error!(stream = %self.host.stream, plugin = %self.host.plugin, error = %e, "plugin stop failed");
         }
         (self.plugin.vtable.destroy)(self.ptr);
-        // `self.host` is freed after this, once the plugin can no longer reach it.
+        // From here on the token misses the table: a plugin thread that still calls back is
+        // refused and counted, whatever this instance's memory becomes.
+        CONTEXTS.live.remove(&self.token);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The handshake against C-style entry functions that break the contract in the ways a
+    //! hand-written plugin can: nothing is called or built before it is checked.
+
+    use std::ptr::addr_of_mut;
+
+    use super::*;
+
+    /// A correct entry (testsrc's), to derive the broken ones from.
+    fn fill(out: *mut PluginVTable, out_size: usize, err: ErrorSink) -> i32 {
+        camgate_plugin_api::export::entry_fn::<camgate_testsrc::TestSrc>()(
+            ABI_VERSION,
+            out,
+            out_size,
+            err,
+        )
+    }
+
+    extern "C" fn ok_without_filling(_: u32, _: *mut PluginVTable, _: usize, _: ErrorSink) -> i32 {
+        abi::STATUS_OK
+    }
+
+    extern "C" fn smaller_vtable(_: u32, out: *mut PluginVTable, _: usize, _: ErrorSink) -> i32 {
+        // An older, smaller vtable: only the header is written.
+        // SAFETY: `out` is the host's buffer, large enough for a whole vtable.
+        unsafe {
+            addr_of_mut!((*out).size).write(16);
+            addr_of_mut!((*out).abi_version).write(ABI_VERSION);
+        }
+        abi::STATUS_OK
+    }
+
+    extern "C" fn null_stop(_: u32, out: *mut PluginVTable, size: usize, err: ErrorSink) -> i32 {
+        let status = fill(out, size, err);
+        // SAFETY: as above; the field is overwritten as the integer 0, never called.
+        unsafe { addr_of_mut!((*out).stop).cast::<usize>().write(0) };
+        status
+    }
+
+    extern "C" fn oversized(_: u32, out: *mut PluginVTable, size: usize, err: ErrorSink) -> i32 {
+        let status = fill(out, size, err);
+        // SAFETY: as above.
+        unsafe { addr_of_mut!((*out).size).write(size + 64) };
+        status
+    }
+
+    extern "C" fn other_version(_: u32, out: *mut PluginVTable, size: usize, err: ErrorSink) -> i32 {
+        let status = fill(out, size, err);
+        // SAFETY: as above.
+        unsafe { addr_of_mut!((*out).abi_version).write(ABI_VERSION + 1) };
+        status
+    }
+
+    fn refusal(entry: EntryFn) -> String {
+        match LoadedPlugin::handshake(entry, PluginOrigin::Builtin) {
+            Ok(plugin) => panic!("accepted {:?}", plugin.descriptor()),
+            Err(message) => message,
+        }
+    }
+
+    #[test]
+    fn a_broken_vtable_is_refused_before_anything_is_built_from_it() {
+        let needed = std::mem::size_of::<PluginVTable>();
+        assert_eq!(
+            refusal(ok_without_filling),
+            format!(
+                "plugin vtable is 0 bytes, ABI v1 needs {needed} (the entry returned OK without \
+                 filling it in)"
+            )
+        );
+        assert_eq!(
+            refusal(smaller_vtable),
+            format!("plugin vtable is 16 bytes, ABI v1 needs {needed}")
+        );
+        assert_eq!(
+            refusal(null_stop),
+            "plugin vtable has no `stop` function"
+        );
+        assert_eq!(
+            refusal(oversized),
+            format!(
+                "plugin claims a {}-byte vtable in a {needed}-byte buffer",
+                needed + 64
+            )
+        );
+        assert_eq!(
+            refusal(other_version),
+            "plugin reports ABI v2 in its vtable, host speaks v1"
+        );
+        // The entry they were derived from passes.
+        let good = LoadedPlugin::handshake(
+            camgate_plugin_api::export::entry_fn::<camgate_testsrc::TestSrc>(),
+            PluginOrigin::Builtin,
+        )
+        .unwrap();
+        assert_eq!(good.descriptor().name, "testsrc");
+    }
+
+    #[test]
+    fn tokens_name_their_plugin_and_are_never_reused() {
+        let a = CONTEXTS.issue("token-test-a");
+        let b = CONTEXTS.issue("token-test-b");
+        let a2 = CONTEXTS.issue("token-test-a");
+        assert_ne!(a, a2);
+        assert_ne!(a, 0);
+        assert_eq!(CONTEXTS.plugin_of(a), "token-test-a");
+        assert_eq!(CONTEXTS.plugin_of(a2), "token-test-a");
+        assert_eq!(CONTEXTS.plugin_of(b), "token-test-b");
+        assert_eq!(CONTEXTS.plugin_of(u64::MAX), "unknown");
+        // A token that is not (or no longer) live is refused and counted.
+        let before = LATE_CALLBACKS.with_label_values(&["token-test-a"]).get();
+        assert!(resolve(token_to_ctx(a), "on_log").is_none());
+        assert_eq!(
+            LATE_CALLBACKS.with_label_values(&["token-test-a"]).get(),
+            before + 1
+        );
     }
 }

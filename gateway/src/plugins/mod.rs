@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-pub use ffi::{LoadedPlugin, PluginDescriptor, PluginOrigin, late_callbacks};
+pub use ffi::{LoadedPlugin, PluginDescriptor, PluginOrigin, late_callbacks_metric};
 pub use loader::LoadError;
 pub use source::PluginSourceFactory;
 

@@ -127,6 +127,7 @@ impl Metrics {
             Box::new(m.config_reloads.clone()),
             Box::new(m.config_last_reload_successful.clone()),
             Box::new(m.plugin_info.clone()),
+            Box::new(crate::plugins::late_callbacks_metric()),
             Box::new(build),
         ];
         for collector in collectors {

@@ -7,10 +7,13 @@
 //! of tiny delays. After a run that stayed live for `reset_after`, the next failure starts
 //! from `base` again.
 //!
+//! The jitter comes from a [`fastrand::Rng`] owned by the backoff: randomly seeded in
+//! production (so gateways restarting together spread out), seeded explicitly in tests
+//! ([`Backoff::with_seed`]) so a delay sequence is reproducible. Backoff holds no clock: the
+//! caller says how long the last run was live, and waits the delay itself (see `retry`).
+//!
 //! Invariant: every delay lies in `[base / 2, cap]`.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 /// Backoff state for one source.
@@ -20,6 +23,7 @@ pub struct Backoff {
     cap: Duration,
     reset_after: Duration,
     failures: u32,
+    rng: fastrand::Rng,
 }
 
 impl Backoff {
@@ -39,7 +43,15 @@ impl Backoff {
             cap: cap.max(base),
             reset_after,
             failures: 0,
+            rng: fastrand::Rng::new(),
         }
+    }
+
+    /// The same backoff with its jitter drawn from a generator seeded with `seed`
+    /// (reproducible delays, for tests).
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.rng = fastrand::Rng::with_seed(seed);
+        self
     }
 
     /// Consecutive failures counted so far.
@@ -56,7 +68,7 @@ impl Backoff {
         let ceiling = self.ceiling();
         self.failures = self.failures.saturating_add(1);
         let half = ceiling / 2;
-        half + half.mul_f64(random_unit())
+        half + half.mul_f64(self.rng.f64())
     }
 
     /// The current upper bound.
@@ -64,13 +76,6 @@ impl Backoff {
         let factor = 2u32.saturating_pow(self.failures.min(31));
         self.base.saturating_mul(factor).min(self.cap)
     }
-}
-
-/// A uniformly distributed number in `[0, 1)`, from the std library's randomly seeded
-/// hasher (no RNG dependency needed for jitter).
-fn random_unit() -> f64 {
-    let bits = RandomState::new().build_hasher().finish() >> 11;
-    bits as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]
@@ -107,7 +112,7 @@ mod tests {
     }
 
     #[test]
-    fn jitter_spreads_delays() {
+    fn jitter_spreads_delays_between_sources() {
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..20 {
             let mut b = Backoff::standard();
@@ -117,9 +122,26 @@ mod tests {
             seen.len() > 10,
             "jitter should differ between sources: {seen:?}"
         );
-        for _ in 0..1000 {
-            let u = random_unit();
-            assert!((0.0..1.0).contains(&u));
+    }
+
+    #[test]
+    fn a_seeded_backoff_is_reproducible_and_grows_from_every_seed() {
+        let delays = |seed| {
+            let mut b = Backoff::standard().with_seed(seed);
+            (0..8)
+                .map(|_| b.next_delay(Duration::ZERO))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(delays(7), delays(7));
+        assert_ne!(delays(7), delays(8));
+        // Equal jitter: whatever the draw, each delay is at least the one before until the
+        // cap (ceilings double, delays lie in [ceiling / 2, ceiling]); at the cap (the 7th
+        // delay on) they vary within [15 s, 30 s].
+        for seed in 0..200 {
+            let d = delays(seed);
+            assert!(d[..7].windows(2).all(|w| w[1] >= w[0]), "seed {seed}: {d:?}");
+            assert!(d[6..].iter().all(|x| *x >= Duration::from_secs(15)), "seed {seed}: {d:?}");
+            assert!(d[4] >= Duration::from_secs(4), "seed {seed}: {d:?}");
         }
     }
 }

@@ -2,10 +2,14 @@
 //! parent-death signal.
 //!
 //! Invariants: the input URL is always the argument right after `-i` and has been
-//! validated (allowed scheme, cannot start with `-`); ffmpeg never reads stdin (`-nostdin`),
-//! never writes anything but MJPEG to stdout (`-f mjpeg pipe:1`), drops audio (`-an`), and
-//! logs with level tags (`-loglevel level+info`) so the stderr classifier can tell errors
-//! from chatter. [`FfmpegCommand`]'s `Debug` never shows the URL's credentials.
+//! validated (allowed scheme, cannot start with `-`); ffmpeg may open only network
+//! protocols ([`PROTOCOL_WHITELIST`]), also for URLs it finds itself (HTTP redirects, HLS
+//! playlists, SDP), so no `file:`, `pipe:`, `unix:`... behind a camera URL; ffmpeg never
+//! reads stdin (`-nostdin`), never writes anything but MJPEG to stdout (`-f mjpeg
+//! pipe:1`), drops audio (`-an`), and logs with level tags (`-loglevel level+info`) so the
+//! stderr classifier can tell errors from chatter; ffmpeg's environment holds only
+//! [`INHERITED_ENV`] (never the variables that carry camera passwords or gateway tokens).
+//! [`FfmpegCommand`]'s `Debug` never shows the URL's credentials.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -15,6 +19,40 @@ use crate::config::{Scale, Settings, mask_userinfo};
 
 /// Where `setpriv` (util-linux) lives on Debian and most Linux distributions.
 pub const SETPRIV: &str = "/usr/bin/setpriv";
+
+/// `-protocol_whitelist`: the avio protocols ffmpeg may open for the input and everything
+/// it opens on the input's behalf. RTSP needs `tcp` (and `udp`, `rtp` for UDP transport,
+/// `tls` for rtsps, `http` for RTSP-over-HTTP); HTTP(S) cameras need `http`, `https`,
+/// `tls`, `tcp`, `httpproxy` (with `http_proxy` set) and `crypto` (encrypted HLS). `rtsp`
+/// itself is a demuxer, not a protocol, in ffmpeg 5.1 (`ffmpeg -protocols`).
+pub const PROTOCOL_WHITELIST: &str = "tcp,udp,rtp,srtp,tls,http,https,httpproxy,crypto";
+
+/// The only environment variables ffmpeg inherits from the gateway: what it needs to run
+/// (`PATH`, `LD_LIBRARY_PATH`, locale, time zone), reach a camera through a proxy
+/// (`http_proxy`, `no_proxy`: ffmpeg reads these lowercase names) and use a GPU (VA-API,
+/// CUDA). Everything else — in particular the variables a manifest substitutes camera
+/// passwords and tokens from — stays out of ffmpeg's `/proc/PID/environ`.
+pub const INHERITED_ENV: [&str; 10] = [
+    "PATH",
+    "LD_LIBRARY_PATH",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "http_proxy",
+    "no_proxy",
+    "LIBVA_DRIVER_NAME",
+    "LIBVA_DRIVERS_PATH",
+    "CUDA_VISIBLE_DEVICES",
+];
+
+/// The part of `vars` (the gateway's environment) that ffmpeg gets: [`INHERITED_ENV`].
+pub fn child_environment(
+    vars: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Vec<(OsString, OsString)> {
+    vars.into_iter()
+        .filter(|(name, _)| INHERITED_ENV.iter().any(|allowed| name == allowed))
+        .collect()
+}
 
 /// How ffmpeg produces the JPEGs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +70,21 @@ pub struct FfmpegCommand {
     pub program: OsString,
     /// Its arguments.
     pub args: Vec<OsString>,
+    /// Its whole environment (spawn with `env_clear()` first).
+    pub env: Vec<(OsString, OsString)>,
+}
+
+impl FfmpegCommand {
+    /// A [`Command`](std::process::Command) for this line with exactly `self.env` as its
+    /// environment (stdio left to the caller).
+    pub fn command(&self) -> std::process::Command {
+        let mut command = std::process::Command::new(&self.program);
+        command
+            .args(&self.args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        command
+    }
 }
 
 impl fmt::Debug for FfmpegCommand {
@@ -112,7 +165,9 @@ pub fn build(settings: &Settings, ffmpeg: &Path, mode: Mode, setpriv: bool) -> F
     // Socket timeout in microseconds: bounds connect and handshake (not a mid-stream stall:
     // the supervisor's watchdog handles that).
     let timeout = settings.connect_timeout.as_micros().to_string();
-    push(&["-timeout", &timeout, "-i", &settings.input_url, "-an"]);
+    push(&["-timeout", &timeout]);
+    push(&["-protocol_whitelist", PROTOCOL_WHITELIST]);
+    push(&["-i", &settings.input_url, "-an"]);
     match mode {
         Mode::Copy => push(&["-c:v", "copy"]),
         Mode::Transcode => {
@@ -131,11 +186,13 @@ pub fn build(settings: &Settings, ffmpeg: &Path, mode: Mode, setpriv: bool) -> F
         FfmpegCommand {
             program: SETPRIV.into(),
             args: wrapped,
+            env: child_environment(std::env::vars_os()),
         }
     } else {
         FfmpegCommand {
             program: ffmpeg.as_os_str().to_owned(),
             args,
+            env: child_environment(std::env::vars_os()),
         }
     }
 }
@@ -188,6 +245,7 @@ mod tests {
             "/usr/bin/setpriv --pdeathsig KILL -- /usr/bin/ffmpeg -nostdin -hide_banner \
              -nostats -loglevel level+info -hwaccel auto -fflags nobuffer -flags low_delay \
              -probesize 32 -analyzeduration 0 -rtsp_transport tcp -timeout 2000000 \
+             -protocol_whitelist tcp,udp,rtp,srtp,tls,http,https,httpproxy,crypto \
              -i rtsp://u:p@127.0.0.1:8554/test -an -vf fps=5,scale=320:-2 -q:v 7 \
              -f mjpeg pipe:1"
         );
@@ -210,6 +268,35 @@ mod tests {
         let s = settings(r#"{"url": "rtsp://c/x", "width": 320, "height": 240}"#);
         let text = line(&build(&s, Path::new("ffmpeg"), Mode::Transcode, false));
         assert!(text.contains("-vf fps=10,scale=320:240 -q:v 5"), "{text}");
+    }
+
+    #[test]
+    fn ffmpeg_gets_only_the_allowed_environment() {
+        let gateway_env = [
+            ("PATH", "/usr/bin"),
+            ("LOBBY_PASSWORD", "s3cret"),
+            ("CAMGATE_ADMIN_TOKEN", "t0ken"),
+            ("http_proxy", "http://proxy:3128"),
+            ("HTTP_PROXY_PASSWORD", "x"),
+            ("HOME", "/root"),
+        ]
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        let names: Vec<String> = child_environment(gateway_env)
+            .into_iter()
+            .map(|(k, _)| k.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["PATH", "http_proxy"]);
+        // The command carries it, and `command()` clears everything else.
+        let s = settings(r#"{"url": "rtsp://c/x"}"#);
+        let cmd = build(&s, Path::new("ffmpeg"), Mode::Transcode, false);
+        assert!(
+            cmd.env
+                .iter()
+                .all(|(k, _)| INHERITED_ENV.iter().any(|allowed| k == allowed))
+        );
+        let spawnable = cmd.command();
+        let envs: Vec<_> = spawnable.get_envs().collect();
+        assert_eq!(envs.len(), cmd.env.len());
     }
 
     #[test]

@@ -6,12 +6,16 @@
 //! - [`command`]: the ffmpeg command line, wrapped in `setpriv --pdeathsig KILL`;
 //! - [`supervisor`]: the long-lived thread that runs ffmpeg, watches it (stall watchdog),
 //!   restarts it with [`backoff`] and reports states;
+//! - [`retry`]: the wait between runs, cut short by a cheap TCP probe when the camera's
+//!   port comes back;
 //! - [`reader`] + [`splitter`]: stdout → complete JPEGs → host;
 //! - [`stderr`]: drains ffmpeg's stderr, logs it and turns errors into short messages.
 //!
 //! Behaviour in short: states go `connecting` (every spawn) → `live` (first frame) →
 //! `retrying` (with the last useful error; after ANY ffmpeg exit, a failed connect — also
-//! the very first — or a stall) → `connecting` ... forever, with exponential backoff.
+//! the very first — or a stall) → `connecting` ... forever, with exponential backoff; while
+//! waiting, the camera's port is probed once a second and ffmpeg starts as soon as a silent
+//! port answers again (a camera back from a reboot is live again about a second later).
 //! `failed` is only reported for what no retry can fix: invalid options (refused before
 //! start) or a missing ffmpeg binary (refused by `start`).
 //!
@@ -32,6 +36,7 @@ pub mod backoff;
 pub mod command;
 pub mod config;
 pub mod reader;
+pub mod retry;
 pub mod splitter;
 pub mod stderr;
 pub mod supervisor;

@@ -237,6 +237,37 @@ fn is_sof(code: u8) -> bool {
 }
 
 #[cfg(test)]
+/// A synthetic but structurally valid JPEG: SOI, an APP1 segment holding a whole
+/// "thumbnail" JPEG (SOI..EOI), SOF0 with the size, SOS, entropy data with stuffed FFs
+/// and restart markers, EOI.
+pub(crate) fn synthetic(width: u16, height: u16, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![0xFF, 0xD8];
+    let thumbnail = [0xFF, 0xD8, 0xFF, 0xD9, 0x12, 0xFF];
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((thumbnail.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&thumbnail);
+    out.extend_from_slice(&[0xFF, 0xC0, 0x00, 0x0B, 0x08]);
+    out.extend_from_slice(&height.to_be_bytes());
+    out.extend_from_slice(&width.to_be_bytes());
+    out.extend_from_slice(&[0x01, 0x01, 0x11, 0x00]);
+    // A fill byte before the next marker is legal.
+    out.extend_from_slice(&[
+        0xFF, 0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3F, 0x00,
+    ]);
+    for (i, &b) in payload.iter().enumerate() {
+        out.push(b);
+        if b == 0xFF {
+            out.push(0x00);
+        }
+        if i % 97 == 96 {
+            out.extend_from_slice(&[0xFF, 0xD0 + (i / 97 % 8) as u8]);
+        }
+    }
+    out.extend_from_slice(&[0xFF, 0xD9]);
+    out
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -254,36 +285,6 @@ mod tests {
             rest = tail;
         }
         (frames, splitter.stats())
-    }
-
-    /// A synthetic but structurally valid JPEG: SOI, an APP1 segment holding a whole
-    /// "thumbnail" JPEG (SOI..EOI), SOF0 with the size, SOS, entropy data with stuffed FFs
-    /// and restart markers, EOI.
-    fn synthetic(width: u16, height: u16, payload: &[u8]) -> Vec<u8> {
-        let mut out = vec![0xFF, 0xD8];
-        let thumbnail = [0xFF, 0xD8, 0xFF, 0xD9, 0x12, 0xFF];
-        out.extend_from_slice(&[0xFF, 0xE1]);
-        out.extend_from_slice(&((thumbnail.len() + 2) as u16).to_be_bytes());
-        out.extend_from_slice(&thumbnail);
-        out.extend_from_slice(&[0xFF, 0xC0, 0x00, 0x0B, 0x08]);
-        out.extend_from_slice(&height.to_be_bytes());
-        out.extend_from_slice(&width.to_be_bytes());
-        out.extend_from_slice(&[0x01, 0x01, 0x11, 0x00]);
-        // A fill byte before the next marker is legal.
-        out.extend_from_slice(&[
-            0xFF, 0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3F, 0x00,
-        ]);
-        for (i, &b) in payload.iter().enumerate() {
-            out.push(b);
-            if b == 0xFF {
-                out.push(0x00);
-            }
-            if i % 97 == 96 {
-                out.extend_from_slice(&[0xFF, 0xD0 + (i / 97 % 8) as u8]);
-            }
-        }
-        out.extend_from_slice(&[0xFF, 0xD9]);
-        out
     }
 
     #[test]

@@ -7,7 +7,10 @@
 //! ffmpeg's own `-timeout` does not catch a stall mid-stream), when `passthrough: auto`
 //! decides to switch to copying, or when the source stops. Then the supervisor kills and
 //! reaps ffmpeg, joins both helpers, reports `Retrying` with the most useful error, and
-//! waits a backoff delay (interruptible by stop) before the next run.
+//! waits a backoff delay (interruptible by stop) before the next run — cut short when the
+//! camera's port starts answering again ([`retry`](crate::retry)). After a run started that
+//! way fails without a frame, the next wait is the full delay (no probe), so a port that
+//! flaps cannot make ffmpeg start more often than every other backoff step.
 //!
 //! Invariants:
 //! - ffmpeg is spawned from this thread and killed before this thread returns: with
@@ -20,17 +23,17 @@
 
 use std::io;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use camgate_plugin_api::{Host, LogLevel, SourceState};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use rustix::process::{Pid, Signal, kill_process};
 
 use crate::backoff::Backoff;
+use crate::retry::{self, ProbeSchedule, ProbeTarget, WaitEnd, Waiter};
 use crate::command::{self, Mode};
 use crate::config::{Passthrough, Scale, Settings, scrub};
 use crate::reader::{Pacer, Progress, RunReader};
@@ -102,6 +105,35 @@ pub struct Supervisor {
     backoff: Backoff,
     decision: CopyDecision,
     run: u64,
+    /// Where the camera listens, for the reachability probe during backoff.
+    probe_target: Option<ProbeTarget>,
+    /// Keeps probes a second apart across waits.
+    probe_schedule: ProbeSchedule,
+    /// The current run was started early because the probe saw the port come back.
+    started_by_probe: bool,
+}
+
+/// The supervisor's clock and stop signal: real time, woken early by [`Event::Stop`].
+struct EventWaiter<'a> {
+    events: &'a Receiver<Event>,
+}
+
+impl Waiter for EventWaiter<'_> {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(Event::Stop) | Err(RecvTimeoutError::Disconnected) => return true,
+                Ok(_) => {} // stale events of a finished run
+                Err(RecvTimeoutError::Timeout) => return false,
+            }
+        }
+    }
 }
 
 impl Supervisor {
@@ -121,6 +153,9 @@ impl Supervisor {
             Passthrough::Auto => CopyDecision::Undecided,
         };
         Supervisor {
+            probe_target: ProbeTarget::from_url(&settings.input_url),
+            probe_schedule: ProbeSchedule::default(),
+            started_by_probe: false,
             settings,
             ffmpeg,
             host,
@@ -168,7 +203,7 @@ impl Supervisor {
                         self.settings.display_url
                     );
                     let delay = self.backoff.next_delay(live_for);
-                    if self.wait_retry(&reason, delay) {
+                    if self.wait_retry(&reason, delay, live_for) {
                         return;
                     }
                 }
@@ -176,8 +211,10 @@ impl Supervisor {
         }
     }
 
-    /// Reports `Retrying` and sleeps `delay`; `true` if stopped meanwhile.
-    fn wait_retry(&mut self, reason: &str, delay: Duration) -> bool {
+    /// Reports `Retrying` and waits `delay` (probing the camera's port meanwhile, see
+    /// [`retry`]); `true` if stopped meanwhile. `live_for` is how long the failed run was
+    /// live.
+    fn wait_retry(&mut self, reason: &str, delay: Duration, live_for: Duration) -> bool {
         let message = format!(
             "{reason}; retrying in {:.1}s (attempt {})",
             delay.as_secs_f64(),
@@ -185,16 +222,31 @@ impl Supervisor {
         );
         self.log(LogLevel::Warn, &message);
         self.host.set_state(SourceState::Retrying, &message);
-        let deadline = Instant::now() + delay;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            match self.events.recv_timeout(left) {
-                Ok(Event::Stop) | Err(RecvTimeoutError::Disconnected) => return true,
-                Ok(_) => {} // stale events of a finished run
-                Err(RecvTimeoutError::Timeout) => return false,
+        // A run the probe started that failed at once gets the full delay this time.
+        let probe_allowed = !(self.started_by_probe && live_for.is_zero());
+        let target = self.probe_target.clone().filter(|_| probe_allowed);
+        let mut answers = target.as_ref().map(|target| move || target.answers());
+        let mut waiter = EventWaiter {
+            events: &self.events,
+        };
+        let end = retry::wait(
+            &mut waiter,
+            delay,
+            &mut self.probe_schedule,
+            answers.as_mut().map(|f| f as &mut dyn FnMut() -> bool),
+        );
+        self.started_by_probe = end == WaitEnd::Reachable;
+        match end {
+            WaitEnd::Stopped => true,
+            WaitEnd::Elapsed => false,
+            WaitEnd::Reachable => {
+                if let Some(target) = &target {
+                    self.log(
+                        LogLevel::Info,
+                        &format!("{target} answers again: reconnecting now"),
+                    );
+                }
+                false
             }
         }
     }
@@ -211,8 +263,8 @@ impl Supervisor {
         let mode = self.mode();
         let cmd = command::build(&self.settings, &self.ffmpeg, mode, self.setpriv);
         self.log(LogLevel::Debug, &format!("starting {cmd:?}"));
-        let spawned = Command::new(&cmd.program)
-            .args(&cmd.args)
+        let spawned = cmd
+            .command()
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -374,9 +426,9 @@ impl Supervisor {
             return Some(status);
         }
         let graceful = !matches!(end, RunEnd::Stalled(_));
-        if graceful && let Ok(pid) = i32::try_from(child.id()) {
+        if graceful {
             // The child is not reaped yet, so its pid cannot have been reused.
-            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+            let _ = kill_process(Pid::from_child(child), Signal::TERM);
             let deadline = Instant::now() + TERM_GRACE;
             while Instant::now() < deadline {
                 if let Ok(Some(status)) = child.try_wait() {
@@ -421,6 +473,12 @@ impl Supervisor {
                 } else {
                     format!("no frame for {} (stream stalled)", human(allowed))
                 };
+                if progress.rejected() > 0 {
+                    reason.push_str(&format!(
+                        "; the gateway rejected {} frame(s)",
+                        progress.rejected()
+                    ));
+                }
                 if let Some(e) = error {
                     reason.push_str(&format!("; last ffmpeg error: {}", e.message));
                 }

@@ -15,7 +15,9 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-use camgate_plugin_api::{Frame, Host, PluginError, Source, SourcePlugin, SourceState};
+use camgate_plugin_api::{
+    Frame, Host, PluginError, SendError, Source, SourcePlugin, SourceState,
+};
 use serde::Deserialize;
 
 /// An 8x8 mid-grey baseline JPEG (any complete JPEG works: SOI .. EOI).
@@ -98,8 +100,12 @@ fn produce(host: &Host, period: Duration, stop: &mpsc::Receiver<()>) {
             height: 8,
             captured_at: SystemTime::now(),
         };
-        if host.send_frame(&frame).is_err() {
-            return; // the host is stopping this source
+        match host.send_frame(&frame) {
+            Ok(()) => {}
+            Err(SendError::Closed) => return, // the host is stopping this source
+            // The host could not take this one frame; keep going (a real plugin would log
+            // it, rate-limited).
+            Err(SendError::Rejected { .. }) => {}
         }
         match stop.recv_timeout(period) {
             Err(mpsc::RecvTimeoutError::Timeout) => {}

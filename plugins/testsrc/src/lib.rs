@@ -193,7 +193,8 @@ fn produce(config: &TestSrcConfig, host: &Host, stop: &mpsc::Receiver<()>) {
             height: config.height,
             captured_at,
         };
-        if host.send_frame(&frame).is_err() {
+        // Only `Closed` ends the producer; a rejected frame is skipped.
+        if host.send_frame(&frame).is_err_and(|e| e.is_closed()) {
             return;
         }
         if frame_number == 0 {

@@ -1,0 +1,325 @@
+//! The wait between two ffmpeg runs: the backoff delay, cut short when the camera comes
+//! back.
+//!
+//! While waiting, the supervisor probes the camera cheaply — a TCP connect to its host and
+//! port ([`ProbeTarget`]), no ffmpeg — and starts ffmpeg as soon as a port that did *not*
+//! answer starts answering. The shortcut is edge-triggered on purpose: a port that answers
+//! all along (a camera refusing the password with 401, a wrong path, a server that accepts
+//! and says nothing) gives no edge, so ffmpeg starts only after the full backoff and such a
+//! camera is never hammered.
+//!
+//! Time and interruption come through [`Waiter`] (the supervisor's event channel in
+//! production, a fake clock in tests), the probe through a closure, so the schedule is
+//! tested without sleeping.
+//!
+//! Invariants: at most one probe per [`PROBE_INTERVAL`] per source, across waits
+//! ([`ProbeSchedule`] lives as long as the supervisor); each probe is bounded by
+//! [`PROBE_TIMEOUT`] (a connect to a dead host does not stall the wait, nor `stop`, for
+//! long); a wait never lasts longer than its delay; a stop request ends it at once
+//! (between probes).
+
+use std::fmt;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use url::{Host, Url};
+
+/// Probes are at least this far apart.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long one probe waits for a TCP connect.
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// Where the camera listens: the host and port of its URL (default ports: rtsp 554,
+/// rtsps 322, http 80, https 443).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeTarget {
+    host: Host<String>,
+    port: u16,
+}
+
+impl ProbeTarget {
+    /// The target of a camera URL; `None` if it has no host or an unknown scheme.
+    pub fn from_url(url: &str) -> Option<Self> {
+        let url = Url::parse(url).ok()?;
+        let port = url.port().or(match url.scheme() {
+            "rtsp" => Some(554),
+            "rtsps" => Some(322),
+            "http" => Some(80),
+            "https" => Some(443),
+            _ => None,
+        })?;
+        Some(ProbeTarget {
+            host: url.host()?.to_owned(),
+            port,
+        })
+    }
+
+    /// `true` if something accepts a TCP connection there within [`PROBE_TIMEOUT`].
+    /// A host name is resolved on every probe (its address may change while it is down).
+    pub fn answers(&self) -> bool {
+        let addresses: Vec<SocketAddr> = match &self.host {
+            Host::Ipv4(ip) => vec![SocketAddr::from((*ip, self.port))],
+            Host::Ipv6(ip) => vec![SocketAddr::from((*ip, self.port))],
+            Host::Domain(name) => match (name.as_str(), self.port).to_socket_addrs() {
+                Ok(found) => found.collect(),
+                Err(_) => return false,
+            },
+        };
+        addresses
+            .iter()
+            .any(|address| TcpStream::connect_timeout(address, PROBE_TIMEOUT).is_ok())
+    }
+}
+
+impl fmt::Display for ProbeTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+/// Time and interruption as a wait sees them.
+pub trait Waiter {
+    /// The current time.
+    fn now(&self) -> Instant;
+    /// Blocks for up to `timeout`; `true` if the source is being stopped.
+    fn sleep(&mut self, timeout: Duration) -> bool;
+}
+
+/// When the next probe may run; shared by every wait of one source so that probes stay
+/// at least [`PROBE_INTERVAL`] apart even across short waits.
+#[derive(Debug, Default, Clone)]
+pub struct ProbeSchedule {
+    last: Option<Instant>,
+}
+
+impl ProbeSchedule {
+    fn next_due(&self) -> Option<Instant> {
+        self.last.map(|last| last + PROBE_INTERVAL)
+    }
+
+    fn is_due(&self, now: Instant) -> bool {
+        self.next_due().is_none_or(|due| now >= due)
+    }
+}
+
+/// How a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitEnd {
+    /// The whole delay passed.
+    Elapsed,
+    /// The camera's port went from silent to answering: start ffmpeg now.
+    Reachable,
+    /// The source is being stopped.
+    Stopped,
+}
+
+/// Waits `delay`; with `probe`, probes on `schedule` and ends early when the port starts
+/// answering after having been silent during this wait.
+pub fn wait(
+    waiter: &mut impl Waiter,
+    delay: Duration,
+    schedule: &mut ProbeSchedule,
+    mut probe: Option<&mut dyn FnMut() -> bool>,
+) -> WaitEnd {
+    let deadline = waiter.now() + delay;
+    let mut was_silent = false;
+    loop {
+        let now = waiter.now();
+        if now >= deadline {
+            return WaitEnd::Elapsed;
+        }
+        let mut wake = deadline;
+        if let Some(probe) = probe.as_mut() {
+            if schedule.is_due(now) {
+                schedule.last = Some(now);
+                if probe() {
+                    if was_silent {
+                        return WaitEnd::Reachable;
+                    }
+                } else {
+                    was_silent = true;
+                }
+                // A probe takes time: look at the clock again before sleeping.
+                continue;
+            }
+            if let Some(due) = schedule.next_due() {
+                wake = wake.min(due);
+            }
+        }
+        if waiter.sleep(wake.saturating_duration_since(now)) {
+            return WaitEnd::Stopped;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    /// A clock that only moves when the code under test sleeps (or a probe takes time).
+    struct FakeClock {
+        now: Rc<Cell<Instant>>,
+        stop_at: Option<Instant>,
+        sleeps: Vec<Duration>,
+    }
+
+    impl FakeClock {
+        fn new() -> (Self, Rc<Cell<Instant>>) {
+            let now = Rc::new(Cell::new(Instant::now()));
+            let clock = FakeClock {
+                now: Rc::clone(&now),
+                stop_at: None,
+                sleeps: Vec::new(),
+            };
+            (clock, now)
+        }
+    }
+
+    impl Waiter for FakeClock {
+        fn now(&self) -> Instant {
+            self.now.get()
+        }
+        fn sleep(&mut self, timeout: Duration) -> bool {
+            self.sleeps.push(timeout);
+            let wake = self.now.get() + timeout;
+            if let Some(stop) = self.stop_at
+                && stop <= wake
+            {
+                self.now.set(stop.max(self.now.get()));
+                return true;
+            }
+            self.now.set(wake);
+            false
+        }
+    }
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    /// A probe whose port answers from `up_at` (relative to `t0`) on; records probe times
+    /// and takes `cost` of fake time per probe.
+    fn port(
+        now: Rc<Cell<Instant>>,
+        up_at: Option<Duration>,
+        cost: Duration,
+        log: Rc<std::cell::RefCell<Vec<Duration>>>,
+    ) -> impl FnMut() -> bool {
+        let t0 = now.get();
+        move || {
+            let at = now.get() - t0;
+            log.borrow_mut().push(at);
+            now.set(now.get() + cost);
+            up_at.is_some_and(|up| at >= up)
+        }
+    }
+
+    #[test]
+    fn a_dead_camera_is_probed_once_a_second_and_the_full_delay_is_waited() {
+        let (mut clock, now) = FakeClock::new();
+        let t0 = now.get();
+        let probes = Rc::new(std::cell::RefCell::new(Vec::new()));
+        let mut probe = port(Rc::clone(&now), None, MS(300), Rc::clone(&probes));
+        let mut schedule = ProbeSchedule::default();
+        let end = wait(&mut clock, S(16), &mut schedule, Some(&mut probe));
+        assert_eq!(end, WaitEnd::Elapsed);
+        assert_eq!(now.get() - t0, S(16), "the wait is exactly the delay");
+        let probes = probes.borrow();
+        assert_eq!(probes.len(), 16, "{probes:?}");
+        assert!(
+            probes.windows(2).all(|w| w[1] - w[0] >= PROBE_INTERVAL),
+            "more than one probe per second: {probes:?}"
+        );
+    }
+
+    #[test]
+    fn a_camera_that_comes_back_is_started_within_a_probe_interval() {
+        let (mut clock, now) = FakeClock::new();
+        let t0 = now.get();
+        let probes = Rc::new(std::cell::RefCell::new(Vec::new()));
+        let up_at = MS(3200);
+        let mut probe = port(Rc::clone(&now), Some(up_at), MS(5), Rc::clone(&probes));
+        let mut schedule = ProbeSchedule::default();
+        let end = wait(&mut clock, S(30), &mut schedule, Some(&mut probe));
+        assert_eq!(end, WaitEnd::Reachable);
+        let back_after = now.get() - t0 - up_at;
+        assert!(
+            back_after <= PROBE_INTERVAL + MS(5),
+            "started {back_after:?} after the port answered"
+        );
+    }
+
+    #[test]
+    fn a_port_that_answers_all_along_gets_the_full_backoff() {
+        // e.g. a camera answering 401: the port is open, ffmpeg fails; no edge, no shortcut.
+        let (mut clock, now) = FakeClock::new();
+        let t0 = now.get();
+        let probes = Rc::new(std::cell::RefCell::new(Vec::new()));
+        let mut probe = port(Rc::clone(&now), Some(S(0)), MS(1), Rc::clone(&probes));
+        let mut schedule = ProbeSchedule::default();
+        let end = wait(&mut clock, S(8), &mut schedule, Some(&mut probe));
+        assert_eq!(end, WaitEnd::Elapsed);
+        assert_eq!(now.get() - t0, S(8));
+    }
+
+    #[test]
+    fn probes_stay_a_second_apart_across_short_waits() {
+        let (mut clock, now) = FakeClock::new();
+        let t0 = now.get();
+        let probes = Rc::new(std::cell::RefCell::new(Vec::new()));
+        let mut probe = port(Rc::clone(&now), None, MS(1), Rc::clone(&probes));
+        let mut schedule = ProbeSchedule::default();
+        for delay in [MS(300), MS(700), MS(400), MS(900)] {
+            assert_eq!(
+                wait(&mut clock, delay, &mut schedule, Some(&mut probe)),
+                WaitEnd::Elapsed
+            );
+            // An ffmpeg run that fails fast in between.
+            now.set(now.get() + MS(100));
+        }
+        let probes = probes.borrow();
+        assert!(
+            probes.windows(2).all(|w| w[1] - w[0] >= PROBE_INTERVAL),
+            "{probes:?}"
+        );
+        assert!(now.get() - t0 >= S(2));
+    }
+
+    #[test]
+    fn stop_ends_a_wait_at_once_and_no_probe_means_a_plain_sleep() {
+        let (mut clock, now) = FakeClock::new();
+        let t0 = now.get();
+        clock.stop_at = Some(t0 + MS(2500));
+        let mut schedule = ProbeSchedule::default();
+        assert_eq!(
+            wait(&mut clock, S(30), &mut schedule, None),
+            WaitEnd::Stopped
+        );
+        assert_eq!(now.get() - t0, MS(2500));
+        assert_eq!(clock.sleeps, [S(30)], "one sleep without a probe");
+    }
+
+    #[test]
+    fn targets_come_from_the_url_with_default_ports() {
+        let target = |url| ProbeTarget::from_url(url).map(|t| t.to_string());
+        assert_eq!(target("rtsp://u:p@10.0.0.5/x").as_deref(), Some("10.0.0.5:554"));
+        assert_eq!(target("rtsps://cam.local/x").as_deref(), Some("cam.local:322"));
+        assert_eq!(target("http://cam:8080/v.mjpg").as_deref(), Some("cam:8080"));
+        assert_eq!(target("https://[::1]/v").as_deref(), Some("[::1]:443"));
+    }
+
+    #[test]
+    fn a_real_probe_tells_an_open_port_from_a_closed_one() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = listener.local_addr().unwrap().port();
+        let closed = {
+            let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            other.local_addr().unwrap().port()
+        };
+        let probe = |port| ProbeTarget::from_url(&format!("rtsp://127.0.0.1:{port}/")).unwrap();
+        assert!(probe(open).answers());
+        assert!(!probe(closed).answers());
+    }
+}
