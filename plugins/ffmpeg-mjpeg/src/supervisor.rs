@@ -33,10 +33,10 @@ use camgate_plugin_api::{Host, LogLevel, SourceState};
 use rustix::process::{Pid, Signal, kill_process};
 
 use crate::backoff::Backoff;
-use crate::retry::{self, ProbeSchedule, ProbeTarget, WaitEnd, Waiter};
 use crate::command::{self, Mode};
 use crate::config::{Passthrough, Scale, Settings, scrub};
 use crate::reader::{Pacer, Progress, RunReader};
+use crate::retry::{self, ProbeSchedule, ProbeTarget, WaitEnd, Waiter};
 use crate::stderr::{self, Diagnostics, ErrorKind, SharedDiagnostics};
 
 /// How long a stopping ffmpeg gets after SIGTERM (to send RTSP TEARDOWN) before SIGKILL.

@@ -127,7 +127,9 @@ fn produce(callbacks: Callbacks, options: &Options, running: &AtomicBool) {
             (cb.on_state)(cb.ctx, STATE_LIVE, StrRef::new("still here"));
         }
         let status = match options.mode {
-            Mode::LateCalls => (cb.on_frame)(cb.ctx, &frame_v1(std::mem::size_of::<FrameRef<'_>>())),
+            Mode::LateCalls => {
+                (cb.on_frame)(cb.ctx, &frame_v1(std::mem::size_of::<FrameRef<'_>>()))
+            }
             Mode::SmallFrame => {
                 // Allocated at exactly the smaller size, so reading past it would leave it.
                 let small = Box::new(SmallFrame {
@@ -241,6 +243,8 @@ pub extern "C" fn camgate_plugin_abi_version() -> u32 {
 }
 
 /// The handshake, by hand.
+// The entry has the plain `EntryFn` type because that is what `dlsym` hands the host.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 #[unsafe(no_mangle)]
 pub extern "C" fn camgate_plugin_entry_v1(
     host_abi_version: u32,
