@@ -297,7 +297,8 @@ pub async fn http_get(
 }
 
 /// A complete HTTP/1.1 exchange (`Connection: close`): status, headers (lowercase names)
-/// and body bytes.
+/// and body bytes. A body is sent as `application/json` unless `headers` name a
+/// `Content-Type` (an empty value sends none).
 pub async fn http(
     addr: SocketAddr,
     method: &str,
@@ -308,11 +309,17 @@ pub async fn http(
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (name, value) in headers {
+    for (name, value) in headers.iter().filter(|(_, value)| !value.is_empty()) {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
     if let Some(body) = body {
         request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        if !headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+        {
+            request.push_str("Content-Type: application/json\r\n");
+        }
     }
     request.push_str("\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
