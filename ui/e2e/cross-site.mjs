@@ -20,10 +20,12 @@ function attackerPage(gateway) {
   return `<!doctype html><meta charset="utf-8"><title>another site</title><script>
 const gw = ${JSON.stringify(gateway)};
 const body = JSON.stringify({ id: "", source: { plugin: "testsrc" } });
-async function attempt(id, headers) {
+// A Blob without a type is sent with no Content-Type at all (a "simple" request, no preflight).
+async function attempt(id, headers, asBlob) {
+  const text = body.replace('""', JSON.stringify(id));
   try {
     const r = await fetch(gw + "/api/streams", {
-      method: "POST", credentials: "include", headers, body: body.replace('""', JSON.stringify(id)),
+      method: "POST", credentials: "include", headers, body: asBlob ? new Blob([text]) : text,
     });
     return "status " + r.status;
   } catch (e) {
@@ -40,7 +42,7 @@ function socket() {
 }
 window.crossSite = (async () => ({
   jsonPost: await attempt("cross-json", { "Content-Type": "application/json" }),
-  plainPost: await attempt("cross-plain", {}),
+  plainPost: await attempt("cross-plain", {}, true),
   textPost: await attempt("cross-text", { "Content-Type": "text/plain" }),
   webSocket: await socket(),
 }))();
