@@ -598,8 +598,18 @@ streams:
         ),
         ("GET", "/api/session", None, [200, 200, 200, 200, 200, 200]),
         ("GET", "/api/streams", None, [401, 401, 200, 200, 200, 403]),
-        ("GET", "/api/streams/a", None, [401, 401, 200, 200, 200, 403]),
-        ("GET", "/api/streams/b", None, [401, 401, 403, 200, 200, 403]),
+        (
+            "GET",
+            "/api/streams/a",
+            None,
+            [401, 401, 200, 200, 200, 403],
+        ),
+        (
+            "GET",
+            "/api/streams/b",
+            None,
+            [401, 401, 403, 200, 200, 403],
+        ),
         (
             "GET",
             "/api/streams/b/snapshot.jpg",
@@ -635,7 +645,14 @@ streams:
             [401, 401, 403, 403, 204, 403],
         ),
     ];
-    let who = ["none", "wrong", "viewer-a", "viewer-all", "admin", "metrics"];
+    let who = [
+        "none",
+        "wrong",
+        "viewer-a",
+        "viewer-all",
+        "admin",
+        "metrics",
+    ];
     let credentials = [
         None,
         Some(&wrong),
@@ -724,8 +741,8 @@ streams:
         match tokio_tungstenite::connect_async(request).await {
             Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
                 assert_eq!(r.status(), 403);
-                let body = String::from_utf8_lossy(r.body().as_deref().unwrap_or_default())
-                    .to_string();
+                let body =
+                    String::from_utf8_lossy(r.body().as_deref().unwrap_or_default()).to_string();
                 assert!(body.contains("origin_not_allowed"), "{body}");
             }
             other => panic!("expected 403, got {other:?}"),

@@ -175,15 +175,26 @@ auth:
         addr,
         "POST",
         "/api/streams",
-        &[("Cookie", &cookie), ("Origin", &same), ("Content-Type", "text/plain")],
+        &[
+            ("Cookie", &cookie),
+            ("Origin", &same),
+            ("Content-Type", "text/plain"),
+        ],
         Some(&create("x")),
     )
     .await;
-    assert_eq!((status, json["error"]["code"].as_str()), (415, Some("unsupported_media_type")));
+    assert_eq!(
+        (status, json["error"]["code"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
     assert_eq!(count(), 1);
 
     // Same-origin JSON, an allow-listed origin, and a client without Origin all work.
-    for (id, origin) in [("s1", Some(same.as_str())), ("s2", Some("http://partner.example")), ("s3", None)] {
+    for (id, origin) in [
+        ("s1", Some(same.as_str())),
+        ("s2", Some("http://partner.example")),
+        ("s3", None),
+    ] {
         let mut headers = vec![("Cookie", cookie.as_str())];
         headers.extend(origin.map(|o| ("Origin", o)));
         let (status, json) =
@@ -203,9 +214,12 @@ async fn only_hosts_that_name_the_gateway_are_served_even_without_tokens() {
     let addr = gateway.local_addr();
     let port = addr.port();
     // A rebinding page: its own name in Host. Refused for reads, writes and WebSockets.
-    for host in ["evil.example", &format!("evil.example:{port}"), "cams.example.evil.example"] {
-        let (status, json) =
-            http_json(addr, "GET", "/api/streams", &[("Host", host)], None).await;
+    for host in [
+        "evil.example",
+        &format!("evil.example:{port}"),
+        "cams.example.evil.example",
+    ] {
+        let (status, json) = http_json(addr, "GET", "/api/streams", &[("Host", host)], None).await;
         assert_eq!(status, 421, "{host}: {json}");
         assert_eq!(json["error"]["code"], "host_not_allowed");
         let (status, _) = http_json(
@@ -239,8 +253,7 @@ async fn only_hosts_that_name_the_gateway_are_served_even_without_tokens() {
         "cams.example".to_owned(),
         format!("CAMS.example:{port}"),
     ] {
-        let (status, json) =
-            http_json(addr, "GET", "/api/streams", &[("Host", &host)], None).await;
+        let (status, json) = http_json(addr, "GET", "/api/streams", &[("Host", &host)], None).await;
         assert_eq!(status, 200, "{host}: {json}");
     }
     // No Host at all (HTTP/1.0 tools) is not a browser.
@@ -339,12 +352,19 @@ async fn the_connection_cap_bounds_websocket_viewers() {
     }
     assert_eq!(gateway.state().metrics.connections.get(), 3);
     // A fourth connection is closed at once, without an answer.
-    let mut extra = send_raw(addr, &format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n")).await;
+    let mut extra = send_raw(
+        addr,
+        &format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n"),
+    )
+    .await;
     assert_eq!(read_head(&mut extra, SECS(5)).await, None);
     // A viewer leaving frees its slot.
     viewers.pop();
     let state = gateway.state();
-    eventually(SECS(5), "the slot is free", || state.metrics.connections.get() == 2).await;
+    eventually(SECS(5), "the slot is free", || {
+        state.metrics.connections.get() == 2
+    })
+    .await;
     let mut again = connect(addr, "/ws/streams/a").await;
     next_frame(&mut again, SECS(5)).await;
     gateway.shutdown().await;
@@ -396,12 +416,18 @@ async fn unauthenticated_body_reads_are_limited() {
     }
     // Both are being read (held) before the third arrives.
     let state = gateway.state();
-    eventually(SECS(5), "two connections", || state.metrics.connections.get() == 2).await;
+    eventually(SECS(5), "two connections", || {
+        state.metrics.connections.get() == 2
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut third = send_raw(addr, &stalled_login(addr)).await;
     let (status, head) = read_head(&mut third, SECS(5)).await.expect("an answer");
     assert_eq!(status, 503, "{head}");
-    assert!(head.to_ascii_lowercase().contains("connection: close"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("connection: close"),
+        "{head}"
+    );
     closed_by_server(&mut third, SECS(5)).await;
     // Everything else goes on.
     assert_eq!(http_json(addr, "GET", "/healthz", &[], None).await.0, 200);
@@ -414,7 +440,10 @@ async fn unauthenticated_body_reads_are_limited() {
         Some(r#"{"token": "wrong-wrong-wrong-wrong"}"#),
     )
     .await;
-    assert_eq!(status, 401, "a login is read again once the stalled ones are gone");
+    assert_eq!(
+        status, 401,
+        "a login is read again once the stalled ones are gone"
+    );
     gateway.shutdown().await;
 }
 
@@ -455,7 +484,12 @@ async fn the_reserve_serves_health_checks_and_viewers_when_the_pool_is_full() {
         closed_by_server(&mut stream, SECS(5)).await;
     }
     // ...health checks, metrics, snapshots and viewers are served.
-    for path in ["/healthz", "/readyz", "/metrics", "/api/streams/a/snapshot.jpg"] {
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/api/streams/a/snapshot.jpg",
+    ] {
         assert_eq!(http(addr, "GET", path, &[], None).await.0, 200, "{path}");
     }
     let mut viewer = connect(addr, "/ws/streams/a").await;
@@ -497,14 +531,20 @@ async fn a_flood_of_4300_stalled_logins_leaves_health_checks_and_viewers_working
     assert_eq!(http_json(addr, "GET", "/healthz", &[], None).await.0, 200);
     let (mut viewer, _) = {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let mut request = format!("ws://{addr}/ws/streams/a").into_client_request().unwrap();
+        let mut request = format!("ws://{addr}/ws/streams/a")
+            .into_client_request()
+            .unwrap();
         request
             .headers_mut()
             .insert("Authorization", format!("Bearer {ADMIN}").parse().unwrap());
         tokio_tungstenite::connect_async(request).await.unwrap()
     };
     next_frame(&mut viewer, SECS(10)).await;
-    assert!(start.elapsed() < SECS(10), "served within {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < SECS(10),
+        "served within {:?}",
+        start.elapsed()
+    );
     // Only the logins being read hold connections; the rest were refused and closed.
     let limits = ConnectionLimits::default();
     eventually(SECS(30), "refused logins release their connections", || {
@@ -532,7 +572,9 @@ async fn a_stalled_mjpeg_viewer_is_cut_after_the_write_timeout_and_counted_as_sl
     socket.set_recv_buffer_size(4096).unwrap();
     let mut stream = socket.connect(addr).await.unwrap();
     stream
-        .write_all(format!("GET /api/streams/big/mjpeg HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET /api/streams/big/mjpeg HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(),
+        )
         .await
         .unwrap();
     let (status, _) = read_head(&mut stream, SECS(10)).await.expect("an answer");
@@ -551,9 +593,11 @@ async fn a_stalled_mjpeg_viewer_is_cut_after_the_write_timeout_and_counted_as_sl
             })
             .unwrap_or(0)
     };
-    eventually(SECS(15), "the stalled MJPEG viewer is cut and counted", || {
-        hub.viewer_count() == 0 && slow() == 1
-    })
+    eventually(
+        SECS(15),
+        "the stalled MJPEG viewer is cut and counted",
+        || hub.viewer_count() == 0 && slow() == 1,
+    )
     .await;
     assert_eq!(state.metrics.connections.get(), 0);
     drop(stream);

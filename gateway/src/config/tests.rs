@@ -721,10 +721,7 @@ fn auth_tokens_are_checked_and_never_echoed() {
         manifest.auth.tokens[1].streams.as_deref(),
         Some(&["lobby".to_owned()][..])
     );
-    assert_eq!(
-        manifest.auth.tokens[2].role,
-        crate::config::Role::Metrics
-    );
+    assert_eq!(manifest.auth.tokens[2].role, crate::config::Role::Metrics);
     assert!(!format!("{:?}", manifest.auth).contains("admin-secret-value-123"));
     let scoped_metrics = "auth:\n  tokens:\n    - role: metrics\n      token: metrics-secret-0123456789\n      streams: [lobby]\nstreams:\n  - id: lobby\n    source: { plugin: testsrc }\n";
     let err = super::parse(scoped_metrics, Path::new("m.yaml"), &env, &FakePlugins)

@@ -191,7 +191,11 @@ impl<T> WriteTimeout<T> {
         )))
     }
 
-    fn progress<R>(&mut self, result: Poll<io::Result<R>>, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
+    fn progress<R>(
+        &mut self,
+        result: Poll<io::Result<R>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<R>> {
         match result {
             Poll::Ready(result) => {
                 self.deadline = None;
@@ -213,7 +217,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for WriteTimeout<T> {
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<T> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.io).poll_write(cx, buf);
         this.progress(result, cx)
@@ -272,7 +280,11 @@ mod tests {
         drop(a);
         assert_eq!(metrics.connections.get(), 2);
         assert_eq!(admission.admit().unwrap().pool(), Pool::General);
-        assert_eq!(metrics.connections.get(), 2, "the new permit was dropped at once");
+        assert_eq!(
+            metrics.connections.get(),
+            2,
+            "the new permit was dropped at once"
+        );
         assert_eq!(metrics.connections_total.get(), 4);
     }
 

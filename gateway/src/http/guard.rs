@@ -34,54 +34,71 @@ pub fn has_body(req: &Request<Incoming>) -> bool {
     !req.body().is_end_stream()
 }
 
-/// Runs the checks; `Err` is the refusal to send. `websocket` marks the viewer WebSocket
+/// Why a request was refused before authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// `Host` does not name the gateway: 421.
+    #[error(
+        "the Host header does not name this gateway (DNS rebinding is refused); add the name to server.allowed_hosts"
+    )]
+    HostNotAllowed,
+    /// A foreign `Origin` on a state-changing request or WebSocket upgrade: 403.
+    #[error(
+        "this Origin may not make this request (same-origin only; add it to server.allowed_origins)"
+    )]
+    OriginNotAllowed,
+    /// A body not declared `application/json`: 415.
+    #[error("send the body with `Content-Type: application/json`")]
+    UnsupportedMediaType,
+}
+
+impl Refusal {
+    /// The JSON error response.
+    pub fn into_response(self) -> Response {
+        let (status, code) = match self {
+            Refusal::HostNotAllowed => (StatusCode::MISDIRECTED_REQUEST, "host_not_allowed"),
+            Refusal::OriginNotAllowed => (StatusCode::FORBIDDEN, "origin_not_allowed"),
+            Refusal::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+        };
+        response::error(status, code, &self.to_string())
+    }
+}
+
+/// Runs the checks; `Err` says why the request is refused. `websocket` marks the viewer WebSocket
 /// route (an upgrade is a `GET` that browsers send cross-site with cookies).
 pub fn screen(
     req: &Request<Incoming>,
     server: &ServerConfig,
     local: Option<std::net::SocketAddr>,
     websocket: bool,
-) -> Result<(), Response> {
+) -> Result<(), Refusal> {
     let headers = req.headers();
-    let host = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()));
-    if let Some(host) = host
-        && !host_allowed(host, local, &server.allowed_hosts)
-    {
-        return Err(response::error(
-            StatusCode::MISDIRECTED_REQUEST,
-            "host_not_allowed",
-            "the Host header does not name this gateway (DNS rebinding is refused); add the name to server.allowed_hosts",
-        ));
+    // The absolute-form target wins over `Host` (RFC 9112 §3.2.2); two `Host`s or one that
+    // is not text are refused like a foreign one.
+    let host = match req.uri().authority() {
+        Some(authority) => Some(Some(authority.as_str())),
+        None if headers.get_all(header::HOST).iter().count() > 1 => Some(None),
+        None => headers.get(header::HOST).map(|v| v.to_str().ok()),
+    };
+    match host {
+        None => {}
+        Some(Some(host)) if host_allowed(host, local, &server.allowed_hosts) => {}
+        Some(_) => return Err(Refusal::HostNotAllowed),
     }
     let state_changing = is_state_changing(req.method());
     if (state_changing || websocket) && !origin_allowed(headers, &server.allowed_origins) {
-        return Err(response::error(
-            StatusCode::FORBIDDEN,
-            "origin_not_allowed",
-            "this Origin may not make this request (same-origin only; add it to server.allowed_origins)",
-        ));
+        return Err(Refusal::OriginNotAllowed);
     }
     if state_changing && has_body(req) && !is_json(headers) {
-        return Err(unsupported_media_type());
+        return Err(Refusal::UnsupportedMediaType);
     }
     Ok(())
 }
 
 /// The response type of a refusal.
 type Response = http::Response<Body>;
-
-/// 415 for a body that is not declared `application/json`.
-pub fn unsupported_media_type() -> Response {
-    response::error(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
-        "send the body with `Content-Type: application/json`",
-    )
-}
 
 /// Whether `Content-Type` is `application/json` (parameters such as `charset` allowed).
 pub fn is_json(headers: &HeaderMap) -> bool {
@@ -150,7 +167,11 @@ mod tests {
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ok));
             assert!(is_json(&h), "{ok}");
         }
-        for bad in ["text/plain", "application/jsonx", "application/x-www-form-urlencoded"] {
+        for bad in [
+            "text/plain",
+            "application/jsonx",
+            "application/x-www-form-urlencoded",
+        ] {
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static(bad));
             assert!(!is_json(&h), "{bad}");
         }

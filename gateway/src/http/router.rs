@@ -156,7 +156,9 @@ async fn dispatch(
     {
         return (
             label,
-            busy("the gateway is at its connection limit; only health checks, metrics and viewers are served now"),
+            busy(
+                "the gateway is at its connection limit; only health checks, metrics and viewers are served now",
+            ),
         );
     }
     let config = state.config();
@@ -166,7 +168,7 @@ async fn dispatch(
         connection.as_ref().and_then(ConnectionGuard::local_addr),
         label == "/ws/streams/{id}",
     ) {
-        return (label, refused);
+        return (label, refused.into_response());
     }
     let Some(&(route, id)) = matched else {
         if let Some((first, _)) = candidates.first() {
@@ -304,9 +306,9 @@ fn denied(
         Access::Metrics if !principal.can_scrape() => {
             Some(auth::forbidden("this needs an admin or metrics token"))
         }
-        Access::Viewer if !principal.can_browse() => Some(auth::forbidden(
-            "a metrics token may only read /metrics",
-        )),
+        Access::Viewer if !principal.can_browse() => {
+            Some(auth::forbidden("a metrics token may only read /metrics"))
+        }
         Access::Stream if !id.is_some_and(|id| principal.can_view(id)) => {
             Some(auth::forbidden("this token may not watch this stream"))
         }

@@ -558,7 +558,9 @@ pub struct ViewerReservation {
 impl ViewerReservation {
     /// The hub the slot is on.
     pub fn hub(&self) -> &Arc<Hub> {
-        self.hub.as_ref().expect("a reservation holds its hub until it subscribes")
+        self.hub
+            .as_ref()
+            .expect("a reservation holds its hub until it subscribes")
     }
 
     /// Attaches the viewer in this slot (counted already) and starts the source if it is
@@ -736,12 +738,20 @@ mod tests {
         let b = hub.try_reserve_viewer(2).unwrap();
         assert!(hub.try_reserve_viewer(2).is_none(), "the limit holds");
         assert_eq!(hub.viewer_count(), 2);
-        assert_eq!(factory.starts.load(Ordering::SeqCst), 0, "nothing attached yet");
+        assert_eq!(
+            factory.starts.load(Ordering::SeqCst),
+            0,
+            "nothing attached yet"
+        );
         let viewer = a.subscribe().await;
         assert_eq!(hub.viewer_count(), 2, "subscribing does not count twice");
         assert_eq!(factory.starts.load(Ordering::SeqCst), 1);
         drop(b);
-        assert_eq!(hub.viewer_count(), 1, "an unused reservation gives its slot back");
+        assert_eq!(
+            hub.viewer_count(),
+            1,
+            "an unused reservation gives its slot back"
+        );
         let c = hub.try_reserve_viewer(2).unwrap();
         drop(viewer);
         drop(c);
