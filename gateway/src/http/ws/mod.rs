@@ -53,7 +53,9 @@ pub struct WsSettings {
     pub ping_interval: Duration,
     /// A viewer that answers no ping for this long is disconnected.
     pub pong_timeout: Duration,
-    /// A viewer whose socket cannot take one message for this long is disconnected.
+    /// A viewer whose socket cannot take one message for this long is disconnected. Every
+    /// HTTP connection's writes are bounded by it too (`http::admission::WriteTimeout`), so
+    /// a stalled MJPEG viewer is cut after the same time.
     pub write_timeout: Duration,
     /// `dropped` notices are sent at most this often.
     pub dropped_report_interval: Duration,
