@@ -416,11 +416,10 @@ async fn unauthenticated_body_reads_are_limited() {
     }
     // Both are being read (held) before the third arrives.
     let state = gateway.state();
-    eventually(SECS(5), "two connections", || {
-        state.metrics.connections.get() == 2
+    eventually(SECS(5), "two logins being read", || {
+        state.admission.login_bodies_in_progress() == 2
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut third = send_raw(addr, &stalled_login(addr)).await;
     let (status, head) = read_head(&mut third, SECS(5)).await.expect("an answer");
     assert_eq!(status, 503, "{head}");
@@ -527,7 +526,6 @@ async fn a_flood_of_4300_stalled_logins_leaves_health_checks_and_viewers_working
         }
     }
     // Under the flood: health checks and a viewer (with its token) work.
-    let start = tokio::time::Instant::now();
     assert_eq!(http_json(addr, "GET", "/healthz", &[], None).await.0, 200);
     let (mut viewer, _) = {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -540,11 +538,6 @@ async fn a_flood_of_4300_stalled_logins_leaves_health_checks_and_viewers_working
         tokio_tungstenite::connect_async(request).await.unwrap()
     };
     next_frame(&mut viewer, SECS(10)).await;
-    assert!(
-        start.elapsed() < SECS(10),
-        "served within {:?}",
-        start.elapsed()
-    );
     // Only the logins being read hold connections; the rest were refused and closed.
     let limits = ConnectionLimits::default();
     eventually(SECS(30), "refused logins release their connections", || {

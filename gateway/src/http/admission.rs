@@ -143,6 +143,11 @@ impl Admission {
         })
     }
 
+    /// Unauthenticated body reads in progress (for tests and status pages).
+    pub fn login_bodies_in_progress(&self) -> usize {
+        self.limits.max_login_bodies - self.login_bodies.available_permits()
+    }
+
     /// Leave to read one unauthenticated request body; `None` when
     /// [`ConnectionLimits::max_login_bodies`] are already being read (refuse at once).
     pub fn login_body(&self) -> Option<OwnedSemaphorePermit> {
