@@ -87,6 +87,8 @@ pub struct AppState {
     env: Env,
     /// WebSocket viewer tunables.
     pub ws: WsSettings,
+    /// Connection slots and the login-body limit (`http/admission.rs`).
+    pub admission: crate::http::admission::Admission,
     /// Turns true when the gateway shuts down.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -275,6 +277,8 @@ pub struct GatewayOptions {
     pub watch_config: bool,
     /// Reloader tunables.
     pub reload: ReloadOptions,
+    /// Connection and request-body limits.
+    pub limits: crate::http::admission::ConnectionLimits,
 }
 
 impl Default for GatewayOptions {
@@ -285,6 +289,7 @@ impl Default for GatewayOptions {
             shutdown_grace: Duration::from_secs(5),
             watch_config: true,
             reload: ReloadOptions::default(),
+            limits: Default::default(),
         }
     }
 }
@@ -375,6 +380,8 @@ impl Gateway {
                 plugin.origin == crate::plugins::PluginOrigin::Builtin,
             );
         }
+        let admission =
+            crate::http::admission::Admission::new(options.limits.clone(), Arc::clone(&metrics));
         let state = Arc::new(AppState {
             registry: Arc::new(Registry::new()),
             catalog: Arc::new(catalog),
@@ -387,6 +394,7 @@ impl Gateway {
             sessions: Default::default(),
             env,
             ws: options.ws.clone(),
+            admission,
             shutdown: shutdown_rx.clone(),
         });
         // The initial configuration is applied like any reload: every stream is "added".

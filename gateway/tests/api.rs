@@ -311,6 +311,22 @@ async fn bad_requests_get_json_errors_with_the_right_status_and_change_nothing()
             assert_eq!(json["error"]["field"], field, "{method} {path}: {json}");
         }
     }
+    // A body must be declared JSON (a cross-site form or "simple" fetch cannot do that).
+    let valid = r#"{"id": "x", "source": {"plugin": "testsrc"}}"#;
+    for content_type in ["", "text/plain", "application/x-www-form-urlencoded"] {
+        for (method, path) in [("POST", "/api/streams"), ("PUT", "/api/streams/hand")] {
+            let (got, json) = http_json(
+                addr,
+                method,
+                path,
+                &[("Content-Type", content_type)],
+                Some(valid),
+            )
+            .await;
+            assert_eq!(got, 415, "{method} {path} as `{content_type}`: {json}");
+            assert_eq!(json["error"]["code"], "unsupported_media_type");
+        }
+    }
     // Nothing changed.
     assert!(!api_streams_file(&path).exists());
     assert_eq!(gateway.state().registry.all().len(), 1);
@@ -534,6 +550,7 @@ async fn ws_with_header(
 const ADMIN: &str = "admin-token-0123456789";
 const VIEWER_ALL: &str = "viewer-token-all-0123456";
 const VIEWER_A: &str = "viewer-token-a-0123456789";
+const METRICS: &str = "metrics-token-0123456789";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_control_matrix() {
@@ -548,6 +565,8 @@ auth:
     - role: viewer
       token: {VIEWER_A}
       streams: [a]
+    - role: metrics
+      token: {METRICS}
 streams:
   - id: a
     source: {{ plugin: testsrc, width: 160, height: 90 }}
@@ -558,62 +577,100 @@ streams:
     let gateway = start_from_file(&path, fast_options()).await;
     let addr = gateway.local_addr();
     let bearer = |t: &str| format!("Bearer {t}");
-    let (admin, all, only_a, wrong) = (
-        bearer(ADMIN),
-        bearer(VIEWER_ALL),
+    // The scheme is case-insensitive (RFC 9110 §11.1): one column says `bearer`, one `BEARER`.
+    let (admin, all, only_a, wrong, metrics) = (
+        format!("bearer {ADMIN}"),
+        format!("BEARER {VIEWER_ALL}"),
         bearer(VIEWER_A),
         bearer("not-a-token-at-all-xx"),
+        bearer(METRICS),
     );
-    // (method, path, body, [none, wrong, viewer-a, viewer-all, admin])
+    // (method, path, body, [none, wrong, viewer-a, viewer-all, admin, metrics])
     let post = r#"{"id": "c", "source": {"plugin": "testsrc"}}"#;
-    let table: Vec<(&str, &str, Option<&str>, [u16; 5])> = vec![
-        ("GET", "/healthz", None, [200, 200, 200, 200, 200]),
-        ("GET", "/readyz", None, [200, 200, 200, 200, 200]),
-        ("GET", "/api/openapi.json", None, [200, 200, 200, 200, 200]),
-        ("GET", "/api/session", None, [200, 200, 200, 200, 200]),
-        ("GET", "/api/streams", None, [401, 401, 200, 200, 200]),
-        ("GET", "/api/streams/a", None, [401, 401, 200, 200, 200]),
-        ("GET", "/api/streams/b", None, [401, 401, 403, 200, 200]),
+    let table: Vec<(&str, &str, Option<&str>, [u16; 6])> = vec![
+        ("GET", "/healthz", None, [200, 200, 200, 200, 200, 200]),
+        ("GET", "/readyz", None, [200, 200, 200, 200, 200, 200]),
+        (
+            "GET",
+            "/api/openapi.json",
+            None,
+            [200, 200, 200, 200, 200, 200],
+        ),
+        ("GET", "/api/session", None, [200, 200, 200, 200, 200, 200]),
+        ("GET", "/api/streams", None, [401, 401, 200, 200, 200, 403]),
+        (
+            "GET",
+            "/api/streams/a",
+            None,
+            [401, 401, 200, 200, 200, 403],
+        ),
+        (
+            "GET",
+            "/api/streams/b",
+            None,
+            [401, 401, 403, 200, 200, 403],
+        ),
         (
             "GET",
             "/api/streams/b/snapshot.jpg",
             None,
-            [401, 401, 403, 200, 200],
+            [401, 401, 403, 200, 200, 403],
         ),
-        ("GET", "/api/plugins", None, [401, 401, 200, 200, 200]),
-        ("GET", "/api/config", None, [401, 401, 403, 403, 200]),
-        ("GET", "/metrics", None, [401, 401, 403, 403, 200]),
+        (
+            "GET",
+            "/api/streams/a/mjpeg?max_fps=-1",
+            None,
+            [401, 401, 400, 400, 400, 403],
+        ),
+        ("GET", "/ws/streams/a", None, [401, 401, 426, 426, 426, 403]),
+        ("GET", "/api/plugins", None, [401, 401, 200, 200, 200, 403]),
+        ("GET", "/api/config", None, [401, 401, 403, 403, 200, 403]),
+        ("GET", "/metrics", None, [401, 401, 403, 403, 200, 200]),
         (
             "POST",
             "/api/streams",
             Some(post),
-            [401, 401, 403, 403, 201],
+            [401, 401, 403, 403, 201, 403],
         ),
         (
             "PUT",
             "/api/streams/c",
             Some(post),
-            [401, 401, 403, 403, 200],
+            [401, 401, 403, 403, 200, 403],
         ),
-        ("DELETE", "/api/streams/c", None, [401, 401, 403, 403, 204]),
+        (
+            "DELETE",
+            "/api/streams/c",
+            None,
+            [401, 401, 403, 403, 204, 403],
+        ),
+    ];
+    let who = [
+        "none",
+        "wrong",
+        "viewer-a",
+        "viewer-all",
+        "admin",
+        "metrics",
+    ];
+    let credentials = [
+        None,
+        Some(&wrong),
+        Some(&only_a),
+        Some(&all),
+        Some(&admin),
+        Some(&metrics),
     ];
     for (method, path, body, expected) in table {
-        for (who, header) in ["none", "wrong", "viewer-a", "viewer-all", "admin"]
-            .iter()
-            .zip([None, Some(&wrong), Some(&only_a), Some(&all), Some(&admin)])
-        {
+        for ((who, header), expected) in who.iter().zip(credentials).zip(expected) {
             let headers: Vec<(&str, &str)> = header
                 .map(|h| vec![("Authorization", h.as_str())])
                 .unwrap_or_default();
             let (status, _, bytes) =
                 http(addr, method, path, &headers, body.map(str::as_bytes)).await;
-            let index = ["none", "wrong", "viewer-a", "viewer-all", "admin"]
-                .iter()
-                .position(|w| w == who)
-                .unwrap();
             assert_eq!(
                 status,
-                expected[index],
+                expected,
                 "{who} {method} {path}: {}",
                 String::from_utf8_lossy(&bytes)
             );
@@ -673,6 +730,24 @@ streams:
     );
     let (mut ws2, _) = ws_with_header(&url, "Cookie", &session).await.unwrap();
     next_frame(&mut ws2, SECS(5)).await;
+    // The same valid cookie from a page of another origin: refused for the Origin (403),
+    // before the cookie is looked at — not a 401 that would send the page to a login.
+    {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.as_str().into_client_request().unwrap();
+        let headers = request.headers_mut();
+        headers.insert("Cookie", session.parse().unwrap());
+        headers.insert("Origin", "http://127.0.0.1:1".parse().unwrap());
+        match tokio_tungstenite::connect_async(request).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+                assert_eq!(r.status(), 403);
+                let body =
+                    String::from_utf8_lossy(r.body().as_deref().unwrap_or_default()).to_string();
+                assert!(body.contains("origin_not_allowed"), "{body}");
+            }
+            other => panic!("expected 403, got {other:?}"),
+        }
+    }
     let (status, _) = http_json(
         addr,
         "POST",
@@ -712,6 +787,35 @@ streams:
     let report = gateway.state().reload(camgate::reload::Cause::Signal).await;
     assert_eq!(report.result, "applied", "{report:?}");
     assert_eq!(closed_with(&mut ws, SECS(5)).await, Some(4001));
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_methods_share_one_metric_series() {
+    let gateway = start(MANIFEST).await;
+    let addr = gateway.local_addr();
+    for i in 1..=20 {
+        let (status, _, _) = http(addr, &format!("FOO{i}"), "/healthz", &[], None).await;
+        assert_eq!(status, 405);
+    }
+    http(addr, "PATCH", "/healthz", &[], None).await;
+    let (_, _, body) = http(addr, "GET", "/metrics", &[], None).await;
+    let text = String::from_utf8(body).unwrap();
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("camgate_http_requests_total{") && l.contains("/healthz"))
+        .collect();
+    assert!(
+        series.contains(
+            &"camgate_http_requests_total{method=\"other\",route=\"/healthz\",status=\"405\"} 20"
+        ),
+        "{series:#?}"
+    );
+    assert!(
+        series.iter().any(|l| l.contains("method=\"PATCH\"")),
+        "standard methods keep their name: {series:#?}"
+    );
+    assert!(!text.contains("FOO"), "{series:#?}");
     gateway.shutdown().await;
 }
 

@@ -3,11 +3,13 @@
 //! ```yaml
 //! auth:
 //!   tokens:
-//!     - role: admin                       # admin | viewer
+//!     - role: admin                       # admin | viewer | metrics
 //!       token: ${CAMGATE_ADMIN_TOKEN}      # from the environment ...
 //!     - role: viewer
 //!       token_file: /run/secrets/lobby     # ... or from a file (trailing newline ignored)
 //!       streams: [lobby]                   # viewer allow-list; omit for every stream
+//!     - role: metrics                     # scrape-only: GET /metrics, nothing else
+//!       token_file: /run/secrets/prometheus
 //!   public_without_auth: false             # listen beyond loopback with no token at all
 //! ```
 //!
@@ -52,6 +54,9 @@ pub enum Role {
     Viewer,
     /// Everything, including changing streams.
     Admin,
+    /// Scrape-only: `GET /metrics` and nothing else, so a Prometheus server never holds a
+    /// token that can watch cameras or change streams.
+    Metrics,
 }
 
 /// One access token.
@@ -144,8 +149,9 @@ impl Ctx<'_> {
                     {
                         Some("admin") => Some(Role::Admin),
                         Some("viewer") => Some(Role::Viewer),
+                        Some("metrics") => Some(Role::Metrics),
                         Some(_) => {
-                            self.error(value, "`role` must be `admin` or `viewer`");
+                            self.error(value, "`role` must be `admin`, `viewer` or `metrics`");
                             None
                         }
                         None => None,
@@ -182,7 +188,10 @@ impl Ctx<'_> {
             }
         }
         if !role_seen {
-            self.error(node, "auth token is missing `role` (`admin` or `viewer`)");
+            self.error(
+                node,
+                "auth token is missing `role` (`admin`, `viewer` or `metrics`)",
+            );
         }
         if sources != 1 {
             self.error(
@@ -230,10 +239,10 @@ pub(crate) fn validate_auth(
             ));
             continue;
         }
-        if role == Role::Admin && token.streams.is_some() {
+        if role != Role::Viewer && token.streams.is_some() {
             errors.push(ConfigError::at(
                 token.location.clone(),
-                "`streams` limits viewer tokens only; an admin token sees every stream",
+                "`streams` limits viewer tokens only; an admin token sees every stream and a metrics token none",
             ));
         }
         tokens.push(TokenConfig {

@@ -51,6 +51,9 @@ pub struct ServerConfig {
     /// Extra WebSocket `Origin`s accepted besides same-origin, exactly as
     /// written (`scheme://host[:port]`). Empty = same-origin only.
     pub allowed_origins: Vec<String>,
+    /// Extra `Host` header values accepted besides the listen address and the loopback
+    /// names (DNS-rebinding defence), lowercase: `name` (any port) or `name:port`.
+    pub allowed_hosts: Vec<String>,
     /// Most viewers (WebSocket + MJPEG) one stream accepts; more get 503.
     pub max_viewers_per_stream: usize,
 }
@@ -65,6 +68,7 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             max_viewers_per_stream: Self::MAX_VIEWERS_PER_STREAM,
         }
     }

@@ -23,7 +23,12 @@ use super::node::{Node, Value};
 use camgate_plugin_api::text::parse_duration;
 
 pub(crate) const TOP_KEYS: &[&str] = &["server", "plugins", "defaults", "auth", "streams"];
-pub(crate) const SERVER_KEYS: &[&str] = &["listen", "allowed_origins", "max_viewers_per_stream"];
+pub(crate) const SERVER_KEYS: &[&str] = &[
+    "listen",
+    "allowed_origins",
+    "allowed_hosts",
+    "max_viewers_per_stream",
+];
 pub(crate) const PLUGINS_KEYS: &[&str] = &["dir"];
 pub(crate) const DEFAULTS_KEYS: &[&str] = &["idle_timeout"];
 pub(crate) const STREAM_KEYS: &[&str] = &["id", "name", "on_demand", "idle_timeout", "source"];
@@ -54,6 +59,7 @@ impl Str {
 pub(crate) struct Draft {
     pub server: ServerConfig,
     pub allowed_origins: Vec<Str>,
+    pub allowed_hosts: Vec<Str>,
     pub plugins: PluginsConfig,
     pub default_idle_timeout: Option<(Duration, Location)>,
     pub auth: super::auth::AuthDraft,
@@ -175,6 +181,13 @@ impl<'a> Ctx<'a> {
                         .list(value, "`allowed_origins`")
                         .iter()
                         .filter_map(|item| self.string(item, "allowed_origins entry"))
+                        .collect();
+                }
+                "allowed_hosts" => {
+                    draft.allowed_hosts = self
+                        .list(value, "`allowed_hosts`")
+                        .iter()
+                        .filter_map(|item| self.string(item, "allowed_hosts entry"))
                         .collect();
                 }
                 _ => unreachable!(),

@@ -176,7 +176,7 @@ fn unknown_key_in_server_plugins_defaults() {
             "server:\n  listen: 127.0.0.1:1\n  port: 80\nplugins:\n  path: x\ndefaults:\n  idle: 3s\n"
         ),
         vec![
-            "m.yaml:3:3: unknown key `port` in `server`; allowed keys: `listen`, `allowed_origins`, `max_viewers_per_stream`",
+            "m.yaml:3:3: unknown key `port` in `server`; allowed keys: `listen`, `allowed_origins`, `allowed_hosts`, `max_viewers_per_stream`",
             "m.yaml:5:3: unknown key `path` in `plugins`; allowed keys: `dir`",
             "m.yaml:7:3: unknown key `idle` in `defaults`; allowed keys: `idle_timeout`",
         ]
@@ -254,6 +254,31 @@ fn bad_allowed_origins() {
             "m.yaml:5:7: allowed origin must be `http(s)://host[:port]` without path or trailing slash, like `https://example.com`, found `*`",
             "m.yaml:6:7: allowed origin must be `http(s)://host[:port]` without path or trailing slash, like `https://example.com`",
         ]
+    );
+}
+
+#[test]
+fn allowed_hosts_are_host_names_with_an_optional_port() {
+    let m = run(
+        "server:\n  allowed_hosts: [Cams.Example.com, \"cams.example.com:8443\", \"[fd00::5]:80\", 10.0.0.5]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        m.server.allowed_hosts,
+        vec![
+            "cams.example.com",
+            "cams.example.com:8443",
+            "[fd00::5]:80",
+            "10.0.0.5"
+        ]
+    );
+    let bad = errors(
+        "server:\n  allowed_hosts:\n    - http://cams.example.com\n    - cams.example.com/x\n    - \"*\"\n    - \"a:b\"\n    - \"\"\n",
+    );
+    assert_eq!(bad.len(), 5, "{bad:?}");
+    assert!(
+        bad.iter().all(|e| e.contains("allowed host must be")),
+        "{bad:?}"
     );
 }
 
@@ -509,7 +534,7 @@ fn many_problems_are_reported_together_in_file_order() {
     let p = path.display();
     let expected = [
         format!(
-            "{p}:3:3: unknown key `colour` in `server`; allowed keys: `listen`, `allowed_origins`, `max_viewers_per_stream`"
+            "{p}:3:3: unknown key `colour` in `server`; allowed keys: `listen`, `allowed_origins`, `allowed_hosts`, `max_viewers_per_stream`"
         ),
         format!("{p}:5:17: `idle_timeout` must be greater than 0"),
         format!(
@@ -676,7 +701,7 @@ fn auth_tokens_are_checked_and_never_echoed() {
         "{err}"
     );
     assert!(
-        err.contains("m.yaml:10:13: `role` must be `admin` or `viewer`"),
+        err.contains("m.yaml:10:13: `role` must be `admin`, `viewer` or `metrics`"),
         "{err}"
     );
     assert!(err.contains("cannot read token_file"), "{err}");
@@ -689,12 +714,18 @@ fn auth_tokens_are_checked_and_never_echoed() {
         "{err}"
     );
 
-    let good = "auth:\n  tokens:\n    - role: admin\n      token: ${ADMIN}\n    - role: viewer\n      token: viewer-secret-0123456789\n      streams: [lobby]\nstreams:\n  - id: lobby\n    source: { plugin: testsrc }\n";
+    let good = "auth:\n  tokens:\n    - role: admin\n      token: ${ADMIN}\n    - role: viewer\n      token: viewer-secret-0123456789\n      streams: [lobby]\n    - role: metrics\n      token: metrics-secret-0123456789\nstreams:\n  - id: lobby\n    source: { plugin: testsrc }\n";
     let manifest = super::parse(good, Path::new("m.yaml"), &env, &FakePlugins).unwrap();
     assert!(manifest.auth.enabled());
     assert_eq!(
         manifest.auth.tokens[1].streams.as_deref(),
         Some(&["lobby".to_owned()][..])
     );
+    assert_eq!(manifest.auth.tokens[2].role, crate::config::Role::Metrics);
     assert!(!format!("{:?}", manifest.auth).contains("admin-secret-value-123"));
+    let scoped_metrics = "auth:\n  tokens:\n    - role: metrics\n      token: metrics-secret-0123456789\n      streams: [lobby]\nstreams:\n  - id: lobby\n    source: { plugin: testsrc }\n";
+    let err = super::parse(scoped_metrics, Path::new("m.yaml"), &env, &FakePlugins)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`streams` limits viewer tokens only"), "{err}");
 }

@@ -54,6 +54,14 @@ pub(crate) fn validate(
         .into_iter()
         .map(|origin| origin.value)
         .collect();
+    for host in &draft.allowed_hosts {
+        check_host(host, errors);
+    }
+    server.allowed_hosts = draft
+        .allowed_hosts
+        .into_iter()
+        .map(|host| host.value.to_ascii_lowercase())
+        .collect();
 
     let mut seen: HashMap<String, Location> = HashMap::new();
     let mut streams = Vec::new();
@@ -197,6 +205,25 @@ fn check_origin(origin: &Str, errors: &mut Vec<ConfigError>) {
             origin.location.clone(),
             format!(
                 "allowed origin must be `http(s)://host[:port]` without path or trailing slash, like `https://example.com`{found}"
+            ),
+        ));
+    }
+}
+
+/// An `allowed_hosts` entry: a host name or IP literal (IPv6 in brackets) with an optional
+/// `:port`, exactly as browsers put it in the `Host` header.
+fn check_host(host: &Str, errors: &mut Vec<ConfigError>) {
+    let ok = crate::http::host::HostPort::parse(&host.value).is_some();
+    if !ok {
+        let found = host
+            .showable()
+            .filter(|v| !v.contains('@'))
+            .map(|v| format!(", found `{v}`"))
+            .unwrap_or_default();
+        errors.push(ConfigError::at(
+            host.location.clone(),
+            format!(
+                "allowed host must be a host name or IP address with an optional port, like `cams.example.com` or `cams.example.com:8443` (no scheme, no path){found}"
             ),
         ));
     }

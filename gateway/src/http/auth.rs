@@ -2,10 +2,12 @@
 //! they may do.
 //!
 //! Design (documented in `docs/security.md`):
-//! - Roles `viewer` and `admin`; tokens come from the manifest (`auth.tokens`, usually
+//! - Roles `viewer`, `admin` and `metrics` (scrape-only: `GET /metrics`, nothing else);
+//!   tokens come from the manifest (`auth.tokens`, usually
 //!   `${ENV}` or `token_file`). No token configured = no authentication, which the gateway
 //!   only accepts on a loopback address unless `auth.public_without_auth` says otherwise.
-//! - API clients send `Authorization: Bearer <token>`. Browsers exchange a token once for an
+//! - API clients send `Authorization: Bearer <token>` (the scheme is case-insensitive, as
+//!   RFC 9110 §11.1 says). Browsers exchange a token once for an
 //!   HttpOnly `SameSite=Strict` session cookie (`POST /api/session`); the cookie then works
 //!   for the API, WebSocket, MJPEG and snapshot URLs. Clients that can send neither (VLC,
 //!   `<img>` in another app) may put `access_token=<token>` in the query of the media URLs
@@ -58,11 +60,24 @@ pub struct Principal {
 impl Principal {
     /// May watch stream `id`.
     pub fn can_view(&self, id: &str) -> bool {
-        self.role == Role::Admin
-            || self
+        match self.role {
+            Role::Admin => true,
+            Role::Viewer => self
                 .streams
                 .as_ref()
-                .is_none_or(|list| list.iter().any(|s| s == id))
+                .is_none_or(|list| list.iter().any(|s| s == id)),
+            Role::Metrics => false,
+        }
+    }
+
+    /// May list streams and plugins (every role that watches).
+    pub fn can_browse(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Viewer)
+    }
+
+    /// May read `GET /metrics`.
+    pub fn can_scrape(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Metrics)
     }
 
     /// May change the configuration.
@@ -142,9 +157,9 @@ pub fn credential(
     if let Some(token) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_token)
     {
-        return Credential::Token(token.trim().to_owned());
+        return Credential::Token(token.to_owned());
     }
     if let Some(id) = cookie(headers, SESSION_COOKIE) {
         return Credential::Session(id);
@@ -158,6 +173,16 @@ pub fn credential(
         return Credential::Token(token.to_owned());
     }
     Credential::None
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme name is matched
+/// case-insensitively (`bearer`, `BEARER`).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|token| !token.is_empty())
 }
 
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -250,6 +275,26 @@ mod tests {
             streams: None,
         };
         assert!(all.can_view("b"));
+    }
+
+    #[test]
+    fn metrics_role_scrapes_and_nothing_else() {
+        let metrics = Principal {
+            role: Role::Metrics,
+            streams: None,
+        };
+        assert!(metrics.can_scrape());
+        assert!(!metrics.can_view("a") && !metrics.can_browse() && !metrics.is_admin());
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer tok", "bearer tok", "BEARER tok", "  beArer   tok "] {
+            assert_eq!(bearer_token(value), Some("tok"), "{value}");
+        }
+        assert_eq!(bearer_token("Basic tok"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearertok"), None);
     }
 
     #[test]

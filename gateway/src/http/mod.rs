@@ -4,12 +4,21 @@
 //! Invariants:
 //! - Every accepted socket gets `TCP_NODELAY` and a small `TCP_NOTSENT_LOWAT`, so data the
 //!   gateway hands the kernel for a slow viewer cannot pile up there (see `ws/session.rs`).
+//! - Every connection holds a permit of [`admission`] for its whole life, upgraded
+//!   WebSocket sessions included (they keep the connection's [`ConnectionGuard`]): the
+//!   connection cap bounds viewers and `camgate_connections` counts them.
+//! - A connection's writes that make no progress for the viewer write timeout fail
+//!   ([`admission::WriteTimeout`]), so a stalled MJPEG viewer is cut (and counted) like a
+//!   WebSocket one.
 //! - On shutdown the listener stops accepting, HTTP connections finish their current
 //!   request, and WebSocket sessions close with 1001 (they watch the same signal);
 //!   [`serve`] returns when every connection is gone or the grace period ran out.
 
+pub mod admission;
 mod api;
 pub mod auth;
+mod guard;
+pub mod host;
 mod openapi;
 mod pacing;
 pub mod response;
@@ -18,7 +27,9 @@ mod ui;
 mod viewer_page;
 pub mod ws;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
@@ -28,17 +39,18 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 use crate::app::AppState;
+use admission::{ConnectionPermit, Pool, WriteTimeout};
 
 /// Unsent bytes the kernel may hold per connection before a write waits.
 const NOTSENT_LOWAT_BYTES: u32 = 16 * 1024;
-/// A client must send its request headers within this time.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Data the peer does not acknowledge (or a zero window it never reopens) for this long
 /// aborts the connection: this bounds stalled MJPEG clients, which hyper would otherwise
 /// keep forever.
 const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
-/// Most simultaneous connections; beyond it new connections are closed at once.
-pub const MAX_CONNECTIONS: i64 = 4096;
+pub use admission::MAX_CONNECTIONS;
+
+/// The IO type hyper serves (the WebSocket upgrade downcasts to it).
+pub(crate) type ConnectionIo = TokioIo<WriteTimeout<TcpStream>>;
 
 fn tune_socket(stream: &TcpStream) {
     let _ = stream.set_nodelay(true);
@@ -51,18 +63,41 @@ fn tune_socket(stream: &TcpStream) {
     }
 }
 
-/// Counts a connection in the metrics for as long as it lives.
-struct ConnectionCount(Arc<crate::telemetry::Metrics>);
+/// Held by every connection and by the WebSocket session it turns into (it travels in the
+/// request's extensions): the connection's slot is released, and [`serve`] stops waiting
+/// for it, only when the last clone is gone.
+#[derive(Clone)]
+pub struct ConnectionGuard(Arc<ConnectionInner>);
 
-impl Drop for ConnectionCount {
-    fn drop(&mut self) {
-        self.0.connections.dec();
-    }
+struct ConnectionInner {
+    local: Option<SocketAddr>,
+    permit: ConnectionPermit,
+    write_stalled: Arc<AtomicBool>,
+    body_timeout: Duration,
+    _alive: mpsc::Sender<()>,
 }
 
-/// Held by every connection and upgraded session; [`serve`] waits until none is left.
-#[derive(Clone)]
-pub struct ConnectionGuard(#[allow(dead_code)] mpsc::Sender<()>);
+impl ConnectionGuard {
+    /// The address the client connected to (the `Host` check accepts it).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.0.local
+    }
+
+    /// Whether the connection holds a reserve slot (restricted, see [`admission`]).
+    pub fn is_reserve(&self) -> bool {
+        self.0.permit.pool() == Pool::Reserve
+    }
+
+    /// Turns true once a write on this connection timed out.
+    pub fn write_stalled(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.0.write_stalled)
+    }
+
+    /// How long a request body may take to arrive.
+    pub fn body_timeout(&self) -> Duration {
+        self.0.body_timeout
+    }
+}
 
 /// Serves `listener` until `shutdown` turns true, then drains connections for at most
 /// `grace`.
@@ -72,8 +107,10 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) {
-    // Each connection task holds a sender; when all are dropped, `recv` returns None.
+    // Each connection (and upgraded session) holds a sender through its guard; when all
+    // are dropped, `recv` returns None.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    let listen_addr = listener.local_addr().ok();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -87,24 +124,34 @@ pub async fn serve(
             },
             _ = crate::hub::turned_true(&mut shutdown) => break,
         };
-        if state.metrics.connections.get() >= MAX_CONNECTIONS {
+        let Some(permit) = state.admission.admit() else {
+            let limits = state.admission.limits();
             tracing::warn!(
-                limit = MAX_CONNECTIONS,
+                limit = limits.max_connections,
+                reserve = limits.reserve_connections,
                 "connection limit reached; refusing a connection"
             );
             drop(stream);
             continue;
-        }
+        };
         tune_socket(&stream);
-        state.metrics.connections.inc();
-        state.metrics.connections_total.inc();
-        let counted = ConnectionCount(Arc::clone(&state.metrics));
+        let limits = state.admission.limits();
+        let header_timeout = match permit.pool() {
+            Pool::General => limits.header_timeout,
+            Pool::Reserve => limits.reserve_header_timeout,
+        };
+        let write_stalled = Arc::new(AtomicBool::new(false));
+        let guard = ConnectionGuard(Arc::new(ConnectionInner {
+            local: stream.local_addr().ok().or(listen_addr),
+            permit,
+            write_stalled: Arc::clone(&write_stalled),
+            body_timeout: limits.body_timeout,
+            _alive: alive_tx.clone(),
+        }));
+        let io = WriteTimeout::new(stream, state.ws.write_timeout, write_stalled);
         let state = Arc::clone(&state);
         let mut conn_shutdown = shutdown.clone();
-        let alive = alive_tx.clone();
         tokio::spawn(async move {
-            let _counted = counted;
-            let guard = ConnectionGuard(alive);
             let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 // Upgraded sessions outlive this task; they carry a guard of their own.
                 req.extensions_mut().insert(guard.clone());
@@ -114,10 +161,10 @@ pub async fn serve(
             let mut builder = http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .header_read_timeout(header_timeout)
                 .keep_alive(true);
             let conn = builder
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(TokioIo::new(io), service)
                 .with_upgrades();
             tokio::pin!(conn);
             tokio::select! {

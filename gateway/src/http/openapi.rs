@@ -70,17 +70,17 @@ pub fn spec() -> Value {
         "paths": {
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": json_response("alive", json!({"type": "object"}))}}},
             "/readyz": {"get": {"summary": "Readiness (503 while shutting down)", "responses": {"200": json_response("ready", json!({"type": "object"})), "503": error_response("shutting down")}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics (admin)", "responses": {"200": {"description": "text exposition format", "content": {"text/plain": {}}}, "401": error_response("no token"), "403": error_response("not admin")}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics (admin or scrape-only `metrics` token)", "responses": {"200": {"description": "text exposition format", "content": {"text/plain": {}}}, "401": error_response("no token"), "403": error_response("neither admin nor metrics")}}},
             "/api/openapi.json": {"get": {"summary": "This document", "responses": {"200": json_response("OpenAPI 3.1", json!({"type": "object"}))}}},
             "/api/session": {
-                "get": {"summary": "Whether authentication is on and who the caller is", "responses": {"200": json_response("session", json!({"type": "object", "properties": {"auth_required": {"type": "boolean"}, "authenticated": {"type": "boolean"}, "role": {"enum": ["admin", "viewer", null]}}}))}},
-                "post": {"summary": "Exchange a token for an HttpOnly session cookie", "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}}}}}, "responses": {"204": {"description": "logged in (Set-Cookie)"}, "401": error_response("wrong token")}},
+                "get": {"summary": "Whether authentication is on and who the caller is", "responses": {"200": json_response("session", json!({"type": "object", "properties": {"auth_required": {"type": "boolean"}, "authenticated": {"type": "boolean"}, "role": {"enum": ["admin", "viewer", "metrics", null]}}}))}},
+                "post": {"summary": "Exchange a token for an HttpOnly session cookie", "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}}}}}, "responses": {"204": {"description": "logged in (Set-Cookie)"}, "401": error_response("wrong token"), "403": error_response("cross-origin"), "408": error_response("body too slow"), "415": error_response("not application/json"), "503": error_response("too many logins in progress")}},
                 "delete": {"summary": "Log out", "responses": {"204": {"description": "logged out"}}}
             },
             "/api/streams": {
                 "get": {"summary": "Streams the caller may watch, in manifest order", "responses": {"200": json_response("streams", json!({"type": "object", "properties": {"streams": {"type": "array", "items": stream_ref}}})), "401": error_response("no token")}},
                 "post": {"summary": "Create a stream (admin); stored in the API-managed file", "requestBody": {"required": true, "content": {"application/json": {"schema": input_ref}}},
-                    "responses": {"201": json_response("created", stream_ref.clone()), "400": error_response("malformed JSON"), "409": error_response("id exists"), "413": error_response("body too large"), "422": error_response("invalid stream"), "401": error_response("no token"), "403": error_response("not admin")}}
+                    "responses": {"201": json_response("created", stream_ref.clone()), "400": error_response("malformed JSON"), "409": error_response("id exists"), "413": error_response("body too large"), "415": error_response("not application/json"), "422": error_response("invalid stream"), "401": error_response("no token"), "403": error_response("not admin, or cross-origin")}}
             },
             "/api/streams/{id}": {
                 "parameters": [id_param()],
@@ -96,7 +96,7 @@ pub fn spec() -> Value {
             "/api/plugins": {"get": {"summary": "Loaded source plugins", "responses": {"200": json_response("plugins", json!({"type": "object", "properties": {"plugins": {"type": "array", "items": {"$ref": "#/components/schemas/Plugin"}}}}))}}},
             "/api/config": {"get": {"summary": "Configuration status: files, last reload, errors (admin)", "responses": {"200": json_response("status", json!({"type": "object"}))}}},
             "/ws/streams/{id}": {"get": {"summary": "WebSocket viewer: binary = one JPEG, text = JSON events (hello, state, dropped); close codes 1001, 4001, 4004, 4008", "parameters": [id_param(), max_fps_param(), access_token_param()],
-                "responses": {"101": {"description": "switching protocols"}, "400": error_response("bad request"), "403": error_response("origin or token not allowed"), "404": error_response("unknown stream"), "426": error_response("not a WebSocket request")}}}
+                "responses": {"101": {"description": "switching protocols"}, "400": error_response("bad request"), "403": error_response("origin or token not allowed"), "404": error_response("unknown stream"), "426": error_response("not a WebSocket request"), "503": error_response("stream at max_viewers_per_stream")}}}
         }
     })
 }

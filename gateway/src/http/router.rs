@@ -1,6 +1,11 @@
 //! Request routing: maps method and path to a handler, checks access, and counts every
 //! request by route template (never by raw path, so metric labels stay bounded).
 //!
+//! Order of checks: a reserve connection's restrictions (`admission.rs`), then `Host`,
+//! `Origin` and `Content-Type` (`guard.rs`, before any credential is looked at), then
+//! access, then the per-stream viewer slot, reserved before the handler answers (so
+//! concurrent upgrades cannot overrun `max_viewers_per_stream`).
+//!
 //! The route table ([`ROUTES`]) is the single list of endpoints: the OpenAPI document is
 //! checked against it by a test.
 
@@ -11,9 +16,10 @@ use hyper::body::Incoming;
 
 use super::api::{media, streams, system};
 use super::auth::{self, Principal};
+use super::guard;
 use super::pacing::parse_max_fps;
 use super::response::{self, Body};
-use super::{ui, ws};
+use super::{ConnectionGuard, ui, ws};
 use crate::app::AppState;
 
 /// Who may call a route.
@@ -25,6 +31,8 @@ pub enum Access {
     Viewer,
     /// A principal allowed to watch the stream in the path.
     Stream,
+    /// Admins and scrape-only `metrics` tokens.
+    Metrics,
     /// Admins only.
     Admin,
 }
@@ -52,7 +60,7 @@ const fn route(method: &'static str, template: &'static str, access: Access) -> 
 pub const ROUTES: &[Route] = &[
     route("GET", "/healthz", Access::Public),
     route("GET", "/readyz", Access::Public),
-    route("GET", "/metrics", Access::Admin),
+    route("GET", "/metrics", Access::Metrics),
     route("GET", "/api/openapi.json", Access::Public),
     route("GET", "/api/session", Access::Public),
     route("POST", "/api/session", Access::Public),
@@ -95,6 +103,33 @@ pub async fn route_request(req: Request<Incoming>, state: Arc<AppState>) -> Resp
     response
 }
 
+/// The routes a reserve connection may use (bodiless `GET`/`HEAD` only): health checks,
+/// metrics and media, so monitoring and viewers get through a flood.
+const RESERVE_ROUTES: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/ws/streams/{id}",
+    "/api/streams/{id}/mjpeg",
+    "/api/streams/{id}/snapshot.jpg",
+];
+
+/// Whether a reserve connection may make this request.
+fn reserve_may_serve(req: &Request<Incoming>, route: Option<&Route>) -> bool {
+    matches!(*req.method(), Method::GET | Method::HEAD)
+        && !guard::has_body(req)
+        && route.is_some_and(|r| RESERVE_ROUTES.contains(&r.template))
+}
+
+/// 503 that also closes the connection (hyper honours `Connection: close`).
+fn busy(message: &str) -> Response<Body> {
+    let mut response = response::error(StatusCode::SERVICE_UNAVAILABLE, "server_busy", message);
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+    response
+}
+
 async fn dispatch(
     req: Request<Incoming>,
     state: &Arc<AppState>,
@@ -105,14 +140,42 @@ async fn dispatch(
         .iter()
         .filter_map(|r| matches(r.template, path).map(|id| (r, id)))
         .collect();
-    let Some(&(route, id)) = candidates.iter().find(|(r, _)| {
+    let matched = candidates.iter().find(|(r, _)| {
         r.method == method.as_str() || (r.method == "GET" && method == Method::HEAD)
-    }) else {
+    });
+    let label = match (matched, candidates.first()) {
+        (Some((route, _)), _) | (None, Some((route, _))) => route.template,
+        (None, None) if path.starts_with("/api/") || path.starts_with("/ws/") || path == "/api" => {
+            "unmatched"
+        }
+        (None, None) => "ui",
+    };
+    let connection = req.extensions().get::<ConnectionGuard>().cloned();
+    if connection.as_ref().is_some_and(ConnectionGuard::is_reserve)
+        && !reserve_may_serve(&req, matched.map(|(r, _)| *r))
+    {
+        return (
+            label,
+            busy(
+                "the gateway is at its connection limit; only health checks, metrics and viewers are served now",
+            ),
+        );
+    }
+    let config = state.config();
+    if let Err(refused) = guard::screen(
+        &req,
+        &config.manifest.server,
+        connection.as_ref().and_then(ConnectionGuard::local_addr),
+        label == "/ws/streams/{id}",
+    ) {
+        return (label, refused.into_response());
+    }
+    let Some(&(route, id)) = matched else {
         if let Some((first, _)) = candidates.first() {
             let allow: Vec<&str> = candidates.iter().map(|(r, _)| r.method).collect();
             return (first.template, method_not_allowed(&allow.join(", ")));
         }
-        if path.starts_with("/api/") || path.starts_with("/ws/") || path == "/api" {
+        if label == "unmatched" {
             let message = format!("no route for {method} {path}");
             return (
                 "unmatched",
@@ -128,7 +191,6 @@ async fn dispatch(
     let id = id.map(str::to_owned);
 
     // Who is asking, and may they?
-    let config = state.config();
     let media = matches!(
         route.template,
         "/ws/streams/{id}" | "/api/streams/{id}/mjpeg" | "/api/streams/{id}/snapshot.jpg"
@@ -153,33 +215,49 @@ async fn dispatch(
         _ => None,
     };
     let id = id.unwrap_or_default();
-    if let Some(hub) = &hub
-        && matches!(
-            route.template,
-            "/ws/streams/{id}" | "/api/streams/{id}/mjpeg"
-        )
-        && hub.viewer_count() >= config.manifest.server.max_viewers_per_stream
-    {
-        let message = format!(
-            "stream `{id}` has its maximum of {} viewers (server.max_viewers_per_stream)",
-            config.manifest.server.max_viewers_per_stream
-        );
-        return (
-            route.template,
-            response::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too_many_viewers",
-                &message,
-            ),
-        );
-    }
+    // A viewer's slot is taken now, before the handler answers (101 or the MJPEG head), and
+    // given back if the viewer never attaches.
+    let limit = config.manifest.server.max_viewers_per_stream;
+    let reservation = match &hub {
+        Some(hub)
+            if matches!(
+                route.template,
+                "/ws/streams/{id}" | "/api/streams/{id}/mjpeg"
+            ) =>
+        {
+            match hub.try_reserve_viewer(limit) {
+                Some(reservation) => Some(reservation),
+                None => {
+                    let message = format!(
+                        "stream `{id}` has its maximum of {limit} viewers (server.max_viewers_per_stream)"
+                    );
+                    return (
+                        route.template,
+                        response::error(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "too_many_viewers",
+                            &message,
+                        ),
+                    );
+                }
+            }
+        }
+        _ => None,
+    };
     let response = match (route.method, route.template) {
         (_, "/healthz") => system::healthz(),
         (_, "/readyz") => system::readyz(state),
         (_, "/metrics") => system::metrics(state),
         (_, "/api/openapi.json") => super::openapi::document(),
         ("GET", "/api/session") => system::session(state, &credential),
-        ("POST", "/api/session") => system::login(state, req).await,
+        ("POST", "/api/session") => match state.admission.login_body() {
+            Some(permit) => {
+                let response = system::login(state, req).await;
+                drop(permit);
+                response
+            }
+            None => busy("too many logins in progress; try again"),
+        },
         ("DELETE", "/api/session") => system::logout(state, &credential),
         ("GET", "/api/streams") => streams::list(state, principal.as_ref()),
         ("POST", "/api/streams") => streams::create(state, req).await,
@@ -190,15 +268,18 @@ async fn dispatch(
             Some(hub) => media::snapshot(hub).await,
             None => response::stream_not_found(&id),
         },
-        (_, "/api/streams/{id}/mjpeg") => match (hub, parse_max_fps(req.uri().query())) {
-            (Some(hub), Ok(max_fps)) => media::mjpeg(hub, max_fps).await,
+        (_, "/api/streams/{id}/mjpeg") => match (reservation, parse_max_fps(req.uri().query())) {
+            (Some(reservation), Ok(max_fps)) => {
+                let stalled = connection.as_ref().map(ConnectionGuard::write_stalled);
+                media::mjpeg(reservation, max_fps, stalled).await
+            }
             (_, Err(message)) => response::error(StatusCode::BAD_REQUEST, "bad_query", &message),
             (None, _) => response::stream_not_found(&id),
         },
         ("GET", "/api/plugins") => system::plugins(state),
         ("GET", "/api/config") => system::config_status(state),
-        (_, "/ws/streams/{id}") => match hub {
-            Some(hub) => ws::upgrade(req, Arc::clone(state), hub, credential),
+        (_, "/ws/streams/{id}") => match reservation {
+            Some(reservation) => ws::upgrade(req, Arc::clone(state), reservation, credential),
             None => response::stream_not_found(&id),
         },
         _ => response::error(StatusCode::NOT_FOUND, "not_found", "no such route"),
@@ -221,6 +302,12 @@ fn denied(
     match access {
         Access::Admin if !principal.is_admin() => {
             Some(auth::forbidden("this needs an admin token"))
+        }
+        Access::Metrics if !principal.can_scrape() => {
+            Some(auth::forbidden("this needs an admin or metrics token"))
+        }
+        Access::Viewer if !principal.can_browse() => {
+            Some(auth::forbidden("a metrics token may only read /metrics"))
         }
         Access::Stream if !id.is_some_and(|id| principal.can_view(id)) => {
             Some(auth::forbidden("this token may not watch this stream"))

@@ -29,7 +29,8 @@ pub use registry::Registry;
 pub use sealed_file::SealedFile;
 pub use source::{FrameSink, RunningSource, SourceFactory};
 pub use stream_hub::{
-    Closing, Hub, InputRate, StreamInfo, StreamState, StreamStatus, Viewer, unix_micros,
+    Closing, Hub, InputRate, StreamInfo, StreamState, StreamStatus, Viewer, ViewerReservation,
+    unix_micros,
 };
 pub use tag::{FrameTag, read_tag};
 

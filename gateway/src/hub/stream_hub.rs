@@ -293,19 +293,41 @@ impl Hub {
     }
 
     /// Attaches a viewer; starts the source if it is not running. The viewer detaches when
-    /// the returned [`Viewer`] is dropped.
+    /// the returned [`Viewer`] is dropped. Not limited (snapshots use it); viewers that
+    /// count against `max_viewers_per_stream` take a [`Hub::try_reserve_viewer`] first.
     pub async fn subscribe(self: &Arc<Self>) -> Viewer {
         // Count first: from here on the reaper sees this viewer.
         self.viewers.fetch_add(1, Ordering::SeqCst);
-        let viewer = Viewer {
-            hub: Arc::clone(self),
-            frames: self.frames.subscribe(),
-            status: self.status.subscribe(),
-            status_events: self.status_events.subscribe(),
-            closing: self.closing.subscribe(),
-        };
-        self.ensure_running().await;
-        viewer
+        ViewerReservation {
+            hub: Some(Arc::clone(self)),
+        }
+        .subscribe()
+        .await
+    }
+
+    /// Takes one of `limit` viewer slots, atomically (compare-and-increment), or `None` when
+    /// all are taken. The slot counts as a viewer from now on (the reaper keeps the source
+    /// for it); [`ViewerReservation::subscribe`] turns it into the [`Viewer`], and dropping
+    /// it unused gives the slot back. A request handler reserves before it answers, so
+    /// concurrent requests can never overrun the limit.
+    pub fn try_reserve_viewer(self: &Arc<Self>, limit: usize) -> Option<ViewerReservation> {
+        self.viewers
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()?;
+        Some(ViewerReservation {
+            hub: Some(Arc::clone(self)),
+        })
+    }
+
+    /// Takes a viewer out of the count (a [`Viewer`] or an unused reservation went away).
+    fn release_viewer(&self) {
+        let since = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        // Record the idle start before the count can read zero, so the reaper never sees
+        // zero viewers with a stale idle time.
+        self.idle_since_ms.store(since, Ordering::SeqCst);
+        self.viewers.fetch_sub(1, Ordering::SeqCst);
     }
 
     async fn ensure_running(self: &Arc<Self>) {
@@ -528,6 +550,44 @@ pub fn unix_micros(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// A counted viewer slot that has not attached yet (see [`Hub::try_reserve_viewer`]).
+pub struct ViewerReservation {
+    /// `None` once the slot passed to a [`Viewer`].
+    hub: Option<Arc<Hub>>,
+}
+
+impl ViewerReservation {
+    /// The hub the slot is on.
+    pub fn hub(&self) -> &Arc<Hub> {
+        self.hub
+            .as_ref()
+            .expect("a reservation holds its hub until it subscribes")
+    }
+
+    /// Attaches the viewer in this slot (counted already) and starts the source if it is
+    /// not running.
+    pub async fn subscribe(mut self) -> Viewer {
+        let hub = self.hub.take().expect("a reservation subscribes once");
+        let viewer = Viewer {
+            frames: hub.frames.subscribe(),
+            status: hub.status.subscribe(),
+            status_events: hub.status_events.subscribe(),
+            closing: hub.closing.subscribe(),
+            hub,
+        };
+        viewer.hub.ensure_running().await;
+        viewer
+    }
+}
+
+impl Drop for ViewerReservation {
+    fn drop(&mut self) {
+        if let Some(hub) = self.hub.take() {
+            hub.release_viewer();
+        }
+    }
+}
+
 /// One attached viewer's view of a hub. Dropping it detaches the viewer.
 pub struct Viewer {
     hub: Arc<Hub>,
@@ -551,12 +611,7 @@ impl Viewer {
 
 impl Drop for Viewer {
     fn drop(&mut self) {
-        let hub = &self.hub;
-        let since = u64::try_from(hub.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        // Record the idle start before the count can read zero, so the reaper never sees
-        // zero viewers with a stale idle time.
-        hub.idle_since_ms.store(since, Ordering::SeqCst);
-        hub.viewers.fetch_sub(1, Ordering::SeqCst);
+        self.hub.release_viewer();
     }
 }
 
@@ -678,6 +733,55 @@ mod tests {
         sink.set_state(StreamState::Failed, "old");
         assert_ne!(hub.status().state, StreamState::Failed);
         assert_eq!(factory.running.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn reservations_are_bounded_and_counted_once() {
+        let factory = Arc::new(CountingFactory::default());
+        let hub = Hub::new("a", info(true, 0), factory.clone(), telemetry());
+        let a = hub.try_reserve_viewer(2).unwrap();
+        let b = hub.try_reserve_viewer(2).unwrap();
+        assert!(hub.try_reserve_viewer(2).is_none(), "the limit holds");
+        assert_eq!(hub.viewer_count(), 2);
+        assert_eq!(
+            factory.starts.load(Ordering::SeqCst),
+            0,
+            "nothing attached yet"
+        );
+        let viewer = a.subscribe().await;
+        assert_eq!(hub.viewer_count(), 2, "subscribing does not count twice");
+        assert_eq!(factory.starts.load(Ordering::SeqCst), 1);
+        drop(b);
+        assert_eq!(
+            hub.viewer_count(),
+            1,
+            "an unused reservation gives its slot back"
+        );
+        let c = hub.try_reserve_viewer(2).unwrap();
+        drop(viewer);
+        drop(c);
+        assert_eq!(hub.viewer_count(), 0);
+        assert!(hub.reap_if_idle().await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_reservations_never_overrun_the_limit() {
+        let factory = Arc::new(CountingFactory::default());
+        let hub = Hub::new("a", info(true, 0), factory, telemetry());
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let hub = Arc::clone(&hub);
+                tokio::spawn(async move { hub.try_reserve_viewer(10) })
+            })
+            .collect();
+        let mut held = Vec::new();
+        for task in tasks {
+            held.extend(task.await.unwrap());
+        }
+        assert_eq!(held.len(), 10);
+        assert_eq!(hub.viewer_count(), 10);
+        drop(held);
+        assert_eq!(hub.viewer_count(), 0);
     }
 
     #[tokio::test]

@@ -40,6 +40,20 @@ impl Transport {
 /// Reasons a source (re)started, a bounded label set.
 pub const RESTART_REASONS: [&str; 4] = ["viewer", "always_on", "reconfigured", "error"];
 
+/// HTTP methods counted under their own name; every other token is `other`.
+const STANDARD_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+];
+
+/// The bounded `method` label value for a request method.
+fn method_label(method: &str) -> &'static str {
+    STANDARD_METHODS
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("other")
+}
+
 /// Every metric family of the gateway.
 pub struct Metrics {
     registry: Registry,
@@ -188,10 +202,12 @@ impl Metrics {
         }
     }
 
-    /// Event: an HTTP request was answered.
+    /// Event: an HTTP request was answered. `method` is whatever the client sent (hyper
+    /// accepts any token): only the standard methods keep their name, anything else is
+    /// counted as `other`, so a client cannot add series at will.
     pub fn http_request(&self, route: &str, method: &str, status: u16) {
         self.http_requests
-            .with_label_values(&[route, method, &status.to_string()])
+            .with_label_values(&[route, method_label(method), &status.to_string()])
             .inc();
     }
 

@@ -297,7 +297,9 @@ pub async fn http_get(
 }
 
 /// A complete HTTP/1.1 exchange (`Connection: close`): status, headers (lowercase names)
-/// and body bytes.
+/// and body bytes. A body is sent as `application/json` unless `headers` name a
+/// `Content-Type`, and `Host` is `addr` unless `headers` name one (an empty value sends
+/// none).
 pub async fn http(
     addr: SocketAddr,
     method: &str,
@@ -307,12 +309,24 @@ pub async fn http(
 ) -> (u16, Vec<(String, String)>, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (name, value) in headers {
+    let mut request = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        request.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (name, value) in headers.iter().filter(|(_, value)| !value.is_empty()) {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
     if let Some(body) = body {
         request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        if !headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+        {
+            request.push_str("Content-Type: application/json\r\n");
+        }
     }
     request.push_str("\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();

@@ -47,7 +47,7 @@ export interface Plugin {
 export interface Session {
   auth_required: boolean;
   authenticated: boolean;
-  role: "admin" | "viewer" | null;
+  role: "admin" | "viewer" | "metrics" | null;
 }
 
 /** The body of POST /api/streams and PUT /api/streams/{id}. */

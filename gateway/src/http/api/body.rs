@@ -1,5 +1,13 @@
-//! Request bodies and API errors: JSON bodies read with a size limit, and the error type
-//! every API handler returns, rendered as `{"error": {"code", "message", "field"?}}`.
+//! Request bodies and API errors: JSON bodies read with a size limit and a time limit, and
+//! the error type every API handler returns, rendered as
+//! `{"error": {"code", "message", "field"?}}`.
+//!
+//! Invariants: a body is only read when declared `application/json` (415 otherwise; the
+//! router checks state-changing requests the same way before authentication), and the
+//! whole body must arrive within the connection's body timeout (408), so a client that
+//! announces a body and stalls cannot hold a connection and a handler forever.
+
+use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -7,10 +15,14 @@ use hyper::body::Incoming;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::http::ConnectionGuard;
 use crate::http::response::{self, Body};
 
 /// Largest request body the API accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Body timeout for requests that did not come through the server (its connections carry
+/// their own, `ConnectionLimits::body_timeout`).
+const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why an API request failed.
 #[derive(Debug)]
@@ -19,6 +31,10 @@ pub enum ApiError {
     Malformed(String),
     /// Over [`MAX_BODY_BYTES`]: 413.
     TooLarge,
+    /// Not declared `application/json`: 415.
+    UnsupportedMediaType,
+    /// The body did not arrive within the body timeout: 408.
+    BodyTimeout(Duration),
     /// Valid JSON with a wrong value: 422, with the field when known.
     Invalid {
         /// The field path (`id`, `source.url`), if known.
@@ -83,6 +99,21 @@ impl ApiError {
                 format!("request body over {MAX_BODY_BYTES} bytes"),
                 None,
             ),
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body with `Content-Type: application/json`".to_owned(),
+                None,
+            ),
+            ApiError::BodyTimeout(limit) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "the request body did not arrive within {} s",
+                    limit.as_secs_f64()
+                ),
+                None,
+            ),
             ApiError::Invalid { field, message } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_stream",
@@ -115,26 +146,36 @@ impl ApiError {
                 field,
             },
         };
-        response::json(status, &body)
+        let mut response = response::json(status, &body);
+        if matches!(self, ApiError::BodyTimeout(_)) {
+            // The rest of the body may still come: never read it as the next request.
+            response.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }
 
-/// Reads a JSON body of at most [`MAX_BODY_BYTES`] into `T`. Syntax errors are 400; type
-/// errors and unknown fields are 422 naming the field.
+/// Reads a JSON body of at most [`MAX_BODY_BYTES`] into `T`, within the connection's body
+/// timeout. A body not declared `application/json` is 415, a late one 408; syntax errors
+/// are 400; type errors and unknown fields are 422 naming the field.
 pub async fn read_json<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, ApiError> {
-    let is_json = req
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|v| v.starts_with("application/json"));
-    if !is_json {
-        return Err(ApiError::Malformed(
-            "send the body as application/json".to_owned(),
-        ));
+    if !crate::http::guard::is_json(req.headers()) {
+        return Err(ApiError::UnsupportedMediaType);
     }
-    let bytes = Limited::new(req.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
+    let timeout = req
+        .extensions()
+        .get::<ConnectionGuard>()
+        .map_or(DEFAULT_BODY_TIMEOUT, ConnectionGuard::body_timeout);
+    let collected = tokio::time::timeout(
+        timeout,
+        Limited::new(req.into_body(), MAX_BODY_BYTES).collect(),
+    )
+    .await
+    .map_err(|_| ApiError::BodyTimeout(timeout))?;
+    let bytes = collected
         .map_err(|e| {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()

@@ -2,13 +2,16 @@
 //! `GET /api/streams/{id}/mjpeg` (`multipart/x-mixed-replace`, for `<img>`, VLC, Home
 //! Assistant).
 //!
-//! Invariants: an MJPEG client is a viewer like a WebSocket one (it starts on-demand
-//! sources, counts in metrics, gets the latest frame only, and its body ends on shutdown
-//! and on stream removal); frames are sent without copying (the part header and the shared
+//! Invariants: an MJPEG client is a viewer like a WebSocket one (it takes a viewer slot
+//! before the response starts, starts on-demand sources, counts in metrics, gets the latest
+//! frame only, its body ends on shutdown and on stream removal, and a client that stops
+//! taking data is cut after the viewer write timeout and counted as a slow-viewer
+//! disconnect — the connection's `WriteTimeout` cuts it, see `http/admission.rs`); frames are sent without copying (the part header and the shared
 //! JPEG buffer are separate chunks).
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,7 +23,7 @@ use tokio::sync::watch;
 
 use crate::http::pacing::{FramePacer, Next};
 use crate::http::response::{self, Body};
-use crate::hub::{Closing, Hub, StreamState, Viewer};
+use crate::hub::{Closing, Hub, StreamState, Viewer, ViewerReservation};
 use crate::telemetry::{Transport, ViewerTelemetry};
 
 /// How long a snapshot waits for a first frame from a stopped (on-demand) source.
@@ -87,6 +90,21 @@ struct MjpegViewer {
     closing: watch::Receiver<Option<Closing>>,
     telemetry: ViewerTelemetry,
     pending: Option<Next>,
+    /// Set by the connection when a write stalled past the write timeout.
+    stalled: Option<Arc<AtomicBool>>,
+}
+
+impl Drop for MjpegViewer {
+    fn drop(&mut self) {
+        // hyper drops the body when the connection fails; a stalled write is why.
+        if self
+            .stalled
+            .as_ref()
+            .is_some_and(|stalled| stalled.load(Ordering::SeqCst))
+        {
+            self.telemetry.slow_disconnect("write timeout");
+        }
+    }
 }
 
 impl MjpegViewer {
@@ -103,9 +121,15 @@ impl MjpegViewer {
     }
 }
 
-/// `GET /api/streams/{id}/mjpeg` (optional `?max_fps=`).
-pub async fn mjpeg(hub: Arc<Hub>, max_fps: Option<f64>) -> Response<Body> {
-    let mut viewer = hub.subscribe().await;
+/// `GET /api/streams/{id}/mjpeg` (optional `?max_fps=`), in the viewer slot the router
+/// reserved. `stalled` is the connection's write-stall flag.
+pub async fn mjpeg(
+    reservation: ViewerReservation,
+    max_fps: Option<f64>,
+    stalled: Option<Arc<AtomicBool>>,
+) -> Response<Body> {
+    let hub = Arc::clone(reservation.hub());
+    let mut viewer = reservation.subscribe().await;
     let mut pacer = FramePacer::new(max_fps);
     // The latest frame right away, then every new one.
     let pending = pacer.current(&mut viewer.frames);
@@ -115,6 +139,7 @@ pub async fn mjpeg(hub: Arc<Hub>, max_fps: Option<f64>) -> Response<Body> {
         telemetry: hub.telemetry().viewer(Transport::Mjpeg),
         pacer,
         pending,
+        stalled,
         _viewer: viewer,
     };
     let parts = futures_util::stream::unfold(source, |mut source| async move {

@@ -6,8 +6,11 @@
 //! Close codes: 1001 shutting down, 4001 access revoked, 4004 stream removed, 4008 too slow
 //! (or silent), 1002 / 1009 for a client that breaks the protocol / sends too much.
 //!
-//! This module validates the upgrade request (version, key, Origin, `max_fps`), answers
-//! `101 Switching Protocols` and hands the raw TCP socket to a [`session`]; framing is our
+//! This module validates the upgrade request (version, key, `max_fps`; `Origin` and `Host`
+//! were checked by the router before authentication, see `guard.rs`), answers
+//! `101 Switching Protocols` and hands the raw TCP socket to a [`session`]. The session
+//! keeps the connection's guard (its connection slot) and the viewer slot the router
+//! reserved, so both count for the socket's whole life; framing is our
 //! own ([`codec`], [`outbox`]) so a frame shared by every viewer is never copied per viewer
 //! in user space, and large frames are not copied per viewer in the kernel either
 //! ([`sealed`]: `sendfile` from one sealed in-memory file per frame). While a viewer's
@@ -25,15 +28,13 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use super::auth::Credential;
 use super::pacing::parse_max_fps;
 use super::response::{self, Body};
 use crate::app::AppState;
-use crate::hub::Hub;
+use crate::hub::ViewerReservation;
 use session::{Access, Session};
 
 /// Close code: the gateway is shutting down.
@@ -52,7 +53,9 @@ pub struct WsSettings {
     pub ping_interval: Duration,
     /// A viewer that answers no ping for this long is disconnected.
     pub pong_timeout: Duration,
-    /// A viewer whose socket cannot take one message for this long is disconnected.
+    /// A viewer whose socket cannot take one message for this long is disconnected. Every
+    /// HTTP connection's writes are bounded by it too (`http::admission::WriteTimeout`), so
+    /// a stalled MJPEG viewer is cut after the same time.
     pub write_timeout: Duration,
     /// `dropped` notices are sent at most this often.
     pub dropped_report_interval: Duration,
@@ -81,31 +84,13 @@ fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) 
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-/// Browsers always send `Origin`; it must be our own host or in the allow-list. Clients
-/// without `Origin` (not browsers) are not subject to cross-site attacks and pass.
-fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return true;
-    };
-    if allowed
-        .iter()
-        .any(|a| a == "*" || a.eq_ignore_ascii_case(origin))
-    {
-        return true;
-    }
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    let origin_host = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"));
-    matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
-}
-
-/// Handles the upgrade request for `hub` (already authorized): validates it, answers 101
-/// and spawns the viewer session. `credential` is re-checked during the session.
+/// Handles the upgrade request for the stream of `reservation` (already authorized, its
+/// viewer slot taken): validates it, answers 101 and spawns the viewer session, which
+/// attaches in the reserved slot. `credential` is re-checked during the session.
 pub fn upgrade(
     req: Request<Incoming>,
     state: Arc<AppState>,
-    hub: Arc<Hub>,
+    reservation: ViewerReservation,
     credential: Credential,
 ) -> Response<Body> {
     let headers = req.headers();
@@ -140,13 +125,6 @@ pub fn upgrade(
             "missing Sec-WebSocket-Key header",
         );
     };
-    if !origin_allowed(headers, &state.config().manifest.server.allowed_origins) {
-        return response::error(
-            StatusCode::FORBIDDEN,
-            "origin_not_allowed",
-            "this Origin may not open viewer WebSockets (add it to server.allowed_origins)",
-        );
-    }
     let max_fps = match parse_max_fps(req.uri().query()) {
         Ok(max_fps) => max_fps,
         Err(message) => return response::error(StatusCode::BAD_REQUEST, "bad_query", &message),
@@ -164,18 +142,19 @@ pub fn upgrade(
                 return;
             }
         };
-        // The server hands hyper plain `TcpStream`s (see `http::serve`), so this only fails
+        // The server hands hyper `TcpStream`s in a write-timeout wrapper (see `http::serve`),
+        // taken off here: the session has its own write timeout. This only fails
         // if that changes: say so loudly rather than serve through a slower path.
-        let parts = match upgraded.downcast::<TokioIo<TcpStream>>() {
+        let parts = match upgraded.downcast::<super::ConnectionIo>() {
             Ok(parts) => parts,
             Err(_) => {
                 tracing::error!("WebSocket upgrade on a connection that is not a TCP socket");
                 return;
             }
         };
-        let viewer = hub.subscribe().await;
+        let viewer = reservation.subscribe().await;
         let session = Session::new(
-            parts.io.into_inner(),
+            parts.io.into_inner().into_inner(),
             &parts.read_buf,
             settings,
             &viewer,
@@ -197,32 +176,9 @@ pub fn upgrade(
 
 /// A connected loopback pair (client, server) for the socket tests of this module's parts.
 #[cfg(test)]
-async fn loopback_pair() -> (TcpStream, TcpStream) {
+async fn loopback_pair() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let client = TcpStream::connect(listener.local_addr().unwrap());
+    let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
     let (client, accepted) = tokio::join!(client, listener.accept());
     (client.unwrap(), accepted.unwrap().0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn origin_must_match_host_or_allow_list() {
-        let mut h = HeaderMap::new();
-        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8000"));
-        assert!(origin_allowed(&h, &[]), "no Origin: not a browser");
-        h.insert(
-            header::ORIGIN,
-            HeaderValue::from_static("http://127.0.0.1:8000"),
-        );
-        assert!(origin_allowed(&h, &[]));
-        h.insert(
-            header::ORIGIN,
-            HeaderValue::from_static("http://evil.example"),
-        );
-        assert!(!origin_allowed(&h, &[]));
-        assert!(origin_allowed(&h, &["http://evil.example".to_owned()]));
-    }
 }

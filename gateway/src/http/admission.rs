@@ -1,0 +1,331 @@
+//! Connection admission: who gets a connection slot, for how long, and what a connection
+//! accepted under pressure may do.
+//!
+//! - Every accepted connection holds an owned [`Semaphore`] permit (mini-redis style) from
+//!   a general pool of [`ConnectionLimits::max_connections`]; when that pool is empty, from
+//!   a small reserve of [`ConnectionLimits::reserve_connections`]; when both are empty the
+//!   connection is closed at once. The permit lives in the connection's
+//!   [`super::ConnectionGuard`], which an upgraded WebSocket session keeps, so a viewer
+//!   socket counts (and is capped) for its whole life. `camgate_connections` follows the
+//!   permits exactly.
+//! - A reserve connection gets a short header timeout and may only make bodiless
+//!   `GET`/`HEAD` requests to the health, metrics and media routes (see
+//!   `router::reserve_may_serve`): a flood that fills the general pool cannot lock out
+//!   health checks and authenticated viewers.
+//! - Unauthenticated body reads (`POST /api/session`, public by necessity) are limited by a
+//!   separate small semaphore ([`Admission::login_body`]): over it the request is refused at
+//!   once, so stalled login bodies cannot even hold the general pool for long; every body
+//!   read is bounded by [`ConnectionLimits::body_timeout`] (`api/body.rs`).
+//! - [`WriteTimeout`] fails a connection's write that stays pending longer than the viewer
+//!   write timeout and raises a flag, so a stalled MJPEG viewer is cut like a stalled
+//!   WebSocket viewer and counted as a slow-viewer disconnect.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
+
+use crate::telemetry::Metrics;
+
+/// Default size of the general connection pool.
+pub const MAX_CONNECTIONS: usize = 4096;
+/// Default size of the reserve pool.
+pub const RESERVE_CONNECTIONS: usize = 256;
+
+/// Connection and request-body limits (`GatewayOptions::limits`; tests use small ones).
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// Connections of the general pool (WebSocket viewers included).
+    pub max_connections: usize,
+    /// Extra connections kept for health checks, metrics and viewers when the general
+    /// pool is full.
+    pub reserve_connections: usize,
+    /// A client must send its request headers within this time.
+    pub header_timeout: Duration,
+    /// The header timeout of a reserve connection.
+    pub reserve_header_timeout: Duration,
+    /// A request body must arrive completely within this time.
+    pub body_timeout: Duration,
+    /// Unauthenticated body reads (`POST /api/session`) in progress at once.
+    pub max_login_bodies: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: MAX_CONNECTIONS,
+            reserve_connections: RESERVE_CONNECTIONS,
+            header_timeout: Duration::from_secs(10),
+            reserve_header_timeout: Duration::from_secs(2),
+            body_timeout: Duration::from_secs(10),
+            max_login_bodies: 64,
+        }
+    }
+}
+
+/// Which pool a connection's permit came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pool {
+    /// The ordinary pool.
+    General,
+    /// The reserve: restricted to health checks, metrics and media.
+    Reserve,
+}
+
+/// The connection pools and the login-body limit, shared by the server and the router.
+pub struct Admission {
+    limits: ConnectionLimits,
+    general: Arc<Semaphore>,
+    reserve: Arc<Semaphore>,
+    login_bodies: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+}
+
+/// One connection's slot; `camgate_connections` counts these. Released on drop.
+pub struct ConnectionPermit {
+    _permit: OwnedSemaphorePermit,
+    pool: Pool,
+    metrics: Arc<Metrics>,
+}
+
+impl ConnectionPermit {
+    /// The pool the slot came from.
+    pub fn pool(&self) -> Pool {
+        self.pool
+    }
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        self.metrics.connections.dec();
+    }
+}
+
+impl Admission {
+    /// Pools sized by `limits`, counted in `metrics`.
+    pub fn new(limits: ConnectionLimits, metrics: Arc<Metrics>) -> Admission {
+        Admission {
+            general: Arc::new(Semaphore::new(limits.max_connections)),
+            reserve: Arc::new(Semaphore::new(limits.reserve_connections)),
+            login_bodies: Arc::new(Semaphore::new(limits.max_login_bodies)),
+            limits,
+            metrics,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &ConnectionLimits {
+        &self.limits
+    }
+
+    /// A slot for a newly accepted connection: general first, then reserve; `None` when
+    /// both pools are empty (close the connection).
+    pub fn admit(&self) -> Option<ConnectionPermit> {
+        let (permit, pool) = match Arc::clone(&self.general).try_acquire_owned() {
+            Ok(permit) => (permit, Pool::General),
+            Err(_) => (
+                Arc::clone(&self.reserve).try_acquire_owned().ok()?,
+                Pool::Reserve,
+            ),
+        };
+        self.metrics.connections.inc();
+        self.metrics.connections_total.inc();
+        Some(ConnectionPermit {
+            _permit: permit,
+            pool,
+            metrics: Arc::clone(&self.metrics),
+        })
+    }
+
+    /// Unauthenticated body reads in progress (for tests and status pages).
+    pub fn login_bodies_in_progress(&self) -> usize {
+        self.limits.max_login_bodies - self.login_bodies.available_permits()
+    }
+
+    /// Leave to read one unauthenticated request body; `None` when
+    /// [`ConnectionLimits::max_login_bodies`] are already being read (refuse at once).
+    pub fn login_body(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.login_bodies).try_acquire_owned().ok()
+    }
+}
+
+/// Wraps a connection's IO so that a write (or flush) pending for longer than `timeout`
+/// fails with `TimedOut` and sets the shared `stalled` flag. Any progress restarts the
+/// clock. Reads are untouched (headers and bodies have their own timeouts).
+pub struct WriteTimeout<T> {
+    io: T,
+    timeout: Duration,
+    deadline: Option<Pin<Box<Sleep>>>,
+    stalled: Arc<AtomicBool>,
+}
+
+impl<T> WriteTimeout<T> {
+    /// Wraps `io`; `stalled` turns true when a write timed out.
+    pub fn new(io: T, timeout: Duration, stalled: Arc<AtomicBool>) -> Self {
+        WriteTimeout {
+            io,
+            timeout,
+            deadline: None,
+            stalled,
+        }
+    }
+
+    /// The wrapped IO (a WebSocket session takes the raw socket back after the upgrade).
+    pub fn into_inner(self) -> T {
+        self.io
+    }
+
+    /// Turns a pending write into a timer: `Ready(Err)` once it has been pending for
+    /// `timeout` without progress.
+    fn pending<R>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
+        let timeout = self.timeout;
+        let deadline = self
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        ready!(deadline.as_mut().poll(cx));
+        self.stalled.store(true, Ordering::SeqCst);
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the peer took no data within the write timeout",
+        )))
+    }
+
+    fn progress<R>(
+        &mut self,
+        result: Poll<io::Result<R>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<R>> {
+        match result {
+            Poll::Ready(result) => {
+                self.deadline = None;
+                Poll::Ready(result)
+            }
+            Poll::Pending => self.pending(cx),
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for WriteTimeout<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.progress(result, cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.progress(result, cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.io).poll_flush(cx);
+        this.progress(result, cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.io).poll_shutdown(cx);
+        this.progress(result, cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[test]
+    fn pools_fill_in_order_and_release_on_drop() {
+        let metrics = Metrics::new();
+        let limits = ConnectionLimits {
+            max_connections: 2,
+            reserve_connections: 1,
+            ..ConnectionLimits::default()
+        };
+        let admission = Admission::new(limits, Arc::clone(&metrics));
+        let a = admission.admit().unwrap();
+        let b = admission.admit().unwrap();
+        let c = admission.admit().unwrap();
+        assert_eq!(
+            (a.pool(), b.pool(), c.pool()),
+            (Pool::General, Pool::General, Pool::Reserve)
+        );
+        assert!(admission.admit().is_none(), "both pools are empty");
+        assert_eq!(metrics.connections.get(), 3);
+        drop(a);
+        assert_eq!(metrics.connections.get(), 2);
+        assert_eq!(admission.admit().unwrap().pool(), Pool::General);
+        assert_eq!(
+            metrics.connections.get(),
+            2,
+            "the new permit was dropped at once"
+        );
+        assert_eq!(metrics.connections_total.get(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_pending_past_the_timeout_fails_and_flags_the_stall() {
+        // A duplex pipe whose reader never reads: writes block once its buffer is full.
+        let (client, server) = tokio::io::duplex(64);
+        let stalled = Arc::new(AtomicBool::new(false));
+        let mut io = WriteTimeout::new(server, Duration::from_secs(10), Arc::clone(&stalled));
+        io.write_all(&[0; 64]).await.unwrap();
+        let start = tokio::time::Instant::now();
+        let err = io.write_all(&[0; 1]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(start.elapsed(), Duration::from_secs(10));
+        assert!(stalled.load(Ordering::SeqCst));
+        drop(client);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn progress_restarts_the_clock() {
+        use tokio::io::AsyncReadExt;
+        let (mut client, server) = tokio::io::duplex(64);
+        let stalled = Arc::new(AtomicBool::new(false));
+        let mut io = WriteTimeout::new(server, Duration::from_secs(10), Arc::clone(&stalled));
+        let reader = tokio::spawn(async move {
+            let mut buf = [0; 64];
+            let mut total = 0;
+            // Takes 64 bytes every 6 s: each write waits 6 s, never 10.
+            while total < 64 * 4 {
+                tokio::time::sleep(Duration::from_secs(6)).await;
+                total += client.read(&mut buf).await.unwrap();
+            }
+            client
+        });
+        io.write_all(&[0; 64 * 5]).await.unwrap();
+        assert!(!stalled.load(Ordering::SeqCst));
+        drop(reader.await.unwrap());
+    }
+}
