@@ -9,7 +9,7 @@
 
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 
-use crate::http::MAX_CONNECTIONS;
+use crate::http::{MAX_CONNECTIONS, RESERVE_CONNECTIONS};
 
 /// File descriptors kept apart from viewer sockets: the listener, plugin libraries, ffmpeg
 /// pipes, one sealed file per live frame, the manifest watcher, logs.
@@ -25,10 +25,11 @@ pub struct OpenFiles {
 }
 
 impl OpenFiles {
-    /// A warning for operators when the limit caps the gateway below [`MAX_CONNECTIONS`].
+    /// A warning for operators when the limit caps the gateway below its connection cap
+    /// ([`MAX_CONNECTIONS`] plus the [`RESERVE_CONNECTIONS`] kept for health checks).
     pub fn warning(&self) -> Option<String> {
         let limit = self.now?;
-        let wanted = MAX_CONNECTIONS as u64 + RESERVED_FDS;
+        let wanted = (MAX_CONNECTIONS + RESERVE_CONNECTIONS) as u64 + RESERVED_FDS;
         (limit < wanted).then(|| {
             format!(
                 "the open-file limit is {limit}, so at most about {} viewers can connect; raise \

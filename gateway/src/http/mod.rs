@@ -47,7 +47,7 @@ const NOTSENT_LOWAT_BYTES: u32 = 16 * 1024;
 /// aborts the connection: this bounds stalled MJPEG clients, which hyper would otherwise
 /// keep forever.
 const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
-pub use admission::MAX_CONNECTIONS;
+pub use admission::{MAX_CONNECTIONS, RESERVE_CONNECTIONS};
 
 /// The IO type hyper serves (the WebSocket upgrade downcasts to it).
 pub(crate) type ConnectionIo = TokioIo<WriteTimeout<TcpStream>>;
