@@ -319,7 +319,10 @@ async fn a_camera_back_from_a_long_outage_is_live_again_before_its_backoff_ends(
         "the picture came back only after the backoff ({recovery:?} after the camera)"
     );
     let names: Vec<&str> = states(&seen).iter().map(|(_, s, _)| *s).collect();
-    assert!(has_subsequence(&names, &["connecting", "live"]), "{names:?}");
+    assert!(
+        has_subsequence(&names, &["connecting", "live"]),
+        "{names:?}"
+    );
     drop(ws);
     gateway.shutdown().await;
 }
@@ -734,7 +737,10 @@ streams:
             let environ = std::fs::read(format!("/proc/{}/environ", ffmpeg.pid)).unwrap();
             let environ = String::from_utf8_lossy(&environ).replace('\0', "\n");
             for absent in ["GOOD_PASSWORD=", GOOD, "CAMGATE_LOG="] {
-                assert!(!environ.contains(absent), "`{absent}` in ffmpeg's environment");
+                assert!(
+                    !environ.contains(absent),
+                    "`{absent}` in ffmpeg's environment"
+                );
             }
             assert!(environ.lines().any(|l| l.starts_with("PATH=")), "{environ}");
         }
@@ -787,11 +793,16 @@ async fn serve_http(
                 let response = if path == "/redirect" {
                     format!("HTTP/1.1 302 Found\r\nLocation: {redirect_to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").into_bytes()
                 } else if let Some((_, body)) = files.iter().find(|(p, _)| *p == path) {
-                    let mut response = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).into_bytes();
+                    let mut response = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
                     response.extend_from_slice(body);
                     response
                 } else {
-                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        .to_vec()
                 };
                 let _ = socket.write_all(&response).await;
             });
@@ -807,8 +818,22 @@ async fn an_http_camera_works_but_nothing_behind_its_url_may_open_a_local_file()
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("clip.ts");
     let made = Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-f", "lavfi"])
-        .args(["-i", "testsrc=size=160x120:rate=10", "-t", "3", "-c:v", "mpeg2video"])
+        .args([
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+        ])
+        .args([
+            "-i",
+            "testsrc=size=160x120:rate=10",
+            "-t",
+            "3",
+            "-c:v",
+            "mpeg2video",
+        ])
         .args(["-f", "mpegts", "-y"])
         .arg(&clip)
         .status()
@@ -844,7 +869,10 @@ streams:
     .await;
     let registry = Arc::clone(&gateway.state().registry);
     let camera = registry.get("camera").unwrap();
-    eventually(SECS(30), "frames from the HTTP camera", || camera.frames_in() > 0).await;
+    eventually(SECS(30), "frames from the HTTP camera", || {
+        camera.frames_in() > 0
+    })
+    .await;
     let retried = |id: &str| {
         let hub = registry.get(id).unwrap();
         move || hub.status().state == StreamState::Retrying
@@ -853,7 +881,12 @@ streams:
     eventually(SECS(30), "redirect retrying", retried("redirect")).await;
     for id in ["playlist", "redirect"] {
         let hub = registry.get(id).unwrap();
-        assert_eq!(hub.frames_in(), 0, "{id}: a local file was read: {:?}", hub.status());
+        assert_eq!(
+            hub.frames_in(),
+            0,
+            "{id}: a local file was read: {:?}",
+            hub.status()
+        );
     }
     server.abort();
     gateway.shutdown().await;

@@ -294,7 +294,11 @@ streams:
         "late calls after destroy are not counted: {counts:?}"
     );
     assert_eq!(hub.frames_in(), frames, "a late frame was published");
-    assert_eq!(hub.status().state, StreamState::Stopped, "a late state got through");
+    assert_eq!(
+        hub.status().state,
+        StreamState::Stopped,
+        "a late state got through"
+    );
     // Let the rogue thread run out, then check the gateway is fine.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut ws = connect(addr, "/ws/streams/healthy").await;

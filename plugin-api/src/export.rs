@@ -410,7 +410,8 @@ mod tests {
 
     fn create_with(callbacks: *const HostCallbacks) -> (i32, String) {
         let mut instance: *mut c_void = std::ptr::null_mut();
-        let result = collect(|err| create::<Tiny>(StrRef::new("{}"), callbacks, &mut instance, err));
+        let result =
+            collect(|err| create::<Tiny>(StrRef::new("{}"), callbacks, &mut instance, err));
         if !instance.is_null() {
             destroy::<Tiny>(instance);
         }

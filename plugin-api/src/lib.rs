@@ -78,11 +78,11 @@ mod plugin;
 pub mod testing;
 pub mod text;
 
+/// `Err(Closed)` keeps matching what it always meant: the host is stopping this source.
+pub use plugin::SendError::Closed;
 pub use plugin::{
     Frame, Host, LogLevel, PluginError, SendError, Source, SourcePlugin, SourceState,
 };
-/// `Err(Closed)` keeps matching what it always meant: the host is stopping this source.
-pub use plugin::SendError::Closed;
 
 #[cfg(test)]
 mod tests {

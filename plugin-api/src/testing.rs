@@ -101,9 +101,7 @@ extern "C" fn on_frame(ctx: *mut c_void, frame: *const FrameRef<'_>) -> i32 {
         // SAFETY: `ctx` is the recorder the calling `Host` keeps alive; `frame` is the
         // `Host`'s own, whole `FrameRef`, valid for this call.
         let (recorder, frame) = unsafe { (recorder(ctx), &*frame) };
-        let status = lock(&recorder.script)
-            .pop_front()
-            .unwrap_or(abi::STATUS_OK);
+        let status = lock(&recorder.script).pop_front().unwrap_or(abi::STATUS_OK);
         lock(&recorder.frames).push(RecordedFrame {
             // SAFETY: the JPEG is borrowed for this call; it is copied here.
             jpeg: unsafe { frame.jpeg.as_slice() }.to_vec(),

@@ -137,8 +137,12 @@ impl LoadedPlugin {
         // SAFETY: `out` points to our zeroed buffer of `buffer_size` bytes; `size` and
         // `abi_version` are plain integers, valid for any bit pattern, read without forming
         // a reference to the (possibly incomplete) vtable.
-        let (size, abi_version) =
-            unsafe { (addr_of!((*out).size).read(), addr_of!((*out).abi_version).read()) };
+        let (size, abi_version) = unsafe {
+            (
+                addr_of!((*out).size).read(),
+                addr_of!((*out).abi_version).read(),
+            )
+        };
         if size < buffer_size {
             return Err(format!(
                 "plugin vtable is {size} bytes, ABI v{ABI_VERSION} needs {buffer_size}{}",
@@ -331,7 +335,10 @@ fn token_to_ctx(token: u64) -> *mut c_void {
 /// one (or a forged token) is refused and counted as a late callback.
 fn resolve(ctx: *mut c_void, callback: &'static str) -> Option<Arc<HostContext>> {
     let token = ctx.addr() as u64;
-    let found = CONTEXTS.live.get(&token).map(|entry| Arc::clone(entry.value()));
+    let found = CONTEXTS
+        .live
+        .get(&token)
+        .map(|entry| Arc::clone(entry.value()));
     match found {
         Some(host) if !host.stopped.load(Ordering::SeqCst) => Some(host),
         Some(host) => {
@@ -635,7 +642,12 @@ mod tests {
         status
     }
 
-    extern "C" fn other_version(_: u32, out: *mut PluginVTable, size: usize, err: ErrorSink) -> i32 {
+    extern "C" fn other_version(
+        _: u32,
+        out: *mut PluginVTable,
+        size: usize,
+        err: ErrorSink,
+    ) -> i32 {
         let status = fill(out, size, err);
         // SAFETY: as above.
         unsafe { addr_of_mut!((*out).abi_version).write(ABI_VERSION + 1) };
@@ -663,10 +675,7 @@ mod tests {
             refusal(smaller_vtable),
             format!("plugin vtable is 16 bytes, ABI v1 needs {needed}")
         );
-        assert_eq!(
-            refusal(null_stop),
-            "plugin vtable has no `stop` function"
-        );
+        assert_eq!(refusal(null_stop), "plugin vtable has no `stop` function");
         assert_eq!(
             refusal(oversized),
             format!(

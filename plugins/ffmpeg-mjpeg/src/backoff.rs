@@ -139,8 +139,14 @@ mod tests {
         // delay on) they vary within [15 s, 30 s].
         for seed in 0..200 {
             let d = delays(seed);
-            assert!(d[..7].windows(2).all(|w| w[1] >= w[0]), "seed {seed}: {d:?}");
-            assert!(d[6..].iter().all(|x| *x >= Duration::from_secs(15)), "seed {seed}: {d:?}");
+            assert!(
+                d[..7].windows(2).all(|w| w[1] >= w[0]),
+                "seed {seed}: {d:?}"
+            );
+            assert!(
+                d[6..].iter().all(|x| *x >= Duration::from_secs(15)),
+                "seed {seed}: {d:?}"
+            );
             assert!(d[4] >= Duration::from_secs(4), "seed {seed}: {d:?}");
         }
     }

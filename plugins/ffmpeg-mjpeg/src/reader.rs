@@ -277,7 +277,10 @@ mod tests {
         // One log line for the burst, not one per frame.
         let logs = test.logs();
         assert_eq!(logs.len(), 1, "{logs:?}");
-        assert!(logs[0].1.contains("rejected 1 frame(s) (status 1)"), "{logs:?}");
+        assert!(
+            logs[0].1.contains("rejected 1 frame(s) (status 1)"),
+            "{logs:?}"
+        );
     }
 
     #[test]

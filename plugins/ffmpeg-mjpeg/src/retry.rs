@@ -326,9 +326,18 @@ mod tests {
     #[test]
     fn targets_come_from_the_url_with_default_ports() {
         let target = |url| ProbeTarget::from_url(url).map(|t| t.to_string());
-        assert_eq!(target("rtsp://u:p@10.0.0.5/x").as_deref(), Some("10.0.0.5:554"));
-        assert_eq!(target("rtsps://cam.local/x").as_deref(), Some("cam.local:322"));
-        assert_eq!(target("http://cam:8080/v.mjpg").as_deref(), Some("cam:8080"));
+        assert_eq!(
+            target("rtsp://u:p@10.0.0.5/x").as_deref(),
+            Some("10.0.0.5:554")
+        );
+        assert_eq!(
+            target("rtsps://cam.local/x").as_deref(),
+            Some("cam.local:322")
+        );
+        assert_eq!(
+            target("http://cam:8080/v.mjpg").as_deref(),
+            Some("cam:8080")
+        );
         assert_eq!(target("https://[::1]/v").as_deref(), Some("[::1]:443"));
     }
 

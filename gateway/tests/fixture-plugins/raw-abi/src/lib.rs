@@ -127,7 +127,9 @@ fn produce(callbacks: Callbacks, options: &Options, running: &AtomicBool) {
             (cb.on_state)(cb.ctx, STATE_LIVE, StrRef::new("still here"));
         }
         let status = match options.mode {
-            Mode::LateCalls => (cb.on_frame)(cb.ctx, &frame_v1(std::mem::size_of::<FrameRef<'_>>())),
+            Mode::LateCalls => {
+                (cb.on_frame)(cb.ctx, &frame_v1(std::mem::size_of::<FrameRef<'_>>()))
+            }
             Mode::SmallFrame => {
                 // Allocated at exactly the smaller size, so reading past it would leave it.
                 let small = Box::new(SmallFrame {
