@@ -13,10 +13,11 @@
 //! tested without sleeping.
 //!
 //! Invariants: at most one probe per [`PROBE_INTERVAL`] per source, across waits
-//! ([`ProbeSchedule`] lives as long as the supervisor); each probe is bounded by
-//! [`PROBE_TIMEOUT`] (a connect to a dead host does not stall the wait, nor `stop`, for
-//! long); a wait never lasts longer than its delay; a stop request ends it at once
-//! (between probes).
+//! ([`ProbeSchedule`] lives as long as the supervisor); each connect is bounded by
+//! [`PROBE_TIMEOUT`] (a dead host does not stall the wait, nor `stop`, for long; a host
+//! *name* is resolved first, bounded by the system resolver's own timeout); a wait never
+//! lasts longer than its delay plus one probe; a stop request ends it at once (between
+//! probes).
 
 use std::fmt;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
