@@ -269,6 +269,8 @@ streams:
     source: { plugin: raw-abi, mode: late_calls, late_for_ms: 1500 }
   - id: healthy
     source: { plugin: testsrc, width: 160, height: 90, fps: 20 }
+  - id: victim
+    source: { plugin: testsrc, width: 160, height: 90, fps: 20 }
 "#,
         catalog,
         fast_options(),
@@ -304,6 +306,20 @@ streams:
         StreamState::Stopped,
         "a late state got through"
     );
+    // New instances created now must not receive the rogue thread's calls (were `ctx` a
+    // pointer, a new context could sit where the destroyed one was).
+    let victim = gateway.state().registry.get("victim").unwrap();
+    for _ in 0..5 {
+        let viewer = victim.subscribe().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_ne!(
+            victim.status().message,
+            "still here",
+            "a late call reached another instance"
+        );
+        drop(viewer);
+        victim.stop_source().await;
+    }
     // Let the rogue thread run out, then check the gateway is fine.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut ws = connect(addr, "/ws/streams/healthy").await;
