@@ -281,6 +281,58 @@ async fn a_camera_reboot_resumes_frames_on_the_same_connections() {
     gateway.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_back_from_a_long_outage_is_live_again_before_its_backoff_ends() {
+    let mut server = RtspServer::start(&[]);
+    let port = server.port();
+    let gateway = start(&camera_manifest(&server.url("/test"), "")).await;
+    let mut ws = connect(gateway.local_addr(), "/ws/streams/cam").await;
+    watch(&mut ws, SECS(30), |seen| !frames(seen).is_empty()).await;
+
+    // A long outage: wait until the backoff announces a delay of at least 8 s.
+    server.stop();
+    let seen = watch(&mut ws, SECS(60), |seen| {
+        states(seen).iter().any(|(_, s, m)| {
+            *s == "retrying" && retry_plan(m).is_some_and(|(delay, _)| delay >= 8.0)
+        })
+    })
+    .await;
+    let (announced_at, delay) = states(&seen)
+        .iter()
+        .find_map(|(at, s, m)| {
+            let (delay, _) = retry_plan(m).filter(|_| *s == "retrying")?;
+            (delay >= 8.0).then_some((*at, Duration::from_secs_f64(delay)))
+        })
+        .unwrap_or_else(|| panic!("the backoff never reached 8 s: {seen:?}"));
+
+    // The camera comes back (start_on returns once it accepts connections).
+    let _server = RtspServer::start_on(port, &[]);
+    let back = Instant::now();
+    let seen = watch(&mut ws, SECS(60), |seen| !frames(seen).is_empty()).await;
+    let (first_frame_at, _) = seen
+        .iter()
+        .find(|(_, s)| matches!(s, Seen::Frame(_)))
+        .unwrap_or_else(|| panic!("no frame after the camera came back: {seen:?}"));
+    let recovery = first_frame_at.duration_since(back);
+    eprintln!(
+        "camera accepting → first frame at the viewer: {:.2} s (backoff announced {:.1} s)",
+        recovery.as_secs_f64(),
+        delay.as_secs_f64()
+    );
+    // Without the probe, ffmpeg would only start when the announced delay ends.
+    assert!(
+        *first_frame_at < announced_at + delay,
+        "the picture came back only after the backoff ({recovery:?} after the camera)"
+    );
+    let names: Vec<&str> = states(&seen).iter().map(|(_, s, _)| *s).collect();
+    assert!(
+        has_subsequence(&names, &["connecting", "live"]),
+        "{names:?}"
+    );
+    drop(ws);
+    gateway.shutdown().await;
+}
+
 /// Parses "...; retrying in 1.2s (attempt 3)" into (delay, attempt).
 fn retry_plan(message: &str) -> Option<(f64, u32)> {
     let rest = message.split("retrying in ").nth(1)?;
@@ -290,7 +342,9 @@ fn retry_plan(message: &str) -> Option<(f64, u32)> {
 }
 
 /// Watches a failing stream until it has retried `retries` times; checks the error text
-/// and that the delays grow and are really waited.
+/// and that the announced delays grow. (That each delay is really waited, and how fast it
+/// grows, is unit-tested on a fake clock in the plugin's `retry` and `backoff` modules:
+/// here arrival times of WebSocket messages on shared cores would make it flaky.)
 async fn assert_keeps_retrying(ws: &mut Client, expected: &str, retries: usize) {
     let seen = watch(ws, SECS(60), |seen| {
         states(seen)
@@ -312,23 +366,20 @@ async fn assert_keeps_retrying(ws: &mut Client, expected: &str, retries: usize) 
         "{all:?}"
     );
     let mut plans = Vec::new();
-    for (at, _, message) in &retrying {
+    for (_, _, message) in &retrying {
         assert!(
             message.contains(expected),
             "want `{expected}` in `{message}`"
         );
         let plan = retry_plan(message).unwrap_or_else(|| panic!("no retry plan in `{message}`"));
-        plans.push((*at, plan));
+        plans.push(plan);
     }
     for pair in plans.windows(2) {
-        let ((at0, (delay0, attempt0)), (at1, (delay1, attempt1))) = (pair[0], pair[1]);
+        let ((delay0, attempt0), (delay1, attempt1)) = (pair[0], pair[1]);
         assert!(attempt1 > attempt0, "{plans:?}");
         assert!(delay1 >= delay0, "delays must not shrink: {plans:?}");
-        // The announced delay is really waited before the next attempt fails.
-        let gap = at1.duration_since(at0).as_secs_f64();
-        assert!(gap >= delay0 - 0.05, "gap {gap:.2}s < delay {delay0}s");
     }
-    let (first, last) = (plans[0].1, plans[plans.len() - 1].1);
+    let (first, last) = (plans[0], plans[plans.len() - 1]);
     assert!(
         last.1 >= first.1 + 2 && last.0 > first.0,
         "delays must grow: {plans:?}"

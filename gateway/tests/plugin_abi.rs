@@ -269,6 +269,8 @@ streams:
     source: { plugin: raw-abi, mode: late_calls, late_for_ms: 1500 }
   - id: healthy
     source: { plugin: testsrc, width: 160, height: 90, fps: 20 }
+  - id: victim
+    source: { plugin: testsrc, width: 160, height: 90, fps: 20 }
 "#,
         catalog,
         fast_options(),
@@ -283,22 +285,41 @@ streams:
     hub.stop_source().await;
     assert_eq!(hub.status().state, StreamState::Stopped);
     let frames = hub.frames_in();
-    let mut counts = vec![late_callbacks(addr, "raw-abi").await];
-    // While the rogue thread runs (about 1.5 s), every call is refused and counted.
-    for _ in 0..4 {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        counts.push(late_callbacks(addr, "raw-abi").await);
+    // stop_source has returned, so the instance is destroyed: every call the rogue thread
+    // makes from now on (for about 1.5 s) is refused and counted.
+    let after_destroy = late_callbacks(addr, "raw-abi").await;
+    let deadline = tokio::time::Instant::now() + SECS(5);
+    loop {
+        let now = late_callbacks(addr, "raw-abi").await;
+        if now >= after_destroy + 30 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "late calls after destroy are not counted: {after_destroy} → {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(
-        counts.windows(2).all(|w| w[1] > w[0]),
-        "late calls after destroy are not counted: {counts:?}"
-    );
     assert_eq!(hub.frames_in(), frames, "a late frame was published");
     assert_eq!(
         hub.status().state,
         StreamState::Stopped,
         "a late state got through"
     );
+    // New instances created now must not receive the rogue thread's calls (were `ctx` a
+    // pointer, a new context could sit where the destroyed one was).
+    let victim = gateway.state().registry.get("victim").unwrap();
+    for _ in 0..5 {
+        let viewer = victim.subscribe().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_ne!(
+            victim.status().message,
+            "still here",
+            "a late call reached another instance"
+        );
+        drop(viewer);
+        victim.stop_source().await;
+    }
     // Let the rogue thread run out, then check the gateway is fine.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut ws = connect(addr, "/ws/streams/healthy").await;

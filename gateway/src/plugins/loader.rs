@@ -70,16 +70,28 @@ pub enum LoadError {
     },
 }
 
-fn symbol_name(symbol: &[u8]) -> &'static str {
-    match symbol {
-        s if s == ENTRY_SYMBOL => "camgate_plugin_entry_v1",
-        _ => "camgate_plugin_abi_version",
-    }
+/// A symbol constant without its NUL, for messages.
+fn symbol_name(symbol: &'static [u8]) -> &'static str {
+    std::ffi::CStr::from_bytes_with_nul(symbol)
+        .ok()
+        .and_then(|name| name.to_str().ok())
+        .unwrap_or("(unprintable symbol)")
+}
+
+/// `true` if users other than the owner may write `path` (group- or world-writable):
+/// whoever can write the plugins folder or a library in it runs code in the gateway.
+pub fn writable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o022 != 0)
 }
 
 /// Lists the shared libraries in `dir` (sorted, so load order and duplicate reports are
-/// deterministic).
+/// deterministic). Warns about a folder or library that others may write (see
+/// docs/security.md: write access there is code execution).
 pub fn libraries_in(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    if writable_by_others(dir) {
+        tracing::warn!(path = %dir.display(), "the plugins folder is writable by other users: anyone who can write there runs code inside the gateway (chmod go-w)");
+    }
     let entries = std::fs::read_dir(dir).map_err(|source| LoadError::ReadDir {
         path: dir.to_owned(),
         source,
@@ -94,6 +106,9 @@ pub fn libraries_in(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
         })
         .collect();
     paths.sort();
+    for path in paths.iter().filter(|path| writable_by_others(path)) {
+        tracing::warn!(path = %path.display(), "a plugin library is writable by other users: anyone who can write it runs code inside the gateway (chmod go-w)");
+    }
     Ok(paths)
 }
 
@@ -141,4 +156,30 @@ pub fn load_library(path: &Path) -> Result<LoadedPlugin, LoadError> {
         path: path.to_owned(),
         message,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn symbol_names_come_from_the_constants() {
+        assert_eq!(symbol_name(ENTRY_SYMBOL), "camgate_plugin_entry_v1");
+        assert_eq!(
+            symbol_name(ABI_VERSION_SYMBOL),
+            "camgate_plugin_abi_version"
+        );
+    }
+
+    #[test]
+    fn group_or_world_writable_paths_are_flagged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path();
+        for (mode, flagged) in [(0o755, false), (0o700, false), (0o775, true), (0o777, true)] {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(writable_by_others(path), flagged, "{mode:o}");
+        }
+        assert!(!writable_by_others(&path.join("missing")));
+    }
 }

@@ -63,6 +63,17 @@ pub enum Mode {
     Copy,
 }
 
+/// How much of the input ffmpeg reads before it starts decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probing {
+    /// `-probesize 32 -analyzeduration 0`: first JPEG about 1 s after spawn instead of
+    /// 1.3-2 s (measured), enough when the camera sends SPS/PPS with its first packets.
+    Fast,
+    /// ffmpeg's defaults: for cameras whose first packets lack the parameters (common with
+    /// H.265 or long GOPs), where fast probing finds a stream but never a frame.
+    Default,
+}
+
 /// A ready-to-spawn command line.
 #[derive(Clone)]
 pub struct FfmpegCommand {
@@ -130,9 +141,16 @@ pub fn setpriv_available() -> bool {
     is_executable(Path::new(SETPRIV))
 }
 
-/// Builds the command for `settings` in `mode`. With `setpriv` true the command is
-/// `setpriv --pdeathsig KILL -- ffmpeg ...` (setpriv execs ffmpeg, so the pid is ffmpeg's).
-pub fn build(settings: &Settings, ffmpeg: &Path, mode: Mode, setpriv: bool) -> FfmpegCommand {
+/// Builds the command for `settings` in `mode` with `probing`. With `setpriv` true the
+/// command is `setpriv --pdeathsig KILL -- ffmpeg ...` (setpriv execs ffmpeg, so the pid
+/// is ffmpeg's).
+pub fn build(
+    settings: &Settings,
+    ffmpeg: &Path,
+    mode: Mode,
+    probing: Probing,
+    setpriv: bool,
+) -> FfmpegCommand {
     let mut args: Vec<OsString> = Vec::new();
     let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
     push(&[
@@ -147,18 +165,12 @@ pub fn build(settings: &Settings, ffmpeg: &Path, mode: Mode, setpriv: bool) -> F
     {
         push(&["-hwaccel", hwaccel]);
     }
-    // Low-latency input: no input buffering, minimal probing (measured: first JPEG ~1 s
-    // after spawn instead of 1.3-2 s).
-    push(&[
-        "-fflags",
-        "nobuffer",
-        "-flags",
-        "low_delay",
-        "-probesize",
-        "32",
-        "-analyzeduration",
-        "0",
-    ]);
+    // Low-latency input: no input buffering and, unless this camera needs more, minimal
+    // probing (measured: first JPEG ~1 s after spawn instead of 1.3-2 s).
+    push(&["-fflags", "nobuffer", "-flags", "low_delay"]);
+    if probing == Probing::Fast {
+        push(&["-probesize", "32", "-analyzeduration", "0"]);
+    }
     if settings.is_rtsp() {
         push(&["-rtsp_transport", settings.transport.as_str()]);
     }
@@ -239,7 +251,13 @@ mod tests {
             r#"{"url": "rtsp://u:p@127.0.0.1:8554/test", "fps": 5, "width": 320,
                 "quality": 7, "connect_timeout": "2s", "hwaccel": "auto"}"#,
         );
-        let cmd = build(&s, Path::new("/usr/bin/ffmpeg"), Mode::Transcode, true);
+        let cmd = build(
+            &s,
+            Path::new("/usr/bin/ffmpeg"),
+            Mode::Transcode,
+            Probing::Fast,
+            true,
+        );
         assert_eq!(
             line(&cmd),
             "/usr/bin/setpriv --pdeathsig KILL -- /usr/bin/ffmpeg -nostdin -hide_banner \
@@ -256,18 +274,51 @@ mod tests {
     fn copy_mode_and_other_variants() {
         let s =
             settings(r#"{"url": "http://cam/video.mjpg", "transport": "udp", "hwaccel": "auto"}"#);
-        let text = line(&build(&s, Path::new("ffmpeg"), Mode::Copy, false));
+        let text = line(&build(
+            &s,
+            Path::new("ffmpeg"),
+            Mode::Copy,
+            Probing::Fast,
+            false,
+        ));
         assert!(text.starts_with("ffmpeg -nostdin"), "{text}");
         assert!(text.contains("-an -c:v copy -f mjpeg pipe:1"), "{text}");
         assert!(!text.contains("-rtsp_transport"), "{text}");
         assert!(!text.contains("-hwaccel"), "copy does not decode: {text}");
         let s = settings(r#"{"url": "rtsp://c/x", "transport": "udp", "height": 240, "fps": 2.5}"#);
-        let text = line(&build(&s, Path::new("ffmpeg"), Mode::Transcode, false));
+        let text = line(&build(
+            &s,
+            Path::new("ffmpeg"),
+            Mode::Transcode,
+            Probing::Fast,
+            false,
+        ));
         assert!(text.contains("-rtsp_transport udp"), "{text}");
         assert!(text.contains("-vf fps=2.5,scale=-2:240"), "{text}");
         let s = settings(r#"{"url": "rtsp://c/x", "width": 320, "height": 240}"#);
-        let text = line(&build(&s, Path::new("ffmpeg"), Mode::Transcode, false));
+        let text = line(&build(
+            &s,
+            Path::new("ffmpeg"),
+            Mode::Transcode,
+            Probing::Fast,
+            false,
+        ));
         assert!(text.contains("-vf fps=10,scale=320:240 -q:v 5"), "{text}");
+        let text = line(&build(
+            &s,
+            Path::new("ffmpeg"),
+            Mode::Transcode,
+            Probing::Default,
+            false,
+        ));
+        assert!(
+            text.contains("-flags low_delay -rtsp_transport tcp"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("-probesize") && !text.contains("-analyzeduration"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -288,7 +339,13 @@ mod tests {
         assert_eq!(names, ["PATH", "http_proxy"]);
         // The command carries it, and `command()` clears everything else.
         let s = settings(r#"{"url": "rtsp://c/x"}"#);
-        let cmd = build(&s, Path::new("ffmpeg"), Mode::Transcode, false);
+        let cmd = build(
+            &s,
+            Path::new("ffmpeg"),
+            Mode::Transcode,
+            Probing::Fast,
+            false,
+        );
         assert!(
             cmd.env
                 .iter()

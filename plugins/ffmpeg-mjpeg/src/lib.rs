@@ -25,8 +25,8 @@
 //! (frames are then paced to `fps` by dropping whole JPEGs); a copy run that never yields
 //! a frame falls back to transcoding.
 //!
-//! Invariants: no `unsafe`; `stop` is prompt (bounded by ffmpeg's 0.5 s SIGTERM grace plus
-//! thread joins), idempotent and joins every thread, so nothing calls the host after it
+//! Invariants: no `unsafe`; `stop` is prompt (bounded by ffmpeg's 0.5 s SIGTERM grace, or
+//! one reachability probe during a backoff, plus thread joins), idempotent and joins every thread, so nothing calls the host after it
 //! returns; no text this plugin emits contains the password or URL userinfo (ffmpeg's
 //! command line necessarily does: ffmpeg has no other way to receive it).
 

@@ -7,7 +7,8 @@
 //! purpose): a frame the host *rejected* (a host-side error, [`SendError::Rejected`]) is
 //! logged, rate-limited, and does not count, so a host that keeps rejecting makes the
 //! watchdog restart the run instead of the stream staying `live` while nothing is
-//! published; only [`SendError::Closed`] ends publishing for the run; the run's end is
+//! published; only [`SendError::Closed`] ends publishing for the run (frames drained after
+//! it do not count either); the run's end is
 //! reported to the supervisor exactly once, after the last host call of this thread.
 
 use std::io::Read;
@@ -153,8 +154,8 @@ impl RunReader {
             };
             splitter.push(&chunk[..n], |frame| {
                 if closed {
-                    // The host is stopping us; just drain so ffmpeg can exit.
-                    self.progressed();
+                    // The host is stopping us; just drain so ffmpeg can exit. Not progress:
+                    // nothing is published any more.
                     return;
                 }
                 if let Some(pacer) = &mut self.pacer
@@ -299,7 +300,7 @@ mod tests {
         test.answer_frames_with([STATUS_OK, STATUS_CLOSED]);
         let (progress, events) = read(5, &test);
         assert_eq!(test.frames().len(), 2, "nothing offered after Closed");
-        assert_eq!(progress.frames(), 4, "drained frames still count");
+        assert_eq!(progress.frames(), 1, "only the frame the host took counts");
         assert_eq!(events.last(), Some(&Event::Eof { run: 7 }));
     }
 

@@ -13,10 +13,11 @@
 //! tested without sleeping.
 //!
 //! Invariants: at most one probe per [`PROBE_INTERVAL`] per source, across waits
-//! ([`ProbeSchedule`] lives as long as the supervisor); each probe is bounded by
-//! [`PROBE_TIMEOUT`] (a connect to a dead host does not stall the wait, nor `stop`, for
-//! long); a wait never lasts longer than its delay; a stop request ends it at once
-//! (between probes).
+//! ([`ProbeSchedule`] lives as long as the supervisor); each connect is bounded by
+//! [`PROBE_TIMEOUT`] (a dead host does not stall the wait, nor `stop`, for long; a host
+//! *name* is resolved first, bounded by the system resolver's own timeout); a wait never
+//! lasts longer than its delay plus one probe; a stop request ends it at once (between
+//! probes).
 
 use std::fmt;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -86,11 +87,15 @@ pub trait Waiter {
     fn sleep(&mut self, timeout: Duration) -> bool;
 }
 
-/// When the next probe may run; shared by every wait of one source so that probes stay
-/// at least [`PROBE_INTERVAL`] apart even across short waits.
+/// When the next probe may run and what the last one saw; shared by every wait of one
+/// source so that probes stay at least [`PROBE_INTERVAL`] apart even across short waits,
+/// and so that a camera that comes back between two waits (after the last probe of one,
+/// before the first of the next) still shows as an edge.
 #[derive(Debug, Default, Clone)]
 pub struct ProbeSchedule {
     last: Option<Instant>,
+    /// Whether the port answered at the last probe (`None`: never probed).
+    last_answer: Option<bool>,
 }
 
 impl ProbeSchedule {
@@ -114,8 +119,8 @@ pub enum WaitEnd {
     Stopped,
 }
 
-/// Waits `delay`; with `probe`, probes on `schedule` and ends early when the port starts
-/// answering after having been silent during this wait.
+/// Waits `delay`; with `probe`, probes on `schedule` and ends early when the port answers
+/// and the previous probe (in this wait or an earlier one) found it silent.
 pub fn wait(
     waiter: &mut impl Waiter,
     delay: Duration,
@@ -123,7 +128,6 @@ pub fn wait(
     mut probe: Option<&mut dyn FnMut() -> bool>,
 ) -> WaitEnd {
     let deadline = waiter.now() + delay;
-    let mut was_silent = false;
     loop {
         let now = waiter.now();
         if now >= deadline {
@@ -133,12 +137,11 @@ pub fn wait(
         if let Some(probe) = probe.as_mut() {
             if schedule.is_due(now) {
                 schedule.last = Some(now);
-                if probe() {
-                    if was_silent {
-                        return WaitEnd::Reachable;
-                    }
-                } else {
-                    was_silent = true;
+                let answered = probe();
+                let was_silent = schedule.last_answer == Some(false);
+                schedule.last_answer = Some(answered);
+                if answered && was_silent {
+                    return WaitEnd::Reachable;
                 }
                 // A probe takes time: look at the clock again before sleeping.
                 continue;
@@ -249,6 +252,26 @@ mod tests {
             back_after <= PROBE_INTERVAL + MS(5),
             "started {back_after:?} after the port answered"
         );
+    }
+
+    #[test]
+    fn a_camera_back_between_two_waits_still_cuts_the_second_one_short() {
+        let (mut clock, now) = FakeClock::new();
+        let probes = Rc::new(std::cell::RefCell::new(Vec::new()));
+        // Silent during the first wait; up by the time the second one starts.
+        let mut probe = port(Rc::clone(&now), Some(S(3)), MS(1), Rc::clone(&probes));
+        let mut schedule = ProbeSchedule::default();
+        assert_eq!(
+            wait(&mut clock, MS(2500), &mut schedule, Some(&mut probe)),
+            WaitEnd::Elapsed
+        );
+        now.set(now.get() + MS(600)); // a failed ffmpeg run
+        let second_started = now.get();
+        assert_eq!(
+            wait(&mut clock, S(16), &mut schedule, Some(&mut probe)),
+            WaitEnd::Reachable
+        );
+        assert!(now.get() - second_started <= PROBE_INTERVAL + MS(1));
     }
 
     #[test]

@@ -33,7 +33,7 @@ use camgate_plugin_api::{Host, LogLevel, SourceState};
 use rustix::process::{Pid, Signal, kill_process};
 
 use crate::backoff::Backoff;
-use crate::command::{self, Mode};
+use crate::command::{self, Mode, Probing};
 use crate::config::{Passthrough, Scale, Settings, scrub};
 use crate::reader::{Pacer, Progress, RunReader};
 use crate::retry::{self, ProbeSchedule, ProbeTarget, WaitEnd, Waiter};
@@ -111,6 +111,9 @@ pub struct Supervisor {
     probe_schedule: ProbeSchedule,
     /// The current run was started early because the probe saw the port come back.
     started_by_probe: bool,
+    /// Fast input probing until a run finds the camera's stream but never a frame; then
+    /// ffmpeg's default probing for the life of the source.
+    probing: Probing,
 }
 
 /// The supervisor's clock and stop signal: real time, woken early by [`Event::Stop`].
@@ -156,6 +159,7 @@ impl Supervisor {
             probe_target: ProbeTarget::from_url(&settings.input_url),
             probe_schedule: ProbeSchedule::default(),
             started_by_probe: false,
+            probing: Probing::Fast,
             settings,
             ffmpeg,
             host,
@@ -261,7 +265,13 @@ impl Supervisor {
     /// Spawns ffmpeg once, supervises it to the end, cleans up, and says what next.
     fn one_run(&mut self) -> Next {
         let mode = self.mode();
-        let cmd = command::build(&self.settings, &self.ffmpeg, mode, self.setpriv);
+        let cmd = command::build(
+            &self.settings,
+            &self.ffmpeg,
+            mode,
+            self.probing,
+            self.setpriv,
+        );
         self.log(LogLevel::Debug, &format!("starting {cmd:?}"));
         let spawned = cmd
             .command()
@@ -506,6 +516,17 @@ impl Supervisor {
                 }
             }
         };
+        // ffmpeg reached the camera and saw its video but produced no frame: with fast
+        // probing that is typically a first packet without SPS/PPS. Probe fully from now on.
+        let probing = probing_after(self.probing, frames, diagnostics);
+        if probing != self.probing {
+            self.probing = probing;
+            self.log(
+                LogLevel::Warn,
+                "ffmpeg found the camera's video but no frame with fast probing: using \
+                 ffmpeg's default probing from now on",
+            );
+        }
         // passthrough bookkeeping: a copy run that never produced a frame falls back.
         if mode == Mode::Copy && frames == 0 {
             match (
@@ -543,6 +564,16 @@ impl Supervisor {
     }
 }
 
+/// The probing for the next run: fast until a run saw the camera's video (ffmpeg named
+/// its codec) but produced no frame — then ffmpeg's default, for good.
+fn probing_after(current: Probing, frames: u64, diagnostics: &Diagnostics) -> Probing {
+    if frames == 0 && diagnostics.input_codec.is_some() {
+        Probing::Default
+    } else {
+        current
+    }
+}
+
 /// `2s`, `1.5s`, `500ms`.
 fn human(d: Duration) -> String {
     if d.subsec_millis() == 0 {
@@ -551,5 +582,35 @@ fn human(d: Duration) -> String {
         format!("{}ms", d.as_millis())
     } else {
         format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_probing_after_a_run_that_saw_the_video_but_no_frame() {
+        let saw_h264 = Diagnostics {
+            input_codec: Some("hevc".to_owned()),
+            ..Diagnostics::default()
+        };
+        let refused = Diagnostics::default();
+        // A refused connection says nothing about probing; frames say it works.
+        assert_eq!(probing_after(Probing::Fast, 0, &refused), Probing::Fast);
+        assert_eq!(probing_after(Probing::Fast, 12, &saw_h264), Probing::Fast);
+        assert_eq!(probing_after(Probing::Fast, 0, &saw_h264), Probing::Default);
+        // Once default, it stays.
+        assert_eq!(
+            probing_after(Probing::Default, 5, &refused),
+            Probing::Default
+        );
+    }
+
+    #[test]
+    fn durations_read_like_the_manifest() {
+        assert_eq!(human(Duration::from_secs(2)), "2s");
+        assert_eq!(human(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(human(Duration::from_millis(500)), "500ms");
     }
 }

@@ -15,8 +15,6 @@
 //!
 //! Options are parsed by hand (no serde): the fixture stays as close to C as it can.
 
-#![allow(clippy::missing_safety_doc)]
-
 use std::ffi::c_void;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -242,10 +240,9 @@ pub extern "C" fn camgate_plugin_abi_version() -> u32 {
     ABI_VERSION
 }
 
-/// The handshake, by hand.
-// The entry has the plain `EntryFn` type because that is what `dlsym` hands the host.
-#[allow(clippy::not_unsafe_ptr_arg_deref)]
+/// The handshake, by hand (the `EntryFn` type is a plain `extern "C" fn`, as `dlsym` sees it).
 #[unsafe(no_mangle)]
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub extern "C" fn camgate_plugin_entry_v1(
     host_abi_version: u32,
     out: *mut PluginVTable,
