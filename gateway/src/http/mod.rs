@@ -11,7 +11,7 @@
 mod api;
 pub mod auth;
 mod openapi;
-mod pacing;
+pub(crate) mod pacing;
 pub mod response;
 pub mod router;
 mod ui;

@@ -10,8 +10,10 @@
 //! - the frames produced do not depend on how the input is chunked;
 //! - bytes outside SOI..EOI (garbage between frames) are skipped;
 //! - a frame that grows past `max_frame` bytes is dropped whole (never emitted, never kept):
-//!   the splitter resynchronises on the next SOI; memory stays bounded by `max_frame` plus
-//!   one read chunk;
+//!   everything it is known to span is dropped, including the rest of a segment whose
+//!   declared length runs past the cap (bytes that have not arrived yet are skipped as
+//!   they come), and the splitter resynchronises on the next SOI after that; memory stays
+//!   bounded by `max_frame` plus one read chunk;
 //! - a new SOI where a marker is expected (a truncated frame) drops the partial frame and
 //!   starts over at the new SOI.
 
@@ -63,6 +65,8 @@ pub struct JpegSplitter {
     /// Parse position inside `buf`; may run past `buf.len()` while skipping a segment.
     pos: usize,
     state: State,
+    /// Bytes of a dropped frame still to come (`Discarding` skips them before seeking).
+    skip: usize,
     max_frame: usize,
     width: u32,
     height: u32,
@@ -76,6 +80,7 @@ impl JpegSplitter {
             buf: Vec::new(),
             pos: 0,
             state: State::Seeking,
+            skip: 0,
             max_frame: max_frame.max(4),
             width: 0,
             height: 0,
@@ -102,13 +107,24 @@ impl JpegSplitter {
     /// One parsing step; `false` when more input is needed.
     fn step(&mut self, on_frame: &mut impl FnMut(SplitFrame<'_>)) -> bool {
         match self.state {
+            State::Discarding if self.skip > 0 => {
+                let n = self.skip.min(self.buf.len());
+                self.buf.drain(..n);
+                self.skip -= n;
+                self.skip == 0
+            }
             State::Seeking | State::Discarding => self.seek_soi(),
             // The frame would end at `pos + 2` at the earliest.
             State::Marker | State::Entropy if self.pos + 2 > self.max_frame => {
-                // Too large: drop what we have of it and resynchronise on the next SOI.
+                // Too large: drop all of it up to `pos` and resynchronise on the next SOI.
+                // `pos` may lie past the bytes read so far (a segment's declared length):
+                // those are skipped when they arrive, so where scanning resumes does not
+                // depend on how the input was chunked.
                 self.stats.oversized += 1;
-                let consumed = self.pos.min(self.buf.len()).max(2);
-                self.buf.drain(..consumed);
+                let consumed = self.pos.max(2);
+                let have = consumed.min(self.buf.len());
+                self.buf.drain(..have);
+                self.skip = consumed - have;
                 self.pos = 0;
                 self.state = State::Discarding;
                 true
@@ -368,6 +384,24 @@ mod tests {
             assert_eq!(frames, vec![small.clone(), small.clone()], "chunk {chunk}");
             assert_eq!(splitter.stats().oversized, 1);
             assert!(peak <= 1000 + chunk, "buffered {peak} with chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn a_segment_declared_past_the_cap_is_skipped_whole_under_any_chunking() {
+        // Found by the `jpeg_splitter` fuzz target: a corrupt segment length made the frame
+        // oversized before its bytes had arrived; a splitter fed everything at once dropped
+        // them all, one fed in small chunks looked for an SOI inside them and found frames.
+        let inner = synthetic(8, 8, &[3; 10]);
+        let after = synthetic(8, 8, &[4; 10]);
+        let mut stream = vec![0xFF, 0xD8, 0xFF, 0xE1, 0x01, 0x00]; // a 256-byte APP1
+        stream.extend_from_slice(&inner);
+        stream.resize(4 + 256, 0x11);
+        stream.extend_from_slice(&after);
+        for chunks in [vec![stream.len()], vec![1], vec![7], vec![64, 3]] {
+            let (frames, stats) = split(&stream, &chunks, 100);
+            assert_eq!(frames, vec![after.clone()], "chunks {chunks:?}");
+            assert_eq!(stats.oversized, 1);
         }
     }
 
