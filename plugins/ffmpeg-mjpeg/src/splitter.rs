@@ -12,8 +12,9 @@
 //! - a frame that grows past `max_frame` bytes is dropped whole (never emitted, never kept):
 //!   everything it is known to span is dropped, including the rest of a segment whose
 //!   declared length runs past the cap (bytes that have not arrived yet are skipped as
-//!   they come), and the splitter resynchronises on the next SOI after that; memory stays
-//!   bounded by `max_frame` plus one read chunk;
+//!   they come), and the splitter resynchronises on the next SOI after that; it never waits
+//!   for bytes past `max_frame`, so between pushes it holds at most `max_frame` bytes and
+//!   memory stays bounded by `max_frame` plus one read chunk;
 //! - a new SOI where a marker is expected (a truncated frame) drops the partial frame and
 //!   starts over at the new SOI.
 
@@ -199,6 +200,12 @@ impl JpegSplitter {
             // Standalone markers: TEM, RSTn.
             0x01 | 0xD0..=0xD7 => self.pos += 2,
             _ => {
+                // A segment and an EOI follow: the frame ends at `pos + 6` at the earliest.
+                // Too large ones are refused before waiting for more of their bytes.
+                if self.pos + 6 > self.max_frame {
+                    self.pos += 4;
+                    return true;
+                }
                 let Some(&[hi, lo]) = self.buf.get(self.pos + 2..self.pos + 4) else {
                     return false;
                 };
@@ -206,7 +213,12 @@ impl JpegSplitter {
                 if length < 2 {
                     return self.abandon();
                 }
-                if is_sof(code) {
+                if self.pos + 2 + length + 2 > self.max_frame {
+                    self.pos += 2 + length;
+                    return true;
+                }
+                // The size is read only from inside the segment (a corrupt one may be short).
+                if is_sof(code) && length >= 7 {
                     // SOFn: length(2) precision(1) height(2) width(2) ...
                     let Some(h) = self.buf.get(self.pos + 5..self.pos + 9) else {
                         return false;
@@ -384,6 +396,20 @@ mod tests {
             assert_eq!(frames, vec![small.clone(), small.clone()], "chunk {chunk}");
             assert_eq!(splitter.stats().oversized, 1);
             assert!(peak <= 1000 + chunk, "buffered {peak} with chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn the_splitter_never_waits_for_bytes_past_the_cap() {
+        // Found by the `jpeg_splitter` fuzz target: with a tiny cap, a SOF segment made the
+        // splitter wait for its size fields past the cap before refusing the frame.
+        let stream = [0xFF, 0xD8, 0xFF, 0xCD, 0xB7, 0xEF, 1, 2, 3, 4, 5, 6, 7, 8];
+        for max in [4, 8, 12] {
+            let mut splitter = JpegSplitter::new(max);
+            for byte in stream {
+                splitter.push(&[byte], |_| panic!("no frame here"));
+                assert!(splitter.buffered() <= max, "{} > {max}", splitter.buffered());
+            }
         }
     }
 
