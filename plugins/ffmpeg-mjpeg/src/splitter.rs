@@ -240,14 +240,16 @@ impl JpegSplitter {
         if self.pos >= self.buf.len() {
             return false;
         }
+        // Having moved, go on (`step` then checks the cap even if more bytes are needed).
+        let start = self.pos;
         let Some(offset) = self.buf[self.pos..].iter().position(|&b| b == 0xFF) else {
             self.pos = self.buf.len();
-            return false;
+            return self.pos != start;
         };
         let at = self.pos + offset;
         self.pos = at;
         let Some(&next) = self.buf.get(at + 1) else {
-            return false;
+            return self.pos != start;
         };
         match next {
             0x00 | 0xD0..=0xD7 => self.pos = at + 2,
@@ -411,6 +413,18 @@ mod tests {
                 assert!(splitter.buffered() <= max, "{} > {max}", splitter.buffered());
             }
         }
+    }
+
+    #[test]
+    fn entropy_data_past_the_cap_is_dropped_in_the_push_that_brought_it() {
+        // Found by the `jpeg_splitter` fuzz target: a push of entropy data with no marker
+        // left the whole push buffered; the cap was checked only on the next push.
+        let mut big = vec![0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02];
+        big.resize(2500, 0x55);
+        let mut splitter = JpegSplitter::new(1000);
+        splitter.push(&big, |_| panic!("the frame is too large"));
+        assert!(splitter.buffered() <= 1000, "{}", splitter.buffered());
+        assert_eq!(splitter.stats().oversized, 1);
     }
 
     #[test]
