@@ -410,7 +410,11 @@ mod tests {
             let mut splitter = JpegSplitter::new(max);
             for byte in stream {
                 splitter.push(&[byte], |_| panic!("no frame here"));
-                assert!(splitter.buffered() <= max, "{} > {max}", splitter.buffered());
+                assert!(
+                    splitter.buffered() <= max,
+                    "{} > {max}",
+                    splitter.buffered()
+                );
             }
         }
     }
