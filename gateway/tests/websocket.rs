@@ -422,7 +422,9 @@ async fn protocol_violations_close_with_1002_or_1009_and_other_viewers_go_on() {
 async fn bad_text_and_bad_close_frames_close_with_1007_or_1002() {
     let gateway = start(PATTERN).await;
     let addr = gateway.local_addr();
-    let cases: [(&str, &[(u8, &[u8])], u16); 6] = [
+    /// What a case is called, the frames (first byte, payload) it sends, the close it gets.
+    type Case = (&'static str, &'static [(u8, &'static [u8])], u16);
+    let cases: [Case; 6] = [
         ("text that is not UTF-8", &[(0x81, b"caf\xc3(")], 1007),
         (
             "a message that ends inside a character",
