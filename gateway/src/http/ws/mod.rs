@@ -4,7 +4,9 @@
 //! sequence number and timestamps); text messages are JSON objects with a `type`:
 //! `hello` first, then `state` on changes and `dropped` when frames were skipped.
 //! Close codes: 1001 shutting down, 4001 access revoked, 4004 stream removed, 4008 too slow
-//! (or silent), 1002 / 1009 for a client that breaks the protocol / sends too much.
+//! (or silent), 1002 / 1009 / 1007 for a client that breaks the protocol / sends too much /
+//! sends text that is not UTF-8. A viewer's own close is answered with its code (or with no
+//! code if it gave none).
 //!
 //! This module validates the upgrade request (version, key, Origin, `max_fps`), answers
 //! `101 Switching Protocols` and hands the raw TCP socket to a [`session`]; framing is our
