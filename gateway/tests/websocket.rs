@@ -87,7 +87,7 @@ async fn unknown_stream_is_refused_with_404_before_the_upgrade() {
 }
 
 #[tokio::test]
-async fn plain_http_and_foreign_origins_are_refused() {
+async fn plain_http_foreign_origins_and_bad_keys_are_refused() {
     let gateway = start(PATTERN).await;
     let addr = gateway.local_addr();
     // Not an upgrade request.
@@ -123,6 +123,27 @@ async fn plain_http_and_foreign_origins_are_refused() {
     .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("max_fps"), "{body}");
+    // Keys that are not the base64 of 16 bytes (RFC 6455 §4.1).
+    for key in [
+        "",
+        "hello",
+        "dGhlIHNhbXBsZSBub25jZQ",
+        "dGhlIHNhbXBsZSBub25jZXM=",
+    ] {
+        let (status, body) = http_get(
+            addr,
+            "/ws/streams/pattern",
+            &[
+                ("Connection", "Upgrade"),
+                ("Upgrade", "websocket"),
+                ("Sec-WebSocket-Version", "13"),
+                ("Sec-WebSocket-Key", key),
+            ],
+        )
+        .await;
+        assert_eq!(status, 400, "key {key:?}: {body}");
+        assert!(body.contains("websocket_key"), "{body}");
+    }
     gateway.shutdown().await;
 }
 
@@ -258,6 +279,78 @@ async fn protocol_violations_close_with_1002_or_1009_and_other_viewers_go_on() {
     for _ in 0..3 {
         next_frame(&mut bystander, SECS(5)).await;
     }
+    gateway.shutdown().await;
+}
+
+/// RFC 6455 §8.1, §5.5.1, §7.4: what a viewer sends must be well-formed text and close
+/// frames; the gateway answers with 1007 (not UTF-8) or 1002 (a malformed close).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_text_and_bad_close_frames_close_with_1007_or_1002() {
+    let gateway = start(PATTERN).await;
+    let addr = gateway.local_addr();
+    /// What a case is called, the frames (first byte, payload) it sends, the close it gets.
+    type Case = (&'static str, &'static [(u8, &'static [u8])], u16);
+    let cases: [Case; 6] = [
+        ("text that is not UTF-8", &[(0x81, b"caf\xc3(")], 1007),
+        (
+            "a message that ends inside a character",
+            &[(0x01, b"\xe2\x82"), (0x80, b"")],
+            1007,
+        ),
+        ("a 1-byte close payload", &[(0x88, b"\x03")], 1002),
+        ("close code 1005 (never sent)", &[(0x88, b"\x03\xed")], 1002),
+        ("close code 2999 (unassigned)", &[(0x88, b"\x0b\xb7")], 1002),
+        (
+            "a close reason that is not UTF-8",
+            &[(0x88, b"\x03\xe8\xff")],
+            1007,
+        ),
+    ];
+    for (what, frames, code) in cases {
+        let mut viewer = RawViewer::connect(addr, "/ws/streams/pattern").await;
+        for (first, payload) in frames {
+            viewer.send(*first, payload, true).await;
+        }
+        let close = viewer.next_of(0x8, SECS(5)).await;
+        assert_eq!(close.close_code(), Some(code), "{what}");
+    }
+    // A character cut across fragments (with a ping between them) is fine.
+    let mut viewer = RawViewer::connect(addr, "/ws/streams/pattern").await;
+    let text = "{\"hi\":\"é€😀\"}".as_bytes();
+    viewer.send(0x01, &text[..9], true).await;
+    viewer.send(0x89, b"", true).await;
+    viewer.send(0x00, &text[9..13], true).await;
+    viewer.send(0x80, &text[13..], true).await;
+    viewer.next_of(0xA, SECS(5)).await;
+    viewer.next_of(0x2, SECS(5)).await;
+    viewer.next_of(0x2, SECS(5)).await;
+    gateway.shutdown().await;
+}
+
+/// RFC 6455 §5.5.1: the answer to a viewer's close echoes its code, and a close without a
+/// code is answered without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_close_is_answered_with_its_own_code_or_none() {
+    let gateway = start(PATTERN).await;
+    let hub = gateway.state().registry.get("pattern").unwrap();
+    let addr = gateway.local_addr();
+    for code in [1001u16, 3000, 4321] {
+        let mut viewer = RawViewer::connect(addr, "/ws/streams/pattern").await;
+        viewer.next_of(0x2, SECS(5)).await;
+        let mut payload = code.to_be_bytes().to_vec();
+        payload.extend_from_slice(b"leaving");
+        viewer.send(0x88, &payload, true).await;
+        let close = viewer.next_of(0x8, SECS(5)).await;
+        assert_eq!(close.close_code(), Some(code));
+        assert_eq!(close.payload.len(), 2, "the code alone, no reason");
+        assert!(viewer.next(SECS(5)).await.is_none(), "the gateway hangs up");
+    }
+    let mut viewer = RawViewer::connect(addr, "/ws/streams/pattern").await;
+    viewer.next_of(0x2, SECS(5)).await;
+    viewer.send(0x88, b"", true).await;
+    let close = viewer.next_of(0x8, SECS(5)).await;
+    assert!(close.payload.is_empty(), "{:?}", close.payload);
+    eventually(SECS(5), "viewers detached", || hub.viewer_count() == 0).await;
     gateway.shutdown().await;
 }
 

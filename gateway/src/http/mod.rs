@@ -20,7 +20,7 @@ pub mod auth;
 mod guard;
 pub mod host;
 mod openapi;
-mod pacing;
+pub(crate) mod pacing;
 pub mod response;
 pub mod router;
 mod ui;

@@ -78,7 +78,7 @@ pub const ROUTES: &[Route] = &[
 ];
 
 /// Matches `path` against a template; returns the `{id}` segment if any.
-fn matches<'p>(template: &str, path: &'p str) -> Option<Option<&'p str>> {
+pub(crate) fn matches<'p>(template: &str, path: &'p str) -> Option<Option<&'p str>> {
     let mut id = None;
     let mut t = template.trim_start_matches('/').split('/');
     let mut p = path.trim_start_matches('/').split('/');

@@ -10,8 +10,11 @@
 //! - the frames produced do not depend on how the input is chunked;
 //! - bytes outside SOI..EOI (garbage between frames) are skipped;
 //! - a frame that grows past `max_frame` bytes is dropped whole (never emitted, never kept):
-//!   the splitter resynchronises on the next SOI; memory stays bounded by `max_frame` plus
-//!   one read chunk;
+//!   everything it is known to span is dropped, including the rest of a segment whose
+//!   declared length runs past the cap (bytes that have not arrived yet are skipped as
+//!   they come), and the splitter resynchronises on the next SOI after that; it never waits
+//!   for bytes past `max_frame`, so between pushes it holds at most `max_frame` bytes and
+//!   memory stays bounded by `max_frame` plus one read chunk;
 //! - a new SOI where a marker is expected (a truncated frame) drops the partial frame and
 //!   starts over at the new SOI.
 
@@ -63,6 +66,8 @@ pub struct JpegSplitter {
     /// Parse position inside `buf`; may run past `buf.len()` while skipping a segment.
     pos: usize,
     state: State,
+    /// Bytes of a dropped frame still to come (`Discarding` skips them before seeking).
+    skip: usize,
     max_frame: usize,
     width: u32,
     height: u32,
@@ -76,6 +81,7 @@ impl JpegSplitter {
             buf: Vec::new(),
             pos: 0,
             state: State::Seeking,
+            skip: 0,
             max_frame: max_frame.max(4),
             width: 0,
             height: 0,
@@ -102,13 +108,24 @@ impl JpegSplitter {
     /// One parsing step; `false` when more input is needed.
     fn step(&mut self, on_frame: &mut impl FnMut(SplitFrame<'_>)) -> bool {
         match self.state {
+            State::Discarding if self.skip > 0 => {
+                let n = self.skip.min(self.buf.len());
+                self.buf.drain(..n);
+                self.skip -= n;
+                self.skip == 0
+            }
             State::Seeking | State::Discarding => self.seek_soi(),
             // The frame would end at `pos + 2` at the earliest.
             State::Marker | State::Entropy if self.pos + 2 > self.max_frame => {
-                // Too large: drop what we have of it and resynchronise on the next SOI.
+                // Too large: drop all of it up to `pos` and resynchronise on the next SOI.
+                // `pos` may lie past the bytes read so far (a segment's declared length):
+                // those are skipped when they arrive, so where scanning resumes does not
+                // depend on how the input was chunked.
                 self.stats.oversized += 1;
-                let consumed = self.pos.min(self.buf.len()).max(2);
-                self.buf.drain(..consumed);
+                let consumed = self.pos.max(2);
+                let have = consumed.min(self.buf.len());
+                self.buf.drain(..have);
+                self.skip = consumed - have;
                 self.pos = 0;
                 self.state = State::Discarding;
                 true
@@ -183,6 +200,12 @@ impl JpegSplitter {
             // Standalone markers: TEM, RSTn.
             0x01 | 0xD0..=0xD7 => self.pos += 2,
             _ => {
+                // A segment and an EOI follow: the frame ends at `pos + 6` at the earliest.
+                // Too large ones are refused before waiting for more of their bytes.
+                if self.pos + 6 > self.max_frame {
+                    self.pos += 4;
+                    return true;
+                }
                 let Some(&[hi, lo]) = self.buf.get(self.pos + 2..self.pos + 4) else {
                     return false;
                 };
@@ -190,7 +213,12 @@ impl JpegSplitter {
                 if length < 2 {
                     return self.abandon();
                 }
-                if is_sof(code) {
+                if self.pos + 2 + length + 2 > self.max_frame {
+                    self.pos += 2 + length;
+                    return true;
+                }
+                // The size is read only from inside the segment (a corrupt one may be short).
+                if is_sof(code) && length >= 7 {
                     // SOFn: length(2) precision(1) height(2) width(2) ...
                     let Some(h) = self.buf.get(self.pos + 5..self.pos + 9) else {
                         return false;
@@ -212,14 +240,16 @@ impl JpegSplitter {
         if self.pos >= self.buf.len() {
             return false;
         }
+        // Having moved, go on (`step` then checks the cap even if more bytes are needed).
+        let start = self.pos;
         let Some(offset) = self.buf[self.pos..].iter().position(|&b| b == 0xFF) else {
             self.pos = self.buf.len();
-            return false;
+            return self.pos != start;
         };
         let at = self.pos + offset;
         self.pos = at;
         let Some(&next) = self.buf.get(at + 1) else {
-            return false;
+            return self.pos != start;
         };
         match next {
             0x00 | 0xD0..=0xD7 => self.pos = at + 2,
@@ -369,6 +399,54 @@ mod tests {
             assert_eq!(frames, vec![small.clone(), small.clone()], "chunk {chunk}");
             assert_eq!(splitter.stats().oversized, 1);
             assert!(peak <= 1000 + chunk, "buffered {peak} with chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn the_splitter_never_waits_for_bytes_past_the_cap() {
+        // Found by the `jpeg_splitter` fuzz target: with a tiny cap, a SOF segment made the
+        // splitter wait for its size fields past the cap before refusing the frame.
+        let stream = [0xFF, 0xD8, 0xFF, 0xCD, 0xB7, 0xEF, 1, 2, 3, 4, 5, 6, 7, 8];
+        for max in [4, 8, 12] {
+            let mut splitter = JpegSplitter::new(max);
+            for byte in stream {
+                splitter.push(&[byte], |_| panic!("no frame here"));
+                assert!(
+                    splitter.buffered() <= max,
+                    "{} > {max}",
+                    splitter.buffered()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn entropy_data_past_the_cap_is_dropped_in_the_push_that_brought_it() {
+        // Found by the `jpeg_splitter` fuzz target: a push of entropy data with no marker
+        // left the whole push buffered; the cap was checked only on the next push.
+        let mut big = vec![0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02];
+        big.resize(2500, 0x55);
+        let mut splitter = JpegSplitter::new(1000);
+        splitter.push(&big, |_| panic!("the frame is too large"));
+        assert!(splitter.buffered() <= 1000, "{}", splitter.buffered());
+        assert_eq!(splitter.stats().oversized, 1);
+    }
+
+    #[test]
+    fn a_segment_declared_past_the_cap_is_skipped_whole_under_any_chunking() {
+        // Found by the `jpeg_splitter` fuzz target: a corrupt segment length made the frame
+        // oversized before its bytes had arrived; a splitter fed everything at once dropped
+        // them all, one fed in small chunks looked for an SOI inside them and found frames.
+        let inner = synthetic(8, 8, &[3; 10]);
+        let after = synthetic(8, 8, &[4; 10]);
+        let mut stream = vec![0xFF, 0xD8, 0xFF, 0xE1, 0x01, 0x00]; // a 256-byte APP1
+        stream.extend_from_slice(&inner);
+        stream.resize(4 + 256, 0x11);
+        stream.extend_from_slice(&after);
+        for chunks in [vec![stream.len()], vec![1], vec![7], vec![64, 3]] {
+            let (frames, stats) = split(&stream, &chunks, 100);
+            assert_eq!(frames, vec![after.clone()], "chunks {chunks:?}");
+            assert_eq!(stats.oversized, 1);
         }
     }
 

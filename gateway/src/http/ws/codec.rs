@@ -10,6 +10,9 @@
 //!   larger allocation.
 //! - Client frames must be masked and use known opcodes; control frames must be final and
 //!   at most 125 bytes (RFC 6455 §5.1, §5.5).
+//! - Text messages must be UTF-8 (§8.1), checked as fragments arrive: a character split
+//!   across fragments is carried over in at most 3 bytes, so the check needs no buffer of
+//!   its own. Close frames carry nothing or a valid code (§7.4) with a UTF-8 reason.
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -100,7 +103,8 @@ pub enum Incoming {
     Ping(Bytes),
     /// A pong (or any unsolicited one): proves the viewer is alive.
     Pong,
-    /// The client starts (or answers) the closing handshake, with its code if it gave one.
+    /// The client starts (or answers) the closing handshake, with its code if it gave one
+    /// (always a code RFC 6455 §7.4 lets an endpoint send).
     Close(Option<u16>),
     /// A data frame (text, binary or a fragment). Viewers have nothing to say yet, so the
     /// content is only proof of life.
@@ -131,6 +135,15 @@ pub enum ProtocolError {
         /// The limit that was exceeded.
         limit: usize,
     },
+    /// A close frame with a 1-byte payload: a code is two bytes (§5.5.1).
+    #[error("close frame with a 1-byte payload")]
+    BadClosePayload,
+    /// A close code an endpoint may not send (§7.4: reserved, internal-only or unassigned).
+    #[error("invalid close code {0}")]
+    InvalidCloseCode(u16),
+    /// A text message or close reason that is not UTF-8 (§8.1).
+    #[error("text is not valid UTF-8")]
+    InvalidUtf8,
 }
 
 impl ProtocolError {
@@ -138,9 +151,102 @@ impl ProtocolError {
     pub fn close_code(&self) -> u16 {
         match self {
             ProtocolError::TooLarge { .. } => 1009,
+            ProtocolError::InvalidUtf8 => 1007,
             _ => 1002,
         }
     }
+}
+
+/// Whether a peer may send `code` in a close frame (RFC 6455 §7.4.1 and the IANA registry):
+/// the defined codes except those reserved for local use (1004 unassigned, 1005 "no code",
+/// 1006 "abnormal", 1015 "TLS"), and the ranges for libraries (3000-3999) and applications
+/// (4000-4999).
+pub fn is_valid_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+/// What a close frame's payload says: nothing, or a valid code and a UTF-8 reason.
+fn parse_close(payload: &[u8]) -> Result<Option<u16>, ProtocolError> {
+    match payload {
+        [] => Ok(None),
+        [_] => Err(ProtocolError::BadClosePayload),
+        [high, low, reason @ ..] => {
+            let code = u16::from_be_bytes([*high, *low]);
+            if !is_valid_close_code(code) {
+                return Err(ProtocolError::InvalidCloseCode(code));
+            }
+            std::str::from_utf8(reason).map_err(|_| ProtocolError::InvalidUtf8)?;
+            Ok(Some(code))
+        }
+    }
+}
+
+/// Checks UTF-8 across the fragments of one text message without buffering the message:
+/// only the bytes of a character cut by a fragment boundary (at most 3) are kept.
+#[derive(Debug, Default, Clone)]
+struct Utf8Check {
+    pending: [u8; 4],
+    pending_len: usize,
+}
+
+impl Utf8Check {
+    /// Checks the next fragment; fails as soon as the bytes so far cannot be UTF-8.
+    fn feed(&mut self, mut data: &[u8]) -> Result<(), ProtocolError> {
+        if self.pending_len > 0 {
+            // Complete the character the last fragment cut.
+            let width = utf8_width(self.pending[0]);
+            let take = (width - self.pending_len).min(data.len());
+            self.pending[self.pending_len..self.pending_len + take].copy_from_slice(&data[..take]);
+            self.pending_len += take;
+            data = &data[take..];
+            match std::str::from_utf8(&self.pending[..self.pending_len]) {
+                Ok(_) => self.pending_len = 0,
+                // Still cut (the fragment was shorter than the character): wait for more.
+                Err(e) if e.error_len().is_none() => return Ok(()),
+                Err(_) => return Err(ProtocolError::InvalidUtf8),
+            }
+        }
+        match std::str::from_utf8(data) {
+            Ok(_) => Ok(()),
+            Err(e) if e.error_len().is_none() => {
+                // A valid start of a character that the next fragment must complete.
+                let tail = &data[e.valid_up_to()..];
+                self.pending[..tail.len()].copy_from_slice(tail);
+                self.pending_len = tail.len();
+                Ok(())
+            }
+            Err(_) => Err(ProtocolError::InvalidUtf8),
+        }
+    }
+
+    /// Checks that the message did not end inside a character.
+    fn finish(&mut self) -> Result<(), ProtocolError> {
+        let cut = std::mem::take(&mut self.pending_len);
+        if cut == 0 {
+            Ok(())
+        } else {
+            Err(ProtocolError::InvalidUtf8)
+        }
+    }
+}
+
+/// The length of the UTF-8 character that starts with `lead` (a lead byte the standard
+/// library accepted as the start of an incomplete character: 2, 3 or 4).
+fn utf8_width(lead: u8) -> usize {
+    match lead {
+        0xF0..=0xFF => 4,
+        0xE0..=0xEF => 3,
+        _ => 2,
+    }
+}
+
+/// The data message in progress.
+#[derive(Debug)]
+struct Message {
+    /// Payload bytes so far.
+    len: usize,
+    /// Set for text messages.
+    utf8: Option<Utf8Check>,
 }
 
 /// An incremental parser of client frames: read socket bytes into [`Decoder::buffer`],
@@ -149,8 +255,8 @@ impl ProtocolError {
 pub struct Decoder {
     buffer: BytesMut,
     max_message: usize,
-    /// Bytes of the fragmented data message in progress, if one is.
-    message_so_far: Option<usize>,
+    /// The fragmented data message in progress, if one is.
+    message: Option<Message>,
 }
 
 impl Decoder {
@@ -163,7 +269,7 @@ impl Decoder {
         Decoder {
             buffer,
             max_message,
-            message_so_far: None,
+            message: None,
         }
     }
 
@@ -243,25 +349,45 @@ impl Decoder {
         Ok(Some(match opcode {
             Opcode::Ping => Incoming::Ping(payload),
             Opcode::Pong => Incoming::Pong,
-            Opcode::Close => Incoming::Close(
-                (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]])),
-            ),
+            Opcode::Close => Incoming::Close(parse_close(&payload)?),
             Opcode::Text | Opcode::Binary | Opcode::Continuation => {
-                let so_far = match (opcode, self.message_so_far) {
-                    (Opcode::Continuation, Some(so_far)) => so_far,
+                let mut message = match (opcode, self.message.take()) {
+                    (Opcode::Continuation, Some(message)) => message,
                     (Opcode::Continuation, None) | (_, Some(_)) => {
                         return Err(ProtocolError::BadFragment);
                     }
-                    _ => 0,
+                    (opcode, None) => Message {
+                        len: 0,
+                        utf8: (opcode == Opcode::Text).then(Utf8Check::default),
+                    },
                 };
-                let total = so_far + payload.len();
-                if total > limit {
+                message.len += payload.len();
+                if message.len > limit {
                     return Err(ProtocolError::TooLarge { limit });
                 }
-                self.message_so_far = (!fin).then_some(total);
+                if let Some(utf8) = &mut message.utf8 {
+                    utf8.feed(&payload)?;
+                    if fin {
+                        utf8.finish()?;
+                    }
+                }
+                if !fin {
+                    self.message = Some(message);
+                }
                 Incoming::Data
             }
         }))
+    }
+
+    /// Payload bytes of the fragmented message in progress (0 if none): with the buffer,
+    /// what the decoder's memory bound is stated in.
+    pub fn message_len(&self) -> usize {
+        self.message.as_ref().map_or(0, |m| m.len)
+    }
+
+    /// Bytes buffered and not yet decoded.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
     }
 }
 
@@ -403,5 +529,81 @@ mod tests {
         let error = decoder.next().unwrap_err();
         assert_eq!(error, ProtocolError::TooLarge { limit: 1000 });
         assert_eq!(error.close_code(), 1009);
+    }
+
+    #[test]
+    fn text_must_be_utf8_even_when_a_character_spans_fragments() {
+        let bad = decode_all(&client_frame(0x81, b"caf\xc3("), 64).unwrap_err();
+        assert_eq!(bad, ProtocolError::InvalidUtf8);
+        assert_eq!(bad.close_code(), 1007);
+        // Binary messages are not text: any bytes go.
+        assert_eq!(
+            decode_all(&client_frame(0x82, b"\xff\xfe"), 64).unwrap(),
+            [Incoming::Data]
+        );
+        // "aé€😀" cut into two fragments at every byte, and into one fragment per byte.
+        let text = "aé€😀".as_bytes();
+        for cut in 0..=text.len() {
+            let mut bytes = client_frame(0x01, &text[..cut]);
+            bytes.extend(client_frame(0x89, b"")); // a control frame in between
+            bytes.extend(client_frame(0x80, &text[cut..]));
+            assert_eq!(decode_all(&bytes, 64).unwrap().len(), 3, "cut at {cut}");
+        }
+        let mut one_by_one = Vec::new();
+        for (i, byte) in text.iter().enumerate() {
+            let fin = if i + 1 == text.len() { 0x80 } else { 0 };
+            let opcode = if i == 0 { 0x01 } else { 0x00 };
+            one_by_one.extend(client_frame(fin | opcode, &[*byte]));
+        }
+        assert_eq!(decode_all(&one_by_one, 64).unwrap().len(), text.len());
+        // A message that ends inside a character, and a bad byte after a cut one.
+        let mut truncated = client_frame(0x01, b"ok\xe2\x82");
+        truncated.extend(client_frame(0x80, b""));
+        assert_eq!(decode_all(&truncated, 64), Err(ProtocolError::InvalidUtf8));
+        let mut broken = client_frame(0x01, b"\xe2");
+        broken.extend(client_frame(0x80, b"\x82("));
+        assert_eq!(decode_all(&broken, 64), Err(ProtocolError::InvalidUtf8));
+        // Fails fast: the first fragment alone is already not UTF-8 (a surrogate).
+        let mut decoder = Decoder::new(64, &client_frame(0x01, b"\xed\xa0\x80"), 16);
+        assert_eq!(decoder.next(), Err(ProtocolError::InvalidUtf8));
+    }
+
+    #[test]
+    fn close_frames_carry_nothing_or_a_valid_code_and_a_utf8_reason() {
+        let close = |payload: &[u8]| decode_all(&client_frame(0x88, payload), 64);
+        assert_eq!(close(b""), Ok(vec![Incoming::Close(None)]));
+        assert_eq!(close(b"\x03"), Err(ProtocolError::BadClosePayload));
+        assert_eq!(ProtocolError::BadClosePayload.close_code(), 1002);
+        for code in [
+            1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 4999,
+        ] {
+            let payload = close_payload(code, "fine");
+            assert_eq!(
+                close(&payload),
+                Ok(vec![Incoming::Close(Some(code))]),
+                "{code}"
+            );
+        }
+        for code in [
+            0u16,
+            999,
+            1004,
+            1005,
+            1006,
+            1015,
+            1016,
+            2999,
+            5000,
+            u16::MAX,
+        ] {
+            let error = close(&code.to_be_bytes()).unwrap_err();
+            assert_eq!(error, ProtocolError::InvalidCloseCode(code));
+            assert_eq!(error.close_code(), 1002);
+        }
+        let mut bad_reason = 1000u16.to_be_bytes().to_vec();
+        bad_reason.extend_from_slice(b"bye\xc0");
+        let error = close(&bad_reason).unwrap_err();
+        assert_eq!(error, ProtocolError::InvalidUtf8);
+        assert_eq!(error.close_code(), 1007);
     }
 }

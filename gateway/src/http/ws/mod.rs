@@ -4,7 +4,9 @@
 //! sequence number and timestamps); text messages are JSON objects with a `type`:
 //! `hello` first, then `state` on changes and `dropped` when frames were skipped.
 //! Close codes: 1001 shutting down, 4001 access revoked, 4004 stream removed, 4008 too slow
-//! (or silent), 1002 / 1009 for a client that breaks the protocol / sends too much.
+//! (or silent), 1002 / 1009 / 1007 for a client that breaks the protocol / sends too much /
+//! sends text that is not UTF-8. A viewer's own close is answered with its code (or with no
+//! code if it gave none).
 //!
 //! This module validates the upgrade request (version, key, `max_fps`; `Origin` and `Host`
 //! were checked by the router before authentication, see `guard.rs`), answers
@@ -17,7 +19,7 @@
 //! socket keeps up, the hub's publisher writes its frames directly ([`lane`]) and its task
 //! sleeps. The slow-viewer policy is documented in `session.rs`.
 
-mod codec;
+pub(crate) mod codec;
 mod lane;
 mod outbox;
 mod sealed;
@@ -84,6 +86,20 @@ fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) 
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
+/// Whether `key` is a `Sec-WebSocket-Key` as RFC 6455 §4.1 asks: the base64 encoding of
+/// 16 bytes, which is always 22 base64 characters and `==`. The last character must leave
+/// the unused low bits zero (canonical base64, as every client library encodes), so each
+/// accepted key decodes to exactly one 16-byte value.
+pub(crate) fn is_valid_key(key: &[u8]) -> bool {
+    let is_base64 = |c: &u8| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/';
+    match key {
+        [data @ .., last, b'=', b'='] if data.len() == 21 => {
+            data.iter().all(is_base64) && b"AQgw".contains(last)
+        }
+        _ => false,
+    }
+}
+
 /// Handles the upgrade request for the stream of `reservation` (already authorized, its
 /// viewer slot taken): validates it, answers 101 and spawns the viewer session, which
 /// attaches in the reserved slot. `credential` is re-checked during the session.
@@ -118,11 +134,14 @@ pub fn upgrade(
         );
         return response;
     }
-    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+    let Some(key) = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .filter(|key| is_valid_key(key.as_bytes()))
+    else {
         return response::error(
             StatusCode::BAD_REQUEST,
             "websocket_key",
-            "missing Sec-WebSocket-Key header",
+            "missing or invalid Sec-WebSocket-Key header (base64 of 16 bytes)",
         );
     };
     let max_fps = match parse_max_fps(req.uri().query()) {
@@ -181,4 +200,32 @@ async fn loopback_pair() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
     let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
     let (client, accepted) = tokio::join!(client, listener.accept());
     (client.unwrap(), accepted.unwrap().0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_must_be_base64_of_16_bytes() {
+        // RFC 6455's example, and what browsers and client libraries generate.
+        assert!(is_valid_key(b"dGhlIHNhbXBsZSBub25jZQ=="));
+        assert!(is_valid_key(b"AAAAAAAAAAAAAAAAAAAAAA=="));
+        assert!(is_valid_key(b"/+/+/+/+/+/+/+/+/+/+/w=="));
+        for bad in [
+            &b""[..],
+            b"x",
+            b"dGhlIHNhbXBsZSBub25jZQ",       // no padding
+            b"dGhlIHNhbXBsZSBub25jZQ=",      // short padding
+            b"dGhlIHNhbXBsZSBub25jZQ===",    // 25 characters
+            b"dGhlIHNhbXBsZSBub25jZXM=",     // 17 bytes
+            b"dGhlIHNhbXBsZSBub25jZ==",      // 15 bytes
+            b"dGhlIHNhbXBsZSBub25jZR==",     // non-zero unused bits
+            b"dGhlIHNhbXBsZSBub25j*Q==",     // not base64
+            b"dGhlIHNhbXBsZSBub25jZQ==\x00", // trailing byte
+            b"dGhlIHNhbXBsZSBub25jZQ-_",     // base64url
+        ] {
+            assert!(!is_valid_key(bad), "{}", String::from_utf8_lossy(bad));
+        }
+    }
 }

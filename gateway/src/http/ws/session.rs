@@ -79,8 +79,8 @@ enum Event<'a> {
 enum End {
     /// The connection is gone (EOF or a socket error): nothing more can be sent.
     Gone,
-    /// The viewer started the closing handshake: answer it.
-    ClientClosed,
+    /// The viewer started the closing handshake (with this code, if it gave one): answer it.
+    ClientClosed(Option<u16>),
     /// The viewer broke the protocol.
     Protocol(ProtocolError),
     /// The gateway ends the session with this code.
@@ -382,7 +382,7 @@ impl Session {
                 }
                 // Pongs and the viewer's own messages only prove it is alive.
                 Ok(Some(Incoming::Pong | Incoming::Data)) => {}
-                Ok(Some(Incoming::Close(_))) => return Err(End::ClientClosed),
+                Ok(Some(Incoming::Close(code))) => return Err(End::ClientClosed(code)),
                 Err(error) => return Err(End::Protocol(error)),
             }
         }
@@ -397,22 +397,29 @@ impl Session {
     /// Ends the session: sends the close frame `end` calls for, then lingers briefly so it
     /// reaches the viewer (a viewer too slow for frames may not take it either).
     async fn close(mut self, hub: &Hub, end: End) {
-        let (code, reason): (u16, &str) = match &end {
+        let payload = match &end {
             End::Gone => return,
-            End::ClientClosed => (1000, ""),
+            // RFC 6455 §5.5.1: the answer echoes the viewer's code; a close without a code
+            // is answered without one (1005 "no code" may not be sent, §7.4.1).
+            End::ClientClosed(code) => {
+                tracing::debug!(stream = %hub.id(), ?code, "viewer closed");
+                code.map_or_else(Bytes::new, |code| close_payload(code, ""))
+            }
             End::Protocol(error) => {
                 tracing::debug!(stream = %hub.id(), %error, "viewer broke the WebSocket protocol");
-                (error.close_code(), "protocol error")
+                close_payload(error.close_code(), "protocol error")
             }
-            End::Close(code, reason) => (*code, *reason),
+            End::Close(code, reason) => {
+                if *code == CLOSE_TOO_SLOW {
+                    self.lane.telemetry.slow_disconnect(reason);
+                }
+                tracing::debug!(stream = %hub.id(), code, reason, "closing viewer");
+                close_payload(*code, reason)
+            }
         };
-        if code == CLOSE_TOO_SLOW {
-            self.lane.telemetry.slow_disconnect(reason);
-        }
-        tracing::debug!(stream = %hub.id(), code, reason, "closing viewer");
         // A frame the lane started must end before the close frame.
         self.close_lane();
-        self.outbox.push(Opcode::Close, close_payload(code, reason));
+        self.outbox.push(Opcode::Close, payload);
         let _ = tokio::time::timeout(CLOSE_LINGER, self.finish_close(&end)).await;
     }
 
@@ -424,7 +431,7 @@ impl Session {
             }
         }
         socket2::SockRef::from(&*self.socket).shutdown(std::net::Shutdown::Write)?;
-        if matches!(end, End::ClientClosed | End::Protocol(_)) {
+        if matches!(end, End::ClientClosed(_) | End::Protocol(_)) {
             return Ok(());
         }
         // Wait for the viewer's close frame (or EOF) so ours is not lost to a reset caused

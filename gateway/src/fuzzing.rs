@@ -1,0 +1,269 @@
+//! Entry points for the coverage-guided fuzz targets in `fuzz/` (cargo-afl) and for the
+//! tests that replay their corpora (`tests/fuzz_corpus.rs`). Not an API: hidden from the
+//! docs, it exists so the internals under test stay private to the crate.
+//!
+//! Each target takes arbitrary bytes and must return normally for every input. It panics
+//! (a crash to the fuzzer, a failure to the tests) when the code under test panics or
+//! breaks one of the invariants checked here:
+//! - `ws_decoder`: the frames decoded do not depend on how the bytes arrive, and the
+//!   decoder never holds more than one frame (header + `max_message`) once drained.
+//! - `manifest`: parsing any text with the real plugin catalog's validators returns a
+//!   manifest or errors, and the errors render.
+//! - `jpeg_splitter`: every frame is one whole JPEG (SOI..EOI) within the cap, the frames
+//!   do not depend on chunking, and between pushes the splitter holds at most the cap.
+//! - `request`: route matching, `max_fps` parsing, credential extraction and the
+//!   `Sec-WebSocket-Key` check accept any URI and header bytes, and what they extract is
+//!   a part of the input.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use http::{HeaderMap, HeaderValue, Uri, header};
+
+use crate::config::{self, AuthConfig};
+use crate::http::auth::{self, Credential};
+use crate::http::pacing::parse_max_fps;
+use crate::http::router::{ROUTES, matches};
+use crate::http::ws::codec::{Decoder, Incoming, ProtocolError};
+use crate::http::ws::is_valid_key;
+use crate::plugins::PluginCatalog;
+
+/// A fuzz target: arbitrary bytes in, a panic on a bug.
+pub type Target = fn(&[u8]);
+
+/// Every target, by the name of its binary in `fuzz/` and its corpus in `fuzz/corpus/`.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("ws_decoder", ws_decoder),
+    ("manifest", manifest),
+    ("jpeg_splitter", jpeg_splitter),
+    ("request", request),
+];
+
+/// Chunk lengths taken from the input: each chunk is 1 to 64 bytes long, cycling through
+/// `pattern` (a chunk of every length the fuzzer likes, reproducibly).
+fn chunks<'a>(data: &'a [u8], pattern: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+    let mut rest = data;
+    let mut lengths = pattern.iter().copied().cycle();
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let len = (usize::from(lengths.next().unwrap_or(0) % 64) + 1).min(rest.len());
+        let (chunk, tail) = rest.split_at(len);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+/// Splits the fuzz input into a 2-byte configuration and the bytes under test.
+fn settings(data: &[u8]) -> (u8, &[u8], &[u8]) {
+    match data {
+        [size, pattern_len, rest @ ..] => {
+            let pattern_len = usize::from(*pattern_len % 8).min(rest.len());
+            let (pattern, input) = rest.split_at(pattern_len);
+            (*size, pattern, input)
+        }
+        _ => (0, &[], data),
+    }
+}
+
+/// Decodes frames until the decoder needs more bytes or fails; checks the memory bound.
+fn drain(
+    decoder: &mut Decoder,
+    max_message: usize,
+    out: &mut Vec<Incoming>,
+) -> Result<(), ProtocolError> {
+    while let Some(frame) = decoder.next()? {
+        out.push(frame);
+    }
+    // A drained decoder holds less than one frame: a header (at most 14 bytes) and its
+    // payload, which is at most `max_message`.
+    assert!(
+        decoder.buffered() < 14 + max_message,
+        "decoder holds {} bytes with max_message {max_message}",
+        decoder.buffered()
+    );
+    assert!(decoder.message_len() <= max_message);
+    Ok(())
+}
+
+/// The WebSocket decoder, fed the input whole and in chunks: same frames, same verdict.
+pub fn ws_decoder(data: &[u8]) {
+    let (size, pattern, input) = settings(data);
+    // Small limits reach the size checks; 255 is the session's real limit.
+    let max_message = if size == 255 {
+        64 * 1024
+    } else {
+        usize::from(size)
+    };
+    let mut whole = Decoder::new(max_message, input, 16);
+    let mut expected = Vec::new();
+    let expected_end = drain(&mut whole, max_message, &mut expected);
+
+    let mut chunked = Decoder::new(max_message, &[], 16);
+    let mut got = Vec::new();
+    let mut end = Ok(());
+    for chunk in chunks(input, pattern) {
+        chunked.buffer().extend_from_slice(chunk);
+        end = drain(&mut chunked, max_message, &mut got);
+        if end.is_err() {
+            break;
+        }
+    }
+    assert_eq!(got, expected, "frames depend on how the bytes arrive");
+    assert_eq!(
+        end, expected_end,
+        "the verdict depends on how the bytes arrive"
+    );
+    if let Err(error) = end {
+        assert!(matches!(error.close_code(), 1002 | 1007 | 1009));
+    }
+    for frame in got {
+        if let Incoming::Close(Some(code)) = frame {
+            assert!(crate::http::ws::codec::is_valid_close_code(code));
+        }
+    }
+}
+
+/// The real built-in plugins, registered once per process.
+fn catalog() -> &'static PluginCatalog {
+    static CATALOG: OnceLock<PluginCatalog> = OnceLock::new();
+    CATALOG.get_or_init(PluginCatalog::with_builtins)
+}
+
+/// The manifest parser, with the built-in plugins validating each stream's `source`.
+pub fn manifest(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let env = |name: &str| match name {
+        "CAMGATE_FUZZ_TOKEN" => Some("0123456789abcdef0123".to_owned()),
+        "CAMGATE_FUZZ_URL" => Some("rtsp://user:pass@127.0.0.1:8554/cam".to_owned()),
+        _ => None,
+    };
+    let path = Path::new("/fuzz/camgate.yaml");
+    match config::parse(&text, path, &env, catalog()) {
+        Ok(manifest) => {
+            let _ = format!("{manifest:?}");
+        }
+        Err(errors) => {
+            assert!(!errors.0.is_empty(), "an error result without errors");
+            let _ = errors.to_string();
+        }
+    }
+}
+
+/// The ffmpeg plugin's JPEG splitter, fed the input whole and in chunks.
+pub fn jpeg_splitter(data: &[u8]) {
+    use camgate_ffmpeg_mjpeg::splitter::JpegSplitter;
+    let (size, pattern, input) = settings(data);
+    let max_frame = usize::from(size) * 4;
+    let split = |chunked: bool| {
+        let mut splitter = JpegSplitter::new(max_frame);
+        let mut frames = Vec::new();
+        let pieces: Box<dyn Iterator<Item = &[u8]>> = if chunked {
+            Box::new(chunks(input, pattern))
+        } else {
+            Box::new(std::iter::once(input))
+        };
+        for piece in pieces {
+            splitter.push(piece, |frame| {
+                assert!(frame.jpeg.starts_with(&[0xFF, 0xD8]), "frame without SOI");
+                assert!(frame.jpeg.ends_with(&[0xFF, 0xD9]), "frame without EOI");
+                assert!(frame.jpeg.len() <= max_frame.max(4), "frame over the cap");
+                frames.push((frame.jpeg.to_vec(), frame.width, frame.height));
+            });
+            // It never waits for bytes past the cap, so between pushes it holds no more.
+            assert!(
+                splitter.buffered() <= max_frame.max(4),
+                "splitter holds {} bytes",
+                splitter.buffered()
+            );
+        }
+        frames
+    };
+    assert_eq!(
+        split(true),
+        split(false),
+        "frames depend on how the bytes arrive"
+    );
+}
+
+/// An auth configuration with tokens, parsed like any manifest's.
+fn auth_config() -> &'static AuthConfig {
+    static AUTH: OnceLock<AuthConfig> = OnceLock::new();
+    AUTH.get_or_init(|| {
+        let yaml = "auth:\n  tokens:\n    - { role: viewer, token: fuzz-viewer-token-0123 }\n";
+        let manifest = config::parse(yaml, Path::new("/fuzz/auth.yaml"), &|_| None, catalog())
+            .expect("the fuzz auth manifest is valid");
+        manifest.auth
+    })
+}
+
+/// Request handling before a handler runs. The input is up to four parts separated by
+/// NUL bytes: the request target (URI), `Authorization`, `Cookie`, `Sec-WebSocket-Key`.
+pub fn request(data: &[u8]) {
+    let mut parts = data.splitn(4, |b| *b == 0);
+    let target = parts.next().unwrap_or_default();
+    let mut headers = HeaderMap::new();
+    for name in [
+        header::AUTHORIZATION,
+        header::COOKIE,
+        header::SEC_WEBSOCKET_KEY,
+    ] {
+        if let Some(value) = parts.next().and_then(|v| HeaderValue::from_bytes(v).ok()) {
+            headers.insert(name, value);
+        }
+    }
+    if let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) {
+        let valid = is_valid_key(key.as_bytes());
+        assert!(
+            !valid || key.len() == 24,
+            "a key of {} bytes passed",
+            key.len()
+        );
+    }
+    let Ok(uri) = Uri::try_from(target) else {
+        return;
+    };
+    let (path, query) = (uri.path(), uri.query());
+    for route in ROUTES {
+        if let Some(id) = matches(route.template, path) {
+            assert_eq!(route.template.contains("{id}"), id.is_some());
+            if let Some(id) = id {
+                assert!(
+                    !id.is_empty() && !id.contains('/'),
+                    "id {id:?} from {path:?}"
+                );
+                assert!(path.contains(id));
+            }
+        }
+    }
+    if let Ok(Some(fps)) = parse_max_fps(query) {
+        assert!(
+            fps.is_finite() && fps > 0.0 && fps <= 120.0,
+            "max_fps {fps}"
+        );
+    }
+    for allow_query in [false, true] {
+        match auth::credential(auth_config(), &headers, query, allow_query) {
+            Credential::Token(token) => {
+                let from_header = headers
+                    .get(header::AUTHORIZATION)
+                    .is_some_and(|v| contains(v.as_bytes(), token.as_bytes()));
+                assert!(
+                    from_header || (allow_query && query.is_some_and(|q| q.contains(&token))),
+                    "a token that is not in the request"
+                );
+            }
+            Credential::Session(id) => {
+                let cookie = headers.get(header::COOKIE).map(HeaderValue::as_bytes);
+                assert!(cookie.is_some_and(|c| contains(c, id.as_bytes())));
+            }
+            Credential::None => {}
+            Credential::Open => panic!("auth is enabled"),
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
