@@ -771,8 +771,9 @@ streams:
     drop(gateway);
 }
 
-/// Serves `files` (path → body) over HTTP/1.1 on 127.0.0.1, plus `/redirect`, which
-/// answers 302 to `redirect_to`. One request per connection.
+/// Serves `files` (path → body) over HTTP/1.1 on 127.0.0.1 (`*.mjpg` as a multipart MJPEG
+/// camera), plus `/redirect`, which answers 302 to `redirect_to`. One request per
+/// connection.
 async fn serve_http(
     files: Vec<(&'static str, Vec<u8>)>,
     redirect_to: String,
@@ -799,8 +800,14 @@ async fn serve_http(
                 let response = if path == "/redirect" {
                     format!("HTTP/1.1 302 Found\r\nLocation: {redirect_to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").into_bytes()
                 } else if let Some((_, body)) = files.iter().find(|(p, _)| *p == path) {
+                    let kind = if path.ends_with(".mjpg") {
+                        "multipart/x-mixed-replace;boundary=ffmpeg"
+                    } else {
+                        "application/octet-stream"
+                    };
                     let mut response = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n\
+                         Connection: close\r\n\r\n",
                         body.len()
                     )
                     .into_bytes();
@@ -845,6 +852,30 @@ async fn an_http_camera_works_but_nothing_behind_its_url_may_open_a_local_file()
         .status()
         .unwrap();
     assert!(made.success());
+    // And what an HTTP MJPEG camera sends: multipart JPEGs.
+    let mjpeg = dir.path().join("cam.mjpg");
+    let made = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+        ])
+        .args([
+            "-i",
+            "testsrc=size=160x120:rate=10",
+            "-t",
+            "3",
+            "-c:v",
+            "mjpeg",
+        ])
+        .args(["-f", "mpjpeg", "-y"])
+        .arg(&mjpeg)
+        .status()
+        .unwrap();
+    assert!(made.success());
     let file_url = format!("file://{}", clip.display());
     let playlist = format!(
         "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:3\n#EXT-X-MEDIA-SEQUENCE:0\n\
@@ -853,6 +884,7 @@ async fn an_http_camera_works_but_nothing_behind_its_url_may_open_a_local_file()
     let (port, server) = serve_http(
         vec![
             ("/clip.ts", std::fs::read(&clip).unwrap()),
+            ("/cam.mjpg", std::fs::read(&mjpeg).unwrap()),
             ("/live.m3u8", playlist.into_bytes()),
         ],
         file_url,
@@ -864,6 +896,9 @@ streams:
   - id: camera
     on_demand: false
     source: {{ plugin: ffmpeg-mjpeg, url: "http://127.0.0.1:{port}/clip.ts", connect_timeout: 2s }}
+  - id: mjpeg
+    on_demand: false
+    source: {{ plugin: ffmpeg-mjpeg, url: "http://127.0.0.1:{port}/cam.mjpg", connect_timeout: 2s }}
   - id: playlist
     on_demand: false
     source: {{ plugin: ffmpeg-mjpeg, url: "http://127.0.0.1:{port}/live.m3u8", connect_timeout: 2s }}
@@ -877,6 +912,11 @@ streams:
     let camera = registry.get("camera").unwrap();
     eventually(SECS(30), "frames from the HTTP camera", || {
         camera.frames_in() > 0
+    })
+    .await;
+    let mjpeg = registry.get("mjpeg").unwrap();
+    eventually(SECS(30), "frames from the HTTP MJPEG camera", || {
+        mjpeg.frames_in() > 0
     })
     .await;
     let retried = |id: &str| {

@@ -54,6 +54,11 @@ impl Backoff {
         self
     }
 
+    /// Starts the growth over from `base` (the next delay is drawn under `base` again).
+    pub fn restart(&mut self) {
+        self.failures = 0;
+    }
+
     /// Consecutive failures counted so far.
     pub fn failures(&self) -> u32 {
         self.failures
@@ -108,6 +113,17 @@ mod tests {
         assert!(b.ceiling() >= Duration::from_secs(30));
         let d = b.next_delay(Duration::from_secs(60));
         assert!(d <= Duration::from_millis(500), "{d:?}");
+        assert_eq!(b.failures(), 1);
+    }
+
+    #[test]
+    fn restart_starts_the_growth_over() {
+        let mut b = Backoff::standard().with_seed(1);
+        for _ in 0..6 {
+            b.next_delay(Duration::ZERO);
+        }
+        b.restart();
+        assert!(b.next_delay(Duration::ZERO) <= Duration::from_millis(500));
         assert_eq!(b.failures(), 1);
     }
 

@@ -6,7 +6,8 @@
 //! answer starts answering. The shortcut is edge-triggered on purpose: a port that answers
 //! all along (a camera refusing the password with 401, a wrong path, a server that accepts
 //! and says nothing) gives no edge, so ffmpeg starts only after the full backoff and such a
-//! camera is never hammered.
+//! camera is never hammered. A run the probe started that fails at once (the port opened
+//! before the stream was ready) is handled by [`ShortcutPolicy`].
 //!
 //! Time and interruption come through [`Waiter`] (the supervisor's event channel in
 //! production, a fake clock in tests), the probe through a closure, so the schedule is
@@ -76,6 +77,57 @@ impl ProbeTarget {
 impl fmt::Display for ProbeTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+/// A camera often opens its port a little before its stream is ready (RTSP 503, 454...),
+/// so a run started by the probe may fail at once. Then the backoff starts over from its
+/// base — at most once per this long, so a port that flaps cannot keep resetting it.
+pub const RESTART_AT_MOST_EVERY: Duration = Duration::from_secs(60);
+
+/// What follows a run, as far as the probe is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AfterRun {
+    /// Start the backoff over from its base before drawing the next delay.
+    pub restart_backoff: bool,
+    /// Probe during the next wait (no: wait the full delay).
+    pub probe: bool,
+}
+
+/// The rules around runs the probe started. After such a run fails without a frame, the
+/// next wait is not cut short (no probe), and the backoff starts over from its base (at
+/// most once per [`RESTART_AT_MOST_EVERY`]): the camera is back, its stream perhaps not
+/// yet. A port that answers all along never gives an edge, so none of this applies to it.
+#[derive(Debug, Default, Clone)]
+pub struct ShortcutPolicy {
+    started_by_probe: bool,
+    last_restart: Option<Instant>,
+}
+
+impl ShortcutPolicy {
+    /// A run that was live for `live_for` ended at `now`: what the next wait does.
+    pub fn after_run(&mut self, live_for: Duration, now: Instant) -> AfterRun {
+        if !(self.started_by_probe && live_for.is_zero()) {
+            return AfterRun {
+                restart_backoff: false,
+                probe: true,
+            };
+        }
+        let restart_backoff = self
+            .last_restart
+            .is_none_or(|at| now.saturating_duration_since(at) >= RESTART_AT_MOST_EVERY);
+        if restart_backoff {
+            self.last_restart = Some(now);
+        }
+        AfterRun {
+            restart_backoff,
+            probe: false,
+        }
+    }
+
+    /// The wait before the next run ended with `end`.
+    pub fn wait_ended(&mut self, end: WaitEnd) {
+        self.started_by_probe = end == WaitEnd::Reachable;
     }
 }
 
@@ -322,6 +374,44 @@ mod tests {
         );
         assert_eq!(now.get() - t0, MS(2500));
         assert_eq!(clock.sleeps, [S(30)], "one sleep without a probe");
+    }
+
+    #[test]
+    fn a_probe_started_run_that_fails_restarts_the_backoff_at_most_once_a_minute() {
+        let t0 = Instant::now();
+        let mut policy = ShortcutPolicy::default();
+        let plain = AfterRun {
+            restart_backoff: false,
+            probe: true,
+        };
+        // Ordinary failures: probe during the wait, backoff keeps growing.
+        assert_eq!(policy.after_run(Duration::ZERO, t0), plain);
+        policy.wait_ended(WaitEnd::Reachable);
+        // The probe-started run failed at once: full wait, backoff from its base.
+        assert_eq!(
+            policy.after_run(Duration::ZERO, t0 + S(1)),
+            AfterRun {
+                restart_backoff: true,
+                probe: false
+            }
+        );
+        policy.wait_ended(WaitEnd::Elapsed);
+        assert_eq!(policy.after_run(Duration::ZERO, t0 + S(2)), plain);
+        // Another edge within the minute: no second restart.
+        policy.wait_ended(WaitEnd::Reachable);
+        assert_eq!(
+            policy.after_run(Duration::ZERO, t0 + S(20)),
+            AfterRun {
+                restart_backoff: false,
+                probe: false
+            }
+        );
+        // A probe-started run that delivered frames is a success, nothing special.
+        policy.wait_ended(WaitEnd::Reachable);
+        assert_eq!(policy.after_run(S(30), t0 + S(50)), plain);
+        // After a minute, a restart is allowed again.
+        policy.wait_ended(WaitEnd::Reachable);
+        assert!(policy.after_run(Duration::ZERO, t0 + S(62)).restart_backoff);
     }
 
     #[test]

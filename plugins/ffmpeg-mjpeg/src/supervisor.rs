@@ -9,8 +9,9 @@
 //! reaps ffmpeg, joins both helpers, reports `Retrying` with the most useful error, and
 //! waits a backoff delay (interruptible by stop) before the next run — cut short when the
 //! camera's port starts answering again ([`retry`](crate::retry)). After a run started that
-//! way fails without a frame, the next wait is the full delay (no probe), so a port that
-//! flaps cannot make ffmpeg start more often than every other backoff step.
+//! way fails without a frame (the port opened before the stream was ready), the backoff
+//! starts over from its base (at most once a minute) and the next wait is not cut short,
+//! so a flapping port cannot make ffmpeg start more often than the backoff allows.
 //!
 //! Invariants:
 //! - ffmpeg is spawned from this thread and killed before this thread returns: with
@@ -36,7 +37,7 @@ use crate::backoff::Backoff;
 use crate::command::{self, Mode, Probing};
 use crate::config::{Passthrough, Scale, Settings, scrub};
 use crate::reader::{Pacer, Progress, RunReader};
-use crate::retry::{self, ProbeSchedule, ProbeTarget, WaitEnd, Waiter};
+use crate::retry::{self, ProbeSchedule, ProbeTarget, ShortcutPolicy, WaitEnd, Waiter};
 use crate::stderr::{self, Diagnostics, ErrorKind, SharedDiagnostics};
 
 /// How long a stopping ffmpeg gets after SIGTERM (to send RTSP TEARDOWN) before SIGKILL.
@@ -109,8 +110,8 @@ pub struct Supervisor {
     probe_target: Option<ProbeTarget>,
     /// Keeps probes a second apart across waits.
     probe_schedule: ProbeSchedule,
-    /// The current run was started early because the probe saw the port come back.
-    started_by_probe: bool,
+    /// What runs the probe started mean for the next wait.
+    shortcut: ShortcutPolicy,
     /// Fast input probing until a run finds the camera's stream but never a frame; then
     /// ffmpeg's default probing for the life of the source.
     probing: Probing,
@@ -158,7 +159,7 @@ impl Supervisor {
         Supervisor {
             probe_target: ProbeTarget::from_url(&settings.input_url),
             probe_schedule: ProbeSchedule::default(),
-            started_by_probe: false,
+            shortcut: ShortcutPolicy::default(),
             probing: Probing::Fast,
             settings,
             ffmpeg,
@@ -206,8 +207,12 @@ impl Supervisor {
                         "reconnecting to {} (last error: {reason})",
                         self.settings.display_url
                     );
+                    let plan = self.shortcut.after_run(live_for, Instant::now());
+                    if plan.restart_backoff {
+                        self.backoff.restart();
+                    }
                     let delay = self.backoff.next_delay(live_for);
-                    if self.wait_retry(&reason, delay, live_for) {
+                    if self.wait_retry(&reason, delay, plan.probe) {
                         return;
                     }
                 }
@@ -215,10 +220,9 @@ impl Supervisor {
         }
     }
 
-    /// Reports `Retrying` and waits `delay` (probing the camera's port meanwhile, see
-    /// [`retry`]); `true` if stopped meanwhile. `live_for` is how long the failed run was
-    /// live.
-    fn wait_retry(&mut self, reason: &str, delay: Duration, live_for: Duration) -> bool {
+    /// Reports `Retrying` and waits `delay` (with `probe`, probing the camera's port
+    /// meanwhile, see [`retry`]); `true` if stopped meanwhile.
+    fn wait_retry(&mut self, reason: &str, delay: Duration, probe: bool) -> bool {
         let message = format!(
             "{reason}; retrying in {:.1}s (attempt {})",
             delay.as_secs_f64(),
@@ -226,9 +230,7 @@ impl Supervisor {
         );
         self.log(LogLevel::Warn, &message);
         self.host.set_state(SourceState::Retrying, &message);
-        // A run the probe started that failed at once gets the full delay this time.
-        let probe_allowed = !(self.started_by_probe && live_for.is_zero());
-        let target = self.probe_target.clone().filter(|_| probe_allowed);
+        let target = self.probe_target.clone().filter(|_| probe);
         let mut answers = target.as_ref().map(|target| move || target.answers());
         let mut waiter = EventWaiter {
             events: &self.events,
@@ -239,7 +241,7 @@ impl Supervisor {
             &mut self.probe_schedule,
             answers.as_mut().map(|f| f as &mut dyn FnMut() -> bool),
         );
-        self.started_by_probe = end == WaitEnd::Reachable;
+        self.shortcut.wait_ended(end);
         match end {
             WaitEnd::Stopped => true,
             WaitEnd::Elapsed => false,
