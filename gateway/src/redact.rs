@@ -27,7 +27,9 @@ pub fn public_options(options: &Map<String, Value>) -> Map<String, Value> {
         .collect()
 }
 
-fn public_value(value: &Value) -> Value {
+/// The form of one option value that clients are shown: URL passwords masked, secret-named
+/// keys of nested objects dropped.
+pub fn public_value(value: &Value) -> Value {
     match value {
         Value::String(s) => Value::String(mask_url_credentials(s)),
         Value::Array(items) => Value::Array(items.iter().map(public_value).collect()),
