@@ -152,13 +152,15 @@ impl AppState {
                 && !rejected.changed_on_disk()
                 && let Some(last) = self.config_status().last_reload
             {
-                tracing::debug!(?cause, "same bytes as the rejected configuration; not retrying");
+                tracing::debug!(
+                    ?cause,
+                    "same bytes as the rejected configuration; not retrying"
+                );
                 return last;
             }
         }
         let path = self.config().manifest.path.clone();
-        let (sources, result) =
-            config::read_and_parse(&path, &*self.env, self.catalog.as_ref());
+        let (sources, result) = config::read_and_parse(&path, &*self.env, self.catalog.as_ref());
         let report = match result {
             Err(errors) => {
                 *self
@@ -185,12 +187,8 @@ impl AppState {
         let _serial = self.reload_lock.lock().await;
         let path = self.config().manifest.path.clone();
         let candidate = config::api_file_text(streams);
-        let (_, result) = config::load_with_api_candidate(
-            &path,
-            &candidate,
-            &*self.env,
-            self.catalog.as_ref(),
-        );
+        let (_, result) =
+            config::load_with_api_candidate(&path, &candidate, &*self.env, self.catalog.as_ref());
         let loaded = result.map_err(ApiCommitError::Invalid)?;
         let previous = config::PreviousApiFile::capture(&loaded.api_file)?;
         if let Err(e) = config::write_api_file(&loaded.api_file, streams) {

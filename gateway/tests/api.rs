@@ -737,7 +737,14 @@ const JSON: &[(&str, &str)] = &[("Content-Type", "application/json")];
 
 /// The running (substituted) URL of stream `id`.
 fn running_url(gateway: &camgate::app::Gateway, id: &str) -> String {
-    gateway.state().config().manifest.stream(id).unwrap().source.options["url"]
+    gateway
+        .state()
+        .config()
+        .manifest
+        .stream(id)
+        .unwrap()
+        .source
+        .options["url"]
         .as_str()
         .unwrap()
         .to_owned()
@@ -757,9 +764,16 @@ async fn editing_a_stream_with_an_inline_password_keeps_the_password() {
     assert_eq!(shown, "rtsp://admin:***@127.0.0.1:9/x");
 
     // A form that sends back what it was shown, with a new name: the password stays.
-    let edit = serde_json::json!({"name": "Renamed", "source": {"plugin": "ffmpeg-mjpeg", "url": shown}});
-    let (status, updated) =
-        http_json(addr, "PUT", "/api/streams/cam", JSON, Some(&edit.to_string())).await;
+    let edit =
+        serde_json::json!({"name": "Renamed", "source": {"plugin": "ffmpeg-mjpeg", "url": shown}});
+    let (status, updated) = http_json(
+        addr,
+        "PUT",
+        "/api/streams/cam",
+        JSON,
+        Some(&edit.to_string()),
+    )
+    .await;
     assert_eq!(status, 200, "{updated}");
     assert_eq!(updated["name"], "Renamed");
     assert_eq!(running_url(&gateway, "cam"), url);
@@ -768,8 +782,14 @@ async fn editing_a_stream_with_an_inline_password_keeps_the_password() {
 
     // A form that leaves the url out: kept too.
     let edit = serde_json::json!({"name": "Again", "source": {"plugin": "ffmpeg-mjpeg"}});
-    let (status, updated) =
-        http_json(addr, "PUT", "/api/streams/cam", JSON, Some(&edit.to_string())).await;
+    let (status, updated) = http_json(
+        addr,
+        "PUT",
+        "/api/streams/cam",
+        JSON,
+        Some(&edit.to_string()),
+    )
+    .await;
     assert_eq!(status, 200, "{updated}");
     assert_eq!(running_url(&gateway, "cam"), url);
 
@@ -804,10 +824,19 @@ async fn editing_a_stream_with_an_inline_password_keeps_the_password() {
 
     // A new password typed in: stored.
     let edit = serde_json::json!({"source": {"plugin": "ffmpeg-mjpeg", "url": "rtsp://admin:n3w'P!w@127.0.0.1:9/x"}});
-    let (status, updated) =
-        http_json(addr, "PUT", "/api/streams/cam", JSON, Some(&edit.to_string())).await;
+    let (status, updated) = http_json(
+        addr,
+        "PUT",
+        "/api/streams/cam",
+        JSON,
+        Some(&edit.to_string()),
+    )
+    .await;
     assert_eq!(status, 200, "{updated}");
-    assert_eq!(running_url(&gateway, "cam"), "rtsp://admin:n3w'P!w@127.0.0.1:9/x");
+    assert_eq!(
+        running_url(&gateway, "cam"),
+        "rtsp://admin:n3w'P!w@127.0.0.1:9/x"
+    );
     gateway.shutdown().await;
 }
 
@@ -862,7 +891,9 @@ async fn api_input_is_data_and_rewrites_keep_the_operators_references() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_file_path_is_configurable_and_a_failed_write_says_what_to_set() {
-    let (dir, path) = manifest_dir(&format!("server:\n  api_streams_file: state/streams.json\n{MANIFEST}"));
+    let (dir, path) = manifest_dir(&format!(
+        "server:\n  api_streams_file: state/streams.json\n{MANIFEST}"
+    ));
     let gateway = start_from_file(&path, fast_options()).await;
     let addr = gateway.local_addr();
     let body = r#"{"id": "cam", "source": {"plugin": "testsrc"}}"#;
@@ -903,8 +934,11 @@ async fn an_api_write_over_a_manifest_broken_meanwhile_changes_nothing_and_later
     assert_eq!(status, 201);
     let before = std::fs::read(api_streams_file(&path)).unwrap();
     // The operator breaks the manifest; no watcher runs, so the gateway has not seen it.
-    std::fs::write(&path, "streams:\n  - id: hand\n    source: { plugin: testsrc, fps: 0 }\n")
-        .unwrap();
+    std::fs::write(
+        &path,
+        "streams:\n  - id: hand\n    source: { plugin: testsrc, fps: 0 }\n",
+    )
+    .unwrap();
     let (status, error) = http_json(
         addr,
         "POST",
@@ -925,7 +959,10 @@ async fn an_api_write_over_a_manifest_broken_meanwhile_changes_nothing_and_later
     assert!(gateway.state().config().manifest.stream("cam2").is_none());
     // Once the manifest is fixed, reloads and API writes work again.
     std::fs::write(&path, MANIFEST).unwrap();
-    let report = gateway.state().reload(camgate::reload::Cause::Periodic).await;
+    let report = gateway
+        .state()
+        .reload(camgate::reload::Cause::Periodic)
+        .await;
     assert_ne!(report.result, "rejected", "{report:?}");
     let (status, _) = http_json(
         addr,

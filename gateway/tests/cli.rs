@@ -448,7 +448,10 @@ fn passwords_with_url_delimiters_leak_nowhere() {
     assert!(check.contains("rtsp://admin:***@127.0.0.1:9/x"), "{check}");
     assert!(logs.contains("configuration rejected"), "{logs}");
     for password in [QUOTE, SLASH] {
-        assert!(!seen.contains(password), "{password} in a response:\n{seen}");
+        assert!(
+            !seen.contains(password),
+            "{password} in a response:\n{seen}"
+        );
         assert!(!check.contains(password), "{password} in check:\n{check}");
         assert!(!logs.contains(password), "{password} in the logs:\n{logs}");
     }
@@ -464,7 +467,12 @@ fn a_bad_manifest_next_to_a_busy_log_file_is_rejected_once() {
     )
     .unwrap();
     let (mut child, addr, logs) = spawn_gateway(&manifest);
-    let rejections = || logs.lock().unwrap().matches("configuration rejected").count();
+    let rejections = || {
+        logs.lock()
+            .unwrap()
+            .matches("configuration rejected")
+            .count()
+    };
     std::fs::write(&manifest, "streams:\n  - id: a\n    source: [unclosed\n").unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     while rejections() == 0 {

@@ -366,7 +366,11 @@ async fn a_rejected_edit_is_not_retried_until_a_file_changes_but_sighup_retries(
     let (dir, path) = manifest_dir(&manifest(&[stream("a", 10)]));
     let gateway = start_from_file(&path, watching_options()).await;
     let state = gateway.state();
-    std::fs::write(&path, "streams:\n  - id: a\n    source: { plugin: testsrc, fps: 0 }\n").unwrap();
+    std::fs::write(
+        &path,
+        "streams:\n  - id: a\n    source: { plugin: testsrc, fps: 0 }\n",
+    )
+    .unwrap();
     let rejected = || state.config_status().reloads_rejected;
     eventually(SECS(10), "first rejection", || rejected() == 1).await;
     // Busy neighbour: a log file in the same directory, written again and again.
@@ -374,7 +378,10 @@ async fn a_rejected_edit_is_not_retried_until_a_file_changes_but_sighup_retries(
     for round in 0..5 {
         std::fs::write(&log, format!("line {round}\n")).unwrap();
         let report = state.reload(camgate::reload::Cause::File).await;
-        assert_eq!(report.result, "rejected", "the running config is still not the file's");
+        assert_eq!(
+            report.result, "rejected",
+            "the running config is still not the file's"
+        );
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     assert_eq!(rejected(), 1, "the same bad bytes were retried");
@@ -388,7 +395,11 @@ async fn a_rejected_edit_is_not_retried_until_a_file_changes_but_sighup_retries(
     assert_eq!(report.result, "rejected");
     assert_eq!(rejected(), 2);
     // New bytes are tried again.
-    std::fs::write(&path, "streams:\n  - id: a\n    source: { plugin: testsrc, fps: -1 }\n").unwrap();
+    std::fs::write(
+        &path,
+        "streams:\n  - id: a\n    source: { plugin: testsrc, fps: -1 }\n",
+    )
+    .unwrap();
     let report = state.reload(camgate::reload::Cause::Periodic).await;
     assert_eq!(report.result, "rejected");
     assert_eq!(rejected(), 3);

@@ -87,7 +87,9 @@ pub enum ApiFileError {
         source: std::io::Error,
     },
     /// The file is not a `streams` list (edited by hand).
-    #[error("the API streams file {path} is not a valid `streams` list ({message}); fix or remove it")]
+    #[error(
+        "the API streams file {path} is not a valid `streams` list ({message}); fix or remove it"
+    )]
     Format {
         /// The file.
         path: PathBuf,
@@ -584,7 +586,11 @@ mod tests {
         write_api_file(&api, &raw).unwrap();
         let text = std::fs::read_to_string(&api).unwrap();
         assert!(text.contains("${PW}") && !text.contains("s3cret"), "{text}");
-        assert!(read_stored_streams(&path.with_file_name("none.yaml")).unwrap().is_empty());
+        assert!(
+            read_stored_streams(&path.with_file_name("none.yaml"))
+                .unwrap()
+                .is_empty()
+        );
         std::fs::write(&api, "streams: [{id: x, colour: red}]").unwrap();
         let err = read_stored_streams(&api).unwrap_err().to_string();
         assert!(err.contains("is not a valid `streams` list"), "{err}");
@@ -605,10 +611,16 @@ mod tests {
         assert_eq!(loaded.api_file, configured);
         assert!(loaded.is_api_stream("cam1"));
         assert_eq!(loaded.sources.files(), [path.clone(), configured.clone()]);
-        std::fs::write(&path, format!("server:\n  api_streams_file: camgate.yaml\n{MANIFEST}"))
-            .unwrap();
+        std::fs::write(
+            &path,
+            format!("server:\n  api_streams_file: camgate.yaml\n{MANIFEST}"),
+        )
+        .unwrap();
         let err = load_with_api_file(&path, &|_| None, &AnyPlugin).unwrap_err();
-        assert!(err.to_string().contains("must not be the manifest itself"), "{err}");
+        assert!(
+            err.to_string().contains("must not be the manifest itself"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -630,7 +642,10 @@ mod tests {
         );
         assert!(!sources.changed_on_disk());
         std::fs::write(&token, "another-token-of-sixteen\n").unwrap();
-        assert!(sources.changed_on_disk(), "a rotated token file is a change");
+        assert!(
+            sources.changed_on_disk(),
+            "a rotated token file is a change"
+        );
         // An invalid configuration still reports what it read.
         std::fs::write(&path, "streams: [").unwrap();
         let (bad, result) = read_and_parse(&path, &|_| None, &AnyPlugin);

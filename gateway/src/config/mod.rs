@@ -52,14 +52,14 @@ pub use api_file::{
     write_api_file,
 };
 pub use auth::{AuthConfig, MIN_TOKEN_LEN, Role, Secret, TokenConfig};
-pub use env::{EnvLookup, process_env};
 pub(crate) use env::escape;
+pub use env::{EnvLookup, process_env};
 pub use error::{ConfigError, ConfigErrors, Location};
-pub use sources::SourceSet;
 pub use model::{
     Defaults, Manifest, PluginsConfig, ServerConfig, SourceConfig, SourceOptions, SourceValidator,
     StreamConfig,
 };
+pub use sources::SourceSet;
 pub use validate::{MAX_ID_LEN, MAX_IDLE_TIMEOUT, MAX_NAME_LEN};
 
 /// Every key the gateway itself parses, as `section.key` paths (`streams[].source` is the

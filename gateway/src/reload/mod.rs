@@ -14,8 +14,7 @@
 //!   further event restarts it, so a slow writer (scp, a large file written in chunks) is
 //!   read once it has finished, not half-way (a truncated `streams:` list is valid YAML and
 //!   would remove streams). A directory that never goes quiet is still read after
-//!   `debounce_max` from the first event. SIGHUP or an API write arriving meanwhile ends the
-//!   wait at once.
+//!   `debounce_max` from the first event. A SIGHUP arriving meanwhile ends the wait at once.
 //! - Reloads are serialised: one at a time, in order of arrival.
 
 mod diff;
@@ -83,10 +82,7 @@ impl ReloadTrigger {
 /// `debounce_max` after the first, or another cause arrives. Returns the cause to reload
 /// with: `Signal` if any SIGHUP came in meanwhile (it must not be skipped), else the first
 /// non-file cause, else `File`.
-async fn settle_events(
-    rx: &mut mpsc::Receiver<Cause>,
-    options: &ReloadOptions,
-) -> Option<Cause> {
+async fn settle_events(rx: &mut mpsc::Receiver<Cause>, options: &ReloadOptions) -> Option<Cause> {
     let give_up = tokio::time::Instant::now() + options.debounce_max;
     loop {
         let quiet_until = (tokio::time::Instant::now() + options.debounce).min(give_up);
@@ -243,7 +239,10 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(150)).await;
             signal.send(Cause::Signal).await.unwrap();
         });
-        assert_eq!(settle_events(&mut rx, &options()).await, Some(Cause::Signal));
+        assert_eq!(
+            settle_events(&mut rx, &options()).await,
+            Some(Cause::Signal)
+        );
         assert_eq!(start.elapsed(), Duration::from_millis(150));
         // Pending requests fold into one reload; a SIGHUP among them wins.
         tx.send(Cause::File).await.unwrap();

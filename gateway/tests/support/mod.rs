@@ -60,7 +60,13 @@ async fn start_loaded(
     catalog: PluginCatalog,
     options: GatewayOptions,
 ) -> Gateway {
-    start_loaded_with_env(loaded, catalog, options, std::sync::Arc::new(|_: &str| None)).await
+    start_loaded_with_env(
+        loaded,
+        catalog,
+        options,
+        std::sync::Arc::new(|_: &str| None),
+    )
+    .await
 }
 
 async fn start_loaded_with_env(

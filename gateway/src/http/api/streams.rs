@@ -167,19 +167,16 @@ fn stored_api_streams(config: &LoadedConfig) -> Result<Vec<StoredStream>, ApiErr
     config::read_stored_streams(&config.api_file).map_err(|e| ApiError::internal(&e.to_string()))
 }
 
-const MASKED_PASSWORD: &str =
-    "the password is masked; type it again or use the password field";
+const MASKED_PASSWORD: &str = "the password is masked; type it again or use the password field";
 
 /// Escapes every string in an input value so it is stored as data (`${` → `$${`).
 fn escaped(value: &Value) -> Value {
     match value {
         Value::String(s) => Value::String(config::escape(s)),
         Value::Array(items) => Value::Array(items.iter().map(escaped).collect()),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| (k.clone(), escaped(v)))
-                .collect(),
-        ),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), escaped(v))).collect())
+        }
         other => other.clone(),
     }
 }
@@ -337,9 +334,8 @@ async fn commit(state: &Arc<AppState>, streams: &[StoredStream]) -> Result<(), A
                 .map(|e| e.message.clone())
                 .collect::<Vec<_>>()
                 .join("; ");
-            let in_api_file = |e: &config::ConfigError| {
-                e.location.as_ref().is_some_and(|l| l.file == api_file)
-            };
+            let in_api_file =
+                |e: &config::ConfigError| e.location.as_ref().is_some_and(|l| l.file == api_file);
             if !errors.0.iter().any(in_api_file) {
                 // The manifest on disk is broken (edited meanwhile): nothing was changed.
                 return Err(ApiError::Conflict {
