@@ -407,3 +407,34 @@ async fn a_rejected_edit_is_not_retried_until_a_file_changes_but_sighup_retries(
     wait_for_streams(&gateway, &["a", "b"]).await;
     gateway.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_in_place_writer_is_read_once_it_has_finished() {
+    let a = stream("a", 10);
+    let (_dir, path) = manifest_dir(&manifest(std::slice::from_ref(&a)));
+    let mut options = watching_options();
+    // Chunks come 100 ms apart: a tenfold margin before the quiet period ends.
+    options.reload.debounce = SECS(1);
+    let gateway = start_from_file(&path, options).await;
+    wait_for_streams(&gateway, &["a"]).await;
+    // Every prefix that ends at a line is valid YAML; the ones before the last chunk lack
+    // stream `a` (a leading debounce would apply one and remove `a`).
+    let mut chunks = vec!["streams:\n".to_owned(), stream("b", 10)];
+    chunks.extend((0..12).map(|i| format!("  # padding {i}\n")));
+    chunks.push(a);
+    let mut file = std::fs::File::create(&path).unwrap();
+    for chunk in &chunks {
+        use std::io::Write;
+        file.write_all(chunk.as_bytes()).unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(file);
+    wait_for_streams(&gateway, &["b", "a"]).await;
+    let status = gateway.state().config_status();
+    assert_eq!(status.reloads_applied, 1, "{status:?}");
+    assert_eq!(
+        status.last_reload.and_then(|r| r.changes).as_deref(),
+        Some("1 added, 0 removed, 0 restarted, 0 updated, 1 unchanged")
+    );
+    gateway.shutdown().await;
+}

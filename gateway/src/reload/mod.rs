@@ -125,7 +125,8 @@ pub fn spawn(
 ) -> (ReloadTrigger, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Cause>(16);
     let trigger = ReloadTrigger(tx);
-    let watcher = start_watcher(&path, trigger.clone());
+    let api_file = state.config().api_file.clone();
+    let watcher = start_watcher(&path, &api_file, trigger.clone());
     let task = tokio::spawn(async move {
         // Keep the watcher alive for as long as the loop runs.
         let _watcher = watcher;
@@ -155,12 +156,24 @@ pub fn spawn(
     (trigger, task)
 }
 
-/// Watches the manifest's directory; any event there triggers a (debounced) reload.
-fn start_watcher(path: &Path, trigger: ReloadTrigger) -> Option<notify::RecommendedWatcher> {
-    let dir = match path.parent() {
+/// The directory holding `file` (`.` for a bare file name).
+fn dir_of(file: &Path) -> PathBuf {
+    match file.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
         _ => PathBuf::from("."),
-    };
+    }
+}
+
+/// Watches the manifest's directory (and the API file's, when `server.api_streams_file`
+/// puts it elsewhere); any event there triggers a (debounced) reload. Files elsewhere (token
+/// files, an API file moved by a later edit) are covered by the periodic check.
+fn start_watcher(
+    path: &Path,
+    api_file: &Path,
+    trigger: ReloadTrigger,
+) -> Option<notify::RecommendedWatcher> {
+    let dir = dir_of(path);
+    let api_dir = dir_of(api_file);
     let handler = move |event: notify::Result<notify::Event>| match event {
         Ok(event) if !matches!(event.kind, notify::EventKind::Access(_)) => {
             trigger.request(Cause::File)
@@ -173,8 +186,18 @@ fn start_watcher(path: &Path, trigger: ReloadTrigger) -> Option<notify::Recommen
         Ok(watcher)
     });
     match watcher {
-        Ok(watcher) => {
+        Ok(mut watcher) => {
             tracing::info!(dir = %dir.display(), "watching the manifest's directory for changes");
+            if api_dir != dir {
+                match watcher.watch(&api_dir, notify::RecursiveMode::NonRecursive) {
+                    Ok(()) => {
+                        tracing::info!(dir = %api_dir.display(), "watching the API streams file's directory")
+                    }
+                    Err(e) => {
+                        tracing::warn!(dir = %api_dir.display(), error = %e, "cannot watch the API streams file's directory; relying on the periodic check")
+                    }
+                }
+            }
             Some(watcher)
         }
         Err(e) => {
