@@ -76,8 +76,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     config: RwLock<Arc<LoadedConfig>>,
     status: Mutex<ConfigStatus>,
-    /// Fingerprint of the bytes of the configuration now applied.
-    applied_fingerprint: Mutex<Option<u64>>,
+    /// The files and bytes of the last rejected configuration: the same bytes are not
+    /// retried (see [`AppState::reload`]).
+    rejected_sources: Mutex<Option<config::SourceSet>>,
     /// Serialises reloads.
     reload_lock: tokio::sync::Mutex<()>,
     /// Serialises writes of the API-managed streams file.
@@ -120,71 +121,135 @@ impl AppState {
             .clone()
     }
 
-    /// Re-reads the manifest and its API file and applies them if they changed and are
-    /// valid; otherwise keeps the running configuration and reports why.
+    /// Re-reads the configuration's files and applies them if valid; otherwise keeps the
+    /// running configuration and reports why.
+    ///
+    /// A file event, the periodic check or an API-triggered reload is skipped when the bytes
+    /// of every file the running configuration was read from (manifest, API file, token
+    /// files) are unchanged, and also — quietly, without counting or logging again — when
+    /// they are the very bytes of the last rejected attempt (a bad manifest next to a busy
+    /// log file must not be re-rejected on every write). `Cause::Signal` is never skipped: an
+    /// operator's SIGHUP always re-reads, re-parses, and logs the outcome.
     pub async fn reload(&self, cause: Cause) -> ReloadReport {
         let _serial = self.reload_lock.lock().await;
-        let path = self.config().manifest.path.clone();
-        let report = match config::read_sources(&path) {
-            Err(e) => self.rejected(cause, format!("cannot read {}: {e}", path.display())),
-            Ok((main, api)) => {
-                let fingerprint = reload::fingerprint(&main, api.as_deref());
-                let applied = *self
-                    .applied_fingerprint
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                if applied == Some(fingerprint) {
-                    tracing::debug!(?cause, "configuration unchanged");
-                    ReloadReport {
-                        at: now_rfc3339(),
-                        cause,
-                        result: "unchanged",
-                        changes: None,
-                        error: None,
-                    }
-                } else {
-                    match config::parse_with_api_file(
-                        &path,
-                        &main,
-                        api.as_deref(),
-                        &*self.env,
-                        self.catalog.as_ref(),
-                    ) {
-                        Err(errors) => self.rejected(cause, errors.to_string()),
-                        Ok(loaded) => {
-                            let diff = self.apply(loaded).await;
-                            *self
-                                .applied_fingerprint
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner()) = Some(fingerprint);
-                            tracing::info!(?cause, changes = %diff.summary(), "configuration reloaded");
-                            for setting in &diff.restart_required {
-                                tracing::warn!(
-                                    setting,
-                                    "changed setting takes effect after a restart"
-                                );
-                            }
-                            let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
-                            status.applied_at = now_rfc3339();
-                            status.reloads_applied += 1;
-                            status.restart_required = diff.restart_required.clone();
-                            ReloadReport {
-                                at: now_rfc3339(),
-                                cause,
-                                result: "applied",
-                                changes: Some(diff.summary()),
-                                error: None,
-                            }
-                        }
-                    }
-                }
+        if cause != Cause::Signal {
+            if !self.config().sources.changed_on_disk() {
+                tracing::debug!(?cause, "configuration files unchanged");
+                let report = ReloadReport {
+                    at: now_rfc3339(),
+                    cause,
+                    result: "unchanged",
+                    changes: None,
+                    error: None,
+                };
+                self.record(&report);
+                return report;
             }
+            let rejected = self
+                .rejected_sources
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            if let Some(rejected) = rejected
+                && !rejected.changed_on_disk()
+                && let Some(last) = self.config_status().last_reload
+            {
+                tracing::debug!(
+                    ?cause,
+                    "same bytes as the rejected configuration; not retrying"
+                );
+                return last;
+            }
+        }
+        let path = self.config().manifest.path.clone();
+        let (sources, result) = config::read_and_parse(&path, &*self.env, self.catalog.as_ref());
+        let report = match result {
+            Err(errors) => {
+                *self
+                    .rejected_sources
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(sources);
+                self.rejected(cause, errors.to_string())
+            }
+            Ok(loaded) => self.settle(cause, loaded).await,
         };
+        self.record(&report);
+        report
+    }
+
+    /// Validates `streams` as the new content of the API-managed file together with the
+    /// configuration on disk and, if good, writes the file and applies exactly what was
+    /// validated (the same bytes: a concurrent edit of the manifest cannot slip in between
+    /// the check and the apply; it is picked up by the next reload). If the write fails, the
+    /// previous file is put back and nothing is applied.
+    pub async fn commit_api_streams(
+        &self,
+        streams: &[config::StoredStream],
+    ) -> Result<ReloadReport, ApiCommitError> {
+        let _serial = self.reload_lock.lock().await;
+        let path = self.config().manifest.path.clone();
+        let candidate = config::api_file_text(streams);
+        let (_, result) =
+            config::load_with_api_candidate(&path, &candidate, &*self.env, self.catalog.as_ref());
+        let loaded = result.map_err(ApiCommitError::Invalid)?;
+        let previous = config::PreviousApiFile::capture(&loaded.api_file)?;
+        if let Err(e) = config::write_api_file(&loaded.api_file, streams) {
+            if let Err(restore) = previous.restore() {
+                tracing::error!(error = %restore, "cannot restore the API streams file");
+            }
+            return Err(e.into());
+        }
+        let report = self.settle(Cause::Api, loaded).await;
+        self.record(&report);
+        Ok(report)
+    }
+
+    /// Applies a configuration that passed every check and reports it.
+    async fn settle(&self, cause: Cause, loaded: LoadedConfig) -> ReloadReport {
+        *self
+            .rejected_sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+        let old = self.config();
+        let changed = old.manifest != loaded.manifest
+            || old.api_file != loaded.api_file
+            || old.api_streams != loaded.api_streams;
+        // Applied even when equal: the new fingerprint replaces the old one.
+        let diff = self.apply(loaded).await;
+        if !changed {
+            tracing::debug!(?cause, "configuration re-read, nothing changed");
+            return ReloadReport {
+                at: now_rfc3339(),
+                cause,
+                result: "unchanged",
+                changes: None,
+                error: None,
+            };
+        }
+        tracing::info!(?cause, changes = %diff.summary(), "configuration reloaded");
+        for setting in &diff.restart_required {
+            tracing::warn!(setting, "changed setting takes effect after a restart");
+        }
+        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        status.applied_at = now_rfc3339();
+        status.reloads_applied += 1;
+        status.restart_required = diff.restart_required.clone();
+        ReloadReport {
+            at: now_rfc3339(),
+            cause,
+            result: "applied",
+            changes: Some(diff.summary()),
+            error: None,
+        }
+    }
+
+    /// Counts a reload attempt and makes it the last one reported.
+    fn record(&self, report: &ReloadReport) {
         self.metrics.config_reload(report.result);
         let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
         status.last_reload_successful = report.result != "rejected";
         status.last_reload = Some(report.clone());
-        report
+        status.api_streams_file = self.config().api_file.clone();
     }
 
     fn rejected(&self, cause: Cause, error: String) -> ReloadReport {
@@ -294,6 +359,18 @@ impl Default for GatewayOptions {
     }
 }
 
+/// Why an API write of the streams file was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiCommitError {
+    /// The configuration with the new streams is invalid (in the API file, or the manifest
+    /// on disk is invalid itself); nothing was written.
+    #[error("{0}")]
+    Invalid(config::ConfigErrors),
+    /// Reading or writing the file failed; the previous content was restored.
+    #[error(transparent)]
+    File(#[from] config::ApiFileError),
+}
+
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -349,10 +426,9 @@ impl Gateway {
         let addr = listener.local_addr()?;
         check_exposure(addr, &config.manifest.auth)?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        // The fingerprint is the one `config` carries: of the bytes that were parsed, not
+        // of whatever the files hold now (an edit made since is picked up by the next check).
         let path = config.manifest.path.clone();
-        let fingerprint = config::read_sources(&path)
-            .ok()
-            .map(|(main, api)| reload::fingerprint(&main, api.as_deref()));
         let status = ConfigStatus {
             manifest: path.clone(),
             api_streams_file: config.api_file.clone(),
@@ -370,6 +446,7 @@ impl Gateway {
             },
             api_streams: Default::default(),
             api_file: config.api_file.clone(),
+            sources: config::SourceSet::default(),
         };
         let metrics = Metrics::new();
         for plugin in catalog.descriptors() {
@@ -388,7 +465,7 @@ impl Gateway {
             metrics,
             config: RwLock::new(Arc::new(empty)),
             status: Mutex::new(status),
-            applied_fingerprint: Mutex::new(fingerprint),
+            rejected_sources: Mutex::new(None),
             reload_lock: tokio::sync::Mutex::new(()),
             api_write_lock: tokio::sync::Mutex::new(()),
             sessions: Default::default(),

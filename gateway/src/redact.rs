@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-pub use camgate_plugin_api::text::{MASK, mask_url_credentials};
+pub use camgate_plugin_api::text::{MASK, mask_url_credentials, url_password_ranges};
 
 /// Is `key` the name of an option that holds a secret?
 pub fn is_secret_key(key: &str) -> bool {
@@ -27,7 +27,9 @@ pub fn public_options(options: &Map<String, Value>) -> Map<String, Value> {
         .collect()
 }
 
-fn public_value(value: &Value) -> Value {
+/// The form of one option value that clients are shown: URL passwords masked, secret-named
+/// keys of nested objects dropped.
+pub fn public_value(value: &Value) -> Value {
     match value {
         Value::String(s) => Value::String(mask_url_credentials(s)),
         Value::Array(items) => Value::Array(items.iter().map(public_value).collect()),
@@ -75,7 +77,7 @@ fn collect_secrets(options: &Map<String, Value>, secrets: &mut Vec<String>) {
                 secrets.push(percent_decode(s));
             }
             Value::String(s) => {
-                if let Some(password) = url_password(s) {
+                for password in url_passwords(s) {
                     secrets.push(percent_decode(password));
                     secrets.push(password.to_owned());
                 }
@@ -86,13 +88,10 @@ fn collect_secrets(options: &Map<String, Value>, secrets: &mut Vec<String>) {
     }
 }
 
-fn url_password(url: &str) -> Option<&str> {
-    let after_scheme = &url[url.find("://")? + 3..];
-    let authority = &after_scheme[..after_scheme
-        .find(['/', '?', '#'])
-        .unwrap_or(after_scheme.len())];
-    let userinfo = &authority[..authority.rfind('@')?];
-    Some(&userinfo[userinfo.find(':')? + 1..])
+/// Every URL password in `text`, located by position like the masking (so a password with
+/// `/`, `#`, `?` or `'` in it is found whole).
+pub fn url_passwords(text: &str) -> impl Iterator<Item = &str> {
+    url_password_ranges(text).into_iter().map(move |r| &text[r])
 }
 
 fn percent_decode(s: &str) -> String {
@@ -142,5 +141,39 @@ mod tests {
         assert!(!scrubbed.contains("hunter2"), "{scrubbed}");
         assert!(!scrubbed.contains("p@ss"), "{scrubbed}");
         assert!(!scrubbed.contains("p%40ss"), "{scrubbed}");
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
+
+            /// Whatever a plugin writes, a URL password of the stream's options never
+            /// reaches the gateway's output, bare or inside a URL.
+            #[test]
+            fn scrub_hides_url_passwords_with_any_characters(
+                password in "[!-~]{4,24}",
+                before in "[ -~]{0,30}",
+                after in "[ -~]{0,30}",
+            ) {
+                let url = format!("rtsp://admin:{password}@10.0.0.5:554/live");
+                let options = json!({ "url": url });
+                let redactor = Redactor::from_options(options.as_object().unwrap());
+                let shown = format!("{before}admin:{MASK}@10.0.0.5:554/live{after}");
+                prop_assume!(!shown.contains(&password) && !shown.contains(&percent_decode(&password)));
+                for text in [
+                    format!("{before}{url}{after}"),
+                    format!("{before}{password}{after}"),
+                    format!("{before}'{url}'{after}"),
+                ] {
+                    let scrubbed = redactor.scrub(&text);
+                    prop_assert!(!scrubbed.contains(&password), "{text} -> {scrubbed}");
+                }
+                let public = public_options(options.as_object().unwrap());
+                prop_assert!(!public["url"].as_str().unwrap().contains(&password));
+            }
+        }
     }
 }

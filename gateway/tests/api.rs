@@ -836,3 +836,246 @@ async fn a_stream_refuses_viewers_beyond_its_limit() {
     drop(first);
     gateway.shutdown().await;
 }
+
+const JSON: &[(&str, &str)] = &[("Content-Type", "application/json")];
+
+/// The running (substituted) URL of stream `id`.
+fn running_url(gateway: &camgate::app::Gateway, id: &str) -> String {
+    gateway
+        .state()
+        .config()
+        .manifest
+        .stream(id)
+        .unwrap()
+        .source
+        .options["url"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_a_stream_with_an_inline_password_keeps_the_password() {
+    let (_dir, path) = manifest_dir(MANIFEST);
+    let gateway = start_from_file(&path, fast_options()).await;
+    let addr = gateway.local_addr();
+    let url = "rtsp://admin:Raw'Pw9x@127.0.0.1:9/x";
+    let body = serde_json::json!({"id": "cam", "name": "Cam", "source": {"plugin": "ffmpeg-mjpeg", "url": url}});
+    let (status, created) =
+        http_json(addr, "POST", "/api/streams", JSON, Some(&body.to_string())).await;
+    assert_eq!(status, 201, "{created}");
+    let shown = created["source"]["url"].as_str().unwrap().to_owned();
+    assert_eq!(shown, "rtsp://admin:***@127.0.0.1:9/x");
+
+    // A form that sends back what it was shown, with a new name: the password stays.
+    let edit =
+        serde_json::json!({"name": "Renamed", "source": {"plugin": "ffmpeg-mjpeg", "url": shown}});
+    let (status, updated) = http_json(
+        addr,
+        "PUT",
+        "/api/streams/cam",
+        JSON,
+        Some(&edit.to_string()),
+    )
+    .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["name"], "Renamed");
+    assert_eq!(running_url(&gateway, "cam"), url);
+    let stored = std::fs::read_to_string(api_streams_file(&path)).unwrap();
+    assert!(stored.contains(url) && !stored.contains("***"), "{stored}");
+
+    // A form that leaves the url out: kept too.
+    let edit = serde_json::json!({"name": "Again", "source": {"plugin": "ffmpeg-mjpeg"}});
+    let (status, updated) = http_json(
+        addr,
+        "PUT",
+        "/api/streams/cam",
+        JSON,
+        Some(&edit.to_string()),
+    )
+    .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(running_url(&gateway, "cam"), url);
+
+    // The mask with a changed host would store `***` as the password: refused, nothing
+    // changed.
+    let before = std::fs::read(api_streams_file(&path)).unwrap();
+    for (method, target, body) in [
+        (
+            "PUT",
+            "/api/streams/cam",
+            serde_json::json!({"name": "X", "source": {"plugin": "ffmpeg-mjpeg", "url": "rtsp://admin:***@10.0.0.9/x"}}),
+        ),
+        (
+            "POST",
+            "/api/streams",
+            serde_json::json!({"id": "other", "source": {"plugin": "ffmpeg-mjpeg", "url": "rtsp://admin:***@10.0.0.9/x"}}),
+        ),
+    ] {
+        let (status, error) = http_json(addr, method, target, JSON, Some(&body.to_string())).await;
+        assert_eq!(status, 422, "{method} {error}");
+        assert_eq!(error["error"]["field"], "source.url");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("the password is masked"),
+            "{error}"
+        );
+    }
+    assert_eq!(std::fs::read(api_streams_file(&path)).unwrap(), before);
+    assert_eq!(running_url(&gateway, "cam"), url);
+
+    // A new password typed in: stored.
+    let edit = serde_json::json!({"source": {"plugin": "ffmpeg-mjpeg", "url": "rtsp://admin:n3w'P!w@127.0.0.1:9/x"}});
+    let (status, updated) = http_json(
+        addr,
+        "PUT",
+        "/api/streams/cam",
+        JSON,
+        Some(&edit.to_string()),
+    )
+    .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(
+        running_url(&gateway, "cam"),
+        "rtsp://admin:n3w'P!w@127.0.0.1:9/x"
+    );
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_input_is_data_and_rewrites_keep_the_operators_references() {
+    let (_dir, path) = manifest_dir(MANIFEST);
+    // The operator wrote the API file by hand with a reference and an escape.
+    std::fs::write(
+        api_streams_file(&path),
+        "streams:\n  - id: ops\n    name: \"$${not a var}\"\n    source: { plugin: ffmpeg-mjpeg, url: \"rtsp://admin:${CAM_PW}@127.0.0.1:9/x\" }\n",
+    )
+    .unwrap();
+    let gateway = start_from_file_with_env(
+        &path,
+        fast_options(),
+        &[("SOME_VAR", "leaked-value"), ("CAM_PW", "s3cret-pw")],
+    )
+    .await;
+    let addr = gateway.local_addr();
+    let body = r#"{"id": "cam", "name": "${SOME_VAR}", "source": {"plugin": "testsrc"}}"#;
+    let (status, created) = http_json(addr, "POST", "/api/streams", JSON, Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["name"], "${SOME_VAR}");
+    let (_, list) = http_json(addr, "GET", "/api/streams", &[], None).await;
+    let text = list.to_string();
+    assert!(!text.contains("leaked-value"), "{text}");
+    assert!(text.contains("\"name\":\"${not a var}\""), "{text}");
+
+    let reference = "rtsp://admin:${CAM_PW}@127.0.0.1:9/x";
+    let stored = std::fs::read_to_string(api_streams_file(&path)).unwrap();
+    assert!(stored.contains(reference), "{stored}");
+    assert!(stored.contains("\"$${not a var}\""), "{stored}");
+    assert!(stored.contains("\"$${SOME_VAR}\""), "{stored}");
+    assert!(
+        !stored.contains("s3cret-pw") && !stored.contains("leaked-value"),
+        "{stored}"
+    );
+    // Renaming the operator's stream through the API (sending back the masked URL it was
+    // shown) keeps the reference too.
+    let edit = r#"{"name": "Ops", "source": {"plugin": "ffmpeg-mjpeg", "url": "rtsp://admin:***@127.0.0.1:9/x"}}"#;
+    let (status, updated) = http_json(addr, "PUT", "/api/streams/ops", JSON, Some(edit)).await;
+    assert_eq!(status, 200, "{updated}");
+    let stored = std::fs::read_to_string(api_streams_file(&path)).unwrap();
+    assert!(stored.contains(reference), "{stored}");
+    assert!(!stored.contains("s3cret-pw"), "{stored}");
+    assert_eq!(
+        running_url(&gateway, "ops"),
+        "rtsp://admin:s3cret-pw@127.0.0.1:9/x"
+    );
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_file_path_is_configurable_and_a_failed_write_says_what_to_set() {
+    let (dir, path) = manifest_dir(&format!(
+        "server:\n  api_streams_file: state/streams.json\n{MANIFEST}"
+    ));
+    let gateway = start_from_file(&path, fast_options()).await;
+    let addr = gateway.local_addr();
+    let body = r#"{"id": "cam", "source": {"plugin": "testsrc"}}"#;
+    // The directory does not exist: the write fails, the message names the file and the key.
+    let (status, error) = http_json(addr, "POST", "/api/streams", JSON, Some(body)).await;
+    assert_eq!(status, 500, "{error}");
+    let message = error["error"]["message"].as_str().unwrap();
+    let configured = dir.path().join("state").join("streams.json");
+    assert!(
+        message.contains(&configured.display().to_string())
+            && message.contains("server.api_streams_file"),
+        "{message}"
+    );
+    assert!(gateway.state().config().manifest.stream("cam").is_none());
+
+    std::fs::create_dir(dir.path().join("state")).unwrap();
+    let (status, created) = http_json(addr, "POST", "/api/streams", JSON, Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    assert!(configured.exists() && !api_streams_file(&path).exists());
+    let (_, config) = http_json(addr, "GET", "/api/config", &[], None).await;
+    assert_eq!(config["api_streams_file"], configured.display().to_string());
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_write_over_a_manifest_broken_meanwhile_changes_nothing_and_later_reloads_work() {
+    let (_dir, path) = manifest_dir(MANIFEST);
+    let gateway = start_from_file(&path, fast_options()).await;
+    let addr = gateway.local_addr();
+    let (status, _) = http_json(
+        addr,
+        "POST",
+        "/api/streams",
+        JSON,
+        Some(r#"{"id": "cam1", "source": {"plugin": "testsrc"}}"#),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let before = std::fs::read(api_streams_file(&path)).unwrap();
+    // The operator breaks the manifest; no watcher runs, so the gateway has not seen it.
+    std::fs::write(
+        &path,
+        "streams:\n  - id: hand\n    source: { plugin: testsrc, fps: 0 }\n",
+    )
+    .unwrap();
+    let (status, error) = http_json(
+        addr,
+        "POST",
+        "/api/streams",
+        JSON,
+        Some(r#"{"id": "cam2", "source": {"plugin": "testsrc"}}"#),
+    )
+    .await;
+    assert_eq!(status, 409, "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("configuration on disk is invalid"),
+        "{error}"
+    );
+    assert_eq!(std::fs::read(api_streams_file(&path)).unwrap(), before);
+    assert!(gateway.state().config().manifest.stream("cam2").is_none());
+    // Once the manifest is fixed, reloads and API writes work again.
+    std::fs::write(&path, MANIFEST).unwrap();
+    let report = gateway
+        .state()
+        .reload(camgate::reload::Cause::Periodic)
+        .await;
+    assert_ne!(report.result, "rejected", "{report:?}");
+    let (status, _) = http_json(
+        addr,
+        "POST",
+        "/api/streams",
+        JSON,
+        Some(r#"{"id": "cam2", "source": {"plugin": "testsrc"}}"#),
+    )
+    .await;
+    assert_eq!(status, 201);
+    gateway.shutdown().await;
+}

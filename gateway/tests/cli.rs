@@ -409,3 +409,125 @@ fn the_open_file_limit_is_raised_and_a_low_one_is_reported() {
     let logs = logs.lock().unwrap().clone();
     assert!(logs.contains("at most about 1792 viewers"), "{logs}");
 }
+
+/// Sends `signal` (`-HUP`, `-TERM`) to the child.
+fn send(child: &std::process::Child, signal: &str) {
+    assert!(
+        Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[test]
+fn passwords_with_url_delimiters_leak_nowhere() {
+    // `'` parses as part of a URL password; `/`, `#` and `?` end a URL's authority, so the
+    // URL does not parse at all. Neither may be shown.
+    const QUOTE: &str = "Raw'Pw9x";
+    const SLASH: &str = "p/ss#w?rd9";
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("camgate.yaml");
+    let good = "streams:\n  - id: a\n    source: { plugin: testsrc, width: 160, height: 90 }\n";
+    std::fs::write(&manifest, good).unwrap();
+    let (mut child, addr, logs) = spawn_gateway(&manifest);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let json = [("Content-Type", "application/json")];
+    let mut seen = String::new();
+    runtime.block_on(async {
+        let body = format!(
+            r#"{{"id": "cam", "source": {{"plugin": "ffmpeg-mjpeg", "url": "rtsp://admin:{QUOTE}@127.0.0.1:9/x"}}}}"#
+        );
+        let (status, _, reply) = http(addr, "POST", "/api/streams", &json, Some(body.as_bytes())).await;
+        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&reply));
+        seen.push_str(&String::from_utf8_lossy(&reply));
+        let body = format!(
+            r#"{{"id": "bad", "source": {{"plugin": "ffmpeg-mjpeg", "url": "rtsp://admin:{SLASH}@127.0.0.1:9/x"}}}}"#
+        );
+        let (status, _, reply) = http(addr, "POST", "/api/streams", &json, Some(body.as_bytes())).await;
+        assert_eq!(status, 422, "{}", String::from_utf8_lossy(&reply));
+        seen.push_str(&String::from_utf8_lossy(&reply));
+        // A rejected manifest edit with the unparsable URL, reported in /api/config.
+        std::fs::write(
+            &manifest,
+            format!("{good}  - id: b\n    source: {{ plugin: ffmpeg-mjpeg, url: \"rtsp://admin:{SLASH}@127.0.0.1:9/x\" }}\n"),
+        )
+        .unwrap();
+        send(&child, "-HUP");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, body) = http_get(addr, "/api/config", &[]).await;
+            if body.contains("\"rejected\"") {
+                seen.push_str(&body);
+                break;
+            }
+            assert!(Instant::now() < deadline, "no rejected reload: {body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for path in ["/api/streams", "/api/streams/cam"] {
+            let (status, _, body) = http(addr, "GET", path, &[], None).await;
+            assert_eq!(status, 200, "{path}");
+            seen.push_str(&String::from_utf8_lossy(&body));
+        }
+    });
+    let check = camgate().arg("check").arg(&manifest).output().unwrap();
+    assert_eq!(check.status.code(), Some(1));
+    let check = text(&check);
+    send(&child, "-TERM");
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let logs = logs.lock().unwrap().clone();
+    // Not vacuous: the URLs were shown, masked.
+    assert!(seen.contains("rtsp://admin:***@127.0.0.1:9/x"), "{seen}");
+    assert!(check.contains("rtsp://admin:***@127.0.0.1:9/x"), "{check}");
+    assert!(logs.contains("configuration rejected"), "{logs}");
+    for password in [QUOTE, SLASH] {
+        assert!(
+            !seen.contains(password),
+            "{password} in a response:\n{seen}"
+        );
+        assert!(!check.contains(password), "{password} in check:\n{check}");
+        assert!(!logs.contains(password), "{password} in the logs:\n{logs}");
+    }
+}
+
+#[test]
+fn a_bad_manifest_next_to_a_busy_log_file_is_rejected_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("camgate.yaml");
+    std::fs::write(
+        &manifest,
+        "streams:\n  - id: a\n    source: { plugin: testsrc, width: 160, height: 90 }\n",
+    )
+    .unwrap();
+    let (mut child, addr, logs) = spawn_gateway(&manifest);
+    let rejections = || {
+        logs.lock()
+            .unwrap()
+            .matches("configuration rejected")
+            .count()
+    };
+    std::fs::write(&manifest, "streams:\n  - id: a\n    source: [unclosed\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while rejections() == 0 {
+        assert!(Instant::now() < deadline, "no rejection logged");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A log file in the same directory, written in bursts that each end in a quiet period
+    // long enough for the debounce (250 ms): each burst is a reload trigger.
+    let log = dir.path().join("camgate.log");
+    for burst in 0..6 {
+        std::fs::write(&log, format!("burst {burst}\n")).unwrap();
+        std::thread::sleep(Duration::from_millis(600));
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let metrics = runtime.block_on(async { http_get(addr, "/metrics", &[]).await.1 });
+    assert!(
+        metrics.contains("camgate_config_reloads_total{result=\"rejected\"} 1"),
+        "{metrics}"
+    );
+    assert_eq!(rejections(), 1, "{}", logs.lock().unwrap());
+    send(&child, "-TERM");
+    assert!(child.wait().unwrap().success());
+}

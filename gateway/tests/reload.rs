@@ -275,3 +275,166 @@ async fn on_demand_sources_start_with_the_first_viewer_and_are_reaped_after_the_
     next_frame(&mut third, SECS(5)).await;
     gateway.shutdown().await;
 }
+
+/// `GET /api/streams` with `token`: the status.
+async fn status_with_token(addr: std::net::SocketAddr, token: &str) -> u16 {
+    let header = format!("Bearer {token}");
+    http_get(addr, "/api/streams", &[("Authorization", header.as_str())])
+        .await
+        .0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_token_file_takes_effect_on_sighup_and_on_the_periodic_check() {
+    const OLD: &str = "old-token-0123456789";
+    const NEW: &str = "new-token-0123456789";
+    const NEWER: &str = "newer-token-012345678";
+    // The Secret lives in another directory, as Kubernetes mounts it: no event reaches the
+    // manifest's watcher.
+    let secrets = tempfile::tempdir().unwrap();
+    let token_file = secrets.path().join("admin");
+    std::fs::write(&token_file, format!("{OLD}\n")).unwrap();
+    let (_dir, path) = manifest_dir(&format!(
+        "auth:\n  tokens:\n    - {{ role: admin, token_file: {} }}\n{}",
+        token_file.display(),
+        manifest(&[stream("a", 10)])
+    ));
+    let gateway = start_from_file(&path, watching_options()).await;
+    let addr = gateway.local_addr();
+    assert_eq!(status_with_token(addr, OLD).await, 200);
+
+    std::fs::write(&token_file, format!("{NEW}\n")).unwrap();
+    gateway.request_reload(camgate::reload::Cause::Signal);
+    eventually(SECS(10), "the new token is accepted", || {
+        gateway
+            .state()
+            .config()
+            .manifest
+            .auth
+            .tokens
+            .iter()
+            .any(|t| t.secret.expose() == NEW)
+    })
+    .await;
+    assert_eq!(status_with_token(addr, NEW).await, 200);
+    assert_eq!(status_with_token(addr, OLD).await, 401);
+
+    // The periodic check (what catches a Secret update without SIGHUP) sees it too.
+    std::fs::write(&token_file, format!("{NEWER}\n")).unwrap();
+    let report = gateway
+        .state()
+        .reload(camgate::reload::Cause::Periodic)
+        .await;
+    assert_eq!(report.result, "applied", "{report:?}");
+    assert_eq!(status_with_token(addr, NEWER).await, 200);
+    assert_eq!(status_with_token(addr, NEW).await, 401);
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_between_loading_and_starting_is_picked_up_by_the_next_check() {
+    let (_dir, path) = manifest_dir(&manifest(&[stream("a", 10)]));
+    let catalog = camgate::plugins::PluginCatalog::with_builtins();
+    let loaded = camgate::config::load_with_api_file(&path, &|_| None, &catalog).unwrap();
+    // Edited after it was parsed, before the gateway starts with what was parsed.
+    std::fs::write(&path, manifest(&[stream("a", 10), stream("b", 10)])).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut options = fast_options();
+    options.watch_config = true;
+    options.reload.periodic = SECS(3600);
+    let gateway = camgate::app::Gateway::start(
+        loaded,
+        catalog,
+        listener,
+        std::sync::Arc::new(|_: &str| None),
+        options,
+    )
+    .await
+    .unwrap();
+    assert_eq!(gateway.state().registry.all().len(), 1);
+    let report = gateway
+        .state()
+        .reload(camgate::reload::Cause::Periodic)
+        .await;
+    assert_eq!(report.result, "applied", "{report:?}");
+    wait_for_streams(&gateway, &["a", "b"]).await;
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_edit_is_not_retried_until_a_file_changes_but_sighup_retries() {
+    let (dir, path) = manifest_dir(&manifest(&[stream("a", 10)]));
+    let gateway = start_from_file(&path, watching_options()).await;
+    let state = gateway.state();
+    std::fs::write(
+        &path,
+        "streams:\n  - id: a\n    source: { plugin: testsrc, fps: 0 }\n",
+    )
+    .unwrap();
+    let rejected = || state.config_status().reloads_rejected;
+    eventually(SECS(10), "first rejection", || rejected() == 1).await;
+    // Busy neighbour: a log file in the same directory, written again and again.
+    let log = dir.path().join("camgate.log");
+    for round in 0..5 {
+        std::fs::write(&log, format!("line {round}\n")).unwrap();
+        let report = state.reload(camgate::reload::Cause::File).await;
+        assert_eq!(
+            report.result, "rejected",
+            "the running config is still not the file's"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert_eq!(rejected(), 1, "the same bad bytes were retried");
+    let metrics = gateway.state().metrics.render();
+    assert!(
+        metrics.contains("camgate_config_reloads_total{result=\"rejected\"} 1"),
+        "{metrics}"
+    );
+    // SIGHUP always re-tries (and reports again).
+    let report = state.reload(camgate::reload::Cause::Signal).await;
+    assert_eq!(report.result, "rejected");
+    assert_eq!(rejected(), 2);
+    // New bytes are tried again.
+    std::fs::write(
+        &path,
+        "streams:\n  - id: a\n    source: { plugin: testsrc, fps: -1 }\n",
+    )
+    .unwrap();
+    let report = state.reload(camgate::reload::Cause::Periodic).await;
+    assert_eq!(report.result, "rejected");
+    assert_eq!(rejected(), 3);
+    std::fs::write(&path, manifest(&[stream("a", 10), stream("b", 10)])).unwrap();
+    wait_for_streams(&gateway, &["a", "b"]).await;
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_in_place_writer_is_read_once_it_has_finished() {
+    let a = stream("a", 10);
+    let (_dir, path) = manifest_dir(&manifest(std::slice::from_ref(&a)));
+    let mut options = watching_options();
+    // Chunks come 100 ms apart: a tenfold margin before the quiet period ends.
+    options.reload.debounce = SECS(1);
+    let gateway = start_from_file(&path, options).await;
+    wait_for_streams(&gateway, &["a"]).await;
+    // Every prefix that ends at a line is valid YAML; the ones before the last chunk lack
+    // stream `a` (a leading debounce would apply one and remove `a`).
+    let mut chunks = vec!["streams:\n".to_owned(), stream("b", 10)];
+    chunks.extend((0..12).map(|i| format!("  # padding {i}\n")));
+    chunks.push(a);
+    let mut file = std::fs::File::create(&path).unwrap();
+    for chunk in &chunks {
+        use std::io::Write;
+        file.write_all(chunk.as_bytes()).unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(file);
+    wait_for_streams(&gateway, &["b", "a"]).await;
+    let status = gateway.state().config_status();
+    assert_eq!(status.reloads_applied, 1, "{status:?}");
+    assert_eq!(
+        status.last_reload.and_then(|r| r.changes).as_deref(),
+        Some("1 added, 0 removed, 0 restarted, 0 updated, 1 unchanged")
+    );
+    gateway.shutdown().await;
+}

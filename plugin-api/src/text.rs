@@ -3,7 +3,9 @@
 //!
 //! Invariants: durations need a unit and are whole numbers (`30s`, `500ms`, `2m`, `1h`,
 //! `1h30m`); error messages never repeat the input (it may come from the environment and
-//! be a secret). Masking keeps the user name and replaces only the password.
+//! be a secret). Masking finds URL passwords by their position in the text, never by
+//! parsing the URL, so it holds for every string a user can type; it keeps the user name and
+//! may hide more than the password, never less.
 
 use std::time::Duration;
 
@@ -55,38 +57,55 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// The byte ranges of the URL passwords in `text`, found by POSITION, never by parsing.
+///
+/// After each `scheme://`, the candidate userinfo runs to the LAST `@` before the token ends
+/// (whitespace or the end of `text`; NOT `/ ? # '`, which may all be part of a password
+/// someone typed without percent-encoding). If that candidate contains `:`, everything after
+/// its first `:` up to that `@` is a password range. Scanning resumes after that `@`.
+///
+/// This over-matches on purpose: in `rtsp://cam:554/a@b` the range is `554/a`. Hiding a
+/// port or a path by mistake is harmless; showing a password because it contained a
+/// character that a URL parser treats as a delimiter is not. Every place that locates a URL
+/// password (masking, the gateway's redactor, the ffmpeg plugin's secrets) uses this one
+/// function, so they agree on what a password is.
+pub fn url_password_ranges(text: &str) -> Vec<std::ops::Range<usize>> {
+    let mut ranges = Vec::new();
+    let mut from = 0;
+    while let Some(found) = text[from..].find("://") {
+        let start = from + found + 3;
+        let token_end = text[start..]
+            .find(char::is_whitespace)
+            .map_or(text.len(), |i| start + i);
+        let token = &text[start..token_end];
+        match token.rfind('@') {
+            Some(at) => {
+                if let Some(colon) = token[..at].find(':') {
+                    ranges.push(start + colon + 1..start + at);
+                }
+                from = start + at + 1;
+            }
+            None => from = start,
+        }
+    }
+    ranges
+}
+
 /// Masks the password of every `scheme://user:password@host` occurrence in `text`
 /// (`rtsp://admin:hunter2@cam` → `rtsp://admin:***@cam`). A user without password is kept.
+///
+/// Works by position ([`url_password_ranges`]), so it holds for every string, including
+/// URLs that do not parse (a password with `/`, `#`, `?`, `'` or `@`). It may mask more than
+/// the password (`rtsp://cam:554/a@b` → `rtsp://cam:***@b`): safer than leaking. Idempotent.
 pub fn mask_url_credentials(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(idx) = rest.find("://") {
-        let (head, tail) = rest.split_at(idx + 3);
-        out.push_str(head);
-        // The authority ends at the first '/', '?', '#', quote or whitespace (ffmpeg
-        // quotes URLs in its messages).
-        let end = tail
-            .find(|c: char| c == '/' || c == '?' || c == '#' || c == '\'' || c.is_whitespace())
-            .unwrap_or(tail.len());
-        let authority = &tail[..end];
-        match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = &authority[..at];
-                match userinfo.find(':') {
-                    Some(colon) => {
-                        out.push_str(&userinfo[..colon]);
-                        out.push(':');
-                        out.push_str(MASK);
-                    }
-                    None => out.push_str(userinfo),
-                }
-                out.push_str(&authority[at..]);
-            }
-            None => out.push_str(authority),
-        }
-        rest = &tail[end..];
+    let mut last = 0;
+    for range in url_password_ranges(text) {
+        out.push_str(&text[last..range.start]);
+        out.push_str(MASK);
+        last = range.end;
     }
-    out.push_str(rest);
+    out.push_str(&text[last..]);
     out
 }
 
@@ -155,9 +174,77 @@ mod tests {
             "rtsp://user@cam/x"
         );
         assert_eq!(mask_url_credentials("no url here"), "no url here");
+        // Over-masking by position: the `@` in the path makes `554/a` look like a password.
+        // Hiding a port is harmless; a parser-based rule would leak `p/w` below.
         assert_eq!(
             mask_url_credentials("rtsp://cam:554/a@b"),
-            "rtsp://cam:554/a@b"
+            "rtsp://cam:***@b"
         );
+        assert_eq!(
+            mask_url_credentials("GET rtsp://admin:Raw'Pw9x@10.0.0.5/x ok"),
+            "GET rtsp://admin:***@10.0.0.5/x ok"
+        );
+        assert_eq!(
+            mask_url_credentials("url `rtsp://u:p/w#?x@cam/live` bad"),
+            "url `rtsp://u:***@cam/live` bad"
+        );
+        assert_eq!(
+            mask_url_credentials("rtsp://u:a://b@c@host/x"),
+            "rtsp://u:***@host/x"
+        );
+    }
+
+    /// Masking holds for generated passwords full of URL delimiters and any text around
+    /// them.
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Printable ASCII without whitespace, rich in URL delimiters.
+        fn password() -> impl Strategy<Value = String> {
+            proptest::string::string_regex("[!-~]{4,24}").unwrap()
+        }
+
+        fn text() -> impl Strategy<Value = String> {
+            proptest::string::string_regex("[ -~]{0,30}").unwrap()
+        }
+
+        fn user() -> impl Strategy<Value = String> {
+            proptest::string::string_regex("[a-zA-Z0-9._~!$&'()*+,;=%-]{0,10}").unwrap()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn the_password_never_survives_masking(
+                before in text(),
+                scheme in prop::sample::select(vec!["rtsp", "rtsps", "http", "https", "x"]),
+                user in user(),
+                password in password(),
+                host in proptest::string::string_regex("[a-z0-9.:\\[\\]]{0,20}").unwrap(),
+                after in text(),
+            ) {
+                let url = format!("{scheme}://{user}:{password}@{host}");
+                let template = format!("{before}{url}{after}");
+                let masked_template = format!("{before}{scheme}://{user}:{MASK}@{host}{after}");
+                // A password that also appears elsewhere cannot be told apart from text.
+                prop_assume!(!masked_template.contains(&password));
+                let masked = mask_url_credentials(&template);
+                prop_assert!(!masked.contains(&password), "{template} -> {masked}");
+                prop_assert_eq!(mask_url_credentials(&masked), masked.clone());
+                // The range helper finds a range covering the whole password.
+                let at = before.len() + scheme.len() + 3 + user.len() + 1;
+                prop_assert!(url_password_ranges(&template)
+                    .iter()
+                    .any(|r| r.start <= at && r.end >= at + password.len()));
+            }
+
+            #[test]
+            fn masking_is_idempotent_on_any_text(text in "\\PC{0,80}") {
+                let once = mask_url_credentials(&text);
+                prop_assert_eq!(mask_url_credentials(&once), once.clone());
+            }
+        }
     }
 }

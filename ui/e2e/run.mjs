@@ -21,6 +21,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { passwordEditChecks } from "./password-edit.mjs";
 
 const execFileAsync = promisify(execFile);
 const UI_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -503,6 +504,8 @@ async function main() {
     );
     await assertPlaying(page, `[data-testid="stream-tile"][data-stream-id="${ADDED}"] canvas`, `${ADDED} after edit`);
   });
+
+  await passwordEditChecks({ check, assert, Skip, page, gatewayUrl, apiFile: path.join(tmp, "camgate.api.yaml"), tile, hasFfmpeg });
 
   await check("deleting a stream removes its tile", async () => {
     if (!canCreate) throw new Skip(`the gateway has no POST /api/streams yet (HTTP ${probe.status})`);

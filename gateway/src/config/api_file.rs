@@ -1,5 +1,6 @@
 //! The API-managed streams file: streams created through the HTTP API live in a separate
-//! file next to the operator's manifest (`camgate.yaml` → `camgate.api.yaml`), so the
+//! file (by default next to the operator's manifest, `camgate.yaml` → `camgate.api.yaml`;
+//! `server.api_streams_file` moves it, e.g. out of a read-only ConfigMap directory), so the
 //! hand-written file is never rewritten.
 //!
 //! Invariants:
@@ -9,19 +10,27 @@
 //!   it may hold camera passwords.
 //! - Its content is JSON, which is also YAML: the same strict parser reads it, with
 //!   line:column errors, and only a `streams` list is allowed in it.
+//! - It holds the RAW form: `${VAR}` references an operator wrote stay references, and API
+//!   input is stored escaped (`${` → `$${`), so it is data and never reads the environment.
+//!   Rewrites start from this raw form ([`read_stored_streams`]), never from the substituted
+//!   running configuration, so no secret is written out in plain text by a rewrite.
 //! - A stream id may be defined in the manifest or in the API file, not both.
+//! - Loading records every file read (manifest, token files, API file) with the hash of the
+//!   exact bytes parsed ([`SourceSet`]): what "unchanged" means for reloads.
 
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::{ConfigError, ConfigErrors};
 use super::model::{Manifest, SourceOptions, SourceValidator, StreamConfig};
-use super::{EnvLookup, parse};
+use super::sources::{ReadLog, SourceSet};
+use super::{EnvLookup, parse_recorded};
 
-/// The path of the API-managed streams file that belongs to `manifest`.
+/// The default path of the API-managed streams file that belongs to `manifest`
+/// (`<stem>.api.yaml` next to it); `server.api_streams_file` overrides it.
 pub fn api_file_path(manifest: &Path) -> PathBuf {
     let stem = manifest
         .file_stem()
@@ -30,35 +39,24 @@ pub fn api_file_path(manifest: &Path) -> PathBuf {
     manifest.with_file_name(format!("{stem}.api.yaml"))
 }
 
-/// A stream as the API file stores it (the manifest's field names).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A stream as the API file stores it, in its raw (unsubstituted) form and the manifest's
+/// field names. Absent optional fields follow the manifest's defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StoredStream {
     /// Stream id.
     pub id: String,
-    /// Display name.
-    pub name: String,
-    /// On-demand or always-on.
-    pub on_demand: bool,
-    /// Idle timeout, in the manifest's duration syntax (`"30s"`).
-    pub idle_timeout: String,
+    /// Display name (absent: the id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// On-demand or always-on (absent: on-demand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_demand: Option<bool>,
+    /// Idle timeout in the manifest's duration syntax (absent: `defaults.idle_timeout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<String>,
     /// The `source` mapping, with `plugin` first.
     pub source: SourceOptions,
-}
-
-impl StoredStream {
-    /// The stored form of a validated stream.
-    pub fn from_config(stream: &StreamConfig) -> Self {
-        let mut source = SourceOptions::new();
-        source.insert("plugin".into(), stream.source.plugin.clone().into());
-        source.extend(stream.source.options.clone());
-        StoredStream {
-            id: stream.id.clone(),
-            name: stream.name.clone(),
-            on_demand: stream.on_demand,
-            idle_timeout: format!("{}ms", stream.idle_timeout.as_millis()),
-            source,
-        }
-    }
 }
 
 #[derive(Serialize)]
@@ -66,8 +64,49 @@ struct FileContent<'a> {
     streams: &'a [StoredStream],
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredFile {
+    #[serde(default)]
+    streams: Option<Vec<StoredStream>>,
+}
+
 const HEADER: &str = "# Streams managed by camgate's HTTP API. Written atomically by the gateway;\n\
 # edits by hand are applied like manifest edits but may be overwritten by the API.\n";
+
+/// Why the API file could not be read or written. Messages name the file (operator
+/// information) but never its content.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiFileError {
+    /// Reading failed.
+    #[error("cannot read the API streams file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a `streams` list (edited by hand).
+    #[error(
+        "the API streams file {path} is not a valid `streams` list ({message}); fix or remove it"
+    )]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// Writing failed (e.g. a read-only directory).
+    #[error(
+        "cannot write the API streams file {path}: {source}. If this directory is read-only (a ConfigMap), set `server.api_streams_file` in the manifest to a writable path"
+    )]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
 
 /// The content of an API file holding `streams` (a comment header, then pretty JSON with
 /// one key per line, which error positions rely on).
@@ -77,10 +116,45 @@ pub fn api_file_text(streams: &[StoredStream]) -> String {
     format!("{HEADER}{json}\n")
 }
 
+/// The raw streams stored in the API file at `path` (none when it does not exist).
+pub fn read_stored_streams(path: &Path) -> Result<Vec<StoredStream>, ApiFileError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(ApiFileError::Read {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let format = |message: String| ApiFileError::Format {
+        path: path.to_owned(),
+        message,
+    };
+    let text = String::from_utf8(bytes).map_err(|_| format("not UTF-8 text".to_owned()))?;
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let file: StoredFile = serde_saphyr::from_str(&text).map_err(|e| format(e.to_string()))?;
+    Ok(file.streams.unwrap_or_default())
+}
+
 /// Writes `streams` to `path` atomically with mode 0600.
-pub fn write_api_file(path: &Path, streams: &[StoredStream]) -> std::io::Result<()> {
-    let text = api_file_text(streams);
-    let dir = path.parent().unwrap_or(Path::new("."));
+pub fn write_api_file(path: &Path, streams: &[StoredStream]) -> Result<(), ApiFileError> {
+    write_atomically(path, api_file_text(streams).as_bytes()).map_err(|source| {
+        ApiFileError::Write {
+            path: path.to_owned(),
+            source,
+        }
+    })
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -92,7 +166,7 @@ pub fn write_api_file(path: &Path, streams: &[StoredStream]) -> std::io::Result<
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(&temp)?;
-        file.write_all(text.as_bytes())?;
+        file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&temp, path)?;
         // Make the rename itself durable.
@@ -104,6 +178,49 @@ pub fn write_api_file(path: &Path, streams: &[StoredStream]) -> std::io::Result<
     result
 }
 
+/// The API file's bytes before a write (`None`: it did not exist), to put back when what
+/// follows the write fails, so nothing is left behind that would make later reloads fail.
+#[derive(Debug)]
+pub struct PreviousApiFile {
+    path: PathBuf,
+    bytes: Option<Vec<u8>>,
+}
+
+impl PreviousApiFile {
+    /// Remembers the current content of `path`.
+    pub fn capture(path: &Path) -> Result<Self, ApiFileError> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(ApiFileError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        Ok(PreviousApiFile {
+            path: path.to_owned(),
+            bytes,
+        })
+    }
+
+    /// Puts the remembered content back (atomically), or removes the file if there was none.
+    pub fn restore(self) -> Result<(), ApiFileError> {
+        let result = match &self.bytes {
+            Some(bytes) => write_atomically(&self.path, bytes),
+            None => match std::fs::remove_file(&self.path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+        };
+        result.map_err(|source| ApiFileError::Write {
+            path: self.path,
+            source,
+        })
+    }
+}
+
 /// The manifest merged with its API-managed streams.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadedConfig {
@@ -113,16 +230,20 @@ pub struct LoadedConfig {
     pub api_streams: BTreeSet<String>,
     /// The API file's path (it may not exist yet).
     pub api_file: PathBuf,
+    /// Every file read and the fingerprint of the bytes parsed.
+    pub sources: SourceSet,
 }
 
 impl LoadedConfig {
-    /// A configuration without API-managed streams (e.g. one built in memory).
+    /// A configuration without API-managed streams (e.g. one built in memory; it has no
+    /// source files, so every reload re-reads it).
     pub fn without_api_file(manifest: Manifest) -> Self {
-        let api_file = api_file_path(&manifest.path);
+        let api_file = api_file_of(&manifest.path, manifest.server.api_streams_file.as_deref());
         LoadedConfig {
             manifest,
             api_streams: BTreeSet::new(),
             api_file,
+            sources: SourceSet::default(),
         }
     }
 
@@ -132,44 +253,100 @@ impl LoadedConfig {
     }
 }
 
-/// The raw bytes of the manifest and its API file: what "unchanged" is decided on.
-pub fn read_sources(manifest: &Path) -> std::io::Result<(Vec<u8>, Option<Vec<u8>>)> {
-    let main = std::fs::read(manifest)?;
-    let api = match std::fs::read(api_file_path(manifest)) {
-        Ok(bytes) => Some(bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e),
-    };
-    Ok((main, api))
+fn api_file_of(manifest: &Path, configured: Option<&Path>) -> PathBuf {
+    configured
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| api_file_path(manifest))
 }
 
-/// Parses the manifest and its API file (given as bytes, see [`read_sources`]) and merges
-/// them, reporting every problem of both.
-pub fn parse_with_api_file(
-    manifest_path: &Path,
-    main: &[u8],
-    api: Option<&[u8]>,
+fn whole_file_error(message: String) -> ConfigErrors {
+    ConfigErrors(vec![ConfigError::whole_file(message)])
+}
+
+fn utf8(bytes: Vec<u8>, path: &Path) -> Result<String, ConfigErrors> {
+    String::from_utf8(bytes)
+        .map_err(|_| whole_file_error(format!("{} is not UTF-8 text", path.display())))
+}
+
+/// Reads the manifest at `path`, its token files and its API file, parses and merges them,
+/// reporting every problem of both files. Returns the files read with the fingerprint of
+/// the bytes parsed, also when they are invalid (so an unchanged bad edit can be told
+/// apart from a new one).
+pub fn read_and_parse(
+    path: &Path,
     env: EnvLookup<'_>,
     plugins: &dyn SourceValidator,
-) -> Result<LoadedConfig, ConfigErrors> {
-    let api_path = api_file_path(manifest_path);
-    let text = |bytes: &[u8], path: &Path| {
-        String::from_utf8(bytes.to_vec()).map_err(|_| {
-            ConfigErrors(vec![ConfigError::whole_file(format!(
-                "{} is not UTF-8 text",
-                path.display()
-            ))])
-        })
+) -> (SourceSet, Result<LoadedConfig, ConfigErrors>) {
+    load_inner(path, None, env, plugins)
+}
+
+/// Like [`read_and_parse`], but with `candidate` as the API file's content instead of what
+/// is on disk: the HTTP API validates exactly the bytes it is about to write.
+pub fn load_with_api_candidate(
+    path: &Path,
+    candidate: &str,
+    env: EnvLookup<'_>,
+    plugins: &dyn SourceValidator,
+) -> (SourceSet, Result<LoadedConfig, ConfigErrors>) {
+    load_inner(path, Some(candidate.as_bytes()), env, plugins)
+}
+
+fn load_inner(
+    manifest_path: &Path,
+    api_candidate: Option<&[u8]>,
+    env: EnvLookup<'_>,
+    plugins: &dyn SourceValidator,
+) -> (SourceSet, Result<LoadedConfig, ConfigErrors>) {
+    let mut log = ReadLog::default();
+    let main = match log.read(manifest_path) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let message = format!("cannot read manifest {}: {e}", manifest_path.display());
+            return (log.finish(), Err(whole_file_error(message)));
+        }
     };
-    let main_result =
-        text(main, manifest_path).and_then(|t| parse(&t, manifest_path, env, plugins));
-    let api_result = api.map(|bytes| {
-        text(bytes, &api_path)
-            .and_then(|t| parse(&t, &api_path, env, plugins))
-            .and_then(|m| only_streams(m, &api_path))
-    });
+    let (main_result, configured_api) = match utf8(main, manifest_path) {
+        Ok(text) => {
+            let parsed = parse_recorded(&text, manifest_path, env, plugins);
+            log.extend(parsed.reads);
+            (parsed.result, parsed.api_streams_file)
+        }
+        Err(e) => (Err(e), None),
+    };
+    let api_path = api_file_of(manifest_path, configured_api.as_deref());
     let mut errors = Vec::new();
-    let mut manifest = match main_result {
+    if api_path == manifest_path {
+        errors.push(ConfigError::whole_file(format!(
+            "`server.api_streams_file` must not be the manifest itself ({})",
+            manifest_path.display()
+        )));
+    }
+    let api_bytes = match api_candidate {
+        Some(bytes) => {
+            log.record(&api_path, Some(bytes));
+            Some(bytes.to_vec())
+        }
+        None => match log.read(&api_path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                errors.push(ConfigError::whole_file(format!(
+                    "cannot read the API streams file {}: {e}",
+                    api_path.display()
+                )));
+                None
+            }
+        },
+    };
+    let api_result = api_bytes.filter(|_| errors.is_empty()).map(|bytes| {
+        utf8(bytes, &api_path).and_then(|text| {
+            let parsed = parse_recorded(&text, &api_path, env, plugins);
+            log.extend(parsed.reads);
+            parsed.result.and_then(|m| only_streams(m, &api_path))
+        })
+    });
+    let sources = log.finish();
+    let manifest = match main_result {
         Ok(manifest) => Some(manifest),
         Err(e) => {
             errors.extend(e.0);
@@ -197,19 +374,20 @@ pub fn parse_with_api_file(
             }
         }
     }
-    if !errors.is_empty() {
-        return Err(ConfigErrors(errors));
-    }
-    let Some(mut merged) = manifest.take() else {
-        return Err(ConfigErrors(errors));
+    let merged = match manifest {
+        Some(mut merged) if errors.is_empty() => {
+            let ids = api_streams.iter().map(|s| s.id.clone()).collect();
+            merged.streams.extend(api_streams);
+            Ok(LoadedConfig {
+                manifest: merged,
+                api_streams: ids,
+                api_file: api_path,
+                sources: sources.clone(),
+            })
+        }
+        _ => Err(ConfigErrors(errors)),
     };
-    let ids = api_streams.iter().map(|s| s.id.clone()).collect();
-    merged.streams.extend(api_streams);
-    Ok(LoadedConfig {
-        manifest: merged,
-        api_streams: ids,
-        api_file: api_path,
-    })
+    (sources, merged)
 }
 
 /// Reads and merges the manifest at `path` and its API file from disk.
@@ -218,13 +396,7 @@ pub fn load_with_api_file(
     env: EnvLookup<'_>,
     plugins: &dyn SourceValidator,
 ) -> Result<LoadedConfig, ConfigErrors> {
-    let (main, api) = read_sources(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError::whole_file(format!(
-            "cannot read manifest {}: {e}",
-            path.display()
-        ))])
-    })?;
-    parse_with_api_file(path, &main, api.as_deref(), env, plugins)
+    read_and_parse(path, env, plugins).1
 }
 
 /// The API file may only hold streams: anything else belongs in the operator's manifest.
@@ -242,10 +414,10 @@ fn only_streams(manifest: Manifest, path: &Path) -> Result<Vec<StreamConfig>, Co
         || manifest.plugins != defaults.plugins
         || manifest.defaults != defaults.defaults
     {
-        return Err(ConfigErrors(vec![ConfigError::whole_file(format!(
+        return Err(whole_file_error(format!(
             "{}: the API-managed file may only contain `streams`; put server, plugins and defaults in the manifest",
             path.display()
-        ))]));
+        )));
     }
     Ok(manifest.streams)
 }
@@ -280,9 +452,9 @@ mod tests {
         source.insert("password".into(), "s3cret".into());
         StoredStream {
             id: id.into(),
-            name: format!("API {id}"),
-            on_demand: false,
-            idle_timeout: "5s".into(),
+            name: Some(format!("API {id}")),
+            on_demand: Some(false),
+            idle_timeout: Some("5s".into()),
             source,
         }
     }
@@ -312,10 +484,10 @@ mod tests {
         assert!(!cam1.on_demand);
         assert_eq!(cam1.idle_timeout, std::time::Duration::from_secs(5));
         assert_eq!(cam1.source.options["password"], "s3cret");
-        // Round trip: storing what was loaded gives the same content.
+        // Round trip: the raw form reads back as written.
         assert_eq!(
-            StoredStream::from_config(cam1).source,
-            stored("cam1").source
+            read_stored_streams(&api_file_path(&path)).unwrap(),
+            [stored("cam1"), stored("cam2")]
         );
         assert_eq!(std::fs::read_to_string(&path).unwrap(), MANIFEST);
         #[cfg(unix)]
@@ -389,5 +561,111 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
             .collect();
         assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn the_raw_form_keeps_references_and_escapes_and_the_running_form_resolves_them() {
+        let (_dir, path) = setup();
+        let api = api_file_path(&path);
+        // Hand-written YAML is read too (JSON is only what the gateway writes).
+        std::fs::write(
+            &api,
+            "streams:\n  - id: cam1\n    name: \"$${literal}\"\n    source: { plugin: testsrc, password: \"${PW}\" }\n",
+        )
+        .unwrap();
+        let raw = read_stored_streams(&api).unwrap();
+        assert_eq!(raw[0].name.as_deref(), Some("$${literal}"));
+        assert_eq!(raw[0].source["password"], "${PW}");
+        assert_eq!(raw[0].on_demand, None);
+        let env = |name: &str| (name == "PW").then(|| "s3cret".to_owned());
+        let loaded = load_with_api_file(&path, &env, &AnyPlugin).unwrap();
+        let cam1 = loaded.manifest.stream("cam1").unwrap();
+        assert_eq!(cam1.name, "${literal}");
+        assert_eq!(cam1.source.options["password"], "s3cret");
+        // Writing the raw form back keeps the reference, not its value.
+        write_api_file(&api, &raw).unwrap();
+        let text = std::fs::read_to_string(&api).unwrap();
+        assert!(text.contains("${PW}") && !text.contains("s3cret"), "{text}");
+        assert!(
+            read_stored_streams(&path.with_file_name("none.yaml"))
+                .unwrap()
+                .is_empty()
+        );
+        std::fs::write(&api, "streams: [{id: x, colour: red}]").unwrap();
+        let err = read_stored_streams(&api).unwrap_err().to_string();
+        assert!(err.contains("is not a valid `streams` list"), "{err}");
+    }
+
+    #[test]
+    fn the_api_file_path_is_configurable_relative_to_the_manifest() {
+        let (dir, path) = setup();
+        std::fs::create_dir(dir.path().join("state")).unwrap();
+        std::fs::write(
+            &path,
+            format!("server:\n  api_streams_file: state/api.json\n{MANIFEST}"),
+        )
+        .unwrap();
+        let configured = dir.path().join("state").join("api.json");
+        write_api_file(&configured, &[stored("cam1")]).unwrap();
+        let loaded = load_with_api_file(&path, &|_| None, &AnyPlugin).unwrap();
+        assert_eq!(loaded.api_file, configured);
+        assert!(loaded.is_api_stream("cam1"));
+        assert_eq!(loaded.sources.files(), [path.clone(), configured.clone()]);
+        std::fs::write(
+            &path,
+            format!("server:\n  api_streams_file: camgate.yaml\n{MANIFEST}"),
+        )
+        .unwrap();
+        let err = load_with_api_file(&path, &|_| None, &AnyPlugin).unwrap_err();
+        assert!(
+            err.to_string().contains("must not be the manifest itself"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_fingerprint_is_of_the_bytes_parsed_including_token_files() {
+        let (dir, path) = setup();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "a-token-of-sixteen-chars\n").unwrap();
+        std::fs::write(
+            &path,
+            format!("auth:\n  tokens:\n    - {{ role: admin, token_file: token }}\n{MANIFEST}"),
+        )
+        .unwrap();
+        let (sources, loaded) = read_and_parse(&path, &|_| None, &AnyPlugin);
+        let loaded = loaded.unwrap();
+        assert_eq!(loaded.sources, sources);
+        assert_eq!(
+            sources.files(),
+            [path.clone(), token.clone(), api_file_path(&path)]
+        );
+        assert!(!sources.changed_on_disk());
+        std::fs::write(&token, "another-token-of-sixteen\n").unwrap();
+        assert!(
+            sources.changed_on_disk(),
+            "a rotated token file is a change"
+        );
+        // An invalid configuration still reports what it read.
+        std::fs::write(&path, "streams: [").unwrap();
+        let (bad, result) = read_and_parse(&path, &|_| None, &AnyPlugin);
+        assert!(result.is_err());
+        assert!(!bad.changed_on_disk());
+        assert_ne!(bad.fingerprint(), sources.fingerprint());
+    }
+
+    #[test]
+    fn a_previous_file_is_restored_byte_for_byte_or_removed() {
+        let (_dir, path) = setup();
+        let api = api_file_path(&path);
+        let absent = PreviousApiFile::capture(&api).unwrap();
+        write_api_file(&api, &[stored("cam1")]).unwrap();
+        let before = std::fs::read(&api).unwrap();
+        let previous = PreviousApiFile::capture(&api).unwrap();
+        write_api_file(&api, &[stored("cam2")]).unwrap();
+        previous.restore().unwrap();
+        assert_eq!(std::fs::read(&api).unwrap(), before);
+        absent.restore().unwrap();
+        assert!(!api.exists());
     }
 }

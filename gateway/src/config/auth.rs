@@ -165,7 +165,17 @@ impl Ctx<'_> {
                     sources += 1;
                     if let Some(path) = self.string(value, "token_file") {
                         let path = super::parse::resolve_dir(self.file(), Path::new(&path.value));
-                        match std::fs::read_to_string(&path) {
+                        // Read through the context: the bytes count in the fingerprint, so
+                        // rotating the file is a configuration change.
+                        let read = self.read_file(&path).and_then(|bytes| {
+                            String::from_utf8(bytes).map_err(|_| {
+                                std::io::Error::new(
+                                    std::io::ErrorKind::InvalidData,
+                                    "not UTF-8 text",
+                                )
+                            })
+                        });
+                        match read {
                             Ok(text) => {
                                 token.secret = Some(text.trim_end_matches(['\n', '\r']).to_owned())
                             }

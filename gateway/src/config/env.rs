@@ -83,6 +83,14 @@ pub(crate) fn substitute(input: &str, env: EnvLookup<'_>) -> Result<Substituted,
     Ok(Substituted { value, env_values })
 }
 
+/// Escapes `text` so that [`substitute`] gives it back unchanged: every `${` becomes `$${`.
+///
+/// Used for data that must never be read as a reference, such as HTTP API input stored in
+/// the API-managed streams file (an API client must not be able to read the environment).
+pub(crate) fn escape(text: &str) -> String {
+    text.replace("${", "$${")
+}
+
 fn is_valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
@@ -130,6 +138,26 @@ mod tests {
         assert_eq!(sub("$${USER}").unwrap(), "${USER}");
         assert_eq!(sub("a$${b}c${USER}").unwrap(), "a${b}cadmin");
         assert!(substitute("$${PASS}", &env).unwrap().env_values.is_empty());
+    }
+
+    #[test]
+    fn escaped_text_is_literal() {
+        assert_eq!(escape("${USER} $${x} $"), "$${USER} $$${x} $");
+        assert_eq!(sub(&escape("${PASS}")).unwrap(), "${PASS}");
+        assert_eq!(sub(&escape("$$${USER}")).unwrap(), "$$${USER}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any text, however many `$`, `{` and `}` it holds, survives escape + substitute
+        /// unchanged and takes nothing from the environment.
+        #[test]
+        fn substitute_of_escape_is_identity(text in "[$${}A-Z_a-z:0-9 -]{0,40}|\\PC{0,40}") {
+            let out = substitute(&escape(&text), &env).unwrap();
+            proptest::prop_assert_eq!(out.value, text);
+            proptest::prop_assert!(out.env_values.is_empty());
+        }
     }
 
     #[test]

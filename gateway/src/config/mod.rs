@@ -38,6 +38,7 @@ mod error;
 mod model;
 mod node;
 mod parse;
+mod sources;
 mod validate;
 
 #[cfg(test)]
@@ -46,16 +47,19 @@ mod tests;
 use std::path::Path;
 
 pub use api_file::{
-    LoadedConfig, StoredStream, api_file_path, api_file_text, load_with_api_file,
-    parse_with_api_file, read_sources, write_api_file,
+    ApiFileError, LoadedConfig, PreviousApiFile, StoredStream, api_file_path, api_file_text,
+    load_with_api_candidate, load_with_api_file, read_and_parse, read_stored_streams,
+    write_api_file,
 };
 pub use auth::{AuthConfig, MIN_TOKEN_LEN, Role, Secret, TokenConfig};
+pub(crate) use env::escape;
 pub use env::{EnvLookup, process_env};
 pub use error::{ConfigError, ConfigErrors, Location};
 pub use model::{
     Defaults, Manifest, PluginsConfig, ServerConfig, SourceConfig, SourceOptions, SourceValidator,
     StreamConfig,
 };
+pub use sources::SourceSet;
 pub use validate::{MAX_ID_LEN, MAX_IDLE_TIMEOUT, MAX_NAME_LEN};
 
 /// Every key the gateway itself parses, as `section.key` paths (`streams[].source` is the
@@ -100,16 +104,52 @@ pub fn parse(
     env: EnvLookup<'_>,
     plugins: &dyn SourceValidator,
 ) -> Result<Manifest, ConfigErrors> {
-    let root = node::parse_yaml(text, path)?;
+    parse_recorded(text, path, env, plugins).result
+}
+
+/// What [`parse_recorded`] found.
+pub(crate) struct Parsed {
+    /// The manifest, or every problem.
+    pub result: Result<Manifest, ConfigErrors>,
+    /// `server.api_streams_file` as far as it could be read, even when other parts of the
+    /// manifest are invalid (so the API file that belongs to it is still found).
+    pub api_streams_file: Option<std::path::PathBuf>,
+    /// The other files read (token files), for the fingerprint.
+    pub reads: sources::ReadLog,
+}
+
+/// [`parse`], also reporting which files were read and the API file's configured path.
+pub(crate) fn parse_recorded(
+    text: &str,
+    path: &Path,
+    env: EnvLookup<'_>,
+    plugins: &dyn SourceValidator,
+) -> Parsed {
+    let root = match node::parse_yaml(text, path) {
+        Ok(root) => root,
+        Err(errors) => {
+            return Parsed {
+                result: Err(ConfigErrors(vec![errors])),
+                api_streams_file: None,
+                reads: Default::default(),
+            };
+        }
+    };
     let mut ctx = parse::Ctx::new(path, env);
     let draft = ctx.manifest(root.as_ref());
+    let api_streams_file = draft.server.api_streams_file.clone();
     let mut errors = ctx.errors;
     let manifest = validate::validate(draft, path, plugins, &mut errors);
-    if errors.is_empty() {
+    let result = if errors.is_empty() {
         Ok(manifest)
     } else {
         // Stable: problems at the same position keep their discovery order.
         errors.sort_by_key(|e| e.location.as_ref().map(|l| (l.line, l.column)));
         Err(ConfigErrors(errors))
+    };
+    Parsed {
+        result,
+        api_streams_file,
+        reads: ctx.reads,
     }
 }

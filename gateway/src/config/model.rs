@@ -56,6 +56,10 @@ pub struct ServerConfig {
     pub allowed_hosts: Vec<String>,
     /// Most viewers (WebSocket + MJPEG) one stream accepts; more get 503.
     pub max_viewers_per_stream: usize,
+    /// Where the HTTP API keeps the streams it manages (`server.api_streams_file`, already
+    /// joined to the manifest's directory). `None`: `<manifest stem>.api.yaml` next to the
+    /// manifest. Set it when the manifest's directory is read-only (a ConfigMap).
+    pub api_streams_file: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -70,6 +74,7 @@ impl Default for ServerConfig {
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             max_viewers_per_stream: Self::MAX_VIEWERS_PER_STREAM,
+            api_streams_file: None,
         }
     }
 }

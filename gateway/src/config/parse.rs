@@ -20,6 +20,7 @@ use super::env::{EnvLookup, substitute};
 use super::error::{ConfigError, Location};
 use super::model::{PluginsConfig, ServerConfig, SourceOptions};
 use super::node::{Node, Value};
+use super::sources::ReadLog;
 use camgate_plugin_api::text::parse_duration;
 
 pub(crate) const TOP_KEYS: &[&str] = &["server", "plugins", "defaults", "auth", "streams"];
@@ -28,6 +29,7 @@ pub(crate) const SERVER_KEYS: &[&str] = &[
     "allowed_origins",
     "allowed_hosts",
     "max_viewers_per_stream",
+    "api_streams_file",
 ];
 pub(crate) const PLUGINS_KEYS: &[&str] = &["dir"];
 pub(crate) const DEFAULTS_KEYS: &[&str] = &["idle_timeout"];
@@ -89,11 +91,14 @@ pub(crate) struct SourceDraft {
     pub complete: bool,
 }
 
-/// Walk state: where we are reading from and what went wrong so far.
+/// Walk state: where we are reading from, what went wrong so far, and which other files
+/// (token files) were read.
 pub(crate) struct Ctx<'a> {
     file: &'a Path,
     env: EnvLookup<'a>,
     pub errors: Vec<ConfigError>,
+    /// Files read during the walk, for the configuration's fingerprint.
+    pub reads: ReadLog,
 }
 
 impl<'a> Ctx<'a> {
@@ -102,7 +107,14 @@ impl<'a> Ctx<'a> {
             file,
             env,
             errors: Vec::new(),
+            reads: ReadLog::default(),
         }
+    }
+
+    /// Reads a file the manifest refers to (a `token_file`), recording its bytes in the
+    /// configuration's fingerprint.
+    pub(super) fn read_file(&mut self, path: &Path) -> std::io::Result<Vec<u8>> {
+        self.reads.read(path)
     }
 
     pub(super) fn file(&self) -> &Path {
@@ -176,6 +188,19 @@ impl<'a> Ctx<'a> {
                         ),
                     ),
                 },
+                "api_streams_file" => {
+                    if let Some(file) = self.string(value, "api_streams_file") {
+                        if file.value.trim().is_empty() {
+                            self.error(
+                                value,
+                                "`api_streams_file` must not be empty (omit it to use the default next to the manifest)",
+                            );
+                        } else {
+                            draft.server.api_streams_file =
+                                Some(resolve_dir(self.file, Path::new(&file.value)));
+                        }
+                    }
+                }
                 "allowed_origins" => {
                     draft.allowed_origins = self
                         .list(value, "`allowed_origins`")

@@ -63,7 +63,7 @@ pub fn spec() -> Value {
                 "StreamInput": {"type": "object", "required": ["source"], "additionalProperties": false, "properties": {
                     "id": {"type": "string"}, "name": {"type": "string"}, "on_demand": {"type": "boolean"},
                     "idle_timeout": {"type": "string"},
-                    "source": {"type": "object", "required": ["plugin"], "description": "Validated by the plugin like the manifest. URLs must be rtsp, rtsps, http or https; `*_path` options are manifest-only. An empty password keeps the stored one."}}},
+                    "source": {"type": "object", "required": ["plugin"], "description": "Validated by the plugin like the manifest. URLs must be rtsp, rtsps, http or https; `*_path` options are manifest-only. An empty password keeps the stored one; on update, an option shown masked (a URL with `***` as its password, a hidden secret) is kept when omitted or sent back unchanged, and a URL whose password is `***` is otherwise refused (422). Strings are data: `${VAR}` is not substituted."}}},
                 "Plugin": {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "string"}, "description": {"type": "string"}, "abi_version": {"type": "integer"}, "origin": {"type": "object"}}}
             }
         },

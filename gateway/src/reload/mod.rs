@@ -5,15 +5,20 @@
 //! - The *directory* is watched, and events are never filtered by file name: editors save
 //!   by writing a temp file and renaming it, and Kubernetes ConfigMaps swap a `..data`
 //!   symlink — in both cases the manifest's own name may never appear in an event.
-//! - Every trigger (file event, SIGHUP, the periodic fallback check, an API write) goes
-//!   through the same path: read both files, skip if their bytes are unchanged since the
-//!   last successful apply, parse + validate, then apply or report.
+//! - Every trigger (file event, SIGHUP, the periodic fallback check) goes through the same
+//!   path, [`AppState::reload`]: skip if the bytes of every file the running configuration
+//!   came from (manifest, API file, token files) are unchanged, or are exactly the bytes of
+//!   the last rejected attempt; otherwise parse + validate, then apply or report. SIGHUP is
+//!   never skipped. API writes validate and apply their own candidate under the same lock.
+//! - The debounce is trailing: a file event starts a quiet period of `debounce`, and every
+//!   further event restarts it, so a slow writer (scp, a large file written in chunks) is
+//!   read once it has finished, not half-way (a truncated `streams:` list is valid YAML and
+//!   would remove streams). A directory that never goes quiet is still read after
+//!   `debounce_max` from the first event. A SIGHUP arriving meanwhile ends the wait at once.
 //! - Reloads are serialised: one at a time, in order of arrival.
 
 mod diff;
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,8 +47,12 @@ pub enum Cause {
 /// Tunables of the reloader.
 #[derive(Debug, Clone)]
 pub struct ReloadOptions {
-    /// Quiet time after a file event before reading (editors write in several steps).
+    /// Quiet time after the LAST file event before reading (editors and copies write in
+    /// several steps); every event restarts it.
     pub debounce: Duration,
+    /// Longest wait from the first file event of a burst, for directories that are never
+    /// quiet (a log file next to the manifest).
+    pub debounce_max: Duration,
     /// Interval of the fallback check.
     pub periodic: Duration,
 }
@@ -52,6 +61,7 @@ impl Default for ReloadOptions {
     fn default() -> Self {
         ReloadOptions {
             debounce: Duration::from_millis(250),
+            debounce_max: Duration::from_secs(5),
             periodic: Duration::from_secs(10),
         }
     }
@@ -68,12 +78,41 @@ impl ReloadTrigger {
     }
 }
 
-/// A fingerprint of the raw bytes of the manifest and its API file.
-pub fn fingerprint(main: &[u8], api: Option<&[u8]>) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    main.hash(&mut hasher);
-    api.hash(&mut hasher);
-    hasher.finish()
+/// Waits for a burst of file events to end: until no event came for `debounce`, or
+/// `debounce_max` after the first, or another cause arrives. Returns the cause to reload
+/// with: `Signal` if any SIGHUP came in meanwhile (it must not be skipped), else the first
+/// non-file cause, else `File`.
+async fn settle_events(rx: &mut mpsc::Receiver<Cause>, options: &ReloadOptions) -> Option<Cause> {
+    let give_up = tokio::time::Instant::now() + options.debounce_max;
+    loop {
+        let quiet_until = (tokio::time::Instant::now() + options.debounce).min(give_up);
+        tokio::select! {
+            _ = tokio::time::sleep_until(quiet_until) => return Some(Cause::File),
+            cause = rx.recv() => match cause? {
+                Cause::File => continue,
+                other => return Some(strongest(other, drain(rx))),
+            },
+        }
+    }
+}
+
+/// Empties the queue of pending requests (they are folded into the reload about to run)
+/// and returns the strongest of them.
+fn drain(rx: &mut mpsc::Receiver<Cause>) -> Option<Cause> {
+    let mut strongest_seen = None;
+    while let Ok(cause) = rx.try_recv() {
+        strongest_seen = Some(strongest(cause, strongest_seen));
+    }
+    strongest_seen
+}
+
+/// `Signal` wins (it is never skipped), then any other non-file cause, then `File`.
+fn strongest(cause: Cause, other: Option<Cause>) -> Cause {
+    match (cause, other) {
+        (Cause::Signal, _) | (_, Some(Cause::Signal)) => Cause::Signal,
+        (Cause::File, Some(other)) => other,
+        (cause, _) => cause,
+    }
 }
 
 /// Starts the reloader for the manifest at `path`: a directory watcher, the fallback
@@ -86,7 +125,8 @@ pub fn spawn(
 ) -> (ReloadTrigger, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Cause>(16);
     let trigger = ReloadTrigger(tx);
-    let watcher = start_watcher(&path, trigger.clone());
+    let api_file = state.config().api_file.clone();
+    let watcher = start_watcher(&path, &api_file, trigger.clone());
     let task = tokio::spawn(async move {
         // Keep the watcher alive for as long as the loop runs.
         let _watcher = watcher;
@@ -101,23 +141,39 @@ pub fn spawn(
                 },
                 _ = periodic.tick() => Cause::Periodic,
             };
-            if cause == Cause::File {
-                // Let the writer finish, then fold the burst of events into one reload.
-                tokio::time::sleep(options.debounce).await;
-            }
-            while rx.try_recv().is_ok() {}
+            let cause = if cause == Cause::File {
+                // Let the writer finish: fold the burst of events into one reload.
+                match settle_events(&mut rx, &options).await {
+                    Some(cause) => cause,
+                    None => return,
+                }
+            } else {
+                strongest(cause, drain(&mut rx))
+            };
             state.reload(cause).await;
         }
     });
     (trigger, task)
 }
 
-/// Watches the manifest's directory; any event there triggers a (debounced) reload.
-fn start_watcher(path: &Path, trigger: ReloadTrigger) -> Option<notify::RecommendedWatcher> {
-    let dir = match path.parent() {
+/// The directory holding `file` (`.` for a bare file name).
+fn dir_of(file: &Path) -> PathBuf {
+    match file.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
         _ => PathBuf::from("."),
-    };
+    }
+}
+
+/// Watches the manifest's directory (and the API file's, when `server.api_streams_file`
+/// puts it elsewhere); any event there triggers a (debounced) reload. Files elsewhere (token
+/// files, an API file moved by a later edit) are covered by the periodic check.
+fn start_watcher(
+    path: &Path,
+    api_file: &Path,
+    trigger: ReloadTrigger,
+) -> Option<notify::RecommendedWatcher> {
+    let dir = dir_of(path);
+    let api_dir = dir_of(api_file);
     let handler = move |event: notify::Result<notify::Event>| match event {
         Ok(event) if !matches!(event.kind, notify::EventKind::Access(_)) => {
             trigger.request(Cause::File)
@@ -130,13 +186,92 @@ fn start_watcher(path: &Path, trigger: ReloadTrigger) -> Option<notify::Recommen
         Ok(watcher)
     });
     match watcher {
-        Ok(watcher) => {
+        Ok(mut watcher) => {
             tracing::info!(dir = %dir.display(), "watching the manifest's directory for changes");
+            if api_dir != dir {
+                match watcher.watch(&api_dir, notify::RecursiveMode::NonRecursive) {
+                    Ok(()) => {
+                        tracing::info!(dir = %api_dir.display(), "watching the API streams file's directory")
+                    }
+                    Err(e) => {
+                        tracing::warn!(dir = %api_dir.display(), error = %e, "cannot watch the API streams file's directory; relying on the periodic check")
+                    }
+                }
+            }
             Some(watcher)
         }
         Err(e) => {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the manifest's directory; relying on SIGHUP and the periodic check");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> ReloadOptions {
+        ReloadOptions {
+            debounce: Duration::from_millis(250),
+            debounce_max: Duration::from_secs(5),
+            periodic: Duration::from_secs(10),
+        }
+    }
+
+    /// A writer that emits a file event every `gap` for `count` times, starting now.
+    fn writer(tx: mpsc::Sender<Cause>, gap: Duration, count: u32) {
+        tokio::spawn(async move {
+            for _ in 0..count {
+                tokio::time::sleep(gap).await;
+                let _ = tx.send(Cause::File).await;
+            }
+        });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_debounce_waits_for_the_last_event_of_a_slow_writer() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let start = tokio::time::Instant::now();
+        // Chunks 100 ms apart for 1 s: a leading 250 ms debounce would read after 250 ms.
+        writer(tx.clone(), Duration::from_millis(100), 10);
+        assert_eq!(settle_events(&mut rx, &options()).await, Some(Cause::File));
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_millis(1250) && waited < Duration::from_millis(1300),
+            "{waited:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_directory_that_is_never_quiet_is_still_read_after_the_cap() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let start = tokio::time::Instant::now();
+        writer(tx.clone(), Duration::from_millis(100), 1000);
+        assert_eq!(settle_events(&mut rx, &options()).await, Some(Cause::File));
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_signal_during_the_wait_ends_it_and_is_not_downgraded() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let start = tokio::time::Instant::now();
+        writer(tx.clone(), Duration::from_millis(100), 3);
+        let signal = tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            signal.send(Cause::Signal).await.unwrap();
+        });
+        assert_eq!(
+            settle_events(&mut rx, &options()).await,
+            Some(Cause::Signal)
+        );
+        assert_eq!(start.elapsed(), Duration::from_millis(150));
+        // Pending requests fold into one reload; a SIGHUP among them wins.
+        tx.send(Cause::File).await.unwrap();
+        tx.send(Cause::Signal).await.unwrap();
+        tx.send(Cause::Periodic).await.unwrap();
+        assert_eq!(strongest(Cause::File, drain(&mut rx)), Cause::Signal);
+        assert_eq!(strongest(Cause::File, drain(&mut rx)), Cause::File);
     }
 }

@@ -60,16 +60,25 @@ async fn start_loaded(
     catalog: PluginCatalog,
     options: GatewayOptions,
 ) -> Gateway {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    Gateway::start(
+    start_loaded_with_env(
         loaded,
         catalog,
-        listener,
-        std::sync::Arc::new(|_: &str| None),
         options,
+        std::sync::Arc::new(|_: &str| None),
     )
     .await
-    .expect("gateway starts")
+}
+
+async fn start_loaded_with_env(
+    loaded: LoadedConfig,
+    catalog: PluginCatalog,
+    options: GatewayOptions,
+    env: camgate::app::Env,
+) -> Gateway {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    Gateway::start(loaded, catalog, listener, env, options)
+        .await
+        .expect("gateway starts")
 }
 
 /// Starts a gateway with the built-in plugins.
@@ -237,6 +246,7 @@ pub fn watching_options() -> GatewayOptions {
         watch_config: true,
         reload: camgate::reload::ReloadOptions {
             debounce: Duration::from_millis(100),
+            debounce_max: Duration::from_secs(5),
             periodic: Duration::from_secs(3600),
         },
         ..fast_options()
@@ -246,12 +256,27 @@ pub fn watching_options() -> GatewayOptions {
 /// Starts a gateway from the manifest file at `path` (and its API file), with the built-in
 /// plugins.
 pub async fn start_from_file(path: &Path, options: GatewayOptions) -> Gateway {
+    start_from_file_with_env(path, options, &[]).await
+}
+
+/// Like [`start_from_file`], with `vars` as the whole environment `${VAR}` sees (the
+/// process environment is never touched).
+pub async fn start_from_file_with_env(
+    path: &Path,
+    options: GatewayOptions,
+    vars: &[(&str, &str)],
+) -> Gateway {
+    let vars: std::collections::HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let env: camgate::app::Env = std::sync::Arc::new(move |name: &str| vars.get(name).cloned());
     let catalog = PluginCatalog::with_builtins();
-    let loaded = match config::load_with_api_file(path, &|_| None, &catalog) {
+    let loaded = match config::load_with_api_file(path, &*env, &catalog) {
         Ok(loaded) => loaded,
         Err(errors) => panic!("manifest is invalid:\n{errors}"),
     };
-    start_loaded(loaded, catalog, options).await
+    start_loaded_with_env(loaded, catalog, options, env).await
 }
 
 /// A raw HTTP/1.1 GET; returns the status and the body.

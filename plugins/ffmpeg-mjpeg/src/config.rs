@@ -400,7 +400,11 @@ fn check_url(config: &FfmpegMjpegConfig, problems: &mut Vec<String>) -> Option<C
         problems.push(format!("url has no host: `{shown}`"));
         return None;
     }
-    let mut secrets = Vec::new();
+    // Located by position, like the masking: whatever the URL parser made of it.
+    let mut secrets: Vec<String> = camgate_plugin_api::text::url_password_ranges(raw)
+        .into_iter()
+        .map(|r| raw[r].to_owned())
+        .collect();
     let url_has_credentials = !url.username().is_empty() || url.password().is_some();
     if let Some(password) = url.password() {
         secrets.push(password.to_owned());

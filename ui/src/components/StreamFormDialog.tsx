@@ -33,6 +33,8 @@ export function StreamFormDialog({ open, stream, plugins, onOpenChange, onSaved,
   const editing = stream !== null;
   const defaultPlugin = plugins.some((p) => p.name === DEFAULT_PLUGIN) ? DEFAULT_PLUGIN : (plugins[0]?.name ?? DEFAULT_PLUGIN);
   const [values, setValues] = useState<StreamFormValues>(() => (stream ? valuesFromStream(stream) : emptyValues(defaultPlugin)));
+  // What the edit form was pre-filled with: an unchanged (masked) URL is not sent back.
+  const [initial] = useState<StreamFormValues | null>(() => (stream ? valuesFromStream(stream) : null));
   const [idTouched, setIdTouched] = useState(editing);
   const [errors, setErrors] = useState<FieldErrors>({});
   const [saving, setSaving] = useState(false);
@@ -50,7 +52,7 @@ export function StreamFormDialog({ open, stream, plugins, onOpenChange, onSaved,
   };
 
   const submit = async () => {
-    const { input, errors: local } = buildInput(values);
+    const { input, errors: local } = buildInput(values, initial);
     if (!input) {
       setErrors(local);
       return;

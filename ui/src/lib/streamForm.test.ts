@@ -43,6 +43,30 @@ describe("stream form", () => {
     expect(input?.source).toEqual({ plugin: "ffmpeg-mjpeg", url: "rtsp://cam/s", username: "admin", fps: 5 });
   });
 
+  it("does not send back a pre-filled (masked) URL on edit, and refuses a mask typed into a new one", () => {
+    const stream: Stream = {
+      id: "cam",
+      name: "Cam",
+      on_demand: true,
+      state: "stopped",
+      source: { plugin: "ffmpeg-mjpeg", url: "rtsp://admin:***@10.0.0.5/s1" },
+    };
+    const initial = valuesFromStream(stream);
+    // Renamed only: no url in the body, the API keeps the stored one with its password.
+    const renamed = buildInput({ ...initial, name: "Front door" }, initial);
+    expect(renamed.errors).toEqual({});
+    expect(renamed.input?.source).toEqual({ plugin: "ffmpeg-mjpeg" });
+    expect(renamed.input?.name).toBe("Front door");
+    // A changed URL is sent; one that still carries the mask as its password is refused.
+    const moved = buildInput({ ...initial, url: "rtsp://admin:***@10.0.0.6/s1" }, initial);
+    expect(moved.input).toBeNull();
+    expect(moved.errors.url).toMatch(/password/);
+    const retyped = buildInput({ ...initial, url: "rtsp://admin:n3w@10.0.0.6/s1" }, initial);
+    expect(retyped.input?.source.url).toBe("rtsp://admin:n3w@10.0.0.6/s1");
+    // Creating: the URL is always sent (and a mask is refused there too).
+    expect(buildInput({ ...initial, url: "rtsp://admin:***@10.0.0.5/s1" }).input).toBeNull();
+  });
+
   it("maps API error fields to form fields", () => {
     expect(fieldForApiError("source.url")).toBe("url");
     expect(fieldForApiError("id")).toBe("id");

@@ -67,11 +67,18 @@ function parseNumber(text: string, { min, max, integer }: { min: number; max: nu
   return n;
 }
 
+/** What the API shows instead of a URL's password. */
+const MASK = "***";
+
 /**
  * Checks the values and builds the API body. Only the plugin knows its options for sure:
  * these checks catch the obvious, the API answers the rest (shown next to the field too).
+ *
+ * `initial` are the values the edit form was pre-filled with (`null` when creating). The
+ * API shows a URL's password as `***`; a URL left as it was pre-filled is therefore NOT
+ * sent (the API keeps the stored one), so the mask never travels back as a password.
  */
-export function buildInput(values: StreamFormValues): { input: StreamInput | null; errors: FieldErrors } {
+export function buildInput(values: StreamFormValues, initial: StreamFormValues | null = null): { input: StreamInput | null; errors: FieldErrors } {
   const errors: FieldErrors = {};
   const name = values.name.trim();
   const id = values.id.trim();
@@ -84,7 +91,10 @@ export function buildInput(values: StreamFormValues): { input: StreamInput | nul
   const source: StreamInput["source"] = { plugin: values.plugin };
   if (fields.includes("url")) {
     const url = values.url.trim();
-    if (!url) errors.url = "Paste the camera's RTSP URL";
+    const unchanged = initial !== null && initial.plugin === values.plugin && initial.url.trim() !== "" && url === initial.url.trim();
+    if (unchanged) {
+      // Kept by the API as stored (with its real password).
+    } else if (!url) errors.url = "Paste the camera's RTSP URL";
     else {
       let parsed: URL | null = null;
       try {
@@ -93,6 +103,7 @@ export function buildInput(values: StreamFormValues): { input: StreamInput | nul
         errors.url = "Not a valid URL (e.g. rtsp://192.168.1.20:554/stream1)";
       }
       if (parsed && !URL_SCHEMES.includes(parsed.protocol)) errors.url = "Use an rtsp://, rtsps://, http:// or https:// URL";
+      else if (parsed && parsed.password === MASK) errors.url = "The password is hidden as ***: type it again, or put it in the password field";
       else if (parsed) source.url = url;
     }
     const username = values.username.trim();

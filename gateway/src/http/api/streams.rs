@@ -3,6 +3,14 @@
 //! Invariants:
 //! - Responses never contain secrets: secret-named options are dropped and URL passwords
 //!   masked (`redact::public_options`).
+//! - The masked form never travels back as data. On update, an option the client was shown
+//!   in a different form than it is stored (a secret-named option, which is hidden; a URL
+//!   whose password is masked) is KEPT as stored when the body omits it or sends back
+//!   exactly what was shown. A URL whose password is `***` is otherwise refused (422): the
+//!   client is asked to type the password again instead of storing the mask.
+//! - API input is data: it is stored escaped (`${` → `$${`), so it never reads the
+//!   gateway's environment. Rewrites start from the API file's raw stored form, so an
+//!   operator's `${VAR}` stays a reference and no substituted secret is written to disk.
 //! - Writes go only to the API-managed streams file (never the operator's manifest), are
 //!   validated exactly like the manifest (same parser, same plugin checks), and are applied
 //!   through the normal reload path, so the running state always equals the files.
@@ -17,13 +25,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::body::{ApiError, read_json};
-use crate::app::AppState;
+use crate::app::{ApiCommitError, AppState};
 use crate::config::{self, LoadedConfig, StoredStream, StreamConfig};
 use crate::http::auth::Principal;
 use crate::http::response::{self, Body};
 use crate::hub::{Hub, StreamState};
-use crate::redact::public_options;
-use crate::reload::Cause;
+use crate::redact::{MASK, is_secret_key, public_options, public_value};
 
 /// A stream as the API shows it: the manifest's field names plus status fields.
 #[derive(Debug, Serialize)]
@@ -62,7 +69,7 @@ fn stream_view(config: &StreamConfig, editable: bool, hub: &Hub) -> StreamView {
         id: config.id.clone(),
         name: config.name.clone(),
         on_demand: config.on_demand,
-        idle_timeout: humantime::format_duration(config.idle_timeout).to_string(),
+        idle_timeout: shown_duration(config.idle_timeout),
         source,
         editable,
         state: status.state,
@@ -154,22 +161,45 @@ fn check_api_source(source: &Map<String, Value>) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The stored streams of the API file, from the running configuration.
-fn stored_api_streams(config: &LoadedConfig) -> Vec<StoredStream> {
-    config
-        .manifest
-        .streams
-        .iter()
-        .filter(|s| config.is_api_stream(&s.id))
-        .map(StoredStream::from_config)
-        .collect()
+/// The raw streams of the API file: rewrites start from them, never from the substituted
+/// running configuration.
+fn stored_api_streams(config: &LoadedConfig) -> Result<Vec<StoredStream>, ApiError> {
+    config::read_stored_streams(&config.api_file).map_err(|e| ApiError::internal(&e.to_string()))
 }
 
+const MASKED_PASSWORD: &str = "the password is masked; type it again or use the password field";
+
+/// Escapes every string in an input value so it is stored as data (`${` → `$${`).
+fn escaped(value: &Value) -> Value {
+    match value {
+        Value::String(s) => Value::String(config::escape(s)),
+        Value::Array(items) => Value::Array(items.iter().map(escaped).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), escaped(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+/// Whether `value` holds a URL whose password is exactly the mask.
+fn has_masked_password(value: &Value) -> bool {
+    match value {
+        Value::String(s) => crate::redact::url_passwords(s).any(|p| p == MASK),
+        Value::Array(items) => items.iter().any(has_masked_password),
+        Value::Object(map) => map.values().any(has_masked_password),
+        _ => false,
+    }
+}
+
+/// The stored form of a create (`previous` = `None`) or an update.
+///
+/// `previous` is the stream's raw stored form and `running` its running (substituted)
+/// configuration, which is what the client was shown (through `public_value`).
 fn to_stored(
     id: String,
     input: StreamInput,
     defaults: &config::Defaults,
-    previous: Option<&StoredStream>,
+    previous: Option<(&StoredStream, &StreamConfig)>,
 ) -> Result<StoredStream, ApiError> {
     let Some(plugin) = input.source.get("plugin").and_then(Value::as_str) else {
         return Err(ApiError::invalid(
@@ -178,7 +208,14 @@ fn to_stored(
         ));
     };
     let mut source = Map::new();
-    source.insert("plugin".into(), Value::String(plugin.to_owned()));
+    source.insert("plugin".into(), Value::String(config::escape(plugin)));
+    // An option as stored and as shown, when the stream exists and has it.
+    let known = |key: &str| -> Option<(&Value, Value)> {
+        let (stored, running) = previous?;
+        let raw = stored.source.get(key)?;
+        let shown = running.source.options.get(key).map(public_value)?;
+        Some((raw, shown))
+    };
     for (key, value) in &input.source {
         if key == "plugin" {
             continue;
@@ -186,27 +223,68 @@ fn to_stored(
         // An empty secret in an update means "keep the stored one" (clients never get
         // passwords back, so they cannot resend them).
         let blank = value.as_str().is_some_and(str::is_empty);
-        if blank && crate::redact::is_secret_key(key) {
+        if blank && is_secret_key(key) {
             continue;
         }
-        source.insert(key.clone(), value.clone());
-    }
-    if let Some(previous) = previous {
-        for (key, value) in &previous.source {
-            if crate::redact::is_secret_key(key) && !source.contains_key(key) {
-                source.insert(key.clone(), value.clone());
+        match known(key) {
+            // Sent back exactly as shown: keep the stored form (the real password, or an
+            // operator's `${VAR}`).
+            Some((raw, shown)) if !is_secret_key(key) && *value == shown => {
+                source.insert(key.clone(), raw.clone());
+            }
+            _ if has_masked_password(value) => {
+                return Err(ApiError::invalid(&format!("source.{key}"), MASKED_PASSWORD));
+            }
+            _ => {
+                source.insert(key.clone(), escaped(value));
             }
         }
     }
+    if let Some((stored, running)) = previous {
+        // Omitted options the client could not see as stored are kept.
+        for (key, raw) in &stored.source {
+            if key == "plugin" || source.contains_key(key) {
+                continue;
+            }
+            let hidden = is_secret_key(key)
+                || running
+                    .source
+                    .options
+                    .get(key)
+                    .is_some_and(|v| public_value(v) != *v);
+            if hidden {
+                source.insert(key.clone(), raw.clone());
+            }
+        }
+    }
+    let unchanged = |shown: &str, given: &str| shown == given;
+    let name = match (input.name, previous) {
+        (Some(name), Some((stored, running))) if unchanged(&running.name, &name) => {
+            stored.name.clone()
+        }
+        (name, _) => name.map(|n| config::escape(&n)),
+    };
+    let idle_timeout = match (input.idle_timeout, previous) {
+        (Some(given), Some((stored, running)))
+            if unchanged(&shown_duration(running.idle_timeout), &given) =>
+        {
+            stored.idle_timeout.clone()
+        }
+        (Some(given), _) => Some(config::escape(&given)),
+        (None, _) => Some(format!("{}ms", defaults.idle_timeout.as_millis())),
+    };
     Ok(StoredStream {
-        name: input.name.unwrap_or_else(|| id.clone()),
+        name,
         id,
-        on_demand: input.on_demand.unwrap_or(true),
-        idle_timeout: input
-            .idle_timeout
-            .unwrap_or_else(|| format!("{}ms", defaults.idle_timeout.as_millis())),
+        on_demand: Some(input.on_demand.unwrap_or(true)),
+        idle_timeout,
         source,
     })
+}
+
+/// A duration as the API shows it.
+fn shown_duration(duration: std::time::Duration) -> String {
+    humantime::format_duration(duration).to_string()
 }
 
 /// Maps a configuration error in the candidate API file back to the field it is about,
@@ -242,50 +320,47 @@ fn source_field(message: &str, streams: &[StoredStream]) -> Option<String> {
         .map(|key| format!("source.{key}"))
 }
 
-/// Validates `streams` as the new API file and, if good, writes it and applies it.
+/// Validates `streams` as the new API file and, if good, writes it and applies it (both in
+/// one step, see [`AppState::commit_api_streams`]).
 async fn commit(state: &Arc<AppState>, streams: &[StoredStream]) -> Result<(), ApiError> {
-    let config = state.config();
-    let manifest_path = config.manifest.path.clone();
-    let candidate = config::api_file_text(streams);
-    let main = std::fs::read(&manifest_path)
-        .map_err(|e| ApiError::internal(&format!("cannot read the manifest: {e}")))?;
-    let parsed = config::parse_with_api_file(
-        &manifest_path,
-        &main,
-        Some(candidate.as_bytes()),
-        &|name| state.env(name),
-        state.catalog.as_ref(),
-    );
-    if let Err(errors) = parsed {
-        let first = errors.0.first();
-        let api_file = config::api_file_path(&manifest_path);
-        let field = first
-            .and_then(|e| e.location.as_ref())
-            .filter(|l| l.file == api_file)
-            .and_then(|l| field_at(&candidate, l.line));
-        let message = errors
-            .0
-            .iter()
-            .map(|e| e.message.clone())
-            .collect::<Vec<_>>()
-            .join("; ");
-        let field = match field.as_deref() {
-            Some("source") => {
-                Some(source_field(&message, streams).unwrap_or_else(|| "source".into()))
+    let api_file = state.config().api_file.clone();
+    match state.commit_api_streams(streams).await {
+        Ok(_) => Ok(()),
+        Err(ApiCommitError::File(e)) => Err(ApiError::internal(&e.to_string())),
+        Err(ApiCommitError::Invalid(errors)) => {
+            let message = errors
+                .0
+                .iter()
+                .map(|e| e.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ");
+            let in_api_file =
+                |e: &config::ConfigError| e.location.as_ref().is_some_and(|l| l.file == api_file);
+            if !errors.0.iter().any(in_api_file) {
+                // The manifest on disk is broken (edited meanwhile): nothing was changed.
+                return Err(ApiError::Conflict {
+                    field: None,
+                    message: format!(
+                        "the configuration on disk is invalid, so nothing was changed; fix it first (GET /api/config shows where): {message}"
+                    ),
+                });
             }
-            _ => field,
-        };
-        return Err(ApiError::Invalid { field, message });
+            let candidate = config::api_file_text(streams);
+            let field = errors
+                .0
+                .iter()
+                .find(|e| in_api_file(e))
+                .and_then(|e| e.location.as_ref())
+                .and_then(|l| field_at(&candidate, l.line));
+            let field = match field.as_deref() {
+                Some("source") => {
+                    Some(source_field(&message, streams).unwrap_or_else(|| "source".into()))
+                }
+                _ => field,
+            };
+            Err(ApiError::Invalid { field, message })
+        }
     }
-    config::write_api_file(&config.api_file, streams)
-        .map_err(|e| ApiError::internal(&format!("cannot write the API streams file: {e}")))?;
-    let report = state.reload(Cause::Api).await;
-    if report.result == "rejected" {
-        return Err(ApiError::internal(
-            "the configuration changed on disk meanwhile and is invalid; see GET /api/config",
-        ));
-    }
-    Ok(())
 }
 
 /// `POST /api/streams`.
@@ -307,7 +382,7 @@ pub async fn create(state: &Arc<AppState>, req: Request<Incoming>) -> Response<B
                 ),
             });
         }
-        let mut streams = stored_api_streams(&config);
+        let mut streams = stored_api_streams(&config)?;
         streams.push(to_stored(
             id.clone(),
             input,
@@ -365,15 +440,18 @@ pub async fn update(state: &Arc<AppState>, id: &str, req: Request<Incoming>) -> 
         let _serial = state.api_write_lock.lock().await;
         let config = state.config();
         ensure_editable(&config, id)?;
-        let mut streams = stored_api_streams(&config);
-        let Some(index) = streams.iter().position(|s| s.id == id) else {
+        let mut streams = stored_api_streams(&config)?;
+        let (Some(index), Some(running)) = (
+            streams.iter().position(|s| s.id == id),
+            config.manifest.stream(id),
+        ) else {
             return Err(ApiError::NotFound(id.to_owned()));
         };
         let updated = to_stored(
             id.to_owned(),
             input,
             &config.manifest.defaults,
-            Some(&streams[index]),
+            Some((&streams[index], running)),
         )?;
         streams[index] = updated;
         commit(state, &streams).await
@@ -391,7 +469,7 @@ pub async fn delete(state: &Arc<AppState>, id: &str) -> Response<Body> {
         let _serial = state.api_write_lock.lock().await;
         let config = state.config();
         ensure_editable(&config, id)?;
-        let streams: Vec<StoredStream> = stored_api_streams(&config)
+        let streams: Vec<StoredStream> = stored_api_streams(&config)?
             .into_iter()
             .filter(|s| s.id != id)
             .collect();
@@ -437,9 +515,9 @@ mod tests {
     fn error_lines_map_back_to_fields() {
         let text = config::api_file_text(&[StoredStream {
             id: "x".into(),
-            name: "X".into(),
-            on_demand: true,
-            idle_timeout: "5s".into(),
+            name: Some("X".into()),
+            on_demand: Some(true),
+            idle_timeout: Some("5s".into()),
             source: serde_json::from_str(r#"{"plugin":"testsrc","fps":0}"#).unwrap(),
         }]);
         let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
