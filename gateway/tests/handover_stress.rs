@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use camgate::app::GatewayOptions;
 use camgate::http::ws::WsSettings;
-use camgate::hub::{FrameSink, Hub, RunningSource, SourceFactory, StreamState, read_tag};
+use camgate::hub::{FrameSink, Hub, StreamState, read_tag};
 use camgate::plugins::PluginCatalog;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -62,26 +62,6 @@ impl Rng {
     }
     fn bytes(&mut self, len: usize) -> Vec<u8> {
         (0..len).map(|_| self.next() as u8).collect()
-    }
-}
-
-/// A source that publishes nothing itself: it hands its sink to the test.
-#[derive(Default)]
-struct SinkCatcher(Mutex<Option<FrameSink>>);
-
-struct Idle;
-
-impl RunningSource for Idle {
-    fn stop(self: Box<Self>) {}
-}
-
-impl SourceFactory for SinkCatcher {
-    fn start(&self, sink: FrameSink) -> Result<Box<dyn RunningSource>, String> {
-        *self.0.lock().unwrap() = Some(sink);
-        Ok(Box::new(Idle))
-    }
-    fn describe(&self) -> String {
-        "stress".into()
     }
 }
 
@@ -526,14 +506,9 @@ streams:
     )
     .await;
     let hub = gateway.state().registry.get("stress").unwrap();
-    let catcher = Arc::new(SinkCatcher::default());
-    hub.reconfigure(hub.info(), catcher.clone()).await;
-    let sink = catcher
-        .0
-        .lock()
-        .unwrap()
-        .clone()
-        .expect("the test is the source");
+    let factory = Arc::new(ManualFactory::default());
+    hub.reconfigure(hub.info(), factory.clone()).await;
+    let sink = factory.sink();
 
     let published = Arc::new(Published::default());
     let mut seeds = Rng::new(seed);

@@ -3,7 +3,7 @@
 //!
 //! These tests must not depend on how fast two shared cores are, so the clock is paused
 //! (`start_paused`: it only moves when every task waits, straight to the next timer) and
-//! frames come from a source the test drives itself ([`ManualFactory`], swapped into a
+//! frames come from a source the test drives itself (`support::ManualFactory`, swapped into a
 //! real gateway's hub), never from a plugin thread running on the wall clock. Sockets are
 //! real loopback sockets: data a peer wrote is readable at once, so waiting for it never
 //! lets the paused clock jump past a deadline.
@@ -11,13 +11,13 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use camgate::app::{Gateway, GatewayOptions};
 use camgate::http::ws::WsSettings;
-use camgate::hub::{FrameSink, Hub, RunningSource, SourceFactory, StreamState};
+use camgate::hub::{Hub, SourceFactory, StreamState};
 use camgate::plugins::PluginCatalog;
 use futures_util::{SinkExt, StreamExt};
 use support::*;
@@ -36,35 +36,6 @@ streams:
   - id: cam
     source: { plugin: testsrc, width: 160, height: 90 }
 "#;
-
-/// A source factory whose sources publish only what the test hands their sink.
-#[derive(Default)]
-struct ManualFactory {
-    sinks: Mutex<Vec<FrameSink>>,
-    starts: AtomicUsize,
-    running: Arc<AtomicUsize>,
-}
-
-struct ManualSource(Arc<AtomicUsize>);
-
-impl RunningSource for ManualSource {
-    fn stop(self: Box<Self>) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl SourceFactory for ManualFactory {
-    fn start(&self, sink: FrameSink) -> Result<Box<dyn RunningSource>, String> {
-        self.starts.fetch_add(1, Ordering::SeqCst);
-        self.running.fetch_add(1, Ordering::SeqCst);
-        self.sinks.lock().unwrap().push(sink);
-        Ok(Box::new(ManualSource(Arc::clone(&self.running))))
-    }
-
-    fn describe(&self) -> String {
-        "manual".into()
-    }
-}
 
 /// A real 8x8 JPEG (decodable by viewers' decoders).
 const GREY: &[u8] = include_bytes!("../../plugins/template/src/grey8x8.jpg");
@@ -85,18 +56,12 @@ fn jpeg(len: usize) -> Vec<u8> {
     out
 }
 
-impl ManualFactory {
-    /// Publishes a real JPEG of about `len` bytes through the running source's sink.
-    fn publish(&self, len: usize) {
-        let sink = self
-            .sinks
-            .lock()
-            .unwrap()
-            .last()
-            .cloned()
-            .expect("a source runs");
-        assert!(sink.publish(&jpeg(len), 8, 8, 0), "the sink accepts frames");
-    }
+/// Publishes a real JPEG of about `len` bytes through the running source's sink.
+fn publish(factory: &ManualFactory, len: usize) {
+    assert!(
+        factory.sink().publish(&jpeg(len), 8, 8, 0),
+        "the sink accepts frames"
+    );
 }
 
 /// A gateway with production WebSocket timings (ping 15 s, pong 45 s, write 10 s) and
@@ -222,7 +187,7 @@ async fn a_stalled_viewer_never_delays_another_and_is_closed_after_the_write_tim
     // skipped on the healthy viewer's behalf.
     let mut last = 0;
     for _ in 0..40 {
-        factory.publish(256 * 1024);
+        publish(&factory, 256 * 1024);
         let frame = next_frame(&mut healthy, SECS(5)).await;
         assert!(
             last == 0 || frame.seq == last + 1,
@@ -248,7 +213,7 @@ async fn a_stalled_viewer_never_delays_another_and_is_closed_after_the_write_tim
         "{metrics}"
     );
     // The healthy one is still served.
-    factory.publish(256 * 1024);
+    publish(&factory, 256 * 1024);
     assert_eq!(next_frame(&mut healthy, SECS(5)).await.seq, last + 1);
     gateway.shutdown().await;
 }
@@ -260,7 +225,7 @@ async fn the_write_timeout_runs_from_when_a_write_starts_waiting() {
     let _stalled = stalled_viewer(gateway.local_addr()).await;
     viewers(&hub, &factory, 1).await;
     for _ in 0..40 {
-        factory.publish(256 * 1024);
+        publish(&factory, 256 * 1024);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let waiting_since = Instant::now();
@@ -286,7 +251,7 @@ async fn a_viewer_that_keeps_up_gets_every_frame_across_lane_hand_overs() {
     .await;
     let mut ws = connect(gateway.local_addr(), "/ws/streams/cam").await;
     viewers(&hub, &factory, 1).await;
-    factory.publish(64 * 1024);
+    publish(&factory, 64 * 1024);
     let mut last = next_frame(&mut ws, SECS(5)).await.seq;
     assert_eq!(
         hub.direct_viewer_count(),
@@ -299,7 +264,7 @@ async fn a_viewer_that_keeps_up_gets_every_frame_across_lane_hand_overs() {
         }
         // Between frames the session pings (and answers pings), taking the socket back.
         tokio::time::sleep(Duration::from_millis(20 + (i % 5) * 15)).await;
-        factory.publish(if i % 3 == 0 { 1000 } else { 64 * 1024 });
+        publish(&factory, if i % 3 == 0 { 1000 } else { 64 * 1024 });
         let frame = next_frame(&mut ws, SECS(5)).await;
         assert_eq!(frame.seq, last + 1, "no frame lost or repeated");
         last = frame.seq;
@@ -334,7 +299,7 @@ async fn max_fps_thins_frames_for_one_viewer_only() {
     });
     let mut full_seqs = Vec::new();
     for _ in 0..60 {
-        factory.publish(2000);
+        publish(&factory, 2000);
         full_seqs.push(next_frame(&mut full, SECS(5)).await.seq);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -368,7 +333,7 @@ async fn a_slow_reader_gets_recent_frames_and_is_told_what_it_missed() {
         let factory = Arc::clone(&factory);
         tokio::spawn(async move {
             loop {
-                factory.publish(128 * 1024);
+                publish(&factory, 128 * 1024);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         })

@@ -7,13 +7,14 @@ pub mod rtsp;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use camgate::app::{Gateway, GatewayOptions};
 use camgate::config::{self, LoadedConfig, Manifest};
 use camgate::http::ws::WsSettings;
-use camgate::hub::read_tag;
+use camgate::hub::{FrameSink, RunningSource, SourceFactory, read_tag};
 use camgate::plugins::PluginCatalog;
 use futures_util::StreamExt;
 use tokio::net::TcpStream;
@@ -564,5 +565,50 @@ impl RawViewer {
         };
         self.buffer.drain(..start + len);
         Some(frame)
+    }
+}
+
+/// A source factory whose sources publish only what the test hands their sink: frames then
+/// arrive when the test says, not on a plugin thread's wall clock. Swap it into a real
+/// gateway's hub with `hub.reconfigure(hub.info(), factory.clone())`.
+#[derive(Default)]
+pub struct ManualFactory {
+    sinks: Mutex<Vec<FrameSink>>,
+    /// Sources started so far.
+    pub starts: AtomicUsize,
+    /// Sources running now.
+    pub running: Arc<AtomicUsize>,
+}
+
+struct ManualSource(Arc<AtomicUsize>);
+
+impl RunningSource for ManualSource {
+    fn stop(self: Box<Self>) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl SourceFactory for ManualFactory {
+    fn start(&self, sink: FrameSink) -> Result<Box<dyn RunningSource>, String> {
+        self.starts.fetch_add(1, Ordering::SeqCst);
+        self.running.fetch_add(1, Ordering::SeqCst);
+        self.sinks.lock().unwrap().push(sink);
+        Ok(Box::new(ManualSource(Arc::clone(&self.running))))
+    }
+
+    fn describe(&self) -> String {
+        "manual".into()
+    }
+}
+
+impl ManualFactory {
+    /// The sink of the source started last.
+    pub fn sink(&self) -> FrameSink {
+        self.sinks
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("a manual source runs")
     }
 }
