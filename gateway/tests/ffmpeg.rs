@@ -829,53 +829,36 @@ async fn an_http_camera_works_but_nothing_behind_its_url_may_open_a_local_file()
     // A short MPEG-TS clip, served over HTTP (a camera), and also referenced as a
     // local file by an HLS playlist and a redirect, both served over HTTP.
     let dir = tempfile::tempdir().unwrap();
-    let clip = dir.path().join("clip.ts");
-    let made = Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-f",
-            "lavfi",
-        ])
-        .args([
-            "-i",
-            "testsrc=size=160x120:rate=10",
-            "-t",
-            "3",
-            "-c:v",
-            "mpeg2video",
-        ])
-        .args(["-f", "mpegts", "-y"])
-        .arg(&clip)
-        .status()
-        .unwrap();
-    assert!(made.success());
+    // Three seconds of test pattern in `codec`, muxed as `format` into `name`.
+    let encode = |codec: &str, format: &str, name: &str| {
+        let path = dir.path().join(name);
+        let made = Command::new("ffmpeg")
+            .args([
+                "-nostdin",
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+            ])
+            .args([
+                "-i",
+                "testsrc=size=160x120:rate=10",
+                "-t",
+                "3",
+                "-c:v",
+                codec,
+            ])
+            .args(["-f", format, "-y"])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        path
+    };
+    let clip = encode("mpeg2video", "mpegts", "clip.ts");
     // And what an HTTP MJPEG camera sends: multipart JPEGs.
-    let mjpeg = dir.path().join("cam.mjpg");
-    let made = Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-f",
-            "lavfi",
-        ])
-        .args([
-            "-i",
-            "testsrc=size=160x120:rate=10",
-            "-t",
-            "3",
-            "-c:v",
-            "mjpeg",
-        ])
-        .args(["-f", "mpjpeg", "-y"])
-        .arg(&mjpeg)
-        .status()
-        .unwrap();
-    assert!(made.success());
+    let mjpeg = encode("mjpeg", "mpjpeg", "cam.mjpg");
     let file_url = format!("file://{}", clip.display());
     let playlist = format!(
         "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:3\n#EXT-X-MEDIA-SEQUENCE:0\n\
