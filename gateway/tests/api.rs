@@ -704,20 +704,7 @@ streams:
     }
 
     // Browsers: a token buys a session cookie that works for WebSocket and snapshots.
-    let (status, headers, _) = http(
-        addr,
-        "POST",
-        "/api/session",
-        &[],
-        Some(format!(r#"{{"token": "{VIEWER_A}"}}"#).as_bytes()),
-    )
-    .await;
-    assert_eq!(status, 204);
-    let cookie = headers
-        .iter()
-        .find(|(k, _)| k == "set-cookie")
-        .map(|(_, v)| v.clone())
-        .unwrap();
+    let cookie = login(addr, VIEWER_A).await;
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"

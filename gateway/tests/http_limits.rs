@@ -82,21 +82,12 @@ fn stalled_login(addr: SocketAddr) -> String {
 }
 
 async fn login_cookie(addr: SocketAddr) -> String {
-    let (status, headers, _) = http(
-        addr,
-        "POST",
-        "/api/session",
-        &[],
-        Some(format!(r#"{{"token": "{ADMIN}"}}"#).as_bytes()),
-    )
-    .await;
-    assert_eq!(status, 204);
-    let cookie = headers
-        .iter()
-        .find(|(k, _)| k == "set-cookie")
-        .map(|(_, v)| v.clone())
-        .unwrap();
-    cookie.split(';').next().unwrap().to_owned()
+    login(addr, ADMIN)
+        .await
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -612,3 +612,15 @@ impl ManualFactory {
             .expect("a manual source runs")
     }
 }
+
+/// Logs in with `token` (`POST /api/session`) and returns the `Set-Cookie` header value.
+pub async fn login(addr: SocketAddr, token: &str) -> String {
+    let body = serde_json::json!({ "token": token }).to_string();
+    let (status, headers, _) = http(addr, "POST", "/api/session", &[], Some(body.as_bytes())).await;
+    assert_eq!(status, 204);
+    headers
+        .iter()
+        .find(|(k, _)| k == "set-cookie")
+        .map(|(_, v)| v.clone())
+        .expect("a session cookie")
+}
