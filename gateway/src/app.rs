@@ -135,6 +135,13 @@ impl AppState {
         if cause != Cause::Signal {
             if !self.config().sources.changed_on_disk() {
                 tracing::debug!(?cause, "configuration files unchanged");
+                // The files are the running configuration's again (a bad edit reverted): a
+                // rejection no longer describes them, so the same bad bytes written again
+                // are new and must be parsed and reported again.
+                *self
+                    .rejected_sources
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = None;
                 let report = ReloadReport {
                     at: now_rfc3339(),
                     cause,

@@ -409,6 +409,30 @@ async fn a_rejected_edit_is_not_retried_until_a_file_changes_but_sighup_retries(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_edit_made_again_after_a_revert_is_rejected_again() {
+    use camgate::reload::Cause;
+    let good = manifest(&[stream("a", 10)]);
+    let bad = "streams:\n  - id: a\n    source: { plugin: testsrc, fps: 0 }\n";
+    let (_dir, path) = manifest_dir(&good);
+    let gateway = start_from_file(&path, fast_options()).await;
+    let state = gateway.state();
+    std::fs::write(&path, bad).unwrap();
+    assert_eq!(state.reload(Cause::File).await.result, "rejected");
+    // Reverted: the files are the running configuration's again.
+    std::fs::write(&path, &good).unwrap();
+    assert_eq!(state.reload(Cause::File).await.result, "unchanged");
+    assert!(state.config_status().last_reload_successful);
+    // The same bad edit once more (undo/redo, a deploy tool): new bytes on disk, so it is
+    // parsed, rejected and reported again, not taken for the one before the revert.
+    std::fs::write(&path, bad).unwrap();
+    assert_eq!(state.reload(Cause::File).await.result, "rejected");
+    let status = state.config_status();
+    assert!(!status.last_reload_successful);
+    assert_eq!(status.reloads_rejected, 2);
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_in_place_writer_is_read_once_it_has_finished() {
     let a = stream("a", 10);
     let (_dir, path) = manifest_dir(&manifest(std::slice::from_ref(&a)));

@@ -53,4 +53,36 @@ export async function passwordEditChecks({ check, assert, Skip, page, gatewayUrl
       await fetch(`${gatewayUrl}/api/streams/${ID}`, { method: "DELETE", headers: json });
     }
   });
+
+  await check("editing a camera whose password has its own field keeps its URL", async () => {
+    // What the add form creates: the URL carries no password, so it is shown as stored and
+    // the edit form must send it back (an update without it would remove it).
+    if (!hasFfmpeg) throw new Skip("ffmpeg-mjpeg is not in `camgate plugins`");
+    const json = { "content-type": "application/json" };
+    const id = `${ID}-field`;
+    const url = "rtsp://127.0.0.1:9/cam";
+    const created = await fetch(`${gatewayUrl}/api/streams`, {
+      method: "POST",
+      headers: json,
+      body: JSON.stringify({ id, name: "E2E field camera", source: { plugin: "ffmpeg-mjpeg", url, username: "admin", password: PASSWORD } }),
+    });
+    assert(created.status === 201, `creating the stream: HTTP ${created.status} ${await created.text()}`);
+    try {
+      const t = tile(page, id);
+      await t.waitFor({ timeout: 10_000 });
+      await t.locator('[data-testid="edit-stream"]').click();
+      const form = page.locator('[data-testid="stream-form"]');
+      await form.waitFor();
+      await form.locator('input[name="name"]').fill("E2E renamed field camera");
+      await form.locator('[data-testid="save-stream"]').click();
+      await form.waitFor({ state: "detached", timeout: 10_000 });
+      const listed = await (await fetch(`${gatewayUrl}/api/streams/${id}`)).json();
+      assert(listed.name === "E2E renamed field camera", `the API lists the name ${listed.name}`);
+      assert(listed.source?.url === url, `the url became ${listed.source?.url}`);
+      const stored = fs.readFileSync(apiFile, "utf8");
+      assert(stored.includes(JSON.stringify(PASSWORD)), `the stored password was lost:\n${stored}`);
+    } finally {
+      await fetch(`${gatewayUrl}/api/streams/${id}`, { method: "DELETE", headers: json });
+    }
+  });
 }

@@ -19,11 +19,12 @@
 //! - [`WriteTimeout`] fails a connection's write that stays pending longer than the viewer
 //!   write timeout and raises a flag, so a stalled MJPEG viewer is cut like a stalled
 //!   WebSocket viewer and counted as a slow-viewer disconnect.
+//! - Refused connections are logged at most once per 10 s, with the number left unlogged.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -31,7 +32,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 
-use crate::telemetry::Metrics;
+use crate::telemetry::{LogBudget, Metrics};
 
 /// Default size of the general connection pool.
 pub const MAX_CONNECTIONS: usize = 4096;
@@ -85,7 +86,14 @@ pub struct Admission {
     reserve: Arc<Semaphore>,
     login_bodies: Arc<Semaphore>,
     metrics: Arc<Metrics>,
+    /// Warnings about refused connections: a flood must not write a line per connection.
+    refusals: Mutex<LogBudget>,
 }
+
+/// At most this many "connection limit reached" warnings per [`REFUSAL_LOG_WINDOW`].
+const REFUSAL_LOG_LINES: u32 = 1;
+/// See [`REFUSAL_LOG_LINES`].
+const REFUSAL_LOG_WINDOW: Duration = Duration::from_secs(10);
 
 /// One connection's slot; `camgate_connections` counts these. Released on drop.
 pub struct ConnectionPermit {
@@ -116,7 +124,18 @@ impl Admission {
             login_bodies: Arc::new(Semaphore::new(limits.max_login_bodies)),
             limits,
             metrics,
+            refusals: Mutex::new(LogBudget::new(REFUSAL_LOG_LINES, REFUSAL_LOG_WINDOW)),
         }
+    }
+
+    /// Call when a connection was refused ([`Admission::admit`] gave `None`): whether to
+    /// warn now, and how many refusals went unlogged before (rate-limited: a flood of
+    /// connections costs nothing to send and must not fill the disk through the log).
+    pub fn refusal_log(&self) -> (bool, u32) {
+        self.refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(tokio::time::Instant::now())
     }
 
     /// The limits in force.

@@ -126,11 +126,14 @@ pub async fn serve(
         };
         let Some(permit) = state.admission.admit() else {
             let limits = state.admission.limits();
-            tracing::warn!(
-                limit = limits.max_connections,
-                reserve = limits.reserve_connections,
-                "connection limit reached; refusing a connection"
-            );
+            if let (true, unlogged) = state.admission.refusal_log() {
+                tracing::warn!(
+                    limit = limits.max_connections,
+                    reserve = limits.reserve_connections,
+                    refused_unlogged = unlogged,
+                    "connection limit reached; refusing a connection (logged at most every 10 s)"
+                );
+            }
             drop(stream);
             continue;
         };

@@ -40,7 +40,7 @@ pub fn spec() -> Value {
         "info": {
             "title": "Camgate",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Watch RTSP cameras in a browser. Errors are JSON: {\"error\": {\"code\", \"message\", \"field\"?}}. With `auth.tokens` configured, send `Authorization: Bearer <token>` or the session cookie from POST /api/session."
+            "description": "Watch RTSP cameras in a browser. Errors are JSON: {\"error\": {\"code\", \"message\", \"field\"?}}. With `auth.tokens` configured, send `Authorization: Bearer <token>` or the session cookie from POST /api/session. Every route first checks (before any credential): `Host` names the gateway (else 421 host_not_allowed); a state-changing request or WebSocket upgrade from a browser is same-origin or in `server.allowed_origins` (else 403 origin_not_allowed); a request body is `application/json` (else 415) and arrives within 10 s (else 408 body_timeout). At the connection limit, only health, metrics and media GETs are served (else 503 server_busy)."
         },
         "components": {
             "securitySchemes": {
@@ -86,16 +86,16 @@ pub fn spec() -> Value {
                 "parameters": [id_param()],
                 "get": {"summary": "One stream", "responses": {"200": json_response("stream", stream_ref.clone()), "404": error_response("unknown stream"), "403": error_response("not allowed")}},
                 "put": {"summary": "Replace an API-created stream (admin)", "requestBody": {"required": true, "content": {"application/json": {"schema": input_ref}}},
-                    "responses": {"200": json_response("updated", stream_ref.clone()), "404": error_response("unknown stream"), "409": error_response("defined in the manifest"), "422": error_response("invalid stream")}},
+                    "responses": {"200": json_response("updated", stream_ref.clone()), "404": error_response("unknown stream"), "409": error_response("defined in the manifest"), "413": error_response("body too large"), "415": error_response("not application/json"), "422": error_response("invalid stream"), "403": error_response("not admin, or cross-origin")}},
                 "delete": {"summary": "Delete an API-created stream (admin)", "responses": {"204": {"description": "deleted; its viewers are closed with 4004"}, "404": error_response("unknown stream"), "409": error_response("defined in the manifest")}}
             },
             "/api/streams/{id}/snapshot.jpg": {"get": {"summary": "The latest frame (starts an on-demand source and waits up to 5 s)", "parameters": [id_param(), access_token_param()],
                 "responses": {"200": {"description": "JPEG", "content": {"image/jpeg": {}}}, "404": error_response("unknown stream"), "503": error_response("no frame")}}},
             "/api/streams/{id}/mjpeg": {"get": {"summary": "Live MJPEG over HTTP (multipart/x-mixed-replace)", "parameters": [id_param(), max_fps_param(), access_token_param()],
-                "responses": {"200": {"description": "one JPEG per part", "content": {"multipart/x-mixed-replace": {}}}, "404": error_response("unknown stream")}}},
+                "responses": {"200": {"description": "one JPEG per part", "content": {"multipart/x-mixed-replace": {}}}, "404": error_response("unknown stream"), "503": error_response("stream at max_viewers_per_stream")}}},
             "/api/plugins": {"get": {"summary": "Loaded source plugins", "responses": {"200": json_response("plugins", json!({"type": "object", "properties": {"plugins": {"type": "array", "items": {"$ref": "#/components/schemas/Plugin"}}}}))}}},
             "/api/config": {"get": {"summary": "Configuration status: files, last reload, errors (admin)", "responses": {"200": json_response("status", json!({"type": "object"}))}}},
-            "/ws/streams/{id}": {"get": {"summary": "WebSocket viewer: binary = one JPEG, text = JSON events (hello, state, dropped); close codes 1001, 4001, 4004, 4008", "parameters": [id_param(), max_fps_param(), access_token_param()],
+            "/ws/streams/{id}": {"get": {"summary": "WebSocket viewer: binary = one JPEG, text = JSON events (hello, state, dropped); close codes 1001, 4001, 4004, 4008 (1002, 1007, 1009 for a client that breaks the protocol)", "parameters": [id_param(), max_fps_param(), access_token_param()],
                 "responses": {"101": {"description": "switching protocols"}, "400": error_response("bad request"), "403": error_response("origin or token not allowed"), "404": error_response("unknown stream"), "426": error_response("not a WebSocket request"), "503": error_response("stream at max_viewers_per_stream")}}}
         }
     })

@@ -36,6 +36,7 @@ use camgate_plugin_api::abi::{
 
 use crate::hub::{FrameSink, StreamState};
 use crate::redact::Redactor;
+use crate::telemetry::LogBudget;
 
 /// Where a plugin came from, for listings and error messages.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -268,7 +269,7 @@ pub fn late_callbacks_metric() -> IntCounterVec {
 
 /// Warnings about late callbacks share one budget, so a rogue thread cannot flood the log.
 static LATE_LOG_BUDGET: LazyLock<Mutex<LogBudget>> =
-    LazyLock::new(|| Mutex::new(LogBudget::default()));
+    LazyLock::new(|| Mutex::new(LogBudget::new(LOG_LINES_PER_WINDOW, LOG_WINDOW)));
 
 /// Bits of a token that count instances; the plugin's index sits above them.
 const TOKEN_SERIAL_BITS: u32 = 40;
@@ -371,7 +372,7 @@ impl HostContext {
             sink,
             plugin: plugin.to_owned(),
             redactor,
-            log_budget: Mutex::new(LogBudget::default()),
+            log_budget: Mutex::new(LogBudget::new(LOG_LINES_PER_WINDOW, LOG_WINDOW)),
             stopped: AtomicBool::new(false),
             bad_frame_logged: AtomicBool::new(false),
         }
@@ -382,37 +383,6 @@ impl HostContext {
 /// plugin (or ffmpeg's stderr) cannot flood the logs.
 const LOG_LINES_PER_WINDOW: u32 = 50;
 const LOG_WINDOW: Duration = Duration::from_secs(10);
-
-#[derive(Default)]
-struct LogBudget {
-    window_start: Option<Instant>,
-    used: u32,
-    suppressed: u32,
-}
-
-impl LogBudget {
-    /// Returns whether a line may be logged now, and how many were suppressed in the window
-    /// that just ended (to report once).
-    fn take(&mut self, now: Instant) -> (bool, u32) {
-        let mut ended_suppressed = 0;
-        match self.window_start {
-            Some(start) if now.duration_since(start) < LOG_WINDOW => {}
-            _ => {
-                ended_suppressed = self.suppressed;
-                self.window_start = Some(now);
-                self.used = 0;
-                self.suppressed = 0;
-            }
-        }
-        if self.used < LOG_LINES_PER_WINDOW {
-            self.used += 1;
-            (true, ended_suppressed)
-        } else {
-            self.suppressed += 1;
-            (false, ended_suppressed)
-        }
-    }
-}
 
 extern "C" fn on_frame(ctx: *mut c_void, frame: *const FrameRef<'_>) -> i32 {
     catch_unwind(AssertUnwindSafe(|| {

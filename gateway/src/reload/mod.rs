@@ -21,6 +21,7 @@ mod diff;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use notify::Watcher;
@@ -69,12 +70,56 @@ impl Default for ReloadOptions {
 
 /// Asks the reloader to reload; cheap to clone.
 #[derive(Clone)]
-pub struct ReloadTrigger(mpsc::Sender<Cause>);
+pub struct ReloadTrigger {
+    tx: mpsc::Sender<Cause>,
+    /// Set by a SIGHUP request. The queue is bounded and a full one drops requests (a busy
+    /// directory fills it with file events while a reload runs); this flag is not dropped,
+    /// so a SIGHUP is never lost nor downgraded to a skippable file event.
+    signal: Arc<AtomicBool>,
+}
 
 impl ReloadTrigger {
     /// Requests a reload (coalesced with others that are pending).
     pub fn request(&self, cause: Cause) {
-        let _ = self.0.try_send(cause);
+        if cause == Cause::Signal {
+            self.signal.store(true, Ordering::SeqCst);
+        }
+        let _ = self.tx.try_send(cause);
+    }
+}
+
+/// The reloader's end of [`ReloadTrigger`].
+struct Requests {
+    rx: mpsc::Receiver<Cause>,
+    signal: Arc<AtomicBool>,
+}
+
+fn requests() -> (ReloadTrigger, Requests) {
+    let (tx, rx) = mpsc::channel::<Cause>(16);
+    let signal = Arc::new(AtomicBool::new(false));
+    let trigger = ReloadTrigger {
+        tx,
+        signal: Arc::clone(&signal),
+    };
+    (trigger, Requests { rx, signal })
+}
+
+impl Requests {
+    /// The cause to reload with, given the request that woke the loop: a file event waits
+    /// for its burst to end, pending requests are folded in, and a SIGHUP requested
+    /// meanwhile wins. `None` when every trigger is gone.
+    async fn settle(&mut self, first: Cause, options: &ReloadOptions) -> Option<Cause> {
+        let cause = if first == Cause::File {
+            // Let the writer finish: fold the burst of events into one reload.
+            settle_events(&mut self.rx, options).await?
+        } else {
+            strongest(first, drain(&mut self.rx))
+        };
+        Some(if self.signal.swap(false, Ordering::SeqCst) {
+            Cause::Signal
+        } else {
+            cause
+        })
     }
 }
 
@@ -123,8 +168,7 @@ pub fn spawn(
     options: ReloadOptions,
     mut shutdown: watch::Receiver<bool>,
 ) -> (ReloadTrigger, tokio::task::JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::channel::<Cause>(16);
-    let trigger = ReloadTrigger(tx);
+    let (trigger, mut requests) = requests();
     let api_file = state.config().api_file.clone();
     let watcher = start_watcher(&path, &api_file, trigger.clone());
     let task = tokio::spawn(async move {
@@ -135,20 +179,14 @@ pub fn spawn(
         loop {
             let cause = tokio::select! {
                 _ = crate::hub::turned_true(&mut shutdown) => return,
-                cause = rx.recv() => match cause {
+                cause = requests.rx.recv() => match cause {
                     Some(cause) => cause,
                     None => return,
                 },
                 _ = periodic.tick() => Cause::Periodic,
             };
-            let cause = if cause == Cause::File {
-                // Let the writer finish: fold the burst of events into one reload.
-                match settle_events(&mut rx, &options).await {
-                    Some(cause) => cause,
-                    None => return,
-                }
-            } else {
-                strongest(cause, drain(&mut rx))
+            let Some(cause) = requests.settle(cause, &options).await else {
+                return;
             };
             state.reload(cause).await;
         }
@@ -250,6 +288,26 @@ mod tests {
         writer(tx.clone(), Duration::from_millis(100), 1000);
         assert_eq!(settle_events(&mut rx, &options()).await, Some(Cause::File));
         assert_eq!(start.elapsed(), Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sighup_is_not_lost_when_the_queue_is_full() {
+        let (trigger, mut requests) = requests();
+        // A reload is running and a busy directory (a log file) fills the queue.
+        for _ in 0..100 {
+            trigger.request(Cause::File);
+        }
+        trigger.request(Cause::Signal);
+        let first = requests.rx.recv().await.unwrap();
+        assert_eq!(
+            requests.settle(first, &options()).await,
+            Some(Cause::Signal),
+            "the SIGHUP is never skipped as a file event"
+        );
+        // Taken once: the next burst is plain file events again.
+        trigger.request(Cause::File);
+        let first = requests.rx.recv().await.unwrap();
+        assert_eq!(requests.settle(first, &options()).await, Some(Cause::File));
     }
 
     #[tokio::test(start_paused = true)]

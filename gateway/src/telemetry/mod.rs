@@ -30,6 +30,8 @@ pub fn init(format: LogFormat) {
     }
 }
 
+mod log_budget;
 mod metrics;
 
+pub use log_budget::LogBudget;
 pub use metrics::{Metrics, StreamTelemetry, Transport, ViewerTelemetry};

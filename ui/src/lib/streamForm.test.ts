@@ -67,6 +67,21 @@ describe("stream form", () => {
     expect(buildInput({ ...initial, url: "rtsp://admin:***@10.0.0.5/s1" }).input).toBeNull();
   });
 
+  it("sends back an unchanged URL that shows no masked password (the API would drop an omitted one)", () => {
+    // Created by this form: the password lives in its own field, the URL has none.
+    const stream: Stream = {
+      id: "cam",
+      name: "Cam",
+      on_demand: true,
+      state: "stopped",
+      source: { plugin: "ffmpeg-mjpeg", url: "rtsp://10.0.0.5:554/s1", username: "admin" },
+    };
+    const initial = valuesFromStream(stream);
+    const renamed = buildInput({ ...initial, name: "Front door" }, initial);
+    expect(renamed.errors).toEqual({});
+    expect(renamed.input?.source).toEqual({ plugin: "ffmpeg-mjpeg", url: "rtsp://10.0.0.5:554/s1", username: "admin" });
+  });
+
   it("maps API error fields to form fields", () => {
     expect(fieldForApiError("source.url")).toBe("url");
     expect(fieldForApiError("id")).toBe("id");

@@ -75,8 +75,9 @@ const MASK = "***";
  * these checks catch the obvious, the API answers the rest (shown next to the field too).
  *
  * `initial` are the values the edit form was pre-filled with (`null` when creating). The
- * API shows a URL's password as `***`; a URL left as it was pre-filled is therefore NOT
- * sent (the API keeps the stored one), so the mask never travels back as a password.
+ * API shows a URL's password as `***`; such a URL left as it was pre-filled is therefore NOT
+ * sent (the API keeps the stored one), so the mask never travels back as a password. Any
+ * other unchanged URL is sent as it is (an omitted one would be removed).
  */
 export function buildInput(values: StreamFormValues, initial: StreamFormValues | null = null): { input: StreamInput | null; errors: FieldErrors } {
   const errors: FieldErrors = {};
@@ -91,7 +92,10 @@ export function buildInput(values: StreamFormValues, initial: StreamFormValues |
   const source: StreamInput["source"] = { plugin: values.plugin };
   if (fields.includes("url")) {
     const url = values.url.trim();
-    const unchanged = initial !== null && initial.plugin === values.plugin && initial.url.trim() !== "" && url === initial.url.trim();
+    // Only a URL shown with a masked password is left out: the API keeps an omitted option
+    // only when it was shown masked, and drops any other (an update replaces the options).
+    const shownMasked = initial !== null && initial.url.includes(`:${MASK}@`);
+    const unchanged = shownMasked && initial.plugin === values.plugin && url === initial.url.trim();
     if (unchanged) {
       // Kept by the API as stored (with its real password).
     } else if (!url) errors.url = "Paste the camera's RTSP URL";
