@@ -422,6 +422,11 @@ async fn unauthenticated_body_reads_are_limited() {
     // Everything else goes on.
     assert_eq!(http_json(addr, "GET", "/healthz", &[], None).await.0, 200);
     drop(stalled);
+    // The server notices the closed sockets on its own time: wait for it, not a guess.
+    eventually(SECS(5), "the stalled logins are gone", || {
+        state.admission.login_bodies_in_progress() == 0
+    })
+    .await;
     let (status, _) = http_json(
         addr,
         "POST",

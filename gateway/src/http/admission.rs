@@ -180,7 +180,11 @@ impl Admission {
 pub struct WriteTimeout<T> {
     io: T,
     timeout: Duration,
+    /// One timer for the connection's life, made at the first wait and re-armed (not
+    /// re-allocated) at each later one: a slow MJPEG viewer waits about once per frame.
     deadline: Option<Pin<Box<Sleep>>>,
+    /// Whether `deadline` times the write pending now.
+    armed: bool,
     stalled: Arc<AtomicBool>,
 }
 
@@ -191,6 +195,7 @@ impl<T> WriteTimeout<T> {
             io,
             timeout,
             deadline: None,
+            armed: false,
             stalled,
         }
     }
@@ -207,6 +212,12 @@ impl<T> WriteTimeout<T> {
         let deadline = self
             .deadline
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if !self.armed {
+            deadline
+                .as_mut()
+                .reset(tokio::time::Instant::now() + timeout);
+            self.armed = true;
+        }
         ready!(deadline.as_mut().poll(cx));
         self.stalled.store(true, Ordering::SeqCst);
         Poll::Ready(Err(io::Error::new(
@@ -222,7 +233,7 @@ impl<T> WriteTimeout<T> {
     ) -> Poll<io::Result<R>> {
         match result {
             Poll::Ready(result) => {
-                self.deadline = None;
+                self.armed = false;
                 Poll::Ready(result)
             }
             Poll::Pending => self.pending(cx),
