@@ -54,7 +54,7 @@ export async function passwordEditChecks({ check, assert, Skip, page, gatewayUrl
     }
   });
 
-  await check("editing a camera whose password has its own field keeps its URL", async () => {
+  await check("editing a camera whose password has its own field keeps its URL and every other setting", async () => {
     // What the add form creates: the URL carries no password, so it is shown as stored and
     // the edit form must send it back (an update without it would remove it).
     if (!hasFfmpeg) throw new Skip("ffmpeg-mjpeg is not in `camgate plugins`");
@@ -64,7 +64,13 @@ export async function passwordEditChecks({ check, assert, Skip, page, gatewayUrl
     const created = await fetch(`${gatewayUrl}/api/streams`, {
       method: "POST",
       headers: json,
-      body: JSON.stringify({ id, name: "E2E field camera", source: { plugin: "ffmpeg-mjpeg", url, username: "admin", password: PASSWORD } }),
+      // With settings the form has no field for: an edit must keep them too.
+      body: JSON.stringify({
+        id,
+        name: "E2E field camera",
+        idle_timeout: "45s",
+        source: { plugin: "ffmpeg-mjpeg", url, username: "admin", password: PASSWORD, transport: "udp", height: 240 },
+      }),
     });
     assert(created.status === 201, `creating the stream: HTTP ${created.status} ${await created.text()}`);
     try {
@@ -79,6 +85,8 @@ export async function passwordEditChecks({ check, assert, Skip, page, gatewayUrl
       const listed = await (await fetch(`${gatewayUrl}/api/streams/${id}`)).json();
       assert(listed.name === "E2E renamed field camera", `the API lists the name ${listed.name}`);
       assert(listed.source?.url === url, `the url became ${listed.source?.url}`);
+      assert(listed.idle_timeout === "45s", `the idle timeout became ${listed.idle_timeout}`);
+      assert(listed.source?.transport === "udp" && listed.source?.height === 240, `options the form has no field for were lost: ${JSON.stringify(listed.source)}`);
       const stored = fs.readFileSync(apiFile, "utf8");
       assert(stored.includes(JSON.stringify(PASSWORD)), `the stored password was lost:\n${stored}`);
     } finally {

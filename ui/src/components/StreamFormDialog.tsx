@@ -42,7 +42,7 @@ export function StreamFormDialog({ open, stream, plugins, onOpenChange, onSaved,
   const set = <K extends keyof StreamFormValues>(key: K, value: StreamFormValues[K]) => {
     setValues((v) => {
       const next = { ...v, [key]: value };
-      if (key === "name" && !idTouched) next.id = slugify(String(value));
+      if (key === "name" && !idTouched && typeof value === "string") next.id = slugify(value);
       return next;
     });
     setErrors((e) => {

@@ -65,6 +65,8 @@ export interface StreamInput {
     width?: number;
     height?: number;
     quality?: number;
+    /** Options the form has no field for, sent back as the API showed them. */
+    [option: string]: unknown;
   };
 }
 

@@ -91,4 +91,27 @@ describe("stream form", () => {
     expect(fieldForApiError("source.transport")).toBe("form");
     expect(fieldForApiError(null)).toBe("form");
   });
+
+  it("sends back what the form has no field for, so an edit keeps it", () => {
+    const stream: Stream = {
+      id: "cam",
+      name: "Cam",
+      on_demand: true,
+      idle_timeout: "1m 30s",
+      state: "live",
+      source: { plugin: "ffmpeg-mjpeg", url: "rtsp://cam/s", transport: "udp", height: 240, passthrough: "never", fps: 5 },
+    };
+    const initial = valuesFromStream(stream);
+    const { input } = buildInput({ ...initial, name: "Renamed" }, initial);
+    expect(input).toEqual({
+      id: "cam",
+      name: "Renamed",
+      on_demand: true,
+      idle_timeout: "1m 30s",
+      source: { plugin: "ffmpeg-mjpeg", url: "rtsp://cam/s", transport: "udp", height: 240, passthrough: "never", fps: 5 },
+    });
+    // Another plugin keeps the filled-in fields it has, not the first one's other options.
+    const other = buildInput({ ...initial, plugin: "testsrc" }, initial).input;
+    expect(other?.source).toEqual({ plugin: "testsrc", fps: 5, height: 240 });
+  });
 });

@@ -18,6 +18,10 @@ export interface StreamFormValues {
   height: string;
   quality: string;
   alwaysOn: boolean;
+  /** The idle timeout as the API showed it (not edited here; sent back so it is kept). */
+  idleTimeout: string;
+  /** Source options the form has no field for, as the API showed them (sent back). */
+  extra: Record<string, unknown>;
 }
 
 export type FieldKey = "name" | "id" | "plugin" | "url" | "username" | "password" | "fps" | "width" | "height" | "quality" | "alwaysOn";
@@ -32,16 +36,37 @@ export function pluginFields(plugin: string): FieldKey[] {
 }
 
 export function emptyValues(plugin: string = DEFAULT_PLUGIN): StreamFormValues {
-  return { name: "", id: "", plugin, url: "", username: "", password: "", fps: "", width: "", height: "", quality: "", alwaysOn: false };
+  return {
+    name: "",
+    id: "",
+    plugin,
+    url: "",
+    username: "",
+    password: "",
+    fps: "",
+    width: "",
+    height: "",
+    quality: "",
+    alwaysOn: false,
+    idleTimeout: "",
+    extra: {},
+  };
 }
 
 function numText(value: unknown): string {
   return typeof value === "number" && Number.isFinite(value) ? String(value) : "";
 }
 
-/** Values to edit an existing stream. The password is never prefilled. */
+/**
+ * Values to edit an existing stream. The password is never prefilled. What the form has no
+ * field for (the idle timeout, options such as `transport`) is kept aside and sent back as
+ * shown, so an edit never drops a setting the user gave (the API keeps a value sent back
+ * exactly as it showed it).
+ */
 export function valuesFromStream(stream: Stream): StreamFormValues {
   const s = stream.source;
+  const managed = new Set<string>(["plugin", ...pluginFields(s.plugin)]);
+  const extra = Object.fromEntries(Object.entries(s).filter(([key]) => !managed.has(key)));
   return {
     name: stream.name,
     id: stream.id,
@@ -54,6 +79,8 @@ export function valuesFromStream(stream: Stream): StreamFormValues {
     height: numText(s.height),
     quality: numText(s.quality),
     alwaysOn: !stream.on_demand,
+    idleTimeout: typeof stream.idle_timeout === "string" ? stream.idle_timeout : "",
+    extra,
   };
 }
 
@@ -89,7 +116,9 @@ export function buildInput(values: StreamFormValues, initial: StreamFormValues |
   if (!values.plugin) errors.plugin = "Choose a source plugin";
 
   const fields = pluginFields(values.plugin);
-  const source: StreamInput["source"] = { plugin: values.plugin };
+  // Options without a field go back as they were shown (only to the same plugin).
+  const kept = initial !== null && initial.plugin === values.plugin ? initial.extra : {};
+  const source: StreamInput["source"] = { ...kept, plugin: values.plugin };
   if (fields.includes("url")) {
     const url = values.url.trim();
     // Only a URL shown with a masked password is left out: the API keeps an omitted option
@@ -130,7 +159,9 @@ export function buildInput(values: StreamFormValues, initial: StreamFormValues |
     else source[key] = n;
   }
   if (Object.keys(errors).length > 0) return { input: null, errors };
-  return { input: { id, name, on_demand: !values.alwaysOn, source }, errors };
+  const input: StreamInput = { id, name, on_demand: !values.alwaysOn, source };
+  if (values.idleTimeout) input.idle_timeout = values.idleTimeout;
+  return { input, errors };
 }
 
 /** Maps an API error's `field` (`source.url`, `id`, ...) to a form field. */
