@@ -11,9 +11,10 @@
 //!   manifest or errors, and the errors render.
 //! - `jpeg_splitter`: every frame is one whole JPEG (SOI..EOI) within the cap, the frames
 //!   do not depend on chunking, and between pushes the splitter holds at most the cap.
-//! - `request`: route matching, `max_fps` parsing, credential extraction and the
-//!   `Sec-WebSocket-Key` check accept any URI and header bytes, and what they extract is
-//!   a part of the input.
+//! - `request`: route matching, `max_fps` parsing, credential extraction, the
+//!   `Sec-WebSocket-Key` check and the `Host` check (the DNS-rebinding defence) accept any
+//!   URI and header bytes; what they extract is a part of the input, and a `Host` is
+//!   accepted only when it names the gateway.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -22,6 +23,7 @@ use http::{HeaderMap, HeaderValue, Uri, header};
 
 use crate::config::{self, AuthConfig};
 use crate::http::auth::{self, Credential};
+use crate::http::host::{HostPort, host_allowed};
 use crate::http::pacing::parse_max_fps;
 use crate::http::router::{ROUTES, matches};
 use crate::http::ws::codec::{Decoder, Incoming, ProtocolError};
@@ -198,10 +200,11 @@ fn auth_config() -> &'static AuthConfig {
     })
 }
 
-/// Request handling before a handler runs. The input is up to four parts separated by
-/// NUL bytes: the request target (URI), `Authorization`, `Cookie`, `Sec-WebSocket-Key`.
+/// Request handling before a handler runs. The input is up to five parts separated by
+/// NUL bytes: the request target (URI), `Authorization`, `Cookie`, `Sec-WebSocket-Key`,
+/// `Host`.
 pub fn request(data: &[u8]) {
-    let mut parts = data.splitn(4, |b| *b == 0);
+    let mut parts = data.splitn(5, |b| *b == 0);
     let target = parts.next().unwrap_or_default();
     let mut headers = HeaderMap::new();
     for name in [
@@ -212,6 +215,9 @@ pub fn request(data: &[u8]) {
         if let Some(value) = parts.next().and_then(|v| HeaderValue::from_bytes(v).ok()) {
             headers.insert(name, value);
         }
+    }
+    if let Some(host) = parts.next().and_then(|v| std::str::from_utf8(v).ok()) {
+        check_host(host);
     }
     if let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) {
         let valid = is_valid_key(key.as_bytes());
@@ -261,6 +267,33 @@ pub fn request(data: &[u8]) {
             Credential::None => {}
             Credential::Open => panic!("auth is enabled"),
         }
+    }
+}
+
+/// A `Host` is accepted only when it names the gateway: a loopback name, the address the
+/// client connected to (here 10.0.0.5:8000), or an allowed name; a parsed one is a plain
+/// lowercase host.
+fn check_host(host: &str) {
+    const LOCAL: ([u8; 4], u16) = ([10, 0, 0, 5], 8000);
+    let local = std::net::SocketAddr::from(LOCAL);
+    let allowed = ["cams.example.com".to_owned()];
+    let parsed = HostPort::parse(host);
+    if let Some(parsed) = &parsed {
+        assert!(!parsed.host.is_empty(), "empty host from {host:?}");
+        assert_eq!(parsed.host, parsed.host.to_ascii_lowercase());
+        assert!(
+            !parsed.host.contains(['/', '@', '?', '#', ' ']),
+            "{parsed:?} from {host:?}"
+        );
+    }
+    if host_allowed(host, Some(local), &allowed) {
+        let parsed = parsed.expect("an accepted Host parses");
+        let ip = parsed.host.parse::<std::net::IpAddr>().ok();
+        let names_gateway = parsed.host == "localhost"
+            || parsed.host == "cams.example.com"
+            || ip.is_some_and(|ip| ip.to_canonical().is_loopback())
+            || (ip == Some(local.ip()) && parsed.port.is_none_or(|p| p == local.port()));
+        assert!(names_gateway, "accepted Host {host:?} does not name the gateway");
     }
 }
 
