@@ -293,7 +293,10 @@ fn check_host(host: &str) {
             || parsed.host == "cams.example.com"
             || ip.is_some_and(|ip| ip.to_canonical().is_loopback())
             || (ip == Some(local.ip()) && parsed.port.is_none_or(|p| p == local.port()));
-        assert!(names_gateway, "accepted Host {host:?} does not name the gateway");
+        assert!(
+            names_gateway,
+            "accepted Host {host:?} does not name the gateway"
+        );
     }
 }
 
