@@ -23,7 +23,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -88,6 +88,8 @@ pub struct Admission {
     metrics: Arc<Metrics>,
     /// Warnings about refused connections: a flood must not write a line per connection.
     refusals: Mutex<LogBudget>,
+    /// Warnings written about refused connections (so tests need not capture logs).
+    refusal_lines: AtomicU64,
 }
 
 /// At most this many "connection limit reached" warnings per [`REFUSAL_LOG_WINDOW`].
@@ -125,17 +127,35 @@ impl Admission {
             limits,
             metrics,
             refusals: Mutex::new(LogBudget::new(REFUSAL_LOG_LINES, REFUSAL_LOG_WINDOW)),
+            refusal_lines: AtomicU64::new(0),
         }
     }
 
-    /// Call when a connection was refused ([`Admission::admit`] gave `None`): whether to
-    /// warn now, and how many refusals went unlogged before (rate-limited: a flood of
-    /// connections costs nothing to send and must not fill the disk through the log).
-    pub fn refusal_log(&self) -> (bool, u32) {
-        self.refusals
+    /// Event: a connection was closed at once ([`Admission::admit`] gave `None`). Always
+    /// counted (`camgate_connections_refused_total`); logged at most once per
+    /// [`REFUSAL_LOG_WINDOW`] with the number left unlogged, since a flood of connections
+    /// costs nothing to send and must not fill the disk through the log.
+    pub fn refused(&self) {
+        self.metrics.connections_refused.inc();
+        let (log, unlogged) = self
+            .refusals
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .take(tokio::time::Instant::now())
+            .take(tokio::time::Instant::now());
+        if log {
+            self.refusal_lines.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                limit = self.limits.max_connections,
+                reserve = self.limits.reserve_connections,
+                refused_unlogged = unlogged,
+                "connection limit reached; refusing a connection (logged at most every 10 s)"
+            );
+        }
+    }
+
+    /// How many "connection limit reached" warnings were written.
+    pub fn refusal_lines_logged(&self) -> u64 {
+        self.refusal_lines.load(Ordering::Relaxed)
     }
 
     /// The limits in force.

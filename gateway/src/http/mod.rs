@@ -125,15 +125,7 @@ pub async fn serve(
             _ = crate::hub::turned_true(&mut shutdown) => break,
         };
         let Some(permit) = state.admission.admit() else {
-            let limits = state.admission.limits();
-            if let (true, unlogged) = state.admission.refusal_log() {
-                tracing::warn!(
-                    limit = limits.max_connections,
-                    reserve = limits.reserve_connections,
-                    refused_unlogged = unlogged,
-                    "connection limit reached; refusing a connection (logged at most every 10 s)"
-                );
-            }
+            state.admission.refused();
             drop(stream);
             continue;
         };

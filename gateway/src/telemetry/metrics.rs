@@ -71,6 +71,8 @@ pub struct Metrics {
     pub connections: IntGauge,
     /// Accepted TCP connections.
     pub connections_total: IntCounter,
+    /// Connections closed at accept because every slot was taken.
+    pub connections_refused: IntCounter,
     http_requests: IntCounterVec,
     config_reloads: IntCounterVec,
     config_last_reload_successful: IntGauge,
@@ -111,6 +113,7 @@ impl Metrics {
             .unwrap(),
             connections: IntGauge::with_opts(opts("connections", "Open TCP connections.")).unwrap(),
             connections_total: IntCounter::with_opts(opts("connections_total", "Accepted TCP connections.")).unwrap(),
+            connections_refused: IntCounter::with_opts(opts("connections_refused_total", "Connections closed at accept because the general pool and the reserve were full.")).unwrap(),
             http_requests: IntCounterVec::new(opts("http_requests_total", "HTTP requests by route template, method and status."), &["route", "method", "status"]).unwrap(),
             config_reloads: IntCounterVec::new(opts("config_reloads_total", "Configuration reload attempts by result (applied, unchanged, rejected)."), &["result"]).unwrap(),
             config_last_reload_successful: IntGauge::with_opts(opts("config_last_reload_successful", "1 if the last configuration reload succeeded.")).unwrap(),
@@ -137,6 +140,7 @@ impl Metrics {
             Box::new(m.frame_latency.clone()),
             Box::new(m.connections.clone()),
             Box::new(m.connections_total.clone()),
+            Box::new(m.connections_refused.clone()),
             Box::new(m.http_requests.clone()),
             Box::new(m.config_reloads.clone()),
             Box::new(m.config_last_reload_successful.clone()),
