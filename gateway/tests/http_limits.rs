@@ -234,10 +234,12 @@ async fn only_hosts_that_name_the_gateway_are_served_even_without_tokens() {
         assert_eq!(status, 421, "{host}");
     }
     assert!(gateway.state().registry.get("ssrf").is_none());
-    // The address connected to, loopback names with any port, and configured names.
+    // IP literals (the address connected to, or the one a port forward exposes: rebinding
+    // needs a name), `localhost` with any port, and configured names.
     for host in [
         addr.to_string(),
         "127.0.0.1".to_owned(),
+        "192.0.2.7:30080".to_owned(),
         format!("localhost:{port}"),
         "localhost".to_owned(),
         "[::1]:8000".to_owned(),

@@ -71,7 +71,6 @@ impl Refusal {
 pub fn screen(
     req: &Request<Incoming>,
     server: &ServerConfig,
-    local: Option<std::net::SocketAddr>,
     websocket: bool,
 ) -> Result<(), Refusal> {
     let headers = req.headers();
@@ -84,7 +83,7 @@ pub fn screen(
     };
     match host {
         None => {}
-        Some(Some(host)) if host_allowed(host, local, &server.allowed_hosts) => {}
+        Some(Some(host)) if host_allowed(host, &server.allowed_hosts) => {}
         Some(_) => return Err(Refusal::HostNotAllowed),
     }
     let state_changing = is_state_changing(req.method());

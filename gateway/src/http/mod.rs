@@ -27,7 +27,6 @@ mod ui;
 mod viewer_page;
 pub mod ws;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -70,7 +69,6 @@ fn tune_socket(stream: &TcpStream) {
 pub struct ConnectionGuard(Arc<ConnectionInner>);
 
 struct ConnectionInner {
-    local: Option<SocketAddr>,
     permit: ConnectionPermit,
     write_stalled: Arc<AtomicBool>,
     body_timeout: Duration,
@@ -78,11 +76,6 @@ struct ConnectionInner {
 }
 
 impl ConnectionGuard {
-    /// The address the client connected to (the `Host` check accepts it).
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.0.local
-    }
-
     /// Whether the connection holds a reserve slot (restricted, see [`admission`]).
     pub fn is_reserve(&self) -> bool {
         self.0.permit.pool() == Pool::Reserve
@@ -110,7 +103,6 @@ pub async fn serve(
     // Each connection (and upgraded session) holds a sender through its guard; when all
     // are dropped, `recv` returns None.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
-    let listen_addr = listener.local_addr().ok();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -137,7 +129,6 @@ pub async fn serve(
         };
         let write_stalled = Arc::new(AtomicBool::new(false));
         let guard = ConnectionGuard(Arc::new(ConnectionInner {
-            local: stream.local_addr().ok().or(listen_addr),
             permit,
             write_stalled: Arc::clone(&write_stalled),
             body_timeout: limits.body_timeout,

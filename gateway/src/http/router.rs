@@ -162,12 +162,8 @@ async fn dispatch(
         );
     }
     let config = state.config();
-    if let Err(refused) = guard::screen(
-        &req,
-        &config.manifest.server,
-        connection.as_ref().and_then(ConnectionGuard::local_addr),
-        label == "/ws/streams/{id}",
-    ) {
+    if let Err(refused) = guard::screen(&req, &config.manifest.server, label == "/ws/streams/{id}")
+    {
         return (label, refused.into_response());
     }
     let Some(&(route, id)) = matched else {
