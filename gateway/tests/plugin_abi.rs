@@ -141,8 +141,9 @@ async fn late_callbacks(addr: std::net::SocketAddr, plugin: &str) -> u64 {
         .unwrap()
 }
 
-fn misbehaving_catalog() -> (PluginCatalog, tempfile::TempDir) {
-    let library = build_cdylib("camgate-fixture-misbehaving");
+/// The built-in plugins plus the fixture plugin `package`, built as a library.
+fn fixture_catalog(package: &str) -> (PluginCatalog, tempfile::TempDir) {
+    let library = build_cdylib(package);
     let dir = plugins_dir(&[&library]);
     let mut catalog = PluginCatalog::with_builtins();
     assert!(catalog.load_dir(dir.path()).is_empty());
@@ -151,7 +152,7 @@ fn misbehaving_catalog() -> (PluginCatalog, tempfile::TempDir) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_panicking_in_create_start_or_its_thread_fails_only_its_stream() {
-    let (catalog, _dir) = misbehaving_catalog();
+    let (catalog, _dir) = fixture_catalog("camgate-fixture-misbehaving");
     let gateway = start_with(
         r#"
 streams:
@@ -209,7 +210,7 @@ streams:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_panicking_in_stop_is_contained_and_nothing_calls_back_after_stop() {
-    let (catalog, _dir) = misbehaving_catalog();
+    let (catalog, _dir) = fixture_catalog("camgate-fixture-misbehaving");
     let gateway = start_with(
         r#"
 streams:
@@ -248,19 +249,11 @@ streams:
     gateway.shutdown().await;
 }
 
-fn raw_abi_catalog() -> (PluginCatalog, tempfile::TempDir) {
-    let library = build_cdylib("camgate-fixture-raw-abi");
-    let dir = plugins_dir(&[&library]);
-    let mut catalog = PluginCatalog::with_builtins();
-    assert!(catalog.load_dir(dir.path()).is_empty());
-    (catalog, dir)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_c_plugin_calling_back_after_stop_and_destroy_is_refused_counted_and_harmless() {
     // The raw-abi fixture has no plugin-api gate: its thread keeps calling on_frame,
     // on_state and on_log with its ctx for 1.5 s after stop, and so after destroy too.
-    let (catalog, _dir) = raw_abi_catalog();
+    let (catalog, _dir) = fixture_catalog("camgate-fixture-raw-abi");
     let gateway = start_with(
         r#"
 streams:
@@ -330,7 +323,7 @@ streams:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_smaller_frame_struct_is_refused_and_a_larger_one_accepted() {
-    let (catalog, _dir) = raw_abi_catalog();
+    let (catalog, _dir) = fixture_catalog("camgate-fixture-raw-abi");
     let gateway = start_with(
         r#"
 streams:

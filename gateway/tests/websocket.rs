@@ -19,6 +19,21 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
+/// RFC 6455's example `Sec-WebSocket-Key`.
+const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+/// The headers of a WebSocket upgrade request with `key`, then `extra`.
+fn upgrade_headers<'a>(key: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut headers = vec![
+        ("Connection", "Upgrade"),
+        ("Upgrade", "websocket"),
+        ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Key", key),
+    ];
+    headers.extend_from_slice(extra);
+    headers
+}
+
 const PATTERN: &str = r#"
 streams:
   - id: pattern
@@ -98,13 +113,7 @@ async fn plain_http_foreign_origins_and_bad_keys_are_refused() {
     let (status, body) = http_get(
         addr,
         "/ws/streams/pattern",
-        &[
-            ("Connection", "Upgrade"),
-            ("Upgrade", "websocket"),
-            ("Sec-WebSocket-Version", "13"),
-            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-            ("Origin", "http://evil.example"),
-        ],
+        &upgrade_headers(KEY, &[("Origin", "http://evil.example")]),
     )
     .await;
     assert_eq!(status, 403, "{body}");
@@ -113,12 +122,7 @@ async fn plain_http_foreign_origins_and_bad_keys_are_refused() {
     let (status, body) = http_get(
         addr,
         "/ws/streams/pattern?max_fps=0",
-        &[
-            ("Connection", "Upgrade"),
-            ("Upgrade", "websocket"),
-            ("Sec-WebSocket-Version", "13"),
-            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-        ],
+        &upgrade_headers(KEY, &[]),
     )
     .await;
     assert_eq!(status, 400, "{body}");
@@ -130,17 +134,8 @@ async fn plain_http_foreign_origins_and_bad_keys_are_refused() {
         "dGhlIHNhbXBsZSBub25jZQ",
         "dGhlIHNhbXBsZSBub25jZXM=",
     ] {
-        let (status, body) = http_get(
-            addr,
-            "/ws/streams/pattern",
-            &[
-                ("Connection", "Upgrade"),
-                ("Upgrade", "websocket"),
-                ("Sec-WebSocket-Version", "13"),
-                ("Sec-WebSocket-Key", key),
-            ],
-        )
-        .await;
+        let (status, body) =
+            http_get(addr, "/ws/streams/pattern", &upgrade_headers(key, &[])).await;
         assert_eq!(status, 400, "key {key:?}: {body}");
         assert!(body.contains("websocket_key"), "{body}");
     }
