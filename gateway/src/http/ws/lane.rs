@@ -1,4 +1,4 @@
-//! A viewer's direct lane: while its socket keeps up, the hub's publisher writes each new
+//! A viewer's direct lane: while its socket keeps up, the hub's fan-out task writes each new
 //! frame to it (one non-blocking `sendfile` or `writev`) and the viewer's task sleeps.
 //!
 //! Who may write the socket (the invariant everything here protects):
@@ -22,8 +22,9 @@ use tokio::sync::Notify;
 use super::codec::{Header, Opcode};
 use super::outbox::{FrameReceipt, Outbox};
 use super::sealed;
-use crate::hub::{DirectViewer, Frame, SealedFile};
-use crate::telemetry::ViewerTelemetry;
+use crate::http::sealed_file::SealedFile;
+use crate::hub::{DirectViewer, Frame};
+use crate::telemetry::{Handover, ViewerTelemetry};
 
 /// A frame an offer started but could not finish.
 pub struct HandOver {
@@ -122,6 +123,7 @@ impl DirectViewer for Lane {
             Some(last) if frame.seq != last + 1 => {
                 state.open = false;
                 drop(state);
+                self.telemetry.direct_handover(Handover::Gap);
                 self.closed_by_offer.notify_one();
                 return;
             }
@@ -138,9 +140,10 @@ impl DirectViewer for Lane {
         state.last_seq = Some(frame.seq);
         if written == len {
             self.telemetry
-                .frame_sent(frame.jpeg.len(), frame.captured_at_us);
+                .direct_frame_sent(frame.jpeg.len(), frame.captured_at_us);
             return;
         }
+        self.telemetry.direct_handover(Handover::Cut);
         state.open = false;
         state.hand_over = Some(HandOver {
             frame: frame.clone(),
@@ -148,6 +151,15 @@ impl DirectViewer for Lane {
             written,
         });
         drop(state);
+        self.closed_by_offer.notify_one();
+    }
+
+    /// An offer panicked (a bug): the bytes on the socket may be cut anywhere, so the
+    /// connection ends. Shutting the socket down makes the session's next write or read
+    /// fail, and the session ends as for a lost connection.
+    fn abandon(&self) {
+        self.lock().open = false;
+        let _ = socket2::SockRef::from(&*self.socket).shutdown(std::net::Shutdown::Both);
         self.closed_by_offer.notify_one();
     }
 }
