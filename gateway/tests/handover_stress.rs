@@ -1,10 +1,10 @@
-//! Randomized stress test of the viewer hand-over between the hub's direct lane (the
-//! publisher writes frames itself) and the viewer's session task (which takes the socket
+//! Randomized stress test of the viewer hand-over between the hub's direct lane (the hub's
+//! fan-out task writes frames itself) and the viewer's session task (which takes the socket
 //! back for pings, pongs, state events, closes and frames the lane could not finish).
 //!
-//! A real gateway on 127.0.0.1:0 serves one stream whose source is the test itself: a
-//! publisher thread (like a plugin's capture thread) publishes bursts of random JPEG-shaped
-//! frames, small ones (written with `writev`) and ones over 16 KiB (`sendfile` from a
+//! A real gateway on 127.0.0.1:0 serves one stream whose source is the test itself: two
+//! publisher threads at once (like a plugin's capture threads) publish bursts of random
+//! JPEG-shaped frames, small ones (written with `writev`) and ones over 16 KiB (`sendfile` from a
 //! sealed file), and reports random state changes. Viewers on sockets with small receive
 //! buffers stall for random periods, ping, and close with random codes, then reconnect.
 //!
@@ -65,37 +65,70 @@ impl Rng {
     }
 }
 
-/// What the publisher published, for the viewers to compare against.
+/// What the publishers published, for the viewers to compare against.
 #[derive(Default)]
 struct Published {
-    /// JPEG as published (before the hub tagged it), by the sequence number the hub gave.
+    /// JPEG as published (before the hub tagged it), by the id in its first body bytes.
     frames: Mutex<HashMap<u64, Arc<Vec<u8>>>>,
     /// Sequence number of the last frame, once the publisher is done.
     last: AtomicU64,
     done: AtomicBool,
 }
 
-/// A JPEG-shaped frame of `len` bytes: SOI, random bytes, EOI (the hub checks no more).
-fn random_jpeg(rng: &mut Rng, len: usize) -> Vec<u8> {
+/// A JPEG-shaped frame of `len` bytes: SOI, the frame's id (8 bytes), random bytes, EOI
+/// (the hub checks no more).
+fn random_jpeg(rng: &mut Rng, id: u64, len: usize) -> Vec<u8> {
     let mut jpeg = vec![0xFF, 0xD8];
-    jpeg.extend(rng.bytes(len - 4));
+    jpeg.extend_from_slice(&id.to_be_bytes());
+    jpeg.extend(rng.bytes(len - 12));
     jpeg.extend_from_slice(&[0xFF, 0xD9]);
     jpeg
 }
 
-/// Publishes `jpeg` and records it under the sequence number the hub gave it. The record's
-/// lock is held across the publication, so a viewer that gets the frame at once (the lane
-/// writes it during `publish`) waits for the record.
-fn publish(hub: &Hub, sink: &FrameSink, published: &Published, jpeg: Vec<u8>) -> u64 {
-    let mut frames = published.frames.lock().unwrap();
-    assert!(sink.publish(&jpeg, 0, 0, 0));
-    let seq = hub.latest_frame().expect("published").seq;
-    frames.insert(seq, Arc::new(jpeg));
-    seq
+/// The id [`random_jpeg`] put in a frame as viewers get it (after SOI and the 33-byte tag).
+fn frame_id(tagged: &[u8]) -> u64 {
+    u64::from_be_bytes(tagged[35..43].try_into().unwrap())
 }
 
-fn publisher(hub: Arc<Hub>, sink: FrameSink, published: Arc<Published>, seed: u64, rounds: u64) {
+/// Records `jpeg` under its id, then publishes it (a viewer may get it at once).
+fn publish(sink: &FrameSink, published: &Published, id: u64, jpeg: Vec<u8>) {
+    published
+        .frames
+        .lock()
+        .unwrap()
+        .insert(id, Arc::new(jpeg.clone()));
+    assert!(sink.publish(&jpeg, 0, 0, 0));
+}
+
+/// Publishers publishing at once, like several capture threads of one plugin.
+const PUBLISHERS: u64 = 2;
+
+/// Runs the publishers on threads of their own until their rounds are done, then publishes
+/// one last frame (alone, so its number is known) that every viewer must get.
+fn publish_all(hub: Arc<Hub>, sink: FrameSink, published: Arc<Published>, seed: u64, rounds: u64) {
+    let mut seeds = Rng::new(seed);
+    std::thread::scope(|scope| {
+        for publisher_id in 0..PUBLISHERS {
+            let (sink, published, seed) = (sink.clone(), Arc::clone(&published), seeds.next());
+            scope.spawn(move || publisher(publisher_id, sink, published, seed, rounds));
+        }
+    });
+    let last = random_jpeg(&mut seeds, u64::MAX, 40 * 1024);
+    publish(&sink, &published, u64::MAX, last);
+    let seq = hub.latest_frame().expect("published").seq;
+    published.last.store(seq, Ordering::SeqCst);
+    published.done.store(true, Ordering::SeqCst);
+}
+
+fn publisher(
+    publisher_id: u64,
+    sink: FrameSink,
+    published: Arc<Published>,
+    seed: u64,
+    rounds: u64,
+) {
     let mut rng = Rng::new(seed);
+    let mut count = 0u64;
     for _ in 0..rounds * BURSTS_PER_ROUND {
         // A burst of frames back to back, then a pause.
         for _ in 0..rng.range(1, 8) {
@@ -104,8 +137,10 @@ fn publisher(hub: Arc<Hub>, sink: FrameSink, published: Arc<Published>, seed: u6
             } else {
                 rng.range(17 * 1024, 160 * 1024)
             };
-            let jpeg = random_jpeg(&mut rng, len as usize);
-            publish(&hub, &sink, &published, jpeg);
+            count += 1;
+            let id = publisher_id << 32 | count;
+            let jpeg = random_jpeg(&mut rng, id, len as usize);
+            publish(&sink, &published, id, jpeg);
         }
         if rng.chance(10) {
             // The next frame sets the stream live again (on the session's path).
@@ -122,10 +157,6 @@ fn publisher(hub: Arc<Hub>, sink: FrameSink, published: Arc<Published>, seed: u6
         )]
         std::thread::sleep(Duration::from_millis(rng.range(1, 30)));
     }
-    let last = random_jpeg(&mut rng, 40 * 1024);
-    let seq = publish(&hub, &sink, &published, last);
-    published.last.store(seq, Ordering::SeqCst);
-    published.done.store(true, Ordering::SeqCst);
 }
 
 /// One frame from the gateway, as this test's own parser reads it.
@@ -242,8 +273,9 @@ impl Conversation {
                     "{who}: frame {seq} after {}",
                     self.last_seq
                 );
-                let original = published.frames.lock().unwrap().get(&seq).cloned();
-                let original = original.unwrap_or_else(|| panic!("{who}: unknown frame {seq}"));
+                let id = frame_id(jpeg);
+                let original = published.frames.lock().unwrap().get(&id).cloned();
+                let original = original.unwrap_or_else(|| panic!("{who}: unknown frame {id}"));
                 assert_eq!(jpeg.len(), original.len() + 33, "{who}: frame {seq} length");
                 assert!(
                     jpeg[35..] == original[2..],
@@ -526,7 +558,7 @@ streams:
     let publisher_seed = seeds.next();
     let publishing = {
         let (hub, published) = (Arc::clone(&hub), Arc::clone(&published));
-        std::thread::spawn(move || publisher(hub, sink, published, publisher_seed, rounds))
+        std::thread::spawn(move || publish_all(hub, sink, published, publisher_seed, rounds))
     };
     let mut totals = ViewerStats::default();
     for viewer in viewers {
