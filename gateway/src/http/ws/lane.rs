@@ -221,6 +221,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_abandoned_lane_writes_nothing_more_ends_the_connection_and_wakes_the_session() {
+        let (mut client, server) = pair().await;
+        let lane = lane(server);
+        lane.open(Some(0));
+        lane.abandon();
+        lane.offer(&frame(1, 100));
+        tokio::time::timeout(Duration::from_secs(5), lane.closed_by_offer())
+            .await
+            .expect("the session is woken");
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut rest));
+        read.await
+            .expect("the connection ends")
+            .expect("a clean end of stream");
+        assert!(rest.is_empty(), "nothing was written after the abandon");
+    }
+
+    #[tokio::test]
     async fn a_skipped_frame_closes_the_lane_without_writing_and_wakes_the_session() {
         let (mut client, server) = pair().await;
         let lane = lane(server);
