@@ -173,7 +173,8 @@ impl DirectViewer for Lane {
             _ => {}
         }
         if !state.spend() {
-            // Not reached (the lane closes when credit runs out); stay closed if it is.
+            // Out of credit while open: a viewer's first grant was `frames: 0` (later ones
+            // find the lane closed, see below). Write nothing; the session waits for credit.
             state.open = false;
             drop(state);
             self.closed_by_offer.notify_one();
