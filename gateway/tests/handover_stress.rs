@@ -301,7 +301,11 @@ impl Conversation {
             }
             0x9 => {}
             0xA => {
-                if let Some(credit) = self.credit.as_mut().filter(|_| frame.payload == CREDIT_SYNC) {
+                if let Some(credit) = self
+                    .credit
+                    .as_mut()
+                    .filter(|_| frame.payload == CREDIT_SYNC)
+                {
                     credit.in_force = true;
                 }
                 let at = self.pings_sent[self.pongs_matched..]
@@ -434,7 +438,11 @@ async fn viewer(addr: SocketAddr, id: usize, seed: u64, published: Arc<Published
             if conversation.credit.is_some() && rng.chance(5) {
                 // Fewer frames than are published (so credit runs out often); sometimes
                 // enough for the lane to stay open over a burst.
-                let frames = if rng.chance(70) { rng.range(0, 2) } else { rng.range(5, 20) };
+                let frames = if rng.chance(70) {
+                    rng.range(0, 2)
+                } else {
+                    rng.range(5, 20)
+                };
                 open = grant(&mut stream, &mut rng, &mut conversation, frames).await;
                 continue;
             }
