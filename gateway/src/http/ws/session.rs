@@ -144,6 +144,9 @@ pub struct Session {
     /// Whether the lane is open (only the session opens and closes it; offers may close it
     /// too, and then wake the session).
     lane_open: bool,
+    /// Whether the viewer has sent a credit message (only then is the lane's credit read:
+    /// viewers that never do pay nothing for it).
+    uses_credit: bool,
     dropped_unreported: u64,
     last_dropped_report: Instant,
     last_heard: Instant,
@@ -164,6 +167,7 @@ impl Session {
         Session {
             lane: Arc::new(Lane::new(Arc::clone(&socket), telemetry)),
             lane_open: false,
+            uses_credit: false,
             socket,
             decoder: Decoder::new(settings.max_incoming_message, early, READ_CHUNK),
             outbox: Outbox::new(),
@@ -216,7 +220,7 @@ impl Session {
             }
             let room = self.outbox.len() < MAX_QUEUED;
             // The lane, once open, spends credit itself; while it is closed only we do.
-            let take_frame = waiting.is_none() && !self.lane_open && self.lane.has_credit();
+            let take_frame = waiting.is_none() && !self.lane_open && self.has_credit();
             tokio::select! {
                 biased;
                 _ = closing.changed() => {
@@ -284,7 +288,7 @@ impl Session {
             || self.dropped_unreported > 0
             || self.pacer.is_paced()
             || newer_frame(&self.frames)
-            || !self.lane.has_credit()
+            || !self.has_credit()
         {
             return;
         }
@@ -360,8 +364,10 @@ impl Session {
             !self.lane_open,
             "the session queued a frame while the lane was open"
         );
-        let spent = self.lane.spend_credit();
-        debug_assert!(spent, "the session took a frame without credit");
+        if self.uses_credit {
+            let spent = self.lane.spend_credit();
+            debug_assert!(spent, "the session took a frame without credit");
+        }
         if next.dropped > 0 {
             self.lane.telemetry.frames_dropped(next.dropped);
             self.dropped_unreported += next.dropped;
@@ -418,10 +424,16 @@ impl Session {
         }
     }
 
+    /// Whether a frame may be sent now (always, for a viewer that never sent credit).
+    fn has_credit(&self) -> bool {
+        !self.uses_credit || self.lane.has_credit()
+    }
+
     /// Adds the viewer's credit. Frames published while it had none were withheld at its
     /// request: they are not counted as dropped when the next frame is taken.
     fn credit(&mut self, frames: u32) {
         debug_assert!(frames <= MAX_CREDIT);
+        self.uses_credit = true;
         if self.lane.grant(frames) {
             let latest = self.frames.borrow().as_ref().map(|frame| frame.seq);
             self.pacer.withheld_through(latest);
