@@ -2,7 +2,9 @@
 // the player grants credit only while its tile is on screen, so a tile scrolled out of view
 // stops receiving frames (it costs the gateway nothing) and gets the latest picture at once
 // when it comes back. Measured on the gateway's side: `camgate_frames_sent_total` for the
-// stream, read from /metrics (this gateway has no tokens, so /metrics is open).
+// stream, read from /metrics (this gateway has no tokens, so /metrics is open). And a page
+// that takes a second per picture (a busy tab) sees pictures under a second old with credit
+// (without, its backlog waits in the browser: the figures are logged for comparison).
 //
 // Called from run.mjs with its helpers:
 // creditChecks({ context, check, assert, startGateway, pageOrigin, forcePreview, tmp, gatewayLog }).
@@ -28,6 +30,51 @@ async function sentDuring(gatewayUrl, ms) {
   await sleep(ms);
   return (await framesSent(gatewayUrl)) - before;
 }
+
+/**
+ * In the page (served by the gateway: same origin): a busy consumer that spends one second
+ * of main-thread work on each picture, with or without credit (one grant per picture done
+ * with). Returns each picture's age when the page got to it: the page's clock minus the
+ * capture time in the frame's APP11 tag (same machine, same clock).
+ */
+function busyConsumer({ stream, useCredit, pictures }) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${location.origin.replace(/^http/, "ws")}/ws/streams/${stream}`);
+    ws.binaryType = "arraybuffer";
+    const credit = (frames) => ws.send(JSON.stringify({ type: "credit", frames }));
+    const ages = [];
+    let waiting = null;
+    ws.onerror = () => reject(new Error("WebSocket error"));
+    // Strictly one picture at a time: nothing on open (the picture sent with hello is the
+    // first, if the stream has one; else ask for one), then one after each picture.
+    ws.onopen = () => {
+      if (useCredit) credit(0);
+    };
+    ws.onmessage = (e) => {
+      if (typeof e.data === "string") {
+        if (useCredit && JSON.parse(e.data).type === "hello") waiting = setTimeout(() => credit(1), 500);
+        return;
+      }
+      clearTimeout(waiting);
+      const view = new DataView(e.data);
+      // SOI, APP11 marker and length, "CAMG\0", seq (u64), capture time (u64 µs).
+      const captureMs = Number(view.getBigUint64(19) / 1000n);
+      ages.push(Date.now() - captureMs);
+      const until = performance.now() + 1000;
+      while (performance.now() < until) {
+        // A busy tab: a second of work per picture.
+      }
+      if (ages.length >= pictures) {
+        ws.close();
+        resolve(ages);
+      } else if (useCredit) {
+        credit(1);
+      }
+    };
+  });
+}
+
+const percentile = (values, p) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor((values.length * p) / 100))];
 
 export async function creditChecks({ context, check, assert, startGateway, pageOrigin, forcePreview, tmp, gatewayLog }) {
   const manifestPath = path.join(tmp, "credit.yaml");
@@ -105,6 +152,17 @@ export async function creditChecks({ context, check, assert, startGateway, pageO
       const sent = await sentDuring(gatewayUrl, 2000);
       assert(sent >= 5, `the gateway sent ${sent} frames in 2 s after the tile came back`);
       console.log(`[e2e]       first frame ${first} ms after the tile came back, then ${sent} in 2 s`);
+    });
+
+    await check("credit: a consumer busy for a second per picture always sees a picture under a second old", async () => {
+      // The same page, served by the gateway (its WebSocket must be same-origin).
+      await page.goto(`${gatewayUrl}/healthz`);
+      const pictures = 10;
+      const withCredit = await page.evaluate(busyConsumer, { stream: STREAM, useCredit: true, pictures });
+      const without = await page.evaluate(busyConsumer, { stream: STREAM, useCredit: false, pictures });
+      const summary = (ages) => `p50 ${percentile(ages, 50)} ms, max ${Math.max(...ages)} ms`;
+      console.log(`[e2e]       picture age with credit: ${summary(withCredit)}; without: ${summary(without)} (${without.join(", ")})`);
+      assert(Math.max(...withCredit) < 1000, `with credit, pictures were up to ${Math.max(...withCredit)} ms old: ${withCredit.join(", ")}`);
     });
   } finally {
     await page.close();

@@ -85,7 +85,11 @@ export class CreditWindow {
     this.window = Math.max(1, Math.floor(window));
   }
 
-  /** A frame arrived (the first one may come before any credit: never below zero). */
+  /**
+   * A frame arrived. The frame sent with `hello` comes without credit, so the count may be
+   * one low for a while (never below zero): the window is a budget, and the two agree
+   * again once the gateway's credit runs out (the next frame finds the count at zero).
+   */
   received(): void {
     this.outstanding = Math.max(0, this.outstanding - 1);
   }
