@@ -14,6 +14,11 @@
 //! tag, the bytes that were published), with strictly increasing sequence numbers; every
 //! text message is JSON, `hello` first; pongs echo a ping the viewer sent; a close the
 //! viewer started is answered with its code. At the end every viewer gets the last frame.
+//!
+//! Half the connections use credit (`{"type":"credit","frames":N}`, random grants): once
+//! the gateway has acted on their first grant (a ping sent right after it is answered),
+//! they never get more frames than they granted, whichever path (the publisher's lane or
+//! the session) wrote them.
 //! No assertion depends on the machine's speed: timing only changes which paths are taken.
 //!
 //! Reproduce a run with `STRESS_SEED=<seed>` (printed); run longer with
@@ -217,8 +222,23 @@ fn tag_seq(jpeg: &[u8]) -> u64 {
     u64::from_be_bytes(jpeg[11..19].try_into().unwrap())
 }
 
+/// The payload of the ping a credit viewer sends right after its first grant.
+const CREDIT_SYNC: &[u8] = b"credit-sync";
+
+/// A credit viewer's account.
+#[derive(Default)]
+struct CreditAccount {
+    /// The pong for [`CREDIT_SYNC`] came: the first grant is in force.
+    in_force: bool,
+    /// Frames granted in all.
+    granted: u64,
+    /// Frames received since the first grant was in force.
+    frames: u64,
+}
+
 /// One viewer connection's view of the conversation.
 struct Conversation {
+    credit: Option<CreditAccount>,
     frames_seen: u64,
     last_seq: u64,
     texts: u64,
@@ -231,6 +251,7 @@ struct Conversation {
 impl Conversation {
     fn new() -> Conversation {
         Conversation {
+            credit: None,
             frames_seen: 0,
             last_seq: 0,
             texts: 0,
@@ -283,6 +304,15 @@ impl Conversation {
                 );
                 self.last_seq = seq;
                 self.frames_seen += 1;
+                if let Some(credit) = self.credit.as_mut().filter(|c| c.in_force) {
+                    credit.frames += 1;
+                    assert!(
+                        credit.frames <= credit.granted,
+                        "{who}: frame {seq} is frame {} on credit, {} granted",
+                        credit.frames,
+                        credit.granted
+                    );
+                }
             }
             0x8 => {
                 if let [high, low, reason @ ..] = &frame.payload[..] {
@@ -303,6 +333,13 @@ impl Conversation {
             }
             0x9 => {}
             0xA => {
+                if let Some(credit) = self
+                    .credit
+                    .as_mut()
+                    .filter(|_| frame.payload == CREDIT_SYNC)
+                {
+                    credit.in_force = true;
+                }
                 let at = self.pings_sent[self.pongs_matched..]
                     .iter()
                     .position(|p| *p == frame.payload)
@@ -351,10 +388,28 @@ fn client_frame(rng: &mut Rng, first: u8, payload: &[u8]) -> Vec<u8> {
     frame
 }
 
+/// Sends a credit grant (and records it before the gateway can act on it).
+async fn grant(
+    stream: &mut TcpStream,
+    rng: &mut Rng,
+    conversation: &mut Conversation,
+    frames: u64,
+) -> bool {
+    let text = format!(r#"{{"type":"credit","frames":{frames}}}"#);
+    if let Some(credit) = conversation.credit.as_mut() {
+        credit.granted += frames;
+    }
+    stream
+        .write_all(&client_frame(rng, 0x81, text.as_bytes()))
+        .await
+        .is_ok()
+}
+
 /// Statistics of one viewer over the whole run.
 #[derive(Default, Debug)]
 struct ViewerStats {
     connections: u64,
+    credit_connections: u64,
     frames: u64,
     stalls: u64,
     pings: u64,
@@ -402,8 +457,27 @@ async fn viewer(addr: SocketAddr, id: usize, seed: u64, published: Arc<Published
         let mut conversation = Conversation::new();
         let read_size = rng.range(512, 16 * 1024) as usize;
         let mut open = true;
+        if rng.chance(50) {
+            // A credit viewer: nothing until it asks; the ping tells when that took effect.
+            conversation.credit = Some(CreditAccount::default());
+            open = grant(&mut stream, &mut rng, &mut conversation, 0).await;
+            let ping = client_frame(&mut rng, 0x89, CREDIT_SYNC);
+            conversation.pings_sent.push(CREDIT_SYNC.to_vec());
+            open = open && stream.write_all(&ping).await.is_ok();
+        }
         // Random behaviour until the publisher is done (or this viewer closes).
         while open && !published.done.load(Ordering::SeqCst) {
+            if conversation.credit.is_some() && rng.chance(5) {
+                // Fewer frames than are published (so credit runs out often); sometimes
+                // enough for the lane to stay open over a burst.
+                let frames = if rng.chance(70) {
+                    rng.range(0, 2)
+                } else {
+                    rng.range(5, 20)
+                };
+                open = grant(&mut stream, &mut rng, &mut conversation, frames).await;
+                continue;
+            }
             match rng.range(0, 199) {
                 0..=159 => {
                     let wait = Duration::from_millis(rng.range(1, 20));
@@ -440,6 +514,7 @@ async fn viewer(addr: SocketAddr, id: usize, seed: u64, published: Arc<Published
                 }
             }
         }
+        stats.credit_connections += u64::from(conversation.credit.is_some());
         if conversation.close_sent.is_some() || !open {
             // Read to the end: the close answer, then EOF.
             let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -469,7 +544,11 @@ async fn viewer(addr: SocketAddr, id: usize, seed: u64, published: Arc<Published
             }
             continue;
         }
-        // The publisher is done: latest frame wins, so the last frame reaches this viewer.
+        // The publisher is done: latest frame wins, so the last frame reaches this viewer
+        // (a credit viewer asks for it).
+        if conversation.credit.is_some() {
+            grant(&mut stream, &mut rng, &mut conversation, 1000).await;
+        }
         let last = published.last.load(Ordering::SeqCst);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while conversation.last_seq < last && conversation.close_received.is_none() {
@@ -565,6 +644,7 @@ streams:
         let stats = viewer.await.expect("a viewer failed its checks");
         println!("{stats:?}");
         totals.connections += stats.connections;
+        totals.credit_connections += stats.credit_connections;
         totals.frames += stats.frames;
         totals.stalls += stats.stalls;
         totals.pings += stats.pings;
