@@ -92,6 +92,8 @@ pub struct AppState {
     pub admission: crate::http::admission::Admission,
     /// Turns true when the gateway shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// Where hubs run their fan-out ([`GatewayOptions::fanout`]).
+    fanout: Option<tokio::runtime::Handle>,
 }
 
 impl AppState {
@@ -322,11 +324,12 @@ impl AppState {
             .catalog
             .factory(&stream.source.plugin, &stream.source.options)
         {
-            Ok(factory) => Some(Hub::new(
+            Ok(factory) => Some(Hub::with_fanout_on(
                 &stream.id,
                 stream_info(stream),
                 factory,
                 self.metrics.stream(&stream.id),
+                self.fanout.clone(),
             )),
             Err(e) => {
                 tracing::error!(stream = %stream.id, error = %e, "cannot create stream");
@@ -351,6 +354,10 @@ pub struct GatewayOptions {
     pub reload: ReloadOptions,
     /// Connection and request-body limits.
     pub limits: crate::http::admission::ConnectionLimits,
+    /// The runtime that runs the hubs' fan-out (`camgate run` gives it its own pool of
+    /// `SCHED_BATCH` threads, see `scheduling.rs`); `None`: the runtime that starts the
+    /// sources (tests, whose paused clock must see every task).
+    pub fanout: Option<tokio::runtime::Handle>,
 }
 
 impl Default for GatewayOptions {
@@ -362,6 +369,7 @@ impl Default for GatewayOptions {
             watch_config: true,
             reload: ReloadOptions::default(),
             limits: Default::default(),
+            fanout: None,
         }
     }
 }
@@ -480,6 +488,7 @@ impl Gateway {
             ws: options.ws.clone(),
             admission,
             shutdown: shutdown_rx.clone(),
+            fanout: options.fanout.clone(),
         });
         // The initial configuration is applied like any reload: every stream is "added".
         state.apply(config).await;

@@ -22,4 +22,5 @@ pub mod limits;
 pub mod plugins;
 pub mod redact;
 pub mod reload;
+pub mod scheduling;
 pub mod telemetry;

@@ -157,6 +157,11 @@ fn run(path: &Path, listen: Option<std::net::SocketAddr>) -> anyhow::Result<Exit
         .thread_name("camgate")
         .build()
         .context("cannot start the async runtime")?;
+    // The fan-out's own threads, which never preempt the sources' threads that wake them.
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let fanout =
+        camgate::scheduling::fanout_runtime(cores).context("cannot start the fan-out runtime")?;
+    let fanout_handle = fanout.handle().clone();
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -166,8 +171,11 @@ fn run(path: &Path, listen: Option<std::net::SocketAddr>) -> anyhow::Result<Exit
         let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
         let mut stop = StopSignals::install()?;
         let env: camgate::app::Env = Arc::new(config::process_env);
-        let gateway =
-            Gateway::start(manifest, catalog, listener, env, GatewayOptions::default()).await?;
+        let options = GatewayOptions {
+            fanout: Some(fanout_handle),
+            ..GatewayOptions::default()
+        };
+        let gateway = Gateway::start(manifest, catalog, listener, env, options).await?;
         loop {
             tokio::select! {
                 _ = hangup.recv() => {

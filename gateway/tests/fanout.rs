@@ -212,3 +212,73 @@ async fn offers_run_on_gateway_threads_and_a_panicking_viewer_never_reaches_the_
     })
     .await;
 }
+
+#[test]
+fn with_a_fanout_runtime_of_its_own_offers_run_on_its_threads() {
+    let io = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = camgate::scheduling::fanout_runtime(2).unwrap();
+    let names = Arc::new(Mutex::new(HashSet::new()));
+
+    /// Records the name of the thread each offer runs on.
+    struct Named(Arc<Mutex<HashSet<String>>>, Arc<Recorder>);
+    impl DirectViewer for Named {
+        fn offer(&self, frame: &Frame) {
+            let name = std::thread::current().name().unwrap_or("").to_owned();
+            self.0.lock().unwrap().insert(name);
+            self.1.offer(frame);
+        }
+    }
+
+    let recorder = Arc::new(Recorder::default());
+    io.block_on(async {
+        let factory = Arc::new(ManualFactory::default());
+        let info = StreamInfo {
+            name: "Pool".into(),
+            on_demand: false,
+            idle_timeout: SECS(30),
+            fps: None,
+        };
+        let hub = Hub::with_fanout_on(
+            "cam",
+            info,
+            Arc::clone(&factory) as Arc<dyn SourceFactory>,
+            Metrics::new().stream("cam"),
+            Some(pool.handle().clone()),
+        );
+        hub.activate().await;
+        let _attached =
+            hub.attach_direct(Arc::new(Named(Arc::clone(&names), Arc::clone(&recorder))));
+        let mut viewer = hub.subscribe().await;
+        let sink = factory.sink();
+        std::thread::spawn(move || {
+            for n in 0..20 {
+                assert!(sink.publish(&jpeg(0, n), 1, 1, 0));
+            }
+        })
+        .join()
+        .unwrap();
+        eventually(SECS(30), "the last frame is offered", || {
+            recorder.last() == Some(20)
+        })
+        .await;
+        // The watch is filled by the same task: viewers' tasks see the last frame too.
+        tokio::time::timeout(
+            SECS(30),
+            viewer
+                .frames
+                .wait_for(|f| f.as_ref().is_some_and(|f| f.seq == 20)),
+        )
+        .await
+        .expect("the watch reaches the last frame")
+        .unwrap();
+    });
+    assert_eq!(
+        *names.lock().unwrap(),
+        HashSet::from(["camgate-fanout".to_owned()]),
+        "every offer ran on the fan-out runtime's threads"
+    );
+}

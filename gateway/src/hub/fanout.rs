@@ -4,7 +4,8 @@
 //! reader), which has deadlines of its own and may not be ours to borrow. Publishing
 //! therefore does O(1) work whatever the number of viewers: it numbers the frame, leaves it
 //! in the hub's hand-off slot and wakes one gateway task. That task — one per hub, spawned
-//! once on the runtime — puts the frame in the hub's `watch` (waking the viewer tasks that
+//! once, on the gateway's fan-out runtime (`camgate run` gives it threads of its own that
+//! never preempt a source's thread, `scheduling.rs`) — puts the frame in the hub's `watch` (waking the viewer tasks that
 //! wait there) and runs the direct pass (`direct.rs`).
 //!
 //! Invariants:
@@ -24,6 +25,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use bytes::BytesMut;
+use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
 use super::frame::Frame;
@@ -63,22 +65,37 @@ pub(super) struct Unnumbered {
 }
 
 /// The slot between publishers and the fan-out task, and the task's wake-up.
-#[derive(Default)]
 pub(super) struct Handoff {
     slot: Mutex<Slot>,
     wake: Arc<Notify>,
     task: OnceLock<()>,
+    /// The runtime the task runs on (`None`: the one that starts the source).
+    runtime: Option<Handle>,
 }
 
 impl Handoff {
+    /// A hand-off whose task will run on `runtime` (or the current one).
+    pub(super) fn new(runtime: Option<Handle>) -> Self {
+        Handoff {
+            slot: Mutex::default(),
+            wake: Arc::default(),
+            task: OnceLock::new(),
+            runtime,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Slot> {
         self.slot.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Spawns the hub's fan-out task on the current runtime, once per hub.
+    /// Spawns the hub's fan-out task, once per hub.
     pub(super) fn start(&self, hub: &Arc<Hub>) {
         self.task.get_or_init(|| {
-            tokio::spawn(run(Arc::downgrade(hub), Arc::clone(&self.wake)));
+            let task = run(Arc::downgrade(hub), Arc::clone(&self.wake));
+            match &self.runtime {
+                Some(runtime) => drop(runtime.spawn(task)),
+                None => drop(tokio::spawn(task)),
+            }
         });
     }
 

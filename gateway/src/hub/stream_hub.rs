@@ -198,12 +198,26 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Creates a hub. Nothing starts until [`Hub::activate`] or the first viewer.
+    /// Creates a hub. Nothing starts until [`Hub::activate`] or the first viewer. Its
+    /// fan-out task runs on the runtime that starts the source.
     pub fn new(
         id: &str,
         info: StreamInfo,
         factory: Arc<dyn SourceFactory>,
         telemetry: StreamTelemetry,
+    ) -> Arc<Hub> {
+        Hub::with_fanout_on(id, info, factory, telemetry, None)
+    }
+
+    /// [`Hub::new`] whose fan-out task runs on `fanout` (a runtime of its own, so that the
+    /// fan-out never competes with the gateway's I/O for wake-ups), or, with `None`, on
+    /// the runtime that starts the source.
+    pub fn with_fanout_on(
+        id: &str,
+        info: StreamInfo,
+        factory: Arc<dyn SourceFactory>,
+        telemetry: StreamTelemetry,
+        fanout: Option<tokio::runtime::Handle>,
     ) -> Arc<Hub> {
         Arc::new(Hub {
             id: id.to_owned(),
@@ -216,7 +230,7 @@ impl Hub {
             idle_since_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             generation: AtomicU64::new(0),
-            handoff: Handoff::default(),
+            handoff: Handoff::new(fanout),
             frames_in: AtomicU64::new(0),
             rate: std::sync::Mutex::new(RateMeter::new()),
             telemetry,
