@@ -1,8 +1,15 @@
 //! One simulated viewer: connects (WebSocket or MJPEG over HTTP), reads frames until told
 //! to stop, and records what it saw. Slow viewers sleep between frames and use a small
 //! receive buffer so the backlog really builds up on the server's side.
+//!
+//! With `--credit W` WebSocket viewers use the protocol's flow control: they grant W frames
+//! (`{"type":"credit","frames":W}`) right after the handshake and one more per frame
+//! consumed; a normal viewer consumes a frame when it has read it, a slow one when it has
+//! finished its pause after it (it takes the frame when it reads it, then is busy for
+//! `1 / slow_fps`). With `--bind-from IP` viewer `i` binds its socket to IP + i, so a link
+//! emulator can give every viewer a link of its own (`bench/link-classes`).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -60,8 +67,10 @@ pub struct Shared {
     pub mode: Mode,
     /// Slow viewers' delay between frames.
     pub slow_gap: Duration,
-    /// Slow viewers' `SO_RCVBUF`.
+    /// Slow viewers' `SO_RCVBUF`; 0 leaves the OS default (autotuned).
     pub slow_rcvbuf: u32,
+    /// Credit window of WebSocket viewers (`--credit`), if they use flow control.
+    pub credit: Option<u32>,
     /// Normal WebSocket viewers skim frames (see `ws_client::Reading::Skim`).
     pub skim: bool,
     /// Viewers done with their handshake (successfully or not).
@@ -113,9 +122,11 @@ pub struct Outcome {
     pub dropped_notices: u64,
     /// Sum of `frames` in `dropped` notices.
     pub dropped_reported: u64,
+    /// Frames of credit granted (`--credit`), warm-up included.
+    pub credit_granted: u64,
 }
 
-fn unix_micros() -> u64 {
+pub(crate) fn unix_micros() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
@@ -171,15 +182,28 @@ impl Outcome {
     }
 }
 
-/// Opens the viewer's TCP connection (a small receive buffer for slow viewers), within 10 s.
-async fn connect(target: &Target, out: &Outcome, shared: &Shared) -> anyhow::Result<TcpStream> {
-    let rcvbuf = out.slow.then_some(shared.slow_rcvbuf);
-    tokio::time::timeout(Duration::from_secs(10), tcp_connect(target.addr, rcvbuf))
-        .await
-        .context("TCP connect timed out")?
+/// Opens the viewer's TCP connection (a small receive buffer for slow viewers unless
+/// `--slow-rcvbuf 0`, from `local` if given), within 10 s.
+async fn connect(
+    target: &Target,
+    out: &Outcome,
+    shared: &Shared,
+    local: Option<IpAddr>,
+) -> anyhow::Result<TcpStream> {
+    let rcvbuf = (out.slow && shared.slow_rcvbuf > 0).then_some(shared.slow_rcvbuf);
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        tcp_connect(target.addr, rcvbuf, local),
+    )
+    .await
+    .context("TCP connect timed out")?
 }
 
-async fn tcp_connect(addr: SocketAddr, rcvbuf: Option<u32>) -> anyhow::Result<TcpStream> {
+async fn tcp_connect(
+    addr: SocketAddr,
+    rcvbuf: Option<u32>,
+    local: Option<IpAddr>,
+) -> anyhow::Result<TcpStream> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -188,17 +212,24 @@ async fn tcp_connect(addr: SocketAddr, rcvbuf: Option<u32>) -> anyhow::Result<Tc
     if let Some(size) = rcvbuf {
         socket.set_recv_buffer_size(size)?;
     }
+    if let Some(ip) = local {
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .with_context(|| format!("cannot bind to {ip} (is it an address of this host?)"))?;
+    }
     let stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
     Ok(stream)
 }
 
-/// Runs one viewer until `shared.stop` (or, for a probe, until its first frame).
+/// Runs one viewer until `shared.stop` (or, for a probe, until its first frame), its
+/// socket bound to `local` if given.
 pub async fn run(
     target_index: usize,
     target: Arc<Target>,
     slow: bool,
     probe: bool,
+    local: Option<IpAddr>,
     shared: Arc<Shared>,
 ) -> Outcome {
     let mut outcome = Outcome {
@@ -207,8 +238,8 @@ pub async fn run(
         ..Outcome::default()
     };
     let result = match shared.mode {
-        Mode::Ws => run_ws(&target, probe, &shared, &mut outcome).await,
-        Mode::MjpegHttp => run_mjpeg(&target, probe, &shared, &mut outcome).await,
+        Mode::Ws => run_ws(&target, probe, local, &shared, &mut outcome).await,
+        Mode::MjpegHttp => run_mjpeg(&target, probe, local, &shared, &mut outcome).await,
     };
     if let Err(e) = result {
         outcome.error = Some(format!("{e:#}"));
@@ -287,9 +318,15 @@ impl<'a> ViewerRun<'a> {
     }
 }
 
+/// The protocol's credit message granting `frames` more frames.
+pub fn credit_message(frames: u32) -> String {
+    format!(r#"{{"type":"credit","frames":{frames}}}"#)
+}
+
 async fn run_ws(
     target: &Target,
     probe: bool,
+    local: Option<IpAddr>,
     shared: &Shared,
     out: &mut Outcome,
 ) -> anyhow::Result<()> {
@@ -301,7 +338,7 @@ async fn run_ws(
     };
     let mut ws = {
         let _permit = shared.connect.acquire().await?;
-        let stream = connect(target, out, shared).await?;
+        let stream = connect(target, out, shared, local).await?;
         tokio::time::timeout(
             Duration::from_secs(10),
             WsClient::handshake(stream, target, reading),
@@ -310,6 +347,12 @@ async fn run_ws(
         .context("WebSocket handshake timed out")??
     };
     run.handshake_done(out);
+    // Probes measure the first frame of a plain viewer: no flow control.
+    let credit = shared.credit.filter(|_| !probe);
+    if let Some(window) = credit {
+        ws.send_text(&credit_message(window)).await?;
+        out.credit_granted += u64::from(window);
+    }
     loop {
         let Some(message) = run.unless_stopped(ws.next()).await else {
             break;
@@ -319,6 +362,11 @@ async fn run_ws(
                 let arrived_us = ws.arrived_us();
                 if run.took_frame(out, &head, len, arrived_us).await {
                     break;
+                }
+                // Consumed (a slow viewer has finished its pause): one more frame.
+                if credit.is_some() && !*run.stop.borrow() {
+                    ws.send_text(&credit_message(1)).await?;
+                    out.credit_granted += 1;
                 }
             }
             Ok(Some(Incoming::Text(text))) => out.text(&String::from_utf8_lossy(&text)),
@@ -344,13 +392,14 @@ async fn run_ws(
 async fn run_mjpeg(
     target: &Target,
     probe: bool,
+    local: Option<IpAddr>,
     shared: &Shared,
     out: &mut Outcome,
 ) -> anyhow::Result<()> {
     let mut run = ViewerRun::begin(shared, probe, out);
     let (response, connection) = {
         let _permit = shared.connect.acquire().await?;
-        let stream = connect(target, out, shared).await?;
+        let stream = connect(target, out, shared, local).await?;
         let (mut sender, connection) =
             hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await?;
         let connection = tokio::spawn(connection);
