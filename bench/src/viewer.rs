@@ -461,3 +461,142 @@ async fn run_mjpeg(
     connection.abort();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+    /// A hand-written server: answers the handshake, sends `frames` binary messages at once,
+    /// then returns the text messages the client sends (with their arrival times) until it
+    /// has `want` of them.
+    async fn serve(listener: TcpListener, frames: usize, want: usize) -> Vec<(String, Instant)> {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        while !request.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            socket.read_exact(&mut byte).await.unwrap();
+            request.push(byte[0]);
+        }
+        let request = String::from_utf8(request).unwrap();
+        let key = request
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap();
+        let response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+            derive_accept_key(key.as_bytes())
+        );
+        socket.write_all(response.as_bytes()).await.unwrap();
+        for _ in 0..frames {
+            socket.write_all(&[0x82, 4, 0xFF, 0xD8, 0xFF, 0xD9]).await.unwrap();
+        }
+        let mut texts = Vec::new();
+        while texts.len() < want {
+            let mut head = [0u8; 6];
+            socket.read_exact(&mut head).await.unwrap();
+            let len = usize::from(head[1] & 0x7F);
+            let mut payload = vec![0u8; len];
+            socket.read_exact(&mut payload).await.unwrap();
+            for (i, b) in payload.iter_mut().enumerate() {
+                *b ^= head[2 + i % 4];
+            }
+            assert_eq!(head[0], 0x81, "a final text frame");
+            texts.push((String::from_utf8(payload).unwrap(), Instant::now()));
+        }
+        texts
+    }
+
+    fn shared(credit: Option<u32>, slow_gap: Duration) -> (watch::Sender<bool>, Arc<Shared>) {
+        let (stop_tx, stop) = watch::channel(false);
+        let shared = Shared {
+            phase: AtomicU8::new(PHASE_MEASURE),
+            connect: Semaphore::new(1),
+            stop,
+            mode: Mode::Ws,
+            slow_gap,
+            slow_rcvbuf: 0,
+            credit,
+            skim: false,
+            settled: AtomicUsize::new(0),
+        };
+        (stop_tx, Arc::new(shared))
+    }
+
+    fn target(addr: SocketAddr) -> Arc<Target> {
+        Arc::new(Target {
+            url: format!("ws://{addr}/ws/streams/x"),
+            addr,
+            host: addr.to_string(),
+            path: "/ws/streams/x".into(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_credit_viewer_grants_its_window_then_one_frame_per_frame_taken() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve(listener, 3, 4));
+        let (stop, shared) = shared(Some(5), Duration::ZERO);
+        let local = Some(IpAddr::from([127, 0, 0, 1]));
+        let viewer = tokio::spawn(run(0, target(addr), false, false, local, shared));
+        let texts: Vec<String> = tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("the viewer sent its credit")
+            .unwrap()
+            .into_iter()
+            .map(|t| t.0)
+            .collect();
+        stop.send(true).unwrap();
+        let outcome = viewer.await.unwrap();
+        assert_eq!(
+            texts,
+            [
+                r#"{"type":"credit","frames":5}"#,
+                r#"{"type":"credit","frames":1}"#,
+                r#"{"type":"credit","frames":1}"#,
+                r#"{"type":"credit","frames":1}"#,
+            ]
+        );
+        assert_eq!((outcome.frames, outcome.credit_granted), (3, 8));
+    }
+
+    #[tokio::test]
+    async fn a_slow_credit_viewer_grants_the_next_frame_after_its_pause() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve(listener, 2, 2));
+        let gap = Duration::from_millis(300);
+        let (stop, shared) = shared(Some(1), gap);
+        let viewer = tokio::spawn(run(0, target(addr), true, false, None, shared));
+        let texts = tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("the viewer sent its credit")
+            .unwrap();
+        stop.send(true).unwrap();
+        viewer.await.unwrap();
+        assert_eq!(texts[0].0, r#"{"type":"credit","frames":1}"#);
+        assert_eq!(texts[1].0, r#"{"type":"credit","frames":1}"#);
+        let waited = texts[1].1 - texts[0].1;
+        assert!(waited >= gap, "granted after the pause, not on receipt: {waited:?}");
+    }
+
+    #[tokio::test]
+    async fn without_credit_a_viewer_sends_nothing() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            // Expect no text at all: the first thing the client sends is its close frame.
+            let texts = tokio::time::timeout(Duration::from_millis(500), serve(listener, 2, 1));
+            texts.await.is_err()
+        });
+        let (stop, shared) = shared(None, Duration::ZERO);
+        let viewer = tokio::spawn(run(0, target(addr), false, false, None, shared));
+        let nothing_sent = server.await.unwrap();
+        stop.send(true).unwrap();
+        assert_eq!(viewer.await.unwrap().frames, 2);
+        assert!(nothing_sent);
+    }
+}
