@@ -419,3 +419,302 @@ async fn the_reaper_stops_an_idle_source_after_its_grace_and_a_viewer_in_the_gra
     assert_eq!(factory.starts.load(Ordering::SeqCst), 1);
     gateway.shutdown().await;
 }
+
+// Credit (`{"type":"credit","frames":N}`): opt-in flow control for viewers slower than the
+// stream. Frames carry a capture time on the virtual clock where age matters.
+
+/// Sends a credit grant, then a ping, and waits for the pong: once it is back the session
+/// has acted on the grant. Returns what arrived before the pong (pings and pongs left out).
+async fn grant(ws: &mut Client, frames: i64) -> Vec<Message> {
+    let text = format!(r#"{{"type":"credit","frames":{frames}}}"#);
+    send_and_sync(ws, &text).await
+}
+
+/// Sends `text`, then a ping, and waits for the pong (see [`grant`]).
+async fn send_and_sync(ws: &mut Client, text: &str) -> Vec<Message> {
+    ws.send(Message::text(text)).await.unwrap();
+    ws.send(Message::Ping(b"sync".to_vec().into()))
+        .await
+        .unwrap();
+    let mut before = Vec::new();
+    loop {
+        match next_message(ws, SECS(5)).await {
+            Message::Pong(payload) if payload.as_ref() == b"sync" => return before,
+            Message::Ping(_) | Message::Pong(_) => {}
+            message => before.push(message),
+        }
+    }
+}
+
+/// Everything (but pings and pongs) that arrives within `window` of virtual time.
+async fn messages_within(ws: &mut Client, window: Duration) -> Vec<Message> {
+    let deadline = Instant::now() + window;
+    let mut got = Vec::new();
+    while let Ok(message) = tokio::time::timeout_at(deadline, ws.next()).await {
+        match message.expect("still connected").expect("no WebSocket error") {
+            Message::Ping(_) | Message::Pong(_) => {}
+            message => got.push(message),
+        }
+    }
+    got
+}
+
+/// The frames among `messages`.
+fn frames_in(messages: &[Message]) -> Vec<ReceivedFrame> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            Message::Binary(bytes) => Some(decode_frame(bytes)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The `type` of each JSON text message among `messages`.
+fn event_types(messages: &[Message]) -> Vec<String> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            Message::Text(text) => {
+                let event: serde_json::Value = serde_json::from_str(text).unwrap();
+                Some(event["type"].as_str().unwrap().to_owned())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The latest frame's sequence number.
+fn latest_seq(hub: &Hub) -> u64 {
+    hub.latest_frame().expect("a frame was published").seq
+}
+
+/// Virtual microseconds since `epoch` (plus one: a capture time of 0 means "now").
+fn virtual_us(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_micros()).unwrap() + 1
+}
+
+/// A gateway, a viewer on `path` that has had its `hello`, and the stream running.
+async fn credit_viewer(path: &str) -> (Gateway, Arc<Hub>, Arc<ManualFactory>, Client) {
+    let (gateway, hub, factory) = gateway().await;
+    let mut ws = connect(gateway.local_addr(), path).await;
+    viewers(&hub, &factory, 1).await;
+    assert_eq!(next_event(&mut ws, SECS(5)).await["type"], "hello");
+    (gateway, hub, factory, ws)
+}
+
+#[tokio::test(start_paused = true)]
+async fn credit_zero_sends_no_frame_however_many_are_published_but_every_status_event() {
+    let (gateway, hub, factory, mut ws) = credit_viewer("/ws/streams/cam").await;
+    assert!(grant(&mut ws, 0).await.is_empty());
+    for _ in 0..30 {
+        publish(&factory, 64 * 1024);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    factory.sink().set_state(StreamState::Retrying, "camera gone");
+    let got = messages_within(&mut ws, SECS(5)).await;
+    assert!(frames_in(&got).is_empty(), "no credit, no frame");
+    assert_eq!(event_types(&got), ["state", "state"], "live, then retrying");
+    assert_eq!(latest_seq(&hub), 30);
+    gateway.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn credit_after_withheld_frames_sends_the_latest_at_once_and_then_waits() {
+    let (gateway, _hub, factory, mut ws) = credit_viewer("/ws/streams/cam").await;
+    grant(&mut ws, 0).await;
+    for _ in 0..5 {
+        publish(&factory, 64 * 1024);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(frames_in(&messages_within(&mut ws, SECS(1)).await).is_empty());
+
+    // One credit: the latest frame at once (not the next one), then nothing.
+    let mut got = grant(&mut ws, 1).await;
+    got.extend(messages_within(&mut ws, SECS(1)).await);
+    let seqs: Vec<u64> = frames_in(&got).iter().map(|f| f.seq).collect();
+    assert_eq!(seqs, [5], "exactly the latest of the withheld frames");
+    for _ in 0..3 {
+        publish(&factory, 64 * 1024);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(frames_in(&messages_within(&mut ws, SECS(1)).await).is_empty());
+
+    // The next credit gets the latest again.
+    let mut got = grant(&mut ws, 1).await;
+    got.extend(messages_within(&mut ws, SECS(1)).await);
+    assert_eq!(frames_in(&got).iter().map(|f| f.seq).collect::<Vec<_>>(), [8]);
+
+    // Credit for a viewer that has the latest waits for the next frame.
+    let mut got = grant(&mut ws, 1).await;
+    got.extend(messages_within(&mut ws, SECS(1)).await);
+    assert!(frames_in(&got).is_empty(), "frame 8 is not sent twice");
+    publish(&factory, 1000);
+    assert_eq!(next_frame(&mut ws, SECS(5)).await.seq, 9);
+
+    // Withheld frames were the viewer's choice: not dropped, not reported as dropped.
+    assert!(!event_types(&got).contains(&"dropped".to_owned()));
+    let metrics = gateway.state().metrics.render();
+    assert!(
+        metrics.contains("camgate_frames_dropped_total{stream=\"cam\"} 0"),
+        "{metrics}"
+    );
+    gateway.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn credit_for_n_frames_sends_at_most_n_each_the_latest_and_never_a_backlog() {
+    let (gateway, hub, factory, mut ws) = credit_viewer("/ws/streams/cam").await;
+    grant(&mut ws, 0).await;
+    for _ in 0..5 {
+        publish(&factory, 64 * 1024);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut got = grant(&mut ws, 3).await;
+    got.extend(messages_within(&mut ws, SECS(1)).await);
+    assert_eq!(frames_in(&got).iter().map(|f| f.seq).collect::<Vec<_>>(), [5]);
+    // Two credits left: each new frame goes out as it is published (through the lane: the
+    // viewer is up to date), then the credit is spent and nothing more goes.
+    for expected in [6, 7] {
+        publish(&factory, 64 * 1024);
+        assert_eq!(next_frame(&mut ws, SECS(5)).await.seq, expected);
+        assert_eq!(latest_seq(&hub), expected, "the latest at the time");
+    }
+    for _ in 0..10 {
+        publish(&factory, 64 * 1024);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(frames_in(&messages_within(&mut ws, SECS(2)).await).is_empty());
+
+    // A viewer that does not read for a while: however many frames are published, it
+    // finds at most its credit waiting, never a backlog.
+    grant(&mut ws, 4).await;
+    let frames_before = latest_seq(&hub);
+    for _ in 0..30 {
+        publish(&factory, 64 * 1024);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = frames_in(&messages_within(&mut ws, SECS(1)).await);
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert_eq!(got[0].seq, frames_before, "the latest when the credit came");
+    assert_eq!(latest_seq(&hub), frames_before + 30);
+    gateway.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_one_frame_per_second_consumer_on_credit_always_shows_a_picture_under_a_second_old() {
+    let (gateway, _hub, factory, mut ws) = credit_viewer("/ws/streams/cam").await;
+    let epoch = Instant::now();
+    // A 10 fps source whose frames carry their capture time on the virtual clock.
+    let source = {
+        let factory = Arc::clone(&factory);
+        tokio::spawn(async move {
+            loop {
+                let jpeg = jpeg(32 * 1024);
+                assert!(factory.sink().publish(&jpeg, 8, 8, virtual_us(epoch)));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    // The consumer takes a second per picture (a busy tab, a slow decoder) and asks for
+    // the next one only when done with the last: it never holds more than it asked for,
+    // whatever its receive buffer (here the kernel's default, autotuned).
+    grant(&mut ws, 1).await;
+    let mut ages = Vec::new();
+    for _ in 0..30 {
+        let frame = next_frame(&mut ws, SECS(5)).await;
+        ages.push(Duration::from_micros(virtual_us(epoch) - frame.captured_at_us));
+        tokio::time::sleep(SECS(1)).await;
+        ws.send(Message::text(r#"{"type":"credit","frames":1}"#))
+            .await
+            .unwrap();
+    }
+    source.abort();
+    let oldest = ages.iter().max().unwrap();
+    // At most one frame interval: the frame it gets is the latest when it asks.
+    assert!(
+        *oldest <= Duration::from_millis(100),
+        "ages: {ages:?} (oldest {oldest:?})"
+    );
+    gateway.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bad_credit_message_closes_with_1008_and_other_text_is_ignored() {
+    let (gateway, hub, factory) = gateway().await;
+    let addr = gateway.local_addr();
+    for bad in [
+        r#"{"type":"credit","frames":-1}"#,
+        r#"{"type":"credit","frames":1.5}"#,
+        r#"{"type":"credit","frames":"3"}"#,
+        r#"{"type":"credit","frames":1001}"#,
+        r#"{"type":"credit","frames":18446744073709551616}"#,
+        r#"{"type":"credit"}"#,
+    ] {
+        let mut ws = connect(addr, "/ws/streams/cam").await;
+        next_event(&mut ws, SECS(5)).await;
+        ws.send(Message::text(bad)).await.unwrap();
+        assert_eq!(closed_with(&mut ws, SECS(5)).await, Some(1008), "{bad}");
+    }
+    viewers(&hub, &factory, 0).await;
+
+    // Unknown types and text that is not JSON are ignored: a viewer that sends them (and
+    // no credit) is served every frame, as before.
+    let mut ws = connect(addr, "/ws/streams/cam").await;
+    viewers(&hub, &factory, 1).await;
+    next_event(&mut ws, SECS(5)).await;
+    for other in [
+        r#"{"type":"ack","seq":3}"#,
+        r#"{"type":"Credit","frames":-1}"#,
+        "not json",
+        "[1,2,3]",
+    ] {
+        assert!(send_and_sync(&mut ws, other).await.is_empty(), "{other}");
+    }
+    for _ in 0..5 {
+        publish(&factory, 1000);
+        next_frame(&mut ws, SECS(5)).await;
+    }
+    // Credit saturates at its maximum instead of failing.
+    for _ in 0..3 {
+        grant(&mut ws, 1000).await;
+    }
+    publish(&factory, 1000);
+    next_frame(&mut ws, SECS(5)).await;
+    gateway.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn credit_composes_with_max_fps() {
+    let (gateway, _hub, factory, mut ws) = credit_viewer("/ws/streams/cam?max_fps=2").await;
+    grant(&mut ws, 0).await;
+    let epoch = Instant::now();
+    let source = {
+        let factory = Arc::clone(&factory);
+        tokio::spawn(async move {
+            loop {
+                let jpeg = jpeg(2000);
+                assert!(factory.sink().publish(&jpeg, 8, 8, virtual_us(epoch)));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    // Three credits at 2 fps: three frames, half a second apart, then nothing.
+    let mut got = grant(&mut ws, 3).await;
+    got.extend(messages_within(&mut ws, SECS(4)).await);
+    let frames = frames_in(&got);
+    assert_eq!(frames.len(), 3, "{frames:?}");
+    assert!(
+        frames
+            .windows(2)
+            .all(|w| w[1].captured_at_us - w[0].captured_at_us >= 450_000),
+        "{frames:?}"
+    );
+    // Plenty of credit: max_fps still caps the rate.
+    let mut got = grant(&mut ws, 100).await;
+    got.extend(messages_within(&mut ws, SECS(3)).await);
+    let frames = frames_in(&got);
+    assert!((5..=7).contains(&frames.len()), "{frames:?}");
+    source.abort();
+    gateway.shutdown().await;
+}

@@ -3,7 +3,8 @@
 //! skipped because it was slower than the source.
 //!
 //! Invariant: it only ever holds the newest frame (latest frame wins); skips requested by a
-//! rate limit are not counted as drops.
+//! rate limit, or by a viewer that asked for nothing more (WebSocket credit), are not
+//! counted as drops.
 
 use std::time::Duration;
 
@@ -35,6 +36,8 @@ pub struct FramePacer {
     min_gap: Option<Duration>,
     next_allowed: Instant,
     last_seq: Option<u64>,
+    /// Frames up to this one were withheld because the viewer asked for none.
+    withheld_through: Option<u64>,
 }
 
 /// A frame to send and how many frames the viewer missed before it (not counting frames
@@ -53,6 +56,7 @@ impl FramePacer {
             min_gap: max_fps.map(|fps| Duration::from_secs_f64(1.0 / fps)),
             next_allowed: Instant::now(),
             last_seq: None,
+            withheld_through: None,
         }
     }
 
@@ -71,6 +75,14 @@ impl FramePacer {
     pub fn sent_elsewhere(&mut self, last_seq: Option<u64>) {
         if let Some(seq) = last_seq {
             self.last_seq = Some(self.last_seq.map_or(seq, |last| last.max(seq)));
+        }
+    }
+
+    /// Records that the viewer asked for no frames until now, so frames up to
+    /// `through` (the hub's latest) were withheld on purpose, not dropped.
+    pub fn withheld_through(&mut self, through: Option<u64>) {
+        if let Some(seq) = through {
+            self.withheld_through = Some(self.withheld_through.map_or(seq, |w| w.max(seq)));
         }
     }
 
@@ -97,7 +109,10 @@ impl FramePacer {
     fn accept(&mut self, frame: Frame) -> Option<Next> {
         let dropped = match self.last_seq {
             Some(last) if frame.seq <= last => return None,
-            Some(last) if self.min_gap.is_none() => frame.seq - last - 1,
+            Some(last) if self.min_gap.is_none() => {
+                let from = last.max(self.withheld_through.unwrap_or(0));
+                frame.seq.saturating_sub(from + 1)
+            }
             _ => 0,
         };
         self.last_seq = Some(frame.seq);

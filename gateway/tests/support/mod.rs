@@ -87,10 +87,12 @@ pub async fn start(yaml: &str) -> Gateway {
     start_with(yaml, PluginCatalog::with_builtins(), fast_options()).await
 }
 
-/// Opens a viewer WebSocket.
+/// Opens a viewer WebSocket. Nagle is off, as in browsers: a small message sent right
+/// after another is not held back until the gateway acknowledges the first (which it
+/// delays; under a paused clock that real-time wait lets virtual time jump ahead).
 pub async fn connect(addr: SocketAddr, path: &str) -> Client {
     let url = format!("ws://{addr}{path}");
-    let (ws, response) = tokio_tungstenite::connect_async(url)
+    let (ws, response) = tokio_tungstenite::connect_async_with_config(url, None, true)
         .await
         .expect("WebSocket connects");
     assert_eq!(response.status(), 101);

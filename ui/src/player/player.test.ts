@@ -17,6 +17,8 @@ class FakeSocket {
   onclose: ((e: { code: number; reason: string }) => void) | null = null;
   onerror: (() => void) | null = null;
   closedWith: number | null = null;
+  /** Text messages the player sent. */
+  sent: string[] = [];
   readonly url: string;
   constructor(url: string) {
     this.url = url;
@@ -35,6 +37,14 @@ class FakeSocket {
   serverClose(code: number, reason = "") {
     this.readyState = FakeSocket.CLOSED;
     this.onclose?.({ code, reason });
+  }
+  send(data: string) {
+    if (this.readyState !== FakeSocket.OPEN) throw new Error("not open");
+    this.sent.push(data);
+  }
+  /** The frames of each credit message sent so far. */
+  credits(): number[] {
+    return this.sent.map((m) => JSON.parse(m) as { type: string; frames: number }).filter((m) => m.type === "credit").map((m) => m.frames);
   }
   close(code?: number) {
     this.readyState = FakeSocket.CLOSED;
@@ -185,5 +195,98 @@ describe("StreamPlayer", () => {
     await vi.advanceTimersByTimeAsync(100);
     expect(bitmaps).toHaveLength(1); // only the newest frame, not a backlog
     player.destroy();
+  });
+
+  describe("credit", () => {
+    /** Draws whatever is due (fake rAF every 16 ms, jitter target 50 ms). */
+    const settle = () => vi.advanceTimersByTimeAsync(100);
+
+    it("asks for a small window on open, sizes it from hello, and asks for one more per frame done with", async () => {
+      const player = makePlayer([], { maxFps: null });
+      player.start();
+      const ws = FakeSocket.instances[0];
+      ws?.open();
+      expect(ws?.credits()).toEqual([2]);
+      ws?.text({ type: "hello", stream: "lobby", fps: 10, state: "live" });
+      expect(ws?.credits()).toEqual([2, 1]); // 10 fps through a 200 ms pipe: 3 in flight
+      for (let i = 1; i <= 6; i++) {
+        ws?.binary(frame(i));
+        await settle();
+      }
+      expect(bitmaps).toHaveLength(6);
+      const granted = ws?.credits().reduce((a, b) => a + b, 0);
+      expect(granted).toBe(3 + 6); // the window stays full: one grant per frame shown
+      expect(Math.max(...(ws?.credits() ?? []))).toBeLessThanOrEqual(3);
+      player.destroy();
+    });
+
+    it("frames the jitter buffer skips are done with too", async () => {
+      const player = makePlayer([], { maxFps: null });
+      player.start();
+      const ws = FakeSocket.instances[0];
+      ws?.open();
+      ws?.text({ type: "hello", stream: "lobby", fps: 10, state: "live" });
+      // Three frames at once: the buffer shows the newest and skips the others.
+      for (let i = 1; i <= 3; i++) ws?.binary(frame(i));
+      await settle();
+      await settle();
+      expect(bitmaps.length).toBeLessThan(3);
+      expect(ws?.credits().reduce((a, b) => a + b, 0)).toBe(3 + 3);
+      player.destroy();
+    });
+
+    it("an off-screen tile asks for nothing, and for the latest frame when it scrolls back", async () => {
+      const player = makePlayer([], { maxFps: null });
+      player.setVisible(false);
+      player.start();
+      const ws = FakeSocket.instances[0];
+      ws?.open();
+      expect(ws?.credits()).toEqual([0]); // switches the gateway to credit: send nothing
+      ws?.text({ type: "hello", stream: "lobby", fps: 10, state: "live" });
+      await settle();
+      expect(ws?.credits()).toEqual([0]);
+      player.setVisible(true);
+      expect(ws?.credits()).toEqual([0, 3]);
+      ws?.binary(frame(7));
+      await settle();
+      expect(bitmaps).toHaveLength(1);
+      // Off-screen again: what is owed may still come, nothing more is asked for.
+      player.setVisible(false);
+      const before = ws?.credits().length;
+      for (let i = 8; i <= 10; i++) {
+        ws?.binary(frame(i));
+        await settle();
+      }
+      expect(ws?.credits().length).toBe(before);
+      player.destroy();
+    });
+
+    it("a hidden tab asks for nothing until it is shown", () => {
+      const doc = { hidden: true, addEventListener: vi.fn(), removeEventListener: vi.fn() };
+      vi.stubGlobal("document", doc);
+      const player = makePlayer([], { maxFps: null });
+      player.start();
+      const ws = FakeSocket.instances[0];
+      ws?.open();
+      expect(ws?.credits()).toEqual([0]);
+      const onChange = doc.addEventListener.mock.calls.find(([type]) => type === "visibilitychange")?.[1] as () => void;
+      doc.hidden = false;
+      onChange();
+      expect(ws?.credits()).toEqual([0, 2]);
+      player.destroy();
+    });
+
+    it("starts over on a new connection", async () => {
+      const player = makePlayer([], { maxFps: null });
+      player.start();
+      FakeSocket.instances[0]?.open();
+      FakeSocket.instances[0]?.text({ type: "hello", stream: "lobby", fps: 10, state: "live" });
+      FakeSocket.instances[0]?.serverClose(1001, "gateway shutting down");
+      await vi.advanceTimersByTimeAsync(500);
+      const ws = FakeSocket.instances[1];
+      ws?.open();
+      expect(ws?.credits()).toEqual([2]);
+      player.destroy();
+    });
   });
 });

@@ -9,12 +9,17 @@
  * - Every ImageBitmap is closed; no object URLs are ever created.
  * - Off-screen or hidden tiles (`setVisible(false)`, `document.hidden`) do not decode: the
  *   buffer keeps only the newest few frames and the picture resumes at the live edge.
+ * - Credit flow control (`credit.ts`): the gateway sends a frame only when this player has
+ *   asked for it (a small window, one more per frame done with), always the latest; a
+ *   hidden or off-screen player asks for nothing, so it receives (and costs) nothing, and
+ *   gets the latest picture at once when shown again.
  * - Reconnects with exponential backoff and jitter; stops on 4004 (stream removed) and
  *   waits for a new sign-in on 4001.
  */
 
 import { parseFrameTag } from "./app11";
 import { ReconnectPolicy, type BackoffOptions } from "./backoff";
+import { CreditWindow, creditMessage, creditWindowFor } from "./credit";
 import { JitterBuffer, type JitterOptions } from "./jitter";
 import {
   decideClose,
@@ -59,7 +64,7 @@ export interface PlayerStats extends StatsSnapshot {
   droppedByGateway: number;
   /** Frames the jitter buffer skipped to stay close to live. */
   droppedLate: number;
-  /** Gaps in sequence numbers (includes frames skipped by `max_fps`). */
+  /** Gaps in sequence numbers (includes frames skipped by `max_fps`, or not asked for). */
   missing: number;
   /** Frames drawn since the player started. */
   framesShown: number;
@@ -96,6 +101,7 @@ export class StreamPlayer {
   private readonly jitter: JitterBuffer<Payload>;
   private readonly backoff: ReconnectPolicy;
   private readonly stats = new RollingStats(2000);
+  private readonly credit = new CreditWindow();
   private ws: WebSocket | null = null;
   private generation = 0;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
@@ -149,7 +155,10 @@ export class StreamPlayer {
   /** Off-screen tiles skip decoding; frames keep arriving and the newest is shown on return. */
   setVisible(visible: boolean): void {
     this.visible = visible;
-    if (visible) this.schedule();
+    if (visible) {
+      this.schedule();
+      this.replenish();
+    }
   }
 
   /** Reconnects at once (after a sign-in, or a user's "retry"). */
@@ -169,6 +178,7 @@ export class StreamPlayer {
     if (this.destroyed) return;
     const generation = ++this.generation;
     this.jitter.reset();
+    this.credit.reset();
     this.gotFrameThisConnection = false;
     this.setStatus({ connection: "connecting", retryAt: null, hello: null });
     let ws: WebSocket;
@@ -190,6 +200,8 @@ export class StreamPlayer {
     ws.onopen = () => {
       if (generation !== this.generation) return;
       this.setStatus({ connection: "open" });
+      // Always sent, even 0 (not shown): from now on the gateway sends only what we ask for.
+      this.sendCredit(this.credit.open(this.shown()));
     };
     ws.onmessage = (event: MessageEvent) => {
       if (generation !== this.generation) return;
@@ -218,6 +230,8 @@ export class StreamPlayer {
           streamState: msg.state ?? this.status.streamState,
           message: msg.message,
         });
+        this.credit.resize(creditWindowFor(msg.fps, this.opts.maxFps, this.jitter.options.targetDelayMs));
+        this.replenish();
         break;
       case "state":
         this.setStatus({ streamState: msg.state, message: msg.message });
@@ -252,8 +266,32 @@ export class StreamPlayer {
     }
     // The buffer's clock is performance.now(); capture times are epoch ms. Only differences
     // matter to it, so the constant offset between the two is harmless.
+    this.credit.received();
     this.jitter.push({ seq, captureMs, payload: { data, captureMs: tag ? captureMs : null } }, now);
     this.schedule();
+    // Frames the buffer let go of (overflow) make room for new ones.
+    this.replenish();
+  }
+
+  /** Whether the picture is on screen (a tile in view, in a visible tab). */
+  private shown(): boolean {
+    return this.visible && !document.hidden;
+  }
+
+  /** Asks the gateway for as many frames as the window has room for (none while not shown). */
+  private replenish(): void {
+    const held = this.jitter.size + (this.decoding ? 1 : 0);
+    this.sendCredit(this.credit.topUp(this.shown(), held), false);
+  }
+
+  private sendCredit(frames: number, evenZero = true): void {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN || (frames <= 0 && !evenZero)) return;
+    try {
+      ws.send(creditMessage(frames));
+    } catch {
+      // Closing: onclose decides what happens next.
+    }
   }
 
   private onClosed(code: number, reason: string): void {
@@ -297,6 +335,8 @@ export class StreamPlayer {
     if (!this.decoding) {
       const { frame } = this.jitter.take(performance.now() + (this.opts.decodeLeadMs ?? 16));
       if (frame) this.decode(frame.payload);
+      // Frames skipped to catch up are done with too.
+      this.replenish();
     }
     this.schedule();
   };
@@ -320,6 +360,7 @@ export class StreamPlayer {
       .finally(() => {
         this.decoding = false;
         this.schedule();
+        if (generation === this.generation) this.replenish();
       });
   }
 
@@ -353,7 +394,10 @@ export class StreamPlayer {
   }
 
   private readonly onVisibilityChange = (): void => {
-    if (!document.hidden) this.schedule();
+    if (!document.hidden) {
+      this.schedule();
+      this.replenish();
+    }
   };
 
   private setStatus(patch: Partial<PlayerStatus>): void {

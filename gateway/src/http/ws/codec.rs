@@ -7,7 +7,9 @@
 //! - Server frames are final (FIN set), unmasked, and never fragmented.
 //! - The decoder holds at most one frame (header + `max_message` payload bytes); a frame or
 //!   fragmented message beyond `max_message` is a [`ProtocolError::TooLarge`], never a
-//!   larger allocation.
+//!   larger allocation. A fragmented *text* message is assembled (it is what a viewer says,
+//!   e.g. a credit grant), so it holds at most `max_message` more; binary messages are
+//!   never kept.
 //! - Client frames must be masked and use known opcodes; control frames must be final and
 //!   at most 125 bytes (RFC 6455 §5.1, §5.5).
 //! - Text messages must be UTF-8 (§8.1), checked as fragments arrive: a character split
@@ -106,8 +108,11 @@ pub enum Incoming {
     /// The client starts (or answers) the closing handshake, with its code if it gave one
     /// (always a code RFC 6455 §7.4 lets an endpoint send).
     Close(Option<u16>),
-    /// A data frame (text, binary or a fragment). Viewers have nothing to say yet, so the
-    /// content is only proof of life.
+    /// A complete text message (valid UTF-8, at most `max_message` bytes): what the viewer
+    /// says (see `control.rs`).
+    Text(Bytes),
+    /// Any other data frame (binary, or a fragment of an unfinished message): only proof
+    /// of life.
     Data,
 }
 
@@ -247,6 +252,8 @@ struct Message {
     len: usize,
     /// Set for text messages.
     utf8: Option<Utf8Check>,
+    /// A text message's fragments so far (binary messages keep nothing).
+    text: BytesMut,
 }
 
 /// An incremental parser of client frames: read socket bytes into [`Decoder::buffer`],
@@ -359,22 +366,33 @@ impl Decoder {
                     (opcode, None) => Message {
                         len: 0,
                         utf8: (opcode == Opcode::Text).then(Utf8Check::default),
+                        text: BytesMut::new(),
                     },
                 };
                 message.len += payload.len();
                 if message.len > limit {
                     return Err(ProtocolError::TooLarge { limit });
                 }
-                if let Some(utf8) = &mut message.utf8 {
-                    utf8.feed(&payload)?;
-                    if fin {
-                        utf8.finish()?;
+                let Some(utf8) = &mut message.utf8 else {
+                    if !fin {
+                        self.message = Some(message);
                     }
-                }
+                    return Ok(Some(Incoming::Data));
+                };
+                utf8.feed(&payload)?;
                 if !fin {
+                    message.text.extend_from_slice(&payload);
                     self.message = Some(message);
+                    return Ok(Some(Incoming::Data));
                 }
-                Incoming::Data
+                utf8.finish()?;
+                if message.text.is_empty() {
+                    // Unfragmented (the usual case): the payload is the message, no copy.
+                    Incoming::Text(payload)
+                } else {
+                    message.text.extend_from_slice(&payload);
+                    Incoming::Text(message.text.freeze())
+                }
             }
         }))
     }
@@ -462,7 +480,7 @@ mod tests {
         let expected = vec![
             Incoming::Ping(Bytes::from_static(b"are you there")),
             Incoming::Pong,
-            Incoming::Data,
+            Incoming::Text(Bytes::from(vec![b'x'; 300])),
             Incoming::Close(Some(1000)),
         ];
         assert_eq!(decode_all(&bytes, 1024).unwrap(), expected);
@@ -488,7 +506,25 @@ mod tests {
         bytes.extend(client_frame(0x80, b"lo"));
         assert_eq!(
             decode_all(&bytes, 16).unwrap(),
-            [Incoming::Data, Incoming::Ping(Bytes::new()), Incoming::Data]
+            [
+                Incoming::Data,
+                Incoming::Ping(Bytes::new()),
+                Incoming::Text(Bytes::from_static(b"hello"))
+            ]
+        );
+        // A binary message is never kept: each fragment is only proof of life.
+        let mut binary = client_frame(0x02, b"hel");
+        binary.extend(client_frame(0x80, b"lo"));
+        assert_eq!(
+            decode_all(&binary, 16).unwrap(),
+            [Incoming::Data, Incoming::Data]
+        );
+        // An assembled text message is bounded like any other.
+        let mut long_text = client_frame(0x01, &[b'a'; 10]);
+        long_text.extend(client_frame(0x80, &[b'a'; 7]));
+        assert_eq!(
+            decode_all(&long_text, 16),
+            Err(ProtocolError::TooLarge { limit: 16 })
         );
         let mut too_long = client_frame(0x02, &[0; 10]);
         too_long.extend(client_frame(0x80, &[0; 10]));

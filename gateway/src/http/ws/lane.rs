@@ -13,6 +13,11 @@
 //!   An offer that would skip a frame (the viewer missed one) does not write: it closes the
 //!   lane and wakes the session, which takes the latest frame from the hub and counts what
 //!   was skipped — drop accounting and the slow-viewer policy stay in `session.rs`.
+//!
+//! Credit (opt-in flow control, `{"type":"credit"}`, see `session.rs`) is kept here, under
+//! the same lock, so an offer and the session never disagree on it: every frame written,
+//! by an offer or by the session, spends one, and an offer that spends the last one closes
+//! the lane and wakes the session (which then sends nothing until the viewer grants more).
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -20,6 +25,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::codec::{Header, Opcode};
+use super::control::MAX_CREDIT;
 use super::outbox::{FrameReceipt, Outbox};
 use super::sealed;
 use crate::hub::{DirectViewer, Frame, SealedFile};
@@ -51,6 +57,23 @@ struct LaneState {
     /// The last frame the viewer got in full (or was handed over); `None` before any.
     last_seq: Option<u64>,
     hand_over: Option<HandOver>,
+    /// Frames the viewer may still be sent: `None` until its first credit message (it then
+    /// gets every frame, as viewers that never send credit do).
+    credit: Option<u32>,
+}
+
+impl LaneState {
+    /// Spends one credit for a frame about to be written; false if the viewer has none.
+    fn spend(&mut self) -> bool {
+        match &mut self.credit {
+            None => true,
+            Some(0) => false,
+            Some(left) => {
+                *left -= 1;
+                true
+            }
+        }
+    }
 }
 
 /// One WebSocket viewer's direct lane. Shared by the session and the hub's fan-out.
@@ -105,6 +128,28 @@ impl Lane {
         }
     }
 
+    /// Adds `frames` of credit (saturating at [`MAX_CREDIT`]); from the first call on, frames
+    /// are written only while credit is left. Returns whether the viewer had been out of
+    /// credit (frames published since were withheld at its request, not dropped).
+    pub fn grant(&self, frames: u32) -> bool {
+        let mut state = self.lock();
+        let starved = state.credit == Some(0);
+        let credit = state.credit.unwrap_or(0).saturating_add(frames);
+        state.credit = Some(credit.min(MAX_CREDIT));
+        starved
+    }
+
+    /// Whether a frame may be sent now (no credit mode, or credit left).
+    pub fn has_credit(&self) -> bool {
+        self.lock().credit != Some(0)
+    }
+
+    /// Spends one credit for a frame the session is about to queue (the lane is closed);
+    /// false if the viewer has none.
+    pub fn spend_credit(&self) -> bool {
+        self.lock().spend()
+    }
+
     /// Resolves when an offer closed the lane (possibly spuriously: check with `close`).
     pub async fn closed_by_offer(&self) {
         self.closed_by_offer.notified().await;
@@ -127,6 +172,14 @@ impl DirectViewer for Lane {
             }
             _ => {}
         }
+        if !state.spend() {
+            // Out of credit while open: a viewer's first grant was `frames: 0` (later ones
+            // find the lane closed, see below). Write nothing; the session waits for credit.
+            state.open = false;
+            drop(state);
+            self.closed_by_offer.notify_one();
+            return;
+        }
         let file = sealed::message_file(frame);
         let len = Header::new(Opcode::Binary, frame.jpeg.len())
             .as_bytes()
@@ -139,6 +192,13 @@ impl DirectViewer for Lane {
         if written == len {
             self.telemetry
                 .frame_sent(frame.jpeg.len(), frame.captured_at_us);
+            if state.credit != Some(0) {
+                return;
+            }
+            // That was the viewer's last credit: stop offering and let the session wait.
+            state.open = false;
+            drop(state);
+            self.closed_by_offer.notify_one();
             return;
         }
         state.open = false;
@@ -206,6 +266,35 @@ mod tests {
         assert!(closed.hand_over.is_none());
         lane.offer(&frame(7, 100));
         assert_silent(&mut client, "a closed lane writes nothing").await;
+    }
+
+    #[tokio::test]
+    async fn credit_running_out_closes_the_lane_and_wakes_the_session() {
+        let (mut client, server) = pair().await;
+        let lane = lane(server);
+        assert!(!lane.grant(1), "a viewer's first grant ends no starvation");
+        lane.open(Some(0));
+        lane.offer(&frame(1, 100));
+        lane.offer(&frame(2, 100));
+        assert_eq!(read_message(&mut client, 100).await, vec![1u8; 100]);
+        tokio::time::timeout(Duration::from_secs(5), lane.closed_by_offer())
+            .await
+            .expect("the session is woken");
+        let closed = lane.close();
+        assert_eq!(closed.last_seq, Some(1), "frame 2 was not the viewer's");
+        assert!(closed.hand_over.is_none());
+        assert!(!lane.has_credit());
+        assert_silent(&mut client, "no credit, no frame").await;
+
+        // The session's path spends the same credit.
+        assert!(lane.grant(2), "frames were withheld");
+        assert!(lane.spend_credit() && lane.spend_credit());
+        assert!(!lane.spend_credit() && !lane.has_credit());
+        // Grants saturate.
+        lane.grant(MAX_CREDIT);
+        lane.grant(MAX_CREDIT);
+        let spent = std::iter::from_fn(|| lane.spend_credit().then_some(())).count();
+        assert_eq!(spent, MAX_CREDIT as usize);
     }
 
     #[tokio::test]

@@ -19,6 +19,21 @@
 //!   viewer's own close; it stops reading only when its small queue is full.
 //! - One viewer's slowness never touches another: each session reads the hub's latest
 //!   frame on its own.
+//!
+//! Credit (opt-in flow control, for consumers slower than the stream whose backlog would
+//! otherwise sit in their own receive buffer or page, out of the gateway's reach):
+//! - A viewer that sends `{"type":"credit","frames":N}` adds N frames of credit (at most
+//!   [`MAX_CREDIT`] held). From its first credit message on, a frame is sent only while
+//!   credit is left and each frame sent spends one, on either path (the credit is kept
+//!   under the lane's lock). A viewer that never sends credit is served as before.
+//! - Always the latest frame: frames published while the viewer has no credit are not
+//!   kept; credit that arrives after some were withheld gets the hub's current frame at
+//!   once (a viewer that already has it waits for the next). `max_fps` still applies.
+//! - Withheld frames are the viewer's choice, not slowness: they are not counted as
+//!   dropped (metrics, `dropped` events); sequence numbers still show the gap.
+//! - Only frames need credit: `hello`, `state`, `dropped`, pings, pongs and close frames
+//!   are sent regardless. A credit message with a bad `frames` ends the session with 1008;
+//!   other text (unknown types, not JSON) is ignored.
 
 use std::future::poll_fn;
 use std::io;
@@ -33,6 +48,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
 use super::codec::{Decoder, Incoming, Opcode, ProtocolError, close_payload};
+use super::control::{self, Control, ControlError, MAX_CREDIT};
 use super::lane::Lane;
 use super::outbox::{FrameReceipt, Outbox};
 use super::sealed;
@@ -83,6 +99,8 @@ enum End {
     ClientClosed(Option<u16>),
     /// The viewer broke the protocol.
     Protocol(ProtocolError),
+    /// The viewer sent a message it may not send (a bad credit grant).
+    Control(ControlError),
     /// The gateway ends the session with this code.
     Close(u16, &'static str),
 }
@@ -197,6 +215,8 @@ impl Session {
                 }
             }
             let room = self.outbox.len() < MAX_QUEUED;
+            // The lane, once open, spends credit itself; while it is closed only we do.
+            let take_frame = waiting.is_none() && !self.lane_open && self.lane.has_credit();
             tokio::select! {
                 biased;
                 _ = closing.changed() => {
@@ -232,7 +252,7 @@ impl Session {
                     self.event(&Event::State { state: status.state, message: &status.message });
                 }
                 // Latest frame wins: the next frame is taken only when the socket took the last.
-                next = self.pacer.next(&mut self.frames), if waiting.is_none() && !self.lane_open => {
+                next = self.pacer.next(&mut self.frames), if take_frame => {
                     let Some(next) = next else {
                         return End::Close(CLOSE_STREAM_REMOVED, "stream removed");
                     };
@@ -255,7 +275,8 @@ impl Session {
 
     /// Opens the lane when the socket has taken everything and the viewer is up to date
     /// with the hub, so the publisher can write the next frame itself. Viewers with a
-    /// `max_fps`, or with skipped frames not yet reported, stay on the task's path.
+    /// `max_fps`, or with skipped frames not yet reported, stay on the task's path; so do
+    /// viewers out of credit (nothing may be written for them).
     fn open_lane_if_idle(&mut self) {
         let newer_frame = |frames: &watch::Receiver<_>| frames.has_changed().unwrap_or(true);
         if self.lane_open
@@ -263,6 +284,7 @@ impl Session {
             || self.dropped_unreported > 0
             || self.pacer.is_paced()
             || newer_frame(&self.frames)
+            || !self.lane.has_credit()
         {
             return;
         }
@@ -338,6 +360,8 @@ impl Session {
             !self.lane_open,
             "the session queued a frame while the lane was open"
         );
+        let spent = self.lane.spend_credit();
+        debug_assert!(spent, "the session took a frame without credit");
         if next.dropped > 0 {
             self.lane.telemetry.frames_dropped(next.dropped);
             self.dropped_unreported += next.dropped;
@@ -380,11 +404,27 @@ impl Session {
                 Ok(Some(Incoming::Ping(payload))) => {
                     self.push_control(Opcode::Pong, payload);
                 }
-                // Pongs and the viewer's own messages only prove it is alive.
+                Ok(Some(Incoming::Text(text))) => match control::parse(&text) {
+                    Ok(Some(Control::Credit(frames))) => self.credit(frames),
+                    // Not for this gateway (a newer client): ignored.
+                    Ok(None) => {}
+                    Err(error) => return Err(End::Control(error)),
+                },
+                // Pongs and other data only prove the viewer is alive.
                 Ok(Some(Incoming::Pong | Incoming::Data)) => {}
                 Ok(Some(Incoming::Close(code))) => return Err(End::ClientClosed(code)),
                 Err(error) => return Err(End::Protocol(error)),
             }
+        }
+    }
+
+    /// Adds the viewer's credit. Frames published while it had none were withheld at its
+    /// request: they are not counted as dropped when the next frame is taken.
+    fn credit(&mut self, frames: u32) {
+        debug_assert!(frames <= MAX_CREDIT);
+        if self.lane.grant(frames) {
+            let latest = self.frames.borrow().as_ref().map(|frame| frame.seq);
+            self.pacer.withheld_through(latest);
         }
     }
 
@@ -408,6 +448,10 @@ impl Session {
             End::Protocol(error) => {
                 tracing::debug!(stream = %hub.id(), %error, "viewer broke the WebSocket protocol");
                 close_payload(error.close_code(), "protocol error")
+            }
+            End::Control(error) => {
+                tracing::debug!(stream = %hub.id(), %error, "viewer sent a message it may not send");
+                close_payload(error.close_code(), &error.to_string())
             }
             End::Close(code, reason) => {
                 if *code == CLOSE_TOO_SLOW {
