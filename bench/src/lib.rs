@@ -366,13 +366,18 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         .sample_pid
         .iter()
         .zip(others_start)
-        .map(|((name, pid), start)| report::ProcessStats {
-            name: name.clone(),
-            pid: *pid,
-            cores: match (start, procfs::sample(*pid)) {
-                (Some(a), Some(b)) => Some(procfs::cores_between(&a, &b)),
+        .map(|((name, pid), start)| {
+            let end = procfs::sample(*pid);
+            let between = |f: fn(&procfs::ProcSample, &procfs::ProcSample) -> f64| match (start, end) {
+                (Some(a), Some(b)) => Some(f(&a, &b)),
                 _ => None,
-            },
+            };
+            report::ProcessStats {
+                name: name.clone(),
+                pid: *pid,
+                cores: between(procfs::cores_between),
+                user_cores: between(procfs::user_cores_between),
+            }
         })
         .collect();
     let metrics_end = metrics::scrape(metrics_addr).await;

@@ -106,6 +106,9 @@ pub struct ProcessStats {
     pub pid: u32,
     /// Cores used in the window; `None` if it could not be sampled.
     pub cores: Option<f64>,
+    /// Of these, in user space (the rest is kernel work: for the link emulator, the packet
+    /// path its writes drive, up to the viewers' TCP receive).
+    pub user_cores: Option<f64>,
 }
 
 /// Gateway process figures over the window.
@@ -527,7 +530,8 @@ impl Report {
         let _ = writeln!(s, "load tool      cores {:.3}", self.bench_cores);
         for o in &self.others {
             let cores = o.cores.map_or("-".to_owned(), |c| format!("{c:.3}"));
-            let _ = writeln!(s, "{:<14} pid {} cores {cores}", o.name, o.pid);
+            let user = o.user_cores.map_or("-".to_owned(), |c| format!("{c:.3}"));
+            let _ = writeln!(s, "{:<14} pid {} cores {cores} (user {user})", o.name, o.pid);
         }
         match &self.direct {
             Some(d) => {

@@ -6,7 +6,10 @@
 //! (`{"type":"credit","frames":W}`) right after the handshake and one more per frame
 //! consumed; a normal viewer consumes a frame when it has read it, a slow one when it has
 //! finished its pause after it (it takes the frame when it reads it, then is busy for
-//! `1 / slow_fps`). With `--bind-from IP` viewer `i` binds its socket to IP + i, so a link
+//! `1 / slow_fps`). The frame the gateway sends with `hello` goes out before any credit can
+//! arrive, so it is not granted for (else it would keep one frame more than the window in
+//! the pipeline for good, and a 1 fps consumer would always take a frame a second old): it
+//! is recognised as the first frame captured before the viewer started to connect. With `--bind-from IP` viewer `i` binds its socket to IP + i, so a link
 //! emulator can give every viewer a link of its own (`bench/link-classes`).
 
 use std::net::{IpAddr, SocketAddr};
@@ -353,6 +356,7 @@ async fn run_ws(
         ws.send_text(&credit_message(window)).await?;
         out.credit_granted += u64::from(window);
     }
+    let mut first_frame = true;
     loop {
         let Some(message) = run.unless_stopped(ws.next()).await else {
             break;
@@ -360,11 +364,16 @@ async fn run_ws(
         match message {
             Ok(Some(Incoming::Binary { head, len })) => {
                 let arrived_us = ws.arrived_us();
+                // The frame sent with `hello` (the stream's frame from before we came) is
+                // free: it went out before our credit could arrive.
+                let free = first_frame
+                    && read_tag(&head).is_some_and(|t| t.captured_at_us < out.started_at_us);
+                first_frame = false;
                 if run.took_frame(out, &head, len, arrived_us).await {
                     break;
                 }
                 // Consumed (a slow viewer has finished its pause): one more frame.
-                if credit.is_some() && !*run.stop.borrow() {
+                if credit.is_some() && !free && !*run.stop.borrow() {
                     ws.send_text(&credit_message(1)).await?;
                     out.credit_granted += 1;
                 }
@@ -469,10 +478,28 @@ mod tests {
     use tokio::net::TcpListener;
     use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-    /// A hand-written server: answers the handshake, sends `frames` binary messages at once,
-    /// then returns the text messages the client sends (with their arrival times) until it
-    /// has `want` of them.
-    async fn serve(listener: TcpListener, frames: usize, want: usize) -> Vec<(String, Instant)> {
+    /// An untagged JPEG (counts as a frame sent on credit).
+    const PLAIN: &[u8] = &[0xFF, 0xD8, 0xFF, 0xD9];
+
+    /// A JPEG tagged as captured at `captured_at_us`.
+    fn tagged(captured_at_us: u64) -> Vec<u8> {
+        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xEB, 0, 31];
+        jpeg.extend_from_slice(b"CAMG\0");
+        for v in [1, captured_at_us, captured_at_us] {
+            jpeg.extend_from_slice(&v.to_be_bytes());
+        }
+        jpeg.extend_from_slice(&[0xFF, 0xD9]);
+        jpeg
+    }
+
+    /// A hand-written server: answers the handshake, sends `frames` (small JPEGs) as binary
+    /// messages at once, then returns the text messages the client sends (with their
+    /// arrival times) until it has `want` of them.
+    async fn serve(
+        listener: TcpListener,
+        frames: Vec<Vec<u8>>,
+        want: usize,
+    ) -> Vec<(String, Instant)> {
         let (mut socket, _) = listener.accept().await.unwrap();
         let mut request = Vec::new();
         while !request.ends_with(b"\r\n\r\n") {
@@ -490,8 +517,9 @@ mod tests {
             derive_accept_key(key.as_bytes())
         );
         socket.write_all(response.as_bytes()).await.unwrap();
-        for _ in 0..frames {
-            socket.write_all(&[0x82, 4, 0xFF, 0xD8, 0xFF, 0xD9]).await.unwrap();
+        for frame in frames {
+            socket.write_all(&[0x82, frame.len() as u8]).await.unwrap();
+            socket.write_all(&frame).await.unwrap();
         }
         let mut texts = Vec::new();
         while texts.len() < want {
@@ -538,7 +566,7 @@ mod tests {
     async fn a_credit_viewer_grants_its_window_then_one_frame_per_frame_taken() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(serve(listener, 3, 4));
+        let server = tokio::spawn(serve(listener, vec![PLAIN.to_vec(); 3], 4));
         let (stop, shared) = shared(Some(5), Duration::ZERO);
         let local = Some(IpAddr::from([127, 0, 0, 1]));
         let viewer = tokio::spawn(run(0, target(addr), false, false, local, shared));
@@ -549,7 +577,7 @@ mod tests {
             .into_iter()
             .map(|t| t.0)
             .collect();
-        stop.send(true).unwrap();
+        let _ = stop.send(true);
         let outcome = viewer.await.unwrap();
         assert_eq!(
             texts,
@@ -567,7 +595,7 @@ mod tests {
     async fn a_slow_credit_viewer_grants_the_next_frame_after_its_pause() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(serve(listener, 2, 2));
+        let server = tokio::spawn(serve(listener, vec![PLAIN.to_vec(); 2], 2));
         let gap = Duration::from_millis(300);
         let (stop, shared) = shared(Some(1), gap);
         let viewer = tokio::spawn(run(0, target(addr), true, false, None, shared));
@@ -575,7 +603,7 @@ mod tests {
             .await
             .expect("the viewer sent its credit")
             .unwrap();
-        stop.send(true).unwrap();
+        let _ = stop.send(true);
         viewer.await.unwrap();
         assert_eq!(texts[0].0, r#"{"type":"credit","frames":1}"#);
         assert_eq!(texts[1].0, r#"{"type":"credit","frames":1}"#);
@@ -584,18 +612,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_frame_sent_with_hello_is_not_granted_for() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // The stream's old frame (captured before the viewer came), then two sent on credit.
+        let now = unix_micros();
+        let frames = vec![tagged(now - 5_000_000), tagged(now + 1), tagged(now + 2)];
+        let server = tokio::spawn(serve(listener, frames, 3));
+        let (stop, shared) = shared(Some(2), Duration::ZERO);
+        let viewer = tokio::spawn(run(0, target(addr), false, false, None, shared));
+        let texts: Vec<String> = tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("the viewer sent its credit")
+            .unwrap()
+            .into_iter()
+            .map(|t| t.0)
+            .collect();
+        // Give a wrongly granted fourth message time to arrive before the count is read.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _ = stop.send(true);
+        let outcome = viewer.await.unwrap();
+        assert_eq!(texts[0], r#"{"type":"credit","frames":2}"#);
+        assert_eq!((outcome.frames, outcome.credit_granted), (3, 4), "2 + 1 + 1");
+    }
+
+    #[tokio::test]
     async fn without_credit_a_viewer_sends_nothing() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
             // Expect no text at all: the first thing the client sends is its close frame.
-            let texts = tokio::time::timeout(Duration::from_millis(500), serve(listener, 2, 1));
+            let frames = vec![PLAIN.to_vec(); 2];
+            let texts = tokio::time::timeout(Duration::from_millis(500), serve(listener, frames, 1));
             texts.await.is_err()
         });
         let (stop, shared) = shared(None, Duration::ZERO);
         let viewer = tokio::spawn(run(0, target(addr), false, false, None, shared));
         let nothing_sent = server.await.unwrap();
-        stop.send(true).unwrap();
+        let _ = stop.send(true);
         assert_eq!(viewer.await.unwrap().frames, 2);
         assert!(nothing_sent);
     }
