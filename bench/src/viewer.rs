@@ -8,8 +8,9 @@
 //! finished its pause after it (it takes the frame when it reads it, then is busy for
 //! `1 / slow_fps`). The frame the gateway sends with `hello` goes out before any credit can
 //! arrive, so it is not granted for (else it would keep one frame more than the window in
-//! the pipeline for good, and a 1 fps consumer would always take a frame a second old): it
-//! is recognised as the first frame captured before the viewer started to connect. With `--bind-from IP` viewer `i` binds its socket to IP + i, so a link
+//! the pipeline for good, and a 1 fps consumer would always take a frame a second old). The
+//! gateway sends that frame right after `hello` exactly when it has one, which `hello` says
+//! by carrying the frame's `width`. With `--bind-from IP` viewer `i` binds its socket to IP + i, so a link
 //! emulator can give every viewer a link of its own (`bench/link-classes`).
 
 use std::net::{IpAddr, SocketAddr};
@@ -175,14 +176,24 @@ impl Outcome {
         }
     }
 
-    fn text(&mut self, text: &str) {
-        if let Ok(value) = serde_json::from_str::<serde_json::Value>(text)
-            && value["type"] == "dropped"
-        {
+    /// Records a text message; says whether it was a `hello` announcing a frame.
+    fn text(&mut self, text: &str) -> Option<Announced> {
+        let value = serde_json::from_str::<serde_json::Value>(text).ok()?;
+        if value["type"] == "dropped" {
             self.dropped_notices += 1;
             self.dropped_reported += value["frames"].as_u64().unwrap_or(0);
         }
+        // `hello` has the frame's size exactly when the frame follows it.
+        (value["type"] == "hello" && value["width"].as_u64().is_some())
+            .then_some(Announced::HelloWithFrame)
     }
+}
+
+/// What a text message tells the viewer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Announced {
+    /// `hello`, with the stream's current frame right behind it.
+    HelloWithFrame,
 }
 
 /// Opens the viewer's TCP connection (a small receive buffer for slow viewers unless
@@ -356,7 +367,8 @@ async fn run_ws(
         ws.send_text(&credit_message(window)).await?;
         out.credit_granted += u64::from(window);
     }
-    let mut first_frame = true;
+    // Frames that came without credit: the one sent with `hello`, if `hello` announced it.
+    let mut free_frames = 0u32;
     loop {
         let Some(message) = run.unless_stopped(ws.next()).await else {
             break;
@@ -364,11 +376,10 @@ async fn run_ws(
         match message {
             Ok(Some(Incoming::Binary { head, len })) => {
                 let arrived_us = ws.arrived_us();
-                // The frame sent with `hello` (the stream's frame from before we came) is
-                // free: it went out before our credit could arrive.
-                let free = first_frame
-                    && read_tag(&head).is_some_and(|t| t.captured_at_us < out.started_at_us);
-                first_frame = false;
+                // The frame sent with `hello` is free: it went out before our credit could
+                // arrive.
+                let free = free_frames > 0;
+                free_frames = free_frames.saturating_sub(1);
                 if run.took_frame(out, &head, len, arrived_us).await {
                     break;
                 }
@@ -378,7 +389,11 @@ async fn run_ws(
                     out.credit_granted += 1;
                 }
             }
-            Ok(Some(Incoming::Text(text))) => out.text(&String::from_utf8_lossy(&text)),
+            Ok(Some(Incoming::Text(text))) => {
+                if out.text(&String::from_utf8_lossy(&text)) == Some(Announced::HelloWithFrame) {
+                    free_frames = 1;
+                }
+            }
             Ok(Some(Incoming::Close(code))) => {
                 out.close_code = code;
                 out.ended_early = true;
@@ -478,26 +493,22 @@ mod tests {
     use tokio::net::TcpListener;
     use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-    /// An untagged JPEG (counts as a frame sent on credit).
-    const PLAIN: &[u8] = &[0xFF, 0xD8, 0xFF, 0xD9];
-
-    /// A JPEG tagged as captured at `captured_at_us`.
-    fn tagged(captured_at_us: u64) -> Vec<u8> {
-        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xEB, 0, 31];
-        jpeg.extend_from_slice(b"CAMG\0");
-        for v in [1, captured_at_us, captured_at_us] {
-            jpeg.extend_from_slice(&v.to_be_bytes());
-        }
-        jpeg.extend_from_slice(&[0xFF, 0xD9]);
-        jpeg
+    /// A tiny JPEG, as a binary message.
+    fn jpeg() -> (u8, Vec<u8>) {
+        (0x82, vec![0xFF, 0xD8, 0xFF, 0xD9])
     }
 
-    /// A hand-written server: answers the handshake, sends `frames` (small JPEGs) as binary
-    /// messages at once, then returns the text messages the client sends (with their
+    /// A text message.
+    fn text(json: &str) -> (u8, Vec<u8>) {
+        (0x81, json.as_bytes().to_vec())
+    }
+
+    /// A hand-written server: answers the handshake, sends `messages` (opcode, short
+    /// payload) at once, then returns the text messages the client sends (with their
     /// arrival times) until it has `want` of them.
     async fn serve(
         listener: TcpListener,
-        frames: Vec<Vec<u8>>,
+        messages: Vec<(u8, Vec<u8>)>,
         want: usize,
     ) -> Vec<(String, Instant)> {
         let (mut socket, _) = listener.accept().await.unwrap();
@@ -517,9 +528,9 @@ mod tests {
             derive_accept_key(key.as_bytes())
         );
         socket.write_all(response.as_bytes()).await.unwrap();
-        for frame in frames {
-            socket.write_all(&[0x82, frame.len() as u8]).await.unwrap();
-            socket.write_all(&frame).await.unwrap();
+        for (opcode, payload) in messages {
+            socket.write_all(&[opcode, payload.len() as u8]).await.unwrap();
+            socket.write_all(&payload).await.unwrap();
         }
         let mut texts = Vec::new();
         while texts.len() < want {
@@ -566,7 +577,7 @@ mod tests {
     async fn a_credit_viewer_grants_its_window_then_one_frame_per_frame_taken() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(serve(listener, vec![PLAIN.to_vec(); 3], 4));
+        let server = tokio::spawn(serve(listener, vec![jpeg(); 3], 4));
         let (stop, shared) = shared(Some(5), Duration::ZERO);
         let local = Some(IpAddr::from([127, 0, 0, 1]));
         let viewer = tokio::spawn(run(0, target(addr), false, false, local, shared));
@@ -595,7 +606,7 @@ mod tests {
     async fn a_slow_credit_viewer_grants_the_next_frame_after_its_pause() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(serve(listener, vec![PLAIN.to_vec(); 2], 2));
+        let server = tokio::spawn(serve(listener, vec![jpeg(); 2], 2));
         let gap = Duration::from_millis(300);
         let (stop, shared) = shared(Some(1), gap);
         let viewer = tokio::spawn(run(0, target(addr), true, false, None, shared));
@@ -611,14 +622,13 @@ mod tests {
         assert!(waited >= gap, "granted after the pause, not on receipt: {waited:?}");
     }
 
-    #[tokio::test]
-    async fn the_frame_sent_with_hello_is_not_granted_for() {
+    /// Window 2 against `hello`, then three frames: the credit the viewer grants in all
+    /// (the server waits for `want` credit messages before it closes).
+    async fn granted_after_hello(hello: &str, want: usize) -> u64 {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        // The stream's old frame (captured before the viewer came), then two sent on credit.
-        let now = unix_micros();
-        let frames = vec![tagged(now - 5_000_000), tagged(now + 1), tagged(now + 2)];
-        let server = tokio::spawn(serve(listener, frames, 3));
+        let messages = vec![text(hello), jpeg(), jpeg(), jpeg()];
+        let server = tokio::spawn(serve(listener, messages, want));
         let (stop, shared) = shared(Some(2), Duration::ZERO);
         let viewer = tokio::spawn(run(0, target(addr), false, false, None, shared));
         let texts: Vec<String> = tokio::time::timeout(Duration::from_secs(10), server)
@@ -633,7 +643,18 @@ mod tests {
         let _ = stop.send(true);
         let outcome = viewer.await.unwrap();
         assert_eq!(texts[0], r#"{"type":"credit","frames":2}"#);
-        assert_eq!((outcome.frames, outcome.credit_granted), (3, 4), "2 + 1 + 1");
+        assert_eq!(outcome.frames, 3);
+        outcome.credit_granted
+    }
+
+    #[tokio::test]
+    async fn the_frame_sent_with_hello_is_not_granted_for() {
+        // `hello` with a size: the first frame is the one sent with it, free.
+        let hello = r#"{"type":"hello","stream":"x","fps":10,"width":8,"height":8,"state":"live"}"#;
+        assert_eq!(granted_after_hello(hello, 3).await, 2 + 1 + 1);
+        // Without (no frame yet): every frame came on credit.
+        let hello = r#"{"type":"hello","stream":"x","fps":10,"width":null,"state":"starting"}"#;
+        assert_eq!(granted_after_hello(hello, 4).await, 2 + 1 + 1 + 1);
     }
 
     #[tokio::test]
@@ -642,7 +663,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
             // Expect no text at all: the first thing the client sends is its close frame.
-            let frames = vec![PLAIN.to_vec(); 2];
+            let frames = vec![jpeg(); 2];
             let texts = tokio::time::timeout(Duration::from_millis(500), serve(listener, frames, 1));
             texts.await.is_err()
         });
