@@ -297,7 +297,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     });
     let connect_started = Instant::now();
     let mut tasks = Vec::new();
-    for i in 0..args.viewers + args.slow {
+    for (i, local) in locals.into_iter().enumerate() {
         let index = i % targets.len();
         let slow = i >= args.viewers;
         tasks.push(tokio::spawn(viewer::run(
@@ -305,7 +305,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
             Arc::clone(&targets[index]),
             slow,
             false,
-            locals[i],
+            local,
             Arc::clone(&shared),
         )));
     }
@@ -368,10 +368,11 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         .zip(others_start)
         .map(|((name, pid), start)| {
             let end = procfs::sample(*pid);
-            let between = |f: fn(&procfs::ProcSample, &procfs::ProcSample) -> f64| match (start, end) {
-                (Some(a), Some(b)) => Some(f(&a, &b)),
-                _ => None,
-            };
+            let between =
+                |f: fn(&procfs::ProcSample, &procfs::ProcSample) -> f64| match (start, end) {
+                    (Some(a), Some(b)) => Some(f(&a, &b)),
+                    _ => None,
+                };
             report::ProcessStats {
                 name: name.clone(),
                 pid: *pid,

@@ -81,7 +81,11 @@ pub struct Rng(u64);
 impl Rng {
     /// A generator from `seed` (any value; 0 is replaced).
     pub fn new(seed: u64) -> Rng {
-        Rng(if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed })
+        Rng(if seed == 0 {
+            0x9E37_79B9_7F4A_7C15
+        } else {
+            seed
+        })
     }
 
     /// Uniform in [0, 1).
@@ -184,7 +188,8 @@ pub fn ipv4_addrs(packet: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr)> {
     if packet.len() < 20 || packet[0] >> 4 != 4 {
         return None;
     }
-    let addr = |at: usize| Ipv4Addr::new(packet[at], packet[at + 1], packet[at + 2], packet[at + 3]);
+    let addr =
+        |at: usize| Ipv4Addr::new(packet[at], packet[at + 1], packet[at + 2], packet[at + 3]);
     Some((addr(12), addr(16)))
 }
 
@@ -200,11 +205,13 @@ pub fn parse_rate(text: &str) -> Result<u64, String> {
         "kbit" => 1e3,
         "mbit" => 1e6,
         "gbit" => 1e9,
-        _ => return Err(format!("unknown rate unit in {text:?} (bit, kbit, mbit, gbit)")),
+        _ => {
+            return Err(format!(
+                "unknown rate unit in {text:?} (bit, kbit, mbit, gbit)"
+            ));
+        }
     };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("bad rate {text:?}"))?;
+    let value: f64 = number.parse().map_err(|_| format!("bad rate {text:?}"))?;
     if !(value >= 0.0 && value.is_finite()) {
         return Err(format!("bad rate {text:?}"));
     }
@@ -242,7 +249,10 @@ mod tests {
             ]
         );
         // An idle link starts transmitting at arrival.
-        assert_eq!(d.offer(200 * MS, A, vec![0; 1250]), Verdict::Queued(250 * MS));
+        assert_eq!(
+            d.offer(200 * MS, A, vec![0; 1250]),
+            Verdict::Queued(250 * MS)
+        );
     }
 
     #[test]
@@ -258,7 +268,10 @@ mod tests {
         assert_eq!(d.offer(10 * MS, A, vec![0; 1500]), Verdict::QueueFull);
         // A packet larger than the queue still passes an idle link.
         let mut small = Direction::new(params(1_200_000, 0, 0.0, 100), 1);
-        assert!(matches!(small.offer(0, A, vec![0; 1500]), Verdict::Queued(_)));
+        assert!(matches!(
+            small.offer(0, A, vec![0; 1500]),
+            Verdict::Queued(_)
+        ));
     }
 
     #[test]
@@ -307,7 +320,10 @@ mod tests {
         // Binomial(100000, 0.01): mean 1000, σ ≈ 31.5; the seed makes it exact anyway.
         let lost = one_percent.stats.lost;
         assert!((850..1150).contains(&lost), "{lost}");
-        assert_eq!(one_percent.stats.delivered + one_percent.in_flight() as u64, 100_000 - lost);
+        assert_eq!(
+            one_percent.stats.delivered + one_percent.in_flight() as u64,
+            100_000 - lost
+        );
     }
 
     #[test]

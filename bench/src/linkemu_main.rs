@@ -114,7 +114,10 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> std::io::Result<()> {
-    let devices = [open(&args.down_dev, args.mtu)?, open(&args.up_dev, args.mtu)?];
+    let devices = [
+        open(&args.down_dev, args.mtu)?,
+        open(&args.up_dev, args.mtu)?,
+    ];
     let down = params(args.rate, args);
     let up = params(args.up_rate.unwrap_or(args.rate), args);
     let described = serde_json::json!({
@@ -181,10 +184,7 @@ fn run(args: &Args) -> std::io::Result<()> {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }
-        let readable = [
-            !fds[0].revents().is_empty(),
-            !fds[1].revents().is_empty(),
-        ];
+        let readable = [!fds[0].revents().is_empty(), !fds[1].revents().is_empty()];
         for (i, device) in devices.iter().enumerate() {
             if !readable[i] {
                 continue;

@@ -64,13 +64,11 @@ impl Scrape {
 
 /// `GET /metrics` on `addr` (5 s at most); `None` if it fails or answers anything but 200.
 pub async fn scrape(addr: SocketAddr) -> Option<Scrape> {
-    let (status, body) = tokio::time::timeout(
-        Duration::from_secs(5),
-        crate::http_get(addr, "/metrics"),
-    )
-    .await
-    .ok()?
-    .ok()?;
+    let (status, body) =
+        tokio::time::timeout(Duration::from_secs(5), crate::http_get(addr, "/metrics"))
+            .await
+            .ok()?
+            .ok()?;
     (status == 200).then(|| Scrape::parse(&String::from_utf8_lossy(&body)))
 }
 
@@ -136,6 +134,9 @@ mod tests {
         let old = Scrape::parse("camgate_frames_total{stream=\"cam\"} 5\n");
         assert_eq!(old.frames, None);
         assert_eq!(DirectStats::between(Some(&old), Some(&old)), None);
-        assert_eq!(DirectStats::between(None, Some(&Scrape::parse(AFTER))), None);
+        assert_eq!(
+            DirectStats::between(None, Some(&Scrape::parse(AFTER))),
+            None
+        );
     }
 }

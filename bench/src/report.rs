@@ -531,7 +531,11 @@ impl Report {
         for o in &self.others {
             let cores = o.cores.map_or("-".to_owned(), |c| format!("{c:.3}"));
             let user = o.user_cores.map_or("-".to_owned(), |c| format!("{c:.3}"));
-            let _ = writeln!(s, "{:<14} pid {} cores {cores} (user {user})", o.name, o.pid);
+            let _ = writeln!(
+                s,
+                "{:<14} pid {} cores {cores} (user {user})",
+                o.name, o.pid
+            );
         }
         match &self.direct {
             Some(d) => {

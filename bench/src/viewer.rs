@@ -529,7 +529,10 @@ mod tests {
         );
         socket.write_all(response.as_bytes()).await.unwrap();
         for (opcode, payload) in messages {
-            socket.write_all(&[opcode, payload.len() as u8]).await.unwrap();
+            socket
+                .write_all(&[opcode, payload.len() as u8])
+                .await
+                .unwrap();
             socket.write_all(&payload).await.unwrap();
         }
         let mut texts = Vec::new();
@@ -619,7 +622,10 @@ mod tests {
         assert_eq!(texts[0].0, r#"{"type":"credit","frames":1}"#);
         assert_eq!(texts[1].0, r#"{"type":"credit","frames":1}"#);
         let waited = texts[1].1 - texts[0].1;
-        assert!(waited >= gap, "granted after the pause, not on receipt: {waited:?}");
+        assert!(
+            waited >= gap,
+            "granted after the pause, not on receipt: {waited:?}"
+        );
     }
 
     /// Window 2 against `hello`, then three frames: the credit the viewer grants in all
@@ -664,7 +670,8 @@ mod tests {
         let server = tokio::spawn(async move {
             // Expect no text at all: the first thing the client sends is its close frame.
             let frames = vec![jpeg(); 2];
-            let texts = tokio::time::timeout(Duration::from_millis(500), serve(listener, frames, 1));
+            let texts =
+                tokio::time::timeout(Duration::from_millis(500), serve(listener, frames, 1));
             texts.await.is_err()
         });
         let (stop, shared) = shared(None, Duration::ZERO);

@@ -278,7 +278,10 @@ impl WsClient {
     }
 
     async fn send(&mut self, opcode: u8, payload: &[u8]) -> anyhow::Result<()> {
-        anyhow::ensure!(payload.len() < 126, "payload too long for a one-byte length");
+        anyhow::ensure!(
+            payload.len() < 126,
+            "payload too long for a one-byte length"
+        );
         let mut frame = Vec::with_capacity(6 + payload.len());
         frame.extend_from_slice(&[0x80 | opcode, 0x80 | payload.len() as u8]);
         frame.extend_from_slice(&self.mask);
