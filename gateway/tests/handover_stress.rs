@@ -1,10 +1,10 @@
-//! Randomized stress test of the viewer hand-over between the hub's direct lane (the
-//! publisher writes frames itself) and the viewer's session task (which takes the socket
+//! Randomized stress test of the viewer hand-over between the hub's direct lane (the hub's
+//! fan-out task writes frames itself) and the viewer's session task (which takes the socket
 //! back for pings, pongs, state events, closes and frames the lane could not finish).
 //!
-//! A real gateway on 127.0.0.1:0 serves one stream whose source is the test itself: a
-//! publisher thread (like a plugin's capture thread) publishes bursts of random JPEG-shaped
-//! frames, small ones (written with `writev`) and ones over 16 KiB (`sendfile` from a
+//! A real gateway on 127.0.0.1:0 serves one stream whose source is the test itself: two
+//! publisher threads at once (like a plugin's capture threads) publish bursts of random
+//! JPEG-shaped frames, small ones (written with `writev`) and ones over 16 KiB (`sendfile` from a
 //! sealed file), and reports random state changes. Viewers on sockets with small receive
 //! buffers stall for random periods, ping, and close with random codes, then reconnect.
 //!
@@ -14,6 +14,11 @@
 //! tag, the bytes that were published), with strictly increasing sequence numbers; every
 //! text message is JSON, `hello` first; pongs echo a ping the viewer sent; a close the
 //! viewer started is answered with its code. At the end every viewer gets the last frame.
+//!
+//! Half the connections use credit (`{"type":"credit","frames":N}`, random grants): once
+//! the gateway has acted on their first grant (a ping sent right after it is answered),
+//! they never get more frames than they granted, whichever path (the publisher's lane or
+//! the session) wrote them.
 //! No assertion depends on the machine's speed: timing only changes which paths are taken.
 //!
 //! Reproduce a run with `STRESS_SEED=<seed>` (printed); run longer with
@@ -65,37 +70,70 @@ impl Rng {
     }
 }
 
-/// What the publisher published, for the viewers to compare against.
+/// What the publishers published, for the viewers to compare against.
 #[derive(Default)]
 struct Published {
-    /// JPEG as published (before the hub tagged it), by the sequence number the hub gave.
+    /// JPEG as published (before the hub tagged it), by the id in its first body bytes.
     frames: Mutex<HashMap<u64, Arc<Vec<u8>>>>,
     /// Sequence number of the last frame, once the publisher is done.
     last: AtomicU64,
     done: AtomicBool,
 }
 
-/// A JPEG-shaped frame of `len` bytes: SOI, random bytes, EOI (the hub checks no more).
-fn random_jpeg(rng: &mut Rng, len: usize) -> Vec<u8> {
+/// A JPEG-shaped frame of `len` bytes: SOI, the frame's id (8 bytes), random bytes, EOI
+/// (the hub checks no more).
+fn random_jpeg(rng: &mut Rng, id: u64, len: usize) -> Vec<u8> {
     let mut jpeg = vec![0xFF, 0xD8];
-    jpeg.extend(rng.bytes(len - 4));
+    jpeg.extend_from_slice(&id.to_be_bytes());
+    jpeg.extend(rng.bytes(len - 12));
     jpeg.extend_from_slice(&[0xFF, 0xD9]);
     jpeg
 }
 
-/// Publishes `jpeg` and records it under the sequence number the hub gave it. The record's
-/// lock is held across the publication, so a viewer that gets the frame at once (the lane
-/// writes it during `publish`) waits for the record.
-fn publish(hub: &Hub, sink: &FrameSink, published: &Published, jpeg: Vec<u8>) -> u64 {
-    let mut frames = published.frames.lock().unwrap();
-    assert!(sink.publish(&jpeg, 0, 0, 0));
-    let seq = hub.latest_frame().expect("published").seq;
-    frames.insert(seq, Arc::new(jpeg));
-    seq
+/// The id [`random_jpeg`] put in a frame as viewers get it (after SOI and the 33-byte tag).
+fn frame_id(tagged: &[u8]) -> u64 {
+    u64::from_be_bytes(tagged[35..43].try_into().unwrap())
 }
 
-fn publisher(hub: Arc<Hub>, sink: FrameSink, published: Arc<Published>, seed: u64, rounds: u64) {
+/// Records `jpeg` under its id, then publishes it (a viewer may get it at once).
+fn publish(sink: &FrameSink, published: &Published, id: u64, jpeg: Vec<u8>) {
+    published
+        .frames
+        .lock()
+        .unwrap()
+        .insert(id, Arc::new(jpeg.clone()));
+    assert!(sink.publish(&jpeg, 0, 0, 0));
+}
+
+/// Publishers publishing at once, like several capture threads of one plugin.
+const PUBLISHERS: u64 = 2;
+
+/// Runs the publishers on threads of their own until their rounds are done, then publishes
+/// one last frame (alone, so its number is known) that every viewer must get.
+fn publish_all(hub: Arc<Hub>, sink: FrameSink, published: Arc<Published>, seed: u64, rounds: u64) {
+    let mut seeds = Rng::new(seed);
+    std::thread::scope(|scope| {
+        for publisher_id in 0..PUBLISHERS {
+            let (sink, published, seed) = (sink.clone(), Arc::clone(&published), seeds.next());
+            scope.spawn(move || publisher(publisher_id, sink, published, seed, rounds));
+        }
+    });
+    let last = random_jpeg(&mut seeds, u64::MAX, 40 * 1024);
+    publish(&sink, &published, u64::MAX, last);
+    let seq = hub.latest_frame().expect("published").seq;
+    published.last.store(seq, Ordering::SeqCst);
+    published.done.store(true, Ordering::SeqCst);
+}
+
+fn publisher(
+    publisher_id: u64,
+    sink: FrameSink,
+    published: Arc<Published>,
+    seed: u64,
+    rounds: u64,
+) {
     let mut rng = Rng::new(seed);
+    let mut count = 0u64;
     for _ in 0..rounds * BURSTS_PER_ROUND {
         // A burst of frames back to back, then a pause.
         for _ in 0..rng.range(1, 8) {
@@ -104,8 +142,10 @@ fn publisher(hub: Arc<Hub>, sink: FrameSink, published: Arc<Published>, seed: u6
             } else {
                 rng.range(17 * 1024, 160 * 1024)
             };
-            let jpeg = random_jpeg(&mut rng, len as usize);
-            publish(&hub, &sink, &published, jpeg);
+            count += 1;
+            let id = publisher_id << 32 | count;
+            let jpeg = random_jpeg(&mut rng, id, len as usize);
+            publish(&sink, &published, id, jpeg);
         }
         if rng.chance(10) {
             // The next frame sets the stream live again (on the session's path).
@@ -122,10 +162,6 @@ fn publisher(hub: Arc<Hub>, sink: FrameSink, published: Arc<Published>, seed: u6
         )]
         std::thread::sleep(Duration::from_millis(rng.range(1, 30)));
     }
-    let last = random_jpeg(&mut rng, 40 * 1024);
-    let seq = publish(&hub, &sink, &published, last);
-    published.last.store(seq, Ordering::SeqCst);
-    published.done.store(true, Ordering::SeqCst);
 }
 
 /// One frame from the gateway, as this test's own parser reads it.
@@ -186,8 +222,23 @@ fn tag_seq(jpeg: &[u8]) -> u64 {
     u64::from_be_bytes(jpeg[11..19].try_into().unwrap())
 }
 
+/// The payload of the ping a credit viewer sends right after its first grant.
+const CREDIT_SYNC: &[u8] = b"credit-sync";
+
+/// A credit viewer's account.
+#[derive(Default)]
+struct CreditAccount {
+    /// The pong for [`CREDIT_SYNC`] came: the first grant is in force.
+    in_force: bool,
+    /// Frames granted in all.
+    granted: u64,
+    /// Frames received since the first grant was in force.
+    frames: u64,
+}
+
 /// One viewer connection's view of the conversation.
 struct Conversation {
+    credit: Option<CreditAccount>,
     frames_seen: u64,
     last_seq: u64,
     texts: u64,
@@ -200,6 +251,7 @@ struct Conversation {
 impl Conversation {
     fn new() -> Conversation {
         Conversation {
+            credit: None,
             frames_seen: 0,
             last_seq: 0,
             texts: 0,
@@ -242,8 +294,9 @@ impl Conversation {
                     "{who}: frame {seq} after {}",
                     self.last_seq
                 );
-                let original = published.frames.lock().unwrap().get(&seq).cloned();
-                let original = original.unwrap_or_else(|| panic!("{who}: unknown frame {seq}"));
+                let id = frame_id(jpeg);
+                let original = published.frames.lock().unwrap().get(&id).cloned();
+                let original = original.unwrap_or_else(|| panic!("{who}: unknown frame {id}"));
                 assert_eq!(jpeg.len(), original.len() + 33, "{who}: frame {seq} length");
                 assert!(
                     jpeg[35..] == original[2..],
@@ -251,6 +304,15 @@ impl Conversation {
                 );
                 self.last_seq = seq;
                 self.frames_seen += 1;
+                if let Some(credit) = self.credit.as_mut().filter(|c| c.in_force) {
+                    credit.frames += 1;
+                    assert!(
+                        credit.frames <= credit.granted,
+                        "{who}: frame {seq} is frame {} on credit, {} granted",
+                        credit.frames,
+                        credit.granted
+                    );
+                }
             }
             0x8 => {
                 if let [high, low, reason @ ..] = &frame.payload[..] {
@@ -271,6 +333,13 @@ impl Conversation {
             }
             0x9 => {}
             0xA => {
+                if let Some(credit) = self
+                    .credit
+                    .as_mut()
+                    .filter(|_| frame.payload == CREDIT_SYNC)
+                {
+                    credit.in_force = true;
+                }
                 let at = self.pings_sent[self.pongs_matched..]
                     .iter()
                     .position(|p| *p == frame.payload)
@@ -319,10 +388,28 @@ fn client_frame(rng: &mut Rng, first: u8, payload: &[u8]) -> Vec<u8> {
     frame
 }
 
+/// Sends a credit grant (and records it before the gateway can act on it).
+async fn grant(
+    stream: &mut TcpStream,
+    rng: &mut Rng,
+    conversation: &mut Conversation,
+    frames: u64,
+) -> bool {
+    let text = format!(r#"{{"type":"credit","frames":{frames}}}"#);
+    if let Some(credit) = conversation.credit.as_mut() {
+        credit.granted += frames;
+    }
+    stream
+        .write_all(&client_frame(rng, 0x81, text.as_bytes()))
+        .await
+        .is_ok()
+}
+
 /// Statistics of one viewer over the whole run.
 #[derive(Default, Debug)]
 struct ViewerStats {
     connections: u64,
+    credit_connections: u64,
     frames: u64,
     stalls: u64,
     pings: u64,
@@ -370,8 +457,27 @@ async fn viewer(addr: SocketAddr, id: usize, seed: u64, published: Arc<Published
         let mut conversation = Conversation::new();
         let read_size = rng.range(512, 16 * 1024) as usize;
         let mut open = true;
+        if rng.chance(50) {
+            // A credit viewer: nothing until it asks; the ping tells when that took effect.
+            conversation.credit = Some(CreditAccount::default());
+            open = grant(&mut stream, &mut rng, &mut conversation, 0).await;
+            let ping = client_frame(&mut rng, 0x89, CREDIT_SYNC);
+            conversation.pings_sent.push(CREDIT_SYNC.to_vec());
+            open = open && stream.write_all(&ping).await.is_ok();
+        }
         // Random behaviour until the publisher is done (or this viewer closes).
         while open && !published.done.load(Ordering::SeqCst) {
+            if conversation.credit.is_some() && rng.chance(5) {
+                // Fewer frames than are published (so credit runs out often); sometimes
+                // enough for the lane to stay open over a burst.
+                let frames = if rng.chance(70) {
+                    rng.range(0, 2)
+                } else {
+                    rng.range(5, 20)
+                };
+                open = grant(&mut stream, &mut rng, &mut conversation, frames).await;
+                continue;
+            }
             match rng.range(0, 199) {
                 0..=159 => {
                     let wait = Duration::from_millis(rng.range(1, 20));
@@ -408,6 +514,7 @@ async fn viewer(addr: SocketAddr, id: usize, seed: u64, published: Arc<Published
                 }
             }
         }
+        stats.credit_connections += u64::from(conversation.credit.is_some());
         if conversation.close_sent.is_some() || !open {
             // Read to the end: the close answer, then EOF.
             let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -437,7 +544,11 @@ async fn viewer(addr: SocketAddr, id: usize, seed: u64, published: Arc<Published
             }
             continue;
         }
-        // The publisher is done: latest frame wins, so the last frame reaches this viewer.
+        // The publisher is done: latest frame wins, so the last frame reaches this viewer
+        // (a credit viewer asks for it).
+        if conversation.credit.is_some() {
+            grant(&mut stream, &mut rng, &mut conversation, 1000).await;
+        }
         let last = published.last.load(Ordering::SeqCst);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while conversation.last_seq < last && conversation.close_received.is_none() {
@@ -526,13 +637,14 @@ streams:
     let publisher_seed = seeds.next();
     let publishing = {
         let (hub, published) = (Arc::clone(&hub), Arc::clone(&published));
-        std::thread::spawn(move || publisher(hub, sink, published, publisher_seed, rounds))
+        std::thread::spawn(move || publish_all(hub, sink, published, publisher_seed, rounds))
     };
     let mut totals = ViewerStats::default();
     for viewer in viewers {
         let stats = viewer.await.expect("a viewer failed its checks");
         println!("{stats:?}");
         totals.connections += stats.connections;
+        totals.credit_connections += stats.credit_connections;
         totals.frames += stats.frames;
         totals.stalls += stats.stalls;
         totals.pings += stats.pings;

@@ -451,7 +451,10 @@ async fn messages_within(ws: &mut Client, window: Duration) -> Vec<Message> {
     let deadline = Instant::now() + window;
     let mut got = Vec::new();
     while let Ok(message) = tokio::time::timeout_at(deadline, ws.next()).await {
-        match message.expect("still connected").expect("no WebSocket error") {
+        match message
+            .expect("still connected")
+            .expect("no WebSocket error")
+        {
             Message::Ping(_) | Message::Pong(_) => {}
             message => got.push(message),
         }
@@ -511,7 +514,9 @@ async fn credit_zero_sends_no_frame_however_many_are_published_but_every_status_
         publish(&factory, 64 * 1024);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    factory.sink().set_state(StreamState::Retrying, "camera gone");
+    factory
+        .sink()
+        .set_state(StreamState::Retrying, "camera gone");
     let got = messages_within(&mut ws, SECS(5)).await;
     assert!(frames_in(&got).is_empty(), "no credit, no frame");
     assert_eq!(event_types(&got), ["state", "state"], "live, then retrying");
@@ -543,7 +548,10 @@ async fn credit_after_withheld_frames_sends_the_latest_at_once_and_then_waits() 
     // The next credit gets the latest again.
     let mut got = grant(&mut ws, 1).await;
     got.extend(messages_within(&mut ws, SECS(1)).await);
-    assert_eq!(frames_in(&got).iter().map(|f| f.seq).collect::<Vec<_>>(), [8]);
+    assert_eq!(
+        frames_in(&got).iter().map(|f| f.seq).collect::<Vec<_>>(),
+        [8]
+    );
 
     // Credit for a viewer that has the latest waits for the next frame.
     let mut got = grant(&mut ws, 1).await;
@@ -572,7 +580,10 @@ async fn credit_for_n_frames_sends_at_most_n_each_the_latest_and_never_a_backlog
     }
     let mut got = grant(&mut ws, 3).await;
     got.extend(messages_within(&mut ws, SECS(1)).await);
-    assert_eq!(frames_in(&got).iter().map(|f| f.seq).collect::<Vec<_>>(), [5]);
+    assert_eq!(
+        frames_in(&got).iter().map(|f| f.seq).collect::<Vec<_>>(),
+        [5]
+    );
     // Two credits left: each new frame goes out as it is published (through the lane: the
     // viewer is up to date), then the credit is spent and nothing more goes.
     for expected in [6, 7] {
@@ -623,7 +634,9 @@ async fn a_one_frame_per_second_consumer_on_credit_always_shows_a_picture_under_
     let mut ages = Vec::new();
     for _ in 0..30 {
         let frame = next_frame(&mut ws, SECS(5)).await;
-        ages.push(Duration::from_micros(virtual_us(epoch) - frame.captured_at_us));
+        ages.push(Duration::from_micros(
+            virtual_us(epoch) - frame.captured_at_us,
+        ));
         tokio::time::sleep(SECS(1)).await;
         ws.send(Message::text(r#"{"type":"credit","frames":1}"#))
             .await

@@ -23,6 +23,7 @@ mod openapi;
 pub(crate) mod pacing;
 pub mod response;
 pub mod router;
+pub mod sealed_file;
 mod ui;
 mod viewer_page;
 pub mod ws;

@@ -1,8 +1,10 @@
 //! The unit of fan-out: one JPEG picture with its sequence number and timestamps.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bytes::Bytes;
+
+use super::derived::Derived;
 
 /// One published picture. Cloning it clones a refcount, never the bytes.
 #[derive(Debug, Clone)]
@@ -20,12 +22,10 @@ pub struct Frame {
     pub height: u32,
     /// A complete JPEG (SOI..EOI) that carries a [`FrameTag`](super::FrameTag) segment.
     pub jpeg: Bytes,
-    /// The frame as one WebSocket binary message in a sealed in-memory file, made by the
-    /// first WebSocket viewer that sends the frame and shared by all of them: the kernel
-    /// then sends the same pages to every viewer (`sendfile`) instead of copying the JPEG
-    /// into each socket. `None` inside when no file was made (viewers then write `jpeg`).
-    /// See `http/ws/sealed.rs`.
-    pub ws_message: Arc<OnceLock<Option<Arc<super::SealedFile>>>>,
+    /// Representations transports derive from this frame once and share between viewers
+    /// (e.g. the WebSocket transport's message in a sealed file, sent with `sendfile`).
+    /// Clones share it; the hub never looks inside.
+    pub derived: Arc<Derived>,
 }
 
 #[cfg(test)]
@@ -39,7 +39,7 @@ impl Frame {
             width: 0,
             height: 0,
             jpeg,
-            ws_message: Arc::default(),
+            derived: Arc::default(),
         }
     }
 }

@@ -3,9 +3,11 @@
 //! The hub is the centre of the data flow: one source publishes into it through a
 //! [`FrameSink`]; any number of viewers read from it. It knows nothing of HTTP or plugins:
 //! it defines the traits it needs ([`SourceFactory`], [`RunningSource`]) and the server wires
-//! a plugin-backed factory in. A frame walks plugin thread → sink → hub → viewer task → socket
-//! and never comes back; a viewer whose socket keeps up gets it from the plugin thread
-//! directly, without a task waking (`direct.rs`).
+//! a plugin-backed factory in. A frame walks plugin thread → sink → hand-off slot → the hub's
+//! fan-out task → viewer task → socket and never comes back; a viewer whose socket keeps up
+//! gets it from the fan-out task directly, without its own task waking (`direct.rs`). The
+//! source's thread only numbers the frame and wakes that task (`fanout.rs`), so its cost
+//! does not grow with the viewers.
 //!
 //! Invariants:
 //! - At most one running source per hub, started by the first viewer (or at creation for an
@@ -15,18 +17,19 @@
 //!   every viewer; a viewer that falls behind sees only the newest frame and counts the
 //!   sequence numbers it skipped. Memory per viewer is one buffer reference.
 
+mod derived;
 mod direct;
+mod fanout;
 mod frame;
 mod registry;
-mod sealed_file;
 mod source;
 mod stream_hub;
 mod tag;
 
+pub use derived::Derived;
 pub use direct::{DirectAttachment, DirectViewer};
 pub use frame::Frame;
 pub use registry::Registry;
-pub use sealed_file::SealedFile;
 pub use source::{FrameSink, RunningSource, SourceFactory};
 pub use stream_hub::{
     Closing, Hub, InputRate, StreamInfo, StreamState, StreamStatus, Viewer, ViewerReservation,

@@ -43,9 +43,9 @@ impl FrameSink {
     /// Returns `false` when the sink is closed (the source was stopped or replaced, or the
     /// stream removed): the producer should stop.
     ///
-    /// Call it from the source's own thread, not an async task: it also writes the frame to
-    /// the viewers with an open direct lane (non-blocking, about 10 µs per viewer, split
-    /// over the cores for hundreds of viewers; see `direct.rs`).
+    /// Safe from any thread, several at once (frames are numbered in the order they reach
+    /// the hub). It costs the caller the copy and O(1) more, whatever the number of viewers:
+    /// the hub's fan-out task delivers the frame on the gateway's threads (`fanout.rs`).
     pub fn publish(&self, jpeg: &[u8], width: u32, height: u32, captured_at_us: u64) -> bool {
         match self.hub.upgrade() {
             Some(hub) => hub.publish(self.generation, jpeg, width, height, captured_at_us),

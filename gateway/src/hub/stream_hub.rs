@@ -22,6 +22,7 @@ use tokio::sync::{Mutex, broadcast, watch};
 use tokio::time::Instant;
 
 use super::direct::{DirectAttachment, DirectViewer, DirectViewers};
+use super::fanout::{Handoff, Pending, Unnumbered};
 use super::frame::Frame;
 use super::source::{FrameSink, RunningSource, SourceFactory};
 use super::tag::{FrameTag, tagged_copy};
@@ -185,13 +186,14 @@ pub struct Hub {
     epoch: Instant,
     /// The generation whose sink may publish; bumped whenever a source stops.
     generation: AtomicU64,
-    next_seq: AtomicU64,
+    /// Where publishers leave frames for the hub's fan-out task (see `fanout.rs`).
+    handoff: Handoff,
     /// Frames published since the hub was created (for status pages).
     frames_in: AtomicU64,
     rate: std::sync::Mutex<RateMeter>,
     telemetry: StreamTelemetry,
     control: Mutex<Control>,
-    /// Viewers the publisher writes to itself while their sockets keep up (see `direct.rs`).
+    /// Viewers the fan-out task writes to itself while their sockets keep up (`direct.rs`).
     direct: DirectViewers,
 }
 
@@ -214,7 +216,7 @@ impl Hub {
             idle_since_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             generation: AtomicU64::new(0),
-            next_seq: AtomicU64::new(0),
+            handoff: Handoff::default(),
             frames_in: AtomicU64::new(0),
             rate: std::sync::Mutex::new(RateMeter::new()),
             telemetry,
@@ -241,9 +243,10 @@ impl Hub {
         self.status.borrow().clone()
     }
 
-    /// The latest frame, if any (snapshots are free).
+    /// The latest frame, if any (snapshots are free). The newest published, possibly a
+    /// moment before viewers are offered it.
     pub fn latest_frame(&self) -> Option<Frame> {
-        self.frames.borrow().clone()
+        self.handoff.latest()
     }
 
     /// Viewers currently attached (WebSocket, MJPEG, ...).
@@ -269,7 +272,7 @@ impl Hub {
         &self.telemetry
     }
 
-    /// Offers every frame published from now on to `viewer` on the publisher's thread, until
+    /// Offers every frame published from now on to `viewer` on the hub's fan-out task, until
     /// the returned attachment is dropped. The viewer must also hold a [`Viewer`]: the
     /// attachment is a faster path to its socket, not a subscription.
     pub fn attach_direct(self: &Arc<Self>, viewer: Arc<dyn DirectViewer>) -> DirectAttachment {
@@ -283,6 +286,10 @@ impl Hub {
 
     pub(super) fn direct_viewers(&self) -> &DirectViewers {
         &self.direct
+    }
+
+    pub(super) fn handoff(&self) -> &Handoff {
+        &self.handoff
     }
 
     /// Starts the source of an always-on stream (no-op for on-demand streams).
@@ -344,6 +351,7 @@ impl Hub {
 
     /// Starts a new source generation. Called with the control lock held.
     async fn start_locked(self: &Arc<Self>, control: &mut Control, reason: &'static str) {
+        self.handoff.start(self);
         self.telemetry.source_starting(reason);
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         self.set_status(StreamState::Connecting, "");
@@ -381,6 +389,7 @@ impl Hub {
         }
         // A stopped source's last picture may be minutes old by the time the next viewer
         // arrives: never greet anyone with it.
+        self.handoff.clear();
         self.frames.send_replace(None);
         self.set_status(StreamState::Stopped, "");
     }
@@ -466,7 +475,8 @@ impl Hub {
         self.stop_locked(&mut control).await;
     }
 
-    /// Called through a [`FrameSink`]: publishes if `generation` is current.
+    /// Called through a [`FrameSink`], on the source's thread: publishes if `generation`
+    /// is current. O(1) in the number of viewers: the fan-out task does the rest.
     pub(super) fn publish(
         &self,
         generation: u64,
@@ -475,6 +485,7 @@ impl Hub {
         height: u32,
         captured_at_us: u64,
     ) -> bool {
+        let started = Instant::now();
         if generation != self.generation.load(Ordering::SeqCst) {
             return false;
         }
@@ -483,41 +494,76 @@ impl Hub {
             return true;
         }
         let published_at_us = unix_micros(SystemTime::now());
+        let captured_at_us = if captured_at_us == 0 {
+            published_at_us
+        } else {
+            captured_at_us
+        };
         let tag = FrameTag {
-            seq: self.next_seq.fetch_add(1, Ordering::SeqCst) + 1,
-            captured_at_us: if captured_at_us == 0 {
-                published_at_us
-            } else {
-                captured_at_us
-            },
+            seq: 0,
+            captured_at_us,
             published_at_us,
         };
-        let frame = Frame {
-            seq: tag.seq,
-            captured_at_us: tag.captured_at_us,
+        let frame = Unnumbered {
+            tagged: tagged_copy(jpeg, tag),
+            captured_at_us,
             published_at_us,
             width,
             height,
-            jpeg: tagged_copy(jpeg, tag),
-            ws_message: Arc::default(),
         };
+        let is_current = |g| g == self.generation.load(Ordering::SeqCst);
+        // A frame proves the source is live, whatever it last reported. The frame that says
+        // so (one per start or recovery) is put in the watch here, before the status, and
+        // not offered directly: viewers are told `live`, then their own tasks take it. Every
+        // other frame goes to the fan-out task.
+        let turned_live = self.status.borrow().state != StreamState::Live;
+        let Some(frame) = self
+            .handoff
+            .publish(generation, is_current, frame, !turned_live)
+        else {
+            return false;
+        };
+        if turned_live {
+            self.store_latest(&frame, generation);
+            self.set_status(StreamState::Live, "");
+        }
         self.frames_in.fetch_add(1, Ordering::Relaxed);
         self.rate
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .record(jpeg.len(), Instant::now());
-        self.telemetry.frame_received(jpeg.len());
-        self.frames.send_replace(Some(frame.clone()));
-        // A frame proves the source is live, whatever it last reported.
-        if self.status.borrow().state != StreamState::Live {
-            self.set_status(StreamState::Live, "");
-            // Viewers are told `live` before they get the frame: their tasks wake for the
-            // state and take the frame from the watch after it.
-        } else {
-            // After the watch: a direct viewer that declines finds the frame there.
-            self.direct.offer(&frame);
-        }
+        self.telemetry.frame_received(jpeg.len(), started.elapsed());
         true
+    }
+
+    /// Called by the fan-out task for each frame it takes: puts it in the `watch` and
+    /// offers it to the direct viewers. A viewer whose offer panicked is detached and
+    /// abandoned; nobody else notices.
+    pub(super) async fn deliver(&self, pending: Pending) {
+        let Pending { frame, generation } = pending;
+        if !self.store_latest(&frame, generation) {
+            return;
+        }
+        for viewer in self.direct.pass(&frame).await {
+            self.direct.detach(&viewer);
+            self.telemetry.direct_viewer_panicked();
+            viewer.abandon();
+        }
+    }
+
+    /// Makes `frame` the watch's latest, unless its source is no longer current or the
+    /// watch already holds a newer frame. Both are checked under the watch's lock: a stop
+    /// bumps the generation before it clears the watch, so a stopped source's frame cannot
+    /// land after the clear, and the watch never goes back to an older frame.
+    fn store_latest(&self, frame: &Frame, generation: u64) -> bool {
+        self.frames.send_if_modified(|latest| {
+            let newer = latest.as_ref().is_none_or(|l| l.seq < frame.seq);
+            if !newer || generation != self.generation.load(Ordering::SeqCst) {
+                return false;
+            }
+            *latest = Some(frame.clone());
+            true
+        })
     }
 
     /// Called through a [`FrameSink`]: records a state if `generation` is current.
@@ -533,6 +579,12 @@ impl Hub {
             self.telemetry.source_starting("error");
         }
         self.set_status(state, message);
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.handoff.hub_dropped();
     }
 }
 

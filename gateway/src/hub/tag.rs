@@ -9,7 +9,7 @@
 //! Layout after `FF EB` (APP11): length `u16` BE (= 2 + 5 + 24), the identifier `CAMG\0`,
 //! then `seq`, `captured_at_us` and `published_at_us`, each `u64` big-endian.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 
 const MARKER: [u8; 2] = [0xFF, 0xEB];
 const IDENT: &[u8; 5] = b"CAMG\0";
@@ -28,9 +28,13 @@ pub struct FrameTag {
     pub published_at_us: u64,
 }
 
+/// Where the sequence number sits in a tagged JPEG: after SOI, marker, length and ident.
+const SEQ_AT: usize = 2 + 2 + 2 + IDENT.len();
+
 /// Copies `jpeg` (which must start with SOI) into a new buffer with the tag inserted after
-/// SOI.
-pub fn tagged_copy(jpeg: &[u8], tag: FrameTag) -> Bytes {
+/// SOI. The copy is the expensive part of publishing, so the hub makes it before it numbers
+/// the frame; [`set_seq`] then fixes the number in place.
+pub fn tagged_copy(jpeg: &[u8], tag: FrameTag) -> BytesMut {
     let mut out = BytesMut::with_capacity(jpeg.len() + TAG_LEN);
     out.put_slice(&jpeg[..2]);
     out.put_slice(&MARKER);
@@ -40,7 +44,12 @@ pub fn tagged_copy(jpeg: &[u8], tag: FrameTag) -> Bytes {
     out.put_u64(tag.captured_at_us);
     out.put_u64(tag.published_at_us);
     out.put_slice(&jpeg[2..]);
-    out.freeze()
+    out
+}
+
+/// Rewrites the sequence number of a JPEG made by [`tagged_copy`].
+pub fn set_seq(tagged: &mut [u8], seq: u64) {
+    tagged[SEQ_AT..SEQ_AT + 8].copy_from_slice(&seq.to_be_bytes());
 }
 
 /// Reads the tag from a JPEG produced by [`tagged_copy`]; `None` if it has none.
@@ -73,7 +82,8 @@ mod tests {
             captured_at_us: 1_700_000_000_000_000,
             published_at_us: 1_700_000_000_000_500,
         };
-        let tagged = tagged_copy(&jpeg, tag);
+        let mut tagged = tagged_copy(&jpeg, FrameTag { seq: 0, ..tag });
+        set_seq(&mut tagged, 7);
         assert_eq!(tagged.len(), jpeg.len() + TAG_LEN);
         assert_eq!(&tagged[..2], &[0xFF, 0xD8]);
         assert_eq!(&tagged[2 + TAG_LEN..], &jpeg[2..]);

@@ -10,6 +10,7 @@
 //! URLs, IPs or user agents. A removed stream's series are removed.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -35,6 +36,25 @@ impl Transport {
     }
 
     const ALL: [Transport; 2] = [Transport::WebSocket, Transport::Mjpeg];
+}
+
+/// Why the fan-out handed a viewer back to its own task (a metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handover {
+    /// The socket took only part of a frame; the viewer's task sends the rest.
+    Cut,
+    /// The viewer had missed frames; its task takes the latest and counts the gap.
+    Gap,
+}
+
+impl Handover {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Handover::Cut => "cut",
+            Handover::Gap => "gap",
+        }
+    }
 }
 
 /// Reasons a source (re)started, a bounded label set.
@@ -67,6 +87,10 @@ pub struct Metrics {
     source_restarts: IntCounterVec,
     frame_bytes: HistogramVec,
     frame_latency: HistogramVec,
+    publish_seconds: HistogramVec,
+    direct_frames: IntCounterVec,
+    direct_handovers: IntCounterVec,
+    fanout_panics: IntCounterVec,
     /// Open TCP connections.
     pub connections: IntGauge,
     /// Accepted TCP connections.
@@ -111,6 +135,15 @@ impl Metrics {
                 stream_transport,
             )
             .unwrap(),
+            publish_seconds: HistogramVec::new(
+                HistogramOpts::from(opts("publish_seconds", "Time a source's frame callback spends in the gateway (on the source's own thread), per frame."))
+                    .buckets(vec![2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2]),
+                stream,
+            )
+            .unwrap(),
+            direct_frames: IntCounterVec::new(opts("direct_frames_total", "Frames the fan-out wrote whole to a viewer's socket itself (the rest went through the viewer's own task)."), stream).unwrap(),
+            direct_handovers: IntCounterVec::new(opts("direct_handovers_total", "Times the fan-out handed a viewer back to its own task: reason cut (the socket took part of a frame) or gap (the viewer had missed frames)."), &["stream", "reason"]).unwrap(),
+            fanout_panics: IntCounterVec::new(opts("fanout_panics_total", "Direct viewers whose offer panicked (detached and disconnected; the source is unaffected)."), stream).unwrap(),
             connections: IntGauge::with_opts(opts("connections", "Open TCP connections.")).unwrap(),
             connections_total: IntCounter::with_opts(opts("connections_total", "Accepted TCP connections.")).unwrap(),
             connections_refused: IntCounter::with_opts(opts("connections_refused_total", "Connections closed at accept because the general pool and the reserve were full.")).unwrap(),
@@ -138,6 +171,10 @@ impl Metrics {
             Box::new(m.source_restarts.clone()),
             Box::new(m.frame_bytes.clone()),
             Box::new(m.frame_latency.clone()),
+            Box::new(m.publish_seconds.clone()),
+            Box::new(m.direct_frames.clone()),
+            Box::new(m.direct_handovers.clone()),
+            Box::new(m.fanout_panics.clone()),
             Box::new(m.connections.clone()),
             Box::new(m.connections_total.clone()),
             Box::new(m.connections_refused.clone()),
@@ -180,6 +217,14 @@ impl Metrics {
             stream: stream.to_owned(),
             frames_received: self.frames_received.with_label_values(&[stream]),
             frame_bytes: self.frame_bytes.with_label_values(&[stream]),
+            publish_seconds: self.publish_seconds.with_label_values(&[stream]),
+            direct_frames: self.direct_frames.with_label_values(&[stream]),
+            handovers_cut: self
+                .direct_handovers
+                .with_label_values(&[stream, Handover::Cut.as_str()]),
+            handovers_gap: self
+                .direct_handovers
+                .with_label_values(&[stream, Handover::Gap.as_str()]),
             source_up: self.source_up.with_label_values(&[stream]),
             frames_dropped: self.frames_dropped.with_label_values(&[stream]),
             slow_disconnects: self.slow_disconnects.with_label_values(&[stream]),
@@ -191,6 +236,14 @@ impl Metrics {
     pub fn remove_stream(&self, stream: &str) {
         let _ = self.frames_received.remove_label_values(&[stream]);
         let _ = self.frame_bytes.remove_label_values(&[stream]);
+        let _ = self.publish_seconds.remove_label_values(&[stream]);
+        let _ = self.direct_frames.remove_label_values(&[stream]);
+        let _ = self.fanout_panics.remove_label_values(&[stream]);
+        for reason in [Handover::Cut, Handover::Gap] {
+            let _ = self
+                .direct_handovers
+                .remove_label_values(&[stream, reason.as_str()]);
+        }
         let _ = self.source_up.remove_label_values(&[stream]);
         let _ = self.frames_dropped.remove_label_values(&[stream]);
         let _ = self.slow_disconnects.remove_label_values(&[stream]);
@@ -242,16 +295,30 @@ pub struct StreamTelemetry {
     metrics: Arc<Metrics>,
     frames_received: IntCounter,
     frame_bytes: Histogram,
+    publish_seconds: Histogram,
+    direct_frames: IntCounter,
+    handovers_cut: IntCounter,
+    handovers_gap: IntCounter,
     source_up: IntGauge,
     frames_dropped: IntCounter,
     slow_disconnects: IntCounter,
 }
 
 impl StreamTelemetry {
-    /// Event: the source published a frame of `bytes`.
-    pub fn frame_received(&self, bytes: usize) {
+    /// Event: the source published a frame of `bytes`, which cost its thread `took`.
+    pub fn frame_received(&self, bytes: usize, took: Duration) {
         self.frames_received.inc();
         self.frame_bytes.observe(bytes as f64);
+        self.publish_seconds.observe(took.as_secs_f64());
+    }
+
+    /// Event: a direct viewer's offer panicked; the hub detached it.
+    pub fn direct_viewer_panicked(&self) {
+        tracing::error!(stream = %self.stream, "a viewer's direct offer panicked; the viewer was disconnected");
+        self.metrics
+            .fanout_panics
+            .with_label_values(&[&self.stream])
+            .inc();
     }
 
     /// Event: the source went live (`true`) or stopped being live.
@@ -303,6 +370,20 @@ impl ViewerTelemetry {
         let now = crate::hub::unix_micros(std::time::SystemTime::now());
         self.latency
             .observe(now.saturating_sub(captured_at_us) as f64 / 1_000_000.0);
+    }
+
+    /// Event: the fan-out wrote a whole frame to this viewer itself (counted as sent, too).
+    pub fn direct_frame_sent(&self, bytes: usize, captured_at_us: u64) {
+        self.stream.direct_frames.inc();
+        self.frame_sent(bytes, captured_at_us);
+    }
+
+    /// Event: the fan-out handed this viewer back to its own task.
+    pub fn direct_handover(&self, reason: Handover) {
+        match reason {
+            Handover::Cut => self.stream.handovers_cut.inc(),
+            Handover::Gap => self.stream.handovers_gap.inc(),
+        }
     }
 
     /// Event: frames were skipped because this viewer was too slow.

@@ -5,7 +5,10 @@ import { StreamPlayer, type PlayerStats, type PlayerStatus } from "@/player/play
 export interface StreamPlayerHandle {
   /** Attach to the <canvas>. */
   canvasRef: (canvas: HTMLCanvasElement | null) => void;
-  /** Attach to the element whose visibility decides whether to decode (the tile). */
+  /**
+   * Attach to the element whose visibility decides whether to decode and to ask the gateway
+   * for frames (the tile): off-screen, it receives nothing (credit, see player/credit.ts).
+   */
   viewportRef: (el: HTMLElement | null) => void;
   status: PlayerStatus | null;
 }

@@ -35,10 +35,10 @@ describe("CreditWindow", () => {
   it("keeps at most the window in the pipe: owed plus held", () => {
     const w = new CreditWindow();
     expect(w.open(true)).toBe(2);
-    w.resize(4);
+    w.resize(4, 100);
     expect(w.topUp(true, 0)).toBe(2);
-    w.received();
-    w.received();
+    w.received(null);
+    w.received(null);
     expect(w.owed).toBe(2);
     expect(w.topUp(true, 2)).toBe(0); // both frames still waiting to be shown
     expect(w.topUp(true, 1)).toBe(1); // one was drawn
@@ -49,11 +49,66 @@ describe("CreditWindow", () => {
 
   it("never counts below zero (the frame sent with hello comes without credit)", () => {
     const w = new CreditWindow();
-    w.received();
+    w.received(null);
     expect(w.owed).toBe(0);
     expect(w.open(true)).toBe(2);
     w.reset();
     expect(w.owed).toBe(0);
     expect(w.topUp(true, 0)).toBe(0);
+  });
+
+  /**
+   * A 10 fps camera and a viewer that shows each frame as it comes, on a link that carries
+   * one frame per `transferMs` (frames queue behind each other). The gateway sends the
+   * latest frame when credit arrives (up to a frame interval old). The viewer's clock is
+   * offset from the camera's. Returns each frame's age on arrival.
+   */
+  function simulate(w: CreditWindow, transferMs: number, frames: number): number[] {
+    const offset = 1_700_000_000_000; // only differences may count
+    let now = 0;
+    let linkFreeAt = 0;
+    const inFlight: { captured: number; arrives: number }[] = [];
+    const ages: number[] = [];
+    const send = (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const captured = Math.floor(now / 100) * 100; // the latest frame of a 10 fps camera
+        linkFreeAt = Math.max(linkFreeAt, now + 5) + transferMs;
+        inFlight.push({ captured, arrives: linkFreeAt });
+      }
+    };
+    send(w.open(true));
+    for (let i = 0; i < frames; i++) {
+      const next = inFlight.shift();
+      if (!next) {
+        now += 100; // wait for the next frame
+        send(w.topUp(true, 0));
+        continue;
+      }
+      now = next.arrives;
+      ages.push(now - next.captured);
+      w.received(now - (next.captured + offset));
+      send(w.topUp(true, 0));
+    }
+    return ages;
+  }
+
+  it("shrinks on a link slower than the stream: no backlog, pictures at most a queued frame old", () => {
+    const w = new CreditWindow();
+    w.resize(5, 100);
+    // 300 ms a frame: a full window would keep five frames queued (1.5 s).
+    const ages = simulate(w, 300, 80);
+    expect(w.size).toBeLessThanOrEqual(2);
+    expect(Math.max(...ages.slice(40))).toBeLessThanOrEqual(2 * 300 + 100 + 10);
+  });
+
+  it("keeps the full window on a link that keeps up, and regains it after a slow spell", () => {
+    const w = new CreditWindow();
+    w.resize(5, 100);
+    simulate(w, 5, 200);
+    expect(w.size).toBe(5);
+    simulate(w, 300, 40);
+    expect(w.size).toBeLessThan(5);
+    simulate(w, 5, 300);
+    expect(w.size).toBe(5);
   });
 });

@@ -10,7 +10,8 @@
  * - Off-screen or hidden tiles (`setVisible(false)`, `document.hidden`) do not decode: the
  *   buffer keeps only the newest few frames and the picture resumes at the live edge.
  * - Credit flow control (`credit.ts`): the gateway sends a frame only when this player has
- *   asked for it (a small window, one more per frame done with), always the latest; a
+ *   asked for it (a small window that shrinks on a slow link, one more per frame done
+ *   with), always the latest; a
  *   hidden or off-screen player asks for nothing, so it receives (and costs) nothing, and
  *   gets the latest picture at once when shown again.
  * - Reconnects with exponential backoff and jitter; stops on 4004 (stream removed) and
@@ -19,7 +20,7 @@
 
 import { parseFrameTag } from "./app11";
 import { ReconnectPolicy, type BackoffOptions } from "./backoff";
-import { CreditWindow, creditMessage, creditWindowFor } from "./credit";
+import { CreditWindow, creditMessage, creditWindowFor, frameIntervalMs } from "./credit";
 import { JitterBuffer, type JitterOptions } from "./jitter";
 import {
   decideClose,
@@ -230,7 +231,10 @@ export class StreamPlayer {
           streamState: msg.state ?? this.status.streamState,
           message: msg.message,
         });
-        this.credit.resize(creditWindowFor(msg.fps, this.opts.maxFps, this.jitter.options.targetDelayMs));
+        this.credit.resize(
+          creditWindowFor(msg.fps, this.opts.maxFps, this.jitter.options.targetDelayMs),
+          frameIntervalMs(msg.fps, this.opts.maxFps),
+        );
         this.replenish();
         break;
       case "state":
@@ -266,7 +270,8 @@ export class StreamPlayer {
     }
     // The buffer's clock is performance.now(); capture times are epoch ms. Only differences
     // matter to it, so the constant offset between the two is harmless.
-    this.credit.received();
+    // Transit on mixed clocks (performance.now() and the epoch): only its changes count.
+    this.credit.received(tag ? now - captureMs : null);
     this.jitter.push({ seq, captureMs, payload: { data, captureMs: tag ? captureMs : null } }, now);
     this.schedule();
     // Frames the buffer let go of (overflow) make room for new ones.

@@ -1,4 +1,4 @@
-//! A viewer's direct lane: while its socket keeps up, the hub's publisher writes each new
+//! A viewer's direct lane: while its socket keeps up, the hub's fan-out task writes each new
 //! frame to it (one non-blocking `sendfile` or `writev`) and the viewer's task sleeps.
 //!
 //! Who may write the socket (the invariant everything here protects):
@@ -28,8 +28,9 @@ use super::codec::{Header, Opcode};
 use super::control::MAX_CREDIT;
 use super::outbox::{FrameReceipt, Outbox};
 use super::sealed;
-use crate::hub::{DirectViewer, Frame, SealedFile};
-use crate::telemetry::ViewerTelemetry;
+use crate::http::sealed_file::SealedFile;
+use crate::hub::{DirectViewer, Frame};
+use crate::telemetry::{Handover, ViewerTelemetry};
 
 /// A frame an offer started but could not finish.
 pub struct HandOver {
@@ -167,6 +168,7 @@ impl DirectViewer for Lane {
             Some(last) if frame.seq != last + 1 => {
                 state.open = false;
                 drop(state);
+                self.telemetry.direct_handover(Handover::Gap);
                 self.closed_by_offer.notify_one();
                 return;
             }
@@ -191,7 +193,7 @@ impl DirectViewer for Lane {
         state.last_seq = Some(frame.seq);
         if written == len {
             self.telemetry
-                .frame_sent(frame.jpeg.len(), frame.captured_at_us);
+                .direct_frame_sent(frame.jpeg.len(), frame.captured_at_us);
             if state.credit != Some(0) {
                 return;
             }
@@ -201,6 +203,7 @@ impl DirectViewer for Lane {
             self.closed_by_offer.notify_one();
             return;
         }
+        self.telemetry.direct_handover(Handover::Cut);
         state.open = false;
         state.hand_over = Some(HandOver {
             frame: frame.clone(),
@@ -208,6 +211,15 @@ impl DirectViewer for Lane {
             written,
         });
         drop(state);
+        self.closed_by_offer.notify_one();
+    }
+
+    /// An offer panicked (a bug): the bytes on the socket may be cut anywhere, so the
+    /// connection ends. Shutting the socket down makes the session's next write or read
+    /// fail, and the session ends as for a lost connection.
+    fn abandon(&self) {
+        self.lock().open = false;
+        let _ = socket2::SockRef::from(&*self.socket).shutdown(std::net::Shutdown::Both);
         self.closed_by_offer.notify_one();
     }
 }
@@ -266,6 +278,24 @@ mod tests {
         assert!(closed.hand_over.is_none());
         lane.offer(&frame(7, 100));
         assert_silent(&mut client, "a closed lane writes nothing").await;
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_lane_writes_nothing_more_ends_the_connection_and_wakes_the_session() {
+        let (mut client, server) = pair().await;
+        let lane = lane(server);
+        lane.open(Some(0));
+        lane.abandon();
+        lane.offer(&frame(1, 100));
+        tokio::time::timeout(Duration::from_secs(5), lane.closed_by_offer())
+            .await
+            .expect("the session is woken");
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut rest));
+        read.await
+            .expect("the connection ends")
+            .expect("a clean end of stream");
+        assert!(rest.is_empty(), "nothing was written after the abandon");
     }
 
     #[tokio::test]

@@ -18,7 +18,7 @@
 //! own ([`codec`], [`outbox`]) so a frame shared by every viewer is never copied per viewer
 //! in user space, and large frames are not copied per viewer in the kernel either
 //! ([`sealed`]: `sendfile` from one sealed in-memory file per frame). While a viewer's
-//! socket keeps up, the hub's publisher writes its frames directly ([`lane`]) and its task
+//! socket keeps up, the hub's fan-out task writes its frames directly ([`lane`]) and its task
 //! sleeps. The slow-viewer policy is documented in `session.rs`.
 
 pub(crate) mod codec;

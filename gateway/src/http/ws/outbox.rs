@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::codec::{Header, Opcode};
 use super::sealed;
-use crate::hub::SealedFile;
+use crate::http::sealed_file::SealedFile;
 
 /// Messages written per system call at most (two slices each).
 const MESSAGES_PER_WRITE: usize = 4;

@@ -3,7 +3,7 @@
 //! Why: with `write`, the kernel copies every frame into every viewer's socket — at 500
 //! viewers that copy was a quarter of the gateway's CPU. A server frame's bytes (2–10 byte
 //! header + JPEG) are the same for every viewer, so the first viewer to send a frame writes
-//! them once into a [`SealedFile`]; `sendfile` then makes each socket reference the file's
+//! them once into a [`SealedFile`] kept with the frame; `sendfile` then makes each socket reference the file's
 //! pages instead of copying them.
 //!
 //! Invariant: only frames of at least [`SENDFILE_MIN_BYTES`] get a file (below that,
@@ -17,7 +17,8 @@ use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use super::codec::{Header, Opcode};
-use crate::hub::{Frame, SealedFile};
+use crate::http::sealed_file::SealedFile;
+use crate::hub::Frame;
 
 /// Frames smaller than this are written from memory (measured: at 5.5 KB, `sendfile`
 /// saves nothing).
@@ -31,20 +32,23 @@ pub fn message_file(frame: &Frame) -> Option<&Arc<SealedFile>> {
     if frame.jpeg.len() < SENDFILE_MIN_BYTES {
         return None;
     }
-    frame
-        .ws_message
-        .get_or_init(|| {
-            let header = Header::new(Opcode::Binary, frame.jpeg.len());
-            match SealedFile::create(&[header.as_bytes(), &frame.jpeg]) {
-                Ok(file) => Some(Arc::new(file)),
-                Err(error) => {
-                    tracing::debug!(%error, "no frame file; viewers write this frame from memory");
-                    None
-                }
+    let message = frame.derived.get_or_init(|| {
+        let header = Header::new(Opcode::Binary, frame.jpeg.len());
+        match SealedFile::create(&[header.as_bytes(), &frame.jpeg]) {
+            Ok(file) => WsMessage(Some(Arc::new(file))),
+            Err(error) => {
+                tracing::debug!(%error, "no frame file; viewers write this frame from memory");
+                WsMessage(None)
             }
-        })
-        .as_ref()
+        }
+    })?;
+    message.0.as_ref()
 }
+
+/// The WebSocket transport's representation of a frame, kept in the frame's
+/// [`Derived`](crate::hub::Derived) slots: its binary message in a sealed file, or `None`
+/// when none could be made (then nobody tries again for this frame).
+struct WsMessage(Option<Arc<SealedFile>>);
 
 /// Sends bytes `from..` of `sealed` to `socket` without waiting: how many were taken, or
 /// `WouldBlock` (which clears the socket's write readiness, like any tokio `try_` call).

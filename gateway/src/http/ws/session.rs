@@ -3,7 +3,7 @@
 //! through an [`Outbox`] without ever blocking on one viewer's socket.
 //!
 //! While the socket keeps up and nothing else is queued, the session opens its [`Lane`]:
-//! the hub's publisher then writes each frame itself and the task sleeps until the viewer
+//! the hub's fan-out task then writes each frame itself and the task sleeps until the viewer
 //! speaks, a status changes, a timer fires or the lane hands a frame back (see `lane.rs`
 //! for who may write the socket when). Everything below holds on both paths.
 //!
@@ -139,11 +139,14 @@ pub struct Session {
     /// The hub's latest frame, read when the lane is closed.
     frames: watch::Receiver<Option<Frame>>,
     pacer: FramePacer,
-    /// The publisher's way to this socket; holds the viewer's telemetry.
+    /// The fan-out's way to this socket; holds the viewer's telemetry.
     lane: Arc<Lane>,
     /// Whether the lane is open (only the session opens and closes it; offers may close it
     /// too, and then wake the session).
     lane_open: bool,
+    /// Whether the viewer has sent a credit message (only then is the lane's credit read:
+    /// viewers that never do pay nothing for it).
+    uses_credit: bool,
     dropped_unreported: u64,
     last_dropped_report: Instant,
     last_heard: Instant,
@@ -164,6 +167,7 @@ impl Session {
         Session {
             lane: Arc::new(Lane::new(Arc::clone(&socket), telemetry)),
             lane_open: false,
+            uses_credit: false,
             socket,
             decoder: Decoder::new(settings.max_incoming_message, early, READ_CHUNK),
             outbox: Outbox::new(),
@@ -216,7 +220,7 @@ impl Session {
             }
             let room = self.outbox.len() < MAX_QUEUED;
             // The lane, once open, spends credit itself; while it is closed only we do.
-            let take_frame = waiting.is_none() && !self.lane_open && self.lane.has_credit();
+            let take_frame = waiting.is_none() && !self.lane_open && self.has_credit();
             tokio::select! {
                 biased;
                 _ = closing.changed() => {
@@ -258,7 +262,7 @@ impl Session {
                     };
                     self.frame(next);
                 }
-                // The publisher could not finish a frame (or the viewer missed one).
+                // The fan-out could not finish a frame (or the viewer missed one, or ran out of credit).
                 () = lane.closed_by_offer(), if self.lane_open => self.close_lane(),
                 _ = ping.tick() => {
                     if !access.still_allowed(hub.id()) {
@@ -274,7 +278,7 @@ impl Session {
     }
 
     /// Opens the lane when the socket has taken everything and the viewer is up to date
-    /// with the hub, so the publisher can write the next frame itself. Viewers with a
+    /// with the hub, so the fan-out can write the next frame itself. Viewers with a
     /// `max_fps`, or with skipped frames not yet reported, stay on the task's path; so do
     /// viewers out of credit (nothing may be written for them).
     fn open_lane_if_idle(&mut self) {
@@ -284,7 +288,7 @@ impl Session {
             || self.dropped_unreported > 0
             || self.pacer.is_paced()
             || newer_frame(&self.frames)
-            || !self.lane.has_credit()
+            || !self.has_credit()
         {
             return;
         }
@@ -296,7 +300,7 @@ impl Session {
         }
     }
 
-    /// Takes the socket back from the publisher: the rest of a frame it could not finish
+    /// Takes the socket back from the fan-out: the rest of a frame it could not finish
     /// goes out first. A newer frame the lane did not send is the frame branch's to take
     /// once the queue is empty (the watch still says it is new), so messages queued now go
     /// before it.
@@ -360,8 +364,10 @@ impl Session {
             !self.lane_open,
             "the session queued a frame while the lane was open"
         );
-        let spent = self.lane.spend_credit();
-        debug_assert!(spent, "the session took a frame without credit");
+        if self.uses_credit {
+            let spent = self.lane.spend_credit();
+            debug_assert!(spent, "the session took a frame without credit");
+        }
         if next.dropped > 0 {
             self.lane.telemetry.frames_dropped(next.dropped);
             self.dropped_unreported += next.dropped;
@@ -418,10 +424,16 @@ impl Session {
         }
     }
 
+    /// Whether a frame may be sent now (always, for a viewer that never sent credit).
+    fn has_credit(&self) -> bool {
+        !self.uses_credit || self.lane.has_credit()
+    }
+
     /// Adds the viewer's credit. Frames published while it had none were withheld at its
     /// request: they are not counted as dropped when the next frame is taken.
     fn credit(&mut self, frames: u32) {
         debug_assert!(frames <= MAX_CREDIT);
+        self.uses_credit = true;
         if self.lane.grant(frames) {
             let latest = self.frames.borrow().as_ref().map(|frame| frame.seq);
             self.pacer.withheld_through(latest);

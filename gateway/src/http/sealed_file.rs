@@ -3,7 +3,7 @@
 //! Why: `sendfile` makes a socket reference the file's pages instead of copying the bytes,
 //! so a frame written once can go to hundreds of viewers without a copy per viewer in the
 //! kernel. A transport decides what the file holds (e.g. the WebSocket header, then the
-//! JPEG); the hub only keeps it next to the frame ([`Frame::ws_message`](super::Frame)).
+//! JPEG) and keeps it with the frame ([`Frame::derived`](crate::hub::Frame::derived)).
 //!
 //! Invariants:
 //! - A file is sealed (no write, grow or shrink; seals sealed) before anyone can send it, so
