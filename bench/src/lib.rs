@@ -429,3 +429,39 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     drop(spawned);
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn viewer_addresses_count_up_from_bind_from() {
+        let base = Ipv4Addr::new(10, 213, 1, 250);
+        assert_eq!(viewer_address(base, 0).unwrap(), base);
+        assert_eq!(
+            viewer_address(base, 10).unwrap(),
+            Ipv4Addr::new(10, 213, 2, 4),
+            "carries into the next octet"
+        );
+        assert!(viewer_address(Ipv4Addr::BROADCAST, 1).is_err());
+    }
+
+    #[test]
+    fn sample_pid_takes_name_equals_pid() {
+        assert_eq!(parse_named_pid("linkemu=42"), Ok(("linkemu".into(), 42)));
+        assert!(parse_named_pid("linkemu").is_err());
+        assert!(parse_named_pid("linkemu=x").is_err());
+    }
+
+    #[test]
+    fn credit_needs_a_positive_window() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["camgate-bench", "--url", "ws://127.0.0.1:1/ws/streams/x"];
+            argv.extend_from_slice(extra);
+            Args::try_parse_from(argv)
+        };
+        assert_eq!(parse(&["--credit", "3"]).unwrap().credit, Some(3));
+        assert_eq!(parse(&[]).unwrap().credit, None);
+        assert!(parse(&["--credit", "0"]).is_err());
+    }
+}
