@@ -151,8 +151,14 @@ async fn load_tool_reports_frames_from_a_live_gateway() {
     for group in ["normal", "slow"] {
         let g = &json[group];
         assert!(g["frames"].as_u64().unwrap() > 0, "{group}: {json:#}");
-        assert!(g["credit_granted"].as_u64().unwrap() > 0, "{group}: {json:#}");
-        assert!(g["shown_age_ms"]["n"].as_u64().unwrap() > 0, "{group}: {json:#}");
+        assert!(
+            g["credit_granted"].as_u64().unwrap() > 0,
+            "{group}: {json:#}"
+        );
+        assert!(
+            g["shown_age_ms"]["n"].as_u64().unwrap() > 0,
+            "{group}: {json:#}"
+        );
     }
     assert!(json["errors"].as_array().unwrap().is_empty(), "{json:#}");
 
