@@ -6,11 +6,18 @@
 //! reports per run: share of frames delivered, fps per viewer, latency capture → receipt
 //! (from the Camgate APP11 tag in every JPEG), fan-out spread, time to first frame, and the
 //! gateway's CPU and RSS from `/proc`. See `docs/performance.md` for the documented runs.
+//! Against Camgate it also reads the direct pass's counters from `/metrics` around the
+//! window (`camgate_direct_frames_total`, `camgate_direct_handovers_total{reason}`), when the
+//! gateway has them. `--credit` makes viewers use the protocol's flow control,
+//! `--bind-from` gives each viewer its own source address and `--sample-pid` measures the
+//! CPU of other processes too (the link emulator of `bench/link-classes`).
 //!
 //! The core is a library so the gateway's test suite can run it in-process
 //! (`gateway/tests/bench_smoke.rs`); `src/main.rs` is a thin CLI around [`run`].
 
 pub mod gateway;
+pub mod linkemu;
+pub mod metrics;
 pub mod mjpeg;
 pub mod procfs;
 pub mod report;
@@ -19,7 +26,7 @@ pub mod tag;
 pub mod viewer;
 pub mod ws_client;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -58,9 +65,23 @@ pub struct Args {
     /// Frames per second a slow viewer reads.
     #[arg(long, default_value_t = 1.0)]
     pub slow_fps: f64,
-    /// `SO_RCVBUF` of slow viewers, bytes (small, so the backlog stays on the server).
+    /// `SO_RCVBUF` of slow viewers, bytes (small, so the backlog stays on the server);
+    /// 0 leaves the OS default (autotuned, as a browser's socket).
     #[arg(long, default_value_t = 16 * 1024)]
     pub slow_rcvbuf: u32,
+    /// WebSocket viewers (normal and slow, not probes) use credit flow control: they grant
+    /// this many frames after the handshake and one more per frame consumed.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub credit: Option<u32>,
+    /// Viewer `i` (normal ones first, then slow ones) binds its socket to this IPv4
+    /// address + `i`, so a link emulator can key a link per viewer. The addresses must be
+    /// this host's (`bench/link-classes` adds them inside its namespace).
+    #[arg(long)]
+    pub bind_from: Option<Ipv4Addr>,
+    /// Also sample this process's CPU over the window, as `NAME=PID` (repeatable), e.g.
+    /// the link emulator.
+    #[arg(long, value_parser = parse_named_pid)]
+    pub sample_pid: Vec<(String, u32)>,
     /// Normal WebSocket viewers read only the first 64 bytes of each frame (the tag) and
     /// have the kernel discard the rest without copying it (`MSG_TRUNC`): the tool then
     /// takes a third less of the cores it shares with the server. The bytes still cross
@@ -113,6 +134,23 @@ pub struct Args {
     pub manifest: Option<PathBuf>,
 }
 
+/// `NAME=PID` of `--sample-pid`.
+fn parse_named_pid(text: &str) -> Result<(String, u32), String> {
+    let (name, pid) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=PID, got {text:?}"))?;
+    let pid = pid.parse().map_err(|_| format!("bad pid in {text:?}"))?;
+    Ok((name.to_owned(), pid))
+}
+
+/// The local address of viewer `i` with `--bind-from base`.
+pub fn viewer_address(base: Ipv4Addr, i: usize) -> anyhow::Result<Ipv4Addr> {
+    u32::from(base)
+        .checked_add(u32::try_from(i)?)
+        .map(Ipv4Addr::from)
+        .context("--bind-from: address range overflows")
+}
+
 /// Resolves `url` into a target.
 fn target(url: &str) -> anyhow::Result<viewer::Target> {
     let uri: http::Uri = url.parse().with_context(|| format!("bad URL {url:?}"))?;
@@ -132,19 +170,25 @@ fn target(url: &str) -> anyhow::Result<viewer::Target> {
     })
 }
 
-/// `GET /api/streams` on the gateway: every stream id.
-async fn all_stream_ids(addr: SocketAddr) -> anyhow::Result<Vec<String>> {
+/// `GET path` on `addr`: status and body.
+pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, Bytes)> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await?;
     let connection = tokio::spawn(connection);
-    let request = http::Request::get("/api/streams")
+    let request = http::Request::get(path)
         .header(http::header::HOST, addr.to_string())
         .body(Empty::new())?;
     let response = sender.send_request(request).await?;
     let status = response.status();
     let body = response.into_body().collect().await?.to_bytes();
     connection.abort();
+    Ok((status.as_u16(), body))
+}
+
+/// `GET /api/streams` on the gateway: every stream id.
+async fn all_stream_ids(addr: SocketAddr) -> anyhow::Result<Vec<String>> {
+    let (status, body) = http_get(addr, "/api/streams").await?;
     if status != 200 {
         bail!("GET /api/streams answered {status}");
     }
@@ -201,6 +245,16 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     if args.slow > 0 && (args.slow_fps.is_nan() || args.slow_fps <= 0.0) {
         bail!("--slow-fps must be > 0");
     }
+    if args.credit.is_some() && args.mode != Mode::Ws {
+        bail!("--credit needs WebSocket viewers (--mode ws)");
+    }
+    let locals: Vec<Option<IpAddr>> = (0..args.viewers + args.slow)
+        .map(|i| {
+            args.bind_from
+                .map(|base| viewer_address(base, i).map(IpAddr::V4))
+                .transpose()
+        })
+        .collect::<anyhow::Result<_>>()?;
     let loadavg_start = procfs::loadavg();
     let spawned = match (&args.spawn_gateway, &args.manifest) {
         (Some(binary), Some(manifest)) => Some(gateway::SpawnedGateway::start(binary, manifest)?),
@@ -237,12 +291,13 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         mode: args.mode,
         slow_gap: Duration::from_secs_f64(1.0 / args.slow_fps.max(1e-3)),
         slow_rcvbuf: args.slow_rcvbuf,
+        credit: args.credit,
         skim: args.skim,
         settled: AtomicUsize::new(0),
     });
     let connect_started = Instant::now();
     let mut tasks = Vec::new();
-    for i in 0..args.viewers + args.slow {
+    for (i, local) in locals.into_iter().enumerate() {
         let index = i % targets.len();
         let slow = i >= args.viewers;
         tasks.push(tokio::spawn(viewer::run(
@@ -250,6 +305,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
             Arc::clone(&targets[index]),
             slow,
             false,
+            local,
             Arc::clone(&shared),
         )));
     }
@@ -261,10 +317,18 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     let connect_s = connect_started.elapsed().as_secs_f64();
     tokio::time::sleep(args.warmup).await;
 
+    let metrics_addr = targets[0].addr;
+    let metrics_start = metrics::scrape(metrics_addr).await;
     shared.phase.store(viewer::PHASE_MEASURE, Ordering::SeqCst);
     let window_start = Instant::now();
+    let window_start_us = viewer::unix_micros();
     let gateway_start = pid.and_then(procfs::sample);
     let bench_start = procfs::sample(std::process::id());
+    let others_start: Vec<_> = args
+        .sample_pid
+        .iter()
+        .map(|(_, pid)| procfs::sample(*pid))
+        .collect();
     let probes = {
         let shared = Arc::clone(&shared);
         let targets = targets.clone();
@@ -282,6 +346,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
                         Arc::clone(&targets[index]),
                         false,
                         true,
+                        None,
                         Arc::clone(&shared),
                     )
                     .await,
@@ -294,8 +359,29 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     let probe_outcomes = probes.await.unwrap_or_default();
     shared.phase.store(viewer::PHASE_DONE, Ordering::SeqCst);
     let window_s = window_start.elapsed().as_secs_f64();
+    let window_end_us = viewer::unix_micros();
     let gateway_end = pid.and_then(procfs::sample);
     let bench_end = procfs::sample(std::process::id());
+    let others = args
+        .sample_pid
+        .iter()
+        .zip(others_start)
+        .map(|((name, pid), start)| {
+            let end = procfs::sample(*pid);
+            let between =
+                |f: fn(&procfs::ProcSample, &procfs::ProcSample) -> f64| match (start, end) {
+                    (Some(a), Some(b)) => Some(f(&a, &b)),
+                    _ => None,
+                };
+            report::ProcessStats {
+                name: name.clone(),
+                pid: *pid,
+                cores: between(procfs::cores_between),
+                user_cores: between(procfs::user_cores_between),
+            }
+        })
+        .collect();
+    let metrics_end = metrics::scrape(metrics_addr).await;
     let _ = stop_tx.send(true);
     let mut outcomes = Vec::with_capacity(tasks.len());
     for task in tasks {
@@ -330,11 +416,52 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         targets: urls,
         loadavg_start,
         window_s,
+        window_start_us,
+        window_end_us,
         connect_s,
         gateway,
         bench_cores,
+        others,
+        direct: metrics::DirectStats::between(metrics_start.as_ref(), metrics_end.as_ref()),
+        credit: args.credit,
     };
     let report = Report::build(facts, &outcomes, &probe_outcomes);
     drop(spawned);
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn viewer_addresses_count_up_from_bind_from() {
+        let base = Ipv4Addr::new(10, 213, 1, 250);
+        assert_eq!(viewer_address(base, 0).unwrap(), base);
+        assert_eq!(
+            viewer_address(base, 10).unwrap(),
+            Ipv4Addr::new(10, 213, 2, 4),
+            "carries into the next octet"
+        );
+        assert!(viewer_address(Ipv4Addr::BROADCAST, 1).is_err());
+    }
+
+    #[test]
+    fn sample_pid_takes_name_equals_pid() {
+        assert_eq!(parse_named_pid("linkemu=42"), Ok(("linkemu".into(), 42)));
+        assert!(parse_named_pid("linkemu").is_err());
+        assert!(parse_named_pid("linkemu=x").is_err());
+    }
+
+    #[test]
+    fn credit_needs_a_positive_window() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["camgate-bench", "--url", "ws://127.0.0.1:1/ws/streams/x"];
+            argv.extend_from_slice(extra);
+            Args::try_parse_from(argv)
+        };
+        assert_eq!(parse(&["--credit", "3"]).unwrap().credit, Some(3));
+        assert_eq!(parse(&[]).unwrap().credit, None);
+        assert!(parse(&["--credit", "0"]).is_err());
+    }
 }

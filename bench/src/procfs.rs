@@ -10,6 +10,8 @@ pub struct ProcSample {
     pub at: Instant,
     /// utime + stime in seconds.
     pub cpu_seconds: f64,
+    /// utime alone (user space), seconds.
+    pub user_seconds: f64,
     /// `VmRSS` in KiB.
     pub rss_kib: u64,
 }
@@ -40,6 +42,7 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
     Some(ProcSample {
         at,
         cpu_seconds: (utime + stime) / clock_ticks_per_second(),
+        user_seconds: utime / clock_ticks_per_second(),
         rss_kib,
     })
 }
@@ -49,6 +52,17 @@ pub fn cores_between(a: &ProcSample, b: &ProcSample) -> f64 {
     let wall = b.at.duration_since(a.at).as_secs_f64();
     if wall > 0.0 {
         (b.cpu_seconds - a.cpu_seconds) / wall
+    } else {
+        0.0
+    }
+}
+
+/// Cores used in user space between two samples (the rest of [`cores_between`] is the
+/// kernel's work on the process's behalf).
+pub fn user_cores_between(a: &ProcSample, b: &ProcSample) -> f64 {
+    let wall = b.at.duration_since(a.at).as_secs_f64();
+    if wall > 0.0 {
+        (b.user_seconds - a.user_seconds) / wall
     } else {
         0.0
     }

@@ -1,13 +1,24 @@
 //! Turns the viewers' observations into the run's report: per-group delivery, fps,
-//! latency, fan-out spread, time to first frame, gateway CPU and memory; printed as a
-//! table and serialised as JSON.
+//! latency, the age of the picture on screen, fan-out spread, time to first frame, gateway
+//! CPU and memory, other processes' CPU and the direct pass's counters; printed as a table
+//! and serialised as JSON.
+//!
+//! Two ages: `latency_ms` is a frame's age when the viewer takes it (capture → receipt for
+//! a normal viewer, which takes every frame as it completes; capture → the moment a slow
+//! viewer reads it). `shown_age_ms` is the age of the picture a viewer shows, sampled every
+//! [`SHOWN_AGE_STEP_US`] over the window: at each instant, now − capture time of the newest
+//! frame it has taken, so it also grows while no frame comes (low fps, stalls).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::metrics::DirectStats;
 use crate::viewer::Outcome;
+
+/// Interval at which the shown picture's age is sampled, µs.
+pub const SHOWN_AGE_STEP_US: u64 = 10_000;
 
 /// Distribution summary (nearest-rank percentiles).
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -71,6 +82,9 @@ pub struct GroupStats {
     pub latency_ms: Option<Dist>,
     /// Publication at the hub → receipt, ms (the gateway's own latency plus the client's).
     pub added_latency_ms: Option<Dist>,
+    /// Age of the picture shown (newest frame taken), sampled every 10 ms from each
+    /// viewer's first frame in the window to its end, ms.
+    pub shown_age_ms: Option<Dist>,
     /// Connect start → first JPEG, ms, per viewer (all viewers connect at once).
     pub ttff_ms: Option<Dist>,
     /// Frames without a Camgate tag (other servers: no latency, no share).
@@ -79,6 +93,22 @@ pub struct GroupStats {
     pub dropped_notices: u64,
     /// Frames reported as skipped by `dropped` notices.
     pub dropped_reported: u64,
+    /// Frames of credit granted by the group (`--credit`), warm-up included.
+    pub credit_granted: u64,
+}
+
+/// CPU of another process over the window (`--sample-pid`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessStats {
+    /// The name given on the command line.
+    pub name: String,
+    /// Its pid.
+    pub pid: u32,
+    /// Cores used in the window; `None` if it could not be sampled.
+    pub cores: Option<f64>,
+    /// Of these, in user space (the rest is kernel work: for the link emulator, the packet
+    /// path its writes drive, up to the viewers' TCP receive).
+    pub user_cores: Option<f64>,
 }
 
 /// Gateway process figures over the window.
@@ -149,6 +179,13 @@ pub struct Report {
     pub gateway: Option<GatewayStats>,
     /// CPU cores the load tool itself used in the window.
     pub bench_cores: f64,
+    /// Other processes sampled (`--sample-pid`), e.g. the link emulator.
+    pub others: Vec<ProcessStats>,
+    /// The gateway's direct-pass counters over the window; `None` ("n/a") when the gateway
+    /// does not export them.
+    pub direct: Option<DirectStats>,
+    /// Credit window of the viewers (`--credit`), if they used flow control.
+    pub credit: Option<u32>,
     /// Up to 5 distinct viewer errors.
     pub errors: Vec<String>,
 }
@@ -184,7 +221,37 @@ fn seq_ranges(outcomes: &[Outcome]) -> HashMap<usize, (u64, u64)> {
         .collect()
 }
 
-fn group(outcomes: &[&Outcome], ranges: &HashMap<usize, (u64, u64)>, window_s: f64) -> GroupStats {
+/// Appends to `out` the age (ms) of the picture `o` shows, every `step_us` from its first
+/// frame in the window to `end_us`: now − capture time of the newest frame taken so far.
+fn shown_ages(o: &Outcome, end_us: u64, step_us: u64, out: &mut Vec<f64>) {
+    // (taken at, captured at); `receipts` and `latency_us` are pushed together per frame.
+    let mut taken: Vec<(u64, u64)> = o
+        .receipts
+        .iter()
+        .zip(&o.latency_us)
+        .map(|(&(_, at), &age)| (at, at.saturating_sub(u64::from(age))))
+        .collect();
+    taken.sort_unstable();
+    let Some(&(mut t, _)) = taken.first() else {
+        return;
+    };
+    let (mut next, mut newest) = (0, 0);
+    while t <= end_us {
+        while next < taken.len() && taken[next].0 <= t {
+            newest = newest.max(taken[next].1);
+            next += 1;
+        }
+        out.push(t.saturating_sub(newest) as f64 / 1000.0);
+        t += step_us;
+    }
+}
+
+fn group(
+    outcomes: &[&Outcome],
+    ranges: &HashMap<usize, (u64, u64)>,
+    window_s: f64,
+    window_end_us: u64,
+) -> GroupStats {
     let mut close_codes = HashMap::new();
     for o in outcomes {
         if let Some(code) = o.close_code {
@@ -238,6 +305,13 @@ fn group(outcomes: &[&Outcome], ranges: &HashMap<usize, (u64, u64)>, window_s: f
                 .flat_map(|o| o.added_us.iter().map(ms))
                 .collect(),
         ),
+        shown_age_ms: Dist::of({
+            let mut ages = Vec::new();
+            for o in outcomes {
+                shown_ages(o, window_end_us, SHOWN_AGE_STEP_US, &mut ages);
+            }
+            ages
+        }),
         ttff_ms: Dist::of(
             outcomes
                 .iter()
@@ -248,6 +322,7 @@ fn group(outcomes: &[&Outcome], ranges: &HashMap<usize, (u64, u64)>, window_s: f
         untagged_frames: outcomes.iter().map(|o| o.untagged).sum(),
         dropped_notices: outcomes.iter().map(|o| o.dropped_notices).sum(),
         dropped_reported: outcomes.iter().map(|o| o.dropped_reported).sum(),
+        credit_granted: outcomes.iter().map(|o| o.credit_granted).sum(),
     }
 }
 
@@ -291,12 +366,22 @@ pub struct RunFacts {
     pub loadavg_start: String,
     /// Measurement window, s.
     pub window_s: f64,
+    /// Window start, µs since the Unix epoch.
+    pub window_start_us: u64,
+    /// Window end, µs since the Unix epoch.
+    pub window_end_us: u64,
     /// Connect phase, s.
     pub connect_s: f64,
     /// Gateway figures, if a pid was known.
     pub gateway: Option<GatewayStats>,
     /// The tool's own cores in the window.
     pub bench_cores: f64,
+    /// Other processes' CPU over the window.
+    pub others: Vec<ProcessStats>,
+    /// The direct pass's counters over the window.
+    pub direct: Option<DirectStats>,
+    /// `--credit`.
+    pub credit: Option<u32>,
 }
 
 impl Report {
@@ -344,8 +429,9 @@ impl Report {
             targets: facts.targets,
             window_s: facts.window_s,
             connect_s: facts.connect_s,
-            normal: group(&normal, &ranges, facts.window_s),
-            slow: (!slow.is_empty()).then(|| group(&slow, &ranges, facts.window_s)),
+            normal: group(&normal, &ranges, facts.window_s, facts.window_end_us),
+            slow: (!slow.is_empty())
+                .then(|| group(&slow, &ranges, facts.window_s, facts.window_end_us)),
             spread_ms: spread(viewers, &ranges, |o| &o.receipts),
             spread_arrival_ms: spread(viewers, &ranges, |o| &o.arrivals),
             probe_ttff_ms: Dist::of(probe_each.clone()),
@@ -354,6 +440,9 @@ impl Report {
             probe_fresh_each_ms: probe_fresh,
             gateway,
             bench_cores: facts.bench_cores,
+            others: facts.others,
+            direct: facts.direct,
+            credit: facts.credit,
             errors,
         }
     }
@@ -396,12 +485,16 @@ impl Report {
             let _ = writeln!(s, "  fps/viewer     {}", d(&g.fps, 2));
             let _ = writeln!(s, "  latency ms     {}", d(&g.latency_ms, 1));
             let _ = writeln!(s, "  added ms       {}", d(&g.added_latency_ms, 1));
+            let _ = writeln!(s, "  shown age ms   {}", d(&g.shown_age_ms, 1));
             let _ = writeln!(s, "  first frame ms {}", d(&g.ttff_ms, 1));
             let _ = writeln!(
                 s,
                 "  received       {} frames, {:.1} MB/s, untagged {}, dropped notices {} ({} frames)",
                 g.frames, g.mbytes_per_s, g.untagged_frames, g.dropped_notices, g.dropped_reported
             );
+            if self.credit.is_some() {
+                let _ = writeln!(s, "  credit granted {} frames", g.credit_granted);
+            }
         }
         let _ = writeln!(s, "spread ms      {}", d(&self.spread_ms, 1));
         if self.spread_arrival_ms.is_some() {
@@ -435,6 +528,30 @@ impl Report {
             );
         }
         let _ = writeln!(s, "load tool      cores {:.3}", self.bench_cores);
+        for o in &self.others {
+            let cores = o.cores.map_or("-".to_owned(), |c| format!("{c:.3}"));
+            let user = o.user_cores.map_or("-".to_owned(), |c| format!("{c:.3}"));
+            let _ = writeln!(
+                s,
+                "{:<14} pid {} cores {cores} (user {user})",
+                o.name, o.pid
+            );
+        }
+        match &self.direct {
+            Some(d) => {
+                let _ = writeln!(
+                    s,
+                    "direct pass    frames {} handovers cut {} gap {}",
+                    d.frames, d.handovers_cut, d.handovers_gap
+                );
+            }
+            None => {
+                let _ = writeln!(s, "direct pass    n/a (no camgate_direct_* metrics)");
+            }
+        }
+        if let Some(window) = self.credit {
+            let _ = writeln!(s, "credit         window {window}");
+        }
         for e in &self.errors {
             let _ = writeln!(s, "error          {e}");
         }
@@ -474,10 +591,38 @@ mod tests {
         let ranges = seq_ranges(&outcomes);
         assert_eq!(ranges[&0], (1, 4));
         let normal: Vec<&Outcome> = outcomes.iter().filter(|o| !o.slow).collect();
-        let g = group(&normal, &ranges, 1.0);
+        let g = group(&normal, &ranges, 1.0, 400_000);
         assert_eq!(g.share.as_ref().unwrap().min, 0.75);
         assert_eq!(g.share.as_ref().unwrap().max, 1.0);
         let s = spread(&outcomes, &ranges, |o| &o.receipts).unwrap();
         assert_eq!(s.max, 2.0);
+    }
+
+    #[test]
+    fn the_shown_age_follows_the_newest_frame_and_grows_between_frames() {
+        // Frames taken at 100 ms and 400 ms, each 50 ms old then; the window ends at 600 ms.
+        let viewer = Outcome {
+            connected: true,
+            frames: 2,
+            receipts: vec![(1, 100_000), (2, 400_000)],
+            latency_us: vec![50_000, 50_000],
+            ..Outcome::default()
+        };
+        let mut ages = Vec::new();
+        shown_ages(&viewer, 600_000, 100_000, &mut ages);
+        assert_eq!(ages, [50.0, 150.0, 250.0, 50.0, 150.0, 250.0]);
+        // A frame older than the one shown (out of order) does not replace it.
+        let late = Outcome {
+            receipts: vec![(2, 100_000), (1, 200_000)],
+            latency_us: vec![50_000, 300_000],
+            ..Outcome::default()
+        };
+        ages.clear();
+        shown_ages(&late, 200_000, 100_000, &mut ages);
+        assert_eq!(ages, [50.0, 150.0]);
+        // No frame in the window: no sample.
+        ages.clear();
+        shown_ages(&Outcome::default(), 600_000, 100_000, &mut ages);
+        assert!(ages.is_empty());
     }
 }

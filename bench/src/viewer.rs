@@ -1,8 +1,19 @@
 //! One simulated viewer: connects (WebSocket or MJPEG over HTTP), reads frames until told
 //! to stop, and records what it saw. Slow viewers sleep between frames and use a small
 //! receive buffer so the backlog really builds up on the server's side.
+//!
+//! With `--credit W` WebSocket viewers use the protocol's flow control: they grant W frames
+//! (`{"type":"credit","frames":W}`) right after the handshake and one more per frame
+//! consumed; a normal viewer consumes a frame when it has read it, a slow one when it has
+//! finished its pause after it (it takes the frame when it reads it, then is busy for
+//! `1 / slow_fps`). The frame the gateway sends with `hello` goes out before any credit can
+//! arrive, so it is not granted for (else it would keep one frame more than the window in
+//! the pipeline for good, and a 1 fps consumer would always take a frame a second old). The
+//! gateway sends that frame right after `hello` exactly when it has one, which `hello` says
+//! by carrying the frame's `width`. With `--bind-from IP` viewer `i` binds its socket to IP + i, so a link
+//! emulator can give every viewer a link of its own (`bench/link-classes`).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -60,8 +71,10 @@ pub struct Shared {
     pub mode: Mode,
     /// Slow viewers' delay between frames.
     pub slow_gap: Duration,
-    /// Slow viewers' `SO_RCVBUF`.
+    /// Slow viewers' `SO_RCVBUF`; 0 leaves the OS default (autotuned).
     pub slow_rcvbuf: u32,
+    /// Credit window of WebSocket viewers (`--credit`), if they use flow control.
+    pub credit: Option<u32>,
     /// Normal WebSocket viewers skim frames (see `ws_client::Reading::Skim`).
     pub skim: bool,
     /// Viewers done with their handshake (successfully or not).
@@ -113,9 +126,11 @@ pub struct Outcome {
     pub dropped_notices: u64,
     /// Sum of `frames` in `dropped` notices.
     pub dropped_reported: u64,
+    /// Frames of credit granted (`--credit`), warm-up included.
+    pub credit_granted: u64,
 }
 
-fn unix_micros() -> u64 {
+pub(crate) fn unix_micros() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
@@ -161,25 +176,48 @@ impl Outcome {
         }
     }
 
-    fn text(&mut self, text: &str) {
-        if let Ok(value) = serde_json::from_str::<serde_json::Value>(text)
-            && value["type"] == "dropped"
-        {
+    /// Records a text message; says whether it was a `hello` announcing a frame.
+    fn text(&mut self, text: &str) -> Option<Announced> {
+        let value = serde_json::from_str::<serde_json::Value>(text).ok()?;
+        if value["type"] == "dropped" {
             self.dropped_notices += 1;
             self.dropped_reported += value["frames"].as_u64().unwrap_or(0);
         }
+        // `hello` has the frame's size exactly when the frame follows it.
+        (value["type"] == "hello" && value["width"].as_u64().is_some())
+            .then_some(Announced::HelloWithFrame)
     }
 }
 
-/// Opens the viewer's TCP connection (a small receive buffer for slow viewers), within 10 s.
-async fn connect(target: &Target, out: &Outcome, shared: &Shared) -> anyhow::Result<TcpStream> {
-    let rcvbuf = out.slow.then_some(shared.slow_rcvbuf);
-    tokio::time::timeout(Duration::from_secs(10), tcp_connect(target.addr, rcvbuf))
-        .await
-        .context("TCP connect timed out")?
+/// What a text message tells the viewer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Announced {
+    /// `hello`, with the stream's current frame right behind it.
+    HelloWithFrame,
 }
 
-async fn tcp_connect(addr: SocketAddr, rcvbuf: Option<u32>) -> anyhow::Result<TcpStream> {
+/// Opens the viewer's TCP connection (a small receive buffer for slow viewers unless
+/// `--slow-rcvbuf 0`, from `local` if given), within 10 s.
+async fn connect(
+    target: &Target,
+    out: &Outcome,
+    shared: &Shared,
+    local: Option<IpAddr>,
+) -> anyhow::Result<TcpStream> {
+    let rcvbuf = (out.slow && shared.slow_rcvbuf > 0).then_some(shared.slow_rcvbuf);
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        tcp_connect(target.addr, rcvbuf, local),
+    )
+    .await
+    .context("TCP connect timed out")?
+}
+
+async fn tcp_connect(
+    addr: SocketAddr,
+    rcvbuf: Option<u32>,
+    local: Option<IpAddr>,
+) -> anyhow::Result<TcpStream> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -188,17 +226,24 @@ async fn tcp_connect(addr: SocketAddr, rcvbuf: Option<u32>) -> anyhow::Result<Tc
     if let Some(size) = rcvbuf {
         socket.set_recv_buffer_size(size)?;
     }
+    if let Some(ip) = local {
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .with_context(|| format!("cannot bind to {ip} (is it an address of this host?)"))?;
+    }
     let stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
     Ok(stream)
 }
 
-/// Runs one viewer until `shared.stop` (or, for a probe, until its first frame).
+/// Runs one viewer until `shared.stop` (or, for a probe, until its first frame), its
+/// socket bound to `local` if given.
 pub async fn run(
     target_index: usize,
     target: Arc<Target>,
     slow: bool,
     probe: bool,
+    local: Option<IpAddr>,
     shared: Arc<Shared>,
 ) -> Outcome {
     let mut outcome = Outcome {
@@ -207,8 +252,8 @@ pub async fn run(
         ..Outcome::default()
     };
     let result = match shared.mode {
-        Mode::Ws => run_ws(&target, probe, &shared, &mut outcome).await,
-        Mode::MjpegHttp => run_mjpeg(&target, probe, &shared, &mut outcome).await,
+        Mode::Ws => run_ws(&target, probe, local, &shared, &mut outcome).await,
+        Mode::MjpegHttp => run_mjpeg(&target, probe, local, &shared, &mut outcome).await,
     };
     if let Err(e) = result {
         outcome.error = Some(format!("{e:#}"));
@@ -287,9 +332,15 @@ impl<'a> ViewerRun<'a> {
     }
 }
 
+/// The protocol's credit message granting `frames` more frames.
+pub fn credit_message(frames: u32) -> String {
+    format!(r#"{{"type":"credit","frames":{frames}}}"#)
+}
+
 async fn run_ws(
     target: &Target,
     probe: bool,
+    local: Option<IpAddr>,
     shared: &Shared,
     out: &mut Outcome,
 ) -> anyhow::Result<()> {
@@ -301,7 +352,7 @@ async fn run_ws(
     };
     let mut ws = {
         let _permit = shared.connect.acquire().await?;
-        let stream = connect(target, out, shared).await?;
+        let stream = connect(target, out, shared, local).await?;
         tokio::time::timeout(
             Duration::from_secs(10),
             WsClient::handshake(stream, target, reading),
@@ -310,6 +361,14 @@ async fn run_ws(
         .context("WebSocket handshake timed out")??
     };
     run.handshake_done(out);
+    // Probes measure the first frame of a plain viewer: no flow control.
+    let credit = shared.credit.filter(|_| !probe);
+    if let Some(window) = credit {
+        ws.send_text(&credit_message(window)).await?;
+        out.credit_granted += u64::from(window);
+    }
+    // Frames that came without credit: the one sent with `hello`, if `hello` announced it.
+    let mut free_frames = 0u32;
     loop {
         let Some(message) = run.unless_stopped(ws.next()).await else {
             break;
@@ -317,11 +376,24 @@ async fn run_ws(
         match message {
             Ok(Some(Incoming::Binary { head, len })) => {
                 let arrived_us = ws.arrived_us();
+                // The frame sent with `hello` is free: it went out before our credit could
+                // arrive.
+                let free = free_frames > 0;
+                free_frames = free_frames.saturating_sub(1);
                 if run.took_frame(out, &head, len, arrived_us).await {
                     break;
                 }
+                // Consumed (a slow viewer has finished its pause): one more frame.
+                if credit.is_some() && !free && !*run.stop.borrow() {
+                    ws.send_text(&credit_message(1)).await?;
+                    out.credit_granted += 1;
+                }
             }
-            Ok(Some(Incoming::Text(text))) => out.text(&String::from_utf8_lossy(&text)),
+            Ok(Some(Incoming::Text(text))) => {
+                if out.text(&String::from_utf8_lossy(&text)) == Some(Announced::HelloWithFrame) {
+                    free_frames = 1;
+                }
+            }
             Ok(Some(Incoming::Close(code))) => {
                 out.close_code = code;
                 out.ended_early = true;
@@ -344,13 +416,14 @@ async fn run_ws(
 async fn run_mjpeg(
     target: &Target,
     probe: bool,
+    local: Option<IpAddr>,
     shared: &Shared,
     out: &mut Outcome,
 ) -> anyhow::Result<()> {
     let mut run = ViewerRun::begin(shared, probe, out);
     let (response, connection) = {
         let _permit = shared.connect.acquire().await?;
-        let stream = connect(target, out, shared).await?;
+        let stream = connect(target, out, shared, local).await?;
         let (mut sender, connection) =
             hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await?;
         let connection = tokio::spawn(connection);
@@ -411,4 +484,201 @@ async fn run_mjpeg(
     drop(body);
     connection.abort();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+    /// A tiny JPEG, as a binary message.
+    fn jpeg() -> (u8, Vec<u8>) {
+        (0x82, vec![0xFF, 0xD8, 0xFF, 0xD9])
+    }
+
+    /// A text message.
+    fn text(json: &str) -> (u8, Vec<u8>) {
+        (0x81, json.as_bytes().to_vec())
+    }
+
+    /// A hand-written server: answers the handshake, sends `messages` (opcode, short
+    /// payload) at once, then returns the text messages the client sends (with their
+    /// arrival times) until it has `want` of them.
+    async fn serve(
+        listener: TcpListener,
+        messages: Vec<(u8, Vec<u8>)>,
+        want: usize,
+    ) -> Vec<(String, Instant)> {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        while !request.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            socket.read_exact(&mut byte).await.unwrap();
+            request.push(byte[0]);
+        }
+        let request = String::from_utf8(request).unwrap();
+        let key = request
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap();
+        let response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+            derive_accept_key(key.as_bytes())
+        );
+        socket.write_all(response.as_bytes()).await.unwrap();
+        for (opcode, payload) in messages {
+            socket
+                .write_all(&[opcode, payload.len() as u8])
+                .await
+                .unwrap();
+            socket.write_all(&payload).await.unwrap();
+        }
+        let mut texts = Vec::new();
+        while texts.len() < want {
+            let mut head = [0u8; 6];
+            socket.read_exact(&mut head).await.unwrap();
+            let len = usize::from(head[1] & 0x7F);
+            let mut payload = vec![0u8; len];
+            socket.read_exact(&mut payload).await.unwrap();
+            for (i, b) in payload.iter_mut().enumerate() {
+                *b ^= head[2 + i % 4];
+            }
+            assert_eq!(head[0], 0x81, "a final text frame");
+            texts.push((String::from_utf8(payload).unwrap(), Instant::now()));
+        }
+        texts
+    }
+
+    fn shared(credit: Option<u32>, slow_gap: Duration) -> (watch::Sender<bool>, Arc<Shared>) {
+        let (stop_tx, stop) = watch::channel(false);
+        let shared = Shared {
+            phase: AtomicU8::new(PHASE_MEASURE),
+            connect: Semaphore::new(1),
+            stop,
+            mode: Mode::Ws,
+            slow_gap,
+            slow_rcvbuf: 0,
+            credit,
+            skim: false,
+            settled: AtomicUsize::new(0),
+        };
+        (stop_tx, Arc::new(shared))
+    }
+
+    fn target(addr: SocketAddr) -> Arc<Target> {
+        Arc::new(Target {
+            url: format!("ws://{addr}/ws/streams/x"),
+            addr,
+            host: addr.to_string(),
+            path: "/ws/streams/x".into(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_credit_viewer_grants_its_window_then_one_frame_per_frame_taken() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve(listener, vec![jpeg(); 3], 4));
+        let (stop, shared) = shared(Some(5), Duration::ZERO);
+        let local = Some(IpAddr::from([127, 0, 0, 1]));
+        let viewer = tokio::spawn(run(0, target(addr), false, false, local, shared));
+        let texts: Vec<String> = tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("the viewer sent its credit")
+            .unwrap()
+            .into_iter()
+            .map(|t| t.0)
+            .collect();
+        let _ = stop.send(true);
+        let outcome = viewer.await.unwrap();
+        assert_eq!(
+            texts,
+            [
+                r#"{"type":"credit","frames":5}"#,
+                r#"{"type":"credit","frames":1}"#,
+                r#"{"type":"credit","frames":1}"#,
+                r#"{"type":"credit","frames":1}"#,
+            ]
+        );
+        assert_eq!((outcome.frames, outcome.credit_granted), (3, 8));
+    }
+
+    #[tokio::test]
+    async fn a_slow_credit_viewer_grants_the_next_frame_after_its_pause() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve(listener, vec![jpeg(); 2], 2));
+        let gap = Duration::from_millis(300);
+        let (stop, shared) = shared(Some(1), gap);
+        let viewer = tokio::spawn(run(0, target(addr), true, false, None, shared));
+        let texts = tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("the viewer sent its credit")
+            .unwrap();
+        let _ = stop.send(true);
+        viewer.await.unwrap();
+        assert_eq!(texts[0].0, r#"{"type":"credit","frames":1}"#);
+        assert_eq!(texts[1].0, r#"{"type":"credit","frames":1}"#);
+        let waited = texts[1].1 - texts[0].1;
+        assert!(
+            waited >= gap,
+            "granted after the pause, not on receipt: {waited:?}"
+        );
+    }
+
+    /// Window 2 against `hello`, then three frames: the credit the viewer grants in all
+    /// (the server waits for `want` credit messages before it closes).
+    async fn granted_after_hello(hello: &str, want: usize) -> u64 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let messages = vec![text(hello), jpeg(), jpeg(), jpeg()];
+        let server = tokio::spawn(serve(listener, messages, want));
+        let (stop, shared) = shared(Some(2), Duration::ZERO);
+        let viewer = tokio::spawn(run(0, target(addr), false, false, None, shared));
+        let texts: Vec<String> = tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("the viewer sent its credit")
+            .unwrap()
+            .into_iter()
+            .map(|t| t.0)
+            .collect();
+        // Give a wrongly granted fourth message time to arrive before the count is read.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _ = stop.send(true);
+        let outcome = viewer.await.unwrap();
+        assert_eq!(texts[0], r#"{"type":"credit","frames":2}"#);
+        assert_eq!(outcome.frames, 3);
+        outcome.credit_granted
+    }
+
+    #[tokio::test]
+    async fn the_frame_sent_with_hello_is_not_granted_for() {
+        // `hello` with a size: the first frame is the one sent with it, free.
+        let hello = r#"{"type":"hello","stream":"x","fps":10,"width":8,"height":8,"state":"live"}"#;
+        assert_eq!(granted_after_hello(hello, 3).await, 2 + 1 + 1);
+        // Without (no frame yet): every frame came on credit.
+        let hello = r#"{"type":"hello","stream":"x","fps":10,"width":null,"state":"starting"}"#;
+        assert_eq!(granted_after_hello(hello, 4).await, 2 + 1 + 1 + 1);
+    }
+
+    #[tokio::test]
+    async fn without_credit_a_viewer_sends_nothing() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            // Expect no text at all: the first thing the client sends is its close frame.
+            let frames = vec![jpeg(); 2];
+            let texts =
+                tokio::time::timeout(Duration::from_millis(500), serve(listener, frames, 1));
+            texts.await.is_err()
+        });
+        let (stop, shared) = shared(None, Duration::ZERO);
+        let viewer = tokio::spawn(run(0, target(addr), false, false, None, shared));
+        let nothing_sent = server.await.unwrap();
+        let _ = stop.send(true);
+        assert_eq!(viewer.await.unwrap().frames, 2);
+        assert!(nothing_sent);
+    }
 }

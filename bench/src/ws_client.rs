@@ -189,6 +189,12 @@ impl WsClient {
         self.arrived_us
     }
 
+    /// Sends a text message (short ones only: control-sized, < 126 bytes, such as the
+    /// protocol's credit message).
+    pub async fn send_text(&mut self, text: &str) -> anyhow::Result<()> {
+        self.send(0x1, text.as_bytes()).await
+    }
+
     /// Sends a close frame (best effort; the caller drops the connection afterwards).
     pub async fn close(&mut self) {
         let _ = self.send(0x8, &1000u16.to_be_bytes()).await;
@@ -272,7 +278,10 @@ impl WsClient {
     }
 
     async fn send(&mut self, opcode: u8, payload: &[u8]) -> anyhow::Result<()> {
-        anyhow::ensure!(payload.len() < 126, "control payload too long");
+        anyhow::ensure!(
+            payload.len() < 126,
+            "payload too long for a one-byte length"
+        );
         let mut frame = Vec::with_capacity(6 + payload.len());
         frame.extend_from_slice(&[0x80 | opcode, 0x80 | payload.len() as u8]);
         frame.extend_from_slice(&self.mask);

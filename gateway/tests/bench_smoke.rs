@@ -1,5 +1,6 @@
 //! Smoke test of the load tool (`camgate-bench`, used as a library): a short run with three
-//! WebSocket viewers and a probe against a real gateway, then a short MJPEG-over-HTTP run.
+//! WebSocket viewers and a probe against a real gateway, the same skimming and with credit
+//! flow control, then a short MJPEG-over-HTTP run.
 //! It checks that frames arrive and that the report is complete and well-formed; it does
 //! not judge performance (benchmarks are documented in `docs/performance.md`, not timed
 //! here).
@@ -136,6 +137,30 @@ async fn load_tool_reports_frames_from_a_live_gateway() {
         skim_frame_bytes * 2 > full_frame_bytes && skim_frame_bytes < full_frame_bytes * 2,
         "whole frames are counted: {skim_frame_bytes} vs {full_frame_bytes} bytes per frame"
     );
+
+    // Credit flow control (`--credit`): normal and slow viewers grant frames and still get
+    // them; the report says so and has the shown picture's age and the direct-pass field.
+    let mut credit_argv = vec!["--credit", "1", "--slow", "1", "--slow-fps", "5"];
+    credit_argv.extend(ws_args_list(&url, &pid));
+    let report = camgate_bench::run(&args(&credit_argv))
+        .await
+        .expect("the credit run completes");
+    let json = serde_json::to_value(&report).expect("the report serialises");
+    assert_eq!(json["credit"], 1, "{json:#}");
+    assert!(json.get("direct").is_some(), "{json:#}");
+    for group in ["normal", "slow"] {
+        let g = &json[group];
+        assert!(g["frames"].as_u64().unwrap() > 0, "{group}: {json:#}");
+        assert!(
+            g["credit_granted"].as_u64().unwrap() > 0,
+            "{group}: {json:#}"
+        );
+        assert!(
+            g["shown_age_ms"]["n"].as_u64().unwrap() > 0,
+            "{group}: {json:#}"
+        );
+    }
+    assert!(json["errors"].as_array().unwrap().is_empty(), "{json:#}");
 
     // The same numbers over MJPEG-over-HTTP (the mode used for other servers).
     let mjpeg_url = format!("http://{addr}/api/streams/smoke/mjpeg");
