@@ -613,6 +613,28 @@ async fn credit_for_n_frames_sends_at_most_n_each_the_latest_and_never_a_backlog
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_credit_viewer_that_keeps_up_is_served_by_the_direct_pass() {
+    let (gateway, hub, factory, mut ws) = credit_viewer("/ws/streams/cam").await;
+    grant(&mut ws, 1).await;
+    // Frame by frame, like a player that grants one more for each picture it shows: the
+    // lane closes when the credit runs out and opens again with the next grant, so every
+    // frame after the first goes out through the direct pass.
+    for _ in 0..10 {
+        publish(&factory, 64 * 1024);
+        let frame = next_frame(&mut ws, SECS(5)).await;
+        assert_eq!(frame.seq, latest_seq(&hub));
+        grant(&mut ws, 1).await;
+    }
+    let metrics = gateway.state().metrics.render();
+    let direct = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("camgate_direct_frames_total{stream=\"cam\"} "))
+        .unwrap_or("0");
+    assert_eq!(direct, "9", "all but the first of 10 frames went direct");
+    gateway.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_one_frame_per_second_consumer_on_credit_always_shows_a_picture_under_a_second_old() {
     let (gateway, _hub, factory, mut ws) = credit_viewer("/ws/streams/cam").await;
     let epoch = Instant::now();

@@ -282,12 +282,11 @@ impl Session {
     /// `max_fps`, or with skipped frames not yet reported, stay on the task's path; so do
     /// viewers out of credit (nothing may be written for them).
     fn open_lane_if_idle(&mut self) {
-        let newer_frame = |frames: &watch::Receiver<_>| frames.has_changed().unwrap_or(true);
         if self.lane_open
             || !self.outbox.is_empty()
             || self.dropped_unreported > 0
             || self.pacer.is_paced()
-            || newer_frame(&self.frames)
+            || self.newer_frame()
             || !self.has_credit()
         {
             return;
@@ -295,9 +294,21 @@ impl Session {
         self.lane.open(self.pacer.last_seq());
         self.lane_open = true;
         // A frame published just before the lane opened may have passed it by.
-        if newer_frame(&self.frames) {
+        if self.newer_frame() {
             self.close_lane();
         }
+    }
+
+    /// Whether the hub holds a frame this viewer has not had, on either path. The watch's
+    /// own "changed" flag would also count a frame the lane already sent (the session's
+    /// receiver never saw it), and keep the lane closed until the next frame: every time
+    /// a lane closed (a cut frame, credit running out), one frame more went the slow way.
+    fn newer_frame(&self) -> bool {
+        let last = self.pacer.last_seq();
+        self.frames
+            .borrow()
+            .as_ref()
+            .is_some_and(|frame| last.is_none_or(|last| frame.seq > last))
     }
 
     /// Takes the socket back from the fan-out: the rest of a frame it could not finish
