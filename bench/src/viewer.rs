@@ -491,7 +491,6 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
-    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
     /// A tiny JPEG, as a binary message.
     fn jpeg() -> (u8, Vec<u8>) {
@@ -511,23 +510,7 @@ mod tests {
         messages: Vec<(u8, Vec<u8>)>,
         want: usize,
     ) -> Vec<(String, Instant)> {
-        let (mut socket, _) = listener.accept().await.unwrap();
-        let mut request = Vec::new();
-        while !request.ends_with(b"\r\n\r\n") {
-            let mut byte = [0u8; 1];
-            socket.read_exact(&mut byte).await.unwrap();
-            request.push(byte[0]);
-        }
-        let request = String::from_utf8(request).unwrap();
-        let key = request
-            .lines()
-            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-            .unwrap();
-        let response = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-            derive_accept_key(key.as_bytes())
-        );
-        socket.write_all(response.as_bytes()).await.unwrap();
+        let mut socket = crate::ws_client::tests::accept_handshake(listener).await;
         for (opcode, payload) in messages {
             socket
                 .write_all(&[opcode, payload.len() as u8])
@@ -549,6 +532,17 @@ mod tests {
             texts.push((String::from_utf8(payload).unwrap(), Instant::now()));
         }
         texts
+    }
+
+    /// The text messages [`serve`] got, once it has all it waits for.
+    async fn texts_of(server: tokio::task::JoinHandle<Vec<(String, Instant)>>) -> Vec<String> {
+        tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("the viewer sent its credit")
+            .unwrap()
+            .into_iter()
+            .map(|t| t.0)
+            .collect()
     }
 
     fn shared(credit: Option<u32>, slow_gap: Duration) -> (watch::Sender<bool>, Arc<Shared>) {
@@ -584,13 +578,7 @@ mod tests {
         let (stop, shared) = shared(Some(5), Duration::ZERO);
         let local = Some(IpAddr::from([127, 0, 0, 1]));
         let viewer = tokio::spawn(run(0, target(addr), false, false, local, shared));
-        let texts: Vec<String> = tokio::time::timeout(Duration::from_secs(10), server)
-            .await
-            .expect("the viewer sent its credit")
-            .unwrap()
-            .into_iter()
-            .map(|t| t.0)
-            .collect();
+        let texts = texts_of(server).await;
         let _ = stop.send(true);
         let outcome = viewer.await.unwrap();
         assert_eq!(
@@ -637,13 +625,7 @@ mod tests {
         let server = tokio::spawn(serve(listener, messages, want));
         let (stop, shared) = shared(Some(2), Duration::ZERO);
         let viewer = tokio::spawn(run(0, target(addr), false, false, None, shared));
-        let texts: Vec<String> = tokio::time::timeout(Duration::from_secs(10), server)
-            .await
-            .expect("the viewer sent its credit")
-            .unwrap()
-            .into_iter()
-            .map(|t| t.0)
-            .collect();
+        let texts = texts_of(server).await;
         // Give a wrongly granted fourth message time to arrive before the count is read.
         tokio::time::sleep(Duration::from_millis(100)).await;
         let _ = stop.send(true);

@@ -307,13 +307,13 @@ fn message(opcode: u8, payload: Bytes) -> Incoming {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use tokio::net::TcpListener;
 
-    /// A hand-written server: answers the handshake, then sends `frames` and returns what
-    /// the client sent back.
-    async fn serve(listener: TcpListener, frames: Vec<u8>) -> Vec<u8> {
+    /// Accepts one WebSocket client on `listener` and answers its handshake (a
+    /// hand-written server for the client's tests, here and in `viewer.rs`).
+    pub(crate) async fn accept_handshake(listener: TcpListener) -> tokio::net::TcpStream {
         let (mut socket, _) = listener.accept().await.unwrap();
         let mut request = Vec::new();
         while !request.ends_with(b"\r\n\r\n") {
@@ -331,6 +331,13 @@ mod tests {
             derive_accept_key(key.as_bytes())
         );
         socket.write_all(response.as_bytes()).await.unwrap();
+        socket
+    }
+
+    /// A hand-written server: answers the handshake, then sends `frames` and returns what
+    /// the client sent back.
+    async fn serve(listener: TcpListener, frames: Vec<u8>) -> Vec<u8> {
+        let mut socket = accept_handshake(listener).await;
         socket.write_all(&frames).await.unwrap();
         let mut back = Vec::new();
         let _ = socket.read_to_end(&mut back).await;

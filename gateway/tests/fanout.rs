@@ -29,6 +29,13 @@ fn jpeg(publisher: u8, n: u32) -> Vec<u8> {
 
 /// An always-on hub whose source is the test, and its metrics.
 async fn hub() -> (Arc<Hub>, Arc<ManualFactory>, Arc<Metrics>) {
+    hub_with_fanout_on(None).await
+}
+
+/// [`hub`] whose fan-out runs on `fanout` (or the test's runtime).
+async fn hub_with_fanout_on(
+    fanout: Option<tokio::runtime::Handle>,
+) -> (Arc<Hub>, Arc<ManualFactory>, Arc<Metrics>) {
     let metrics = Metrics::new();
     let factory = Arc::new(ManualFactory::default());
     let info = StreamInfo {
@@ -37,11 +44,12 @@ async fn hub() -> (Arc<Hub>, Arc<ManualFactory>, Arc<Metrics>) {
         idle_timeout: SECS(30),
         fps: None,
     };
-    let hub = Hub::new(
+    let hub = Hub::with_fanout_on(
         "cam",
         info,
         Arc::clone(&factory) as Arc<dyn SourceFactory>,
         metrics.stream("cam"),
+        fanout,
     );
     hub.activate().await;
     (hub, factory, metrics)
@@ -235,21 +243,7 @@ fn with_a_fanout_runtime_of_its_own_offers_run_on_its_threads() {
 
     let recorder = Arc::new(Recorder::default());
     io.block_on(async {
-        let factory = Arc::new(ManualFactory::default());
-        let info = StreamInfo {
-            name: "Pool".into(),
-            on_demand: false,
-            idle_timeout: SECS(30),
-            fps: None,
-        };
-        let hub = Hub::with_fanout_on(
-            "cam",
-            info,
-            Arc::clone(&factory) as Arc<dyn SourceFactory>,
-            Metrics::new().stream("cam"),
-            Some(pool.handle().clone()),
-        );
-        hub.activate().await;
+        let (hub, factory, _metrics) = hub_with_fanout_on(Some(pool.handle().clone())).await;
         let _attached =
             hub.attach_direct(Arc::new(Named(Arc::clone(&names), Arc::clone(&recorder))));
         let mut viewer = hub.subscribe().await;
