@@ -5,8 +5,9 @@
 //! therefore does O(1) work whatever the number of viewers: it numbers the frame, leaves it
 //! in the hub's hand-off slot and wakes one gateway task. That task — one per hub, spawned
 //! once, on the gateway's fan-out runtime (`camgate run` gives it threads of its own that
-//! never preempt a source's thread, `scheduling.rs`) — puts the frame in the hub's `watch` (waking the viewer tasks that
-//! wait there) and runs the direct pass (`direct.rs`).
+//! never preempt a source's thread, `scheduling.rs`) — puts the frame in the hub's
+//! `watch` (waking the viewer tasks that wait there) and runs the direct pass
+//! (`direct.rs`).
 //!
 //! Invariants:
 //! - Latest frame wins at the hand-off too: the slot holds one frame; a frame published

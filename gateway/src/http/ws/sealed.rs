@@ -3,8 +3,8 @@
 //! Why: with `write`, the kernel copies every frame into every viewer's socket — at 500
 //! viewers that copy was a quarter of the gateway's CPU. A server frame's bytes (2–10 byte
 //! header + JPEG) are the same for every viewer, so the first viewer to send a frame writes
-//! them once into a [`SealedFile`] kept with the frame; `sendfile` then makes each socket reference the file's
-//! pages instead of copying them.
+//! them once into a [`SealedFile`] kept with the frame; `sendfile` then makes each socket
+//! reference the file's pages instead of copying them.
 //!
 //! Invariant: only frames of at least [`SENDFILE_MIN_BYTES`] get a file (below that,
 //! copying is cheaper than managing pages); when no file can be made, viewers send the

@@ -262,7 +262,8 @@ impl Session {
                     };
                     self.frame(next);
                 }
-                // The fan-out could not finish a frame (or the viewer missed one, or ran out of credit).
+                // The fan-out could not finish a frame, the viewer missed one or ran out of
+                // credit.
                 () = lane.closed_by_offer(), if self.lane_open => self.close_lane(),
                 _ = ping.tick() => {
                     if !access.still_allowed(hub.id()) {
