@@ -221,6 +221,65 @@ async fn offers_run_on_gateway_threads_and_a_panicking_viewer_never_reaches_the_
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_racing_publishers_never_show_a_stopped_sources_frame() {
+    // Publisher threads keep publishing through whichever source runs, while the test
+    // restarts the source over and over (a reconfigure: stop, then start). Every frame
+    // says which source published it. Once a restart has returned, neither the latest
+    // frame nor a viewer's watch may hold a frame of an older source, and everything any
+    // viewer sees moves forward only.
+    const PUBLISHERS: u8 = 3;
+    const RESTARTS: usize = 200;
+    let (hub, factory, _metrics) = hub().await;
+    let direct = Arc::new(Recorder::default());
+    let _attached = hub.attach_direct(Arc::clone(&direct) as Arc<dyn DirectViewer>);
+    let viewer = hub.subscribe().await;
+    let source_of = |frame: &Frame| {
+        let body = &frame.jpeg[2 + camgate::hub::TAG_LEN..];
+        u32::from_be_bytes(body[1..5].try_into().unwrap()) as usize
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|publisher| {
+            let (factory, stop) = (Arc::clone(&factory), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let (source, sink) = factory.numbered_sink();
+                    // A stopped source's sink refuses: that is expected here.
+                    sink.publish(&jpeg(publisher, source as u32), 1, 1, 0);
+                }
+            })
+        })
+        .collect();
+    let mut last_seen = 0;
+    for _ in 0..RESTARTS {
+        hub.reconfigure(hub.info(), Arc::clone(&factory) as Arc<dyn SourceFactory>)
+            .await;
+        let current = factory.numbered_sink().0;
+        for frame in [hub.latest_frame(), viewer.frames.borrow().clone()]
+            .into_iter()
+            .flatten()
+        {
+            assert_eq!(source_of(&frame), current, "a stopped source's frame");
+        }
+        if let Some(frame) = viewer.frames.borrow().clone() {
+            assert!(frame.seq >= last_seen, "the watch went back");
+            last_seen = frame.seq;
+        }
+        tokio::task::yield_now().await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    for publisher in publishers {
+        publisher.join().expect("publishers never panic");
+    }
+    let seqs = direct.seqs.lock().unwrap();
+    assert!(!seqs.is_empty(), "frames flowed between the restarts");
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "direct offers move forward"
+    );
+}
+
 #[test]
 fn with_a_fanout_runtime_of_its_own_offers_run_on_its_threads() {
     let io = tokio::runtime::Builder::new_multi_thread()

@@ -138,7 +138,7 @@ impl Handoff {
     }
 
     /// The frame the task should deliver next, if any.
-    fn take(&self) -> Option<Pending> {
+    pub(super) fn take(&self) -> Option<Pending> {
         let mut slot = self.lock();
         if !std::mem::take(&mut slot.pending) {
             return None;

@@ -35,7 +35,7 @@ pub use stream_hub::{
     Closing, Hub, InputRate, StreamInfo, StreamState, StreamStatus, Viewer, ViewerReservation,
     unix_micros,
 };
-pub use tag::{FrameTag, read_tag};
+pub use tag::{FrameTag, TAG_LEN, read_tag};
 
 /// Resolves when a `watch<bool>` flag turns true (or its sender is gone). Unlike
 /// `wait_for`, the future holds no borrow of the value, so it is `Send` in `select!`.

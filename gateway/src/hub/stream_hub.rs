@@ -802,6 +802,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_frame_the_fanout_took_before_a_stop_is_not_delivered_after_it() {
+        let factory = Arc::new(CountingFactory::default());
+        let hub = Hub::new("a", info(false, 0), factory.clone(), telemetry());
+        hub.activate().await;
+        let sink = factory.sinks.lock().unwrap()[0].clone();
+        assert!(sink.publish(JPEG, 2, 2, 0), "turns the stream live");
+        assert!(sink.publish(JPEG, 2, 2, 0));
+        // The fan-out task has taken the frame (this runtime has not run it yet, so the
+        // test plays its part) when the source is replaced; then it delivers.
+        let taken = hub.handoff().take().expect("a frame waits for the fan-out");
+        hub.reconfigure(info(false, 0), factory.clone()).await;
+        hub.deliver(taken).await;
+        assert!(
+            hub.frames.borrow().is_none(),
+            "a stopped source's frame reappeared"
+        );
+        assert!(hub.latest_frame().is_none());
+    }
+
+    #[tokio::test]
+    async fn the_watch_never_goes_back_to_an_older_frame() {
+        let factory = Arc::new(CountingFactory::default());
+        let hub = Hub::new("a", info(false, 0), factory.clone(), telemetry());
+        hub.activate().await;
+        let sink = factory.sinks.lock().unwrap()[0].clone();
+        assert!(sink.publish(JPEG, 2, 2, 0), "1 turns the stream live");
+        assert!(sink.publish(JPEG, 2, 2, 0), "2 waits for the fan-out");
+        let taken = hub.handoff().take().expect("frame 2");
+        // The source recovers from an error: frame 3 turns it live again and goes into
+        // the watch at once; the fan-out task then delivers the frame 2 it had taken.
+        sink.set_state(StreamState::Retrying, "lost the camera");
+        assert!(sink.publish(JPEG, 2, 2, 0), "3 turns the stream live again");
+        hub.deliver(taken).await;
+        assert_eq!(hub.frames.borrow().as_ref().map(|f| f.seq), Some(3));
+    }
+
+    #[tokio::test]
     async fn reservations_are_bounded_and_counted_once() {
         let factory = Arc::new(CountingFactory::default());
         let hub = Hub::new("a", info(true, 0), factory.clone(), telemetry());

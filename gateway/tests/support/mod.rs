@@ -606,12 +606,14 @@ impl SourceFactory for ManualFactory {
 impl ManualFactory {
     /// The sink of the source started last.
     pub fn sink(&self) -> FrameSink {
-        self.sinks
-            .lock()
-            .unwrap()
-            .last()
-            .cloned()
-            .expect("a manual source runs")
+        self.numbered_sink().1
+    }
+
+    /// The sink of the source started last, with its number (1 for the first source).
+    pub fn numbered_sink(&self) -> (usize, FrameSink) {
+        let sinks = self.sinks.lock().unwrap();
+        let sink = sinks.last().cloned().expect("a manual source runs");
+        (sinks.len(), sink)
     }
 }
 
