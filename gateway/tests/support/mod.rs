@@ -452,6 +452,9 @@ impl RawViewer {
     pub async fn connect(addr: SocketAddr, path: &str) -> RawViewer {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut stream = TcpStream::connect(addr).await.unwrap();
+        // Like browsers (and `connect`): no Nagle, so a small control frame never waits
+        // for the peer's delayed ACK while the paused clock jumps ahead.
+        stream.set_nodelay(true).unwrap();
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
