@@ -101,6 +101,20 @@ pub struct Metrics {
     config_reloads: IntCounterVec,
     config_last_reload_successful: IntGauge,
     plugin_info: IntGaugeVec,
+    /// Every registered family (documented in `docs/metrics.md`; a test keeps the two in
+    /// step).
+    families: Vec<Family>,
+}
+
+/// A metric family as registered: what operators look up in `docs/metrics.md`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Family {
+    /// Full name (`camgate_...`).
+    pub name: String,
+    /// The `# HELP` text.
+    pub help: String,
+    /// Label names, in order.
+    pub labels: Vec<String>,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -114,7 +128,7 @@ impl Metrics {
         let registry = Registry::new();
         let stream = &["stream"];
         let stream_transport = &["stream", "transport"];
-        let m = Metrics {
+        let mut m = Metrics {
             viewers: IntGaugeVec::new(opts("viewers", "Viewers attached to a stream."), stream_transport).unwrap(),
             frames_received: IntCounterVec::new(opts("frames_received_total", "Frames published by a stream's source."), stream).unwrap(),
             frames_sent: IntCounterVec::new(opts("frames_sent_total", "Frames sent to viewers."), stream_transport).unwrap(),
@@ -152,6 +166,7 @@ impl Metrics {
             config_last_reload_successful: IntGauge::with_opts(opts("config_last_reload_successful", "1 if the last configuration reload succeeded.")).unwrap(),
             plugin_info: IntGaugeVec::new(opts("plugin_info", "Loaded source plugins (value 1)."), &["name", "version", "abi", "origin"]).unwrap(),
             registry,
+            families: Vec::new(),
         };
         m.config_last_reload_successful.set(1);
         let build = IntGaugeVec::new(
@@ -185,20 +200,33 @@ impl Metrics {
             Box::new(crate::plugins::late_callbacks_metric()),
             Box::new(build),
         ];
+        #[cfg(target_os = "linux")]
+        let collectors = {
+            let mut collectors = collectors;
+            collectors.push(Box::new(
+                prometheus::process_collector::ProcessCollector::new(
+                    std::process::id() as i32,
+                    "camgate",
+                ),
+            ));
+            collectors
+        };
         for collector in collectors {
+            m.families.extend(collector.desc().iter().map(|d| Family {
+                name: d.fq_name.clone(),
+                help: d.help.clone(),
+                labels: d.variable_labels.clone(),
+            }));
             m.registry
                 .register(collector)
                 .expect("metric names are unique");
         }
-        #[cfg(target_os = "linux")]
-        {
-            let process = prometheus::process_collector::ProcessCollector::new(
-                std::process::id() as i32,
-                "camgate",
-            );
-            let _ = m.registry.register(Box::new(process));
-        }
         Arc::new(m)
+    }
+
+    /// Every registered family (what `docs/metrics.md` documents).
+    pub fn families(&self) -> &[Family] {
+        &self.families
     }
 
     /// The text exposition of every metric.
@@ -402,5 +430,50 @@ impl Drop for ViewerTelemetry {
     fn drop(&mut self) {
         self.viewers.dec();
         tracing::debug!(stream = %self.stream.stream, transport = self.transport.as_str(), "viewer detached");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The metrics reference's table rows: name, then its labels (`-` for none).
+    fn documented() -> Vec<(String, Vec<String>)> {
+        include_str!("../../../docs/metrics.md")
+            .lines()
+            .filter_map(|line| {
+                let mut cells = line.split('|').map(str::trim).skip(1);
+                let name = cells.next()?.strip_prefix("`camgate_")?.strip_suffix('`')?;
+                let labels = cells
+                    .nth(1)?
+                    .split(',')
+                    .map(|l| l.trim().trim_matches('`').to_owned())
+                    .filter(|l| !l.is_empty() && l != "-")
+                    .collect();
+                Some((format!("camgate_{name}"), labels))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_metrics_reference_documents_every_family_with_its_labels() {
+        let registered: Vec<(String, Vec<String>)> = Metrics::new()
+            .families()
+            .iter()
+            .map(|f| (f.name.clone(), f.labels.clone()))
+            .collect();
+        let documented = documented();
+        for family in &registered {
+            assert!(
+                documented.contains(family),
+                "docs/metrics.md lacks {family:?} (name and labels)"
+            );
+        }
+        for family in &documented {
+            assert!(
+                registered.contains(family),
+                "docs/metrics.md documents {family:?}, which the gateway does not register"
+            );
+        }
     }
 }
