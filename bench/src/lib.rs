@@ -423,6 +423,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         bench_cores,
         others,
         direct: metrics::DirectStats::between(metrics_start.as_ref(), metrics_end.as_ref()),
+        publish: metrics::PublishStats::between(metrics_start.as_ref(), metrics_end.as_ref()),
         credit: args.credit,
     };
     let report = Report::build(facts, &outcomes, &probe_outcomes);

@@ -7,6 +7,9 @@
 //! of a frame; `gap`: the viewer had missed frames), summed over streams. A gateway without
 //! them (older builds, other servers) or an endpoint that answers with anything but 200
 //! gives `None`, reported as "n/a": the tool works before and after they exist.
+//!
+//! The same scrapes give `camgate_publish_seconds` (what each publication cost the
+//! source's thread): its buckets' growth over the window, summed over streams.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,6 +21,8 @@ use serde::Serialize;
 pub const DIRECT_FRAMES: &str = "camgate_direct_frames_total";
 /// Hand-overs from the direct pass to a viewer's session, by reason.
 pub const DIRECT_HANDOVERS: &str = "camgate_direct_handovers_total";
+/// Buckets of the time a publication cost the source's thread.
+pub const PUBLISH_BUCKETS: &str = "camgate_publish_seconds_bucket";
 
 /// One scrape: every sample of the two counters, summed over streams, by reason.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -26,6 +31,8 @@ pub struct Scrape {
     pub frames: Option<f64>,
     /// `camgate_direct_handovers_total` by `reason`.
     pub handovers: HashMap<String, f64>,
+    /// `camgate_publish_seconds` bucket counts by upper bound `le` (as written).
+    pub publish: HashMap<String, f64>,
 }
 
 /// The value of `label` in a sample's `{a="x",b="y"}` label set.
@@ -56,6 +63,9 @@ impl Scrape {
             } else if name == DIRECT_HANDOVERS {
                 let reason = label(labels, "reason").unwrap_or("").to_owned();
                 *scrape.handovers.entry(reason).or_insert(0.0) += value;
+            } else if name == PUBLISH_BUCKETS {
+                let le = label(labels, "le").unwrap_or("").to_owned();
+                *scrape.publish.entry(le).or_insert(0.0) += value;
             }
         }
         scrape
@@ -100,9 +110,86 @@ impl DirectStats {
     }
 }
 
+/// What publishing cost the source's thread during the window.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PublishStats {
+    /// Publications in the window.
+    pub frames: f64,
+    /// Share of them that took at most 50 µs (the fan-out issue's target for p99).
+    pub within_50us: f64,
+    /// The smallest bucket bound, in µs, that holds 99 % of them (`None`: beyond the last).
+    pub p99_at_most_us: Option<f64>,
+}
+
+impl PublishStats {
+    /// The buckets' growth from `start` to `end`; `None` without publications or buckets.
+    pub fn between(start: Option<&Scrape>, end: Option<&Scrape>) -> Option<PublishStats> {
+        let (start, end) = (start?, end?);
+        let grown = |le: &str| {
+            end.publish.get(le).copied().unwrap_or(0.0)
+                - start.publish.get(le).copied().unwrap_or(0.0)
+        };
+        let frames = grown("+Inf");
+        if frames <= 0.0 {
+            return None;
+        }
+        let mut bounds: Vec<(f64, f64)> = end
+            .publish
+            .keys()
+            .filter_map(|le| Some((le.parse::<f64>().ok()?, grown(le))))
+            .filter(|(bound, _)| bound.is_finite())
+            .collect();
+        bounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let within = |limit: f64| {
+            bounds
+                .iter()
+                .rfind(|(bound, _)| *bound <= limit + 1e-12)
+                .map_or(0.0, |(_, n)| n / frames)
+        };
+        Some(PublishStats {
+            frames,
+            within_50us: within(50e-6),
+            p99_at_most_us: bounds
+                .iter()
+                .find(|(_, n)| n / frames >= 0.99)
+                .map(|(bound, _)| bound * 1e6),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn publish_buckets_give_the_share_within_50_us_and_the_p99_bound() {
+        let bucket = |le: &str, n: u32| {
+            format!("camgate_publish_seconds_bucket{{stream=\"cam\",le=\"{le}\"}} {n}\n")
+        };
+        let at = |counts: [u32; 4]| -> Scrape {
+            let text: String = [
+                ("0.000025", counts[0]),
+                ("0.00005", counts[1]),
+                ("0.0001", counts[2]),
+                ("+Inf", counts[3]),
+            ]
+            .iter()
+            .map(|(le, n)| bucket(le, *n))
+            .collect();
+            Scrape::parse(&text)
+        };
+        let start = at([10, 50, 60, 60]);
+        let end = at([10, 248, 259, 260]);
+        let stats = PublishStats::between(Some(&start), Some(&end)).unwrap();
+        assert_eq!(stats.frames, 200.0);
+        assert_eq!(stats.within_50us, 198.0 / 200.0);
+        assert_eq!(stats.p99_at_most_us, Some(50.0));
+        assert_eq!(
+            PublishStats::between(Some(&end), Some(&end)),
+            None,
+            "no publications"
+        );
+    }
 
     const BEFORE: &str = "# HELP camgate_direct_frames_total Frames written whole\n\
         # TYPE camgate_direct_frames_total counter\n\

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::metrics::DirectStats;
+use crate::metrics::{DirectStats, PublishStats};
 use crate::viewer::Outcome;
 
 /// Interval at which the shown picture's age is sampled, µs.
@@ -184,6 +184,8 @@ pub struct Report {
     /// The gateway's direct-pass counters over the window; `None` ("n/a") when the gateway
     /// does not export them.
     pub direct: Option<DirectStats>,
+    /// What publishing cost the source's thread over the window (`None`: not exported).
+    pub publish: Option<PublishStats>,
     /// Credit window of the viewers (`--credit`), if they used flow control.
     pub credit: Option<u32>,
     /// Up to 5 distinct viewer errors.
@@ -380,6 +382,8 @@ pub struct RunFacts {
     pub others: Vec<ProcessStats>,
     /// The direct pass's counters over the window.
     pub direct: Option<DirectStats>,
+    /// `camgate_publish_seconds` over the window.
+    pub publish: Option<PublishStats>,
     /// `--credit`.
     pub credit: Option<u32>,
 }
@@ -442,6 +446,7 @@ impl Report {
             bench_cores: facts.bench_cores,
             others: facts.others,
             direct: facts.direct,
+            publish: facts.publish,
             credit: facts.credit,
             errors,
         }
@@ -548,6 +553,19 @@ impl Report {
             None => {
                 let _ = writeln!(s, "direct pass    n/a (no camgate_direct_* metrics)");
             }
+        }
+        if let Some(p) = &self.publish {
+            let p99 = p
+                .p99_at_most_us
+                .map_or("beyond the last bucket".to_owned(), |us| {
+                    format!("<= {us} us")
+                });
+            let _ = writeln!(
+                s,
+                "publish cost   {} frames, {:.1} % within 50 us, p99 {p99} (source's thread)",
+                p.frames,
+                p.within_50us * 100.0
+            );
         }
         if let Some(window) = self.credit {
             let _ = writeln!(s, "credit         window {window}");
