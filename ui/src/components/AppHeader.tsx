@@ -66,6 +66,10 @@ export function AppHeader({
           </Tooltip>
           {session?.auth_required &&
             (session.authenticated ? (
+              <>
+                <span className="rounded-md border px-2 py-1 text-xs font-medium text-muted-foreground" data-testid="session-role">
+                  {session.role === "admin" ? "Admin" : "Viewer"}
+                </span>
               <Tooltip>
                 <TooltipTrigger asChild>
                   <Button variant="ghost" size="icon-sm" onClick={onLogout} aria-label="Sign out">
@@ -74,6 +78,7 @@ export function AppHeader({
                 </TooltipTrigger>
                 <TooltipContent>Signed in as {session.role ?? "viewer"} — sign out</TooltipContent>
               </Tooltip>
+              </>
             ) : (
               <Button variant="outline" size="sm" onClick={onLogin}>
                 <LogIn /> Sign in

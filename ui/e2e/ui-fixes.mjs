@@ -1,0 +1,185 @@
+// Browser checks for issue 15's bug fixes (the "Findings from the browser" that may land
+// before the wall features), against a real gateway with tokens:
+//
+// - signing out stops playback at once (sockets closed, picture gone, the gateway's viewer
+//   gauge drops) instead of playing until the server's keepalive;
+// - a signed-out page does not poll protected endpoints (no 401 per poll) and opens the
+//   sign-in dialog once;
+// - honest empty states: "sign in to see the cameras" before sign-in, "you may not watch"
+//   for a camera the token does not cover, the signed-in role shown as text.
+//
+// Called from run.mjs with its helpers:
+// uiFixChecks({ context, check, assert, startGateway, pageOrigin, forcePreview, tmp, gatewayLog }).
+
+import fs from "node:fs";
+import path from "node:path";
+
+const ADMIN = "e2e-uifix-admin-token-0123456789";
+const VIEWER = "e2e-uifix-viewer-token-0123456789";
+const METRICS = "e2e-uifix-metrics-token-0123456789";
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** The gateway's metrics (read with the scrape-only token). */
+async function metrics(gatewayUrl) {
+  const r = await fetch(`${gatewayUrl}/metrics`, { headers: { authorization: `Bearer ${METRICS}` } });
+  if (r.status !== 200) throw new Error(`/metrics: HTTP ${r.status}`);
+  return r.text();
+}
+
+/** Sum of the samples of `name` whose labels include every `label="value"` in `labels`. */
+function sample(text, name, labels) {
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(`${name}{`)) continue;
+    const [series, value] = [line.slice(0, line.lastIndexOf(" ")), line.slice(line.lastIndexOf(" ") + 1)];
+    if (labels.every((l) => series.includes(l))) sum += Number(value);
+  }
+  return sum;
+}
+
+const unauthorizedCount = async (gatewayUrl) => sample(await metrics(gatewayUrl), "camgate_http_requests_total", ['status="401"']);
+const viewers = async (gatewayUrl, stream) =>
+  sample(await metrics(gatewayUrl), "camgate_viewers", [`stream="${stream}"`, 'transport="websocket"']);
+
+export async function uiFixChecks({ context, check, assert, startGateway, pageOrigin, forcePreview, tmp, gatewayLog }) {
+  const manifestPath = path.join(tmp, "uifix.yaml");
+  fs.writeFileSync(
+    manifestPath,
+    [
+      "auth:",
+      "  tokens:",
+      `    - { role: admin, token: ${ADMIN} }`,
+      `    - { role: viewer, token: ${VIEWER}, streams: [front] }`,
+      `    - { role: metrics, token: ${METRICS} }`,
+      "streams:",
+      "  - id: front",
+      "    name: Front door",
+      "    on_demand: false",
+      "    source: { plugin: testsrc, width: 320, height: 180, fps: 10 }",
+      "  - id: back",
+      "    name: Back yard",
+      "    on_demand: false",
+      "    source: { plugin: testsrc, width: 320, height: 180, fps: 10 }",
+      "",
+    ].join("\n"),
+  );
+  const gateway = await startGateway(manifestPath, gatewayLog);
+  const gatewayUrl = `http://${gateway.addr}`;
+  const { origin } = await pageOrigin(gatewayUrl, forcePreview);
+  await context.clearCookies();
+  const page = await context.newPage();
+  // Counts how often the sign-in dialog appears (a node added to the document).
+  await page.addInitScript(() => {
+    window.__loginDialogOpened = 0;
+    new MutationObserver((records) => {
+      for (const r of records)
+        for (const n of r.addedNodes)
+          if (n instanceof Element && (n.matches('[data-testid="login-dialog"]') || n.querySelector('[data-testid="login-dialog"]')))
+            window.__loginDialogOpened++;
+    }).observe(document, { childList: true, subtree: true });
+  });
+  // WebSocket frames this page receives, counted by the browser (CDP).
+  const cdp = await context.newCDPSession(page);
+  await cdp.send("Network.enable");
+  let wsFrames = 0;
+  cdp.on("Network.webSocketFrameReceived", () => wsFrames++);
+  const dialog = page.locator('[data-testid="login-dialog"]');
+  const signIn = async (token) => {
+    await dialog.waitFor({ timeout: 10_000 });
+    await dialog.locator("input").fill(token);
+    await dialog.locator('button[type="submit"]').click();
+    await dialog.waitFor({ state: "detached", timeout: 10_000 });
+  };
+  const picture = (id) =>
+    page.waitForFunction(
+      (sel) => {
+        const c = document.querySelector(sel);
+        return c instanceof HTMLCanvasElement && c.width !== 300 && c.height !== 150;
+      },
+      `[data-testid="stream-tile"][data-stream-id="${id}"] canvas`,
+      { timeout: 20_000 },
+    );
+
+  try {
+    const unauthorizedBefore = await unauthorizedCount(gatewayUrl);
+    await page.goto(`${origin}/`);
+
+    await check("ui-fixes: before sign-in the page says to sign in, not that there are no cameras", async () => {
+      await page.locator('[data-testid="signed-out"]').waitFor({ timeout: 10_000 });
+      const text = await page.locator("main").innerText();
+      assert(/sign in to see the cameras/i.test(text), `the page says: ${text}`);
+      assert(!/no cameras yet/i.test(await page.locator("body").innerText()), "the page says there are no cameras");
+    });
+
+    await check("ui-fixes: signed out, the page does not poll into 401s and opens the sign-in dialog once", async () => {
+      await dialog.waitFor({ timeout: 10_000 });
+      await page.keyboard.press("Escape");
+      await dialog.waitFor({ state: "detached", timeout: 5000 });
+      await sleep(5000);
+      const grew = (await unauthorizedCount(gatewayUrl)) - unauthorizedBefore;
+      const opened = await page.evaluate(() => window.__loginDialogOpened);
+      console.log(`[e2e]       signed out for 5 s: ${grew} responses with 401, the dialog opened ${opened} time(s)`);
+      assert(grew <= 2, `${grew} requests were refused with 401 while signed out (a poll loop)`);
+      assert(opened === 1, `the sign-in dialog opened ${opened} times`);
+      assert((await dialog.count()) === 0, "the sign-in dialog reopened by itself");
+    });
+
+    await check("ui-fixes: a viewer sees its role, and is told it may not watch a camera its token does not cover", async () => {
+      await page.locator('[data-testid="signed-out"] button').click();
+      await signIn(VIEWER);
+      await picture("front");
+      const role = page.locator('[data-testid="session-role"]');
+      assert(await role.isVisible(), "the role is not shown");
+      assert(/viewer/i.test(await role.innerText()), `the role reads ${await role.innerText()}`);
+      assert((await page.locator('[data-testid="stream-tile"]').count()) === 1, "the viewer sees more than its one camera");
+      await page.goto(`${origin}/#/streams/back`);
+      const notShown = page.locator('[data-testid="stream-not-found"]');
+      await notShown.waitFor({ timeout: 10_000 });
+      assert((await notShown.getAttribute("data-reason")) === "forbidden", `reason ${await notShown.getAttribute("data-reason")}`);
+      const text = await notShown.innerText();
+      assert(/may not watch/i.test(text) && !/removed/i.test(text), `the page says: ${text}`);
+      await page.goto(`${origin}/#/`);
+    });
+
+    await check("ui-fixes: signing out stops playback within a second (no frames, no picture, viewer gone at the gateway)", async () => {
+      await page.locator('button[aria-label="Sign out"]').click();
+      await signIn(ADMIN);
+      await picture("front");
+      await picture("back");
+      // An admin may see every camera: a link to one that does not exist says so.
+      await page.goto(`${origin}/#/streams/no-such-camera`);
+      await page.locator('[data-testid="stream-not-found"][data-reason="missing"]').waitFor({ timeout: 10_000 });
+      // The focused view too: open one, then sign out from it.
+      await page.goto(`${origin}/#/streams/front`);
+      await page.waitForFunction(() => {
+        const c = document.querySelector('[data-testid="focus-view"] canvas');
+        return c instanceof HTMLCanvasElement && c.width !== 300;
+      });
+      const framesBefore = wsFrames;
+      await sleep(1000);
+      assert(wsFrames > framesBefore, "no WebSocket frames while playing (is the counter working?)");
+      assert((await viewers(gatewayUrl, "front")) >= 1, "the gateway counts no viewer while playing");
+      await page.locator('button[aria-label="Sign out"]').click();
+      const signedOutAt = Date.now();
+      await sleep(1000);
+      const at1s = wsFrames;
+      const canvases = await page.locator("canvas").count();
+      let gauge = await viewers(gatewayUrl, "front");
+      while (gauge > 0 && Date.now() - signedOutAt < 1500) {
+        await sleep(100);
+        gauge = await viewers(gatewayUrl, "front");
+      }
+      await sleep(2000);
+      const later = wsFrames - at1s;
+      console.log(`[e2e]       after sign-out: ${canvases} canvases at 1 s, ${later} frames in the next 2 s, viewer gauge ${gauge}`);
+      assert(canvases === 0, `${canvases} pictures are still on the page 1 s after signing out`);
+      assert(later === 0, `${later} WebSocket frames arrived more than 1 s after signing out`);
+      assert(gauge === 0, `the gateway still counts ${gauge} viewer(s) of front after signing out`);
+    });
+
+  } finally {
+    await cdp.detach().catch(() => undefined);
+    await page.close();
+    await gateway.stop();
+  }
+}
