@@ -9,7 +9,7 @@
 //   for a camera the token does not cover, the signed-in role shown as text.
 //
 // Called from run.mjs with its helpers:
-// uiFixChecks({ context, check, assert, startGateway, pageOrigin, forcePreview, tmp, gatewayLog }).
+// uiFixChecks({ context, check, assert, Skip, hasFfmpeg, startGateway, pageOrigin, forcePreview, tmp, gatewayLog }).
 
 import fs from "node:fs";
 import path from "node:path";
@@ -17,6 +17,7 @@ import path from "node:path";
 const ADMIN = "e2e-uifix-admin-token-0123456789";
 const VIEWER = "e2e-uifix-viewer-token-0123456789";
 const METRICS = "e2e-uifix-metrics-token-0123456789";
+const FAILING = "uifix-unreachable";
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** The gateway's metrics (read with the scrape-only token). */
@@ -41,7 +42,7 @@ const unauthorizedCount = async (gatewayUrl) => sample(await metrics(gatewayUrl)
 const viewers = async (gatewayUrl, stream) =>
   sample(await metrics(gatewayUrl), "camgate_viewers", [`stream="${stream}"`, 'transport="websocket"']);
 
-export async function uiFixChecks({ context, check, assert, startGateway, pageOrigin, forcePreview, tmp, gatewayLog }) {
+export async function uiFixChecks({ context, check, assert, Skip, hasFfmpeg, startGateway, pageOrigin, forcePreview, tmp, gatewayLog }) {
   const manifestPath = path.join(tmp, "uifix.yaml");
   fs.writeFileSync(
     manifestPath,
@@ -177,6 +178,60 @@ export async function uiFixChecks({ context, check, assert, startGateway, pageOr
       assert(gauge === 0, `the gateway still counts ${gauge} viewer(s) of front after signing out`);
     });
 
+    await check("ui-fixes: a failing tile stays in one retrying state per outage, and its countdown counts down", async () => {
+      if (!hasFfmpeg) throw new Skip("ffmpeg-mjpeg is not in `camgate plugins`");
+      // Nothing listens on port 1: every attempt fails at once (connection refused).
+      const created = await fetch(`${gatewayUrl}/api/streams`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${ADMIN}` },
+        body: JSON.stringify({ id: FAILING, name: "Unreachable camera", source: { plugin: "ffmpeg-mjpeg", url: "rtsp://127.0.0.1:1/x" } }),
+      });
+      assert(created.status === 201, `creating the stream: HTTP ${created.status} ${await created.text()}`);
+      await signIn(ADMIN);
+      await page.goto(`${origin}/#/`);
+      const tileSel = `[data-testid="stream-tile"][data-stream-id="${FAILING}"]`;
+      await page.locator(tileSel).waitFor({ timeout: 10_000 });
+      // Sample the tile's badge and reason every 50 ms from the moment it appears (it is
+      // on demand: its source starts now).
+      await page.evaluate((sel) => {
+        window.__tileLog = [];
+        let last = "";
+        window.__tileSampler = setInterval(() => {
+          const t = document.querySelector(sel);
+          const state = t?.querySelector('[data-testid="status-badge"]')?.getAttribute("data-state") ?? "none";
+          const reason = t?.querySelector('[data-testid="status-reason"]')?.textContent ?? "";
+          const key = `${state}|${reason}`;
+          if (key !== last) window.__tileLog.push({ at: Date.now(), state, reason });
+          last = key;
+        }, 50);
+      }, tileSel);
+      await sleep(14_000);
+      const samples = await page.evaluate(() => {
+        clearInterval(window.__tileSampler);
+        return window.__tileLog;
+      });
+      const states = samples.map((s) => s.state).filter((s, i, all) => i === 0 || all[i - 1] !== s);
+      const attempts = new Set(samples.map((s) => /attempt (\d+)/.exec(s.reason)?.[1]).filter(Boolean));
+      console.log(`[e2e]       states: ${states.join(" → ")}; ${attempts.size} attempts seen`);
+      const first = states.indexOf("retrying");
+      assert(first >= 0, `the tile never showed retrying: ${states.join(" → ")}`);
+      assert(attempts.size >= 3, `only ${attempts.size} attempts in 14 s (the check needs several)`);
+      assert(!states.slice(first).includes("connecting"), `the tile flips back to connecting during the outage: ${states.join(" → ")}`);
+      // The countdown: within one attempt, "retrying in Ns" takes several values, going down.
+      const byAttempt = new Map();
+      for (const s of samples) {
+        const m = /retrying in (\d+)s \(attempt (\d+)\)/.exec(s.reason);
+        if (!m) continue;
+        const seen = byAttempt.get(m[2]) ?? [];
+        if (seen.at(-1) !== Number(m[1])) seen.push(Number(m[1]));
+        byAttempt.set(m[2], seen);
+      }
+      const counted = [...byAttempt.entries()].filter(([, secs]) => secs.length >= 2);
+      console.log(`[e2e]       countdowns: ${[...byAttempt.entries()].map(([a, secs]) => `#${a}: ${secs.join(",")}`).join("; ")}`);
+      assert(counted.length > 0, "no \"retrying in Ns\" ever counted down");
+      for (const [a, secs] of counted) assert(secs.every((v, i) => i === 0 || v < secs[i - 1]), `attempt ${a} counts ${secs.join(",")}`);
+      await fetch(`${gatewayUrl}/api/streams/${FAILING}`, { method: "DELETE", headers: { authorization: `Bearer ${ADMIN}` } });
+    });
   } finally {
     await cdp.detach().catch(() => undefined);
     await page.close();

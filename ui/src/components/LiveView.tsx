@@ -3,7 +3,7 @@ import { CircleAlert, Loader2, Lock, PowerOff, RefreshCw, Trash2 } from "lucide-
 import { StatusBadge } from "@/components/StatusBadge";
 import { useStreamPlayer } from "@/hooks/useStreamPlayer";
 import { formatBitrate, formatFps, formatLatency } from "@/lib/format";
-import { displayStatus, type DisplayStatus } from "@/lib/status";
+import { displayStatus, stabilize, type DisplayStatus, type Outage } from "@/lib/status";
 import { cn } from "@/lib/utils";
 import type { PlayerStats, PlayerStatus } from "@/player/player";
 import type { StreamState } from "@/player/protocol";
@@ -63,9 +63,13 @@ export function LiveView({
   }, []);
 
   const { canvasRef, viewportRef, status } = useStreamPlayer(streamId, maxFps, writeStats);
-  const reconnecting = status?.connection === "reconnecting";
-  const now = useTicker(reconnecting);
-  const display = displayStatus(apiState, apiMessage, status, now);
+  // Retrying (the socket, or the camera behind it): its "retrying in Ns" counts down live.
+  const retrying = status?.connection === "reconnecting" || (status?.streamState ?? apiState) === "retrying";
+  const now = useTicker(retrying);
+  // One state per outage: the attempts in between ("connecting") do not flip the tile back.
+  const [outage, setOutage] = useState<Outage | null>(null);
+  const { shown: display, outage: nextOutage } = stabilize(outage, displayStatus(apiState, apiMessage, status, now));
+  if (nextOutage?.label !== outage?.label || nextOutage?.reason !== outage?.reason) setOutage(nextOutage);
   const hasPicture = status?.hasPicture ?? false;
   const healthy = display.kind === "live";
 
