@@ -12,12 +12,16 @@
 // uiFixChecks({ context, check, assert, Skip, hasFfmpeg, startGateway, pageOrigin, forcePreview, tmp, gatewayLog }).
 
 import fs from "node:fs";
+import { createRequire } from "node:module";
 import path from "node:path";
 
 const ADMIN = "e2e-uifix-admin-token-0123456789";
 const VIEWER = "e2e-uifix-viewer-token-0123456789";
 const METRICS = "e2e-uifix-metrics-token-0123456789";
+/** axe-core's source, injected into the page for the accessibility audit. */
+const AXE_SOURCE = fs.readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 const FAILING = "uifix-unreachable";
+const EDITABLE = "uifix-editable";
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** The gateway's metrics (read with the scrape-only token). */
@@ -231,6 +235,118 @@ export async function uiFixChecks({ context, check, assert, Skip, hasFfmpeg, sta
       assert(counted.length > 0, "no \"retrying in Ns\" ever counted down");
       for (const [a, secs] of counted) assert(secs.every((v, i) => i === 0 || v < secs[i - 1]), `attempt ${a} counts ${secs.join(",")}`);
       await fetch(`${gatewayUrl}/api/streams/${FAILING}`, { method: "DELETE", headers: { authorization: `Bearer ${ADMIN}` } });
+    });
+
+    await check("ui-fixes: accessibility: axe-core finds nothing serious on the grid (desktop and phone), the focused view and the dialogs; focus ring, tab stops, touch targets, announcements", async () => {
+      const admin = { "content-type": "application/json", authorization: `Bearer ${ADMIN}` };
+      const create = async (body) => {
+        const r = await fetch(`${gatewayUrl}/api/streams`, { method: "POST", headers: admin, body: JSON.stringify(body) });
+        assert(r.status === 201, `creating ${body.id}: HTTP ${r.status} ${await r.text()}`);
+      };
+      // An API stream (editable: the admin's toolbar is enabled) and, with ffmpeg, a failing one.
+      await create({ id: EDITABLE, name: "Editable camera", source: { plugin: "testsrc", width: 320, height: 180, fps: 5 } });
+      if (hasFfmpeg) await create({ id: `${FAILING}-2`, name: "Second unreachable camera", source: { plugin: "ffmpeg-mjpeg", url: "rtsp://127.0.0.1:1/y" } });
+      const report = [];
+      const audit = async (label) => {
+        if (!(await page.evaluate(() => typeof window.axe === "object"))) await page.addScriptTag({ content: AXE_SOURCE });
+        const found = await page.evaluate(async () => {
+          const { violations } = await window.axe.run(document, { resultTypes: ["violations"] });
+          return violations
+            .filter((v) => v.impact === "serious" || v.impact === "critical")
+            .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).slice(0, 4).join(", ")}`);
+        });
+        console.log(`[e2e]       axe on ${label}: ${found.length} serious/critical`);
+        for (const f of found) report.push(`${label}: ${f}`);
+      };
+      /** Visible buttons and links under `root` smaller than 44 x 44 px. */
+      const smallTargets = (root) =>
+        page.evaluate((sel) => {
+          const small = [];
+          for (const el of document.querySelector(sel)?.querySelectorAll("button, a[href]") ?? []) {
+            const r = el.getBoundingClientRect();
+            if (r.width === 0 || r.height === 0) continue;
+            if (r.width < 44 || r.height < 44) small.push(`${el.getAttribute("aria-label") ?? el.textContent?.trim()} ${Math.round(r.width)}x${Math.round(r.height)}`);
+          }
+          return small;
+        }, root);
+      try {
+        await page.goto(`${origin}/#/`);
+        await picture("front");
+        await picture(EDITABLE);
+        if (hasFfmpeg) {
+          // The failing camera's state change is said in the page's aria-live region.
+          await page.waitForFunction(
+            () => /Second unreachable camera: Retrying/.test(document.querySelector('[role="status"][aria-live="polite"]')?.textContent ?? ""),
+            null,
+            { timeout: 15_000 },
+          );
+        }
+        await audit("the grid");
+
+        // At most two tab stops per tile; each with a name.
+        const stops = await page.evaluate(() =>
+          [...document.querySelectorAll('[data-testid="stream-tile"]')].map((t) => ({
+            id: t.getAttribute("data-stream-id"),
+            stops: [...t.querySelectorAll("a[href], button, input, select, textarea, [tabindex]")]
+              .filter((el) => el.tabIndex >= 0 && !el.disabled && el.getClientRects().length > 0)
+              .map((el) => el.getAttribute("aria-label") ?? el.textContent?.trim() ?? ""),
+          })),
+        );
+        console.log(`[e2e]       tab stops: ${stops.map((t) => `${t.id}: ${t.stops.length}`).join(", ")}`);
+        for (const t of stops) {
+          assert(t.stops.length <= 2, `tile ${t.id} has ${t.stops.length} tab stops: ${t.stops.join(" | ")}`);
+          assert(t.stops.every((name) => name.length > 0), `tile ${t.id} has a tab stop without a name`);
+        }
+
+        // Tabbing onto a tile draws a ring around the whole tile, not clipped by anything.
+        await page.locator("body").click({ position: { x: 5, y: 5 } });
+        let onTile = false;
+        for (let i = 0; i < 30 && !onTile; i++) {
+          await page.keyboard.press("Tab");
+          onTile = await page.evaluate(() => document.activeElement?.getAttribute("data-testid") === "open-stream");
+        }
+        assert(onTile, "Tab never reached a tile");
+        const ring = await page.evaluate(() => {
+          const tileEl = document.activeElement.closest('[data-testid="stream-tile"]');
+          const clippedBy = [];
+          for (let el = tileEl.parentElement; el && el !== document.documentElement; el = el.parentElement) {
+            const s = getComputedStyle(el);
+            if (s.overflow !== "visible" || s.overflowX !== "visible" || s.overflowY !== "visible") clippedBy.push(el.tagName);
+          }
+          return { focused: getComputedStyle(tileEl).boxShadow, blurred: null, clippedBy };
+        });
+        assert(/\b3px\b/.test(ring.focused), `the focused tile shows no ring (box-shadow: ${ring.focused})`);
+        assert(ring.clippedBy.length === 0, `the ring is clipped by ${ring.clippedBy.join(", ")}`);
+
+        await page.goto(`${origin}/#/streams/${EDITABLE}`);
+        await page.locator('[data-testid="focus-view"]').waitFor();
+        await page.waitForFunction(() => document.querySelector('[data-testid="focus-view"] canvas')?.width !== 300);
+        await audit("the focused view");
+
+        // A phone: every control is a 44 px touch target and has a name (the "+" too).
+        await page.setViewportSize({ width: 390, height: 844 });
+        await page.waitForFunction(() => window.innerWidth === 390);
+        await sleep(500); // buttons change size with a transition
+        const focusSmall = [...(await smallTargets("header")), ...(await smallTargets('[data-testid="focus-view"]'))];
+        await page.goto(`${origin}/#/`);
+        await picture("front");
+        await audit("the grid on a phone");
+        const gridSmall = [...(await smallTargets("header")), ...(await smallTargets('[data-testid="stream-grid"]'))];
+        await page.setViewportSize({ width: 1280, height: 800 });
+        assert(focusSmall.length === 0 && gridSmall.length === 0, `touch targets under 44 px on a phone: ${[...focusSmall, ...gridSmall].join(", ")}`);
+
+        await page.locator('[data-testid="add-camera"]').click();
+        await page.locator('[data-testid="stream-form"]').waitFor();
+        await audit("the stream dialog");
+        await page.keyboard.press("Escape");
+        await page.locator('[data-testid="stream-form"]').waitFor({ state: "detached" });
+        await page.locator('button[aria-label="Sign out"]').click();
+        await dialog.waitFor();
+        await audit("the sign-in dialog");
+        assert(report.length === 0, `axe-core found:\n${report.join("\n")}`);
+      } finally {
+        for (const id of [EDITABLE, `${FAILING}-2`]) await fetch(`${gatewayUrl}/api/streams/${id}`, { method: "DELETE", headers: admin });
+      }
     });
   } finally {
     await cdp.detach().catch(() => undefined);

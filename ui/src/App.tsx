@@ -57,11 +57,14 @@ export default function App() {
       });
   }, [isAdmin, authEpoch, requestLogin]);
 
+  // The page's aria-live region: tiles announce their state changes here.
+  const [announcement, setAnnouncement] = useState("");
   const playerContext = useMemo<PlayerContextValue>(
     () => ({
       authEpoch,
       onUnauthorized: requestLogin,
       onRemoved: () => void refresh(),
+      announce: setAnnouncement,
     }),
     [authEpoch, requestLogin, refresh],
   );
@@ -108,6 +111,9 @@ export default function App() {
   return (
     <TooltipProvider>
       <PlayerContext.Provider value={playerContext}>
+        <div role="status" aria-live="polite" aria-atomic="true" className="sr-only" data-testid="announcer">
+          {announcement}
+        </div>
         <div className="min-h-dvh">
           <AppHeader
             streams={streams}

@@ -28,7 +28,7 @@ export function AppHeader({
   return (
     <header className="sticky top-0 z-40 border-b bg-background/80 backdrop-blur supports-[backdrop-filter]:bg-background/65">
       <div className="mx-auto flex h-14 max-w-[120rem] items-center gap-3 px-3 sm:px-5 pt-[env(safe-area-inset-top)]">
-        <a href="#/" className="flex items-center gap-2 font-semibold tracking-tight" aria-label="Camgate: all cameras">
+        <a href="#/" className="flex min-h-11 items-center gap-2 font-semibold tracking-tight" aria-label="Camgate: all cameras">
           <img src="/favicon.svg" alt="" className="size-7" />
           <span className="text-base">Camgate</span>
         </a>
@@ -52,7 +52,7 @@ export function AppHeader({
         )}
         <div className="ml-auto flex items-center gap-1.5">
           {isAdmin && (
-            <Button size="sm" onClick={onAdd} data-testid="add-camera">
+            <Button size="sm" onClick={onAdd} data-testid="add-camera" aria-label="Add camera" className="max-sm:w-11">
               <Plus /> <span className="hidden sm:inline">Add camera</span>
             </Button>
           )}

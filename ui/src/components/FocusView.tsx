@@ -115,6 +115,7 @@ export function FocusView({
       <div className="grid gap-4 lg:grid-cols-[minmax(0,1fr)_20rem]">
         <LiveView
           streamId={stream.id}
+          name={stream.name}
           maxFps={null}
           apiState={stream.state}
           apiMessage={stream.message}

@@ -1,6 +1,7 @@
-import { useCallback, useEffect, useRef, useState, type ReactNode } from "react";
+import { useCallback, useContext, useEffect, useRef, useState, type ReactNode } from "react";
 import { CircleAlert, Loader2, Lock, PowerOff, RefreshCw, Trash2 } from "lucide-react";
 import { StatusBadge } from "@/components/StatusBadge";
+import { PlayerContext } from "@/hooks/playerContext";
 import { useStreamPlayer } from "@/hooks/useStreamPlayer";
 import { formatBitrate, formatFps, formatLatency } from "@/lib/format";
 import { displayStatus, stabilize, type DisplayStatus, type Outage } from "@/lib/status";
@@ -21,6 +22,8 @@ function useTicker(active: boolean): number {
 
 export interface LiveViewProps {
   streamId: string;
+  /** The camera's name, for announcing its state changes. */
+  name: string;
   maxFps: number | null;
   apiState: StreamState | null | undefined;
   apiMessage: string | null | undefined;
@@ -37,6 +40,7 @@ export interface LiveViewProps {
 /** One live picture: canvas, status badge, overlay for problems, live stats line. */
 export function LiveView({
   streamId,
+  name,
   maxFps,
   apiState,
   apiMessage,
@@ -72,6 +76,17 @@ export function LiveView({
   if (nextOutage?.label !== outage?.label || nextOutage?.reason !== outage?.reason) setOutage(nextOutage);
   const hasPicture = status?.hasPicture ?? false;
   const healthy = display.kind === "live";
+
+  // State changes are announced (aria-live), except the normal start: connecting, then live.
+  const { announce } = useContext(PlayerContext);
+  const announced = useRef<{ kind: DisplayStatus["kind"]; wasLive: boolean } | null>(null);
+  useEffect(() => {
+    const previous = announced.current;
+    announced.current = { kind: display.kind, wasLive: (previous?.wasLive ?? false) || display.kind === "live" };
+    if (previous === null || previous.kind === display.kind || display.kind === "connecting") return;
+    if (display.kind === "live" && !previous.wasLive) return;
+    announce(`${name}: ${display.label}`);
+  }, [display.kind, display.label, name, announce]);
 
   const statusCallback = useRef(onStatus);
   useEffect(() => {
