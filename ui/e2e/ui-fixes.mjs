@@ -237,6 +237,26 @@ export async function uiFixChecks({ context, check, assert, Skip, hasFfmpeg, sta
       await fetch(`${gatewayUrl}/api/streams/${FAILING}`, { method: "DELETE", headers: { authorization: `Bearer ${ADMIN}` } });
     });
 
+    await check("ui-fixes: a grid of live tiles runs no infinite animations (no pulsing dot, no spinner)", async () => {
+      await page.goto(`${origin}/#/`);
+      await page.waitForFunction(() => document.querySelectorAll('[data-testid="stream-tile"]').length === 2, null, { timeout: 10_000 });
+      await picture("front");
+      await picture("back");
+      await page.waitForFunction(
+        () => [...document.querySelectorAll('[data-testid="status-badge"]')].every((b) => b.getAttribute("data-state") === "live"),
+        null,
+        { timeout: 10_000 },
+      );
+      await sleep(500);
+      const running = await page.evaluate(() =>
+        document
+          .getAnimations()
+          .filter((a) => a.playState === "running" && a.effect?.getComputedTiming().iterations === Infinity)
+          .map((a) => `${a.animationName ?? "animation"} on ${a.effect?.target?.tagName?.toLowerCase()}.${String(a.effect?.target?.getAttribute?.("class") ?? "").slice(0, 60)}`),
+      );
+      assert(running.length === 0, `infinite animations run on an idle grid:\n${running.join("\n")}`);
+    });
+
     await check("ui-fixes: accessibility: axe-core finds nothing serious on the grid (desktop and phone), the focused view and the dialogs; focus ring, tab stops, touch targets, announcements", async () => {
       const admin = { "content-type": "application/json", authorization: `Bearer ${ADMIN}` };
       const create = async (body) => {

@@ -196,7 +196,9 @@ function ProblemOverlay({ display, hasPicture, size }: { display: DisplayStatus;
       <Icon
         className={cn(
           size === "large" ? "size-8" : "size-6",
-          (display.kind === "connecting" || display.kind === "live") && "animate-spin",
+          // Spins only while connecting (transient); a live tile waiting for a picture (off
+          // screen, it asks for none) shows a still icon: nothing animates on an idle wall.
+          display.kind === "connecting" && "animate-spin",
           display.kind === "offline" && "text-red-400",
           display.kind === "retrying" && "text-amber-300",
         )}
