@@ -257,6 +257,17 @@ export async function uiFixChecks({ context, check, assert, Skip, hasFfmpeg, sta
       assert(running.length === 0, `infinite animations run on an idle grid:\n${running.join("\n")}`);
     });
 
+    await check("ui-fixes: the delay figure is named for what it measures (gateway capture → screen, not glass-to-glass)", async () => {
+      const title = await page.locator('[data-stream-id="front"] [data-testid="stat-latency-label"]').getAttribute("title");
+      assert(/gateway → screen/i.test(title ?? "") && /not glass-to-glass/i.test(title ?? "") && /buffer/.test(title ?? ""), `the tile's delay says: ${title}`);
+      await page.goto(`${origin}/#/streams/front`);
+      await page.locator('[data-testid="detail-latency"]').waitFor();
+      const labels = await page.locator('[data-testid="stream-details"] dt').allInnerTexts();
+      assert(labels.includes("Gateway → screen") && !labels.includes("Latency"), `the details' labels: ${labels.join(", ")}`);
+      const note = await page.locator('[data-testid="detail-latency-note"]').innerText();
+      assert(/not glass-to-glass/.test(note), `the note says: ${note}`);
+    });
+
     await check("ui-fixes: accessibility: axe-core finds nothing serious on the grid (desktop and phone), the focused view and the dialogs; focus ring, tab stops, touch targets, announcements", async () => {
       const admin = { "content-type": "application/json", authorization: `Bearer ${ADMIN}` };
       const create = async (body) => {

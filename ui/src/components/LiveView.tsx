@@ -9,6 +9,13 @@ import { cn } from "@/lib/utils";
 import type { PlayerStats, PlayerStatus } from "@/player/player";
 import type { StreamState } from "@/player/protocol";
 
+/**
+ * What the delay figure measures (it is not glass-to-glass): from the gateway's capture of the
+ * frame to its display here, including the deliberate jitter buffer.
+ */
+export const DELAY_EXPLAINED =
+  "Gateway → screen: from the frame's capture at the gateway to its display here, including a deliberate 200 ms smoothing buffer. Not glass-to-glass: the camera's own delay is not counted.";
+
 /** Re-renders every second while `active` (for "retrying in Ns"). */
 function useTicker(active: boolean): number {
   const [now, setNow] = useState(() => Date.now());
@@ -141,7 +148,7 @@ export function LiveView({
             –
           </span>
         </span>
-        <span title="Latency: capture to screen">
+        <span title={DELAY_EXPLAINED} data-testid="stat-latency-label">
           <span ref={latencyRef} data-testid="stat-latency">
             –
           </span>
