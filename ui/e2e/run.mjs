@@ -554,6 +554,7 @@ async function main() {
   await authChecks(context, tmp, gatewayLog, process.env.E2E_VIA_PREVIEW === "1");
   await (await import("./cross-site.mjs")).crossSiteChecks({ context, check, assert, startGateway, apiJson, tmp, gatewayLog });
   await (await import("./credit.mjs")).creditChecks({ context, check, assert, startGateway, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1", tmp, gatewayLog });
+  await (await import("./ui-fixes.mjs")).uiFixChecks({ context, check, assert, Skip, hasFfmpeg, startGateway, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1", tmp, gatewayLog });
 }
 
 /** A gateway with tokens: the page asks for one; viewers cannot manage streams, admins can. */

@@ -28,7 +28,7 @@ export function AppHeader({
   return (
     <header className="sticky top-0 z-40 border-b bg-background/80 backdrop-blur supports-[backdrop-filter]:bg-background/65">
       <div className="mx-auto flex h-14 max-w-[120rem] items-center gap-3 px-3 sm:px-5 pt-[env(safe-area-inset-top)]">
-        <a href="#/" className="flex items-center gap-2 font-semibold tracking-tight" aria-label="Camgate: all cameras">
+        <a href="#/" className="flex min-h-11 items-center gap-2 font-semibold tracking-tight" aria-label="Camgate: all cameras">
           <img src="/favicon.svg" alt="" className="size-7" />
           <span className="text-base">Camgate</span>
         </a>
@@ -52,7 +52,7 @@ export function AppHeader({
         )}
         <div className="ml-auto flex items-center gap-1.5">
           {isAdmin && (
-            <Button size="sm" onClick={onAdd} data-testid="add-camera">
+            <Button size="sm" onClick={onAdd} data-testid="add-camera" aria-label="Add camera" className="max-sm:w-11">
               <Plus /> <span className="hidden sm:inline">Add camera</span>
             </Button>
           )}
@@ -66,6 +66,10 @@ export function AppHeader({
           </Tooltip>
           {session?.auth_required &&
             (session.authenticated ? (
+              <>
+                <span className="rounded-md border px-2 py-1 text-xs font-medium text-muted-foreground" data-testid="session-role">
+                  {session.role === "admin" ? "Admin" : "Viewer"}
+                </span>
               <Tooltip>
                 <TooltipTrigger asChild>
                   <Button variant="ghost" size="icon-sm" onClick={onLogout} aria-label="Sign out">
@@ -74,6 +78,7 @@ export function AppHeader({
                 </TooltipTrigger>
                 <TooltipContent>Signed in as {session.role ?? "viewer"} — sign out</TooltipContent>
               </Tooltip>
+              </>
             ) : (
               <Button variant="outline" size="sm" onClick={onLogin}>
                 <LogIn /> Sign in

@@ -115,6 +115,7 @@ export function FocusView({
       <div className="grid gap-4 lg:grid-cols-[minmax(0,1fr)_20rem]">
         <LiveView
           streamId={stream.id}
+          name={stream.name}
           maxFps={null}
           apiState={stream.state}
           apiMessage={stream.message}
@@ -192,9 +193,12 @@ export function FocusView({
                 –
               </span>
             </Row>
-            <Row label="Latency">
+            <Row label="Gateway → screen">
               <span ref={latencyRef} data-testid="detail-latency">
                 –
+              </span>
+              <span className="block text-xs text-muted-foreground" data-testid="detail-latency-note">
+                From capture at the gateway, incl. the 200 ms smoothing buffer; not glass-to-glass
               </span>
             </Row>
             <Row label="Bitrate">

@@ -1,12 +1,20 @@
-import { useCallback, useEffect, useRef, useState, type ReactNode } from "react";
+import { useCallback, useContext, useEffect, useRef, useState, type ReactNode } from "react";
 import { CircleAlert, Loader2, Lock, PowerOff, RefreshCw, Trash2 } from "lucide-react";
 import { StatusBadge } from "@/components/StatusBadge";
+import { PlayerContext } from "@/hooks/playerContext";
 import { useStreamPlayer } from "@/hooks/useStreamPlayer";
 import { formatBitrate, formatFps, formatLatency } from "@/lib/format";
-import { displayStatus, type DisplayStatus } from "@/lib/status";
+import { displayStatus, stabilize, type DisplayStatus, type Outage } from "@/lib/status";
 import { cn } from "@/lib/utils";
 import type { PlayerStats, PlayerStatus } from "@/player/player";
 import type { StreamState } from "@/player/protocol";
+
+/**
+ * What the delay figure measures (it is not glass-to-glass): from the gateway's capture of the
+ * frame to its display here, including the deliberate jitter buffer.
+ */
+export const DELAY_EXPLAINED =
+  "Gateway → screen: from the frame's capture at the gateway to its display here, including a deliberate 200 ms smoothing buffer. Not glass-to-glass: the camera's own delay is not counted.";
 
 /** Re-renders every second while `active` (for "retrying in Ns"). */
 function useTicker(active: boolean): number {
@@ -21,6 +29,8 @@ function useTicker(active: boolean): number {
 
 export interface LiveViewProps {
   streamId: string;
+  /** The camera's name, for announcing its state changes. */
+  name: string;
   maxFps: number | null;
   apiState: StreamState | null | undefined;
   apiMessage: string | null | undefined;
@@ -37,6 +47,7 @@ export interface LiveViewProps {
 /** One live picture: canvas, status badge, overlay for problems, live stats line. */
 export function LiveView({
   streamId,
+  name,
   maxFps,
   apiState,
   apiMessage,
@@ -63,11 +74,26 @@ export function LiveView({
   }, []);
 
   const { canvasRef, viewportRef, status } = useStreamPlayer(streamId, maxFps, writeStats);
-  const reconnecting = status?.connection === "reconnecting";
-  const now = useTicker(reconnecting);
-  const display = displayStatus(apiState, apiMessage, status, now);
+  // Retrying (the socket, or the camera behind it): its "retrying in Ns" counts down live.
+  const retrying = status?.connection === "reconnecting" || (status?.streamState ?? apiState) === "retrying";
+  const now = useTicker(retrying);
+  // One state per outage: the attempts in between ("connecting") do not flip the tile back.
+  const [outage, setOutage] = useState<Outage | null>(null);
+  const { shown: display, outage: nextOutage } = stabilize(outage, displayStatus(apiState, apiMessage, status, now));
+  if (nextOutage?.label !== outage?.label || nextOutage?.reason !== outage?.reason) setOutage(nextOutage);
   const hasPicture = status?.hasPicture ?? false;
   const healthy = display.kind === "live";
+
+  // State changes are announced (aria-live), except the normal start: connecting, then live.
+  const { announce } = useContext(PlayerContext);
+  const announced = useRef<{ kind: DisplayStatus["kind"]; wasLive: boolean } | null>(null);
+  useEffect(() => {
+    const previous = announced.current;
+    announced.current = { kind: display.kind, wasLive: (previous?.wasLive ?? false) || display.kind === "live" };
+    if (previous === null || previous.kind === display.kind || display.kind === "connecting") return;
+    if (display.kind === "live" && !previous.wasLive) return;
+    announce(`${name}: ${display.label}`);
+  }, [display.kind, display.label, name, announce]);
 
   const statusCallback = useRef(onStatus);
   useEffect(() => {
@@ -122,7 +148,7 @@ export function LiveView({
             –
           </span>
         </span>
-        <span title="Latency: capture to screen">
+        <span title={DELAY_EXPLAINED} data-testid="stat-latency-label">
           <span ref={latencyRef} data-testid="stat-latency">
             –
           </span>
@@ -177,7 +203,9 @@ function ProblemOverlay({ display, hasPicture, size }: { display: DisplayStatus;
       <Icon
         className={cn(
           size === "large" ? "size-8" : "size-6",
-          (display.kind === "connecting" || display.kind === "live") && "animate-spin",
+          // Spins only while connecting (transient); a live tile waiting for a picture (off
+          // screen, it asks for none) shows a still icon: nothing animates on an idle wall.
+          display.kind === "connecting" && "animate-spin",
           display.kind === "offline" && "text-red-400",
           display.kind === "retrying" && "text-amber-300",
         )}

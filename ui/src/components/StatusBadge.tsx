@@ -43,7 +43,8 @@ export function StatusBadge({
       data-state={status.kind}
       className={cn(overlay && "border-white/10 bg-black/55 text-white shadow-sm backdrop-blur-md", className)}
     >
-      {status.kind === "live" && <span className={cn("animate-live-dot size-1.5 rounded-full bg-current", accent)} aria-hidden />}
+      {/* A still dot: an idle wall runs no animations (a pulse per tile cost main-thread time). */}
+      {status.kind === "live" && <span className={cn("size-1.5 rounded-full bg-current", accent)} aria-hidden />}
       {status.kind === "connecting" && <Loader2 className={cn("animate-spin", accent)} aria-hidden />}
       {status.kind === "retrying" && <RefreshCw className={accent} aria-hidden />}
       {status.kind === "offline" && <CircleAlert className={accent} aria-hidden />}

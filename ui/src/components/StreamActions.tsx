@@ -1,3 +1,4 @@
+import { useRef, useState, type KeyboardEvent } from "react";
 import { Pencil, Trash2 } from "lucide-react";
 import { Button } from "@/components/ui/button";
 import { Tooltip, TooltipContent, TooltipTrigger } from "@/components/ui/tooltip";
@@ -6,7 +7,13 @@ import { cn } from "@/lib/utils";
 
 export const NOT_EDITABLE_REASON = "Defined in the manifest file: change it there (the gateway reloads it by itself).";
 
-/** Edit and delete buttons for admins; disabled with the reason for manifest streams. */
+/**
+ * Edit and delete buttons for admins; disabled with the reason for manifest streams.
+ *
+ * A toolbar with one tab stop (arrow keys move between its buttons, "roving tabindex"), so
+ * a tile costs keyboard users at most two stops; a manifest stream's disabled buttons cost
+ * none (the reason is in their tooltip, on hover).
+ */
 export function StreamActions({
   stream,
   onEdit,
@@ -21,11 +28,21 @@ export function StreamActions({
   size?: "icon-sm" | "icon";
 }) {
   const editable = stream.editable === true;
+  const [active, setActive] = useState(0);
+  const buttons = useRef<(HTMLButtonElement | null)[]>([]);
+  const onKeyDown = (e: KeyboardEvent<HTMLDivElement>) => {
+    const step = e.key === "ArrowRight" || e.key === "ArrowDown" ? 1 : e.key === "ArrowLeft" || e.key === "ArrowUp" ? -1 : 0;
+    if (step === 0 || !editable) return;
+    e.preventDefault();
+    const next = (active + step + 2) % 2;
+    setActive(next);
+    buttons.current[next]?.focus();
+  };
   const wrap = (button: React.ReactNode, label: string) => (
     <Tooltip>
       <TooltipTrigger asChild>
         {/* A disabled button gets no pointer events: the span keeps the tooltip working. */}
-        <span tabIndex={editable ? -1 : 0} className="inline-flex">
+        <span tabIndex={-1} className="inline-flex">
           {button}
         </span>
       </TooltipTrigger>
@@ -33,14 +50,25 @@ export function StreamActions({
     </Tooltip>
   );
   return (
-    <div className={cn("flex items-center gap-0.5", className)}>
+    <div
+      role="toolbar"
+      aria-label={`Manage ${stream.name}`}
+      className={cn("flex items-center gap-0.5", className)}
+      onKeyDown={onKeyDown}
+      data-testid="stream-actions"
+    >
       {wrap(
         <Button
+          ref={(el) => {
+            buttons.current[0] = el;
+          }}
           variant="ghost"
           size={size}
           disabled={!editable}
+          tabIndex={active === 0 ? 0 : -1}
           aria-label={`Edit ${stream.name}`}
           data-testid="edit-stream"
+          onFocus={() => setActive(0)}
           onClick={() => onEdit(stream)}
         >
           <Pencil />
@@ -49,12 +77,17 @@ export function StreamActions({
       )}
       {wrap(
         <Button
+          ref={(el) => {
+            buttons.current[1] = el;
+          }}
           variant="ghost"
           size={size}
           disabled={!editable}
+          tabIndex={active === 1 ? 0 : -1}
           aria-label={`Delete ${stream.name}`}
           data-testid="delete-stream"
           className="hover:text-destructive"
+          onFocus={() => setActive(1)}
           onClick={() => onDelete(stream)}
         >
           <Trash2 />

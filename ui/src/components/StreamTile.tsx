@@ -17,29 +17,31 @@ interface StreamTileProps {
 function StreamTileImpl({ stream, isAdmin, onEdit, onDelete }: StreamTileProps) {
   const plugin = stream.source.plugin;
   return (
+    // Keyboard: at most two tab stops per tile (the picture's link, and the actions toolbar
+    // for admins). The focus ring is drawn by the tile itself: the link sits inside the
+    // tile's rounded, clipped box, where a ring of its own would be cut off.
     <article
-      className="group flex min-w-0 flex-col overflow-hidden rounded-xl border bg-card text-card-foreground shadow-sm transition-shadow hover:shadow-md"
+      className="group flex min-w-0 flex-col overflow-hidden rounded-xl border bg-card text-card-foreground shadow-sm transition-shadow hover:shadow-md has-[a:focus-visible]:ring-[3px] has-[a:focus-visible]:ring-ring"
       data-testid="stream-tile"
       data-stream-id={stream.id}
     >
-      <a
-        href={streamHref(stream.id)}
-        className="block outline-none focus-visible:ring-[3px] focus-visible:ring-ring/50"
-        aria-label={`Open ${stream.name}`}
-      >
+      <div className="relative">
         <LiveView
           streamId={stream.id}
+          name={stream.name}
           maxFps={GRID_MAX_FPS}
           apiState={stream.state}
           apiMessage={stream.message}
           className="aspect-video w-full"
         />
-      </a>
+        {/* Over the picture, with no text of its own: its name is the camera's. */}
+        <a href={streamHref(stream.id)} className="absolute inset-0 outline-none" aria-label={`Open ${stream.name}`} data-testid="open-stream" />
+      </div>
       <div className="flex min-h-12 items-center gap-2 px-3 py-2">
         <div className="min-w-0 flex-1">
-          <a href={streamHref(stream.id)} className="block truncate text-sm font-medium hover:underline" data-testid="stream-name">
+          <p className="truncate text-sm font-medium" data-testid="stream-name">
             {stream.name}
-          </a>
+          </p>
           <p className="truncate text-xs text-muted-foreground">
             <span className="font-mono">{stream.id}</span>
             <span aria-hidden> · </span>

@@ -7,10 +7,13 @@ export interface PlayerContextValue {
   onUnauthorized: () => void;
   /** A socket was closed with 4004. */
   onRemoved: (streamId: string) => void;
+  /** Says a stream's state change to assistive technology (the page's aria-live region). */
+  announce: (text: string) => void;
 }
 
 export const PlayerContext = createContext<PlayerContextValue>({
   authEpoch: 0,
   onUnauthorized: () => undefined,
   onRemoved: () => undefined,
+  announce: () => undefined,
 });

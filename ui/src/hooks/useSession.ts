@@ -19,7 +19,25 @@ export async function fetchSession(): Promise<Session> {
   }
 }
 
-export function useSession(): { session: Session | null; reload: () => Promise<Session> } {
+/** What a refused request (401) says about the caller: not signed in (any more). */
+export const SIGNED_OUT_SESSION: Session = { auth_required: true, authenticated: false, role: null };
+
+/** Whether the page may show cameras: the session is known and lets the caller in. */
+export function signedIn(session: Session | null): boolean {
+  return session !== null && (!session.auth_required || session.authenticated);
+}
+
+export interface SessionHandle {
+  session: Session | null;
+  reload: () => Promise<Session>;
+  /**
+   * The caller is signed out (a 401, or the user signed out): the page stops everything
+   * that needs a session at once, without waiting for the gateway.
+   */
+  markSignedOut: () => void;
+}
+
+export function useSession(): SessionHandle {
   const [session, setSession] = useState<Session | null>(null);
 
   useEffect(() => {
@@ -38,5 +56,7 @@ export function useSession(): { session: Session | null; reload: () => Promise<S
     return next;
   }, []);
 
-  return { session, reload };
+  const markSignedOut = useCallback(() => setSession(SIGNED_OUT_SESSION), []);
+
+  return { session, reload, markSignedOut };
 }

@@ -1,6 +1,8 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import { ApiError, api, type Stream } from "@/lib/api";
 
+const EMPTY: Stream[] = [];
+
 export interface StreamsState {
   streams: Stream[];
   loaded: boolean;
@@ -9,11 +11,13 @@ export interface StreamsState {
 }
 
 /**
- * The stream list, polled every `intervalMs` while the tab is visible. `authEpoch` changes on
- * each sign-in: a 401 for a request sent before the latest sign-in is stale and ignored (it
- * must not reopen the sign-in dialog that was just completed).
+ * The stream list, polled every `intervalMs` while the tab is visible and `enabled` (signed
+ * in: while signed out the list is empty and nothing is polled, so a signed-out page costs
+ * the gateway no refused requests). `authEpoch` changes on each sign-in: a 401 for a request
+ * sent before the latest sign-in is stale and ignored (it must not reopen the sign-in dialog
+ * that was just completed).
  */
-export function useStreams(intervalMs: number, onUnauthorized: () => void, authEpoch: number): StreamsState {
+export function useStreams(intervalMs: number, onUnauthorized: () => void, authEpoch: number, enabled = true): StreamsState {
   const [streams, setStreams] = useState<Stream[]>([]);
   const [loaded, setLoaded] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
@@ -37,6 +41,8 @@ export function useStreams(intervalMs: number, onUnauthorized: () => void, authE
       const err = e instanceof ApiError ? e : new ApiError(0, "unknown", String(e));
       setError(err);
       if (err.unauthorized && sentAt === epoch.current) {
+        // Not allowed to see them (any more): show none.
+        setStreams([]);
         setLoaded(true);
         unauthorized.current();
       }
@@ -44,6 +50,7 @@ export function useStreams(intervalMs: number, onUnauthorized: () => void, authE
   }, []);
 
   useEffect(() => {
+    if (!enabled) return;
     let timer: ReturnType<typeof setTimeout> | null = null;
     let stopped = false;
     const loop = async () => {
@@ -60,7 +67,8 @@ export function useStreams(intervalMs: number, onUnauthorized: () => void, authE
       if (timer !== null) clearTimeout(timer);
       document.removeEventListener("visibilitychange", onVisible);
     };
-  }, [intervalMs, refresh]);
+  }, [intervalMs, refresh, enabled]);
 
-  return { streams, loaded, error, refresh };
+  // Signed out: no cameras are shown (their names are not the caller's to see either).
+  return { streams: enabled ? streams : EMPTY, loaded, error, refresh };
 }

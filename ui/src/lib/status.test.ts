@@ -1,11 +1,12 @@
 import { describe, expect, it } from "vitest";
 import type { PlayerStatus } from "@/player/player";
-import { displayStatus } from "./status";
+import { countdown, displayStatus, outageReason, stabilize, type DisplayStatus, type Outage } from "./status";
 
 const base: PlayerStatus = {
   connection: "open",
   streamState: null,
   message: "",
+  messageAt: 0,
   retryAt: null,
   hello: null,
   hasPicture: false,
@@ -35,5 +36,70 @@ describe("displayStatus", () => {
   it("reports removed and unauthorized connections", () => {
     expect(displayStatus("live", "", { ...base, connection: "removed" }).kind).toBe("removed");
     expect(displayStatus("live", "", { ...base, connection: "unauthorized" }).kind).toBe("locked");
+  });
+});
+
+describe("countdown", () => {
+  const msg = "Connection refused; retrying in 10.9s (attempt 3)";
+  it("counts the gateway's retry delay down from when the message arrived", () => {
+    expect(countdown(msg, 1_000, 1_000)).toBe("Connection refused; retrying in 11s (attempt 3)");
+    expect(countdown(msg, 1_000, 4_000)).toBe("Connection refused; retrying in 8s (attempt 3)");
+    expect(countdown(msg, 1_000, 11_500)).toBe("Connection refused; retrying in 1s (attempt 3)");
+    expect(countdown(msg, 1_000, 12_000)).toBe("Connection refused; retrying now (attempt 3)");
+  });
+
+  it("leaves other messages alone", () => {
+    expect(countdown("lost the camera", 0, 5_000)).toBe("lost the camera");
+  });
+
+  it("counts down in displayStatus while the source retries", () => {
+    const player = { ...base, streamState: "retrying" as const, message: msg, messageAt: 1_000 };
+    expect(displayStatus("live", "", player, 6_000).reason).toBe("Connection refused; retrying in 6s (attempt 3)");
+  });
+});
+
+describe("outageReason", () => {
+  it("drops the schedule from a reason", () => {
+    expect(outageReason("Connection refused; retrying in 10.9s (attempt 3)")).toBe("Connection refused");
+    expect(outageReason("connection lost — retrying in 4s")).toBe("connection lost");
+    expect(outageReason("connection lost — retrying now")).toBe("connection lost");
+    expect(outageReason("lost the camera")).toBe("lost the camera");
+  });
+});
+
+describe("stabilize", () => {
+  const retrying: DisplayStatus = { kind: "retrying", label: "Retrying", reason: "Connection refused; retrying in 1s (attempt 1)" };
+  const connecting: DisplayStatus = { kind: "connecting", label: "Connecting", reason: "" };
+  const live: DisplayStatus = { kind: "live", label: "Live", reason: "" };
+
+  /** Feeds states through stabilize as a tile would, returning what was shown. */
+  const run = (states: DisplayStatus[]) => {
+    let outage: Outage | null = null;
+    return states.map((s) => {
+      const r = stabilize(outage, s);
+      outage = r.outage;
+      return r.shown;
+    });
+  };
+
+  it("keeps one retrying state through every attempt of an outage", () => {
+    const shown = run([connecting, retrying, connecting, retrying, connecting, retrying]);
+    expect(shown.map((s) => s.kind)).toEqual(["connecting", "retrying", "retrying", "retrying", "retrying", "retrying"]);
+    expect(shown[2]).toEqual({ kind: "retrying", label: "Retrying", reason: "Connection refused — trying again now" });
+  });
+
+  it("ends the outage when the stream is live (a later connect is a new start)", () => {
+    const shown = run([retrying, connecting, live, connecting]);
+    expect(shown.map((s) => s.kind)).toEqual(["retrying", "retrying", "live", "connecting"]);
+  });
+
+  it("ends the outage on any other state", () => {
+    const offline: DisplayStatus = { kind: "offline", label: "Offline", reason: "failed" };
+    expect(run([retrying, offline, connecting]).map((s) => s.kind)).toEqual(["retrying", "offline", "connecting"]);
+  });
+
+  it("keeps a lost gateway connection's label", () => {
+    const reconnecting: DisplayStatus = { kind: "retrying", label: "Reconnecting", reason: "connection lost — retrying in 2s" };
+    expect(run([reconnecting, connecting])[1]).toEqual({ kind: "retrying", label: "Reconnecting", reason: "connection lost — trying again now" });
   });
 });

@@ -1,6 +1,12 @@
 /**
  * What a tile's badge says, from the stream's state in the API and the live connection's
  * status. Pure: unit-tested.
+ *
+ * An outage is one state: a source that retries goes "retrying" → "connecting" (the next
+ * attempt) → "retrying" on every attempt, and so does a socket to a gateway that is down;
+ * `stabilize` keeps such a tile "retrying" from its first failure until it is live again (or
+ * something else happens: offline, idle, signed out). The gateway's "retrying in 10.9s" is
+ * rewritten as a live countdown (`countdown`) from when the message arrived.
  */
 
 import type { PlayerStatus } from "@/player/player";
@@ -28,8 +34,7 @@ export function displayStatus(
       case "unauthorized":
         return { kind: "locked", label: "Sign in", reason: player.message || "sign in to watch" };
       case "reconnecting": {
-        const secs = player.retryAt === null ? null : Math.max(0, Math.ceil((player.retryAt - nowMs) / 1000));
-        const when = secs === null ? "" : secs <= 0 ? " — retrying now" : ` — retrying in ${secs}s`;
+        const when = player.retryAt === null ? "" : ` — ${retryIn(player.retryAt - nowMs)}`;
         return { kind: "retrying", label: "Reconnecting", reason: `${player.message || "connection lost"}${when}` };
       }
       case "closed":
@@ -39,7 +44,7 @@ export function displayStatus(
     }
   }
   const state: StreamState | null = player?.streamState ?? apiState ?? null;
-  const message = (player?.streamState ? player.message : apiMessage) ?? "";
+  const message = player?.streamState ? countdown(player.message, player.messageAt, nowMs) : (apiMessage ?? "");
   if (player && player.connection === "connecting" && !player.hasPicture) {
     return { kind: "connecting", label: "Connecting", reason: "" };
   }
@@ -57,4 +62,50 @@ export function displayStatus(
     case null:
       return { kind: "connecting", label: "Connecting", reason: "" };
   }
+}
+
+/** "retrying in 4s" (whole seconds, rounded up) or "retrying now". */
+function retryIn(ms: number): string {
+  const secs = Math.ceil(ms / 1000);
+  return secs <= 0 ? "retrying now" : `retrying in ${secs}s`;
+}
+
+const RETRY_IN = /retrying in (\d+(?:\.\d+)?)\s*s\b/i;
+
+/**
+ * The gateway's "…; retrying in 10.9s (attempt 3)" as seen `nowMs - sinceMs` after it
+ * arrived: "…; retrying in 8s (attempt 3)", then "…; retrying now". Other text is unchanged.
+ */
+export function countdown(message: string, sinceMs: number, nowMs: number): string {
+  const m = RETRY_IN.exec(message);
+  if (!m) return message;
+  const remaining = Number(m[1]) * 1000 - Math.max(0, nowMs - sinceMs);
+  return message.replace(RETRY_IN, retryIn(remaining));
+}
+
+/** An outage's reason without its schedule ("Connection refused; retrying in 4s (attempt 3)" → "Connection refused"). */
+export function outageReason(reason: string): string {
+  return reason.replace(/\s*(?:[;,]|—)?\s*retrying (?:in \d+(?:\.\d+)?\s*s|now)(?:\s*\(attempt \d+\))?/i, "").trim();
+}
+
+/** An outage in progress: what the tile keeps showing between two attempts. */
+export interface Outage {
+  label: string;
+  reason: string;
+}
+
+/**
+ * One stable state per outage. `outage` is what the previous call returned; the result is
+ * what to show and the outage to pass next time. A "connecting" during an outage (the next
+ * attempt) stays "retrying"; "live" or any other state ends the outage.
+ */
+export function stabilize(outage: Outage | null, status: DisplayStatus): { shown: DisplayStatus; outage: Outage | null } {
+  if (status.kind === "retrying") {
+    return { shown: status, outage: { label: status.label, reason: outageReason(status.reason) } };
+  }
+  if (status.kind === "connecting" && outage) {
+    const reason = outage.reason ? `${outage.reason} — trying again now` : "trying again now";
+    return { shown: { kind: "retrying", label: outage.label, reason }, outage };
+  }
+  return { shown: status, outage: null };
 }

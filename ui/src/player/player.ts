@@ -51,6 +51,8 @@ export interface PlayerStatus {
   streamState: StreamState | null;
   /** Last message from the gateway (error text, close reason). */
   message: string;
+  /** When `message` last changed (Date.now() ms): its "retrying in 10.9s" counts from here. */
+  messageAt: number;
   /** When the next reconnect attempt happens (Date.now() ms), while reconnecting. */
   retryAt: number | null;
   hello: HelloMessage | null;
@@ -120,6 +122,7 @@ export class StreamPlayer {
     connection: "connecting",
     streamState: null,
     message: "",
+    messageAt: 0,
     retryAt: null,
     hello: null,
     hasPicture: false,
@@ -407,6 +410,7 @@ export class StreamPlayer {
 
   private setStatus(patch: Partial<PlayerStatus>): void {
     const next = { ...this.status, ...patch };
+    if (patch.message !== undefined && patch.message !== this.status.message) next.messageAt = Date.now();
     const changed = (Object.keys(patch) as (keyof PlayerStatus)[]).some((k) => this.status[k] !== next[k]);
     this.status = next;
     if (changed) this.opts.onStatus?.(next);
