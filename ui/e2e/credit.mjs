@@ -7,10 +7,8 @@
 // (without, its backlog waits in the browser: the figures are logged for comparison).
 //
 // Called from run.mjs with its helpers:
-// creditChecks({ context, check, assert, startGateway, pageOrigin, forcePreview, tmp, gatewayLog }).
+// creditChecks({ context, check, assert, gatewayWith, pageOrigin, forcePreview }).
 
-import fs from "node:fs";
-import path from "node:path";
 
 const STREAM = "credit-cam";
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -76,21 +74,14 @@ function busyConsumer({ stream, useCredit, pictures }) {
 
 const percentile = (values, p) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor((values.length * p) / 100))];
 
-export async function creditChecks({ context, check, assert, startGateway, pageOrigin, forcePreview, tmp, gatewayLog }) {
-  const manifestPath = path.join(tmp, "credit.yaml");
-  fs.writeFileSync(
-    manifestPath,
-    [
-      "streams:",
-      `  - id: ${STREAM}`,
-      "    name: Credit camera",
-      "    on_demand: false",
-      "    source: { plugin: testsrc, width: 320, height: 180, fps: 10 }",
-      "",
-    ].join("\n"),
-  );
-  const gateway = await startGateway(manifestPath, gatewayLog);
-  const gatewayUrl = `http://${gateway.addr}`;
+export async function creditChecks({ context, check, assert, gatewayWith, pageOrigin, forcePreview }) {
+  const { gateway, gatewayUrl } = await gatewayWith("credit", [
+    "streams:",
+    `  - id: ${STREAM}`,
+    "    name: Credit camera",
+    "    on_demand: false",
+    "    source: { plugin: testsrc, width: 320, height: 180, fps: 10 }",
+  ]);
   const { origin } = await pageOrigin(gatewayUrl, forcePreview);
   const page = await context.newPage();
   const tileSelector = `[data-testid="stream-tile"][data-stream-id="${STREAM}"]`;

@@ -6,12 +6,10 @@
 // them: afterwards no stream was created, the page saw no open WebSocket, and the gateway's own
 // metrics show the refusals (so it was the gateway, not only the browser, that said no).
 //
-// Called from run.mjs with its helpers: crossSiteChecks({ context, check, assert, startGateway, apiJson, tmp, gatewayLog }).
+// Called from run.mjs with its helpers: crossSiteChecks({ context, check, assert, gatewayWith, apiJson }).
 
 import { once } from "node:events";
-import fs from "node:fs";
 import http from "node:http";
-import path from "node:path";
 
 const ADMIN = "e2e-cross-site-admin-0123456789";
 
@@ -55,22 +53,15 @@ function series(text, prefix) {
   return line ? Number(line.slice(prefix.length).trim()) : 0;
 }
 
-export async function crossSiteChecks({ context, check, assert, startGateway, apiJson, tmp, gatewayLog }) {
-  const manifestPath = path.join(tmp, "cross-site.yaml");
-  fs.writeFileSync(
-    manifestPath,
-    [
-      "auth:",
-      "  tokens:",
-      `    - { role: admin, token: ${ADMIN} }`,
-      "streams:",
-      "  - id: echo",
-      "    source: { plugin: testsrc, width: 160, height: 90, fps: 5 }",
-      "",
-    ].join("\n"),
-  );
-  const gateway = await startGateway(manifestPath, gatewayLog);
-  const gatewayUrl = `http://${gateway.addr}`;
+export async function crossSiteChecks({ context, check, assert, gatewayWith, apiJson }) {
+  const { gateway, gatewayUrl } = await gatewayWith("cross-site", [
+    "auth:",
+    "  tokens:",
+    `    - { role: admin, token: ${ADMIN} }`,
+    "streams:",
+    "  - id: echo",
+    "    source: { plugin: testsrc, width: 160, height: 90, fps: 5 }",
+  ]);
   const bearer = { Authorization: `Bearer ${ADMIN}` };
 
   const attacker = http.createServer((req, res) => {

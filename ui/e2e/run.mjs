@@ -187,6 +187,15 @@ async function startGateway(manifestPath, logPath, listen = "127.0.0.1:0") {
 // ---------------------------------------------------------------------------------------------
 // Where the page comes from: the gateway itself, or `vite preview` proxying to it
 
+// Writes a manifest of `lines` to <tmp>/<name>.yaml and starts a gateway on it: the check
+// files get this as `gatewayWith(name, lines)`.
+async function startGatewayWith(tmp, gatewayLog, name, lines) {
+  const manifestPath = path.join(tmp, `${name}.yaml`);
+  fs.writeFileSync(manifestPath, [...lines, ""].join("\n"));
+  const gateway = await startGateway(manifestPath, gatewayLog);
+  return { gateway, gatewayUrl: `http://${gateway.addr}` };
+}
+
 async function pageOrigin(gatewayUrl, forcePreview = false) {
   let html = "";
   try {
@@ -552,9 +561,10 @@ async function main() {
 
   await page.close();
   await authChecks(context, tmp, gatewayLog, process.env.E2E_VIA_PREVIEW === "1");
-  await (await import("./cross-site.mjs")).crossSiteChecks({ context, check, assert, startGateway, apiJson, tmp, gatewayLog });
-  await (await import("./credit.mjs")).creditChecks({ context, check, assert, startGateway, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1", tmp, gatewayLog });
-  await (await import("./ui-fixes.mjs")).uiFixChecks({ context, check, assert, Skip, hasFfmpeg, startGateway, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1", tmp, gatewayLog });
+  const gatewayWith = (name, lines) => startGatewayWith(tmp, gatewayLog, name, lines);
+  await (await import("./cross-site.mjs")).crossSiteChecks({ context, check, assert, gatewayWith, apiJson });
+  await (await import("./credit.mjs")).creditChecks({ context, check, assert, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1" });
+  await (await import("./ui-fixes.mjs")).uiFixChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1" });
 }
 
 /** A gateway with tokens: the page asks for one; viewers cannot manage streams, admins can. */

@@ -9,11 +9,10 @@
 //   for a camera the token does not cover, the signed-in role shown as text.
 //
 // Called from run.mjs with its helpers:
-// uiFixChecks({ context, check, assert, Skip, hasFfmpeg, startGateway, pageOrigin, forcePreview, tmp, gatewayLog }).
+// uiFixChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview }).
 
 import fs from "node:fs";
 import { createRequire } from "node:module";
-import path from "node:path";
 
 const ADMIN = "e2e-uifix-admin-token-0123456789";
 const VIEWER = "e2e-uifix-viewer-token-0123456789";
@@ -46,30 +45,23 @@ const unauthorizedCount = async (gatewayUrl) => sample(await metrics(gatewayUrl)
 const viewers = async (gatewayUrl, stream) =>
   sample(await metrics(gatewayUrl), "camgate_viewers", [`stream="${stream}"`, 'transport="websocket"']);
 
-export async function uiFixChecks({ context, check, assert, Skip, hasFfmpeg, startGateway, pageOrigin, forcePreview, tmp, gatewayLog }) {
-  const manifestPath = path.join(tmp, "uifix.yaml");
-  fs.writeFileSync(
-    manifestPath,
-    [
-      "auth:",
-      "  tokens:",
-      `    - { role: admin, token: ${ADMIN} }`,
-      `    - { role: viewer, token: ${VIEWER}, streams: [front] }`,
-      `    - { role: metrics, token: ${METRICS} }`,
-      "streams:",
-      "  - id: front",
-      "    name: Front door",
-      "    on_demand: false",
-      "    source: { plugin: testsrc, width: 320, height: 180, fps: 10 }",
-      "  - id: back",
-      "    name: Back yard",
-      "    on_demand: false",
-      "    source: { plugin: testsrc, width: 320, height: 180, fps: 10 }",
-      "",
-    ].join("\n"),
-  );
-  const gateway = await startGateway(manifestPath, gatewayLog);
-  const gatewayUrl = `http://${gateway.addr}`;
+export async function uiFixChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview }) {
+  const { gateway, gatewayUrl } = await gatewayWith("uifix", [
+    "auth:",
+    "  tokens:",
+    `    - { role: admin, token: ${ADMIN} }`,
+    `    - { role: viewer, token: ${VIEWER}, streams: [front] }`,
+    `    - { role: metrics, token: ${METRICS} }`,
+    "streams:",
+    "  - id: front",
+    "    name: Front door",
+    "    on_demand: false",
+    "    source: { plugin: testsrc, width: 320, height: 180, fps: 10 }",
+    "  - id: back",
+    "    name: Back yard",
+    "    on_demand: false",
+    "    source: { plugin: testsrc, width: 320, height: 180, fps: 10 }",
+  ]);
   const { origin } = await pageOrigin(gatewayUrl, forcePreview);
   await context.clearCookies();
   const page = await context.newPage();
