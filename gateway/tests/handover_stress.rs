@@ -416,6 +416,27 @@ struct ViewerStats {
     closes: u64,
 }
 
+/// [`read_some`] as a viewer that reads freely: large reads, 100 ms at most per read.
+async fn read_freely(
+    stream: &mut TcpStream,
+    buffer: &mut Vec<u8>,
+    conversation: &mut Conversation,
+    published: &Published,
+    who: &str,
+) -> bool {
+    let wait = Duration::from_millis(100);
+    read_some(
+        stream,
+        buffer,
+        conversation,
+        published,
+        64 * 1024,
+        wait,
+        who,
+    )
+    .await
+}
+
 /// Reads whatever arrives within `wait` and checks it; `false` once the connection ended.
 async fn read_some(
     stream: &mut TcpStream,
@@ -518,13 +539,11 @@ async fn viewer(addr: SocketAddr, id: usize, seed: u64, published: Arc<Published
         if conversation.close_sent.is_some() || !open {
             // Read to the end: the close answer, then EOF.
             let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-            while read_some(
+            while read_freely(
                 &mut stream,
                 &mut buffer,
                 &mut conversation,
                 &published,
-                64 * 1024,
-                Duration::from_millis(100),
                 &who,
             )
             .await
@@ -557,13 +576,11 @@ async fn viewer(addr: SocketAddr, id: usize, seed: u64, published: Arc<Published
                 "{who}: the last frame {last} never came (at {})",
                 conversation.last_seq
             );
-            read_some(
+            read_freely(
                 &mut stream,
                 &mut buffer,
                 &mut conversation,
                 &published,
-                64 * 1024,
-                Duration::from_millis(100),
                 &who,
             )
             .await;
