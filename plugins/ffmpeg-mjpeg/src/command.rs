@@ -239,6 +239,11 @@ mod tests {
         Settings::from_config(&config).unwrap()
     }
 
+    /// The command line for `s` with the default binary and no hardware fallback.
+    fn command_line(s: &Settings, mode: Mode, probing: Probing) -> String {
+        line(&build(s, Path::new("ffmpeg"), mode, probing, false))
+    }
+
     fn line(cmd: &FfmpegCommand) -> String {
         let mut parts = vec![cmd.program.to_string_lossy().into_owned()];
         parts.extend(cmd.args.iter().map(|a| a.to_string_lossy().into_owned()));
@@ -274,43 +279,19 @@ mod tests {
     fn copy_mode_and_other_variants() {
         let s =
             settings(r#"{"url": "http://cam/video.mjpg", "transport": "udp", "hwaccel": "auto"}"#);
-        let text = line(&build(
-            &s,
-            Path::new("ffmpeg"),
-            Mode::Copy,
-            Probing::Fast,
-            false,
-        ));
+        let text = command_line(&s, Mode::Copy, Probing::Fast);
         assert!(text.starts_with("ffmpeg -nostdin"), "{text}");
         assert!(text.contains("-an -c:v copy -f mjpeg pipe:1"), "{text}");
         assert!(!text.contains("-rtsp_transport"), "{text}");
         assert!(!text.contains("-hwaccel"), "copy does not decode: {text}");
         let s = settings(r#"{"url": "rtsp://c/x", "transport": "udp", "height": 240, "fps": 2.5}"#);
-        let text = line(&build(
-            &s,
-            Path::new("ffmpeg"),
-            Mode::Transcode,
-            Probing::Fast,
-            false,
-        ));
+        let text = command_line(&s, Mode::Transcode, Probing::Fast);
         assert!(text.contains("-rtsp_transport udp"), "{text}");
         assert!(text.contains("-vf fps=2.5,scale=-2:240"), "{text}");
         let s = settings(r#"{"url": "rtsp://c/x", "width": 320, "height": 240}"#);
-        let text = line(&build(
-            &s,
-            Path::new("ffmpeg"),
-            Mode::Transcode,
-            Probing::Fast,
-            false,
-        ));
+        let text = command_line(&s, Mode::Transcode, Probing::Fast);
         assert!(text.contains("-vf fps=10,scale=320:240 -q:v 5"), "{text}");
-        let text = line(&build(
-            &s,
-            Path::new("ffmpeg"),
-            Mode::Transcode,
-            Probing::Default,
-            false,
-        ));
+        let text = command_line(&s, Mode::Transcode, Probing::Default);
         assert!(
             text.contains("-flags low_delay -rtsp_transport tcp"),
             "{text}"
