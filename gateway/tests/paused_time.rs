@@ -525,6 +525,57 @@ async fn credit_zero_sends_no_frame_however_many_are_published_but_every_status_
 }
 
 #[tokio::test(start_paused = true)]
+async fn credit_asked_for_in_the_url_holds_from_the_first_frame() {
+    let (gateway, hub, factory) = gateway().await;
+    let addr = gateway.local_addr();
+    // A viewer without credit starts the stream, which has a picture before the others come.
+    let mut free = connect(addr, "/ws/streams/cam").await;
+    viewers(&hub, &factory, 1).await;
+    publish(&factory, 64 * 1024);
+    next_frame(&mut free, SECS(5)).await;
+
+    // `credit=0`: `hello` (with the picture's size), and not a single frame, however many
+    // are published; a grant sent long after still gets the latest at once.
+    let mut none = connect(addr, "/ws/streams/cam?credit=0").await;
+    let hello = next_event(&mut none, SECS(5)).await;
+    assert_eq!(
+        (hello["type"].as_str(), hello["width"].as_u64()),
+        (Some("hello"), Some(8))
+    );
+    for _ in 0..5 {
+        publish(&factory, 64 * 1024);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(frames_in(&messages_within(&mut none, SECS(1)).await).is_empty());
+    let mut got = grant(&mut none, 1).await;
+    got.extend(messages_within(&mut none, SECS(1)).await);
+    let seqs: Vec<u64> = frames_in(&got).iter().map(|f| f.seq).collect();
+    assert_eq!(seqs, [latest_seq(&hub)], "the latest, at once, and only it");
+
+    // `credit=1`: the greeting frame spends it; nothing more until the next grant.
+    let mut one = connect(addr, "/ws/streams/cam?credit=1").await;
+    assert_eq!(next_event(&mut one, SECS(5)).await["type"], "hello");
+    assert_eq!(next_frame(&mut one, SECS(5)).await.seq, latest_seq(&hub));
+    for _ in 0..5 {
+        publish(&factory, 64 * 1024);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(frames_in(&messages_within(&mut one, SECS(1)).await).is_empty());
+    let mut got = grant(&mut one, 1).await;
+    got.extend(messages_within(&mut one, SECS(1)).await);
+    let seqs: Vec<u64> = frames_in(&got).iter().map(|f| f.seq).collect();
+    assert_eq!(seqs, [latest_seq(&hub)]);
+
+    // Nothing withheld on request was counted as dropped.
+    let metrics = gateway.state().metrics.render();
+    assert!(
+        metrics.contains("camgate_frames_dropped_total{stream=\"cam\"} 0"),
+        "{metrics}"
+    );
+    gateway.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn credit_after_withheld_frames_sends_the_latest_at_once_and_then_waits() {
     let (gateway, _hub, factory, mut ws) = credit_viewer("/ws/streams/cam").await;
     grant(&mut ws, 0).await;

@@ -127,6 +127,20 @@ async fn plain_http_foreign_origins_and_bad_keys_are_refused() {
     .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("max_fps"), "{body}");
+    // A bad initial credit.
+    for query in ["credit=-1", "credit=1001", "credit=1.5", "credit="] {
+        let (status, body) = http_get(
+            addr,
+            &format!("/ws/streams/pattern?{query}"),
+            &upgrade_headers(KEY, &[]),
+        )
+        .await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(
+            body.contains("credit must be an integer from 0 to 1000"),
+            "{body}"
+        );
+    }
     // Keys that are not the base64 of 16 bytes (RFC 6455 §4.1).
     for key in [
         "",

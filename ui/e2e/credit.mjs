@@ -31,29 +31,23 @@ async function sentDuring(gatewayUrl, ms) {
 
 /**
  * In the page (served by the gateway: same origin): a busy consumer that spends one second
- * of main-thread work on each picture, with or without credit (one grant per picture done
- * with). Returns each picture's age when the page got to it: the page's clock minus the
- * capture time in the frame's APP11 tag (same machine, same clock).
+ * of main-thread work on each picture, with or without credit (on credit from the first
+ * frame through `?credit=1`, then one grant per picture done with). Returns each picture's
+ * age when the page got to it: the page's clock minus the capture time in the frame's
+ * APP11 tag (same machine, same clock).
  */
 function busyConsumer({ stream, useCredit, pictures }) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${location.origin.replace(/^http/, "ws")}/ws/streams/${stream}`);
+    // Credit in the URL holds from the first frame. (A grant sent on open arrives after the
+    // gateway may have sent a frame or two freely: one extra frame keeps the pipe one
+    // picture ahead, a second old, for the whole session.)
+    const query = useCredit ? "?credit=1" : "";
+    const ws = new WebSocket(`${location.origin.replace(/^http/, "ws")}/ws/streams/${stream}${query}`);
     ws.binaryType = "arraybuffer";
-    const credit = (frames) => ws.send(JSON.stringify({ type: "credit", frames }));
     const ages = [];
-    let waiting = null;
     ws.onerror = () => reject(new Error("WebSocket error"));
-    // Strictly one picture at a time: nothing on open (the picture sent with hello is the
-    // first, if the stream has one; else ask for one), then one after each picture.
-    ws.onopen = () => {
-      if (useCredit) credit(0);
-    };
     ws.onmessage = (e) => {
-      if (typeof e.data === "string") {
-        if (useCredit && JSON.parse(e.data).type === "hello") waiting = setTimeout(() => credit(1), 500);
-        return;
-      }
-      clearTimeout(waiting);
+      if (typeof e.data === "string") return; // hello, state
       const view = new DataView(e.data);
       // SOI, APP11 marker and length, "CAMG\0", seq (u64), capture time (u64 µs).
       const captureMs = Number(view.getBigUint64(19) / 1000n);
@@ -66,7 +60,7 @@ function busyConsumer({ stream, useCredit, pictures }) {
         ws.close();
         resolve(ages);
       } else if (useCredit) {
-        credit(1);
+        ws.send(JSON.stringify({ type: "credit", frames: 1 }));
       }
     };
   });

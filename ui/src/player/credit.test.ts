@@ -47,7 +47,7 @@ describe("CreditWindow", () => {
     expect(w.topUp(false, 0)).toBe(0);
   });
 
-  it("never counts below zero (the frame sent with hello comes without credit)", () => {
+  it("never counts below zero (a frame it did not ask for)", () => {
     const w = new CreditWindow();
     w.received(null);
     expect(w.owed).toBe(0);

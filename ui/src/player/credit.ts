@@ -114,8 +114,9 @@ export class CreditWindow {
   }
 
   /**
-   * The first grant of a connection (always sent, even 0: it switches the gateway to
-   * credit): the window if the viewer is shown, else nothing.
+   * The first grant of a connection (always given, even 0: it puts the gateway's viewer
+   * on credit; the player sends it in the socket's URL): the window if the viewer is
+   * shown, else nothing.
    */
   open(shown: boolean): number {
     this.started = true;
@@ -138,9 +139,8 @@ export class CreditWindow {
 
   /**
    * A frame arrived, `transitMs` after its capture (null when it carries no capture time).
-   * The frame sent with `hello` comes without credit, so the count may be one low for a
-   * while (never below zero): the window is a budget, and the two agree again once the
-   * gateway's credit runs out (the next frame finds the count at zero).
+   * Every frame spends a credit granted before (the first grant is in the URL); the count
+   * never goes below zero whatever the gateway does.
    */
   received(transitMs: number | null): void {
     this.outstanding = Math.max(0, this.outstanding - 1);

@@ -100,7 +100,7 @@ describe("StreamPlayer", () => {
     const player = makePlayer(statuses);
     player.start();
     const ws = FakeSocket.instances[0];
-    expect(ws?.url).toBe("ws://gw:8000/ws/streams/lobby?max_fps=5");
+    expect(ws?.url).toBe("ws://gw:8000/ws/streams/lobby?max_fps=5&credit=2");
     expect(ws?.binaryType).toBe("arraybuffer");
     ws?.open();
     ws?.text({ type: "hello", stream: "lobby", name: "Lobby", fps: 10, width: 640, height: 360, state: "connecting" });
@@ -201,21 +201,22 @@ describe("StreamPlayer", () => {
     /** Draws whatever is due (fake rAF every 16 ms, jitter target 50 ms). */
     const settle = () => vi.advanceTimersByTimeAsync(100);
 
-    it("asks for a small window on open, sizes it from hello, and asks for one more per frame done with", async () => {
+    it("asks for a small window in the URL, sizes it from hello, and asks for one more per frame done with", async () => {
       const player = makePlayer([], { maxFps: null });
       player.start();
       const ws = FakeSocket.instances[0];
+      expect(ws?.url).toBe("ws://gw:8000/ws/streams/lobby?credit=2");
       ws?.open();
-      expect(ws?.credits()).toEqual([2]);
+      expect(ws?.credits()).toEqual([]);
       ws?.text({ type: "hello", stream: "lobby", fps: 10, state: "live" });
-      expect(ws?.credits()).toEqual([2, 1]); // 10 fps through a 200 ms pipe: 3 in flight
+      expect(ws?.credits()).toEqual([1]); // 10 fps through a 200 ms pipe: 3 in flight
       for (let i = 1; i <= 6; i++) {
         ws?.binary(frame(i));
         await settle();
       }
       expect(bitmaps).toHaveLength(6);
       const granted = ws?.credits().reduce((a, b) => a + b, 0);
-      expect(granted).toBe(3 + 6); // the window stays full: one grant per frame shown
+      expect(granted).toBe(1 + 6); // the window stays full: one grant per frame shown
       expect(Math.max(...(ws?.credits() ?? []))).toBeLessThanOrEqual(3);
       player.destroy();
     });
@@ -231,7 +232,7 @@ describe("StreamPlayer", () => {
       await settle();
       await settle();
       expect(bitmaps.length).toBeLessThan(3);
-      expect(ws?.credits().reduce((a, b) => a + b, 0)).toBe(3 + 3);
+      expect(ws?.credits().reduce((a, b) => a + b, 0)).toBe(1 + 3);
       player.destroy();
     });
 
@@ -240,13 +241,13 @@ describe("StreamPlayer", () => {
       player.setVisible(false);
       player.start();
       const ws = FakeSocket.instances[0];
+      expect(ws?.url).toBe("ws://gw:8000/ws/streams/lobby?credit=0"); // on credit, nothing to send
       ws?.open();
-      expect(ws?.credits()).toEqual([0]); // switches the gateway to credit: send nothing
       ws?.text({ type: "hello", stream: "lobby", fps: 10, state: "live" });
       await settle();
-      expect(ws?.credits()).toEqual([0]);
+      expect(ws?.credits()).toEqual([]);
       player.setVisible(true);
-      expect(ws?.credits()).toEqual([0, 3]);
+      expect(ws?.credits()).toEqual([3]);
       ws?.binary(frame(7));
       await settle();
       expect(bitmaps).toHaveLength(1);
@@ -267,12 +268,26 @@ describe("StreamPlayer", () => {
       const player = makePlayer([], { maxFps: null });
       player.start();
       const ws = FakeSocket.instances[0];
+      expect(ws?.url).toBe("ws://gw:8000/ws/streams/lobby?credit=0");
       ws?.open();
-      expect(ws?.credits()).toEqual([0]);
+      expect(ws?.credits()).toEqual([]);
       const onChange = doc.addEventListener.mock.calls.find(([type]) => type === "visibilitychange")?.[1] as () => void;
       doc.hidden = false;
       onChange();
-      expect(ws?.credits()).toEqual([0, 2]);
+      expect(ws?.credits()).toEqual([2]);
+      player.destroy();
+    });
+
+    it("a tile shown while its socket connects asks on open for what its URL did not", () => {
+      const player = makePlayer([], { maxFps: null });
+      player.setVisible(false);
+      player.start();
+      const ws = FakeSocket.instances[0];
+      expect(ws?.url).toBe("ws://gw:8000/ws/streams/lobby?credit=0");
+      player.setVisible(true); // still connecting: nothing can be sent, nothing is owed
+      expect(ws?.credits()).toEqual([]);
+      ws?.open();
+      expect(ws?.credits()).toEqual([2]);
       player.destroy();
     });
 
@@ -284,8 +299,7 @@ describe("StreamPlayer", () => {
       FakeSocket.instances[0]?.serverClose(1001, "gateway shutting down");
       await vi.advanceTimersByTimeAsync(500);
       const ws = FakeSocket.instances[1];
-      ws?.open();
-      expect(ws?.credits()).toEqual([2]);
+      expect(ws?.url).toBe("ws://gw:8000/ws/streams/lobby?credit=2");
       player.destroy();
     });
   });

@@ -185,9 +185,13 @@ export class StreamPlayer {
     this.credit.reset();
     this.gotFrameThisConnection = false;
     this.setStatus({ connection: "connecting", retryAt: null, hello: null });
+    // The first grant goes in the URL, so the gateway holds it from the first frame (a
+    // grant sent on open would arrive after it may have sent frames freely); 0 when not
+    // shown: nothing is sent until the player asks.
+    const credit = this.credit.open(this.shown());
     let ws: WebSocket;
     try {
-      ws = new WebSocket(streamSocketUrl(window.location, this.opts.streamId, this.opts.maxFps));
+      ws = new WebSocket(streamSocketUrl(window.location, this.opts.streamId, this.opts.maxFps, credit));
     } catch (e) {
       this.scheduleReconnect(e instanceof Error ? e.message : "cannot open WebSocket", false);
       return;
@@ -204,8 +208,8 @@ export class StreamPlayer {
     ws.onopen = () => {
       if (generation !== this.generation) return;
       this.setStatus({ connection: "open" });
-      // Always sent, even 0 (not shown): from now on the gateway sends only what we ask for.
-      this.sendCredit(this.credit.open(this.shown()));
+      // Shown since the socket was asked for (the URL's grant was 0): ask now.
+      this.replenish();
     };
     ws.onmessage = (event: MessageEvent) => {
       if (generation !== this.generation) return;
@@ -286,15 +290,17 @@ export class StreamPlayer {
     return this.visible && !document.hidden;
   }
 
-  /** Asks the gateway for as many frames as the window has room for (none while not shown). */
+  /**
+   * Asks the gateway for as many frames as the window has room for (none while not shown).
+   * Only on an open socket: a grant is counted as owed only when it is sent (shown while
+   * connecting, the player tops up on open).
+   */
   private replenish(): void {
-    const held = this.jitter.size + (this.decoding ? 1 : 0);
-    this.sendCredit(this.credit.topUp(this.shown(), held), false);
-  }
-
-  private sendCredit(frames: number, evenZero = true): void {
     const ws = this.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN || (frames <= 0 && !evenZero)) return;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    const held = this.jitter.size + (this.decoding ? 1 : 0);
+    const frames = this.credit.topUp(this.shown(), held);
+    if (frames <= 0) return;
     try {
       ws.send(creditMessage(frames));
     } catch {

@@ -82,5 +82,7 @@ describe("streamSocketUrl", () => {
     expect(streamSocketUrl({ protocol: "http:", host: "cam:8000" }, "lobby")).toBe("ws://cam:8000/ws/streams/lobby");
     expect(streamSocketUrl({ protocol: "https:", host: "cam" }, "a b", 5)).toBe("wss://cam/ws/streams/a%20b?max_fps=5");
     expect(streamSocketUrl({ protocol: "http:", host: "cam" }, "x", null)).toBe("ws://cam/ws/streams/x");
+    expect(streamSocketUrl({ protocol: "http:", host: "cam" }, "x", 5, 2)).toBe("ws://cam/ws/streams/x?max_fps=5&credit=2");
+    expect(streamSocketUrl({ protocol: "http:", host: "cam" }, "x", null, 0)).toBe("ws://cam/ws/streams/x?credit=0");
   });
 });

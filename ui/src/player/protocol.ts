@@ -122,13 +122,20 @@ export function decideClose(code: number, reason: string): CloseAction {
   }
 }
 
-/** The WebSocket URL of a stream, relative to the page's location. */
+/**
+ * The WebSocket URL of a stream, relative to the page's location: `maxFps` caps its rate,
+ * `credit` (0 or more) puts the viewer on credit flow control from its first frame.
+ */
 export function streamSocketUrl(
   location: Pick<Location, "protocol" | "host">,
   streamId: string,
   maxFps?: number | null,
+  credit?: number | null,
 ): string {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const query = maxFps && maxFps > 0 ? `?max_fps=${encodeURIComponent(String(maxFps))}` : "";
+  const params: string[] = [];
+  if (maxFps && maxFps > 0) params.push(`max_fps=${encodeURIComponent(String(maxFps))}`);
+  if (typeof credit === "number" && Number.isInteger(credit) && credit >= 0) params.push(`credit=${credit}`);
+  const query = params.length > 0 ? `?${params.join("&")}` : "";
   return `${scheme}//${location.host}/ws/streams/${encodeURIComponent(streamId)}${query}`;
 }

@@ -8,6 +8,9 @@
 //! - A `credit` message must carry `frames` as an integer in `0..=`[`MAX_CREDIT`]; anything
 //!   else (missing, negative, fractional, a string, larger) is a [`ControlError`], which
 //!   ends the session with 1008 (policy violation).
+//! - The same credit can be asked for in the upgrade's URL (`?credit=N`, same range), so a
+//!   viewer is on credit from its first frame: a grant sent on open arrives only after the
+//!   gateway may have sent frames freely. A bad value there is refused before the upgrade.
 
 use std::borrow::Cow;
 
@@ -30,6 +33,9 @@ pub enum ControlError {
     /// `frames` of a credit message is not an integer in `0..=MAX_CREDIT`.
     #[error("credit frames must be an integer from 0 to {}", MAX_CREDIT)]
     BadCredit,
+    /// The `credit` query parameter is not an integer in `0..=MAX_CREDIT`.
+    #[error("credit must be an integer from 0 to {}", MAX_CREDIT)]
+    BadInitialCredit,
 }
 
 impl ControlError {
@@ -37,6 +43,27 @@ impl ControlError {
     pub fn close_code(&self) -> u16 {
         1008
     }
+}
+
+/// Reads the `credit` query parameter of the upgrade: `Ok(None)` without one, else the
+/// viewer's credit before its first frame.
+pub fn initial_credit(query: Option<&str>) -> Result<Option<u32>, ControlError> {
+    let Some(value) = query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("credit="))
+    else {
+        return Ok(None);
+    };
+    // Digits only: no sign, no fraction, no exponent (the JSON message's rule).
+    value
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| value.parse::<u32>().ok())
+        .flatten()
+        .filter(|n| *n <= MAX_CREDIT)
+        .map(Some)
+        .ok_or(ControlError::BadInitialCredit)
 }
 
 /// The shape every viewer message shares; other fields are ignored.
@@ -68,6 +95,31 @@ pub fn parse(text: &[u8]) -> Result<Option<Control>, ControlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_credit_query_parameter_is_an_integer_up_to_the_maximum() {
+        assert_eq!(initial_credit(None), Ok(None));
+        assert_eq!(initial_credit(Some("max_fps=5")), Ok(None));
+        assert_eq!(initial_credit(Some("credit=0")), Ok(Some(0)));
+        assert_eq!(initial_credit(Some("max_fps=5&credit=2")), Ok(Some(2)));
+        assert_eq!(initial_credit(Some("credit=1000")), Ok(Some(1000)));
+        for bad in [
+            "credit=",
+            "credit=-1",
+            "credit=+1",
+            "credit=1.5",
+            "credit=1e3",
+            "credit=1001",
+            "credit=4294967297",
+            "credit=x",
+        ] {
+            assert_eq!(
+                initial_credit(Some(bad)),
+                Err(ControlError::BadInitialCredit),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn credit_messages_carry_an_integer_up_to_the_maximum() {

@@ -10,7 +10,7 @@
 //! sends text that is not UTF-8, 1008 for a bad credit message. A viewer's own close is
 //! answered with its code (or with no code if it gave none).
 //!
-//! This module validates the upgrade request (version, key, `max_fps`; `Origin` and `Host`
+//! This module validates the upgrade request (version, key, `max_fps`, `credit`; `Origin` and `Host`
 //! were checked by the router before authentication, see `guard.rs`), answers
 //! `101 Switching Protocols` and hands the raw TCP socket to a [`session`]. The session
 //! keeps the connection's guard (its connection slot) and the viewer slot the router
@@ -151,6 +151,12 @@ pub fn upgrade(
         Ok(max_fps) => max_fps,
         Err(message) => return response::error(StatusCode::BAD_REQUEST, "bad_query", &message),
     };
+    let credit = match control::initial_credit(req.uri().query()) {
+        Ok(credit) => credit,
+        Err(error) => {
+            return response::error(StatusCode::BAD_REQUEST, "bad_query", &error.to_string());
+        }
+    };
     let accept = derive_accept_key(key.as_bytes());
 
     let settings = state.ws.clone();
@@ -181,6 +187,7 @@ pub fn upgrade(
             settings,
             &viewer,
             max_fps,
+            credit,
         );
         session.run(viewer, Access { state, credential }).await;
     });

@@ -26,6 +26,9 @@
 //!   [`MAX_CREDIT`] held). From its first credit message on, a frame is sent only while
 //!   credit is left and each frame sent spends one, on either path (the credit is kept
 //!   under the lane's lock). A viewer that never sends credit is served as before.
+//! - A viewer that asks in the URL (`?credit=N`) is on credit from the start: the frame
+//!   that greets it spends one too, and with none it is left for the first grant. (A
+//!   grant sent on open can only arrive after frames may have gone out freely.)
 //! - Always the latest frame: frames published while the viewer has no credit are not
 //!   kept; credit that arrives after some were withheld gets the hub's current frame at
 //!   once (a viewer that already has it waits for the next). `max_fps` still applies.
@@ -154,20 +157,26 @@ pub struct Session {
 
 impl Session {
     /// A session for `viewer` on an upgraded `socket`; `early` holds bytes the viewer sent
-    /// right after its handshake request; `max_fps` caps its frame rate.
+    /// right after its handshake request; `max_fps` caps its frame rate; `credit` (the
+    /// upgrade's `?credit=N`) puts it on credit before its first frame.
     pub fn new(
         socket: TcpStream,
         early: &[u8],
         settings: WsSettings,
         viewer: &Viewer,
         max_fps: Option<f64>,
+        credit: Option<u32>,
     ) -> Session {
         let socket = Arc::new(socket);
         let telemetry = viewer.hub().telemetry().viewer(Transport::WebSocket);
+        let lane = Arc::new(Lane::new(Arc::clone(&socket), telemetry));
+        if let Some(frames) = credit {
+            lane.grant(frames);
+        }
         Session {
-            lane: Arc::new(Lane::new(Arc::clone(&socket), telemetry)),
+            lane,
             lane_open: false,
-            uses_credit: false,
+            uses_credit: credit.is_some(),
             socket,
             decoder: Decoder::new(settings.max_incoming_message, early, READ_CHUNK),
             outbox: Outbox::new(),
@@ -337,19 +346,28 @@ impl Session {
         self.outbox.push(opcode, payload);
     }
 
-    /// Queues `hello`, then the hub's latest frame (a new viewer sees a picture at once).
+    /// Queues `hello`, then the hub's latest frame (a new viewer sees a picture at once),
+    /// unless the viewer came on credit with none: the frame is then left for its first
+    /// grant.
     fn greet(&mut self, hub: &Arc<Hub>, viewer: &mut Viewer) {
         let info = hub.info();
         // The hello carries the current status: transitions queued before it are old news.
         while viewer.status_events.try_recv().is_ok() {}
         let StreamStatus { state, message, .. } = viewer.status.borrow_and_update().clone();
-        let current = self.pacer.current(&mut self.frames);
-        let (width, height) = current
+        let (width, height) = self
+            .frames
+            .borrow()
             .as_ref()
-            .map(|next| &next.frame)
             .filter(|f| f.width > 0 && f.height > 0)
             .map(|f| (Some(f.width), Some(f.height)))
             .unwrap_or((None, None));
+        let current = if self.has_credit() {
+            self.pacer.current(&mut self.frames)
+        } else {
+            // Still new to this viewer: the first grant takes it at once.
+            self.frames.mark_changed();
+            None
+        };
         self.event(&Event::Hello {
             stream: hub.id(),
             name: &info.name,
