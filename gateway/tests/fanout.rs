@@ -64,7 +64,7 @@ struct Recorder {
 
 impl DirectViewer for Recorder {
     fn offer(&self, frame: &Frame) {
-        let tag = read_tag(&frame.jpeg).expect("every frame carries its tag");
+        let tag = read_tag(&frame.data).expect("every frame carries its tag");
         assert_eq!(tag.seq, frame.seq, "the tag says the frame's number");
         self.seqs.lock().unwrap().push(frame.seq);
         self.threads
@@ -235,7 +235,7 @@ async fn restarts_racing_publishers_never_show_a_stopped_sources_frame() {
     let _attached = hub.attach_direct(Arc::clone(&direct) as Arc<dyn DirectViewer>);
     let viewer = hub.subscribe().await;
     let source_of = |frame: &Frame| {
-        let body = &frame.jpeg[2 + camgate::hub::TAG_LEN..];
+        let body = &frame.data[2 + camgate::hub::TAG_LEN..];
         u32::from_be_bytes(body[1..5].try_into().unwrap()) as usize
     };
     let stop = Arc::new(AtomicBool::new(false));

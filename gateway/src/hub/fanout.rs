@@ -29,7 +29,7 @@ use bytes::BytesMut;
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
-use super::frame::Frame;
+use super::frame::{Codec, Frame};
 use super::stream_hub::Hub;
 use super::tag::set_seq;
 
@@ -123,7 +123,10 @@ impl Handoff {
             published_at_us: frame.published_at_us,
             width: frame.width,
             height: frame.height,
-            jpeg: frame.tagged.freeze(),
+            codec: Codec::Jpeg,
+            keyframe: true,
+            config: None,
+            data: frame.tagged.freeze(),
             derived: Arc::default(),
         };
         // A frame the task has not taken yet is replaced: latest frame wins.

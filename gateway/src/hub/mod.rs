@@ -28,7 +28,7 @@ mod tag;
 
 pub use derived::Derived;
 pub use direct::{DirectAttachment, DirectViewer};
-pub use frame::Frame;
+pub use frame::{Codec, Frame, VideoConfig};
 pub use registry::Registry;
 pub use source::{FrameSink, RunningSource, SourceFactory};
 pub use stream_hub::{

@@ -44,7 +44,7 @@ pub async fn snapshot(hub: Arc<Hub>) -> Response<Body> {
     if hub.status().state == StreamState::Live
         && let Some(frame) = hub.latest_frame()
     {
-        return jpeg_response(frame.jpeg);
+        return jpeg_response(frame.data);
     }
     // Start the source (an on-demand stream counts this request as a brief viewer) and
     // wait a bounded time for a fresh frame.
@@ -60,7 +60,7 @@ pub async fn snapshot(hub: Arc<Hub>) -> Response<Body> {
     })
     .await;
     match fresh {
-        Ok(Some(frame)) => jpeg_response(frame.jpeg),
+        Ok(Some(frame)) => jpeg_response(frame.data),
         _ => {
             let status = hub.status();
             let reason = if status.message.is_empty() {
@@ -147,7 +147,7 @@ pub async fn mjpeg(
         if next.dropped > 0 {
             source.telemetry.frames_dropped(next.dropped);
         }
-        let jpeg = next.frame.jpeg;
+        let jpeg = next.frame.data;
         source
             .telemetry
             .frame_sent(jpeg.len(), next.frame.captured_at_us);

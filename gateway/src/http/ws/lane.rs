@@ -46,7 +46,7 @@ impl HandOver {
     /// What telemetry needs once the rest is written.
     pub fn receipt(&self) -> FrameReceipt {
         FrameReceipt {
-            bytes: self.frame.jpeg.len(),
+            bytes: self.frame.data.len(),
             captured_at_us: self.frame.captured_at_us,
         }
     }
@@ -183,17 +183,17 @@ impl DirectViewer for Lane {
             return;
         }
         let file = sealed::message_file(frame);
-        let len = Header::new(Opcode::Binary, frame.jpeg.len())
+        let len = Header::new(Opcode::Binary, frame.data.len())
             .as_bytes()
             .len()
-            + frame.jpeg.len();
+            + frame.data.len();
         // Any error other than a full socket is the session's to meet on its next write.
         let written =
-            Outbox::write_frame(&self.socket, &frame.jpeg, file.map(Arc::as_ref)).unwrap_or(0);
+            Outbox::write_frame(&self.socket, &frame.data, file.map(Arc::as_ref)).unwrap_or(0);
         state.last_seq = Some(frame.seq);
         if written == len {
             self.telemetry
-                .direct_frame_sent(frame.jpeg.len(), frame.captured_at_us);
+                .direct_frame_sent(frame.data.len(), frame.captured_at_us);
             if state.credit != Some(0) {
                 return;
             }
@@ -385,7 +385,7 @@ mod tests {
         let mut outbox = Outbox::new();
         let receipt = hand_over.receipt();
         outbox.push_started_frame(
-            hand_over.frame.jpeg,
+            hand_over.frame.data,
             hand_over.file,
             receipt,
             hand_over.written,

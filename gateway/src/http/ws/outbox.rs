@@ -246,7 +246,7 @@ mod tests {
             ..crate::hub::Frame::for_test(1, Bytes::from(vec![captured_at_us as u8; len]))
         };
         let receipt = |f: &crate::hub::Frame| FrameReceipt {
-            bytes: f.jpeg.len(),
+            bytes: f.data.len(),
             captured_at_us: f.captured_at_us,
         };
         // A large frame goes through its sealed file, a small one from memory.
@@ -257,10 +257,10 @@ mod tests {
 
         let mut outbox = Outbox::new();
         outbox.push(Opcode::Text, Bytes::from_static(b"{}"));
-        outbox.push_frame(large.jpeg.clone(), file, receipt(&large));
+        outbox.push_frame(large.data.clone(), file, receipt(&large));
         outbox.push(Opcode::Pong, Bytes::from_static(b"old"));
         outbox.push(Opcode::Pong, Bytes::from_static(b"new"));
-        outbox.push_frame(small.jpeg.clone(), None, receipt(&small));
+        outbox.push_frame(small.data.clone(), None, receipt(&small));
         assert_eq!(
             outbox.len(),
             4,
@@ -268,7 +268,7 @@ mod tests {
         );
 
         let mut expected = b"\x81\x02{}".to_vec();
-        for (jpeg, pong) in [(&large.jpeg, true), (&small.jpeg, false)] {
+        for (jpeg, pong) in [(&large.data, true), (&small.data, false)] {
             expected.extend_from_slice(Header::new(Opcode::Binary, jpeg.len()).as_bytes());
             expected.extend_from_slice(jpeg);
             if pong {

@@ -29,12 +29,12 @@ pub const SENDFILE_MIN_BYTES: usize = 16 * 1024;
 /// of file descriptors or over the file budget): the caller then writes the JPEG itself.
 /// Borrowed, so the direct pass touches no refcount per viewer; clone it to keep it.
 pub fn message_file(frame: &Frame) -> Option<&Arc<SealedFile>> {
-    if frame.jpeg.len() < SENDFILE_MIN_BYTES {
+    if frame.data.len() < SENDFILE_MIN_BYTES {
         return None;
     }
     let message = frame.derived.get_or_init(|| {
-        let header = Header::new(Opcode::Binary, frame.jpeg.len());
-        match SealedFile::create(&[header.as_bytes(), &frame.jpeg]) {
+        let header = Header::new(Opcode::Binary, frame.data.len());
+        match SealedFile::create(&[header.as_bytes(), &frame.data]) {
             Ok(file) => WsMessage(Some(Arc::new(file))),
             Err(error) => {
                 tracing::debug!(%error, "no frame file; viewers write this frame from memory");
@@ -88,7 +88,7 @@ mod tests {
         file.read_to_end(&mut content).unwrap();
         let header = Header::new(Opcode::Binary, 70_000);
         assert_eq!(&content[..header.as_bytes().len()], header.as_bytes());
-        assert_eq!(&content[header.as_bytes().len()..], &frame.jpeg[..]);
+        assert_eq!(&content[header.as_bytes().len()..], &frame.data[..]);
         assert_eq!(sealed.len(), content.len());
     }
 

@@ -336,7 +336,7 @@ impl Session {
             let receipt = hand_over.receipt();
             let frame = hand_over.frame;
             self.outbox
-                .push_started_frame(frame.jpeg, hand_over.file, receipt, hand_over.written);
+                .push_started_frame(frame.data, hand_over.file, receipt, hand_over.written);
         }
     }
 
@@ -410,11 +410,11 @@ impl Session {
             self.event(&Event::Dropped { frames });
         }
         let receipt = FrameReceipt {
-            bytes: next.frame.jpeg.len(),
+            bytes: next.frame.data.len(),
             captured_at_us: next.frame.captured_at_us,
         };
         let file = sealed::message_file(&next.frame).cloned();
-        self.outbox.push_frame(next.frame.jpeg, file, receipt);
+        self.outbox.push_frame(next.frame.data, file, receipt);
     }
 
     /// Writes what the socket takes now.
