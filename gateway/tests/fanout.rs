@@ -194,12 +194,17 @@ async fn offers_run_on_gateway_threads_and_a_panicking_viewer_never_reaches_the_
         !healthy.threads.lock().unwrap().contains(&publisher_thread),
         "no offer ran on the source's thread"
     );
+    // The broken viewer is told to end after the pass it panicked in (which may be the
+    // pass that gave the healthy one frame 50, on a busy machine).
+    eventually(SECS(30), "the broken viewer is told to end", || {
+        broken.abandoned.load(Ordering::SeqCst)
+    })
+    .await;
     assert_eq!(
         broken.offers.load(Ordering::SeqCst),
         1,
         "detached after its panic"
     );
-    assert!(broken.abandoned.load(Ordering::SeqCst), "told to end");
     assert_eq!(hub.direct_viewer_count(), 1);
     assert!(
         metrics
@@ -268,12 +273,18 @@ async fn restarts_racing_publishers_never_show_a_stopped_sources_frame() {
         }
         tokio::task::yield_now().await;
     }
+    // Frames flow to the direct viewer (after the last restart at the latest: how many
+    // got through between restarts depends on how busy the machine is).
+    eventually(SECS(30), "a frame reaches the direct viewer", || {
+        !direct.seqs.lock().unwrap().is_empty()
+    })
+    .await;
     stop.store(true, Ordering::SeqCst);
     for publisher in publishers {
         publisher.join().expect("publishers never panic");
     }
     let seqs = direct.seqs.lock().unwrap();
-    assert!(!seqs.is_empty(), "frames flowed between the restarts");
+    assert!(!seqs.is_empty(), "frames flow to the direct viewer");
     assert!(
         seqs.windows(2).all(|w| w[0] < w[1]),
         "direct offers move forward"

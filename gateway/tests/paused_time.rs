@@ -17,8 +17,7 @@ use std::time::Duration;
 
 use camgate::app::{Gateway, GatewayOptions};
 use camgate::http::ws::WsSettings;
-use camgate::hub::{Hub, SourceFactory, StreamState};
-use camgate::plugins::PluginCatalog;
+use camgate::hub::{Hub, StreamState};
 use futures_util::{SinkExt, StreamExt};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -36,25 +35,6 @@ streams:
   - id: cam
     source: { plugin: testsrc, width: 160, height: 90 }
 "#;
-
-/// A real 8x8 JPEG (decodable by viewers' decoders).
-const GREY: &[u8] = include_bytes!("../../plugins/template/src/grey8x8.jpg");
-
-/// [`GREY`] padded with comment segments to about `len` bytes: frames over 16 KiB take the
-/// gateway's `sendfile` path, as camera frames do.
-fn jpeg(len: usize) -> Vec<u8> {
-    let mut out = GREY[..2].to_vec();
-    let mut padding = len.saturating_sub(GREY.len());
-    while padding > 4 {
-        let chunk = (padding - 4).min(0xFFFF - 2);
-        out.extend_from_slice(&[0xFF, 0xFE]);
-        out.extend_from_slice(&u16::try_from(chunk + 2).unwrap().to_be_bytes());
-        out.resize(out.len() + chunk, b'.');
-        padding -= chunk + 4;
-    }
-    out.extend_from_slice(&GREY[2..]);
-    out
-}
 
 /// Publishes a real JPEG of about `len` bytes through the running source's sink.
 fn publish(factory: &ManualFactory, len: usize) {
@@ -74,29 +54,14 @@ async fn gateway() -> (Gateway, Arc<Hub>, Arc<ManualFactory>) {
 async fn gateway_with(ws: WsSettings) -> (Gateway, Arc<Hub>, Arc<ManualFactory>) {
     let options = GatewayOptions {
         ws,
-        watch_config: false,
         ..GatewayOptions::default()
     };
-    let gateway = start_with(MANIFEST, PluginCatalog::with_builtins(), options).await;
-    let hub = gateway.state().registry.get("cam").unwrap();
-    let factory = Arc::new(ManualFactory::default());
-    hub.reconfigure(hub.info(), Arc::clone(&factory) as Arc<dyn SourceFactory>)
-        .await;
-    assert_eq!(
-        factory.starts.load(Ordering::SeqCst),
-        0,
-        "on demand: nothing runs"
-    );
-    (gateway, hub, factory)
+    manual_gateway(MANIFEST, "cam", options).await
 }
 
-/// Waits (in virtual time) until the hub has `n` viewers and, with any, its source runs
-/// (a viewer counts itself in before it asks for the source).
+/// Waits (in virtual time) until the hub has `n` viewers and, with any, its source runs.
 async fn viewers(hub: &Hub, factory: &ManualFactory, n: usize) {
-    eventually(SECS(5), &format!("{n} viewers"), || {
-        hub.viewer_count() == n && (n == 0 || factory.running.load(Ordering::SeqCst) == 1)
-    })
-    .await;
+    manual_viewers(hub, factory, n).await;
 }
 
 #[tokio::test(start_paused = true)]

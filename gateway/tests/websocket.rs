@@ -19,21 +19,6 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
-/// RFC 6455's example `Sec-WebSocket-Key`.
-const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-
-/// The headers of a WebSocket upgrade request with `key`, then `extra`.
-fn upgrade_headers<'a>(key: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    let mut headers = vec![
-        ("Connection", "Upgrade"),
-        ("Upgrade", "websocket"),
-        ("Sec-WebSocket-Version", "13"),
-        ("Sec-WebSocket-Key", key),
-    ];
-    headers.extend_from_slice(extra);
-    headers
-}
-
 const PATTERN: &str = r#"
 streams:
   - id: pattern

@@ -164,6 +164,12 @@ impl Handoff {
         slot.pending = false;
     }
 
+    /// Wakes the task without a JPEG frame (a video frame was kept; the task tells the
+    /// viewers).
+    pub(super) fn wake_task(&self) {
+        self.wake.notify_one();
+    }
+
     /// Lets the task see that its hub is gone.
     pub(super) fn hub_dropped(&self) {
         self.wake.notify_one();
@@ -178,6 +184,7 @@ async fn run(hub: Weak<Hub>, wake: Arc<Notify>) {
         let Some(hub) = hub.upgrade() else {
             return;
         };
+        hub.deliver_video();
         while let Some(pending) = hub.handoff().take() {
             hub.deliver(pending).await;
         }

@@ -21,6 +21,7 @@ mod derived;
 mod direct;
 mod fanout;
 mod frame;
+mod gop;
 mod registry;
 mod source;
 mod stream_hub;
@@ -29,11 +30,12 @@ mod tag;
 pub use derived::Derived;
 pub use direct::{DirectAttachment, DirectViewer};
 pub use frame::{Codec, Frame, VideoConfig};
+pub use gop::{Catchup, Cursor, MAX_GOP_BYTES, MAX_GOP_US, MAX_VIEWER_LAG_US};
 pub use registry::Registry;
 pub use source::{FrameSink, RunningSource, SourceFactory};
 pub use stream_hub::{
-    Closing, Hub, InputRate, StreamInfo, StreamState, StreamStatus, Viewer, ViewerReservation,
-    unix_micros,
+    Closing, Hub, InputRate, StreamInfo, StreamState, StreamStatus, VideoIn, Viewer,
+    ViewerReservation, unix_micros,
 };
 pub use tag::{FrameTag, TAG_LEN, read_tag};
 

@@ -7,7 +7,7 @@
 
 use std::sync::Weak;
 
-use super::stream_hub::{Hub, StreamState};
+use super::stream_hub::{Hub, StreamState, VideoIn};
 
 /// Starts sources for one stream. Held by the hub; replaced when the stream's configuration
 /// changes.
@@ -49,6 +49,17 @@ impl FrameSink {
     pub fn publish(&self, jpeg: &[u8], width: u32, height: u32, captured_at_us: u64) -> bool {
         match self.hub.upgrade() {
             Some(hub) => hub.publish(self.generation, jpeg, width, height, captured_at_us),
+            None => false,
+        }
+    }
+
+    /// Publishes one H.264/H.265 access unit (copied once; see [`VideoIn`]). Returns
+    /// `false` when the sink is closed. Safe from any thread; O(1) in the number of
+    /// viewers. Frames from one source must come in decoding order: publish from one
+    /// thread, or order them yourself.
+    pub fn publish_video(&self, video: VideoIn<'_>) -> bool {
+        match self.hub.upgrade() {
+            Some(hub) => hub.publish_video(self.generation, video),
             None => false,
         }
     }

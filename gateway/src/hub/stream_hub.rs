@@ -23,7 +23,8 @@ use tokio::time::Instant;
 
 use super::direct::{DirectAttachment, DirectViewer, DirectViewers};
 use super::fanout::{Handoff, Pending, Unnumbered};
-use super::frame::Frame;
+use super::frame::{Codec, Frame, VideoConfig};
+use super::gop::{Catchup, Cursor, Gop};
 use super::source::{FrameSink, RunningSource, SourceFactory};
 use super::tag::{FrameTag, tagged_copy};
 use crate::telemetry::StreamTelemetry;
@@ -195,6 +196,39 @@ pub struct Hub {
     control: Mutex<Control>,
     /// Viewers the fan-out task writes to itself while their sockets keep up (`direct.rs`).
     direct: DirectViewers,
+    /// A video source's current GOP and the configuration in force (`gop.rs`).
+    video: std::sync::Mutex<VideoTrack>,
+    /// The newest video frame's number, set by the fan-out task: wakes video viewers.
+    video_seq: watch::Sender<u64>,
+    /// The source's own coding, once it has published (kept across restarts).
+    native_codec: RwLock<Option<Codec>>,
+}
+
+/// The hub's video state, under one lock: frames are numbered and kept in order.
+#[derive(Default)]
+struct VideoTrack {
+    gop: Gop,
+    config: Option<Arc<VideoConfig>>,
+}
+
+/// One H.264/H.265 access unit as a source hands it to [`FrameSink::publish_video`].
+#[derive(Debug, Clone)]
+pub struct VideoIn<'a> {
+    /// H.264 or H.265.
+    pub codec: Codec,
+    /// Whether a decoder can start at this frame.
+    pub keyframe: bool,
+    /// One access unit, AVCC/HVCC (4-byte big-endian length before each NAL unit).
+    pub data: &'a [u8],
+    /// The decoder configuration when it changed (required before the first frame);
+    /// `None`: the one in force.
+    pub config: Option<Arc<VideoConfig>>,
+    /// Coded width in pixels (0 if unknown).
+    pub width: u32,
+    /// Coded height in pixels (0 if unknown).
+    pub height: u32,
+    /// Capture time, µs since the Unix epoch (0: now).
+    pub captured_at_us: u64,
 }
 
 impl Hub {
@@ -239,6 +273,9 @@ impl Hub {
                 source: None,
             }),
             direct: DirectViewers::default(),
+            video: std::sync::Mutex::default(),
+            video_seq: watch::Sender::new(0),
+            native_codec: RwLock::new(None),
         })
     }
 
@@ -261,6 +298,38 @@ impl Hub {
     /// moment before viewers are offered it.
     pub fn latest_frame(&self) -> Option<Frame> {
         self.handoff.latest()
+    }
+
+    /// The source's own coding (JPEG, H.264, H.265) once it has published a frame; kept
+    /// across restarts, `None` before the first frame.
+    pub fn native_codec(&self) -> Option<Codec> {
+        *self.native_codec.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The frames of the current video GOP, keyframe first, if the hub holds a whole one
+    /// (a snapshot of a video stream decodes them).
+    pub fn current_gop(&self) -> Option<Vec<Frame>> {
+        self.video_lock().gop.joinable_frames()
+    }
+
+    /// The video configuration in force (a running H.264/H.265 source's).
+    pub fn video_config(&self) -> Option<Arc<VideoConfig>> {
+        self.video_lock().config.clone()
+    }
+
+    /// The video frames a viewer at `cursor` is sent next (see [`Gop::catch_up`]).
+    pub fn video_catch_up(&self, cursor: &mut Cursor) -> Catchup {
+        self.video_lock().gop.catch_up(cursor)
+    }
+
+    fn video_lock(&self) -> std::sync::MutexGuard<'_, VideoTrack> {
+        self.video.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_native_codec(&self, codec: Codec) {
+        if self.native_codec() != Some(codec) {
+            *self.native_codec.write().unwrap_or_else(|e| e.into_inner()) = Some(codec);
+        }
     }
 
     /// Viewers currently attached (WebSocket, MJPEG, ...).
@@ -405,6 +474,11 @@ impl Hub {
         // arrives: never greet anyone with it.
         self.handoff.clear();
         self.frames.send_replace(None);
+        {
+            let mut video = self.video_lock();
+            video.gop.clear();
+            video.config = None;
+        }
         self.set_status(StreamState::Stopped, "");
     }
 
@@ -503,6 +577,7 @@ impl Hub {
         if generation != self.generation.load(Ordering::SeqCst) {
             return false;
         }
+        self.set_native_codec(Codec::Jpeg);
         if !looks_like_jpeg(jpeg) {
             tracing::warn!(stream = %self.id, bytes = jpeg.len(), "dropped a frame that is not one complete JPEG");
             return true;
@@ -548,6 +623,79 @@ impl Hub {
             .record(jpeg.len(), Instant::now());
         self.telemetry.frame_received(jpeg.len(), started.elapsed());
         true
+    }
+
+    /// Called through a [`FrameSink`], on the source's thread: numbers and keeps one video
+    /// access unit if `generation` is current, and wakes the fan-out task to tell the
+    /// viewers. O(1) in the number of viewers. A frame before any configuration, or not
+    /// plausibly an access unit, is dropped (and logged); the source keeps going.
+    pub(super) fn publish_video(&self, generation: u64, video: VideoIn<'_>) -> bool {
+        let started = Instant::now();
+        if generation != self.generation.load(Ordering::SeqCst) {
+            return false;
+        }
+        self.set_native_codec(video.codec);
+        if video.data.is_empty() || video.data.len() > MAX_FRAME_BYTES {
+            tracing::warn!(stream = %self.id, bytes = video.data.len(), "dropped a video frame of an impossible size");
+            return true;
+        }
+        let published_at_us = unix_micros(SystemTime::now());
+        let captured_at_us = if video.captured_at_us == 0 {
+            published_at_us
+        } else {
+            video.captured_at_us
+        };
+        let data = bytes::Bytes::copy_from_slice(video.data);
+        {
+            let mut track = self.video_lock();
+            if generation != self.generation.load(Ordering::SeqCst) {
+                return false;
+            }
+            if let Some(config) = video.config {
+                track.config = Some(config);
+            }
+            let Some(config) = track.config.clone().filter(|c| c.codec == video.codec) else {
+                drop(track);
+                tracing::warn!(stream = %self.id, codec = video.codec.as_str(), "dropped a video frame without its decoder configuration");
+                return true;
+            };
+            let frame = Frame {
+                seq: track.gop.next_seq(),
+                captured_at_us,
+                published_at_us,
+                width: video.width,
+                height: video.height,
+                codec: video.codec,
+                keyframe: video.keyframe,
+                config: Some(config),
+                data,
+                derived: Arc::default(),
+            };
+            track.gop.push(frame);
+        }
+        if self.status.borrow().state != StreamState::Live {
+            self.set_status(StreamState::Live, "");
+        }
+        self.handoff.wake_task();
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
+        self.rate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(video.data.len(), Instant::now());
+        self.telemetry
+            .frame_received(video.data.len(), started.elapsed());
+        true
+    }
+
+    /// Called by the fan-out task when woken: tells video viewers of new frames (waking
+    /// them is O(viewers), so it is the task's work, not the publisher's).
+    pub(super) fn deliver_video(&self) {
+        let newest = self.video_lock().gop.last_seq();
+        self.video_seq.send_if_modified(|seq| {
+            let newer = *seq != newest;
+            *seq = newest;
+            newer
+        });
     }
 
     /// Called by the fan-out task for each frame it takes: puts it in the `watch` and
@@ -636,6 +784,7 @@ impl ViewerReservation {
         let hub = self.hub.take().expect("a reservation subscribes once");
         let viewer = Viewer {
             frames: hub.frames.subscribe(),
+            video: hub.video_seq.subscribe(),
             status: hub.status.subscribe(),
             status_events: hub.status_events.subscribe(),
             closing: hub.closing.subscribe(),
@@ -660,6 +809,9 @@ pub struct Viewer {
     /// Latest frame; `changed()` wakes on every publication (skipped ones are counted via
     /// sequence numbers).
     pub frames: watch::Receiver<Option<Frame>>,
+    /// The newest video frame's number: `changed()` wakes on every video publication
+    /// (read the frames with [`Hub::video_catch_up`]).
+    pub video: watch::Receiver<u64>,
     /// The current source status.
     pub status: watch::Receiver<StreamStatus>,
     /// Every status change since the viewer attached, in order.

@@ -573,6 +573,40 @@ impl RawViewer {
     }
 }
 
+/// A valid `Sec-WebSocket-Key` (RFC 6455's example).
+pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+/// The headers of a WebSocket upgrade request with `key`, then `extra`.
+pub fn upgrade_headers<'a>(key: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut headers = vec![
+        ("Connection", "Upgrade"),
+        ("Upgrade", "websocket"),
+        ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Key", key),
+    ];
+    headers.extend_from_slice(extra);
+    headers
+}
+
+/// A real 8x8 JPEG (decodable by viewers' decoders).
+pub const GREY: &[u8] = include_bytes!("../../../plugins/template/src/grey8x8.jpg");
+
+/// [`GREY`] padded with comment segments to about `len` bytes: frames over 16 KiB take the
+/// gateway's `sendfile` path, as camera frames do.
+pub fn jpeg(len: usize) -> Vec<u8> {
+    let mut out = GREY[..2].to_vec();
+    let mut padding = len.saturating_sub(GREY.len());
+    while padding > 4 {
+        let chunk = (padding - 4).min(0xFFFF - 2);
+        out.extend_from_slice(&[0xFF, 0xFE]);
+        out.extend_from_slice(&u16::try_from(chunk + 2).unwrap().to_be_bytes());
+        out.resize(out.len() + chunk, b'.');
+        padding -= chunk + 4;
+    }
+    out.extend_from_slice(&GREY[2..]);
+    out
+}
+
 /// A source factory whose sources publish only what the test hands their sink: frames then
 /// arrive when the test says, not on a plugin thread's wall clock. Swap it into a real
 /// gateway's hub with `hub.reconfigure(hub.info(), factory.clone())`.
@@ -618,6 +652,39 @@ impl ManualFactory {
         let sink = sinks.last().cloned().expect("a manual source runs");
         (sinks.len(), sink)
     }
+}
+
+/// A gateway from `yaml` (no config watching) whose stream `stream` runs on a
+/// [`ManualFactory`] swapped in before any viewer arrives (on demand: nothing runs yet).
+pub async fn manual_gateway(
+    yaml: &str,
+    stream: &str,
+    options: GatewayOptions,
+) -> (Gateway, Arc<camgate::hub::Hub>, Arc<ManualFactory>) {
+    let options = GatewayOptions {
+        watch_config: false,
+        ..options
+    };
+    let gateway = start_with(yaml, PluginCatalog::with_builtins(), options).await;
+    let hub = gateway.state().registry.get(stream).unwrap();
+    let factory = Arc::new(ManualFactory::default());
+    hub.reconfigure(hub.info(), Arc::clone(&factory) as Arc<dyn SourceFactory>)
+        .await;
+    assert_eq!(
+        factory.starts.load(Ordering::SeqCst),
+        0,
+        "on demand: nothing runs"
+    );
+    (gateway, hub, factory)
+}
+
+/// Waits (in virtual time) until `hub` has `n` viewers and, with any, its manual source
+/// runs (a viewer counts itself in before it asks for the source).
+pub async fn manual_viewers(hub: &camgate::hub::Hub, factory: &ManualFactory, n: usize) {
+    eventually(Duration::from_secs(5), &format!("{n} viewers"), || {
+        hub.viewer_count() == n && (n == 0 || factory.running.load(Ordering::SeqCst) == 1)
+    })
+    .await;
 }
 
 /// Logs in with `token` (`POST /api/session`) and returns the `Set-Cookie` header value.

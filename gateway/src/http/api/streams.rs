@@ -52,6 +52,8 @@ pub struct StreamView {
     frames_in: u64,
     /// Seconds since the source went live (only while live).
     uptime_seconds: Option<f64>,
+    /// The source's own coding (`jpeg`, `h264`, `h265`), once it has sent a frame.
+    codec: Option<&'static str>,
 }
 
 fn stream_view(config: &StreamConfig, editable: bool, hub: &Hub) -> StreamView {
@@ -60,7 +62,11 @@ fn stream_view(config: &StreamConfig, editable: bool, hub: &Hub) -> StreamView {
     source.extend(public_options(&config.source.options));
     let status = hub.status();
     let rate = hub.input_rate();
-    let frame = hub.latest_frame().filter(|f| f.width > 0 && f.height > 0);
+    let size = hub
+        .latest_frame()
+        .map(|f| (f.width, f.height))
+        .or_else(|| hub.video_config().map(|c| (c.width, c.height)))
+        .filter(|(width, height)| *width > 0 && *height > 0);
     let uptime_seconds = (status.state == StreamState::Live)
         .then(|| SystemTime::now().duration_since(status.since).ok())
         .flatten()
@@ -77,10 +83,11 @@ fn stream_view(config: &StreamConfig, editable: bool, hub: &Hub) -> StreamView {
         viewers: hub.viewer_count(),
         fps: (rate.fps * 10.0).round() / 10.0,
         bitrate: rate.bitrate.round(),
-        width: frame.as_ref().map(|f| f.width),
-        height: frame.as_ref().map(|f| f.height),
+        width: size.map(|(width, _)| width),
+        height: size.map(|(_, height)| height),
         frames_in: hub.frames_in(),
         uptime_seconds,
+        codec: hub.native_codec().map(|codec| codec.as_str()),
     }
 }
 

@@ -27,6 +27,7 @@ mod lane;
 mod outbox;
 mod sealed;
 mod session;
+mod video;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +51,8 @@ pub const CLOSE_UNAUTHORIZED: u16 = 4001;
 pub const CLOSE_STREAM_REMOVED: u16 = 4004;
 /// Close code: the viewer could not keep up (or stopped answering).
 pub const CLOSE_TOO_SLOW: u16 = 4008;
+/// The viewer asked for a video format (`h264`, `h265`) the stream does not have.
+pub const CLOSE_FORMAT_UNAVAILABLE: u16 = 4006;
 
 /// Tunables of the WebSocket viewer.
 #[derive(Debug, Clone)]
@@ -157,6 +160,12 @@ pub fn upgrade(
             return response::error(StatusCode::BAD_REQUEST, "bad_query", &error.to_string());
         }
     };
+    let requested = match video::parse_format(req.uri().query()) {
+        Ok(requested) => requested,
+        Err(error) => {
+            return response::error(StatusCode::BAD_REQUEST, "bad_query", &error.to_string());
+        }
+    };
     let accept = derive_accept_key(key.as_bytes());
 
     let settings = state.ws.clone();
@@ -188,6 +197,7 @@ pub fn upgrade(
             &viewer,
             max_fps,
             credit,
+            requested,
         );
         session.run(viewer, Access { state, credential }).await;
     });

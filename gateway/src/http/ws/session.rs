@@ -55,13 +55,15 @@ use super::control::{self, Control, ControlError, MAX_CREDIT};
 use super::lane::Lane;
 use super::outbox::{FrameReceipt, Outbox};
 use super::sealed;
+use super::video::{self, Format, Requested};
 use super::{
-    CLOSE_GOING_AWAY, CLOSE_STREAM_REMOVED, CLOSE_TOO_SLOW, CLOSE_UNAUTHORIZED, WsSettings,
+    CLOSE_FORMAT_UNAVAILABLE, CLOSE_GOING_AWAY, CLOSE_STREAM_REMOVED, CLOSE_TOO_SLOW,
+    CLOSE_UNAUTHORIZED, WsSettings,
 };
 use crate::app::AppState;
 use crate::http::auth::Credential;
 use crate::http::pacing::{FramePacer, Next};
-use crate::hub::{Closing, Frame, Hub, StreamState, StreamStatus, Viewer};
+use crate::hub::{Closing, Cursor, Frame, Hub, StreamState, StreamStatus, VideoConfig, Viewer};
 use crate::telemetry::Transport;
 
 /// Bytes reserved for each read of the viewer's control frames.
@@ -84,6 +86,10 @@ enum Event<'a> {
         height: Option<u32>,
         state: StreamState,
         message: &'a str,
+        /// The stream's native codec, if known.
+        codec: Option<&'static str>,
+        /// What this socket carries, if decided.
+        format: Option<&'static str>,
     },
     State {
         state: StreamState,
@@ -150,6 +156,14 @@ pub struct Session {
     /// Whether the viewer has sent a credit message (only then is the lane's credit read:
     /// viewers that never do pay nothing for it).
     uses_credit: bool,
+    /// What the viewer asked for (`format=`).
+    requested: Requested,
+    /// What the socket carries (`None` until the stream's codec is known).
+    format: Option<Format>,
+    /// Where a video viewer stands in the hub's GOP.
+    video: Cursor,
+    /// The video configuration the viewer was last sent.
+    sent_config: Option<Arc<VideoConfig>>,
     dropped_unreported: u64,
     last_dropped_report: Instant,
     last_heard: Instant,
@@ -158,7 +172,8 @@ pub struct Session {
 impl Session {
     /// A session for `viewer` on an upgraded `socket`; `early` holds bytes the viewer sent
     /// right after its handshake request; `max_fps` caps its frame rate; `credit` (the
-    /// upgrade's `?credit=N`) puts it on credit before its first frame.
+    /// upgrade's `?credit=N`) puts it on credit before its first frame; `requested` is its
+    /// `format=`.
     pub fn new(
         socket: TcpStream,
         early: &[u8],
@@ -166,6 +181,7 @@ impl Session {
         viewer: &Viewer,
         max_fps: Option<f64>,
         credit: Option<u32>,
+        requested: Requested,
     ) -> Session {
         let socket = Arc::new(socket);
         let telemetry = viewer.hub().telemetry().viewer(Transport::WebSocket);
@@ -177,6 +193,10 @@ impl Session {
             lane,
             lane_open: false,
             uses_credit: credit.is_some(),
+            requested,
+            format: None,
+            video: Cursor::new(),
+            sent_config: None,
             socket,
             decoder: Decoder::new(settings.max_incoming_message, early, READ_CHUNK),
             outbox: Outbox::new(),
@@ -202,7 +222,10 @@ impl Session {
         if let Some(reason) = *closing.borrow_and_update() {
             return closed(reason);
         }
-        self.greet(hub, viewer);
+        let unavailable = self.greet(hub, viewer).err();
+        if let Some(unavailable) = unavailable {
+            return End::Close(CLOSE_FORMAT_UNAVAILABLE, unavailable.reason());
+        }
         let lane = Arc::clone(&self.lane);
         // Offers reach the lane only while it is open; detached when the session ends.
         let _direct = hub.attach_direct(lane.clone());
@@ -229,7 +252,12 @@ impl Session {
             }
             let room = self.outbox.len() < MAX_QUEUED;
             // The lane, once open, spends credit itself; while it is closed only we do.
-            let take_frame = waiting.is_none() && !self.lane_open && self.has_credit();
+            let take_frame = waiting.is_none()
+                && !self.lane_open
+                && self.has_credit()
+                && self.format == Some(Format::Mjpeg);
+            let take_video = waiting.is_none() && matches!(self.format, Some(Format::Video(_)));
+            let undecided = self.format.is_none();
             tokio::select! {
                 biased;
                 _ = closing.changed() => {
@@ -271,6 +299,22 @@ impl Session {
                     };
                     self.frame(next);
                 }
+                // Video: the frames after the viewer's last, once the socket took those. Or,
+                // undecided, the stream's first frame says its codec (`auto`, `h264`).
+                _ = viewer.video.changed(), if take_video || undecided => {
+                    if undecided {
+                        if let Err(end) = self.decide(hub) {
+                            return end;
+                        }
+                    } else {
+                        self.send_video(hub);
+                    }
+                }
+                _ = viewer.frames.changed(), if undecided => {
+                    if let Err(end) = self.decide(hub) {
+                        return end;
+                    }
+                }
                 // The fan-out could not finish a frame, the viewer missed one or ran out of
                 // credit.
                 () = lane.closed_by_offer(), if self.lane_open => self.close_lane(),
@@ -296,6 +340,7 @@ impl Session {
             || !self.outbox.is_empty()
             || self.dropped_unreported > 0
             || self.pacer.is_paced()
+            || self.format != Some(Format::Mjpeg)
             || self.newer_frame()
             || !self.has_credit()
         {
@@ -349,7 +394,10 @@ impl Session {
     /// Queues `hello`, then the hub's latest frame (a new viewer sees a picture at once),
     /// unless the viewer came on credit with none: the frame is then left for its first
     /// grant.
-    fn greet(&mut self, hub: &Arc<Hub>, viewer: &mut Viewer) {
+    fn greet(&mut self, hub: &Arc<Hub>, viewer: &mut Viewer) -> Result<(), video::Unavailable> {
+        let native = hub.native_codec();
+        let resolved = self.requested.resolve(native);
+        self.format = resolved.unwrap_or(None);
         let info = hub.info();
         // The hello carries the current status: transitions queued before it are old news.
         while viewer.status_events.try_recv().is_ok() {}
@@ -361,7 +409,10 @@ impl Session {
             .filter(|f| f.width > 0 && f.height > 0)
             .map(|f| (Some(f.width), Some(f.height)))
             .unwrap_or((None, None));
-        let current = if self.has_credit() {
+        let current = if self.format != Some(Format::Mjpeg) {
+            // Not a JPEG viewer (yet): the picture is not for it.
+            None
+        } else if self.has_credit() {
             self.pacer.current(&mut self.frames)
         } else {
             // Still new to this viewer: the first grant takes it at once.
@@ -376,9 +427,57 @@ impl Session {
             height,
             state,
             message: &message,
+            codec: native.map(|codec| codec.as_str()),
+            format: self.format.map(Format::as_str),
         });
+        resolved?;
         if let Some(next) = current {
             self.frame(next);
+        }
+        if matches!(self.format, Some(Format::Video(_))) {
+            self.send_video(hub);
+        }
+        Ok(())
+    }
+
+    /// Decides what an undecided socket carries once the stream's codec is known (its
+    /// first frame): a JPEG viewer then takes the current picture the usual way, a video
+    /// viewer its GOP.
+    fn decide(&mut self, hub: &Arc<Hub>) -> Result<(), End> {
+        match self.requested.resolve(hub.native_codec()) {
+            Ok(None) => Ok(()),
+            Ok(Some(format)) => {
+                self.format = Some(format);
+                match format {
+                    Format::Mjpeg => self.frames.mark_changed(),
+                    Format::Video(_) => self.send_video(hub),
+                }
+                Ok(())
+            }
+            Err(unavailable) => Err(End::Close(CLOSE_FORMAT_UNAVAILABLE, unavailable.reason())),
+        }
+    }
+
+    /// Queues the video frames the viewer is due (its GOP on joining, then each new frame;
+    /// after a skip, the next keyframe's), each after the configuration it needs.
+    fn send_video(&mut self, hub: &Arc<Hub>) {
+        let catchup = hub.video_catch_up(&mut self.video);
+        if catchup.skipped > 0 {
+            self.skipped(catchup.skipped);
+        }
+        for frame in catchup.frames {
+            if let Some(config) = &frame.config
+                && !video::same_config(self.sent_config.as_ref(), config)
+            {
+                self.push_control(Opcode::Text, video::config_message(config));
+                self.sent_config = Some(Arc::clone(config));
+            }
+            let receipt = FrameReceipt {
+                bytes: frame.data.len(),
+                captured_at_us: frame.captured_at_us,
+            };
+            self.outbox
+                .push_frame(video::frame_message(&frame), None, receipt);
         }
     }
 
@@ -399,15 +498,7 @@ impl Session {
             debug_assert!(spent, "the session took a frame without credit");
         }
         if next.dropped > 0 {
-            self.lane.telemetry.frames_dropped(next.dropped);
-            self.dropped_unreported += next.dropped;
-        }
-        if self.dropped_unreported > 0
-            && self.last_dropped_report.elapsed() >= self.settings.dropped_report_interval
-        {
-            let frames = std::mem::take(&mut self.dropped_unreported);
-            self.last_dropped_report = Instant::now();
-            self.event(&Event::Dropped { frames });
+            self.skipped(next.dropped);
         }
         let receipt = FrameReceipt {
             bytes: next.frame.data.len(),
@@ -415,6 +506,20 @@ impl Session {
         };
         let file = sealed::message_file(&next.frame).cloned();
         self.outbox.push_frame(next.frame.data, file, receipt);
+    }
+
+    /// Counts frames the viewer skipped for being slow, and reports them (`dropped`) at most
+    /// once per `dropped_report_interval`, before the frame that follows the gap.
+    fn skipped(&mut self, frames: u64) {
+        self.lane.telemetry.frames_dropped(frames);
+        self.dropped_unreported += frames;
+        if self.dropped_unreported > 0
+            && self.last_dropped_report.elapsed() >= self.settings.dropped_report_interval
+        {
+            let frames = std::mem::take(&mut self.dropped_unreported);
+            self.last_dropped_report = Instant::now();
+            self.event(&Event::Dropped { frames });
+        }
     }
 
     /// Writes what the socket takes now.
