@@ -20,7 +20,7 @@ Mounts
           before it, and in the SDP).
   /mjpeg  the same pattern as RTP/JPEG (RFC 2435), for `ffmpeg -c copy`.
   /loop264, /loop265
-          a 10 s clip of the pattern (H.264 / H.265, encoded like /test and
+          a 10 s (--loop-seconds) clip of the pattern (H.264 / H.265, encoded like /test and
           /h265, running stream time at the bottom left) looped forever,
           served with NO encoding: the clip is encoded once into a cache file
           (see "Loop clips") and each client session costs only parsing and
@@ -84,7 +84,8 @@ object with one key per mount:
 
   {"sessions": {"/test": 1, "/h265": 0, ...},
    "total_sessions_opened": {"/test": 3, "/h265": 0, ...},
-   "pipelines": {"/test": 1, "/h265": 0, ...}}
+   "pipelines": {"/test": 1, "/h265": 0, ...},
+   "sessions_by_url": {"/test": 1, "/loop264?cam=2": 1}}
 
 sessions               RTSP sessions alive now: +1 at a client's first SETUP of
                        the mount, -1 at its TEARDOWN, when its connection
@@ -92,6 +93,17 @@ sessions               RTSP sessions alive now: +1 at a client's first SETUP of
 total_sessions_opened  sessions ever opened on the mount.
 pipelines              running media pipelines of the mount (shared: 1 however
                        many sessions; 0 once the last client has gone).
+sessions_by_url        sessions alive now per mount + query string (only the
+                       ones with sessions); see "Independent cameras".
+
+Independent cameras
+-------------------
+The pipeline of a mount is shared per URL *including its query string*:
+/loop264?cam=1 and /loop264?cam=2 are two independent pipelines (their own
+timing, their own RTP streams) serving the same picture, while every client
+of /loop264?cam=1 shares one. Any query works, on every mount; the counts
+above add them up under the mount. A benchmark can thus point 16 cameras at
+/loop264?cam=1 ... /loop264?cam=16 of one server.
 
 Run it with Debian's /usr/bin/python3 (the `gi` module comes from python3-gi).
 """
@@ -287,6 +299,13 @@ def parse_args(argv):
     )
 
     video.add_argument(
+        "--loop-seconds",
+        type=positive_int,
+        default=10,
+        help="length of the /loop264 and /loop265 clips, a whole number of "
+        "1 s GOPs (default: %(default)s)",
+    )
+    video.add_argument(
         "--cache-dir",
         metavar="DIR",
         default=None,
@@ -455,7 +474,6 @@ def file_launch(args):
 # Loop mounts: a clip encoded once, then served with no encoding
 # --------------------------------------------------------------------------
 
-LOOP_SECONDS = 10
 LOOP_FORMAT = 1  # bump when the clip pipeline changes: old cache files are ignored
 LOOP_ENCODERS = {"h264": h264_encoder, "h265": h265_encoder}
 
@@ -464,7 +482,7 @@ def loop_clip_path(args, codec):
     """The cache file of a clip: its name holds everything that shapes it."""
     name = "loop-v{v}-{codec}-{w}x{h}-{fps}fps-{kbps}k-{pattern}-{secs}s.{codec}".format(
         v=LOOP_FORMAT, codec=codec, w=args.width, h=args.height, fps=args.fps,
-        kbps=args.bitrate, pattern=args.pattern, secs=LOOP_SECONDS,
+        kbps=args.bitrate, pattern=args.pattern, secs=args.loop_seconds,
     )
     return os.path.join(args.cache_dir, name)
 
@@ -480,8 +498,8 @@ def loop_clip_launch(args, codec, path):
         "timeoverlay halignment=left valignment=bottom shaded-background=true "
         "font-desc=\"Sans {size}\" ! {enc} ! filesink location=\"{path}\""
     ).format(
-        n=LOOP_SECONDS * args.fps, p=args.pattern, caps=raw_caps(args, args.fps),
-        num=codec[1:], secs=LOOP_SECONDS, size=size, enc=LOOP_ENCODERS[codec](args),
+        n=args.loop_seconds * args.fps, p=args.pattern, caps=raw_caps(args, args.fps),
+        num=codec[1:], secs=args.loop_seconds, size=size, enc=LOOP_ENCODERS[codec](args),
         path=path,
     )
 
@@ -501,7 +519,7 @@ def ensure_loop_clip(args, codec):
         if os.path.isfile(path):
             return path  # another process made it while we waited
         tmp = "%s.%d.tmp" % (path, os.getpid())
-        log("encoding the %d s %s loop clip once into %s" % (LOOP_SECONDS, codec, path))
+        log("encoding the %d s %s loop clip once into %s" % (args.loop_seconds, codec, path))
         pipeline = Gst.parse_launch(loop_clip_launch(args, codec, tmp))
         pipeline.set_state(Gst.State.PLAYING)
         msg = pipeline.get_bus().timed_pop_filtered(
@@ -642,7 +660,7 @@ class SessionStats:
         self.path = path
         self.mounts = sorted(mounts, key=len, reverse=True)  # longest match first
         self.lock = threading.Lock()
-        self.live = {}  # session id -> mount
+        self.live = {}  # session id -> (mount, path?query as the client asked)
         self.opened = dict.fromkeys(mounts, 0)
         self.pipelines = dict.fromkeys(mounts, 0)
         with self.lock:
@@ -656,11 +674,13 @@ class SessionStats:
 
     def write(self):
         sessions = dict.fromkeys(self.opened, 0)
-        for mount in self.live.values():
+        by_url = {}
+        for mount, url in self.live.values():
             sessions[mount] += 1
+            by_url[url] = by_url.get(url, 0) + 1
         text = json.dumps(
             {"sessions": sessions, "total_sessions_opened": self.opened,
-             "pipelines": self.pipelines},
+             "pipelines": self.pipelines, "sessions_by_url": by_url},
             sort_keys=True,
         )
         tmp = "%s.%d.tmp" % (self.path, os.getpid())
@@ -668,24 +688,40 @@ class SessionStats:
             out.write(text + "\n")
         os.replace(tmp, self.path)
 
-    def on_client(self, _server, client):
-        owned = set()  # ids of the sessions this connection set up
-        client.connect("setup-request", self.on_setup, owned)
-        client.connect("closed", self.on_closed, owned)
-
-    def on_setup(self, _client, ctx, owned):
-        session, uri = ctx.session, ctx.uri
-        if session is None or uri is None:
-            return
+    def url_of(self, uri):
+        """(mount, mount?query) of a request, or None for an unknown path."""
         mount = self.mount_of(uri.abspath)
         if mount is None:
+            return None
+        return mount, mount + ("?" + uri.query if uri.query else "")
+
+    def on_client(self, _server, client):
+        owned = set()  # ids of the sessions this connection set up
+        described = {}  # mount -> URL of the last DESCRIBE on this connection
+        client.connect("describe-request", self.on_describe, described)
+        client.connect("setup-request", self.on_setup, owned, described)
+        client.connect("closed", self.on_closed, owned)
+
+    def on_describe(self, _client, ctx, described):
+        if ctx.uri is not None and self.url_of(ctx.uri) is not None:
+            mount, url = self.url_of(ctx.uri)
+            described[mount] = url
+
+    def on_setup(self, _client, ctx, owned, described):
+        session, uri = ctx.session, ctx.uri
+        if session is None or uri is None or self.url_of(uri) is None:
             return
+        mount, url = self.url_of(uri)
+        # Clients SETUP `Content-Base + control`, which has lost the query
+        # (`/loop264/stream=0`); the server streams the media this connection
+        # last DESCRIBEd on the mount, so that URL names the session.
+        url = described.get(mount, url)
         with self.lock:
             sid = session.get_sessionid()
             owned.add(sid)
             if sid in self.live:
                 return  # a second stream of the same session
-            self.live[sid] = mount
+            self.live[sid] = (mount, url)
             self.opened[mount] += 1
             self.write()
 
