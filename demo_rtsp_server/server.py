@@ -20,9 +20,9 @@ Mounts
           before it, and in the SDP).
   /mjpeg  the same pattern as RTP/JPEG (RFC 2435), for `ffmpeg -c copy`.
   /loop264, /loop265
-          a 10 s (--loop-seconds) clip of the pattern (H.264 / H.265, encoded like /test and
-          /h265, running stream time at the bottom left) looped forever,
-          served with NO encoding: the clip is encoded once into a cache file
+          a 10 s (--loop-seconds) clip of the pattern (H.264 / H.265,
+          encoded like /test and /h265, running stream time at the bottom
+          left) looped forever, served with NO encoding: the clip is encoded once into a cache file
           (see "Loop clips") and each client session costs only parsing and
           RTP payloading. RTP timestamps and sequence numbers run on across
           the loop (one continuous stream: the parser never sees the end).
@@ -526,6 +526,9 @@ def ensure_loop_clip(args, codec):
         fcntl.flock(lock, fcntl.LOCK_EX)
         if os.path.isfile(path):
             return path  # another process made it while we waited
+        for name in os.listdir(args.cache_dir):  # left by a start that was killed
+            if name.startswith(os.path.basename(path) + ".") and name.endswith(".tmp"):
+                os.unlink(os.path.join(args.cache_dir, name))
         tmp = "%s.%d.tmp" % (path, os.getpid())
         log("encoding the %d s %s loop clip once into %s" % (args.loop_seconds, codec, path))
         pipeline = Gst.parse_launch(loop_clip_launch(args, codec, tmp))
