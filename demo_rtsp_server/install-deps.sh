@@ -6,10 +6,12 @@
 #   python3-gi                  the `gi` module for /usr/bin/python3
 #   gir1.2-gst-rtsp-server-1.0  GStreamer's RTSP server library + bindings
 #   gstreamer1.0-plugins-base   videotestsrc, videoconvert, videoscale, decodebin
-#   gstreamer1.0-plugins-good   rtph264pay, rtpjpegpay, jpegenc, mp4/mkv demuxers
-#   gstreamer1.0-plugins-bad    intervideosrc/sink (the /file loop)
+#   gstreamer1.0-plugins-good   rtph264pay, rtph265pay, rtpjpegpay, jpegenc,
+#                               multifilesrc (the /loop* mounts), mp4/mkv demuxers
+#   gstreamer1.0-plugins-bad    x265enc (/h265, /loop265), h264parse, h265parse,
+#                               intervideosrc/sink (the /file loop)
 #   gstreamer1.0-plugins-ugly   x264enc
-#   gstreamer1.0-x              clockoverlay, timeoverlay (Pango; pulls in a font)
+#   gstreamer1.0-x              clockoverlay, timeoverlay, textoverlay (Pango; pulls in a font)
 #   gstreamer1.0-libav          decoders for --file (H.264, HEVC, MPEG-4, ...)
 set -eu
 

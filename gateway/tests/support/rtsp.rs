@@ -3,7 +3,10 @@
 //!
 //! Invariants: a server binds 127.0.0.1 only; dropping an [`RtspServer`] resumes (SIGCONT),
 //! kills (SIGKILL) and reaps it, so no test leaves one behind even when it fails; the
-//! server also dies with the thread that spawned it (its own parent-death signal).
+//! server also dies with the thread that spawned it (its own parent-death signal). Each
+//! server writes its RTSP session counts to a file in its own temporary directory
+//! ([`RtspServer::sessions`]); its loop clips are cached under the build's temporary
+//! directory (`CARGO_TARGET_TMPDIR`), never in the user's home.
 
 #![allow(
     clippy::disallowed_types,
@@ -20,6 +23,8 @@ use std::time::{Duration, Instant};
 pub struct RtspServer {
     child: Option<Child>,
     port: u16,
+    /// Holds `stats.json` (`--stats-file`); removed with the server.
+    dir: tempfile::TempDir,
 }
 
 impl RtspServer {
@@ -37,11 +42,18 @@ impl RtspServer {
         } else {
             "python3"
         };
+        let dir = tempfile::tempdir().expect("a temporary directory for the stats file");
+        let stats = dir.path().join("stats.json");
+        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("demo-camera-cache");
         // A small, cheap picture keeps the 2-core test machine relaxed.
         let mut child = Command::new(python)
             .arg(&script)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--width", "640", "--height", "360", "--fps", "15"])
+            .arg("--stats-file")
+            .arg(&stats)
+            .arg("--cache-dir")
+            .arg(&cache)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -62,6 +74,7 @@ impl RtspServer {
         let mut server = RtspServer {
             child: Some(child),
             port: 0,
+            dir,
         };
         let url = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(url) => url,
@@ -91,6 +104,37 @@ impl RtspServer {
     /// `rtsp://127.0.0.1:PORT{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("rtsp://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The server's `--stats-file` as JSON (`sessions`, `total_sessions_opened`, `pipelines`,
+    /// each an object with one count per mount); the server replaces it atomically.
+    pub fn stats(&self) -> serde_json::Value {
+        let path = self.dir.path().join("stats.json");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad stats file {text:?}: {e}"))
+    }
+
+    /// RTSP sessions open on `mount` (e.g. `/test`) right now, as the server counts them.
+    pub fn sessions(&self, mount: &str) -> u64 {
+        self.count("sessions", mount)
+    }
+
+    /// RTSP sessions ever opened on `mount`.
+    pub fn sessions_opened(&self, mount: &str) -> u64 {
+        self.count("total_sessions_opened", mount)
+    }
+
+    /// Media pipelines running for `mount` (shared by all its sessions: 0 or 1).
+    pub fn pipelines(&self, mount: &str) -> u64 {
+        self.count("pipelines", mount)
+    }
+
+    fn count(&self, what: &str, mount: &str) -> u64 {
+        let stats = self.stats();
+        stats[what][mount]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {what}[{mount}] in {stats}"))
     }
 
     /// Freezes the server (SIGSTOP): connections stay open, nothing is answered.
