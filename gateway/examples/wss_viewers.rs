@@ -32,7 +32,9 @@ async fn main() {
     let connector = args.get(4).map(|ca| {
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_file_iter(ca).expect("CA file") {
-            roots.add(cert.expect("a PEM certificate")).expect("a usable CA");
+            roots
+                .add(cert.expect("a PEM certificate"))
+                .expect("a usable CA");
         }
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
@@ -44,7 +46,11 @@ async fn main() {
         tokio_rustls::TlsConnector::from(Arc::new(config))
     });
     let uri: http::Uri = url.parse().expect("a URL");
-    let host = uri.host().expect("a host").trim_matches(['[', ']']).to_owned();
+    let host = uri
+        .host()
+        .expect("a host")
+        .trim_matches(['[', ']'])
+        .to_owned();
     let port = uri.port_u16().expect("a port");
     let bytes = Arc::new(AtomicU64::new(0));
     let frames = Arc::new(AtomicU64::new(0));
@@ -75,9 +81,7 @@ async fn main() {
                     }
                 }
                 None => {
-                    let (mut ws, _) = tokio_tungstenite::client_async(url, tcp)
-                        .await
-                        .expect("ws");
+                    let (mut ws, _) = tokio_tungstenite::client_async(url, tcp).await.expect("ws");
                     while let Some(Ok(message)) = ws.next().await {
                         count(message);
                     }

@@ -223,7 +223,11 @@ async fn https_serves_the_api_health_and_mjpeg() {
     stream.write_all(request.as_bytes()).await.unwrap();
     let (status, head, mut body) = read_head(&mut stream).await;
     assert_eq!(status, 200, "{head}");
-    assert!(head.to_ascii_lowercase().contains("multipart/x-mixed-replace"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("multipart/x-mixed-replace"),
+        "{head}"
+    );
     let mut chunk = [0u8; 16 * 1024];
     while !body.windows(2).any(|w| w == [0xFF, 0xD8]) {
         let n = tokio::time::timeout(SECS(10), stream.read(&mut chunk))
@@ -301,7 +305,10 @@ async fn tls_clients_hold_one_connection_slot_each() {
             assert_eq!(status, 200);
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the slot never came back");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slot never came back"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     gateway.shutdown().await;
@@ -316,7 +323,10 @@ async fn plain_http_on_the_https_port_is_told_to_use_https() {
     let (status, _, body) = exchange(plain, addr, "/healthz", &[]).await;
     assert_eq!(status, 400);
     let body = String::from_utf8_lossy(&body);
-    assert!(body.contains("https_required") && body.contains("https://"), "{body}");
+    assert!(
+        body.contains("https_required") && body.contains("https://"),
+        "{body}"
+    );
     // Garbage that is not HTTP either, then a client that goes away mid-handshake.
     let mut junk = TcpStream::connect(addr).await.unwrap();
     junk.write_all(b"\x00\x01\x02").await.unwrap();
@@ -361,8 +371,7 @@ fn bad_certificate_files_are_configuration_errors_naming_the_field() {
     write("    cert: cert.pem\n    key: other-key.pem\n");
     let errors = load_errors(&site.manifest());
     assert!(
-        errors.contains("camgate.yaml:4:10: `server.tls.key`:")
-            && errors.contains("do not match"),
+        errors.contains("camgate.yaml:4:10: `server.tls.key`:") && errors.contains("do not match"),
         "{errors}"
     );
     let other_body = other_key.lines().nth(1).unwrap();
@@ -376,7 +385,11 @@ fn bad_certificate_files_are_configuration_errors_naming_the_field() {
         "{errors}"
     );
     assert!(!errors.contains(&key_body), "no key material in messages");
-    std::fs::write(site.path("junk.pem"), "-----BEGIN PRIVATE KEY-----\nnot base64!\n").unwrap();
+    std::fs::write(
+        site.path("junk.pem"),
+        "-----BEGIN PRIVATE KEY-----\nnot base64!\n",
+    )
+    .unwrap();
     write("    cert: cert.pem\n    key: junk.pem\n");
     let errors = load_errors(&site.manifest());
     assert!(
@@ -398,7 +411,9 @@ async fn served_certificate(addr: SocketAddr, pki: &Pki) -> Vec<u8> {
 
 fn pem_der(pem: &str) -> Vec<u8> {
     use rustls::pki_types::pem::PemObject;
-    CertificateDer::from_pem_slice(pem.as_bytes()).unwrap().to_vec()
+    CertificateDer::from_pem_slice(pem.as_bytes())
+        .unwrap()
+        .to_vec()
 }
 
 #[tokio::test]
@@ -427,6 +442,9 @@ async fn a_reload_refuses_a_bad_key_and_applies_a_new_certificate() {
     std::fs::write(site.path("key.pem"), &new_key).unwrap();
     let report = gateway.state().reload(Cause::Signal).await;
     assert_eq!(report.result, "applied", "{report:?}");
-    assert_eq!(served_certificate(addr, &site.pki).await, pem_der(&new_cert));
+    assert_eq!(
+        served_certificate(addr, &site.pki).await,
+        pem_der(&new_cert)
+    );
     gateway.shutdown().await;
 }

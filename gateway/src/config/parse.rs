@@ -256,7 +256,11 @@ impl<'a> Ctx<'a> {
                 );
             }
         }
-        let [Some((cert, cert_pem, cert_node)), Some((key, key_pem, key_node))] = files else {
+        let [
+            Some((cert, cert_pem, cert_node)),
+            Some((key, key_pem, key_node)),
+        ] = files
+        else {
             return None;
         };
         match super::tls::TlsConfig::from_pem(cert.clone(), &cert_pem, key.clone(), &key_pem) {

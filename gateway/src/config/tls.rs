@@ -65,10 +65,11 @@ impl TlsConfig {
             rustls::pki_types::pem::Error::NoItemsFound => TlsError::NoKey,
             _ => TlsError::KeyPem,
         })?;
-        let certified = CertifiedKey::from_der(chain, private, &provider()).map_err(|e| match e {
-            rustls::Error::InconsistentKeys(_) => TlsError::Mismatch,
-            _ => TlsError::UnusableKey,
-        })?;
+        let certified =
+            CertifiedKey::from_der(chain, private, &provider()).map_err(|e| match e {
+                rustls::Error::InconsistentKeys(_) => TlsError::Mismatch,
+                _ => TlsError::UnusableKey,
+            })?;
         let mut hasher = DefaultHasher::new();
         (cert_pem, key_pem).hash(&mut hasher);
         Ok(TlsConfig {
@@ -117,7 +118,9 @@ pub enum TlsError {
     )]
     NoKey,
     /// The key is of a kind the TLS library cannot sign with.
-    #[error("holds a private key of a kind that cannot be used (use RSA, ECDSA P-256/P-384 or Ed25519)")]
+    #[error(
+        "holds a private key of a kind that cannot be used (use RSA, ECDSA P-256/P-384 or Ed25519)"
+    )]
     UnusableKey,
     /// The key does not belong to the certificate.
     #[error("is not the private key of the certificate in `cert` (they do not match)")]

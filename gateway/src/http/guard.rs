@@ -157,13 +157,20 @@ mod tests {
             header::ORIGIN,
             HeaderValue::from_static("http://127.0.0.1:8001"),
         );
-        assert!(!origin_allowed(&h, &[], false), "another port is another origin");
+        assert!(
+            !origin_allowed(&h, &[], false),
+            "another port is another origin"
+        );
         h.insert(
             header::ORIGIN,
             HeaderValue::from_static("http://evil.example"),
         );
         assert!(!origin_allowed(&h, &[], false));
-        assert!(origin_allowed(&h, &["http://evil.example".to_owned()], false));
+        assert!(origin_allowed(
+            &h,
+            &["http://evil.example".to_owned()],
+            false
+        ));
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
         assert!(!origin_allowed(&h, &[], false));
     }
@@ -183,7 +190,10 @@ mod tests {
             header::ORIGIN,
             HeaderValue::from_static("http://cams.lan:8443"),
         );
-        assert!(!origin_allowed(&h, &[], true), "another scheme is another origin");
+        assert!(
+            !origin_allowed(&h, &[], true),
+            "another scheme is another origin"
+        );
         assert!(origin_allowed(&h, &[], false));
         h.insert(
             header::ORIGIN,

@@ -84,10 +84,11 @@ impl Front {
             state: Arc::clone(state),
             initial: Arc::clone(&config.certified),
         };
-        let mut server = rustls::ServerConfig::builder_with_provider(crate::config::tls::provider())
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_cert_resolver(Arc::new(resolver));
+        let mut server =
+            rustls::ServerConfig::builder_with_provider(crate::config::tls::provider())
+                .with_safe_default_protocol_versions()?
+                .with_no_client_auth()
+                .with_cert_resolver(Arc::new(resolver));
         // hyper serves HTTP/1.1 only: say so, so no client tries h2 on this connection.
         server.alpn_protocols = vec![b"http/1.1".to_vec()];
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
@@ -129,20 +130,19 @@ impl Front {
         let alive = alive.clone();
         tokio::spawn(async move {
             let _alive = alive;
-            let tls = match tokio::time::timeout(handshake_timeout, handshake(acceptor, stream))
-                .await
-            {
-                Ok(Ok(Some(tls))) => tls,
-                Ok(Ok(None)) => return,
-                Ok(Err(e)) => {
-                    tracing::debug!(peer = %addr, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(peer = %addr, "TLS handshake timed out");
-                    return;
-                }
-            };
+            let tls =
+                match tokio::time::timeout(handshake_timeout, handshake(acceptor, stream)).await {
+                    Ok(Ok(Some(tls))) => tls,
+                    Ok(Ok(None)) => return,
+                    Ok(Err(e)) => {
+                        tracing::debug!(peer = %addr, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(peer = %addr, "TLS handshake timed out");
+                        return;
+                    }
+                };
             let (inner, port) = match handoffs.connect(internal, addr, permit).await {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -170,7 +170,10 @@ pub(crate) enum FrontError {
 
 /// Waits for the client's first byte; a TLS client is taken through the handshake, any
 /// other is told (in plain HTTP) to use `https://` and closed (`None`).
-async fn handshake(acceptor: TlsAcceptor, mut stream: TcpStream) -> io::Result<Option<TlsStream<TcpStream>>> {
+async fn handshake(
+    acceptor: TlsAcceptor,
+    mut stream: TcpStream,
+) -> io::Result<Option<TlsStream<TcpStream>>> {
     let mut first = [0u8; 1];
     if stream.peek(&mut first).await? == 0 {
         return Ok(None);
@@ -329,13 +332,9 @@ impl std::fmt::Debug for Certificates {
 impl ResolvesServerCert for Certificates {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let config = self.state.config();
-        Some(
-            config
-                .manifest
-                .server
-                .tls
-                .as_ref()
-                .map_or_else(|| Arc::clone(&self.initial), |tls| Arc::clone(&tls.certified)),
-        )
+        Some(config.manifest.server.tls.as_ref().map_or_else(
+            || Arc::clone(&self.initial),
+            |tls| Arc::clone(&tls.certified),
+        ))
     }
 }
