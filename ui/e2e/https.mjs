@@ -23,7 +23,6 @@ const NAME = "cams.test";
 function selfSigned(dir, Skip) {
   const cert = path.join(dir, "cert.pem");
   const key = path.join(dir, "key.pem");
-  // prettier-ignore
   const args = [
     "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
     "-keyout", key, "-out", cert, "-subj", "/CN=camgate e2e",
