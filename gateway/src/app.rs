@@ -315,6 +315,12 @@ impl AppState {
         }
         self.registry
             .set_order(new.manifest.streams.iter().map(|s| s.id.clone()).collect());
+        if let (Some(before), Some(now)) = (&old.manifest.server.tls, &new.manifest.server.tls)
+            && before != now
+        {
+            // Picked by each handshake from the configuration (`http/tls.rs`).
+            tracing::info!(cert = %now.cert.display(), "new TLS certificate in use for new connections");
+        }
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
         diff
     }
@@ -514,7 +520,12 @@ impl Gateway {
             shutdown_rx,
             options.shutdown_grace,
         )));
-        tracing::info!(%addr, streams = state.registry.all().len(), "camgate listening");
+        tracing::info!(
+            %addr,
+            https = state.config().manifest.server.tls.is_some(),
+            streams = state.registry.all().len(),
+            "camgate listening"
+        );
         Ok(Gateway {
             addr,
             state,

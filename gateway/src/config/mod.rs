@@ -39,6 +39,7 @@ mod model;
 mod node;
 mod parse;
 mod sources;
+pub mod tls;
 mod validate;
 
 #[cfg(test)]
@@ -60,14 +61,16 @@ pub use model::{
     StreamConfig,
 };
 pub use sources::SourceSet;
+pub use tls::{TlsConfig, TlsError};
 pub use validate::{MAX_ID_LEN, MAX_IDLE_TIMEOUT, MAX_NAME_LEN};
 
 /// Every key the gateway itself parses, as `section.key` paths (`streams[].source` is the
 /// mapping handed to the plugin). `docs/configuration.md` is checked against this list.
 pub fn documented_keys() -> Vec<String> {
     let mut keys: Vec<String> = parse::TOP_KEYS.iter().map(|k| (*k).to_owned()).collect();
-    let sections: [(&str, &[&str]); 6] = [
+    let sections: [(&str, &[&str]); 7] = [
         ("server", parse::SERVER_KEYS),
+        ("server.tls", tls::TLS_KEYS),
         ("auth", auth::AUTH_KEYS),
         ("auth.tokens[]", auth::TOKEN_KEYS),
         ("plugins", parse::PLUGINS_KEYS),

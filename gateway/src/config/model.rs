@@ -60,6 +60,10 @@ pub struct ServerConfig {
     /// joined to the manifest's directory). `None`: `<manifest stem>.api.yaml` next to the
     /// manifest. Set it when the manifest's directory is read-only (a ConfigMap).
     pub api_streams_file: Option<PathBuf>,
+    /// `server.tls`: serve HTTPS (only) on `listen` with this certificate. `None`: plain
+    /// HTTP. Turning it on or off needs a restart; a new certificate or key (other paths,
+    /// or new bytes at the same paths) is used for new connections after a reload.
+    pub tls: Option<super::tls::TlsConfig>,
 }
 
 impl ServerConfig {
@@ -75,6 +79,7 @@ impl Default for ServerConfig {
             allowed_hosts: Vec::new(),
             max_viewers_per_stream: Self::MAX_VIEWERS_PER_STREAM,
             api_streams_file: None,
+            tls: None,
         }
     }
 }

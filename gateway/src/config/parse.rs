@@ -30,6 +30,7 @@ pub(crate) const SERVER_KEYS: &[&str] = &[
     "allowed_hosts",
     "max_viewers_per_stream",
     "api_streams_file",
+    "tls",
 ];
 pub(crate) const PLUGINS_KEYS: &[&str] = &["dir"];
 pub(crate) const DEFAULTS_KEYS: &[&str] = &["idle_timeout"];
@@ -201,6 +202,7 @@ impl<'a> Ctx<'a> {
                         }
                     }
                 }
+                "tls" => draft.server.tls = self.tls(value),
                 "allowed_origins" => {
                     draft.allowed_origins = self
                         .list(value, "`allowed_origins`")
@@ -216,6 +218,63 @@ impl<'a> Ctx<'a> {
                         .collect();
                 }
                 _ => unreachable!(),
+            }
+        }
+    }
+
+    /// `server.tls`: reads both files (through the read log: they count in the
+    /// fingerprint) and checks that they hold a certificate and its key. Every problem is
+    /// reported at the field's value, named by field and path, never quoting the files.
+    fn tls(&mut self, node: &Node) -> Option<super::tls::TlsConfig> {
+        let entries = self.mapping(node, "`server.tls`")?;
+        let mut files: [Option<(PathBuf, Vec<u8>, &Node)>; 2] = [None, None];
+        let mut seen = [false; 2];
+        for (key, _, value) in self.keys(entries, "in `server.tls`", super::tls::TLS_KEYS) {
+            let slot = usize::from(key == "key");
+            seen[slot] = true;
+            let Some(path) = self.string(value, key) else {
+                continue;
+            };
+            if path.value.trim().is_empty() {
+                self.error(value, format!("`server.tls.{key}` must not be empty"));
+                continue;
+            }
+            let path = resolve_dir(self.file, Path::new(&path.value));
+            match self.read_file(&path) {
+                Ok(bytes) => files[slot] = Some((path, bytes, value)),
+                Err(e) => self.error(
+                    value,
+                    format!("`server.tls.{key}`: cannot read {}: {e}", path.display()),
+                ),
+            }
+        }
+        for (slot, name) in ["cert", "key"].into_iter().enumerate() {
+            if !seen[slot] {
+                self.error(
+                    node,
+                    format!("`server.tls` is missing `{name}` (the path of a PEM file)"),
+                );
+            }
+        }
+        let [
+            Some((cert, cert_pem, cert_node)),
+            Some((key, key_pem, key_node)),
+        ] = files
+        else {
+            return None;
+        };
+        match super::tls::TlsConfig::from_pem(cert.clone(), &cert_pem, key.clone(), &key_pem) {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                let (node, path) = match e.field() {
+                    "cert" => (cert_node, cert),
+                    _ => (key_node, key),
+                };
+                self.error(
+                    node,
+                    format!("`server.tls.{}`: {} {e}", e.field(), path.display()),
+                );
+                None
             }
         }
     }

@@ -176,7 +176,7 @@ fn unknown_key_in_server_plugins_defaults() {
             "server:\n  listen: 127.0.0.1:1\n  port: 80\nplugins:\n  path: x\ndefaults:\n  idle: 3s\n"
         ),
         vec![
-            "m.yaml:3:3: unknown key `port` in `server`; allowed keys: `listen`, `allowed_origins`, `allowed_hosts`, `max_viewers_per_stream`, `api_streams_file`",
+            "m.yaml:3:3: unknown key `port` in `server`; allowed keys: `listen`, `allowed_origins`, `allowed_hosts`, `max_viewers_per_stream`, `api_streams_file`, `tls`",
             "m.yaml:5:3: unknown key `path` in `plugins`; allowed keys: `dir`",
             "m.yaml:7:3: unknown key `idle` in `defaults`; allowed keys: `idle_timeout`",
         ]
@@ -534,7 +534,7 @@ fn many_problems_are_reported_together_in_file_order() {
     let p = path.display();
     let expected = [
         format!(
-            "{p}:3:3: unknown key `colour` in `server`; allowed keys: `listen`, `allowed_origins`, `allowed_hosts`, `max_viewers_per_stream`, `api_streams_file`"
+            "{p}:3:3: unknown key `colour` in `server`; allowed keys: `listen`, `allowed_origins`, `allowed_hosts`, `max_viewers_per_stream`, `api_streams_file`, `tls`"
         ),
         format!("{p}:5:17: `idle_timeout` must be greater than 0"),
         format!(

@@ -4,7 +4,8 @@
 //! 1. `Host` names this gateway ([`super::host`]), with or without tokens: a DNS-rebinding
 //!    page carries its own name and gets `421 host_not_allowed`.
 //! 2. A state-changing request (`POST`, `PUT`, `DELETE`, `PATCH`) or a WebSocket upgrade
-//!    that carries an `Origin` is same-origin (the `Origin`'s host equals `Host`) or in
+//!    that carries an `Origin` is same-origin (the `Origin`'s host equals `Host`; over
+//!    HTTPS its scheme must be `https`, see [`origin_allowed`]) or in
 //!    `server.allowed_origins`; otherwise `403 origin_not_allowed`, before any credential
 //!    is looked at (a browser sends the session cookie cross-site between ports of one
 //!    host: SameSite does not separate ports). Clients without `Origin` (curl, scripts) are
@@ -67,11 +68,13 @@ impl Refusal {
 }
 
 /// Runs the checks; `Err` says why the request is refused. `websocket` marks the viewer WebSocket
-/// route (an upgrade is a `GET` that browsers send cross-site with cookies).
+/// route (an upgrade is a `GET` that browsers send cross-site with cookies); `tls` says the
+/// request came over the gateway's own HTTPS (`server.tls`).
 pub fn screen(
     req: &Request<Incoming>,
     server: &ServerConfig,
     websocket: bool,
+    tls: bool,
 ) -> Result<(), Refusal> {
     let headers = req.headers();
     // The absolute-form target wins over `Host` (RFC 9112 §3.2.2); two `Host`s or one that
@@ -87,7 +90,7 @@ pub fn screen(
         Some(_) => return Err(Refusal::HostNotAllowed),
     }
     let state_changing = is_state_changing(req.method());
-    if (state_changing || websocket) && !origin_allowed(headers, &server.allowed_origins) {
+    if (state_changing || websocket) && !origin_allowed(headers, &server.allowed_origins, tls) {
         return Err(Refusal::OriginNotAllowed);
     }
     if state_changing && has_body(req) && !is_json(headers) {
@@ -111,7 +114,12 @@ pub fn is_json(headers: &HeaderMap) -> bool {
 /// Browsers always send `Origin` on cross-site state-changing requests and WebSocket
 /// upgrades; it must be our own host or in the allow-list. Clients without `Origin` (not
 /// browsers) are not subject to cross-site attacks and pass.
-pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+///
+/// Same-origin compares scheme too where the gateway knows it: on its own HTTPS (`tls`)
+/// only `https://<Host>` is; over plain HTTP both `http://` and `https://` are, because a
+/// TLS-terminating reverse proxy in front forwards plain HTTP with the page's `https`
+/// origin (and no page can come from `https://` on a port that speaks plain HTTP).
+pub fn origin_allowed(headers: &HeaderMap, allowed: &[String], tls: bool) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
@@ -122,9 +130,11 @@ pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
         return true;
     }
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    let origin_host = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"));
+    let origin_host = match origin.strip_prefix("https://") {
+        Some(host) => Some(host),
+        None if tls => None,
+        None => origin.strip_prefix("http://"),
+    };
     matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
 }
 
@@ -137,25 +147,59 @@ mod tests {
     fn origin_must_match_host_or_allow_list() {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8000"));
-        assert!(origin_allowed(&h, &[]), "no Origin: not a browser");
+        assert!(origin_allowed(&h, &[], false), "no Origin: not a browser");
         h.insert(
             header::ORIGIN,
             HeaderValue::from_static("http://127.0.0.1:8000"),
         );
-        assert!(origin_allowed(&h, &[]));
+        assert!(origin_allowed(&h, &[], false));
         h.insert(
             header::ORIGIN,
             HeaderValue::from_static("http://127.0.0.1:8001"),
         );
-        assert!(!origin_allowed(&h, &[]), "another port is another origin");
+        assert!(
+            !origin_allowed(&h, &[], false),
+            "another port is another origin"
+        );
         h.insert(
             header::ORIGIN,
             HeaderValue::from_static("http://evil.example"),
         );
-        assert!(!origin_allowed(&h, &[]));
-        assert!(origin_allowed(&h, &["http://evil.example".to_owned()]));
+        assert!(!origin_allowed(&h, &[], false));
+        assert!(origin_allowed(
+            &h,
+            &["http://evil.example".to_owned()],
+            false
+        ));
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
-        assert!(!origin_allowed(&h, &[]));
+        assert!(!origin_allowed(&h, &[], false));
+    }
+
+    #[test]
+    fn over_https_only_an_https_origin_is_same_origin() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("cams.lan:8443"));
+        assert!(origin_allowed(&h, &[], true), "no Origin: not a browser");
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://cams.lan:8443"),
+        );
+        assert!(origin_allowed(&h, &[], true));
+        assert!(origin_allowed(&h, &[], false), "behind a TLS proxy");
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://cams.lan:8443"),
+        );
+        assert!(
+            !origin_allowed(&h, &[], true),
+            "another scheme is another origin"
+        );
+        assert!(origin_allowed(&h, &[], false));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://cams.lan:8444"),
+        );
+        assert!(!origin_allowed(&h, &[], true));
     }
 
     #[test]

@@ -13,6 +13,10 @@
 //! - On shutdown the listener stops accepting, HTTP connections finish their current
 //!   request, and WebSocket sessions close with 1001 (they watch the same signal);
 //!   [`serve`] returns when every connection is gone or the grace period ran out.
+//! - With `server.tls` the listener speaks HTTPS only: [`tls`] terminates TLS and hands
+//!   the plaintext to this same serving path through a loopback socket, so every route,
+//!   the zero-copy WebSocket writer and every limit work unchanged; the connection keeps
+//!   the client's permit (one slot per client, taken at its accept) and its real [`Peer`].
 
 pub mod admission;
 mod api;
@@ -24,10 +28,12 @@ pub(crate) mod pacing;
 pub mod response;
 pub mod router;
 pub mod sealed_file;
+mod tls;
 mod ui;
 mod viewer_page;
 pub mod ws;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -52,7 +58,7 @@ pub use admission::{MAX_CONNECTIONS, RESERVE_CONNECTIONS};
 /// The IO type hyper serves (the WebSocket upgrade downcasts to it).
 pub(crate) type ConnectionIo = TokioIo<WriteTimeout<TcpStream>>;
 
-fn tune_socket(stream: &TcpStream) {
+pub(crate) fn tune_socket(stream: &TcpStream) {
     let _ = stream.set_nodelay(true);
     let socket = socket2::SockRef::from(stream);
     if let Err(e) = socket.set_tcp_notsent_lowat(NOTSENT_LOWAT_BYTES) {
@@ -71,6 +77,7 @@ pub struct ConnectionGuard(Arc<ConnectionInner>);
 
 struct ConnectionInner {
     permit: ConnectionPermit,
+    peer: Peer,
     write_stalled: Arc<AtomicBool>,
     body_timeout: Duration,
     _alive: mpsc::Sender<()>,
@@ -80,6 +87,16 @@ impl ConnectionGuard {
     /// Whether the connection holds a reserve slot (restricted, see [`admission`]).
     pub fn is_reserve(&self) -> bool {
         self.0.permit.pool() == Pool::Reserve
+    }
+
+    /// Whether the client reached the gateway over TLS (an `https://` page's origin).
+    pub fn is_tls(&self) -> bool {
+        self.0.peer.tls
+    }
+
+    /// The client's address (for an HTTPS client, its own, not the loopback hand-off's).
+    pub fn peer(&self) -> SocketAddr {
+        self.0.peer.addr
     }
 
     /// Turns true once a write on this connection timed out.
@@ -93,8 +110,17 @@ impl ConnectionGuard {
     }
 }
 
+/// Where a connection came from: the client's address and whether it spoke TLS to the
+/// gateway. For an HTTPS client this is the real peer, not the loopback hand-off socket
+/// (see [`tls`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer {
+    pub addr: SocketAddr,
+    pub tls: bool,
+}
+
 /// Serves `listener` until `shutdown` turns true, then drains connections for at most
-/// `grace`.
+/// `grace`. With `server.tls` in the configuration the listener speaks HTTPS only.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
@@ -104,8 +130,18 @@ pub async fn serve(
     // Each connection (and upgraded session) holds a sender through its guard; when all
     // are dropped, `recv` returns None.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    let front = match state.config().manifest.server.tls.clone() {
+        None => None,
+        Some(config) => match tls::Front::start(config, &state, &shutdown, &alive_tx).await {
+            Ok(front) => Some(front),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot open the internal listener for HTTPS; not serving");
+                return;
+            }
+        },
+    };
     loop {
-        let (stream, peer) = tokio::select! {
+        let (stream, addr) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -123,51 +159,20 @@ pub async fn serve(
             continue;
         };
         tune_socket(&stream);
-        let limits = state.admission.limits();
-        let header_timeout = match permit.pool() {
-            Pool::General => limits.header_timeout,
-            Pool::Reserve => limits.reserve_header_timeout,
-        };
-        let write_stalled = Arc::new(AtomicBool::new(false));
-        let guard = ConnectionGuard(Arc::new(ConnectionInner {
-            permit,
-            write_stalled: Arc::clone(&write_stalled),
-            body_timeout: limits.body_timeout,
-            _alive: alive_tx.clone(),
-        }));
-        let io = WriteTimeout::new(stream, state.ws.write_timeout, write_stalled);
-        let state = Arc::clone(&state);
-        let mut conn_shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                // Upgraded sessions outlive this task; they carry a guard of their own.
-                req.extensions_mut().insert(guard.clone());
-                let state = Arc::clone(&state);
-                async move { Ok::<_, std::convert::Infallible>(router::route_request(req, state).await) }
-            });
-            let mut builder = http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .keep_alive(true);
-            let conn = builder
-                .serve_connection(TokioIo::new(io), service)
-                .with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                }
-                _ = crate::hub::turned_true(&mut conn_shutdown) => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-        });
+        match &front {
+            None => serve_connection(
+                stream,
+                Peer { addr, tls: false },
+                permit,
+                &state,
+                &shutdown,
+                &alive_tx,
+            ),
+            Some(front) => front.accept(stream, addr, permit, &state, &alive_tx),
+        }
     }
     drop(listener);
+    drop(front);
     drop(alive_tx);
     if tokio::time::timeout(grace, alive_rx.recv()).await.is_err() {
         tracing::warn!(
@@ -175,4 +180,61 @@ pub async fn serve(
             "connections still open after the shutdown grace period"
         );
     }
+}
+
+/// Serves one admitted connection with hyper (in a task of its own): a plain client's
+/// socket, or the loopback end of an HTTPS client's hand-off, whose `permit` was taken
+/// when the client itself was accepted.
+pub(crate) fn serve_connection(
+    stream: TcpStream,
+    peer: Peer,
+    permit: ConnectionPermit,
+    state: &Arc<AppState>,
+    shutdown: &watch::Receiver<bool>,
+    alive: &mpsc::Sender<()>,
+) {
+    let limits = state.admission.limits();
+    let header_timeout = match permit.pool() {
+        Pool::General => limits.header_timeout,
+        Pool::Reserve => limits.reserve_header_timeout,
+    };
+    let write_stalled = Arc::new(AtomicBool::new(false));
+    let guard = ConnectionGuard(Arc::new(ConnectionInner {
+        permit,
+        peer,
+        write_stalled: Arc::clone(&write_stalled),
+        body_timeout: limits.body_timeout,
+        _alive: alive.clone(),
+    }));
+    let io = WriteTimeout::new(stream, state.ws.write_timeout, write_stalled);
+    let state = Arc::clone(state);
+    let mut conn_shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            // Upgraded sessions outlive this task; they carry a guard of their own.
+            req.extensions_mut().insert(guard.clone());
+            let state = Arc::clone(&state);
+            async move { Ok::<_, std::convert::Infallible>(router::route_request(req, state).await) }
+        });
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .keep_alive(true);
+        let conn = builder
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades();
+        tokio::pin!(conn);
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(peer = %peer.addr, tls = peer.tls, error = %e, "connection ended with an error");
+                }
+            }
+            _ = crate::hub::turned_true(&mut conn_shutdown) => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
+    });
 }

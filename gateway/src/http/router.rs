@@ -162,8 +162,13 @@ async fn dispatch(
         );
     }
     let config = state.config();
-    if let Err(refused) = guard::screen(&req, &config.manifest.server, label == "/ws/streams/{id}")
-    {
+    let tls = connection.as_ref().is_some_and(ConnectionGuard::is_tls);
+    if let Err(refused) = guard::screen(
+        &req,
+        &config.manifest.server,
+        label == "/ws/streams/{id}",
+        tls,
+    ) {
         return (label, refused.into_response());
     }
     let Some(&(route, id)) = matched else {

@@ -67,6 +67,11 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Diff {
     if old.server.listen != new.server.listen {
         diff.restart_required.push("server.listen");
     }
+    if old.server.tls.is_some() != new.server.tls.is_some() {
+        // The listener speaks HTTPS or plain HTTP for its whole life; a new certificate
+        // (or key) is used at once (`http/tls.rs`).
+        diff.restart_required.push("server.tls");
+    }
     if old.plugins != new.plugins {
         diff.restart_required.push("plugins.dir");
     }
