@@ -117,6 +117,11 @@ impl AnnexBWriter {
         self.codec
     }
 
+    /// Bytes of each NAL unit's length prefix (1, 2 or 4), from the record.
+    pub fn length_size(&self) -> usize {
+        self.length_size
+    }
+
     /// The parameter sets written before each keyframe, in Annex B form.
     pub fn parameter_sets(&self) -> &[u8] {
         &self.parameter_sets
@@ -553,6 +558,42 @@ mod tests {
         let full = hvcc(&[(32, vps), (33, sps), (34, pps)]);
         for cut in 0..full.len() {
             assert!(h265(full[..cut].to_vec()).is_some(), "cut at {cut}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Random access units against valid and mutated records, through the fuzz
+        /// target's checks (a writer or a typed error; exact output; untouched on error).
+        #[test]
+        fn any_bytes_convert_exactly_or_fail_cleanly(
+            flags in 0u8..4,
+            length_minus_one in 0u8..4,
+            flip in proptest::option::of((0usize..40, proptest::num::u8::ANY)),
+            unit in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            lengths in proptest::collection::vec(1u8..6, 0..6),
+        ) {
+            let mut record = if flags & 1 == 1 {
+                hvcc(&[(32, &[0x40, 0x01, 0x0C]), (33, &[0x42, 0x01, 0x01]), (34, &[0x44, 0x01])])
+            } else {
+                avcc(length_minus_one, &[SPS], &[PPS])
+            };
+            if let Some((at, byte)) = flip && at < record.len() {
+                record[at] = byte;
+            }
+            // Mostly well-formed units: NAL units of the given lengths cut from `unit`.
+            let mut au_bytes = Vec::new();
+            let mut rest = &unit[..];
+            for len in lengths {
+                let len = usize::from(len).min(rest.len());
+                au_bytes.extend_from_slice(&(len as u32).to_be_bytes());
+                au_bytes.extend_from_slice(&rest[..len]);
+                rest = &rest[len..];
+            }
+            au_bytes.extend_from_slice(rest);
+            let mut input = vec![flags, record.len() as u8];
+            input.extend_from_slice(&record);
+            input.extend_from_slice(&au_bytes);
+            crate::fuzzing::annexb(&input);
         }
     }
 }
