@@ -314,7 +314,11 @@ pub fn annexb(data: &[u8]) {
         return;
     };
     let (record, unit) = rest.split_at(usize::from(*record_len).min(rest.len()));
-    let codec = if flags & 1 == 1 { Codec::H265 } else { Codec::H264 };
+    let codec = if flags & 1 == 1 {
+        Codec::H265
+    } else {
+        Codec::H264
+    };
     let keyframe = flags & 2 == 2;
     let config = VideoConfig {
         codec,
@@ -357,7 +361,11 @@ pub fn annexb(data: &[u8]) {
             } else {
                 &[0, 0, 0, 1, 0x09, 0xF0]
             };
-            assert_eq!(rest, [&expected[..], aud].concat(), "not the input's NAL units and a delimiter");
+            assert_eq!(
+                rest,
+                [&expected[..], aud].concat(),
+                "not the input's NAL units and a delimiter"
+            );
         }
     }
 }

@@ -57,7 +57,10 @@ fn options() -> TranscoderOptions {
     }
 }
 
-async fn collect(rx: &mut mpsc::UnboundedReceiver<TranscodedJpeg>, n: usize) -> Vec<TranscodedJpeg> {
+async fn collect(
+    rx: &mut mpsc::UnboundedReceiver<TranscodedJpeg>,
+    n: usize,
+) -> Vec<TranscodedJpeg> {
     let mut out = Vec::new();
     while out.len() < n {
         match timeout(Duration::from_secs(15), rx.recv()).await {
@@ -73,12 +76,11 @@ async fn state_becomes(
     what: impl Fn(&TranscoderState) -> bool,
 ) -> TranscoderState {
     let mut watch = transcoder.watch_state();
-    let state = timeout(Duration::from_secs(15), watch.wait_for(|s| what(s)))
+    timeout(Duration::from_secs(15), watch.wait_for(|s| what(s)))
         .await
         .unwrap_or_else(|_| panic!("state stayed {:?}", transcoder.state()))
         .expect("state sender alive")
-        .clone();
-    state
+        .clone()
 }
 
 async fn stopped_and_reaped(transcoder: Transcoder, running: &RunningCount) {
@@ -87,7 +89,10 @@ async fn stopped_and_reaped(transcoder: Transcoder, running: &RunningCount) {
     timeout(Duration::from_secs(5), transcoder.stop())
         .await
         .expect("stop is prompt");
-    assert!(!process_exists(pid), "ffmpeg {pid} left behind (or a zombie)");
+    assert!(
+        !process_exists(pid),
+        "ffmpeg {pid} left behind (or a zombie)"
+    );
     assert_eq!(running.get(), 0);
 }
 
@@ -141,7 +146,10 @@ async fn a_stream_joined_mid_gop_waits_for_the_next_keyframe() {
     for frame in &frames[3..10] {
         assert_eq!(transcoder.push(frame), Pushed::WaitingForKeyframe);
     }
-    assert!(transcoder.ffmpeg_pid().is_none(), "no ffmpeg before a keyframe");
+    assert!(
+        transcoder.ffmpeg_pid().is_none(),
+        "no ffmpeg before a keyframe"
+    );
     assert_eq!(transcoder.state(), TranscoderState::WaitingForKeyframe);
     for frame in &frames[10..] {
         assert_eq!(transcoder.push(frame), Pushed::Queued);
@@ -198,7 +206,10 @@ async fn a_new_size_restarts_ffmpeg_at_its_keyframe() {
     assert_eq!(second[0].captured_at_us, T0 + 1_000_000);
     assert_eq!(transcoder.stats().runs, 2);
     assert_ne!(transcoder.ffmpeg_pid(), old_pid);
-    assert!(!process_exists(old_pid.unwrap()), "the old ffmpeg was reaped");
+    assert!(
+        !process_exists(old_pid.unwrap()),
+        "the old ffmpeg was reaped"
+    );
     assert_eq!(running.get(), 1);
     stopped_and_reaped(transcoder, &running).await;
 }
@@ -257,7 +268,9 @@ async fn garbage_in_well_formed_units_yields_no_picture_and_stops_promptly() {
         transcoder.push(&keyframe_with(&clip, garbage));
     }
     assert!(
-        timeout(Duration::from_millis(1500), rx.recv()).await.is_err(),
+        timeout(Duration::from_millis(1500), rx.recv())
+            .await
+            .is_err(),
         "no picture from garbage"
     );
     timeout(Duration::from_secs(5), transcoder.stop())
@@ -289,7 +302,10 @@ fn stuck_ffmpeg(dir: &tempfile::TempDir) -> (std::path::PathBuf, std::path::Path
     let script = dir.path().join("ffmpeg");
     std::fs::write(
         &script,
-        format!("#!/bin/sh\necho $$ > {}\nexec sleep 60\n", pid_file.display()),
+        format!(
+            "#!/bin/sh\necho $$ > {}\nexec sleep 60\n",
+            pid_file.display()
+        ),
     )
     .unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -310,10 +326,7 @@ async fn a_full_queue_drops_until_the_next_keyframe_and_a_stuck_ffmpeg_is_replac
         ..options()
     });
     // The stand-in never reads: its pipe fills, the writer waits, the queue fills.
-    let big = Bytes::from(
-        [&[0u8, 0x01, 0x00, 0x00][..], &[0x41; 0x1_0000][..]]
-            .concat(),
-    );
+    let big = Bytes::from([&[0u8, 0x01, 0x00, 0x00][..], &[0x41; 0x1_0000][..]].concat());
     let mut results = Vec::new();
     for i in 0..40u64 {
         let mut frame = frames[(i % 5) as usize].clone();
@@ -330,7 +343,11 @@ async fn a_full_queue_drops_until_the_next_keyframe_and_a_stuck_ffmpeg_is_replac
     // After an overflow, only a keyframe is queued again.
     for (i, result) in results.iter().enumerate().skip(full + 1) {
         if *result == Pushed::Queued {
-            assert_eq!(i % 5, 0, "a non-keyframe queued after an overflow: {results:?}");
+            assert_eq!(
+                i % 5,
+                0,
+                "a non-keyframe queued after an overflow: {results:?}"
+            );
             break;
         }
         assert_ne!(*result, Pushed::Queued);
@@ -362,8 +379,25 @@ async fn snapshot_is_the_last_picture(codec: Codec) {
         let format = if codec == Codec::H265 { "hevc" } else { "h264" };
         let select = format!("select=eq(n\\,{n})");
         let out = std::process::Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-f", format, "-i", "pipe:0"])
-            .args(["-vf", &select, "-frames:v", "1", "-q:v", "5", "-f", "image2pipe"])
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-f",
+                format,
+                "-i",
+                "pipe:0",
+            ])
+            .args([
+                "-vf",
+                &select,
+                "-frames:v",
+                "1",
+                "-q:v",
+                "5",
+                "-f",
+                "image2pipe",
+            ])
             .args(["-c:v", "mjpeg", "pipe:1"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -378,7 +412,10 @@ async fn snapshot_is_the_last_picture(codec: Codec) {
     };
     let last = difference(&pixels, &reference(24));
     let first = difference(&pixels, &reference(0));
-    assert!(last < 2.0 && first > last * 3.0, "last {last}, first {first}");
+    assert!(
+        last < 2.0 && first > last * 3.0,
+        "last {last}, first {first}"
+    );
 }
 
 #[tokio::test]
@@ -406,7 +443,10 @@ async fn snapshots_of_unusable_frames_are_typed_errors() {
     );
     let mut jpeg = frames[0].clone();
     jpeg.codec = Codec::Jpeg;
-    assert_eq!(snapshot_from_gop(&[jpeg]).await, Err(SnapshotError::NotVideo));
+    assert_eq!(
+        snapshot_from_gop(&[jpeg]).await,
+        Err(SnapshotError::NotVideo)
+    );
     let mut bare = frames.clone();
     bare[2].config = None;
     assert_eq!(snapshot_from_gop(&bare).await, Err(SnapshotError::NoConfig));
@@ -429,7 +469,10 @@ async fn snapshots_of_unusable_frames_are_typed_errors() {
     let outcome = timeout(Duration::from_secs(10), snapshot_from_gop(&[garbage]))
         .await
         .expect("no hang");
-    assert!(matches!(outcome, Err(SnapshotError::NoPicture(_))), "{outcome:?}");
+    assert!(
+        matches!(outcome, Err(SnapshotError::NoPicture(_))),
+        "{outcome:?}"
+    );
 }
 
 #[tokio::test]
@@ -443,11 +486,131 @@ async fn a_snapshot_that_takes_too_long_is_killed_and_reaped() {
         ..SnapshotOptions::default()
     };
     let outcome = snapshot_with(&video::frames(&clip, T0), &options).await;
-    assert_eq!(outcome, Err(SnapshotError::Timeout(Duration::from_millis(500))));
+    assert_eq!(
+        outcome,
+        Err(SnapshotError::Timeout(Duration::from_millis(500)))
+    );
     let pid: u32 = std::fs::read_to_string(&pid_file)
         .unwrap()
         .trim()
         .parse()
         .unwrap();
     assert!(!process_exists(pid), "the stuck child was reaped");
+}
+
+/// CPU time (user + system) of process `pid` so far, from `/proc/<pid>/stat`.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    // Fields after the command name (which may contain spaces) start at state (field 3).
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // USER_HZ is 100 on Linux.
+    Duration::from_millis(ticks * 10)
+}
+
+/// A 720p H.264 clip like a camera's: libx264 (default preset), a keyframe every second,
+/// no B-frames.
+fn camera_clip(fps: u32, seconds: u32) -> Clip {
+    let source = format!("testsrc2=size=1280x720:rate={fps}");
+    let (gop, frames) = (fps.to_string(), (fps * seconds).to_string());
+    let out = std::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            &source,
+        ])
+        .args([
+            "-frames:v",
+            &frames,
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-bf",
+            "0",
+        ])
+        .args(["-g", &gop, "-f", "h264", "-"])
+        .output()
+        .expect("ffmpeg");
+    video::from_annex_b(Codec::H264, 1280, 720, &out.stdout)
+}
+
+/// Measurement for docs/performance.md (not a check): the transcoder's ffmpeg CPU and
+/// latency for a 720p H.264 stream at `CAMGATE_FPS` (default 25) in real time, and the
+/// snapshot latency for a 1 s GOP.
+/// `CAMGATE_FPS=10 cargo test --release -p camgate --test transcode measure -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn measure_transcoder_cpu_and_snapshot_latency() {
+    let fps: u32 = std::env::var("CAMGATE_FPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(25);
+    let seconds = 20;
+    let clip = camera_clip(fps, seconds);
+    let bytes: usize = clip.units.iter().map(|u| u.1.len()).sum();
+    let frames = video::frames(&clip, T0);
+    let pushed_at = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (p, l) = (Arc::clone(&pushed_at), Arc::clone(&latencies));
+    let transcoder = Transcoder::start(options(), move |jpeg: TranscodedJpeg| {
+        let at: Option<tokio::time::Instant> = p.lock().unwrap().remove(&jpeg.source_seq);
+        if let Some(at) = at {
+            l.lock().unwrap().push(at.elapsed());
+        }
+    });
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(fps)));
+    let mut start = None;
+    for (i, frame) in frames.iter().enumerate() {
+        tick.tick().await;
+        pushed_at
+            .lock()
+            .unwrap()
+            .insert(frame.seq, tokio::time::Instant::now());
+        assert_eq!(transcoder.push(frame), Pushed::Queued);
+        // Skip the first second (start-up) in the CPU figure.
+        if i == fps as usize {
+            let pid = transcoder.ffmpeg_pid().unwrap();
+            start = Some((pid, cpu_time(pid), tokio::time::Instant::now()));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (pid, cpu0, t0) = start.unwrap();
+    let cpu = cpu_time(pid) - cpu0;
+    let wall = t0.elapsed();
+    let mut lat = latencies.lock().unwrap().clone();
+    lat.sort();
+    let pct = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize];
+    println!(
+        "transcoder 1280x720 {fps} fps H.264 ({} kbit/s): ffmpeg CPU {:.1} % of one core; {} JPEGs of {}; push→JPEG p50 {:?} p95 {:?} max {:?}",
+        bytes * 8 / 1000 / seconds as usize,
+        100.0 * cpu.as_secs_f64() / wall.as_secs_f64(),
+        lat.len(),
+        frames.len(),
+        pct(0.5),
+        pct(0.95),
+        lat[lat.len() - 1],
+    );
+    transcoder.stop().await;
+
+    let gop = &frames[frames.len() - fps as usize..];
+    let gop = &frames[..gop.len()];
+    let mut times = Vec::new();
+    for _ in 0..10 {
+        let at = tokio::time::Instant::now();
+        snapshot_from_gop(gop).await.expect("snapshot");
+        times.push(at.elapsed());
+    }
+    times.sort();
+    println!(
+        "snapshot of a 1 s GOP ({} frames, 1280x720): p50 {:?} max {:?}",
+        gop.len(),
+        times[times.len() / 2],
+        times[times.len() - 1]
+    );
 }

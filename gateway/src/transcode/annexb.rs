@@ -149,13 +149,10 @@ impl AnnexBWriter {
                 nals += 1;
             }
         });
-        let result = result.and_then(|()| {
-            if nals == 0 {
-                Err(AnnexBError::EmptyAccessUnit)
-            } else {
-                Ok(())
-            }
-        });
+        let result = match result {
+            Ok(()) if nals == 0 => Err(AnnexBError::EmptyAccessUnit),
+            other => other,
+        };
         if let Err(error) = result {
             out.truncate(start);
             return Err(error);
@@ -450,7 +447,10 @@ mod tests {
                     available: 2,
                 },
             ),
-            (&[0, 0, 0, 1, 0x41, 0, 0, 0, 0], AnnexBError::EmptyNal { at: 5 }),
+            (
+                &[0, 0, 0, 1, 0x41, 0, 0, 0, 0],
+                AnnexBError::EmptyNal { at: 5 },
+            ),
             (&[0, 0, 0, 2, 0x09, 0xF0], AnnexBError::EmptyAccessUnit),
         ];
         for (input, error) in cases {
@@ -463,7 +463,11 @@ mod tests {
         let huge = [0xFF, 0xFF, 0xFF, 0xFF, 0x41];
         assert!(matches!(
             writer.write(&huge, false, &mut out),
-            Err(AnnexBError::NalTruncated { declared: 0xFFFF_FFFF, available: 1, .. })
+            Err(AnnexBError::NalTruncated {
+                declared: 0xFFFF_FFFF,
+                available: 1,
+                ..
+            })
         ));
     }
 
@@ -486,7 +490,10 @@ mod tests {
                 version: 0
             })
         );
-        assert_eq!(h264(avcc(2, &[SPS], &[PPS])), Some(AnnexBError::LengthSize(3)));
+        assert_eq!(
+            h264(avcc(2, &[SPS], &[PPS])),
+            Some(AnnexBError::LengthSize(3))
+        );
         assert_eq!(
             h264(avcc(3, &[], &[PPS])),
             Some(AnnexBError::MissingParameterSet("SPS"))
@@ -505,7 +512,10 @@ mod tests {
         let full = avcc(3, &[SPS], &[PPS]);
         for cut in 0..full.len() {
             assert!(
-                matches!(h264(full[..cut].to_vec()), Some(AnnexBError::RecordTruncated { .. })),
+                matches!(
+                    h264(full[..cut].to_vec()),
+                    Some(AnnexBError::RecordTruncated { .. })
+                ),
                 "cut at {cut}"
             );
         }
@@ -540,7 +550,9 @@ mod tests {
         assert_eq!(writer.parameter_sets(), annexb(&[vps, sps, pps]));
         let idr: &[u8] = &[0x26, 0x01, 0xAF];
         let mut out = Vec::new();
-        writer.write(&au(&[&AUD_H265, idr]), true, &mut out).unwrap();
+        writer
+            .write(&au(&[&AUD_H265, idr]), true, &mut out)
+            .unwrap();
         assert_eq!(out, annexb(&[vps, sps, pps, idr, &AUD_H265]));
 
         let h265 = |record: Vec<u8>| AnnexBWriter::new(&config(Codec::H265, record)).err();

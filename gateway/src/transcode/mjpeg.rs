@@ -407,7 +407,11 @@ impl Worker {
             self.need_keyframe = true;
             return self.fail(TranscodeError::NoConfig);
         };
-        if self.config.as_ref().is_none_or(|c| !Arc::ptr_eq(c, &config)) {
+        if self
+            .config
+            .as_ref()
+            .is_none_or(|c| !Arc::ptr_eq(c, &config))
+        {
             let restart = self.config.as_ref().is_none_or(|c| {
                 (c.codec, c.width, c.height) != (config.codec, config.width, config.height)
             });
@@ -416,8 +420,7 @@ impl Worker {
                 let (_, _, sink) = finish(run, &self.counters).await;
                 self.sink = sink;
                 self.need_keyframe = true;
-                self.state
-                    .send_replace(TranscoderState::WaitingForKeyframe);
+                self.state.send_replace(TranscoderState::WaitingForKeyframe);
             }
             self.writer = match AnnexBWriter::new(&config) {
                 Ok(writer) => Some(writer),
@@ -475,16 +478,21 @@ impl Worker {
             }
             // Broken pipe: ffmpeg is gone; its exit status and stderr say why.
             Ok(Err(_)) => self.end_run(None).await,
-            Err(_) => self.end_run(Some(TranscodeError::Stalled(WRITE_TIMEOUT))).await,
+            Err(_) => {
+                self.end_run(Some(TranscodeError::Stalled(WRITE_TIMEOUT)))
+                    .await
+            }
         }
     }
 
     fn spawn(&mut self, codec: Codec) -> Result<(), TranscodeError> {
         let args = ffmpeg_args(codec, self.options.quality);
-        let mut ffmpeg = Ffmpeg::spawn(&self.options.ffmpeg, &args, &self.options.label)
-            .map_err(|e| TranscodeError::Spawn {
-                program: self.options.ffmpeg.display().to_string(),
-                message: e.to_string(),
+        let mut ffmpeg =
+            Ffmpeg::spawn(&self.options.ffmpeg, &args, &self.options.label).map_err(|e| {
+                TranscodeError::Spawn {
+                    program: self.options.ffmpeg.display().to_string(),
+                    message: e.to_string(),
+                }
             })?;
         let running = self.options.running.hold();
         self.counters.runs.fetch_add(1, Ordering::Relaxed);
@@ -550,7 +558,11 @@ impl Worker {
 async fn finish(
     run: Run,
     counters: &Counters,
-) -> (Option<std::process::ExitStatus>, Option<String>, Option<Sink>) {
+) -> (
+    Option<std::process::ExitStatus>,
+    Option<String>,
+    Option<Sink>,
+) {
     let Run {
         ffmpeg,
         stdin,

@@ -69,7 +69,9 @@ impl Ffmpeg {
                             return;
                         }
                         match level {
-                            LogLevel::Error => tracing::error!(stream = %label, "transcoder {line}"),
+                            LogLevel::Error => {
+                                tracing::error!(stream = %label, "transcoder {line}")
+                            }
                             LogLevel::Warn => tracing::warn!(stream = %label, "transcoder {line}"),
                             _ => tracing::debug!(stream = %label, "transcoder {line}"),
                         }

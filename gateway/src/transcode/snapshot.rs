@@ -96,11 +96,12 @@ pub async fn snapshot_with(
 ) -> Result<Bytes, SnapshotError> {
     let (codec, stream) = annex_b(frames)?;
     let args = ffmpeg_args(codec, options.quality, frames.len());
-    let mut ffmpeg =
-        Ffmpeg::spawn(&options.ffmpeg, &args, &options.label).map_err(|e| SnapshotError::Spawn {
+    let mut ffmpeg = Ffmpeg::spawn(&options.ffmpeg, &args, &options.label).map_err(|e| {
+        SnapshotError::Spawn {
             program: options.ffmpeg.display().to_string(),
             message: e.to_string(),
-        })?;
+        }
+    })?;
     let (Some(mut stdin), Some(mut stdout)) = (ffmpeg.stdin.take(), ffmpeg.stdout.take()) else {
         let (_, message) = ffmpeg.kill().await;
         return Err(SnapshotError::NoPicture(message));
@@ -151,7 +152,10 @@ fn annex_b(frames: &[Frame]) -> Result<(Codec, Vec<u8>), SnapshotError> {
             return Err(SnapshotError::NotVideo);
         }
         let config = frame.config.as_ref().ok_or(SnapshotError::NoConfig)?;
-        if current.as_ref().is_none_or(|(c, _)| !Arc::ptr_eq(c, config)) {
+        if current
+            .as_ref()
+            .is_none_or(|(c, _)| !Arc::ptr_eq(c, config))
+        {
             current = Some((Arc::clone(config), AnnexBWriter::new(config)?));
         }
         if let Some((_, writer)) = &current {

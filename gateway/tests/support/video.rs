@@ -43,8 +43,19 @@ pub fn encode(codec: Codec, width: u32, height: u32, frames: u32, gop: u32) -> C
     args.extend(["-frames:v", &count, "-pix_fmt", "yuv420p"]);
     match codec {
         Codec::H264 => args.extend([
-            "-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", &gop_s, "-sc_threshold",
-            "0", "-f", "h264", "-",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-bf",
+            "0",
+            "-g",
+            &gop_s,
+            "-sc_threshold",
+            "0",
+            "-f",
+            "h264",
+            "-",
         ]),
         _ => args.extend([
             "-c:v",
