@@ -9,7 +9,7 @@
 //! decodes each picture at once) and writes them to ffmpeg's stdin:
 //!
 //! ```text
-//! ffmpeg -hide_banner -loglevel level+error -flags low_delay -probesize 32 -analyzeduration 0
+//! ffmpeg -hide_banner -loglevel level+error -nostats -flags low_delay -probesize 32 -analyzeduration 0
 //!        -threads 1 -f h264|hevc -i pipe:0 -an -fps_mode passthrough -threads 1
 //!        -c:v mjpeg -q:v 5 -f image2pipe -flush_packets 1 pipe:1
 //! ```
