@@ -11,6 +11,10 @@
 //!   manifest or errors, and the errors render.
 //! - `jpeg_splitter`: every frame is one whole JPEG (SOI..EOI) within the cap, the frames
 //!   do not depend on chunking, and between pushes the splitter holds at most the cap.
+//! - `annexb`: the AVCC/HVCC → Annex B conversion accepts any record and access unit: a
+//!   writer or a typed error, never a panic; on success every input NAL unit (but
+//!   delimiters) appears in order after a start code, the parameter sets only before a
+//!   keyframe, and one delimiter ends the unit; on error the output is untouched.
 //! - `request`: route matching, `max_fps` parsing, credential extraction, the
 //!   `Sec-WebSocket-Key` check and the `Host` check (the DNS-rebinding defence) accept any
 //!   URI and header bytes; what they extract is a part of the input, and a `Host` is
@@ -39,6 +43,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("manifest", manifest),
     ("jpeg_splitter", jpeg_splitter),
     ("request", request),
+    ("annexb", annexb),
 ];
 
 /// Chunk lengths taken from the input: each chunk is 1 to 64 bytes long, cycling through
@@ -298,4 +303,69 @@ fn check_host(host: &str) {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The AVCC/HVCC → Annex B writer. Input: a flags byte (bit 0: H.265, bit 1: keyframe),
+/// a record length byte, the record, then the access unit.
+pub fn annexb(data: &[u8]) {
+    use crate::hub::{Codec, VideoConfig};
+    use crate::transcode::annexb::{AnnexBWriter, START_CODE, for_each_nal};
+    let [flags, record_len, rest @ ..] = data else {
+        return;
+    };
+    let (record, unit) = rest.split_at(usize::from(*record_len).min(rest.len()));
+    let codec = if flags & 1 == 1 {
+        Codec::H265
+    } else {
+        Codec::H264
+    };
+    let keyframe = flags & 2 == 2;
+    let config = VideoConfig {
+        codec,
+        codec_string: String::new(),
+        width: 0,
+        height: 0,
+        description: bytes::Bytes::copy_from_slice(record),
+    };
+    let Ok(writer) = AnnexBWriter::new(&config) else {
+        return;
+    };
+    let mut out = b"prefix".to_vec();
+    match writer.write(unit, keyframe, &mut out) {
+        Err(error) => {
+            assert_eq!(out, b"prefix", "output changed on error");
+            let _ = error.to_string();
+        }
+        Ok(()) => {
+            let mut rest = &out[6..];
+            if keyframe {
+                rest = rest
+                    .strip_prefix(writer.parameter_sets())
+                    .expect("parameter sets first");
+            }
+            let mut expected = Vec::new();
+            for_each_nal(unit, writer.length_size(), |nal| {
+                let delimiter = match codec {
+                    Codec::H265 => (nal[0] >> 1) & 0x3F == 35,
+                    _ => nal[0] & 0x1F == 9,
+                };
+                if !delimiter {
+                    expected.extend_from_slice(&START_CODE);
+                    expected.extend_from_slice(nal);
+                }
+            })
+            .expect("the writer accepted what the parser refuses");
+            assert!(!expected.is_empty(), "an empty access unit accepted");
+            let aud: &[u8] = if codec == Codec::H265 {
+                &[0, 0, 0, 1, 0x46, 0x01, 0x50]
+            } else {
+                &[0, 0, 0, 1, 0x09, 0xF0]
+            };
+            assert_eq!(
+                rest,
+                [&expected[..], aud].concat(),
+                "not the input's NAL units and a delimiter"
+            );
+        }
+    }
 }

@@ -24,3 +24,4 @@ pub mod redact;
 pub mod reload;
 pub mod scheduling;
 pub mod telemetry;
+pub mod transcode;

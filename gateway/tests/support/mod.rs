@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod rtsp;
+pub mod video;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
