@@ -20,6 +20,7 @@ use crate::hub::{Hub, Registry, StreamInfo};
 use crate::plugins::PluginCatalog;
 use crate::reload::{self, Cause, Diff, ReloadOptions, ReloadTrigger};
 use crate::telemetry::Metrics;
+use crate::transcode::FfmpegDeriver;
 
 /// How `${VAR}` references are resolved on reload (the process environment in production).
 pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -330,13 +331,18 @@ impl AppState {
             .catalog
             .factory(&stream.source.plugin, &stream.source.options)
         {
-            Ok(factory) => Some(Hub::with_fanout_on(
-                &stream.id,
-                stream_info(stream),
-                factory,
-                self.metrics.stream(&stream.id),
-                self.fanout.clone(),
-            )),
+            Ok(factory) => {
+                let hub = Hub::with_fanout_on(
+                    &stream.id,
+                    stream_info(stream),
+                    factory,
+                    self.metrics.stream(&stream.id),
+                    self.fanout.clone(),
+                );
+                // JPEG consumers of a passthrough stream get pictures from one transcoder.
+                hub.set_jpeg_deriver(Some(Arc::new(FfmpegDeriver::new(&stream.id))));
+                Some(hub)
+            }
             Err(e) => {
                 tracing::error!(stream = %stream.id, error = %e, "cannot create stream");
                 None

@@ -17,6 +17,7 @@
 //!   every viewer; a viewer that falls behind sees only the newest frame and counts the
 //!   sequence numbers it skipped. Memory per viewer is one buffer reference.
 
+mod derive;
 mod derived;
 mod direct;
 mod fanout;
@@ -27,6 +28,7 @@ mod source;
 mod stream_hub;
 mod tag;
 
+pub use derive::{DerivedSink, Deriving, JpegDemand, JpegDeriver};
 pub use derived::Derived;
 pub use direct::{DirectAttachment, DirectViewer};
 pub use frame::{Codec, Frame, VideoConfig};

@@ -21,6 +21,7 @@ use serde::Serialize;
 use tokio::sync::{Mutex, broadcast, watch};
 use tokio::time::Instant;
 
+use super::derive::{DerivedSink, Deriving, JpegDemand, JpegDeriver};
 use super::direct::{DirectAttachment, DirectViewer, DirectViewers};
 use super::fanout::{Handoff, Pending, Unnumbered};
 use super::frame::{Codec, Frame, VideoConfig};
@@ -202,6 +203,22 @@ pub struct Hub {
     video_seq: watch::Sender<u64>,
     /// The source's own coding, once it has published (kept across restarts).
     native_codec: RwLock<Option<Codec>>,
+    /// Makes JPEGs of a video source for the consumers that need them (`derive.rs`).
+    deriver: RwLock<Option<Arc<dyn JpegDeriver>>>,
+    /// The running deriver and where it stands in the GOP.
+    deriving: std::sync::Mutex<Option<ActiveDeriving>>,
+    /// Consumers holding a [`JpegDemand`].
+    jpeg_demand: AtomicUsize,
+    /// Milliseconds since `epoch` when the JPEG demand last dropped to zero.
+    jpeg_idle_since_ms: AtomicU64,
+}
+
+/// A running deriver and its place in the video track.
+struct ActiveDeriving {
+    deriving: Box<dyn Deriving>,
+    cursor: Cursor,
+    /// The source generation it derives for.
+    generation: u64,
 }
 
 /// The hub's video state, under one lock: frames are numbered and kept in order.
@@ -276,6 +293,10 @@ impl Hub {
             video: std::sync::Mutex::default(),
             video_seq: watch::Sender::new(0),
             native_codec: RwLock::new(None),
+            deriver: RwLock::new(None),
+            deriving: std::sync::Mutex::new(None),
+            jpeg_demand: AtomicUsize::new(0),
+            jpeg_idle_since_ms: AtomicU64::new(0),
         })
     }
 
@@ -330,6 +351,39 @@ impl Hub {
         if self.native_codec() != Some(codec) {
             *self.native_codec.write().unwrap_or_else(|e| e.into_inner()) = Some(codec);
         }
+    }
+
+    /// Sets what makes JPEGs of this stream when its source is video (the server's
+    /// transcoder); `None`: JPEG consumers of a video stream get no pictures.
+    pub fn set_jpeg_deriver(&self, deriver: Option<Arc<dyn JpegDeriver>>) {
+        *self.deriver.write().unwrap_or_else(|e| e.into_inner()) = deriver;
+    }
+
+    /// Registers a consumer that needs JPEGs until the returned guard is dropped. On a
+    /// video stream this starts the deriver (on the fan-out task).
+    pub fn want_jpeg(self: &Arc<Self>) -> JpegDemand {
+        self.jpeg_demand.fetch_add(1, Ordering::SeqCst);
+        if self.native_codec().is_some_and(Codec::is_video) {
+            self.handoff.wake_task();
+        }
+        JpegDemand::new(Arc::clone(self))
+    }
+
+    pub(super) fn release_jpeg_demand(&self) {
+        let since = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.jpeg_idle_since_ms.store(since, Ordering::SeqCst);
+        self.jpeg_demand.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Transcoding processes running for this stream now (0 or 1).
+    pub fn transcoders(&self) -> usize {
+        self.deriving_lock()
+            .as_ref()
+            .map_or(0, |active| active.deriving.running())
+    }
+
+    fn deriving_lock(&self) -> std::sync::MutexGuard<'_, Option<ActiveDeriving>> {
+        self.deriving.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Viewers currently attached (WebSocket, MJPEG, ...).
@@ -479,6 +533,9 @@ impl Hub {
             video.gop.clear();
             video.config = None;
         }
+        // Dropped outside the lock: it stops its process.
+        let deriving = self.deriving_lock().take();
+        drop(deriving);
         self.set_status(StreamState::Stopped, "");
     }
 
@@ -495,6 +552,7 @@ impl Hub {
     /// whether it stopped one.
     pub async fn reap_if_idle(&self) -> bool {
         let info = self.info();
+        self.reap_deriver_if_idle(info.idle_timeout);
         if !info.on_demand || !self.idle_for(info.idle_timeout) {
             return false;
         }
@@ -507,6 +565,28 @@ impl Hub {
         tracing::info!(stream = %self.id, idle_timeout = ?info.idle_timeout, "stopping idle source");
         self.stop_locked(&mut control).await;
         true
+    }
+
+    /// Stops the deriver once no consumer has needed JPEGs for `timeout`.
+    fn reap_deriver_if_idle(&self, timeout: Duration) {
+        if self.jpeg_demand.load(Ordering::SeqCst) > 0 {
+            return;
+        }
+        let since = Duration::from_millis(self.jpeg_idle_since_ms.load(Ordering::SeqCst));
+        if self.epoch.elapsed().saturating_sub(since) < timeout {
+            return;
+        }
+        let mut deriving = self.deriving_lock();
+        // Re-checked under the lock: the fan-out task starts derivers under it.
+        if self.jpeg_demand.load(Ordering::SeqCst) == 0 && deriving.is_some() {
+            tracing::info!(stream = %self.id, idle_timeout = ?timeout, "stopping idle transcoder");
+            let stopped = deriving.take();
+            drop(deriving);
+            drop(stopped);
+            // Its last picture would only get older: nobody is greeted with it.
+            self.handoff.clear();
+            self.frames.send_replace(None);
+        }
     }
 
     fn idle_for(&self, timeout: Duration) -> bool {
@@ -573,11 +653,41 @@ impl Hub {
         height: u32,
         captured_at_us: u64,
     ) -> bool {
-        let started = Instant::now();
         if generation != self.generation.load(Ordering::SeqCst) {
             return false;
         }
         self.set_native_codec(Codec::Jpeg);
+        self.publish_jpeg(generation, jpeg, width, height, captured_at_us, true)
+    }
+
+    /// Called through a [`DerivedSink`]: publishes a JPEG made from the video track, for
+    /// the JPEG consumers. It neither changes the stream's state nor counts as input.
+    pub(super) fn publish_derived(
+        &self,
+        generation: u64,
+        jpeg: &[u8],
+        width: u32,
+        height: u32,
+        captured_at_us: u64,
+    ) -> bool {
+        self.publish_jpeg(generation, jpeg, width, height, captured_at_us, false)
+    }
+
+    /// Tags and hands a JPEG to the fan-out task; `from_source`: the source's own picture
+    /// (it may turn the stream live and counts as input).
+    fn publish_jpeg(
+        &self,
+        generation: u64,
+        jpeg: &[u8],
+        width: u32,
+        height: u32,
+        captured_at_us: u64,
+        from_source: bool,
+    ) -> bool {
+        let started = Instant::now();
+        if generation != self.generation.load(Ordering::SeqCst) {
+            return false;
+        }
         if !looks_like_jpeg(jpeg) {
             tracing::warn!(stream = %self.id, bytes = jpeg.len(), "dropped a frame that is not one complete JPEG");
             return true;
@@ -605,7 +715,7 @@ impl Hub {
         // so (one per start or recovery) is put in the watch here, before the status, and
         // not offered directly: viewers are told `live`, then their own tasks take it. Every
         // other frame goes to the fan-out task.
-        let turned_live = self.status.borrow().state != StreamState::Live;
+        let turned_live = from_source && self.status.borrow().state != StreamState::Live;
         let Some(frame) = self
             .handoff
             .publish(generation, is_current, frame, !turned_live)
@@ -615,6 +725,9 @@ impl Hub {
         if turned_live {
             self.store_latest(&frame, generation);
             self.set_status(StreamState::Live, "");
+        }
+        if !from_source {
+            return true;
         }
         self.frames_in.fetch_add(1, Ordering::Relaxed);
         self.rate
@@ -689,13 +802,54 @@ impl Hub {
 
     /// Called by the fan-out task when woken: tells video viewers of new frames (waking
     /// them is O(viewers), so it is the task's work, not the publisher's).
-    pub(super) fn deliver_video(&self) {
+    pub(super) fn deliver_video(self: &Arc<Self>) {
         let newest = self.video_lock().gop.last_seq();
         self.video_seq.send_if_modified(|seq| {
             let newer = *seq != newest;
             *seq = newest;
             newer
         });
+        self.feed_deriver();
+    }
+
+    /// Starts the deriver if JPEGs are wanted of a video stream, and hands it the frames
+    /// it has not had yet (in order; after a gap, from the next keyframe).
+    fn feed_deriver(self: &Arc<Self>) {
+        let mut deriving = self.deriving_lock();
+        let generation = self.generation.load(Ordering::SeqCst);
+        // One started for a source that has stopped since is of no use.
+        if deriving
+            .as_ref()
+            .is_some_and(|active| active.generation != generation)
+        {
+            let stale = deriving.take();
+            drop(stale);
+        }
+        if deriving.is_none()
+            && self.jpeg_demand.load(Ordering::SeqCst) > 0
+            && self.native_codec().is_some_and(Codec::is_video)
+            && self.status.borrow().state == StreamState::Live
+        {
+            let deriver = self
+                .deriver
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            if let Some(deriver) = deriver {
+                tracing::info!(stream = %self.id, "starting a transcoder for JPEG consumers");
+                let sink = DerivedSink::new(Arc::downgrade(self), generation);
+                *deriving = Some(ActiveDeriving {
+                    deriving: deriver.start(sink),
+                    cursor: Cursor::new(),
+                    generation,
+                });
+            }
+        }
+        if let Some(active) = deriving.as_mut() {
+            for frame in self.video_catch_up(&mut active.cursor).frames {
+                active.deriving.push(&frame);
+            }
+        }
     }
 
     /// Called by the fan-out task for each frame it takes: puts it in the `watch` and

@@ -6,6 +6,8 @@
 //! - [`Transcoder`] ([`mjpeg`]): one ffmpeg fed from the hub's frames on a bounded queue,
 //!   one JPEG out per frame with the frame's capture time, started on demand at a keyframe
 //!   and killed and reaped when stopped or dropped;
+//! - [`FfmpegDeriver`]: the transcoder as the hub's `JpegDeriver`, which the hub runs
+//!   while a stream has JPEG consumers (`hub/derive.rs`);
 //! - [`snapshot_from_gop`] ([`snapshot`]): the last picture of a GOP as a JPEG, with a
 //!   one-shot ffmpeg, so snapshots need no running transcoder.
 //!
@@ -16,11 +18,13 @@
 //! splitter ([`camgate_ffmpeg_mjpeg::splitter`]).
 
 pub mod annexb;
+mod deriver;
 pub mod mjpeg;
 mod process;
 pub mod snapshot;
 
 pub use annexb::{AnnexBError, AnnexBWriter};
+pub use deriver::FfmpegDeriver;
 pub use mjpeg::{
     Pushed, RunningCount, TranscodeError, TranscodedJpeg, Transcoder, TranscoderOptions,
     TranscoderState, TranscoderStats,

@@ -1,4 +1,5 @@
-//! Media endpoints: `GET /api/streams/{id}/snapshot.jpg` (the latest frame) and
+//! Media endpoints: `GET /api/streams/{id}/snapshot.jpg` (the latest frame, or a
+//! passthrough stream's current picture decoded from its GOP) and
 //! `GET /api/streams/{id}/mjpeg` (`multipart/x-mixed-replace`, for `<img>`, VLC, Home
 //! Assistant).
 //!
@@ -23,8 +24,9 @@ use tokio::sync::watch;
 
 use crate::http::pacing::{FramePacer, Next};
 use crate::http::response::{self, Body};
-use crate::hub::{Closing, Hub, StreamState, Viewer, ViewerReservation};
+use crate::hub::{Closing, Codec, Frame, Hub, JpegDemand, StreamState, Viewer, ViewerReservation};
 use crate::telemetry::{Transport, ViewerTelemetry};
+use crate::transcode::snapshot_from_gop;
 
 /// How long a snapshot waits for a first frame from a stopped (on-demand) source.
 pub const SNAPSHOT_WAIT: Duration = Duration::from_secs(5);
@@ -39,29 +41,38 @@ fn jpeg_response(jpeg: Bytes) -> Response<Body> {
     response
 }
 
-/// `GET /api/streams/{id}/snapshot.jpg`.
+/// What a snapshot is made of.
+enum Picture {
+    /// A JPEG the hub has (a JPEG source, or a video stream's running transcoder).
+    Jpeg(Bytes),
+    /// A video stream's GOP, decoded for its last picture.
+    Gop(Vec<Frame>),
+}
+
+/// `GET /api/streams/{id}/snapshot.jpg`. A JPEG stream's latest frame; a passthrough
+/// stream's current picture, decoded from its GOP by a one-shot ffmpeg (no transcoder is
+/// kept running for snapshots) unless a transcoder is running anyway.
 pub async fn snapshot(hub: Arc<Hub>) -> Response<Body> {
-    if hub.status().state == StreamState::Live
-        && let Some(frame) = hub.latest_frame()
-    {
-        return jpeg_response(frame.data);
-    }
-    // Start the source (an on-demand stream counts this request as a brief viewer) and
-    // wait a bounded time for a fresh frame.
-    let stale = hub.latest_frame().map(|f| f.seq).unwrap_or(0);
-    let mut viewer = hub.subscribe().await;
-    let fresh = tokio::time::timeout(SNAPSHOT_WAIT, async {
-        viewer
-            .frames
-            .wait_for(|f| f.as_ref().is_some_and(|f| f.seq > stale))
+    let picture = match current_picture(&hub) {
+        Some(picture) => Some(picture),
+        // Start the source (an on-demand stream counts this request as a brief viewer) and
+        // wait a bounded time for a fresh picture.
+        None => tokio::time::timeout(SNAPSHOT_WAIT, fresh_picture(&hub))
             .await
             .ok()
-            .and_then(|f| f.clone())
-    })
-    .await;
-    match fresh {
-        Ok(Some(frame)) => jpeg_response(frame.data),
-        _ => {
+            .flatten(),
+    };
+    let jpeg = match picture {
+        Some(Picture::Jpeg(jpeg)) => Ok(jpeg),
+        Some(Picture::Gop(gop)) => snapshot_from_gop(&gop).await.map_err(|error| {
+            tracing::warn!(stream = %hub.id(), %error, "could not decode a snapshot");
+            format!("its picture could not be decoded ({error})")
+        }),
+        None => Err(format!("no picture within {}s", SNAPSHOT_WAIT.as_secs())),
+    };
+    match jpeg {
+        Ok(jpeg) => jpeg_response(jpeg),
+        Err(what) => {
             let status = hub.status();
             let reason = if status.message.is_empty() {
                 status.state.as_str().to_owned()
@@ -71,12 +82,47 @@ pub async fn snapshot(hub: Arc<Hub>) -> Response<Body> {
             response::error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no_frame",
-                &format!(
-                    "stream `{}` has no picture within {}s ({reason})",
-                    hub.id(),
-                    SNAPSHOT_WAIT.as_secs()
-                ),
+                &format!("stream `{}` has {what} ({reason})", hub.id()),
             )
+        }
+    }
+}
+
+/// The picture a live stream has now, if any.
+fn current_picture(hub: &Hub) -> Option<Picture> {
+    if hub.status().state != StreamState::Live {
+        return None;
+    }
+    let video = hub.native_codec().is_some_and(Codec::is_video);
+    if (!video || hub.transcoders() > 0)
+        && let Some(frame) = hub.latest_frame()
+    {
+        return Some(Picture::Jpeg(frame.data));
+    }
+    hub.current_gop().filter(|_| video).map(Picture::Gop)
+}
+
+/// Subscribes (starting an on-demand source) and waits for a picture newer than what the
+/// hub held before.
+async fn fresh_picture(hub: &Arc<Hub>) -> Option<Picture> {
+    let stale = hub.latest_frame().map_or(0, |f| f.seq);
+    let mut viewer = hub.subscribe().await;
+    loop {
+        if hub.native_codec().is_some_and(Codec::is_video) {
+            if let Some(gop) = hub.current_gop() {
+                return Some(Picture::Gop(gop));
+            }
+        } else if let Some(frame) = viewer
+            .frames
+            .borrow_and_update()
+            .as_ref()
+            .filter(|f| f.seq > stale)
+        {
+            return Some(Picture::Jpeg(frame.data.clone()));
+        }
+        tokio::select! {
+            changed = viewer.frames.changed() => changed.ok()?,
+            changed = viewer.video.changed() => changed.ok()?,
         }
     }
 }
@@ -85,6 +131,8 @@ pub async fn snapshot(hub: Arc<Hub>) -> Response<Body> {
 struct MjpegViewer {
     /// Keeps the viewer attached (and counted) while the body lives.
     _viewer: Viewer,
+    /// On a video stream, keeps a transcoder running for this client.
+    _jpeg_demand: JpegDemand,
     pacer: FramePacer,
     frames: watch::Receiver<Option<crate::hub::Frame>>,
     closing: watch::Receiver<Option<Closing>>,
@@ -141,6 +189,7 @@ pub async fn mjpeg(
         pending,
         stalled,
         _viewer: viewer,
+        _jpeg_demand: hub.want_jpeg(),
     };
     let parts = futures_util::stream::unfold(source, |mut source| async move {
         let next = source.next().await?;

@@ -54,6 +54,8 @@ pub struct StreamView {
     uptime_seconds: Option<f64>,
     /// The source's own coding (`jpeg`, `h264`, `h265`), once it has sent a frame.
     codec: Option<&'static str>,
+    /// Transcoders running for it (a passthrough stream's JPEGs for MJPEG consumers).
+    transcoders: usize,
 }
 
 fn stream_view(config: &StreamConfig, editable: bool, hub: &Hub) -> StreamView {
@@ -88,6 +90,7 @@ fn stream_view(config: &StreamConfig, editable: bool, hub: &Hub) -> StreamView {
         frames_in: hub.frames_in(),
         uptime_seconds,
         codec: hub.native_codec().map(|codec| codec.as_str()),
+        transcoders: hub.transcoders(),
     }
 }
 

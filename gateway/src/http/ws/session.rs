@@ -63,7 +63,9 @@ use super::{
 use crate::app::AppState;
 use crate::http::auth::Credential;
 use crate::http::pacing::{FramePacer, Next};
-use crate::hub::{Closing, Cursor, Frame, Hub, StreamState, StreamStatus, VideoConfig, Viewer};
+use crate::hub::{
+    Closing, Cursor, Frame, Hub, JpegDemand, StreamState, StreamStatus, VideoConfig, Viewer,
+};
 use crate::telemetry::Transport;
 
 /// Bytes reserved for each read of the viewer's control frames.
@@ -164,6 +166,8 @@ pub struct Session {
     video: Cursor,
     /// The video configuration the viewer was last sent.
     sent_config: Option<Arc<VideoConfig>>,
+    /// Held while the socket carries JPEGs: on a video stream, the hub transcodes for it.
+    _jpeg_demand: Option<JpegDemand>,
     dropped_unreported: u64,
     last_dropped_report: Instant,
     last_heard: Instant,
@@ -197,6 +201,7 @@ impl Session {
             format: None,
             video: Cursor::new(),
             sent_config: None,
+            _jpeg_demand: None,
             socket,
             decoder: Decoder::new(settings.max_incoming_message, early, READ_CHUNK),
             outbox: Outbox::new(),
@@ -397,7 +402,7 @@ impl Session {
     fn greet(&mut self, hub: &Arc<Hub>, viewer: &mut Viewer) -> Result<(), video::Unavailable> {
         let native = hub.native_codec();
         let resolved = self.requested.resolve(native);
-        self.format = resolved.unwrap_or(None);
+        self.set_format(hub, resolved.unwrap_or(None));
         let info = hub.info();
         // The hello carries the current status: transitions queued before it are old news.
         while viewer.status_events.try_recv().is_ok() {}
@@ -440,6 +445,14 @@ impl Session {
         Ok(())
     }
 
+    /// Records what the socket carries; a JPEG socket registers its demand for JPEGs.
+    fn set_format(&mut self, hub: &Arc<Hub>, format: Option<Format>) {
+        self.format = format;
+        if format == Some(Format::Mjpeg) && self._jpeg_demand.is_none() {
+            self._jpeg_demand = Some(hub.want_jpeg());
+        }
+    }
+
     /// Decides what an undecided socket carries once the stream's codec is known (its
     /// first frame): a JPEG viewer then takes the current picture the usual way, a video
     /// viewer its GOP.
@@ -447,7 +460,7 @@ impl Session {
         match self.requested.resolve(hub.native_codec()) {
             Ok(None) => Ok(()),
             Ok(Some(format)) => {
-                self.format = Some(format);
+                self.set_format(hub, Some(format));
                 match format {
                     Format::Mjpeg => self.frames.mark_changed(),
                     Format::Video(_) => self.send_video(hub),

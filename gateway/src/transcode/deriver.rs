@@ -1,0 +1,75 @@
+//! The hub's JPEG deriver for passthrough streams (`hub::JpegDeriver`), made of a
+//! [`Transcoder`]: the server sets one on every hub, the hub starts it while a JPEG
+//! consumer exists and feeds it from its GOP.
+//!
+//! Invariant: each JPEG goes to the hub with the capture time of the frame it shows; when
+//! the hub refuses one (the source it was started for has stopped), later ones are not
+//! offered either — the hub drops this deriver and starts another for the new source.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::mjpeg::{RunningCount, Transcoder, TranscoderOptions};
+use crate::hub::{DerivedSink, Deriving, Frame, JpegDeriver};
+
+/// Makes JPEGs of one stream with ffmpeg.
+#[derive(Debug, Clone)]
+pub struct FfmpegDeriver {
+    /// The ffmpeg binary.
+    pub ffmpeg: PathBuf,
+    /// JPEG quality (`-q:v`).
+    pub quality: u8,
+    /// The stream id, for log lines.
+    pub label: String,
+}
+
+impl FfmpegDeriver {
+    /// A deriver for stream `label` with the default ffmpeg and quality.
+    pub fn new(label: &str) -> Self {
+        let defaults = TranscoderOptions::default();
+        FfmpegDeriver {
+            ffmpeg: defaults.ffmpeg,
+            quality: defaults.quality,
+            label: label.to_owned(),
+        }
+    }
+}
+
+/// A running [`FfmpegDeriver`].
+struct Running {
+    transcoder: Transcoder,
+    alive: RunningCount,
+}
+
+impl JpegDeriver for FfmpegDeriver {
+    fn start(&self, sink: DerivedSink) -> Box<dyn Deriving> {
+        let alive = RunningCount::default();
+        let options = TranscoderOptions {
+            ffmpeg: self.ffmpeg.clone(),
+            quality: self.quality,
+            label: self.label.clone(),
+            running: alive.clone(),
+            ..TranscoderOptions::default()
+        };
+        let refused = Arc::new(AtomicBool::new(false));
+        let transcoder = Transcoder::start(options, move |jpeg| {
+            if !refused.load(Ordering::Relaxed)
+                && !sink.publish(&jpeg.jpeg, jpeg.width, jpeg.height, jpeg.captured_at_us)
+            {
+                refused.store(true, Ordering::Relaxed);
+            }
+        });
+        Box::new(Running { transcoder, alive })
+    }
+}
+
+impl Deriving for Running {
+    fn push(&mut self, frame: &Frame) {
+        self.transcoder.push(frame);
+    }
+
+    fn running(&self) -> usize {
+        self.alive.get()
+    }
+}
