@@ -507,6 +507,8 @@ async fn credit_asked_for_in_the_url_holds_from_the_first_frame() {
         (hello["type"].as_str(), hello["width"].as_u64()),
         (Some("hello"), Some(8))
     );
+    // Its work is done (and unread, it would drop frames, which the end checks).
+    drop(free);
     for _ in 0..5 {
         publish(&factory, 64 * 1024);
         tokio::time::sleep(Duration::from_millis(100)).await;
