@@ -61,6 +61,7 @@ export function LiveView({
   const fpsRef = useRef<HTMLSpanElement>(null);
   const latencyRef = useRef<HTMLSpanElement>(null);
   const bitrateRef = useRef<HTMLSpanElement>(null);
+  const pathRef = useRef<HTMLSpanElement>(null);
   const extraStats = useRef(onStats);
   useEffect(() => {
     extraStats.current = onStats;
@@ -70,10 +71,13 @@ export function LiveView({
     if (fpsRef.current) fpsRef.current.textContent = formatFps(s.fps);
     if (latencyRef.current) latencyRef.current.textContent = formatLatency(s.latencyMs);
     if (bitrateRef.current) bitrateRef.current.textContent = formatBitrate(s.bitrate);
+    if (pathRef.current) pathRef.current.textContent = s.pathLabel;
     extraStats.current?.(s);
   }, []);
 
-  const { canvasRef, viewportRef, status } = useStreamPlayer(streamId, maxFps, writeStats);
+  const { canvasRef, videoRef, viewportRef, status } = useStreamPlayer(streamId, maxFps, writeStats);
+  // The MSE path plays in the <video>; the others draw on the canvas.
+  const onVideo = status?.path === "mse";
   // Retrying (the socket, or the camera behind it): its "retrying in Ns" counts down live.
   const retrying = status?.connection === "reconnecting" || (status?.streamState ?? apiState) === "retrying";
   const now = useTicker(retrying);
@@ -125,6 +129,22 @@ export function LiveView({
           "absolute inset-0 size-full object-contain transition-[opacity,filter] duration-300",
           hasPicture ? "opacity-100" : "opacity-0",
           hasPicture && !healthy && "opacity-40 grayscale",
+          onVideo && "hidden",
+        )}
+      />
+      <video
+        ref={videoRef}
+        data-testid="stream-video"
+        muted
+        playsInline
+        disablePictureInPicture
+        aria-hidden
+        tabIndex={-1}
+        className={cn(
+          "pointer-events-none absolute inset-0 size-full object-contain transition-[opacity,filter] duration-300",
+          hasPicture ? "opacity-100" : "opacity-0",
+          hasPicture && !healthy && "opacity-40 grayscale",
+          !onVideo && "hidden",
         )}
       />
 
@@ -143,6 +163,11 @@ export function LiveView({
         )}
         data-testid="live-stats"
       >
+        <span title="How this picture is played: WebCodecs or MSE (the camera's own H.264/H.265), or MJPEG (transcoded by the gateway)">
+          <span ref={pathRef} data-testid="stat-path">
+            –
+          </span>
+        </span>
         <span title="Frames drawn per second">
           <span ref={fpsRef} data-testid="stat-fps">
             –
