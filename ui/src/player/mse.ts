@@ -204,7 +204,8 @@ export class MseSink implements VideoSink {
 
   private readonly onUpdateEnd = (): void => {
     if (this.destroyed) return;
-    this.keepLive();
+    // Once what was queued is in (the GOP sent on join, a burst): one seek, not one per frame.
+    if (this.queue.length === 0) this.keepLive();
     if (!this.trim()) this.pump();
   };
 
