@@ -106,6 +106,7 @@ export class MseSink implements VideoSink {
     // ManagedMediaSource plays only with remote playback off (or an AirPlay alternative).
     video.disableRemotePlayback = true;
     video.addEventListener("error", this.onVideoError);
+    video.addEventListener("loadeddata", this.onLoadedData);
     this.url = URL.createObjectURL(this.source);
     video.src = this.url;
     this.queue.push({ kind: "append", bytes: initSegment(config), media: false });
@@ -177,6 +178,7 @@ export class MseSink implements VideoSink {
     this.buffer?.removeEventListener("updateend", this.onUpdateEnd);
     this.buffer?.removeEventListener("error", this.onBufferError);
     this.video.removeEventListener("error", this.onVideoError);
+    this.video.removeEventListener("loadeddata", this.onLoadedData);
     if (this.url !== null) URL.revokeObjectURL(this.url);
     this.url = null;
     this.video.pause();
@@ -211,6 +213,10 @@ export class MseSink implements VideoSink {
 
   private readonly onBufferError = (): void => {
     if (!this.destroyed) this.events.onFatal("MSE: the source buffer refused a segment");
+  };
+
+  private readonly onLoadedData = (): void => {
+    if (!this.destroyed) this.events.onPicture?.();
   };
 
   private readonly onVideoError = (): void => {

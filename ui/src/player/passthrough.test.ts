@@ -373,6 +373,11 @@ describe("the MSE path", () => {
     expect(media.video.currentTime).toBeCloseTo(2.0 - 0.1, 5);
     expect(media.video.paused).toBe(false);
     expect(ws?.credits()).toEqual([]);
+    // The picture counts as shown when the video has its first frame (not on the stats timer).
+    expect(player.getStatus().hasPicture).toBe(false);
+    const loaded = media.video.addEventListener.mock.calls.find(([type]) => type === "loadeddata")?.[1] as () => void;
+    loaded();
+    expect(player.getStatus().hasPicture).toBe(true);
     player.destroy();
     expect(media.video.removeAttribute).toHaveBeenCalledWith("src");
     expect(media.video.load).toHaveBeenCalled();

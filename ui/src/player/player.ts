@@ -351,14 +351,16 @@ export class StreamPlayer {
       this.deciding = 0;
       this.applyPath(path, config);
     };
-    const known = rememberedPath(this.opts.streamId, config.codec);
+    // A forced path (`?player=`) is the page's choice: nothing to remember or recall.
+    const forced = this.opts.forcePath ?? null;
+    const known = forced ? null : rememberedPath(this.opts.streamId, config.codec);
     if (known) {
       apply(known);
       return;
     }
-    choosePath(config, this.media, this.opts.forcePath ?? null).then(
+    choosePath(config, this.media, forced).then(
       (path) => {
-        rememberPath(this.opts.streamId, config.codec, path);
+        if (!forced) rememberPath(this.opts.streamId, config.codec, path);
         apply(path);
       },
       () => apply("mjpeg"),
@@ -400,6 +402,9 @@ export class StreamPlayer {
       },
       onFatal: (message: string) => {
         if (generation === this.generation) this.onSinkFatal(path, message);
+      },
+      onPicture: () => {
+        if (generation === this.generation && !this.status.hasPicture) this.setStatus({ hasPicture: true });
       },
     };
     let sink: VideoSink;

@@ -29,6 +29,8 @@ export interface VideoSinkEvents {
   onShown(captureUs: number | null): void;
   /** This path cannot play the stream: the player drops it. */
   onFatal(message: string): void;
+  /** The first picture is on screen (paths that count pictures later, on the stats timer). */
+  onPicture?(): void;
 }
 
 /** A path that plays passthrough video (WebCodecs or MSE). */
