@@ -163,7 +163,10 @@ export function LiveView({
         )}
         data-testid="live-stats"
       >
-        <span title="How this picture is played: WebCodecs or MSE (the camera's own H.264/H.265), or MJPEG (transcoded by the gateway)">
+        <span
+          className="mr-auto min-w-0 truncate"
+          title="How this picture is played: WebCodecs or MSE (the camera's own H.264/H.265), or MJPEG (transcoded by the gateway)"
+        >
           <span ref={pathRef} data-testid="stat-path">
             –
           </span>
