@@ -171,6 +171,22 @@ describe("the WebCodecs path", () => {
     player.destroy();
   });
 
+  it("ignores a config that repeats the one in force (no reconfiguration, no wait for a keyframe)", async () => {
+    const player = makePlayer();
+    player.start();
+    const ws = lastSocket();
+    hello(ws);
+    ws?.text(configMsg());
+    await settle();
+    ws?.binary(vframe(1, true));
+    ws?.text(configMsg());
+    ws?.binary(vframe(2, false));
+    await settle();
+    expect(decoder()?.configs).toHaveLength(1);
+    expect(decoder()?.chunks).toHaveLength(2);
+    player.destroy();
+  });
+
   it("skips to the next keyframe when the decoder falls behind, and throws its backlog away", async () => {
     const stats: PlayerStats[] = [];
     const player = makePlayer({ webcodecs: { maxDecodeQueue: 8 }, onStats: (s) => stats.push(s), statsIntervalMs: 100 });
@@ -294,6 +310,22 @@ describe("the ladder", () => {
     expect(lastSocket()?.url).toBe("ws://gw:8000/ws/streams/lobby?format=mjpeg&credit=2");
     expect(FakeVideoDecoder.instances).toHaveLength(0);
     expect(FakeMediaSource.instances).toHaveLength(0);
+    player.destroy();
+  });
+
+  it("never loops: video sent where MJPEG was asked for is retried with backoff", async () => {
+    const player = makePlayer({ forcePath: "mjpeg" });
+    player.start();
+    const ws = lastSocket();
+    expect(ws?.url).toBe("ws://gw:8000/ws/streams/lobby?format=mjpeg&credit=2");
+    hello(ws); // a misbehaving gateway: h264 anyway
+    ws?.text(configMsg());
+    await settle();
+    expect(ws?.closedWith).toBe(1000);
+    expect(player.getStatus().connection).toBe("reconnecting");
+    expect(FakeSocket.instances).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(FakeSocket.instances).toHaveLength(2);
     player.destroy();
   });
 

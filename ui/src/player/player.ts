@@ -134,6 +134,16 @@ export interface PlayerOptions {
   mse?: Partial<MseOptions>;
 }
 
+function sameConfig(a: ConfigMessage, b: ConfigMessage): boolean {
+  return (
+    a.codec === b.codec &&
+    a.width === b.width &&
+    a.height === b.height &&
+    a.description.length === b.description.length &&
+    a.description.every((byte, i) => byte === b.description[i])
+  );
+}
+
 /** Frames kept while the path for a new `config` is being chosen (then the GOP starts over). */
 const MAX_PENDING_FRAMES = 600;
 const MAX_PENDING_BYTES = 32 * 1024 * 1024;
@@ -179,6 +189,8 @@ export class StreamPlayer {
   /** Frames skipped by video paths already torn down. */
   private videoSkipped = 0;
   private codec: string | null = null;
+  /** The `format` this socket asked for. */
+  private asked: RequestedFormat | null = null;
   private status: PlayerStatus = {
     connection: "connecting",
     streamState: null,
@@ -257,7 +269,8 @@ export class StreamPlayer {
     const credit = this.credit.open(this.shown());
     let ws: WebSocket;
     try {
-      ws = new WebSocket(streamSocketUrl(window.location, this.opts.streamId, this.opts.maxFps, credit, this.requestedFormat()));
+      this.asked = this.requestedFormat();
+      ws = new WebSocket(streamSocketUrl(window.location, this.opts.streamId, this.opts.maxFps, credit, this.asked));
     } catch (e) {
       this.scheduleReconnect(e instanceof Error ? e.message : "cannot open WebSocket", false);
       return;
@@ -343,6 +356,8 @@ export class StreamPlayer {
   /** A (new) `config`: choose the path for it (remembered per stream and codec), then play. */
   private onConfig(config: ConfigMessage): void {
     if (this.format === "mjpeg") return;
+    const current = this.config;
+    if (current && this.sink && this.deciding === 0 && sameConfig(current, config)) return; // nothing changed
     this.config = config;
     const token = ++this.decisions;
     this.deciding = token;
@@ -441,7 +456,12 @@ export class StreamPlayer {
   private fallBackToMjpeg(codec: string): void {
     rememberPath(this.opts.streamId, codec, "mjpeg");
     this.closeSocket();
-    this.connect();
+    if (this.asked === "mjpeg") {
+      // Asked for MJPEG and got video anyway: retry with backoff, never in a tight loop.
+      this.scheduleReconnect(`the gateway sent ${codec} where MJPEG was asked for`, false);
+    } else {
+      this.connect();
+    }
   }
 
   private onVideoFrame(data: ArrayBuffer): void {
