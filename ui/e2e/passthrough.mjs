@@ -118,12 +118,12 @@ function wsFrame(opcode, payload) {
   return Buffer.concat([head, payload]);
 }
 
-function videoMessage(frame, seq) {
+function videoMessage(frame, seq, captureMs = Date.now()) {
   const head = Buffer.alloc(18);
   head[0] = 0x01;
   head[1] = frame.keyframe ? 1 : 0;
   head.writeBigUInt64BE(BigInt(seq), 2);
-  head.writeBigUInt64BE(BigInt(Date.now()) * 1000n, 10);
+  head.writeBigUInt64BE(BigInt(Math.round(captureMs * 1000)), 10);
   return Buffer.concat([head, frame.data]);
 }
 
@@ -176,9 +176,11 @@ window.playerReady = true;
     } else {
       const codec = native === "h265" ? "hvc1.1.6.L93.B0" : clip.codec;
       text({ type: "config", codec, width: 320, height: 180, description: clip.description.toString("base64") });
-      // Join: the GOP since the last keyframe at once (the clip is 1.5 s "into" a GOP).
+      // Join: the GOP since the last keyframe at once, with the times they were captured at
+      // (the camera is half a GOP past its last keyframe).
       at = 25 + 12;
-      for (let i = 25; i <= at; i++) send(2, videoMessage(clip.frames[i], ++seq));
+      const now = Date.now();
+      for (let i = 25; i <= at; i++) send(2, videoMessage(clip.frames[i], ++seq, now - (at - i) * 40));
       timer = setInterval(() => {
         at = (at + 1) % clip.frames.length;
         send(2, videoMessage(clip.frames[at], ++seq));
@@ -328,6 +330,8 @@ export async function playerStandInChecks({ context, check, assert }) {
       assert(r.pictureChanged, "the picture did not change in 0.7 s");
       assert(r.video.frames >= 30, `${r.video.frames} frames presented in 3 s`);
       assert(r.firstPictureMs !== null && r.firstPictureMs < 1000, `first picture after ${r.firstPictureMs} ms`);
+      // One range: MSE saw no discontinuity (which would drop delta frames up to a keyframe).
+      assert(r.video.buffered.length === 1, `buffered ranges ${JSON.stringify(r.video.buffered)}`);
       const end = r.video.buffered.at(-1)?.[1] ?? 0;
       assert(end - r.video.currentTime < 1.5, `the playhead is ${(end - r.video.currentTime).toFixed(2)} s behind the buffered end`);
     });

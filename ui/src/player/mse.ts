@@ -8,13 +8,18 @@
  *   `updating`). An init segment is appended first, and again on every new `config` (with
  *   `changeType` when the codec string changes); then one moof+mdat fragment per frame.
  * - Media time is the capture time, in µs, from the first frame: decode time advances by
- *   the real capture interval (a jump of more than `maxGapUs`, or backwards, advances by the
- *   last interval instead, so the timeline has no holes). Each sample lasts as long as the
- *   interval before it (the next capture time is not known yet; waiting for it would add a
- *   frame of delay).
- * - Live edge: when the buffered end runs more than `maxLagS` ahead of the playhead the video
- *   seeks to just before the end (so the GOP sent on join is decoded and its last picture
- *   shown); more than `catchUpLagS` ahead it plays slightly faster until close again.
+ *   the real capture interval (a jump of more than `maxGapUs`, or backwards, advances by one
+ *   frame interval instead, so the timeline has no holes).
+ * - Sample durations are not the next interval (unknown yet: waiting for it would add a
+ *   frame of delay) but the longest of the stream's nominal interval (hello's fps) and the
+ *   recent intervals. MSE treats a step of more than twice the previous sample's duration as
+ *   a discontinuity and drops delta frames up to the next keyframe: with jittery capture
+ *   times (20 ms then 60 ms) or a 10 fps stream, a duration taken from the last step alone
+ *   would freeze the picture. Overlapping a little into the next sample is harmless.
+ * - Live edge, measured from the last frame appended (not `buffered.end`, which the generous
+ *   durations push ahead): more than `maxLagS` behind, the video seeks to `liveDelayS` before
+ *   that frame (so the GOP sent on join is decoded and its last picture shown); more than
+ *   `catchUpLagS` behind it plays slightly faster until close again.
  * - Bounded memory: data more than `keepBehindS` behind the playhead is removed, up to a
  *   keyframe (removing part of a GOP would remove the rest of it with it); and the append
  *   queue is bounded: beyond `maxQueued` fragments, queued fragments are dropped and the
@@ -31,6 +36,8 @@ import type { ConfigMessage, VideoFrameMessage } from "./protocol";
 import type { VideoSink, VideoSinkEvents } from "./webcodecs";
 
 export interface MseOptions {
+  /** Play this far behind the last frame received (s): room for network jitter. */
+  liveDelayS: number;
   /** Seek to the live edge when the buffered end is this far ahead of the playhead (s). */
   maxLagS: number;
   /** Play faster (`catchUpRate`) while it is this far ahead (s). */
@@ -42,18 +49,19 @@ export interface MseOptions {
   maxQueued: number;
   /** A capture-time step larger than this (µs) is a discontinuity, not an interval. */
   maxGapUs: number;
-  /** The sample duration before any interval is known (µs). */
-  defaultDurationUs: number;
+  /** The stream's frame interval (µs) from hello's fps; a default when it is unknown. */
+  nominalIntervalUs: number;
 }
 
 export const DEFAULT_MSE_OPTIONS: MseOptions = {
+  liveDelayS: 0.1,
   maxLagS: 1.5,
   catchUpLagS: 0.5,
   catchUpRate: 1.1,
   keepBehindS: 4,
   maxQueued: 120,
   maxGapUs: 5_000_000,
-  defaultDurationUs: 40_000,
+  nominalIntervalUs: 100_000,
 };
 
 /** The constructor this path uses: `ManagedMediaSource` where it exists (Safari), else `MediaSource`. */
@@ -84,7 +92,10 @@ export class MseSink implements VideoSink {
   private sequence = 0;
   private lastCaptureUs: number | null = null;
   private nextDecodeUs = 0;
-  private durationUs: number;
+  /** Recent valid capture intervals (µs). */
+  private steps: number[] = [];
+  /** Media time of the last frame appended (s); null before the first. */
+  private lastFrameS: number | null = null;
   private anchors: Anchor[] = [];
   private shown = true;
   private destroyed = false;
@@ -97,7 +108,6 @@ export class MseSink implements VideoSink {
     this.video = video;
     this.events = events;
     this.options = { ...DEFAULT_MSE_OPTIONS, ...options };
-    this.durationUs = this.options.defaultDurationUs;
     this.codec = config.codec;
     this.source = new Source();
     this.source.addEventListener("sourceopen", this.onSourceOpen);
@@ -236,17 +246,24 @@ export class MseSink implements VideoSink {
 
     if (this.lastCaptureUs !== null) {
       const step = frame.captureUs - this.lastCaptureUs;
-      if (step > 0 && step <= this.options.maxGapUs) this.durationUs = step;
-      this.nextDecodeUs += this.durationUs;
+      if (step > 0 && step <= this.options.maxGapUs) {
+        this.steps.push(step);
+        if (this.steps.length > 32) this.steps.shift();
+        this.nextDecodeUs += step;
+      } else {
+        this.nextDecodeUs += this.options.nominalIntervalUs;
+      }
     }
     this.lastCaptureUs = frame.captureUs;
     const decodeUs = this.nextDecodeUs;
+    this.lastFrameS = decodeUs / 1e6;
+    const durationUs = Math.min(this.options.maxGapUs, Math.round(Math.max(this.options.nominalIntervalUs, ...this.steps)));
     if (frame.keyframe) this.anchors.push({ timeS: decodeUs / 1e6, captureUs: frame.captureUs });
     this.sequence = (this.sequence % 0xffff_ffff) + 1;
     const bytes = mediaFragment({
       sequence: this.sequence,
       decodeTime: decodeUs,
-      duration: this.durationUs,
+      duration: durationUs,
       keyframe: frame.keyframe,
       data: frame.data,
     });
@@ -285,14 +302,15 @@ export class MseSink implements VideoSink {
   /** Keeps the playhead near the buffered end, and playing while shown. */
   private keepLive(): void {
     const ranges = this.video.buffered;
-    if (!this.shown || ranges.length === 0) return;
+    const edge = this.lastFrameS;
+    if (!this.shown || ranges.length === 0 || edge === null) return;
     const last = ranges.length - 1;
     const start = ranges.start(last);
-    const end = ranges.end(last);
+    const end = Math.min(ranges.end(last), edge);
     const now = this.video.currentTime;
     const lag = end - now;
     if (now < start || lag > this.options.maxLagS) {
-      this.video.currentTime = Math.max(start, end - Math.min(0.1, (end - start) / 2));
+      this.video.currentTime = Math.max(start, end - this.options.liveDelayS);
       this.video.playbackRate = 1;
     } else if (lag > this.options.catchUpLagS) {
       if (this.video.playbackRate !== this.options.catchUpRate) this.video.playbackRate = this.options.catchUpRate;

@@ -402,7 +402,8 @@ describe("the MSE path", () => {
     expect(media.createObjectURL).toHaveBeenCalledTimes(1);
     expect(media.revokeObjectURL).toHaveBeenCalledWith(media.video.src);
     expect(media.video.muted).toBe(true);
-    expect(media.video.currentTime).toBeCloseTo(2.0 - 0.1, 5);
+    // 100 ms before the last frame (seq 50, at 49 × 40 ms).
+    expect(media.video.currentTime).toBeCloseTo(1.96 - 0.1, 5);
     expect(media.video.paused).toBe(false);
     expect(ws?.credits()).toEqual([]);
     // The picture counts as shown when the video has its first frame (not on the stats timer).
@@ -413,6 +414,33 @@ describe("the MSE path", () => {
     player.destroy();
     expect(media.video.removeAttribute).toHaveBeenCalledWith("src");
     expect(media.video.load).toHaveBeenCalled();
+  });
+
+  it("gives samples durations MSE will not take for a discontinuity (10 fps, jittery capture times)", async () => {
+    const player = msePlayer();
+    player.start();
+    const ws = lastSocket();
+    ws?.open();
+    ws?.text({ type: "hello", stream: "lobby", fps: 10, state: "live", codec: "h264", format: "h264" });
+    ws?.text(configMsg());
+    // 10 fps, then jitter: steps of 100, 100, 20, 180, 100 ms.
+    const times = [0, 100, 200, 220, 400, 500].map((ms) => BASE_US + ms * 1000);
+    times.forEach((captureUs, i) => {
+      const data = Uint8Array.of(0, 0, 0, 2, i === 0 ? 0x65 : 0x41, i);
+      ws?.binary(buildVideoFrame({ keyframe: i === 0, seq: i + 1, captureUs, data }));
+    });
+    await settle();
+    const frags = FakeMediaSource.instances[0]?.buffers[0]?.appended.slice(1) ?? [];
+    const view = (b: Uint8Array) => new DataView(b.buffer);
+    const decode = frags.map((b) => view(b).getUint32(64) / 1000);
+    const durations = frags.map((b) => view(b).getUint32(88) / 1000);
+    expect(decode).toEqual([0, 100, 200, 220, 400, 500]); // the real capture times
+    for (let i = 1; i < decode.length; i++) {
+      // MSE's rule: a step beyond twice the previous duration is a discontinuity.
+      expect((decode[i] ?? 0) - (decode[i - 1] ?? 0)).toBeLessThanOrEqual(2 * (durations[i - 1] ?? 0));
+    }
+    expect(Math.min(...durations)).toBe(100);
+    player.destroy();
   });
 
   it("plays faster when behind, and removes old data up to a keyframe", async () => {

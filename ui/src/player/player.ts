@@ -428,7 +428,9 @@ export class StreamPlayer {
       sink.configure(config);
     } else {
       if (!this.opts.video) throw new Error("no <video> for the MSE path");
-      sink = new MseSink(this.opts.video, config, events, this.opts.mse);
+      const fps = this.status.hello?.fps;
+      const nominal = typeof fps === "number" && fps > 0 ? { nominalIntervalUs: Math.round(1e6 / fps) } : {};
+      sink = new MseSink(this.opts.video, config, events, { ...nominal, ...this.opts.mse });
     }
     sink.setShown(this.shown());
     return sink;
