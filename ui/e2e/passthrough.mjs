@@ -127,10 +127,25 @@ function videoMessage(frame, seq, captureMs = Date.now()) {
   return Buffer.concat([head, frame.data]);
 }
 
+/** The streams the stand-in has, as `GET /api/streams` shows them. */
+const STAND_IN_STREAMS = ["h264", "h265"].map((id) => ({
+  id,
+  name: `Stand-in ${id.toUpperCase()}`,
+  on_demand: false,
+  source: { plugin: "stand-in" },
+  editable: false,
+  state: "live",
+  width: 320,
+  height: 180,
+}));
+
+const CONTENT_TYPES = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon" };
+
 /**
- * Serves the player modules, a bare page, and `/ws/streams/{h264,h265}` (H.265: a config
- * with an hvc1 codec string; asked for `format=mjpeg` it sends JPEGs, like the gateway's
- * transcoder). Records each socket's URL.
+ * Serves the player modules and a bare page (`/player`), the built UI (`ui/dist`, at `/`)
+ * with just enough API for it (an open session, two live streams), and
+ * `/ws/streams/{h264,h265}` (H.265: a config with an hvc1 codec string; asked for
+ * `format=mjpeg` it sends JPEGs, like the gateway's transcoder). Records each socket's URL.
  */
 async function startStandIn(clip, jpeg) {
   const ts = await import("typescript");
@@ -146,6 +161,18 @@ async function startStandIn(clip, jpeg) {
         compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext },
       }).outputText.replace(/from "\.\/([a-z0-9]+)"/gi, 'from "./$1.js"');
       return res.writeHead(200, { "content-type": "text/javascript" }).end(js);
+    }
+    const json = (body) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(body));
+    if (url.pathname === "/api/session") return json({ auth_required: false, authenticated: true, role: "admin" });
+    if (url.pathname === "/api/streams") return json({ streams: STAND_IN_STREAMS });
+    if (url.pathname === "/api/plugins") return json({ plugins: [] });
+    const one = /^\/api\/streams\/([^/]+)$/.exec(url.pathname);
+    if (one) return json(STAND_IN_STREAMS.find((s) => s.id === one[1]) ?? {});
+    if (url.pathname !== "/player") {
+      const dist = path.join(UI_DIR, "dist");
+      const file = path.join(dist, url.pathname === "/" ? "index.html" : path.normalize(url.pathname));
+      if (!file.startsWith(dist) || !fs.existsSync(file) || !fs.statSync(file).isFile()) return res.writeHead(404).end();
+      return res.writeHead(200, { "content-type": CONTENT_TYPES[path.extname(file)] ?? "application/octet-stream" }).end(fs.readFileSync(file));
     }
     res.writeHead(200, { "content-type": "text/html" }).end(`<!doctype html><title>player</title>
 <body style="margin:0"><canvas id="c"></canvas><video id="v" muted playsinline></video>
@@ -296,7 +323,7 @@ export async function playerStandInChecks({ context, check, assert }) {
   page.on("console", (m) => process.env.E2E_DEBUG && log(`page: ${m.text()}`));
   page.on("pageerror", (e) => log(`page error: ${e.message}`));
   try {
-    await page.goto(`${standIn.origin}/`);
+    await page.goto(`${standIn.origin}/player`);
     await page.waitForFunction(() => window.playerReady === true, null, { timeout: 10_000 });
     const caps = await page.evaluate(async (codec) => ({
       secure: isSecureContext,
@@ -353,6 +380,55 @@ export async function playerStandInChecks({ context, check, assert }) {
       assert(r.path === "mjpeg" && r.stats?.pathLabel === "MJPEG", `path ${r.path}, label ${r.stats?.pathLabel}`);
       assert(urls.at(-1)?.includes("format=mjpeg"), `the last socket was ${urls.at(-1)}`);
       assert(r.stats.framesShown > 3, `${r.stats.framesShown} pictures`);
+    });
+
+    await check("passthrough (stand-in): the UI's tile and focus view say which path plays and its bitrate, and show its picture", async () => {
+      assert(fs.existsSync(path.join(UI_DIR, "dist", "index.html")), "ui/dist is missing: run `npm run build` first");
+      const ui = await context.newPage();
+      ui.on("pageerror", (e) => log(`page error: ${e.message}`));
+      try {
+        for (const [query, label, onVideo] of [
+          ["?player=webcodecs", "WebCodecs · H.264", false],
+          ["?player=mse", "MSE · H.264", true],
+        ]) {
+          await ui.goto(`${standIn.origin}/${query}#/streams/h264`);
+          await ui.waitForFunction((want) => document.querySelector('[data-testid="detail-path"]')?.textContent === want, label, { timeout: 10_000 });
+          const overlay = await ui.locator('[data-testid="focus-view"] [data-testid="stat-path"]').textContent();
+          assert(overlay === label, `the picture's corner says ${overlay}, the details ${label}`);
+          const shown = await ui.evaluate(() => {
+            const view = document.querySelector('[data-testid="focus-view"] [data-testid="live-view"]');
+            const visible = (el) => !!el && !el.classList.contains("hidden");
+            return { video: visible(view?.querySelector("video")), canvas: visible(view?.querySelector("canvas")) };
+          });
+          assert(shown.video === onVideo && shown.canvas === !onVideo, `${label}: video shown ${shown.video}, canvas shown ${shown.canvas}`);
+          const a = await ui.evaluate(pictureHash);
+          await sleep(800);
+          const b = await ui.evaluate(pictureHash);
+          assert(a !== null && a !== b, `${label}: the picture did not change in 0.8 s`);
+          const bitrate = await ui.locator('[data-testid="detail-bitrate"]').textContent();
+          assert(/b\/s$/.test(bitrate ?? ""), `${label}: bitrate ${bitrate}`);
+          log(`UI ${label}: ${bitrate}`);
+          fs.mkdirSync(path.join(UI_DIR, "e2e", "artifacts"), { recursive: true });
+          await ui.screenshot({ path: path.join(UI_DIR, "e2e", "artifacts", `passthrough-focus-${query.slice(8)}.png`) });
+        }
+        // The grid on its own (no ?player=): H.264 by WebCodecs on 127.0.0.1, H.265 as MJPEG.
+        await ui.goto(`${standIn.origin}/#/`);
+        const tilePath = (id) => `[data-testid="stream-tile"][data-stream-id="${id}"] [data-testid="stat-path"]`;
+        for (const [id, label] of [
+          ["h264", "WebCodecs · H.264"],
+          ["h265", caps.h265 ? "WebCodecs · H.265" : "MJPEG"],
+        ]) {
+          await ui
+            .waitForFunction(([sel, want]) => document.querySelector(sel)?.textContent === want, [tilePath(id), label], { timeout: 10_000 })
+            .catch(async () => {
+              throw new Error(`the ${id} tile says ${await ui.locator(tilePath(id)).textContent()}, expected ${label}`);
+            });
+        }
+        fs.mkdirSync(path.join(UI_DIR, "e2e", "artifacts"), { recursive: true });
+        await ui.screenshot({ path: path.join(UI_DIR, "e2e", "artifacts", "passthrough-grid.png") });
+      } finally {
+        await ui.close();
+      }
     });
   } finally {
     await page.close();

@@ -205,7 +205,7 @@ export function FocusView({
                 –
               </span>
               <span className="block text-xs text-muted-foreground" data-testid="detail-latency-note">
-                From capture at the gateway, incl. the 200 ms smoothing buffer; not glass-to-glass
+                From capture at the gateway, incl. the smoothing buffer (200 ms on MJPEG); not glass-to-glass
               </span>
             </Row>
             <Row label="Bitrate">

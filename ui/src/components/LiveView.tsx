@@ -14,7 +14,7 @@ import type { StreamState } from "@/player/protocol";
  * frame to its display here, including the deliberate jitter buffer.
  */
 export const DELAY_EXPLAINED =
-  "Gateway → screen: from the frame's capture at the gateway to its display here, including a deliberate 200 ms smoothing buffer. Not glass-to-glass: the camera's own delay is not counted.";
+  "Gateway → screen: from the frame's capture at the gateway to its display here, including the smoothing buffer of the path that plays it (a deliberate 200 ms on MJPEG, the video element's own few hundred ms on MSE, none on WebCodecs). Not glass-to-glass: the camera's own delay is not counted.";
 
 /** Re-renders every second while `active` (for "retrying in Ns"). */
 function useTicker(active: boolean): number {
