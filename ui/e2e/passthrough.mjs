@@ -382,6 +382,36 @@ export async function playerStandInChecks({ context, check, assert }) {
       assert(r.stats.framesShown > 3, `${r.stats.framesShown} pictures`);
     });
 
+    const soakS = Number(process.env.E2E_PASSTHROUGH_SOAK_S ?? 0);
+    if (soakS > 0) {
+      // Off by default (it takes 2 × soakS): E2E_PASSTHROUGH_SOAK_S=600 node e2e/passthrough.mjs
+      for (const forcePath of ["webcodecs", "mse"]) {
+        await check(`passthrough (stand-in): ${soakS} s on ${forcePath}: JS heap flat, every VideoFrame closed, buffer bounded`, async () => {
+          const cdp = await context.newCDPSession(page);
+          await cdp.send("Performance.enable");
+          const heap = async () => {
+            await cdp.send("HeapProfiler.collectGarbage");
+            const { metrics } = await cdp.send("Performance.getMetrics");
+            return metrics.find((m) => m.name === "JSHeapUsedSize")?.value ?? NaN;
+          };
+          const run = page.evaluate(runPlayer, { stream: "h264", forcePath, ms: soakS * 1000 });
+          await sleep(10_000);
+          const early = await heap();
+          await sleep(soakS * 1000 - 12_000);
+          const late = await heap();
+          const r = await run;
+          await cdp.detach();
+          const mib = (b) => (b / 1048576).toFixed(1);
+          const span = (r.video.buffered.at(-1)?.[1] ?? 0) - (r.video.buffered[0]?.[0] ?? 0);
+          log(`${forcePath} soak: JS heap ${mib(early)} MiB at 10 s, ${mib(late)} MiB at ${soakS - 2} s; frames ${JSON.stringify(r.frames)}; ${r.stats?.fps} fps; buffered span ${span.toFixed(1)} s`);
+          assert(late - early < 4 * 1048576, `the JS heap grew by ${mib(late - early)} MiB`);
+          assert(r.stats.fps >= 15, `${r.stats.fps} fps at the end`);
+          if (forcePath === "webcodecs") assert(r.frames.made === r.frames.closed, `VideoFrames: ${r.frames.made} made, ${r.frames.closed} closed`);
+          else assert(span < 8, `${span.toFixed(1)} s buffered`);
+        });
+      }
+    }
+
     await check("passthrough (stand-in): the UI's tile and focus view say which path plays and its bitrate, and show its picture", async () => {
       assert(fs.existsSync(path.join(UI_DIR, "dist", "index.html")), "ui/dist is missing: run `npm run build` first");
       const ui = await context.newPage();
