@@ -48,6 +48,7 @@ export function FocusView({
   const bitrateRef = useRef<HTMLElement>(null);
   const skippedRef = useRef<HTMLElement>(null);
   const resolutionRef = useRef<HTMLElement>(null);
+  const pathRef = useRef<HTMLElement>(null);
   const setContainer = useCallback((el: HTMLDivElement | null) => {
     containerRef.current = el;
   }, []);
@@ -84,6 +85,7 @@ export function FocusView({
     set(receivedRef, formatFps(s.receivedFps));
     set(latencyRef, formatLatency(s.latencyMs));
     set(bitrateRef, formatBitrate(s.bitrate));
+    set(pathRef, s.pathLabel);
     set(skippedRef, `${s.droppedByGateway} by gateway · ${s.droppedLate} to catch up`);
     if (s.framesShown > 0) set(resolutionRef, `${s.width} × ${s.height}`);
   }, []);
@@ -183,6 +185,11 @@ export function FocusView({
           </dl>
           <h2 className="mt-5 mb-3 text-sm font-semibold">This viewer</h2>
           <dl className="grid grid-cols-[auto_minmax(0,1fr)] gap-x-4 gap-y-2 text-sm">
+            <Row label="Playback">
+              <span ref={pathRef} data-testid="detail-path">
+                –
+              </span>
+            </Row>
             <Row label="Drawn">
               <span ref={fpsRef} data-testid="detail-fps">
                 –
@@ -198,11 +205,13 @@ export function FocusView({
                 –
               </span>
               <span className="block text-xs text-muted-foreground" data-testid="detail-latency-note">
-                From capture at the gateway, incl. the 200 ms smoothing buffer; not glass-to-glass
+                From capture at the gateway, incl. the smoothing buffer (200 ms on MJPEG); not glass-to-glass
               </span>
             </Row>
             <Row label="Bitrate">
-              <span ref={bitrateRef}>–</span>
+              <span ref={bitrateRef} data-testid="detail-bitrate">
+                –
+              </span>
             </Row>
             <Row label="Skipped">
               <span ref={skippedRef} className="text-xs text-muted-foreground">

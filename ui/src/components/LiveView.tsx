@@ -14,7 +14,7 @@ import type { StreamState } from "@/player/protocol";
  * frame to its display here, including the deliberate jitter buffer.
  */
 export const DELAY_EXPLAINED =
-  "Gateway → screen: from the frame's capture at the gateway to its display here, including a deliberate 200 ms smoothing buffer. Not glass-to-glass: the camera's own delay is not counted.";
+  "Gateway → screen: from the frame's capture at the gateway to its display here, including the smoothing buffer of the path that plays it (a deliberate 200 ms on MJPEG, the video element's own few hundred ms on MSE, none on WebCodecs). Not glass-to-glass: the camera's own delay is not counted.";
 
 /** Re-renders every second while `active` (for "retrying in Ns"). */
 function useTicker(active: boolean): number {
@@ -61,6 +61,7 @@ export function LiveView({
   const fpsRef = useRef<HTMLSpanElement>(null);
   const latencyRef = useRef<HTMLSpanElement>(null);
   const bitrateRef = useRef<HTMLSpanElement>(null);
+  const pathRef = useRef<HTMLSpanElement>(null);
   const extraStats = useRef(onStats);
   useEffect(() => {
     extraStats.current = onStats;
@@ -70,10 +71,13 @@ export function LiveView({
     if (fpsRef.current) fpsRef.current.textContent = formatFps(s.fps);
     if (latencyRef.current) latencyRef.current.textContent = formatLatency(s.latencyMs);
     if (bitrateRef.current) bitrateRef.current.textContent = formatBitrate(s.bitrate);
+    if (pathRef.current) pathRef.current.textContent = s.pathLabel;
     extraStats.current?.(s);
   }, []);
 
-  const { canvasRef, viewportRef, status } = useStreamPlayer(streamId, maxFps, writeStats);
+  const { canvasRef, videoRef, viewportRef, status } = useStreamPlayer(streamId, maxFps, writeStats);
+  // The MSE path plays in the <video>; the others draw on the canvas.
+  const onVideo = status?.path === "mse";
   // Retrying (the socket, or the camera behind it): its "retrying in Ns" counts down live.
   const retrying = status?.connection === "reconnecting" || (status?.streamState ?? apiState) === "retrying";
   const now = useTicker(retrying);
@@ -125,6 +129,22 @@ export function LiveView({
           "absolute inset-0 size-full object-contain transition-[opacity,filter] duration-300",
           hasPicture ? "opacity-100" : "opacity-0",
           hasPicture && !healthy && "opacity-40 grayscale",
+          onVideo && "hidden",
+        )}
+      />
+      <video
+        ref={videoRef}
+        data-testid="stream-video"
+        muted
+        playsInline
+        disablePictureInPicture
+        aria-hidden
+        tabIndex={-1}
+        className={cn(
+          "pointer-events-none absolute inset-0 size-full object-contain transition-[opacity,filter] duration-300",
+          hasPicture ? "opacity-100" : "opacity-0",
+          hasPicture && !healthy && "opacity-40 grayscale",
+          !onVideo && "hidden",
         )}
       />
 
@@ -143,6 +163,14 @@ export function LiveView({
         )}
         data-testid="live-stats"
       >
+        <span
+          className="mr-auto min-w-0 truncate"
+          title="How this picture is played: WebCodecs or MSE (the camera's own H.264/H.265), or MJPEG (transcoded by the gateway)"
+        >
+          <span ref={pathRef} data-testid="stat-path">
+            –
+          </span>
+        </span>
         <span title="Frames drawn per second">
           <span ref={fpsRef} data-testid="stat-fps">
             –

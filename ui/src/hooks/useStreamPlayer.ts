@@ -1,10 +1,13 @@
 import { useCallback, useContext, useEffect, useRef, useState } from "react";
 import { PlayerContext } from "@/hooks/playerContext";
+import { forcedPath } from "@/player/ladder";
 import { StreamPlayer, type PlayerStats, type PlayerStatus } from "@/player/player";
 
 export interface StreamPlayerHandle {
   /** Attach to the <canvas>. */
   canvasRef: (canvas: HTMLCanvasElement | null) => void;
+  /** Attach to the <video> the MSE path plays in (shown only while `status.path` is "mse"). */
+  videoRef: (video: HTMLVideoElement | null) => void;
   /**
    * Attach to the element whose visibility decides whether to decode and to ask the gateway
    * for frames (the tile): off-screen, it receives nothing (credit, see player/credit.ts).
@@ -24,6 +27,7 @@ export function useStreamPlayer(
 ): StreamPlayerHandle {
   const ctx = useContext(PlayerContext);
   const [canvas, setCanvas] = useState<HTMLCanvasElement | null>(null);
+  const [video, setVideo] = useState<HTMLVideoElement | null>(null);
   const [viewport, setViewport] = useState<HTMLElement | null>(null);
   const [status, setStatus] = useState<PlayerStatus | null>(null);
   const playerRef = useRef<StreamPlayer | null>(null);
@@ -41,6 +45,9 @@ export function useStreamPlayer(
     const player = new StreamPlayer({
       streamId,
       canvas,
+      video,
+      // `?player=webcodecs|mse|mjpeg` on the page URL forces a path (tests, troubleshooting).
+      forcePath: forcedPath(window.location.search),
       maxFps,
       onStatus: setStatus,
       onStats: (s) => statsRef.current(s),
@@ -53,7 +60,7 @@ export function useStreamPlayer(
       player.destroy();
       playerRef.current = null;
     };
-  }, [canvas, streamId, maxFps]);
+  }, [canvas, video, streamId, maxFps]);
 
   // After a sign-in, sockets that were refused come back at once.
   const epoch = ctx.authEpoch;
@@ -75,6 +82,7 @@ export function useStreamPlayer(
   }, [viewport, canvas]);
 
   const canvasRef = useCallback((el: HTMLCanvasElement | null) => setCanvas(el), []);
+  const videoRef = useCallback((el: HTMLVideoElement | null) => setVideo(el), []);
   const viewportRef = useCallback((el: HTMLElement | null) => setViewport(el), []);
-  return { canvasRef, viewportRef, status };
+  return { canvasRef, videoRef, viewportRef, status };
 }

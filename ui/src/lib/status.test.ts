@@ -10,6 +10,7 @@ const base: PlayerStatus = {
   retryAt: null,
   hello: null,
   hasPicture: false,
+  path: null,
 };
 
 describe("displayStatus", () => {

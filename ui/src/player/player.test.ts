@@ -3,54 +3,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { buildTaggedJpeg } from "./app11";
 import { StreamPlayer, type PlayerStatus } from "./player";
-
-class FakeSocket {
-  static CONNECTING = 0;
-  static OPEN = 1;
-  static CLOSING = 2;
-  static CLOSED = 3;
-  static instances: FakeSocket[] = [];
-  readyState = FakeSocket.CONNECTING;
-  binaryType = "blob";
-  onopen: (() => void) | null = null;
-  onmessage: ((e: { data: unknown }) => void) | null = null;
-  onclose: ((e: { code: number; reason: string }) => void) | null = null;
-  onerror: (() => void) | null = null;
-  closedWith: number | null = null;
-  /** Text messages the player sent. */
-  sent: string[] = [];
-  readonly url: string;
-  constructor(url: string) {
-    this.url = url;
-    FakeSocket.instances.push(this);
-  }
-  open() {
-    this.readyState = FakeSocket.OPEN;
-    this.onopen?.();
-  }
-  text(obj: unknown) {
-    this.onmessage?.({ data: JSON.stringify(obj) });
-  }
-  binary(buf: ArrayBuffer) {
-    this.onmessage?.({ data: buf });
-  }
-  serverClose(code: number, reason = "") {
-    this.readyState = FakeSocket.CLOSED;
-    this.onclose?.({ code, reason });
-  }
-  send(data: string) {
-    if (this.readyState !== FakeSocket.OPEN) throw new Error("not open");
-    this.sent.push(data);
-  }
-  /** The frames of each credit message sent so far. */
-  credits(): number[] {
-    return this.sent.map((m) => JSON.parse(m) as { type: string; frames: number }).filter((m) => m.type === "credit").map((m) => m.frames);
-  }
-  close(code?: number) {
-    this.readyState = FakeSocket.CLOSED;
-    this.closedWith = code ?? 1005;
-  }
-}
+import { FakeSocket } from "./testFakes";
 
 const bitmaps: { close: ReturnType<typeof vi.fn> }[] = [];
 const drawImage = vi.fn();

@@ -1,8 +1,17 @@
 /**
- * StreamPlayer: one live stream on one canvas, entirely outside React.
+ * StreamPlayer: one live stream on one canvas (or, on the MSE path, one `<video>`), entirely
+ * outside React.
  *
- * WebSocket (binary = one JPEG) → APP11 tag → jitter buffer (paced by capture time) →
- * requestAnimationFrame → createImageBitmap(Blob) → drawImage on a 2D canvas → close().
+ * Three paths (ladder.ts picks one per stream): passthrough H.264/H.265 through WebCodecs
+ * (webcodecs.ts) or MSE (mse.ts), or MJPEG:
+ *
+ * - MJPEG (`format: "mjpeg"` in hello, or a gateway that predates formats): WebSocket
+ *   (binary = one JPEG) → APP11 tag → jitter buffer (paced by capture time) →
+ *   requestAnimationFrame → createImageBitmap(Blob) → drawImage on a 2D canvas → close().
+ * - Video (`format: "h264"|"h265"`): `config` → the ladder's choice; each binary message
+ *   (18-byte header + access unit) goes to that path. A stream this browser cannot decode
+ *   reconnects with `?format=mjpeg` (and stays MJPEG for this page). Video sockets do not
+ *   use credit (the gateway skips to keyframes for a viewer that falls behind).
  *
  * - No per-frame callbacks into React: status changes (a few per connection) go to
  *   `onStatus`, statistics go to `onStats` on a timer (a few times per second).
@@ -19,17 +28,37 @@
  */
 
 import { parseFrameTag } from "./app11";
+import {
+  browserMediaEnv,
+  canPlayVideo,
+  choosePath,
+  isMjpegOnly,
+  pathLabel,
+  rememberedPath,
+  rememberPath,
+  type MediaEnv,
+  type PlaybackPath,
+} from "./ladder";
+import { mp4MimeType } from "./fmp4";
+import { MseSink, type MseOptions } from "./mse";
 import { ReconnectPolicy, type BackoffOptions } from "./backoff";
 import { CreditWindow, creditMessage, creditWindowFor, frameIntervalMs } from "./credit";
 import { JitterBuffer, type JitterOptions } from "./jitter";
 import {
   decideClose,
   parseServerMessage,
+  parseVideoFrame,
   streamSocketUrl,
+  VIDEO_FRAME_KIND,
+  type ConfigMessage,
   type HelloMessage,
+  type RequestedFormat,
+  type SocketFormat,
   type StreamState,
+  type VideoFrameMessage,
 } from "./protocol";
 import { RollingStats, type StatsSnapshot } from "./stats";
+import { WebCodecsSink, type VideoSink, type WebCodecsOptions } from "./webcodecs";
 
 export type ConnectionStatus =
   /** Opening the socket. */
@@ -56,8 +85,10 @@ export interface PlayerStatus {
   /** When the next reconnect attempt happens (Date.now() ms), while reconnecting. */
   retryAt: number | null;
   hello: HelloMessage | null;
-  /** True once a frame was drawn (the canvas holds a picture). */
+  /** True once a frame was drawn (the canvas, or the video on the MSE path, holds a picture). */
   hasPicture: boolean;
+  /** The path that plays (null until known): the MSE path shows the `<video>`, the others the canvas. */
+  path: PlaybackPath | null;
 }
 
 export interface PlayerStats extends StatsSnapshot {
@@ -72,6 +103,9 @@ export interface PlayerStats extends StatsSnapshot {
   /** Frames drawn since the player started. */
   framesShown: number;
   buffered: number;
+  path: PlaybackPath | null;
+  /** "WebCodecs · H.264", "MSE · H.265", "MJPEG" ("–" until known). */
+  pathLabel: string;
 }
 
 export interface PlayerOptions {
@@ -90,7 +124,29 @@ export interface PlayerOptions {
   connectTimeoutMs?: number;
   /** Decode this long before a frame is due, so it is on screen on time. */
   decodeLeadMs?: number;
+  /** Where the MSE path plays (without one, that path is not taken). */
+  video?: HTMLVideoElement | null;
+  /** The page's `?player=` (ladder.ts `forcedPath`): forces a path. */
+  forcePath?: PlaybackPath | null;
+  /** The browser's media APIs (default: this browser's). */
+  media?: MediaEnv;
+  webcodecs?: Partial<WebCodecsOptions>;
+  mse?: Partial<MseOptions>;
 }
+
+function sameConfig(a: ConfigMessage, b: ConfigMessage): boolean {
+  return (
+    a.codec === b.codec &&
+    a.width === b.width &&
+    a.height === b.height &&
+    a.description.length === b.description.length &&
+    a.description.every((byte, i) => byte === b.description[i])
+  );
+}
+
+/** Frames kept while the path for a new `config` is being chosen (then the GOP starts over). */
+const MAX_PENDING_FRAMES = 600;
+const MAX_PENDING_BYTES = 32 * 1024 * 1024;
 
 interface Payload {
   data: ArrayBuffer;
@@ -118,6 +174,23 @@ export class StreamPlayer {
   private droppedByGateway = 0;
   private framesShown = 0;
   private gotFrameThisConnection = false;
+  private readonly media: MediaEnv;
+  /** What this socket carries (hello), null before hello. */
+  private format: SocketFormat | null = null;
+  private sink: VideoSink | null = null;
+  private config: ConfigMessage | null = null;
+  /** The decision in progress for a `config` (0: none); frames wait in `pending` meanwhile. */
+  private deciding = 0;
+  private decisions = 0;
+  private pending: VideoFrameMessage[] = [];
+  private pendingBytes = 0;
+  private lastVideoSeq: number | null = null;
+  private videoMissing = 0;
+  /** Frames skipped by video paths already torn down. */
+  private videoSkipped = 0;
+  private codec: string | null = null;
+  /** The `format` this socket asked for. */
+  private asked: RequestedFormat | null = null;
   private status: PlayerStatus = {
     connection: "connecting",
     streamState: null,
@@ -126,6 +199,7 @@ export class StreamPlayer {
     retryAt: null,
     hello: null,
     hasPicture: false,
+    path: null,
   };
 
   constructor(options: PlayerOptions) {
@@ -134,6 +208,7 @@ export class StreamPlayer {
     this.ctx = this.canvas.getContext("2d", { alpha: false });
     this.jitter = new JitterBuffer<Payload>({ maxFrames: 8, ...options.jitter });
     this.backoff = new ReconnectPolicy(options.backoff);
+    this.media = options.media ?? browserMediaEnv();
   }
 
   start(): void {
@@ -152,6 +227,7 @@ export class StreamPlayer {
     if (this.statsTimer !== null) clearInterval(this.statsTimer);
     this.statsTimer = null;
     this.closeSocket();
+    this.dropVideo();
     this.jitter.reset();
     this.setStatus({ connection: "closed", retryAt: null });
   }
@@ -159,6 +235,7 @@ export class StreamPlayer {
   /** Off-screen tiles skip decoding; frames keep arriving and the newest is shown on return. */
   setVisible(visible: boolean): void {
     this.visible = visible;
+    this.sink?.setShown(this.shown());
     if (visible) {
       this.schedule();
       this.replenish();
@@ -183,6 +260,7 @@ export class StreamPlayer {
     const generation = ++this.generation;
     this.jitter.reset();
     this.credit.reset();
+    this.dropVideo();
     this.gotFrameThisConnection = false;
     this.setStatus({ connection: "connecting", retryAt: null, hello: null });
     // The first grant goes in the URL, so the gateway holds it from the first frame (a
@@ -191,7 +269,8 @@ export class StreamPlayer {
     const credit = this.credit.open(this.shown());
     let ws: WebSocket;
     try {
-      ws = new WebSocket(streamSocketUrl(window.location, this.opts.streamId, this.opts.maxFps, credit));
+      this.asked = this.requestedFormat();
+      ws = new WebSocket(streamSocketUrl(window.location, this.opts.streamId, this.opts.maxFps, credit, this.asked));
     } catch (e) {
       this.scheduleReconnect(e instanceof Error ? e.message : "cannot open WebSocket", false);
       return;
@@ -214,7 +293,7 @@ export class StreamPlayer {
     ws.onmessage = (event: MessageEvent) => {
       if (generation !== this.generation) return;
       if (typeof event.data === "string") this.onText(event.data);
-      else if (event.data instanceof ArrayBuffer) this.onFrame(event.data);
+      else if (event.data instanceof ArrayBuffer) this.onBinary(event.data);
     };
     ws.onclose = (event: CloseEvent) => {
       if (generation !== this.generation) return;
@@ -238,6 +317,8 @@ export class StreamPlayer {
           streamState: msg.state ?? this.status.streamState,
           message: msg.message,
         });
+        this.format = msg.format;
+        if (msg.format === "mjpeg") this.setPath("mjpeg", null);
         this.credit.resize(
           creditWindowFor(msg.fps, this.opts.maxFps, this.jitter.options.targetDelayMs),
           frameIntervalMs(msg.fps, this.opts.maxFps),
@@ -253,7 +334,192 @@ export class StreamPlayer {
       case "error":
         this.setStatus({ message: msg.message });
         break;
+      case "config":
+        this.onConfig(msg);
+        break;
     }
+  }
+
+  /** `?format=` for a new socket: video when this browser can play it, unless found unplayable. */
+  private requestedFormat(): RequestedFormat | null {
+    const forced = this.opts.forcePath ?? null;
+    if (forced === "mjpeg" || isMjpegOnly(this.opts.streamId)) return "mjpeg";
+    return canPlayVideo(this.media, forced) ? "auto" : null;
+  }
+
+  private onBinary(data: ArrayBuffer): void {
+    const kind = data.byteLength > 0 ? new DataView(data).getUint8(0) : -1;
+    if (kind === VIDEO_FRAME_KIND) this.onVideoFrame(data);
+    else this.onFrame(data);
+  }
+
+  /** A (new) `config`: choose the path for it (remembered per stream and codec), then play. */
+  private onConfig(config: ConfigMessage): void {
+    if (this.format === "mjpeg") return;
+    const current = this.config;
+    if (current && this.sink && this.deciding === 0 && sameConfig(current, config)) return; // nothing changed
+    this.config = config;
+    const token = ++this.decisions;
+    this.deciding = token;
+    const apply = (path: PlaybackPath) => {
+      if (token !== this.deciding || this.destroyed) return;
+      this.deciding = 0;
+      this.applyPath(path, config);
+    };
+    // A forced path (`?player=`) is the page's choice: nothing to remember or recall.
+    const forced = this.opts.forcePath ?? null;
+    const known = forced ? null : rememberedPath(this.opts.streamId, config.codec);
+    if (known) {
+      apply(known);
+      return;
+    }
+    choosePath(config, this.media, forced).then(
+      (path) => {
+        if (!forced) rememberPath(this.opts.streamId, config.codec, path);
+        apply(path);
+      },
+      () => apply("mjpeg"),
+    );
+  }
+
+  private applyPath(path: PlaybackPath, config: ConfigMessage): void {
+    if (path === "mjpeg") {
+      this.fallBackToMjpeg(config.codec);
+      return;
+    }
+    let sink: VideoSink;
+    try {
+      if (this.sink?.path === path) {
+        sink = this.sink;
+        sink.configure(config);
+      } else {
+        this.destroySink();
+        sink = this.createSink(path, config);
+        this.sink = sink;
+      }
+    } catch {
+      this.destroySink();
+      this.fallBackToMjpeg(config.codec);
+      return;
+    }
+    this.setPath(path, config.codec);
+    const frames = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    for (const frame of frames) sink.push(frame);
+  }
+
+  private createSink(path: "webcodecs" | "mse", config: ConfigMessage): VideoSink {
+    const generation = this.generation;
+    const events = {
+      onShown: (captureUs: number | null) => {
+        if (generation === this.generation) this.onVideoShown(captureUs);
+      },
+      onFatal: (message: string) => {
+        if (generation === this.generation) this.onSinkFatal(path, message);
+      },
+      onPicture: () => {
+        if (generation === this.generation && !this.status.hasPicture) this.setStatus({ hasPicture: true });
+      },
+    };
+    let sink: VideoSink;
+    if (path === "webcodecs") {
+      sink = new WebCodecsSink(this.canvas, this.ctx, events, this.opts.webcodecs);
+      sink.configure(config);
+    } else {
+      if (!this.opts.video) throw new Error("no <video> for the MSE path");
+      const fps = this.status.hello?.fps;
+      const nominal = typeof fps === "number" && fps > 0 ? { nominalIntervalUs: Math.round(1e6 / fps) } : {};
+      sink = new MseSink(this.opts.video, config, events, { ...nominal, ...this.opts.mse });
+    }
+    sink.setShown(this.shown());
+    return sink;
+  }
+
+  /**
+   * A path failed while playing: take the next one down the ladder (WebCodecs → MSE →
+   * MJPEG) for this stream and codec, on a new connection (which brings a fresh GOP).
+   */
+  private onSinkFatal(path: "webcodecs" | "mse", message: string): void {
+    const config = this.config;
+    if (!config) return;
+    console.warn(`camgate: ${this.opts.streamId}: ${message}; trying the next playback path`);
+    const mseOk =
+      path === "webcodecs" &&
+      this.opts.forcePath !== "webcodecs" &&
+      !!this.opts.video &&
+      (this.media.MediaSource?.isTypeSupported(mp4MimeType(config.codec)) ?? false);
+    rememberPath(this.opts.streamId, config.codec, mseOk ? "mse" : "mjpeg");
+    this.closeSocket();
+    this.connect();
+  }
+
+  /** This browser cannot play the stream's codec: MJPEG from now on (the gateway transcodes). */
+  private fallBackToMjpeg(codec: string): void {
+    rememberPath(this.opts.streamId, codec, "mjpeg");
+    this.closeSocket();
+    if (this.asked === "mjpeg") {
+      // Asked for MJPEG and got video anyway: retry with backoff, never in a tight loop.
+      this.scheduleReconnect(`the gateway sent ${codec} where MJPEG was asked for`, false);
+    } else {
+      this.connect();
+    }
+  }
+
+  private onVideoFrame(data: ArrayBuffer): void {
+    this.stats.recordReceived(performance.now(), data.byteLength);
+    if (!this.gotFrameThisConnection) {
+      this.gotFrameThisConnection = true;
+      this.backoff.reset();
+    }
+    const frame = parseVideoFrame(data);
+    if (!frame) return;
+    if (this.lastVideoSeq !== null && frame.seq > this.lastVideoSeq + 1) this.videoMissing += frame.seq - this.lastVideoSeq - 1;
+    this.lastVideoSeq = frame.seq;
+    if (this.deciding !== 0) {
+      if (this.pending.length >= MAX_PENDING_FRAMES || this.pendingBytes + frame.data.byteLength > MAX_PENDING_BYTES) {
+        // The path takes too long to choose: the chosen one starts at the next keyframe.
+        this.videoSkipped += this.pending.length;
+        this.pending = [];
+        this.pendingBytes = 0;
+      }
+      this.pending.push(frame);
+      this.pendingBytes += frame.data.byteLength;
+    } else if (this.sink) {
+      this.sink.push(frame);
+    } else {
+      this.videoSkipped++; // no config yet: nothing can decode it
+    }
+  }
+
+  private onVideoShown(captureUs: number | null): void {
+    this.framesShown++;
+    this.stats.recordShown(performance.now(), captureUs === null ? null : Math.max(0, Date.now() - captureUs / 1000));
+    if (!this.status.hasPicture) this.setStatus({ hasPicture: true });
+  }
+
+  private setPath(path: PlaybackPath, codec: string | null): void {
+    this.codec = codec;
+    this.setStatus({ path });
+  }
+
+  private destroySink(): void {
+    if (!this.sink) return;
+    this.videoSkipped += this.sink.skipped;
+    this.sink.destroy();
+    this.sink = null;
+  }
+
+  /** Forgets the video state of a connection (a new one brings hello, config and a GOP). */
+  private dropVideo(): void {
+    this.destroySink();
+    this.format = null;
+    this.config = null;
+    this.deciding = 0;
+    this.videoSkipped += this.pending.length;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.lastVideoSeq = null;
   }
 
   private onFrame(data: ArrayBuffer): void {
@@ -296,6 +562,8 @@ export class StreamPlayer {
    * connecting, the player tops up on open).
    */
   private replenish(): void {
+    // Video sockets do not use credit.
+    if (this.format !== null && this.format !== "mjpeg") return;
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return;
     const held = this.jitter.size + (this.decoding ? 1 : 0);
@@ -392,22 +660,29 @@ export class StreamPlayer {
   }
 
   private emitStats(): void {
+    // The MSE path counts pictures and keeps to the live edge here too.
+    this.sink?.poll();
     if (!this.opts.onStats) return;
     const snapshot = this.stats.snapshot(performance.now());
     const c = this.jitter.counters;
+    const sink = this.sink;
+    const path = this.status.path;
     this.opts.onStats({
       ...snapshot,
-      width: this.canvas.width,
-      height: this.canvas.height,
+      width: sink && sink.width > 0 ? sink.width : this.canvas.width,
+      height: sink && sink.height > 0 ? sink.height : this.canvas.height,
       droppedByGateway: this.droppedByGateway,
-      droppedLate: c.droppedLate + c.droppedOverflow,
-      missing: c.missing,
+      droppedLate: c.droppedLate + c.droppedOverflow + this.videoSkipped + (sink?.skipped ?? 0),
+      missing: c.missing + this.videoMissing,
       framesShown: this.framesShown,
-      buffered: this.jitter.size,
+      buffered: this.jitter.size + this.pending.length + (sink?.backlog ?? 0),
+      path,
+      pathLabel: pathLabel(path, path === "mjpeg" ? null : this.codec),
     });
   }
 
   private readonly onVisibilityChange = (): void => {
+    this.sink?.setShown(this.shown());
     if (!document.hidden) {
       this.schedule();
       this.replenish();

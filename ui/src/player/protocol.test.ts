@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { decideClose, parseServerMessage, streamSocketUrl } from "./protocol";
+import {
+  buildVideoFrame,
+  decideClose,
+  decodeBase64,
+  parseServerMessage,
+  parseVideoFrame,
+  streamSocketUrl,
+  VIDEO_HEADER_LENGTH,
+} from "./protocol";
 
 describe("parseServerMessage", () => {
   it("parses hello with metadata", () => {
@@ -15,7 +23,54 @@ describe("parseServerMessage", () => {
       height: 720,
       state: "live",
       message: "",
+      codec: null,
+      format: "mjpeg",
     });
+  });
+
+  it("reads the native codec and the socket's format from hello (an older gateway: mjpeg)", () => {
+    expect(parseServerMessage('{"type":"hello","stream":"a","codec":"h264","format":"h264"}')).toMatchObject({
+      codec: "h264",
+      format: "h264",
+    });
+    expect(parseServerMessage('{"type":"hello","stream":"a","codec":"h265","format":"mjpeg"}')).toMatchObject({
+      codec: "h265",
+      format: "mjpeg",
+    });
+    expect(parseServerMessage('{"type":"hello","stream":"a","codec":null}')).toMatchObject({ codec: null, format: "mjpeg" });
+    expect(parseServerMessage('{"type":"hello","stream":"a","codec":"vp8","format":"webm"}')).toMatchObject({
+      codec: null,
+      format: "mjpeg",
+    });
+  });
+
+  it("parses config with its base64 description", () => {
+    const msg = parseServerMessage(
+      JSON.stringify({ type: "config", codec: "avc1.64001f", width: 1280, height: 720, description: "AWQAH//hABdnZA==" }),
+    );
+    expect(msg).toEqual({
+      type: "config",
+      codec: "avc1.64001f",
+      width: 1280,
+      height: 720,
+      description: Uint8Array.from([0x01, 0x64, 0x00, 0x1f, 0xff, 0xe1, 0x00, 0x17, 0x67, 0x64]),
+    });
+  });
+
+  it("refuses a config without a usable codec, size or description", () => {
+    const good = { type: "config", codec: "avc1.64001f", width: 1280, height: 720, description: "AWQAHw==" };
+    expect(parseServerMessage(JSON.stringify(good))).not.toBeNull();
+    for (const bad of [
+      { codec: "" },
+      { codec: 7 },
+      { width: 0 },
+      { height: "720" },
+      { description: "" },
+      { description: "not base64!" },
+      { description: null },
+    ]) {
+      expect(parseServerMessage(JSON.stringify({ ...good, ...bad }))).toBeNull();
+    }
   });
 
   it("tolerates a hello with missing or null fields", () => {
@@ -47,6 +102,49 @@ describe("parseServerMessage", () => {
     expect(parseServerMessage("not json")).toBeNull();
     expect(parseServerMessage("[1,2]")).toBeNull();
     expect(parseServerMessage("null")).toBeNull();
+  });
+});
+
+describe("decodeBase64", () => {
+  it("decodes padded and unpadded base64, refuses the rest", () => {
+    expect(decodeBase64("AQID")).toEqual(Uint8Array.from([1, 2, 3]));
+    expect(decodeBase64("AQI=")).toEqual(Uint8Array.from([1, 2]));
+    expect(decodeBase64("AQI")).toEqual(Uint8Array.from([1, 2]));
+    expect(decodeBase64("")).toEqual(new Uint8Array());
+    expect(decodeBase64("A")).toBeNull();
+    expect(decodeBase64("AQ-_")).toBeNull();
+  });
+});
+
+describe("parseVideoFrame", () => {
+  it("reads the 18-byte header and gives the access unit as a view", () => {
+    const au = Uint8Array.from([0, 0, 0, 2, 0x65, 0x88]);
+    const buf = new Uint8Array(VIDEO_HEADER_LENGTH + au.length);
+    buf.set([0x01, 0x01, 0, 0, 0, 0x01, 0, 0, 0, 0x2a, 0x00, 0x06, 0x1a, 0x2b, 0x3c, 0x4d, 0x5e, 0x6f]);
+    buf.set(au, VIDEO_HEADER_LENGTH);
+    const f = parseVideoFrame(buf.buffer);
+    expect(f).toMatchObject({ keyframe: true, seq: 0x1_0000_002a, captureUs: 0x0006_1a2b_3c4d_5e6f });
+    expect(f?.data).toEqual(au);
+    expect(f?.data.buffer).toBe(buf.buffer); // no copy
+  });
+
+  it("reads delta frames, ignores the other flag bits", () => {
+    const f = parseVideoFrame(buildVideoFrame({ keyframe: false, seq: 5, captureUs: 1_700_000_000_123_456, data: Uint8Array.of(9) }));
+    expect(f).toMatchObject({ keyframe: false, seq: 5, captureUs: 1_700_000_000_123_456 });
+    const buf = new Uint8Array(buildVideoFrame({ keyframe: false, seq: 5, captureUs: 0, data: Uint8Array.of(9) }));
+    buf[1] = 0xfe;
+    expect(parseVideoFrame(buf.buffer)?.keyframe).toBe(false);
+    buf[1] = 0xff;
+    expect(parseVideoFrame(buf.buffer)?.keyframe).toBe(true);
+  });
+
+  it("refuses JPEGs, other kinds and frames with no access unit", () => {
+    expect(parseVideoFrame(Uint8Array.of(0xff, 0xd8, 0xff, 0xeb, ...new Array<number>(30).fill(0)).buffer)).toBeNull();
+    const other = new Uint8Array(buildVideoFrame({ keyframe: true, seq: 1, captureUs: 1, data: Uint8Array.of(1) }));
+    other[0] = 0x02;
+    expect(parseVideoFrame(other.buffer)).toBeNull();
+    expect(parseVideoFrame(new Uint8Array(VIDEO_HEADER_LENGTH).fill(1).buffer)).toBeNull();
+    expect(parseVideoFrame(new ArrayBuffer(0))).toBeNull();
   });
 });
 
@@ -84,5 +182,11 @@ describe("streamSocketUrl", () => {
     expect(streamSocketUrl({ protocol: "http:", host: "cam" }, "x", null)).toBe("ws://cam/ws/streams/x");
     expect(streamSocketUrl({ protocol: "http:", host: "cam" }, "x", 5, 2)).toBe("ws://cam/ws/streams/x?max_fps=5&credit=2");
     expect(streamSocketUrl({ protocol: "http:", host: "cam" }, "x", null, 0)).toBe("ws://cam/ws/streams/x?credit=0");
+  });
+
+  it("asks for a format first when given one", () => {
+    expect(streamSocketUrl({ protocol: "http:", host: "cam" }, "x", 5, 2, "auto")).toBe("ws://cam/ws/streams/x?format=auto&max_fps=5&credit=2");
+    expect(streamSocketUrl({ protocol: "http:", host: "cam" }, "x", null, 2, "mjpeg")).toBe("ws://cam/ws/streams/x?format=mjpeg&credit=2");
+    expect(streamSocketUrl({ protocol: "http:", host: "cam" }, "x", null, null, null)).toBe("ws://cam/ws/streams/x");
   });
 });

@@ -1,6 +1,10 @@
 /**
- * The viewer side of the WebSocket protocol (`GET /ws/streams/{id}`): text message parsing
- * and what to do when the socket closes. Pure functions, no browser needed.
+ * The viewer side of the WebSocket protocol (`GET /ws/streams/{id}`): text message parsing,
+ * the video frame header (passthrough H.264/H.265, `?format=auto|h264|h265`) and what to do
+ * when the socket closes. Pure functions, no browser needed.
+ *
+ * Binary messages are told apart by their first byte: `0xFF` is a JPEG (`format: "mjpeg"`,
+ * see app11.ts), `0x01` a video frame (`parseVideoFrame`).
  */
 
 export type StreamState = "stopped" | "connecting" | "live" | "retrying" | "failed";
@@ -20,6 +24,33 @@ export interface HelloMessage {
   height: number | null;
   state: StreamState | null;
   message: string;
+  /** The stream's native codec (null while unknown, or from a gateway that predates it). */
+  codec: StreamCodec | null;
+  /** What this socket carries; an older gateway says nothing, which means `mjpeg`. */
+  format: SocketFormat;
+}
+
+/** A stream's native codec as `hello` names it. */
+export type StreamCodec = "jpeg" | "h264" | "h265";
+
+/** What a socket carries: JPEG messages, or video frames with a header. */
+export type SocketFormat = "mjpeg" | "h264" | "h265";
+
+/** What the viewer asks for in `?format=`: `auto` takes the native codec when it is video. */
+export type RequestedFormat = "auto" | SocketFormat;
+
+/**
+ * The decoder configuration of a video socket: first text message after `hello` for
+ * h264/h265, again whenever it changes (frames after it use the new one).
+ */
+export interface ConfigMessage {
+  type: "config";
+  /** RFC 6381 codec string, e.g. `avc1.64001f`, `hvc1.1.6.L93.B0`. */
+  codec: string;
+  width: number;
+  height: number;
+  /** The avcC / hvcC record (base64-decoded). */
+  description: Uint8Array;
 }
 
 export interface StateMessage {
@@ -38,7 +69,25 @@ export interface ErrorMessage {
   message: string;
 }
 
-export type ServerMessage = HelloMessage | StateMessage | DroppedMessage | ErrorMessage;
+export type ServerMessage = HelloMessage | StateMessage | DroppedMessage | ErrorMessage | ConfigMessage;
+
+function oneOf<T extends string>(value: unknown, allowed: readonly T[]): T | null {
+  return typeof value === "string" && (allowed as readonly string[]).includes(value) ? (value as T) : null;
+}
+
+/** Decodes standard base64 (with or without padding); null when it is not base64. */
+export function decodeBase64(text: string): Uint8Array | null {
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 === 1) return null;
+  let binary: string;
+  try {
+    binary = atob(text.length % 4 === 0 ? text : text + "=".repeat(4 - (text.length % 4)));
+  } catch {
+    return null;
+  }
+  const out = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
+  return out;
+}
 
 function num(value: unknown): number | null {
   return typeof value === "number" && Number.isFinite(value) ? value : null;
@@ -72,7 +121,17 @@ export function parseServerMessage(text: string): ServerMessage | null {
         height: num(m.height),
         state: isStreamState(m.state) ? m.state : null,
         message: str(m.message),
+        codec: oneOf(m.codec, ["jpeg", "h264", "h265"] as const),
+        format: oneOf(m.format, ["mjpeg", "h264", "h265"] as const) ?? "mjpeg",
       };
+    case "config": {
+      const width = num(m.width);
+      const height = num(m.height);
+      const description = typeof m.description === "string" ? decodeBase64(m.description) : null;
+      if (typeof m.codec !== "string" || m.codec === "" || width === null || height === null || !description) return null;
+      if (width <= 0 || height <= 0 || description.length === 0) return null;
+      return { type: "config", codec: m.codec, width: Math.floor(width), height: Math.floor(height), description };
+    }
     case "state":
       if (!isStreamState(m.state)) return null;
       return { type: "state", state: m.state, message: str(m.message) };
@@ -86,6 +145,66 @@ export function parseServerMessage(text: string): ServerMessage | null {
     default:
       return null;
   }
+}
+
+/** First byte of a video frame message (a JPEG message starts with 0xFF). */
+export const VIDEO_FRAME_KIND = 0x01;
+/** Bytes of the video frame header before the access unit. */
+export const VIDEO_HEADER_LENGTH = 18;
+
+/** One video frame message: the header's fields and the access unit (a view, no copy). */
+export interface VideoFrameMessage {
+  keyframe: boolean;
+  /** The hub's sequence number (gaps: frames this viewer skipped). */
+  seq: number;
+  /** Capture time, µs since the Unix epoch. */
+  captureUs: number;
+  /** The access unit in AVCC/HVCC form: repeated [u32 BE length][NAL unit]. */
+  data: Uint8Array;
+}
+
+/** Reads a u64 BE as a Number (exact below 2^53: µs timestamps are, for ~285 years). */
+function u64(view: DataView, offset: number): number {
+  return view.getUint32(offset) * 0x1_0000_0000 + view.getUint32(offset + 4);
+}
+
+/**
+ * Parses a video frame message (`format` h264/h265):
+ *
+ * ```text
+ * byte 0       0x01 (kind: video frame)
+ * byte 1       flags: bit 0 = keyframe
+ * bytes 2..10  sequence number, u64 BE
+ * bytes 10..18 capture time, µs since the Unix epoch, u64 BE
+ * bytes 18..   access unit
+ * ```
+ *
+ * Null for anything else (a JPEG, another kind, a truncated or empty frame).
+ */
+export function parseVideoFrame(buffer: ArrayBuffer): VideoFrameMessage | null {
+  if (buffer.byteLength <= VIDEO_HEADER_LENGTH) return null;
+  const view = new DataView(buffer);
+  if (view.getUint8(0) !== VIDEO_FRAME_KIND) return null;
+  return {
+    keyframe: (view.getUint8(1) & 0x01) !== 0,
+    seq: u64(view, 2),
+    captureUs: u64(view, 10),
+    data: new Uint8Array(buffer, VIDEO_HEADER_LENGTH),
+  };
+}
+
+/** Builds a video frame message (tests, and tools that feed a player). */
+export function buildVideoFrame(frame: { keyframe: boolean; seq: number; captureUs: number; data: Uint8Array }): ArrayBuffer {
+  const out = new Uint8Array(VIDEO_HEADER_LENGTH + frame.data.length);
+  const view = new DataView(out.buffer);
+  view.setUint8(0, VIDEO_FRAME_KIND);
+  view.setUint8(1, frame.keyframe ? 1 : 0);
+  view.setUint32(2, Math.floor(frame.seq / 0x1_0000_0000));
+  view.setUint32(6, frame.seq >>> 0);
+  view.setUint32(10, Math.floor(frame.captureUs / 0x1_0000_0000));
+  view.setUint32(14, frame.captureUs >>> 0);
+  out.set(frame.data, VIDEO_HEADER_LENGTH);
+  return out.buffer;
 }
 
 export const CLOSE_NORMAL = 1000;
@@ -124,16 +243,21 @@ export function decideClose(code: number, reason: string): CloseAction {
 
 /**
  * The WebSocket URL of a stream, relative to the page's location: `maxFps` caps its rate,
- * `credit` (0 or more) puts the viewer on credit flow control from its first frame.
+ * `credit` (0 or more) puts the viewer on credit flow control from its first frame (a video
+ * socket accepts and ignores it, so it is sent either way: a JPEG stream answering
+ * `format=auto` is on credit from its first frame), `format` asks for passthrough video
+ * (omitted or `mjpeg`: today's MJPEG protocol exactly).
  */
 export function streamSocketUrl(
   location: Pick<Location, "protocol" | "host">,
   streamId: string,
   maxFps?: number | null,
   credit?: number | null,
+  format?: RequestedFormat | null,
 ): string {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const params: string[] = [];
+  if (format) params.push(`format=${format}`);
   if (maxFps && maxFps > 0) params.push(`max_fps=${encodeURIComponent(String(maxFps))}`);
   if (typeof credit === "number" && Number.isInteger(credit) && credit >= 0) params.push(`credit=${credit}`);
   const query = params.length > 0 ? `?${params.join("&")}` : "";
