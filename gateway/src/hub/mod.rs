@@ -17,6 +17,7 @@
 //!   every viewer; a viewer that falls behind sees only the newest frame and counts the
 //!   sequence numbers it skipped. Memory per viewer is one buffer reference.
 
+pub mod codec_config;
 mod derived;
 mod direct;
 mod fanout;
