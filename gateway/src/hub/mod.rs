@@ -31,7 +31,7 @@ pub use derived::Derived;
 pub use direct::{DirectAttachment, DirectViewer};
 pub use frame::{Codec, Frame, VideoConfig};
 pub use registry::Registry;
-pub use source::{FrameSink, RunningSource, SourceFactory};
+pub use source::{FrameSink, MediaIn, MediaRefused, RunningSource, SourceFactory, VideoIn};
 pub use stream_hub::{
     Closing, Hub, InputRate, StreamInfo, StreamState, StreamStatus, Viewer, ViewerReservation,
     unix_micros,
