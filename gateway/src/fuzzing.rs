@@ -210,7 +210,12 @@ pub fn codec_config(data: &[u8]) {
     if check_access_unit(data, usize::MAX).is_ok() {
         let mut offset = 0;
         while offset < data.len() {
-            let prefix = [data[offset], data[offset + 1], data[offset + 2], data[offset + 3]];
+            let prefix = [
+                data[offset],
+                data[offset + 1],
+                data[offset + 2],
+                data[offset + 3],
+            ];
             offset += 4 + u32::from_be_bytes(prefix) as usize;
         }
         assert_eq!(offset, data.len(), "NAL units do not cover the access unit");
