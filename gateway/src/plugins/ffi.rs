@@ -774,6 +774,27 @@ mod tests {
     }
 
     #[test]
+    fn the_handshake_runs_at_the_library_s_version_and_only_at_known_ones() {
+        let testsrc = camgate_plugin_api::export::entry_fn::<camgate_testsrc::TestSrc>();
+        // A v2 plugin asked for a v1 handshake refuses it itself.
+        let refused =
+            LoadedPlugin::handshake_at(testsrc, abi::ABI_VERSION_V1, PluginOrigin::Builtin)
+                .err()
+                .unwrap();
+        assert!(
+            refused.contains("built for camgate plugin ABI v2, but the host speaks v1"),
+            "{refused}"
+        );
+        // An unknown version is refused before the entry is called.
+        assert_eq!(
+            LoadedPlugin::handshake_at(ok_without_filling, 7, PluginOrigin::Builtin)
+                .err()
+                .unwrap(),
+            "ABI v7 is not one this host speaks (v2, v1)"
+        );
+    }
+
+    #[test]
     fn tokens_name_their_plugin_and_are_never_reused() {
         let a = CONTEXTS.issue("token-test-a");
         let b = CONTEXTS.issue("token-test-b");
