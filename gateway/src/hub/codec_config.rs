@@ -212,6 +212,10 @@ fn h264_sps_size(sps: &[u8]) -> Result<(u32, u32), ConfigError> {
         record: "avcC",
         reason,
     };
+    if sps.is_empty() {
+        // h264-reader's `RefNal` panics on an empty unit.
+        return Err(bad("an empty NAL unit".to_owned()));
+    }
     let nal = RefNal::new(sps, &[], true);
     match nal.header() {
         Ok(header) if header.nal_unit_type() == UnitType::SeqParameterSet => {}
@@ -646,6 +650,12 @@ mod tests {
         assert!(matches!(
             parse_avcc(&good[..20]),
             Err(ConfigError::Truncated { .. })
+        ));
+        // A zero-length SPS (found by the fuzzer: h264-reader panics on it).
+        let empty_sps = [1, 0x42, 0xC0, 0x1F, 0xFF, 0xE1, 0, 0, 0];
+        assert!(matches!(
+            parse_avcc(&empty_sps),
+            Err(ConfigError::BadSps { .. })
         ));
         // An SPS that is a PPS.
         let mut wrong_type = good.clone();
