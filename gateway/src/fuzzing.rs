@@ -15,6 +15,10 @@
 //!   writer or a typed error, never a panic; on success every input NAL unit (but
 //!   delimiters) appears in order after a start code, the parameter sets only before a
 //!   keyframe, and one delimiter ends the unit; on error the output is untouched.
+//! - `codec_config`: the avcC and hvcC parsers and the AVCC access-unit check return for
+//!   any bytes; what they accept is sane (a size within `1..=MAX_DIMENSION`, a codec string
+//!   of the right family, the record kept whole as the description), and an accepted
+//!   access unit is covered exactly by its length-prefixed NAL units.
 //! - `request`: route matching, `max_fps` parsing, credential extraction, the
 //!   `Sec-WebSocket-Key` check and the `Host` check (the DNS-rebinding defence) accept any
 //!   URI and header bytes; what they extract is a part of the input, and a `Host` is
@@ -44,6 +48,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("jpeg_splitter", jpeg_splitter),
     ("request", request),
     ("annexb", annexb),
+    ("codec_config", codec_config),
 ];
 
 /// Chunk lengths taken from the input: each chunk is 1 to 64 bytes long, cycling through
@@ -192,6 +197,34 @@ pub fn jpeg_splitter(data: &[u8]) {
         split(false),
         "frames depend on how the bytes arrive"
     );
+}
+
+/// The decoder configuration parsers (`hub::codec_config`), both on every input, and the
+/// access-unit check.
+pub fn codec_config(data: &[u8]) {
+    use crate::hub::Codec;
+    use crate::hub::codec_config::{MAX_DIMENSION, check_access_unit, video_config};
+    for (codec, family) in [(Codec::H264, "avc1."), (Codec::H265, "hvc1.")] {
+        if let Ok(config) = video_config(codec, data) {
+            assert!(config.codec_string.starts_with(family), "{config:?}");
+            assert!((1..=MAX_DIMENSION).contains(&config.width), "{config:?}");
+            assert!((1..=MAX_DIMENSION).contains(&config.height), "{config:?}");
+            assert_eq!(config.description, data, "the record is kept whole");
+        }
+    }
+    if check_access_unit(data, usize::MAX).is_ok() {
+        let mut offset = 0;
+        while offset < data.len() {
+            let prefix = [
+                data[offset],
+                data[offset + 1],
+                data[offset + 2],
+                data[offset + 3],
+            ];
+            offset += 4 + u32::from_be_bytes(prefix) as usize;
+        }
+        assert_eq!(offset, data.len(), "NAL units do not cover the access unit");
+    }
 }
 
 /// An auth configuration with tokens, parsed like any manifest's.

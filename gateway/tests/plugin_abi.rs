@@ -12,6 +12,7 @@ use camgate::config::SourceValidator;
 use camgate::hub::StreamState;
 use camgate::plugins::{PluginCatalog, PluginOrigin, RegisterError};
 use support::*;
+use tokio_tungstenite::tungstenite::Message;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
@@ -29,7 +30,7 @@ async fn the_testsrc_library_loads_from_a_folder_and_streams() {
     assert!(errors.is_empty(), "{errors:?}");
     let descriptor = &catalog.descriptors()[0];
     assert_eq!(descriptor.name, "testsrc");
-    assert_eq!(descriptor.abi_version, 1);
+    assert_eq!(descriptor.abi_version, 2);
     assert!(
         matches!(&descriptor.origin, PluginOrigin::Library { path } if path.starts_with(dir.path()))
     );
@@ -65,7 +66,7 @@ fn a_library_of_another_abi_version_is_refused_with_both_versions_named() {
     assert_eq!(errors.len(), 1);
     let message = errors[0].to_string();
     assert!(
-        message.contains("was built for camgate plugin ABI v2, but this gateway speaks v1"),
+        message.contains("was built for camgate plugin ABI v3, but this gateway speaks v2"),
         "{message}"
     );
     assert!(
@@ -354,6 +355,96 @@ streams:
     let grown = registry.get("grown").unwrap();
     eventually(SECS(5), "grown frames flow", || grown.frames_in() > 3).await;
     assert_eq!(grown.status().state, StreamState::Live);
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_media_refuses_malformed_frames_and_takes_good_jpegs_from_a_real_library() {
+    let (catalog, _dir) = fixture_catalog("camgate-fixture-raw-abi");
+    let gateway = start_with(
+        r#"
+streams:
+  - id: media
+    source: { plugin: raw-abi, mode: media }
+"#,
+        catalog,
+        fast_options(),
+    )
+    .await;
+    // Each round sends four bad frames and one good JPEG; the plugin reports `failed`
+    // if any answer is not the expected one. (The fixture's JPEG has the markers only, so
+    // the viewer checks the message, not the picture.)
+    let mut ws = connect(gateway.local_addr(), "/ws/streams/media").await;
+    let hub = gateway.state().registry.get("media").unwrap();
+    eventually(SECS(5), "ten rounds", || hub.frames_in() >= 10).await;
+    let status = hub.status();
+    assert_eq!(status.state, StreamState::Live, "{}", status.message);
+    let mut seen = 0;
+    while seen < 3 {
+        if let Message::Binary(bytes) = next_message(&mut ws, SECS(5)).await {
+            assert_eq!(&bytes[..2], &[0xFF, 0xD8]);
+            assert!(camgate::hub::read_tag(&bytes).is_some(), "a tagged JPEG");
+            seen += 1;
+        }
+    }
+    drop(ws);
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v1_plugin_streams_next_to_v2_plugins_and_a_v3_library_is_refused() {
+    // `abi-v1` is built from the frozen v1 definitions, not from today's plugin-api.
+    let v1 = build_cdylib("camgate-fixture-abi-v1");
+    let v3 = build_cdylib("camgate-fixture-future-abi");
+    let dir = plugins_dir(&[&v1, &v3]);
+    let mut catalog = PluginCatalog::with_builtins();
+    let errors = catalog.load_dir(dir.path());
+    let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert!(
+        messages[0].contains("libcamgate_fixture_future_abi")
+            && messages[0].contains(
+                "was built for camgate plugin ABI v3, but this gateway speaks v2 (and still loads v1)"
+            ),
+        "{messages:#?}"
+    );
+    let versions: Vec<(String, u32)> = catalog
+        .descriptors()
+        .iter()
+        .map(|d| (d.name.clone(), d.abi_version))
+        .collect();
+    assert!(versions.contains(&("abi-v1".to_owned(), 1)), "{versions:?}");
+    assert!(
+        versions.contains(&("testsrc".to_owned(), 2)),
+        "{versions:?}"
+    );
+
+    let gateway = start_with(
+        r#"
+streams:
+  - id: old
+    source: { plugin: abi-v1 }
+  - id: new
+    source: { plugin: testsrc, width: 320, height: 240, fps: 20 }
+"#,
+        catalog,
+        fast_options(),
+    )
+    .await;
+    let mut old = connect(gateway.local_addr(), "/ws/streams/old").await;
+    let mut new = connect(gateway.local_addr(), "/ws/streams/new").await;
+    let (mut last_old, mut last_new) = (0, 0);
+    for _ in 0..3 {
+        let frame = next_frame(&mut old, SECS(5)).await;
+        assert_eq!((frame.width, frame.height), (16, 8), "the v1 plugin's JPEG");
+        assert!(frame.seq > last_old);
+        last_old = frame.seq;
+        let frame = next_frame(&mut new, SECS(5)).await;
+        assert_eq!((frame.width, frame.height), (320, 240));
+        assert!(frame.seq > last_new);
+        last_new = frame.seq;
+    }
+    drop((old, new));
     gateway.shutdown().await;
 }
 

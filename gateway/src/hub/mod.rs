@@ -17,6 +17,7 @@
 //!   every viewer; a viewer that falls behind sees only the newest frame and counts the
 //!   sequence numbers it skipped. Memory per viewer is one buffer reference.
 
+pub mod codec_config;
 mod derive;
 mod derived;
 mod direct;
@@ -34,7 +35,7 @@ pub use direct::{DirectAttachment, DirectViewer};
 pub use frame::{Codec, Frame, VideoConfig};
 pub use gop::{Catchup, Cursor, MAX_GOP_BYTES, MAX_GOP_US, MAX_VIEWER_LAG_US};
 pub use registry::Registry;
-pub use source::{FrameSink, RunningSource, SourceFactory};
+pub use source::{FrameSink, MediaIn, MediaRefused, RunningSource, SourceFactory};
 pub use stream_hub::{
     Closing, Hub, InputRate, StreamInfo, StreamState, StreamStatus, VideoIn, Viewer,
     ViewerReservation, unix_micros,

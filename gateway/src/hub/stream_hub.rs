@@ -904,7 +904,7 @@ impl Drop for Hub {
     }
 }
 
-fn looks_like_jpeg(bytes: &[u8]) -> bool {
+pub(super) fn looks_like_jpeg(bytes: &[u8]) -> bool {
     bytes.len() >= 4
         && bytes.len() <= MAX_FRAME_BYTES
         && bytes[..2] == [0xFF, 0xD8]

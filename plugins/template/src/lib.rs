@@ -7,7 +7,9 @@
 //! - `create` builds, `start` spawns your thread(s) with `Host::spawn` (panics there become
 //!   a `failed` state instead of a silent death), `stop` signals and joins them;
 //! - frames go through `host.send_frame` (the host copies them), states and logs through
-//!   the host too; never put secrets in messages.
+//!   the host too; never put secrets in messages;
+//! - a source that already has H.264/H.265 (most IP cameras) sends its access units as
+//!   they are with `host.send_media` instead: see `send_h264` below.
 
 #![forbid(unsafe_code)]
 
@@ -16,7 +18,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use camgate_plugin_api::{
-    Frame, Host, PluginError, SendError, Source, SourcePlugin, SourceState,
+    Codec, Frame, Host, MediaFrame, PluginError, SendError, Source, SourcePlugin, SourceState,
 };
 use serde::Deserialize;
 
@@ -112,6 +114,36 @@ fn produce(host: &Host, period: Duration, stop: &mpsc::Receiver<()>) {
             _ => return,
         }
     }
+}
+
+/// How a source with H.264 sends one access unit (this template has no video, so nothing
+/// calls it; H.265 is the same with `Codec::H265` and an hvcC record). The gateway passes
+/// the bytes through to viewers untouched, so it checks them and answers
+/// `SendError::Rejected` (and logs why) for a frame that breaks these rules:
+///
+/// - `access_unit`: ONE access unit in AVCC form: every NAL unit prefixed by its length as
+///   a 4-byte big-endian integer, no `00 00 01` start codes. SPS/PPS may be left out.
+/// - `avcc`: the avcC record (`AVCDecoderConfigurationRecord`, 4-byte lengths) on the
+///   first frame you send and whenever it changes (new SPS/PPS, new resolution), `None`
+///   otherwise. A video frame before the first record is refused.
+/// - `idr`: `true` for IDR access units; viewers start decoding at one.
+#[allow(dead_code)]
+fn send_h264(
+    host: &Host,
+    access_unit: &[u8],
+    idr: bool,
+    avcc: Option<&[u8]>,
+    captured_at: SystemTime,
+) -> Result<(), SendError> {
+    host.send_media(&MediaFrame {
+        codec: Codec::H264,
+        keyframe: idr,
+        data: access_unit,
+        config: avcc,
+        width: 0, // the coded size if you know it; 0 = take it from the SPS
+        height: 0,
+        captured_at,
+    })
 }
 
 // The one line that makes this crate a loadable Camgate plugin.

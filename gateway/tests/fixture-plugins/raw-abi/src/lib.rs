@@ -11,7 +11,12 @@
 //!   older, smaller struct, allocated at exactly that size); the host must refuse them with
 //!   `STATUS_ABI_MISMATCH`. The plugin reports the status it got as a `failed` state;
 //! - `"grown_frame"`: sends `FrameRef`s from a "newer" plugin, with an extra field
-//!   appended and `size` covering it; the host must accept them (growth rule).
+//!   appended and `size` covering it; the host must accept them (growth rule);
+//! - `"media"`: per round, sends through `on_media` an H.264 access unit before any
+//!   configuration, a frame of an unknown codec, a JPEG with a configuration record and a
+//!   truncated `MediaFrameRef` (all must be refused: `STATUS_ERROR`, or
+//!   `STATUS_ABI_MISMATCH` for the struct), then a good JPEG (must be `STATUS_OK`). Any
+//!   other answer is reported as a `failed` state naming it.
 //!
 //! Options are parsed by hand (no serde): the fixture stays as close to C as it can.
 
@@ -22,8 +27,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use camgate_plugin_api::abi::{
-    ABI_VERSION, ByteSlice, ErrorSink, FrameRef, HostCallbacks, LOG_WARN, PluginVTable,
-    STATE_FAILED, STATE_LIVE, STATUS_ABI_MISMATCH, STATUS_INVALID_CONFIG, STATUS_OK, StrRef,
+    ABI_VERSION, ByteSlice, CODEC_H264, CODEC_JPEG, ErrorSink, FrameRef, HostCallbacks, LOG_WARN,
+    MEDIA_KEYFRAME, MediaFrameRef, PluginVTable, STATE_FAILED, STATE_LIVE, STATUS_ABI_MISMATCH,
+    STATUS_ERROR, STATUS_INVALID_CONFIG, STATUS_OK, StrRef,
 };
 
 /// A minimal JPEG-shaped frame (SOI ... EOI); the hub checks only the markers.
@@ -34,6 +40,7 @@ enum Mode {
     LateCalls,
     SmallFrame,
     GrownFrame,
+    Media,
 }
 
 struct Options {
@@ -48,8 +55,10 @@ fn parse(json: &str) -> Result<Options, String> {
         Mode::SmallFrame
     } else if json.contains("\"grown_frame\"") {
         Mode::GrownFrame
+    } else if json.contains("\"media\"") {
+        Mode::Media
     } else {
-        return Err("mode must be late_calls, small_frame or grown_frame".to_owned());
+        return Err("mode must be late_calls, small_frame, grown_frame or media".to_owned());
     };
     let late_for = json
         .split("\"late_for_ms\"")
@@ -107,6 +116,60 @@ fn frame_v1(size: usize) -> FrameRef<'static> {
     }
 }
 
+fn media<'a>(codec: u32, data: &'a [u8], config: &'a [u8]) -> MediaFrameRef<'a> {
+    MediaFrameRef {
+        size: std::mem::size_of::<MediaFrameRef<'_>>(),
+        codec,
+        flags: MEDIA_KEYFRAME,
+        data: ByteSlice::new(data),
+        config: ByteSlice::new(config),
+        width: 1,
+        height: 1,
+        capture_time_us: 0,
+    }
+}
+
+/// One round of `media` mode: the answers the host gave that were not the expected ones.
+fn media_round(cb: &HostCallbacks) -> Vec<String> {
+    const IDR: &[u8] = &[0, 0, 0, 2, 0x65, 0x88];
+    let no_config = media(CODEC_H264, IDR, &[]);
+    let unknown_codec = media(99, FRAME, &[]);
+    let jpeg_with_config = media(CODEC_JPEG, FRAME, &[1, 2, 3]);
+    // Allocated at exactly the smaller size, so reading past it would leave it.
+    let small = Box::new(SmallFrame {
+        size: std::mem::size_of::<SmallFrame>(),
+    });
+    let good = media(CODEC_JPEG, FRAME, &[]);
+    let checks = [
+        (
+            "video before config",
+            (cb.on_media)(cb.ctx, &no_config),
+            STATUS_ERROR,
+        ),
+        (
+            "unknown codec",
+            (cb.on_media)(cb.ctx, &unknown_codec),
+            STATUS_ERROR,
+        ),
+        (
+            "jpeg with config",
+            (cb.on_media)(cb.ctx, &jpeg_with_config),
+            STATUS_ERROR,
+        ),
+        (
+            "small struct",
+            (cb.on_media)(cb.ctx, (&*small as *const SmallFrame).cast()),
+            STATUS_ABI_MISMATCH,
+        ),
+        ("good jpeg", (cb.on_media)(cb.ctx, &good), STATUS_OK),
+    ];
+    checks
+        .iter()
+        .filter(|(_, got, want)| got != want)
+        .map(|(what, got, want)| format!("{what}: status {got}, expected {want}"))
+        .collect()
+}
+
 fn produce(callbacks: Callbacks, options: &Options, running: &AtomicBool) {
     let cb = callbacks.0;
     (cb.on_state)(cb.ctx, STATE_LIVE, StrRef::new(""));
@@ -124,6 +187,15 @@ fn produce(callbacks: Callbacks, options: &Options, running: &AtomicBool) {
             (cb.on_log)(cb.ctx, LOG_WARN, StrRef::new("still here after stop"));
             (cb.on_state)(cb.ctx, STATE_LIVE, StrRef::new("still here"));
         }
+        if options.mode == Mode::Media {
+            let wrong = media_round(&cb);
+            if !wrong.is_empty() {
+                (cb.on_state)(cb.ctx, STATE_FAILED, StrRef::new(&wrong.join("; ")));
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
         let status = match options.mode {
             Mode::LateCalls => {
                 (cb.on_frame)(cb.ctx, &frame_v1(std::mem::size_of::<FrameRef<'_>>()))
@@ -135,6 +207,7 @@ fn produce(callbacks: Callbacks, options: &Options, running: &AtomicBool) {
                 });
                 (cb.on_frame)(cb.ctx, (&*small as *const SmallFrame).cast())
             }
+            Mode::Media => unreachable!("handled above"),
             Mode::GrownFrame => {
                 let grown = GrownFrame {
                     v1: frame_v1(std::mem::size_of::<GrownFrame<'_>>()),
@@ -243,7 +316,7 @@ pub extern "C" fn camgate_plugin_abi_version() -> u32 {
 /// The handshake, by hand (the `EntryFn` type is a plain `extern "C" fn`, as `dlsym` sees it).
 #[unsafe(no_mangle)]
 #[allow(clippy::not_unsafe_ptr_arg_deref)]
-pub extern "C" fn camgate_plugin_entry_v1(
+pub extern "C" fn camgate_plugin_entry_v2(
     host_abi_version: u32,
     out: *mut PluginVTable,
     out_size: usize,
