@@ -49,9 +49,9 @@ pub struct VideoConfig {
     pub codec: Codec,
     /// RFC 6381 codec string (`avc1.64001f`, `hvc1.1.6.L93.B0`), what browsers' decoders ask.
     pub codec_string: String,
-    /// Coded width in pixels (0 if unknown).
+    /// Picture width in pixels, after the SPS's cropping (0 if unknown).
     pub width: u32,
-    /// Coded height in pixels (0 if unknown).
+    /// Picture height in pixels, after the SPS's cropping (0 if unknown).
     pub height: u32,
     /// The decoder configuration record: `avcC` (H.264) or `hvcC` (H.265).
     pub description: Bytes,
