@@ -4,7 +4,8 @@
 //!   secrets, [`camera::scrub`]), the RTSP transport option, durations written as text;
 //! - [`backoff`]: restart delays, exponential with equal jitter;
 //! - [`retry`]: the wait between two attempts, cut short when the camera's port answers
-//!   again.
+//!   again;
+//! - [`ratelimit`]: one log line per interval for recurring events.
 //!
 //! Invariants: no `unsafe`; nothing here logs or reports by itself — the plugins do, with
 //! text passed through [`camera::scrub`].
@@ -13,4 +14,5 @@
 
 pub mod backoff;
 pub mod camera;
+pub mod ratelimit;
 pub mod retry;
