@@ -394,7 +394,7 @@ async fn snapshot_mjpeg_plugins_config_health_and_openapi() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|p| p["name"] == "testsrc" && p["abi_version"] == 1)
+            .any(|p| p["name"] == "testsrc" && p["abi_version"] == 2)
     );
     let (status, config) = http_json(addr, "GET", "/api/config", &[], None).await;
     assert_eq!(status, 200);

@@ -29,7 +29,7 @@ async fn the_testsrc_library_loads_from_a_folder_and_streams() {
     assert!(errors.is_empty(), "{errors:?}");
     let descriptor = &catalog.descriptors()[0];
     assert_eq!(descriptor.name, "testsrc");
-    assert_eq!(descriptor.abi_version, 1);
+    assert_eq!(descriptor.abi_version, 2);
     assert!(
         matches!(&descriptor.origin, PluginOrigin::Library { path } if path.starts_with(dir.path()))
     );
@@ -65,7 +65,7 @@ fn a_library_of_another_abi_version_is_refused_with_both_versions_named() {
     assert_eq!(errors.len(), 1);
     let message = errors[0].to_string();
     assert!(
-        message.contains("was built for camgate plugin ABI v2, but this gateway speaks v1"),
+        message.contains("was built for camgate plugin ABI v3, but this gateway speaks v2"),
         "{message}"
     );
     assert!(

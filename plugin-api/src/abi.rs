@@ -16,7 +16,13 @@
 //!   appended. So a newer *writer* works with an older reader, and a newer reader refuses
 //!   an older writer: the host may append to [`HostCallbacks`] (which it writes) without
 //!   breaking existing plugins, while a change to a struct plugins write ([`PluginVTable`],
-//!   [`FrameRef`]) that the host would rely on bumps [`ABI_VERSION`].
+//!   [`FrameRef`], [`MediaFrameRef`]) that the host would rely on bumps [`ABI_VERSION`].
+//! - **Old plugins keep loading.** Version 2 appended [`HostCallbacks::on_media`] and
+//!   [`MediaFrameRef`]; nothing else changed. A v1 plugin exports [`ENTRY_SYMBOL_V1`] and
+//!   reports [`ABI_VERSION_V1`]; its vtable has exactly the layout of [`PluginVTable`] and
+//!   the v2 [`HostCallbacks`] starts with the whole v1 struct ([`HOST_CALLBACKS_V1_SIZE`]
+//!   bytes), so the host loads it through the same types and it simply never calls
+//!   `on_media`. These v1 items never change.
 //! - The vtable is written into a buffer the host owns ([`EntryFn`]): the host passes its
 //!   own `size_of::<PluginVTable>()` as `out_size`; the plugin refuses a buffer smaller than
 //!   its vtable and writes exactly its own `size` bytes. The host then reads `size` and
@@ -30,13 +36,27 @@ use std::ffi::c_void;
 use std::marker::PhantomData;
 
 /// The ABI version this crate implements. Bumped on any incompatible change to this module.
-pub const ABI_VERSION: u32 = 1;
+///
+/// Version 2 added codec-aware frames ([`MediaFrameRef`], [`HostCallbacks::on_media`]).
+pub const ABI_VERSION: u32 = 2;
 
 /// The versioned entry symbol a plugin library exports (NUL-terminated for `dlsym`).
 ///
 /// The version is part of the name so that a library built for another ABI version simply
 /// does not have this symbol; [`ABI_VERSION_SYMBOL`] then tells the host which version it has.
-pub const ENTRY_SYMBOL: &[u8] = b"camgate_plugin_entry_v1\0";
+pub const ENTRY_SYMBOL: &[u8] = b"camgate_plugin_entry_v2\0";
+
+/// The previous ABI version, which the host still loads: JPEG frames through
+/// [`HostCallbacks::on_frame`] only. Frozen.
+pub const ABI_VERSION_V1: u32 = 1;
+
+/// The entry symbol of an [`ABI_VERSION_V1`] library; same [`EntryFn`] signature and the
+/// same [`PluginVTable`] layout as today. Frozen.
+pub const ENTRY_SYMBOL_V1: &[u8] = b"camgate_plugin_entry_v1\0";
+
+/// The size of the v1 [`HostCallbacks`] (everything before [`HostCallbacks::on_media`]):
+/// what a v1 plugin requires of the host's struct. Frozen.
+pub const HOST_CALLBACKS_V1_SIZE: usize = std::mem::offset_of!(HostCallbacks, on_media);
 
 /// A symbol every plugin exports whatever its ABI version: `extern "C" fn() -> u32`.
 ///
@@ -66,6 +86,19 @@ pub const STATE_LIVE: u32 = 2;
 pub const STATE_RETRYING: u32 = 3;
 /// The source gave up; only a restart (by the host) helps.
 pub const STATE_FAILED: u32 = 4;
+
+/// [`MediaFrameRef::codec`]: `data` is one whole JPEG image (SOI to EOI).
+pub const CODEC_JPEG: u32 = 1;
+/// [`MediaFrameRef::codec`]: `data` is one H.264 access unit in AVCC form; `config` is an
+/// `AVCDecoderConfigurationRecord` (avcC, ISO/IEC 14496-15 §5.3.3).
+pub const CODEC_H264: u32 = 2;
+/// [`MediaFrameRef::codec`]: `data` is one H.265 access unit in HVCC form; `config` is an
+/// `HEVCDecoderConfigurationRecord` (hvcC, ISO/IEC 14496-15 §8.3.3).
+pub const CODEC_H265: u32 = 3;
+
+/// [`MediaFrameRef::flags`] bit: the frame can be decoded on its own (a JPEG, an H.264 IDR
+/// or an H.265 IRAP access unit). A viewer joins a video stream at such a frame.
+pub const MEDIA_KEYFRAME: u32 = 1;
 
 /// Log levels for [`HostCallbacks::on_log`] (the host owns logging).
 pub const LOG_ERROR: u32 = 1;
@@ -175,6 +208,42 @@ pub struct FrameRef<'a> {
     pub capture_time_us: u64,
 }
 
+/// One encoded frame of any codec handed to the host (ABI v2). Borrowed for the call: the
+/// host copies what it keeps.
+///
+/// - `CODEC_JPEG`: `data` is one whole JPEG, as in [`FrameRef`]; `config` is empty.
+/// - `CODEC_H264` / `CODEC_H265`: `data` is exactly ONE access unit in AVCC/HVCC form —
+///   each NAL unit prefixed by its length as a 4-byte big-endian integer, no start codes.
+///   Parameter sets (SPS/PPS/VPS) may be left out of it: they travel in `config`.
+///   `config` is the decoder configuration record (avcC for H.264, hvcC for H.265) with
+///   `lengthSizeMinusOne = 3`. It is REQUIRED on the first video frame of an instance and
+///   whenever it changes, and empty otherwise (empty = "unchanged"); the host refuses a
+///   video frame before the first config.
+/// - `flags`: [`MEDIA_KEYFRAME`] for frames that decode on their own (every JPEG, IDR/IRAP
+///   access units). Other bits are reserved and must be 0.
+/// - `width`/`height`: the coded picture size in pixels (0 if unknown).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct MediaFrameRef<'a> {
+    /// Size of this struct as the plugin built it.
+    pub size: usize,
+    /// `CODEC_*`.
+    pub codec: u32,
+    /// `MEDIA_*` bits.
+    pub flags: u32,
+    /// The encoded frame (see the struct's documentation).
+    pub data: ByteSlice<'a>,
+    /// The decoder configuration record for video; empty when unchanged (and for JPEG).
+    pub config: ByteSlice<'a>,
+    /// Picture width in pixels (0 if unknown).
+    pub width: u32,
+    /// Picture height in pixels (0 if unknown).
+    pub height: u32,
+    /// When the picture was captured, in microseconds since the Unix epoch (0 if unknown;
+    /// the host then uses the time of arrival).
+    pub capture_time_us: u64,
+}
+
 /// Functions the host gives each plugin instance. Valid from `create` until `stop` returns.
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -201,6 +270,12 @@ pub struct HostCallbacks {
     pub on_state: extern "C" fn(ctx: *mut c_void, state: u32, message: StrRef<'_>),
     /// Logs a line at a `LOG_*` level; the host adds the stream id and plugin name.
     pub on_log: extern "C" fn(ctx: *mut c_void, level: u32, message: StrRef<'_>),
+    /// ABI v2: publishes one frame of any codec ([`MediaFrameRef`]). Same statuses and
+    /// ordering rules as `on_frame`; in addition a frame the host finds malformed (unknown
+    /// codec, a JPEG without its markers, bad AVCC length prefixes, a video frame before
+    /// the first `config`...) is refused with [`STATUS_ERROR`] and logged by the host,
+    /// rate-limited. A JPEG sent here takes exactly the path of `on_frame`.
+    pub on_media: extern "C" fn(ctx: *mut c_void, frame: *const MediaFrameRef<'_>) -> i32,
 }
 
 /// What a plugin exposes: metadata and its lifecycle functions. Filled in by the plugin's

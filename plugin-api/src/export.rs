@@ -34,9 +34,9 @@ use crate::plugin::{Host, Source, SourcePlugin};
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
-        /// The camgate plugin ABI v1 entry point (see `camgate_plugin_api::abi`).
+        /// The camgate plugin ABI v2 entry point (see `camgate_plugin_api::abi`).
         #[unsafe(no_mangle)]
-        pub extern "C" fn camgate_plugin_entry_v1(
+        pub extern "C" fn camgate_plugin_entry_v2(
             host_abi_version: u32,
             out: *mut $crate::abi::PluginVTable,
             out_size: usize,
@@ -319,7 +319,7 @@ mod tests {
     //! accepted (only the known fields are used), a smaller one is refused.
 
     use super::*;
-    use crate::abi::{FrameRef, STATUS_OK};
+    use crate::abi::{FrameRef, MediaFrameRef, STATUS_OK};
     use crate::{Host, PluginError, Source, SourcePlugin};
 
     struct Tiny;
@@ -361,7 +361,7 @@ mod tests {
     /// A vtable buffer from a newer host: ours plus fields we do not know.
     #[repr(C)]
     struct GrownVTable {
-        v1: PluginVTable,
+        ours: PluginVTable,
         later: [usize; 4],
     }
 
@@ -377,9 +377,9 @@ mod tests {
             )
         });
         assert_eq!(status, STATUS_OK, "{message}");
-        // SAFETY: zeroed, then the entry wrote a whole v1 vtable at the start.
+        // SAFETY: zeroed, then the entry wrote a whole vtable at the start.
         let grown = unsafe { grown.assume_init() };
-        assert_eq!(grown.v1.size, std::mem::size_of::<PluginVTable>());
+        assert_eq!(grown.ours.size, std::mem::size_of::<PluginVTable>());
         assert_eq!(grown.later, [0; 4], "wrote past its own vtable");
 
         let mut small = std::mem::MaybeUninit::<PluginVTable>::zeroed();
@@ -398,13 +398,16 @@ mod tests {
     extern "C" fn frame_ok(_: *mut c_void, _: *const FrameRef<'_>) -> i32 {
         STATUS_OK
     }
+    extern "C" fn media_ok(_: *mut c_void, _: *const MediaFrameRef<'_>) -> i32 {
+        STATUS_OK
+    }
     extern "C" fn state_ignored(_: *mut c_void, _: u32, _: StrRef<'_>) {}
     extern "C" fn log_ignored(_: *mut c_void, _: u32, _: StrRef<'_>) {}
 
     /// Host callbacks from a newer host: ours plus a field we do not know.
     #[repr(C)]
     struct GrownCallbacks {
-        v1: HostCallbacks,
+        current: HostCallbacks,
         later: usize,
     }
 
@@ -420,30 +423,40 @@ mod tests {
 
     #[test]
     fn larger_host_callbacks_are_accepted_and_smaller_ones_refused() {
-        let v1 = HostCallbacks {
+        let ours = HostCallbacks {
             size: std::mem::size_of::<HostCallbacks>(),
             ctx: std::ptr::null_mut(),
             on_frame: frame_ok,
             on_state: state_ignored,
             on_log: log_ignored,
+            on_media: media_ok,
         };
         let grown = GrownCallbacks {
-            v1: HostCallbacks {
+            current: HostCallbacks {
                 size: std::mem::size_of::<GrownCallbacks>(),
-                ..v1
+                ..ours
             },
             later: 7,
         };
         assert_eq!(grown.later, 7);
-        let (status, message) = create_with(&grown.v1);
+        let (status, message) = create_with(&grown.current);
         assert_eq!(status, STATUS_OK, "{message}");
 
         let smaller = HostCallbacks {
             size: std::mem::size_of::<HostCallbacks>() - 8,
-            ..v1
+            ..ours
         };
         let (status, message) = create_with(&smaller);
         assert_eq!(status, STATUS_ABI_MISMATCH);
         assert!(message.contains("needs at least"), "{message}");
+
+        // A v1 host's struct (no `on_media`) is too small for a v2 plugin.
+        let v1_host = HostCallbacks {
+            size: crate::abi::HOST_CALLBACKS_V1_SIZE,
+            ..ours
+        };
+        let (status, message) = create_with(&v1_host);
+        assert_eq!(status, STATUS_ABI_MISMATCH);
+        assert!(message.contains("ABI v2 needs at least"), "{message}");
     }
 }

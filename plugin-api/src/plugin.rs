@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 
-use crate::abi::{self, ByteSlice, FrameRef, HostCallbacks, StrRef};
+use crate::abi::{self, ByteSlice, FrameRef, HostCallbacks, MediaFrameRef, StrRef};
 
 /// A source plugin: a factory of [`Source`] instances, identified by a unique name.
 ///
@@ -42,7 +42,7 @@ pub trait SourcePlugin: 'static {
     fn create(config: Self::Config, host: Host) -> Result<Self::Source, PluginError>;
 }
 
-/// A running (or startable) source of JPEG frames.
+/// A running (or startable) source of frames (JPEG, H.264 or H.265).
 pub trait Source: Send + 'static {
     /// Starts producing frames on the plugin's own threads and returns promptly.
     fn start(&mut self) -> Result<(), PluginError>;
@@ -156,7 +156,78 @@ pub struct Frame<'a> {
     pub captured_at: SystemTime,
 }
 
-/// Why the host did not take a frame ([`Host::send_frame`]).
+/// How a [`MediaFrame`] is coded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    /// One whole JPEG image per frame.
+    Jpeg,
+    /// H.264 / AVC: one access unit per frame in AVCC form, avcC configuration record.
+    H264,
+    /// H.265 / HEVC: one access unit per frame in HVCC form, hvcC configuration record.
+    H265,
+}
+
+impl Codec {
+    /// The `abi::CODEC_*` code.
+    pub fn to_abi(self) -> u32 {
+        match self {
+            Codec::Jpeg => abi::CODEC_JPEG,
+            Codec::H264 => abi::CODEC_H264,
+            Codec::H265 => abi::CODEC_H265,
+        }
+    }
+
+    /// The codec for an `abi::CODEC_*` code, `None` for an unknown one.
+    pub fn from_abi(code: u32) -> Option<Self> {
+        match code {
+            abi::CODEC_JPEG => Some(Codec::Jpeg),
+            abi::CODEC_H264 => Some(Codec::H264),
+            abi::CODEC_H265 => Some(Codec::H265),
+            _ => None,
+        }
+    }
+}
+
+/// One encoded frame of any codec to publish with [`Host::send_media`].
+///
+/// - [`Codec::Jpeg`]: `data` is one whole JPEG (exactly what [`Frame::jpeg`] is), `config`
+///   is `None`, `keyframe` is `true`.
+/// - [`Codec::H264`] / [`Codec::H265`]: `data` is ONE access unit in AVCC/HVCC form: each
+///   NAL unit prefixed by its length as a 4-byte big-endian integer (no Annex B start
+///   codes); parameter sets may be left out of it. `config` is the decoder configuration
+///   record (avcC for H.264, hvcC for H.265, with 4-byte lengths), REQUIRED on the first
+///   frame a source sends and whenever it changes, `None` otherwise. `keyframe` is `true`
+///   for IDR (H.264) / IRAP (H.265) access units.
+///
+/// The host checks all of this and refuses a malformed frame with
+/// [`SendError::Rejected`] (and logs why), so a mistake shows up at once, not in a viewer.
+#[derive(Debug, Clone, Copy)]
+pub struct MediaFrame<'a> {
+    /// How `data` is coded.
+    pub codec: Codec,
+    /// `true` if the frame decodes on its own (every JPEG; IDR/IRAP access units).
+    pub keyframe: bool,
+    /// The encoded frame. Borrowed: the host copies it.
+    pub data: &'a [u8],
+    /// The decoder configuration record when it is new or changed (video only), else
+    /// `None`. `Some(&[])` counts as `None`.
+    pub config: Option<&'a [u8]>,
+    /// Coded width in pixels, 0 if unknown.
+    pub width: u32,
+    /// Coded height in pixels, 0 if unknown.
+    pub height: u32,
+    /// When the picture was captured (the host measures latency from it).
+    pub captured_at: SystemTime,
+}
+
+/// Microseconds since the Unix epoch, 0 for a time before it (the ABI's "unknown").
+fn micros_since_epoch(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Why the host did not take a frame ([`Host::send_frame`], [`Host::send_media`]).
 ///
 /// The two cases need opposite reactions, so they are kept apart: `Closed` is final (the
 /// instance is being stopped: end the producer), `Rejected` is about this one frame (a
@@ -186,6 +257,15 @@ impl SendError {
             SendError::Closed
         } else {
             SendError::Rejected { status }
+        }
+    }
+
+    /// `Ok` for [`abi::STATUS_OK`], else the error for the status.
+    fn check(status: i32) -> Result<(), SendError> {
+        if status == abi::STATUS_OK {
+            Ok(())
+        } else {
+            Err(SendError::from_status(status))
         }
     }
 
@@ -274,26 +354,45 @@ impl Host {
     /// `Err(SendError::Closed)` means: stop producing. `Err(SendError::Rejected { .. })`
     /// means the host could not take this frame; keep going (and log it, rate-limited).
     pub fn send_frame(&self, frame: &Frame<'_>) -> Result<(), SendError> {
-        let capture_time_us = frame
-            .captured_at
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-            .unwrap_or(0);
         let raw = FrameRef {
             size: std::mem::size_of::<FrameRef<'_>>(),
             jpeg: ByteSlice::new(frame.jpeg),
             width: frame.width,
             height: frame.height,
-            capture_time_us,
+            capture_time_us: micros_since_epoch(frame.captured_at),
         };
         let status = self
             .with_open(|cb| (cb.on_frame)(cb.ctx, &raw))
             .unwrap_or(abi::STATUS_CLOSED);
-        if status == abi::STATUS_OK {
-            Ok(())
-        } else {
-            Err(SendError::from_status(status))
-        }
+        SendError::check(status)
+    }
+
+    /// Publishes one frame of any codec (the host copies what it keeps); see [`MediaFrame`]
+    /// for what `data` and `config` must be.
+    ///
+    /// Same gate and errors as [`Host::send_frame`]: `Err(SendError::Closed)` means stop
+    /// producing; `Err(SendError::Rejected { .. })` refuses this frame only (the host logs
+    /// why, e.g. a video frame before its first `config`). A JPEG sent here is handled
+    /// exactly like one sent with `send_frame`.
+    pub fn send_media(&self, frame: &MediaFrame<'_>) -> Result<(), SendError> {
+        let raw = MediaFrameRef {
+            size: std::mem::size_of::<MediaFrameRef<'_>>(),
+            codec: frame.codec.to_abi(),
+            flags: if frame.keyframe {
+                abi::MEDIA_KEYFRAME
+            } else {
+                0
+            },
+            data: ByteSlice::new(frame.data),
+            config: ByteSlice::new(frame.config.unwrap_or(&[])),
+            width: frame.width,
+            height: frame.height,
+            capture_time_us: micros_since_epoch(frame.captured_at),
+        };
+        let status = self
+            .with_open(|cb| (cb.on_media)(cb.ctx, &raw))
+            .unwrap_or(abi::STATUS_CLOSED);
+        SendError::check(status)
     }
 
     /// Reports a state change with a message for operators. Never put secrets in it.

@@ -1,5 +1,6 @@
 //! A stand-in host for plugin unit tests: [`TestHost`] hands out a real [`Host`] whose
-//! callbacks record what the plugin sends and answer frames with scripted statuses.
+//! callbacks record what the plugin sends (JPEG frames through `send_frame`, frames of any
+//! codec through `send_media`) and answer frames with scripted statuses.
 //!
 //! It goes through the same C callbacks the gateway provides (the same `Host` code, the
 //! same status mapping), so a test of "what does my producer do when the host answers
@@ -15,8 +16,8 @@ use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::abi::{self, FrameRef, HostCallbacks, StrRef};
-use crate::plugin::{Host, LogLevel, SourceState};
+use crate::abi::{self, FrameRef, HostCallbacks, MediaFrameRef, StrRef};
+use crate::plugin::{Codec, Host, LogLevel, SourceState};
 
 /// One call of the frame callback, as the test host saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,12 +32,34 @@ pub struct RecordedFrame {
     pub status: i32,
 }
 
+/// One call of the media callback ([`Host::send_media`]), as the test host saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedMedia {
+    /// The codec as sent (`None` for a code this crate does not know).
+    pub codec: Option<Codec>,
+    /// The keyframe flag as sent.
+    pub keyframe: bool,
+    /// The frame bytes (copied).
+    pub data: Vec<u8>,
+    /// The configuration record (copied), `None` when the plugin sent none.
+    pub config: Option<Vec<u8>>,
+    /// Width as sent.
+    pub width: u32,
+    /// Height as sent.
+    pub height: u32,
+    /// Capture time as sent, µs since the Unix epoch.
+    pub capture_time_us: u64,
+    /// The status the test host answered (`abi::STATUS_*`).
+    pub status: i32,
+}
+
 #[derive(Default)]
 struct Recorder {
     frames: Mutex<Vec<RecordedFrame>>,
+    media: Mutex<Vec<RecordedMedia>>,
     states: Mutex<Vec<(SourceState, String)>>,
     logs: Mutex<Vec<(LogLevel, String)>>,
-    /// Statuses for the next frames, in order; `STATUS_OK` once empty.
+    /// Statuses for the next frames (of either callback), in order; `STATUS_OK` once empty.
     script: Mutex<VecDeque<i32>>,
 }
 
@@ -56,7 +79,8 @@ impl TestHost {
         TestHost::default()
     }
 
-    /// Answers the next frames with `statuses` (one per frame, in order), then `STATUS_OK`.
+    /// Answers the next frames with `statuses` (one per frame, in order, whether sent with
+    /// `send_frame` or `send_media`), then `STATUS_OK`.
     pub fn answer_frames_with(&self, statuses: impl IntoIterator<Item = i32>) {
         lock(&self.recorder.script).extend(statuses);
     }
@@ -69,6 +93,7 @@ impl TestHost {
             on_frame,
             on_state,
             on_log,
+            on_media,
         };
         Host::with_owner(callbacks, Some(Box::new(Arc::clone(&self.recorder))))
     }
@@ -76,6 +101,11 @@ impl TestHost {
     /// Every frame the plugin sent, with the answer it got.
     pub fn frames(&self) -> Vec<RecordedFrame> {
         lock(&self.recorder.frames).clone()
+    }
+
+    /// Every frame the plugin sent with `send_media`, with the answer it got.
+    pub fn media(&self) -> Vec<RecordedMedia> {
+        lock(&self.recorder.media).clone()
     }
 
     /// Every state the plugin reported.
@@ -114,6 +144,28 @@ extern "C" fn on_frame(ctx: *mut c_void, frame: *const FrameRef<'_>) -> i32 {
     .unwrap_or(abi::STATUS_ERROR)
 }
 
+extern "C" fn on_media(ctx: *mut c_void, frame: *const MediaFrameRef<'_>) -> i32 {
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: as in `on_frame`: the `Host`'s own, whole `MediaFrameRef`.
+        let (recorder, frame) = unsafe { (recorder(ctx), &*frame) };
+        let status = lock(&recorder.script).pop_front().unwrap_or(abi::STATUS_OK);
+        // SAFETY: both slices are borrowed for this call; they are copied here.
+        let (data, config) = unsafe { (frame.data.as_slice(), frame.config.as_slice()) };
+        lock(&recorder.media).push(RecordedMedia {
+            codec: Codec::from_abi(frame.codec),
+            keyframe: frame.flags & abi::MEDIA_KEYFRAME != 0,
+            data: data.to_vec(),
+            config: (!config.is_empty()).then(|| config.to_vec()),
+            width: frame.width,
+            height: frame.height,
+            capture_time_us: frame.capture_time_us,
+            status,
+        });
+        status
+    }))
+    .unwrap_or(abi::STATUS_ERROR)
+}
+
 extern "C" fn on_state(ctx: *mut c_void, state: u32, message: StrRef<'_>) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: as in `on_frame`; the message is borrowed for this call.
@@ -135,7 +187,7 @@ extern "C" fn on_log(ctx: *mut c_void, level: u32, message: StrRef<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::{Frame, SendError};
+    use crate::plugin::{Frame, MediaFrame, SendError};
 
     fn frame() -> Frame<'static> {
         Frame {
@@ -179,6 +231,53 @@ mod tests {
         host.set_state(SourceState::Live, "");
         assert_eq!(test.frames().len(), 1);
         assert!(test.states().is_empty());
+    }
+
+    #[test]
+    fn media_frames_are_recorded_with_the_same_gate_and_statuses() {
+        let test = TestHost::new();
+        test.answer_frames_with([abi::STATUS_ERROR]);
+        let host = test.host();
+        let avcc = [0, 0, 0, 2, 0x65, 0x88];
+        let config = [1, 0x64, 0, 0x1f, 0xff, 0xe0, 0];
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_234_567);
+        let first = MediaFrame {
+            codec: Codec::H264,
+            keyframe: true,
+            data: &avcc,
+            config: Some(&config),
+            width: 640,
+            height: 480,
+            captured_at: at,
+        };
+        assert_eq!(
+            host.send_media(&first),
+            Err(SendError::Rejected {
+                status: abi::STATUS_ERROR
+            })
+        );
+        let next = MediaFrame {
+            keyframe: false,
+            config: None,
+            ..first
+        };
+        assert_eq!(host.send_media(&next), Ok(()));
+        let media = test.media();
+        assert_eq!(media.len(), 2);
+        assert_eq!(media[0].codec, Some(Codec::H264));
+        assert!(media[0].keyframe);
+        assert_eq!(media[0].config.as_deref(), Some(&config[..]));
+        assert_eq!(media[0].capture_time_us, 1_234_567);
+        assert_eq!((media[0].width, media[0].height), (640, 480));
+        assert_eq!(media[0].status, abi::STATUS_ERROR);
+        assert!(!media[1].keyframe);
+        assert_eq!(media[1].config, None);
+        assert_eq!(media[1].data, avcc);
+        assert!(test.frames().is_empty(), "send_media is not send_frame");
+
+        host.close();
+        assert_eq!(host.send_media(&next), Err(SendError::Closed));
+        assert_eq!(test.media().len(), 2);
     }
 
     #[test]

@@ -31,7 +31,8 @@ use prometheus::IntCounterVec;
 use tokio::time::Instant;
 
 use camgate_plugin_api::abi::{
-    self, ABI_VERSION, EntryFn, ErrorSink, FrameRef, HostCallbacks, PluginVTable, StrRef,
+    self, ABI_VERSION, EntryFn, ErrorSink, FrameRef, HostCallbacks, MediaFrameRef, PluginVTable,
+    StrRef,
 };
 
 use crate::hub::{FrameSink, StreamState};
@@ -420,6 +421,41 @@ extern "C" fn on_frame(ctx: *mut c_void, frame: *const FrameRef<'_>) -> i32 {
     .unwrap_or(abi::STATUS_ERROR)
 }
 
+extern "C" fn on_media(ctx: *mut c_void, frame: *const MediaFrameRef<'_>) -> i32 {
+    catch_unwind(AssertUnwindSafe(|| {
+        let Some(host) = resolve(ctx, "on_media") else {
+            return abi::STATUS_CLOSED;
+        };
+        if frame.is_null() {
+            return abi::STATUS_ERROR;
+        }
+        // Growth rule: read `size` alone before anything else of the plugin's struct.
+        // SAFETY: non-null, and the ABI says `frame` points to a `MediaFrameRef` that starts
+        // with its `size`, valid for this call; only that field is read.
+        let size = unsafe { addr_of!((*frame).size).read() };
+        if size < std::mem::size_of::<MediaFrameRef<'_>>() {
+            return abi::STATUS_ABI_MISMATCH;
+        }
+        // SAFETY: the struct is at least as large as ours; borrowed for this call.
+        let frame = unsafe { &*frame };
+        if frame.codec != abi::CODEC_JPEG {
+            // Video lands with the hub's video path (issue 14).
+            return abi::STATUS_ERROR;
+        }
+        // SAFETY: the bytes are borrowed for this call; `publish` copies them.
+        let jpeg = unsafe { frame.data.as_slice() };
+        if host
+            .sink
+            .publish(jpeg, frame.width, frame.height, frame.capture_time_us)
+        {
+            abi::STATUS_OK
+        } else {
+            abi::STATUS_CLOSED
+        }
+    }))
+    .unwrap_or(abi::STATUS_ERROR)
+}
+
 extern "C" fn on_state(ctx: *mut c_void, state: u32, message: StrRef<'_>) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
         let Some(host) = resolve(ctx, "on_state") else {
@@ -507,6 +543,7 @@ impl PluginInstance {
             on_frame,
             on_state,
             on_log,
+            on_media,
         };
         let mut ptr: *mut c_void = std::ptr::null_mut();
         let (status, message) = collecting_errors(|err| {
@@ -637,13 +674,13 @@ mod tests {
         assert_eq!(
             refusal(ok_without_filling),
             format!(
-                "plugin vtable is 0 bytes, ABI v1 needs {needed} (the entry returned OK without \
+                "plugin vtable is 0 bytes, ABI v2 needs {needed} (the entry returned OK without \
                  filling it in)"
             )
         );
         assert_eq!(
             refusal(smaller_vtable),
-            format!("plugin vtable is 16 bytes, ABI v1 needs {needed}")
+            format!("plugin vtable is 16 bytes, ABI v2 needs {needed}")
         );
         assert_eq!(refusal(null_stop), "plugin vtable has no `stop` function");
         assert_eq!(
@@ -655,7 +692,7 @@ mod tests {
         );
         assert_eq!(
             refusal(other_version),
-            "plugin reports ABI v2 in its vtable, host speaks v1"
+            "plugin reports ABI v3 in its vtable, host speaks v2"
         );
         // The entry they were derived from passes.
         let good = LoadedPlugin::handshake(

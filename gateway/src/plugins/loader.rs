@@ -165,7 +165,7 @@ mod tests {
 
     #[test]
     fn symbol_names_come_from_the_constants() {
-        assert_eq!(symbol_name(ENTRY_SYMBOL), "camgate_plugin_entry_v1");
+        assert_eq!(symbol_name(ENTRY_SYMBOL), "camgate_plugin_entry_v2");
         assert_eq!(
             symbol_name(ABI_VERSION_SYMBOL),
             "camgate_plugin_abi_version"

@@ -243,7 +243,7 @@ pub extern "C" fn camgate_plugin_abi_version() -> u32 {
 /// The handshake, by hand (the `EntryFn` type is a plain `extern "C" fn`, as `dlsym` sees it).
 #[unsafe(no_mangle)]
 #[allow(clippy::not_unsafe_ptr_arg_deref)]
-pub extern "C" fn camgate_plugin_entry_v1(
+pub extern "C" fn camgate_plugin_entry_v2(
     host_abi_version: u32,
     out: *mut PluginVTable,
     out_size: usize,
