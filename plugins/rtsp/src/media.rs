@@ -18,41 +18,29 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use camgate_plugin_api::{Frame, Host, SendError};
+use camgate_plugin_api::{Codec, Frame, Host, MediaFrame, SendError};
 use camgate_plugin_common::ratelimit::LogLimiter;
 
 /// At most one "packets lost" log line per this long (the first one at once).
 pub const LOSS_LOG_EVERY: Duration = Duration::from_secs(10);
 
-/// The video codecs this plugin passes through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VideoCodec {
-    /// H.264 (RFC 6184).
-    H264,
-    /// H.265 (RFC 7798).
-    H265,
-    /// Motion JPEG (RFC 2435).
-    Jpeg,
+/// The codec of an SDP encoding name (lowercase, as the RTSP client reports it); `None`
+/// for one this plugin does not pass through.
+pub fn codec_of_encoding(name: &str) -> Option<Codec> {
+    match name {
+        "h264" => Some(Codec::H264),
+        "h265" => Some(Codec::H265),
+        "jpeg" => Some(Codec::Jpeg),
+        _ => None,
+    }
 }
 
-impl VideoCodec {
-    /// The codec of an SDP encoding name (lowercase, as the RTSP client reports it).
-    pub fn from_encoding_name(name: &str) -> Option<Self> {
-        match name {
-            "h264" => Some(VideoCodec::H264),
-            "h265" => Some(VideoCodec::H265),
-            "jpeg" => Some(VideoCodec::Jpeg),
-            _ => None,
-        }
-    }
-
-    /// A short name for messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            VideoCodec::H264 => "H.264",
-            VideoCodec::H265 => "H.265",
-            VideoCodec::Jpeg => "MJPEG",
-        }
+/// A short name of `codec` for messages.
+pub fn codec_name(codec: Codec) -> &'static str {
+    match codec {
+        Codec::H264 => "H.264",
+        Codec::H265 => "H.265",
+        Codec::Jpeg => "MJPEG",
     }
 }
 
@@ -60,7 +48,7 @@ impl VideoCodec {
 #[derive(Debug, Clone, Copy)]
 pub struct Outgoing<'a> {
     /// The codec.
-    pub codec: VideoCodec,
+    pub codec: Codec,
     /// Decodable on its own (IDR/IRAP; every JPEG).
     pub keyframe: bool,
     /// The access unit (AVCC/HVCC) or the JPEG.
@@ -75,17 +63,25 @@ pub struct Outgoing<'a> {
     pub captured_at: SystemTime,
 }
 
-/// The one place frames leave the plugin.
+/// The one place frames leave the plugin: JPEGs as plain JPEG frames (what `ffmpeg-mjpeg`
+/// publishes), video as media frames.
 pub fn publish(host: &Host, frame: &Outgoing<'_>) -> Result<(), SendError> {
     match frame.codec {
-        VideoCodec::Jpeg => host.send_frame(&Frame {
+        Codec::Jpeg => host.send_frame(&Frame {
             jpeg: frame.data,
             width: frame.width,
             height: frame.height,
             captured_at: frame.captured_at,
         }),
-        // Until the media API lands: the host cannot take video yet.
-        VideoCodec::H264 | VideoCodec::H265 => Err(SendError::Rejected { status: -1 }),
+        Codec::H264 | Codec::H265 => host.send_media(&MediaFrame {
+            codec: frame.codec,
+            keyframe: frame.keyframe,
+            data: frame.data,
+            config: frame.config,
+            width: frame.width,
+            height: frame.height,
+            captured_at: frame.captured_at,
+        }),
     }
 }
 
@@ -199,18 +195,9 @@ mod tests {
 
     #[test]
     fn codecs_from_sdp_names() {
-        assert_eq!(
-            VideoCodec::from_encoding_name("h264"),
-            Some(VideoCodec::H264)
-        );
-        assert_eq!(
-            VideoCodec::from_encoding_name("h265"),
-            Some(VideoCodec::H265)
-        );
-        assert_eq!(
-            VideoCodec::from_encoding_name("jpeg"),
-            Some(VideoCodec::Jpeg)
-        );
-        assert_eq!(VideoCodec::from_encoding_name("mp4v-es"), None);
+        assert_eq!(codec_of_encoding("h264"), Some(Codec::H264));
+        assert_eq!(codec_of_encoding("h265"), Some(Codec::H265));
+        assert_eq!(codec_of_encoding("jpeg"), Some(Codec::Jpeg));
+        assert_eq!(codec_of_encoding("mp4v-es"), None);
     }
 }

@@ -17,14 +17,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use camgate_plugin_api::{Host, LogLevel, SendError, SourceState};
+use camgate_plugin_api::{Codec, Host, LogLevel, SendError, SourceState};
 use camgate_plugin_common::ratelimit::LogLimiter;
 use futures_util::StreamExt;
 use retina::client::{PlayOptions, Session, SessionGroup, SessionOptions, SetupOptions};
 use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 
 use crate::config::Settings;
-use crate::media::{self, Gate, Outgoing, Verdict, VideoCodec};
+use crate::media::{self, Gate, Outgoing, Verdict, codec_name, codec_of_encoding};
 
 /// At most one "the gateway rejected frames" line per this long.
 const REJECTED_LOG_EVERY: Duration = Duration::from_secs(10);
@@ -191,7 +191,7 @@ pub async fn run(
         &format!(
             "playing {} ({}, RTP over {})",
             settings.url.display_url,
-            codec.name(),
+            codec_name(codec),
             settings.transport.as_str()
         ),
     );
@@ -232,8 +232,8 @@ pub async fn run(
         };
         let (width, height) = params.coded_pixel_dimensions();
         let config = match codec {
-            VideoCodec::Jpeg => None,
-            VideoCodec::H264 | VideoCodec::H265 => gate.config_for(params.extra_data()),
+            Codec::Jpeg => None,
+            Codec::H264 | Codec::H265 => gate.config_for(params.extra_data()),
         };
         let outgoing = Outgoing {
             codec,
@@ -258,7 +258,7 @@ pub async fn run(
                         &format!(
                             "first frame {} ms after connecting: {} {width}x{height}, RTP over {}",
                             now.saturating_duration_since(stats.started).as_millis(),
-                            codec.name(),
+                            codec_name(codec),
                             settings.transport.as_str()
                         ),
                     );
@@ -283,14 +283,14 @@ pub async fn run(
 /// The first video stream of a codec this plugin passes through.
 fn pick_video<S: retina::client::State>(
     session: &Session<S>,
-) -> Result<(usize, VideoCodec), RunEnd> {
+) -> Result<(usize, Codec), RunEnd> {
     let streams = session.streams();
     streams
         .iter()
         .enumerate()
         .find_map(|(i, s)| {
             (s.media() == "video")
-                .then(|| VideoCodec::from_encoding_name(s.encoding_name()))
+                .then(|| codec_of_encoding(s.encoding_name()))
                 .flatten()
                 .map(|codec| (i, codec))
         })
