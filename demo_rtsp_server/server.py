@@ -15,7 +15,18 @@ Mounts
           stream clock with milliseconds (timeoverlay); WIDTHxHEIGHT at FPS,
           GOP = 1 s, x264 zerolatency, no B-frames, SPS/PPS in-band before
           every IDR (and in the SDP).
+  /h265   the same live pattern as H.265 (x265 zerolatency, no B-frames, GOP =
+          1 s, closed GOPs: every key frame is an IDR with VPS/SPS/PPS in-band
+          before it, and in the SDP).
   /mjpeg  the same pattern as RTP/JPEG (RFC 2435), for `ffmpeg -c copy`.
+  /loop264, /loop265
+          a 10 s clip of the pattern (H.264 / H.265, encoded like /test and
+          /h265, running stream time at the bottom left) looped forever,
+          served with NO encoding: the clip is encoded once into a cache file
+          (see "Loop clips") and each client session costs only parsing and
+          RTP payloading. RTP timestamps and sequence numbers run on across
+          the loop (one continuous stream: the parser never sees the end).
+          For benchmarks that run many cameras.
   /file   only with --file PATH: that file decoded, letterboxed to
           WIDTHxHEIGHT, re-encoded like /test, looped forever.
 
@@ -41,17 +52,61 @@ Guarantees
 * With --username/--password every mount requires RTSP Basic auth; a missing
   or wrong password gets `401 Unauthorized`.
 
+* With --stats-file PATH it keeps PATH up to date with the number of RTSP
+  sessions and pipelines per mount (see "Session counts"); the file exists
+  with all counts 0 before the READY line.
+
+Loop clips
+----------
+At start-up, before READY, the server makes sure both loop clips exist in the
+cache directory (--cache-dir, default $XDG_CACHE_HOME/camgate-demo or
+~/.cache/camgate-demo). A clip is an Annex-B elementary stream named after
+everything that shapes it (codec, size, fps, bitrate, pattern, length), so a
+second start with the same flags reuses it (a stat, no encoding); a missing
+one is encoded once (flock-serialised, written to a temporary file and renamed,
+so parallel starts never see half a clip). Cost of the first start: about
+1.5 s (H.264) + 5 s (H.265) at 1280x720 25 fps, under 1 s for both at
+640x360 15 fps, on the 2-core test machine.
+
+Served as `multifilesrc loop=true ! h26Xparse ! rtph26Xpay`: the parser sees
+one endless byte stream and numbers frames continuously from the frame rate
+(a pad probe copies its DTS to PTS: no B-frames, so they are equal).
+
+Measured on the 2-core test machine (1280x720 25 fps, 2 Mbit/s; server CPU
+over 30 s, `ffmpeg -rtsp_transport tcp -i URL -c copy -f null -` clients):
+MEASURED_CPU
+
+Session counts
+--------------
+--stats-file PATH: the server rewrites PATH atomically (temporary file +
+rename, so a reader never sees a partial file) on every change, as one JSON
+object with one key per mount:
+
+  {"sessions": {"/test": 1, "/h265": 0, ...},
+   "total_sessions_opened": {"/test": 3, "/h265": 0, ...},
+   "pipelines": {"/test": 1, "/h265": 0, ...}}
+
+sessions               RTSP sessions alive now: +1 at a client's first SETUP of
+                       the mount, -1 at its TEARDOWN, when its connection
+                       closes, or when it times out.
+total_sessions_opened  sessions ever opened on the mount.
+pipelines              running media pipelines of the mount (shared: 1 however
+                       many sessions; 0 once the last client has gone).
+
 Run it with Debian's /usr/bin/python3 (the `gi` module comes from python3-gi).
 """
 
 import argparse
 import ctypes
+import fcntl
 import ipaddress
 import itertools
+import json
 import os
 import re
 import signal
 import sys
+import threading
 
 try:
     import gi
@@ -78,8 +133,15 @@ REQUIRED_ELEMENTS = {
     "videoconvert": "gstreamer1.0-plugins-base",
     "clockoverlay": "gstreamer1.0-x",
     "timeoverlay": "gstreamer1.0-x",
+    "textoverlay": "gstreamer1.0-x",
     "x264enc": "gstreamer1.0-plugins-ugly",
     "rtph264pay": "gstreamer1.0-plugins-good",
+    "x265enc": "gstreamer1.0-plugins-bad",
+    "rtph265pay": "gstreamer1.0-plugins-good",
+    "multifilesrc": "gstreamer1.0-plugins-good",
+    "h264parse": "gstreamer1.0-plugins-bad",
+    "h265parse": "gstreamer1.0-plugins-bad",
+    "filesink": "gstreamer1.0 (core)",
     "jpegenc": "gstreamer1.0-plugins-good",
     "rtpjpegpay": "gstreamer1.0-plugins-good",
 }
@@ -129,9 +191,12 @@ def parse_args(argv):
         prog="server.py",
         description=(
             "Local RTSP camera for Camgate demos and tests. Serves\n"
-            "  /test   H.264 test pattern with a running clock,\n"
-            "  /mjpeg  the same pattern as MJPEG (RTP/JPEG),\n"
-            "  /file   with --file: a video file, looped forever.\n"
+            "  /test     H.264 test pattern with a running clock,\n"
+            "  /h265     the same as H.265,\n"
+            "  /mjpeg    the same pattern as MJPEG (RTP/JPEG),\n"
+            "  /loop264  a cached 10 s H.264 clip, looped without encoding,\n"
+            "  /loop265  the same in H.265,\n"
+            "  /file     with --file: a video file, looped forever.\n"
             "One shared pipeline per mount for any number of clients.\n"
             "Prints 'READY rtsp://HOST:PORT' on stdout once listening.\n"
             "Stop it with Ctrl-C or SIGTERM (exit status 0)."
@@ -143,6 +208,7 @@ def parse_args(argv):
             "  demo_rtsp_server/server.py --width 640 --height 360 --fps 10\n"
             "  demo_rtsp_server/server.py --username admin --password secret\n"
             "  demo_rtsp_server/server.py --file clip.mp4\n"
+            "  demo_rtsp_server/server.py --port 0 --stats-file /tmp/sessions.json\n"
             "  ffmpeg -rtsp_transport tcp -i rtsp://127.0.0.1:8554/test -frames:v 1 x.jpg"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -178,8 +244,8 @@ def parse_args(argv):
     video.add_argument("--width", type=even_dimension, default=1280, help="default: %(default)s")
     video.add_argument("--height", type=even_dimension, default=720, help="default: %(default)s")
     video.add_argument(
-        "--fps", type=positive_int, default=25, help="frame rate of /test and /file; "
-        "the H.264 GOP is one second (default: %(default)s)"
+        "--fps", type=positive_int, default=25, help="frame rate of every mount but "
+        "/mjpeg; the GOP is one second (default: %(default)s)"
     )
     video.add_argument(
         "--mjpeg-fps",
@@ -191,7 +257,7 @@ def parse_args(argv):
         "--bitrate",
         type=positive_int,
         default=2048,
-        help="H.264 bitrate in kbit/s (default: %(default)s)",
+        help="H.264/H.265 bitrate in kbit/s (default: %(default)s)",
     )
     video.add_argument(
         "--pattern",
@@ -220,7 +286,22 @@ def parse_args(argv):
         help="... and this password (env: DEMO_RTSP_PASSWORD)",
     )
 
+    video.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        default=None,
+        help="where the /loop264 and /loop265 clips are kept (default: "
+        "$XDG_CACHE_HOME/camgate-demo or ~/.cache/camgate-demo)",
+    )
+
     misc = parser.add_argument_group("process")
+    misc.add_argument(
+        "--stats-file",
+        metavar="PATH",
+        default=None,
+        help="keep PATH up to date (atomically) with the RTSP sessions and "
+        "pipelines per mount, as JSON (see the module docstring)",
+    )
     misc.add_argument(
         "--no-die-with-parent",
         dest="die_with_parent",
@@ -254,6 +335,16 @@ def parse_args(argv):
         args.file = os.path.abspath(args.file)
         if not os.path.isfile(args.file) or not os.access(args.file, os.R_OK):
             parser.error("--file %s: not a readable file" % args.file)
+    if args.cache_dir is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+            os.path.expanduser("~"), ".cache"
+        )
+        args.cache_dir = os.path.join(base, "camgate-demo")
+    args.cache_dir = os.path.abspath(args.cache_dir)
+    if args.stats_file is not None:
+        args.stats_file = os.path.abspath(args.stats_file)
+        if not os.path.isdir(os.path.dirname(args.stats_file)):
+            parser.error("--stats-file %s: no such directory" % args.stats_file)
     return args
 
 
@@ -274,8 +365,8 @@ def overlays(args, label):
     ).format(label=label, size=size)
 
 
-def h264_tail(args):
-    """Encoder and payloader shared by /test and /file.
+def h264_encoder(args):
+    """Raw video in, H.264 byte stream out: /test, /file and the /loop264 clip.
 
     SPS/PPS go in-band before every IDR, inside the IDR's access unit: x264
     repeats them in byte-stream mode and rtph264pay passes them through. Do NOT
@@ -287,9 +378,39 @@ def h264_tail(args):
         "videoconvert ! video/x-raw,format=I420 ! "
         "x264enc tune=zerolatency speed-preset=ultrafast bframes=0 "
         "key-int-max={fps} bitrate={bitrate} ! "
-        "video/x-h264,stream-format=byte-stream,profile=constrained-baseline ! "
-        "rtph264pay name=pay0 pt=96 config-interval=0"
+        "video/x-h264,stream-format=byte-stream,profile=constrained-baseline"
     ).format(fps=args.fps, bitrate=args.bitrate)
+
+
+def h265_encoder(args):
+    """Raw video in, H.265 byte stream out: /h265 and the /loop265 clip.
+
+    Same rules as H.264: zerolatency (no B-frames, no lookahead, no scene-cut
+    key frames, so the GOP is exactly --fps frames), closed GOPs (every key
+    frame an IDR, not x265's default CRA), and VPS/SPS/PPS repeated in-band by
+    the encoder before every IDR (repeat-headers), so the payloader runs with
+    config-interval=0 and nothing is sent twice. (rtph265pay config-interval=-1
+    without repeat-headers gives the same stream and, unlike rtph264pay, no
+    stray marker bit in 1.22; the encoder's copy also makes the /loop265 file
+    decodable from any GOP.)
+    """
+    return (
+        "videoconvert ! video/x-raw,format=I420 ! "
+        "x265enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} "
+        "bitrate={bitrate} option-string=\"bframes=0:open-gop=0:repeat-headers=1\" ! "
+        "video/x-h265,stream-format=byte-stream,profile=main"
+    ).format(fps=args.fps, bitrate=args.bitrate)
+
+
+PAYLOADERS = {
+    "h264": "rtph264pay name=pay0 pt=96 config-interval=0",
+    "h265": "rtph265pay name=pay0 pt=96 config-interval=0",
+}
+
+
+def h264_tail(args):
+    """Encoder and payloader shared by /test and /file."""
+    return "%s ! %s" % (h264_encoder(args), PAYLOADERS["h264"])
 
 
 def raw_caps(args, fps):
@@ -302,6 +423,13 @@ def test_launch(args):
     return "( videotestsrc is-live=true pattern={p} ! {caps} ! {ov}{tail} )".format(
         p=args.pattern, caps=raw_caps(args, args.fps), ov=overlays(args, "/test"),
         tail=h264_tail(args),
+    )
+
+
+def h265_launch(args):
+    return "( videotestsrc is-live=true pattern={p} ! {caps} ! {ov}{enc} ! {pay} )".format(
+        p=args.pattern, caps=raw_caps(args, args.fps), ov=overlays(args, "/h265"),
+        enc=h265_encoder(args), pay=PAYLOADERS["h265"],
     )
 
 
@@ -321,6 +449,105 @@ def file_launch(args):
     return "( intervideosrc name=src timeout=5000000000 ! {caps} ! {tail} )".format(
         caps=raw_caps(args, args.fps), tail=h264_tail(args)
     )
+
+
+# --------------------------------------------------------------------------
+# Loop mounts: a clip encoded once, then served with no encoding
+# --------------------------------------------------------------------------
+
+LOOP_SECONDS = 10
+LOOP_FORMAT = 1  # bump when the clip pipeline changes: old cache files are ignored
+LOOP_ENCODERS = {"h264": h264_encoder, "h265": h265_encoder}
+
+
+def loop_clip_path(args, codec):
+    """The cache file of a clip: its name holds everything that shapes it."""
+    name = "loop-v{v}-{codec}-{w}x{h}-{fps}fps-{kbps}k-{pattern}-{secs}s.{codec}".format(
+        v=LOOP_FORMAT, codec=codec, w=args.width, h=args.height, fps=args.fps,
+        kbps=args.bitrate, pattern=args.pattern, secs=LOOP_SECONDS,
+    )
+    return os.path.join(args.cache_dir, name)
+
+
+def loop_clip_launch(args, codec, path):
+    """Offline (not live, as fast as it goes) encoding of the clip."""
+    size = max(6, args.height // 40)
+    return (
+        "videotestsrc num-buffers={n} pattern={p} ! {caps} ! "
+        "textoverlay text=\"/loop{num} ({secs} s loop, no encoding)\" "
+        "halignment=right valignment=top shaded-background=true "
+        "font-desc=\"Sans {size}\" ! "
+        "timeoverlay halignment=left valignment=bottom shaded-background=true "
+        "font-desc=\"Sans {size}\" ! {enc} ! filesink location=\"{path}\""
+    ).format(
+        n=LOOP_SECONDS * args.fps, p=args.pattern, caps=raw_caps(args, args.fps),
+        num=codec[1:], secs=LOOP_SECONDS, size=size, enc=LOOP_ENCODERS[codec](args),
+        path=path,
+    )
+
+
+def ensure_loop_clip(args, codec):
+    """Returns the clip's path, encoding it first unless the cache has it.
+
+    Concurrent starts (parallel tests) serialise on a lock file; the clip is
+    written under a temporary name and renamed, so it is complete or absent.
+    """
+    path = loop_clip_path(args, codec)
+    if os.path.isfile(path):
+        return path
+    os.makedirs(args.cache_dir, exist_ok=True)
+    with open(path + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.isfile(path):
+            return path  # another process made it while we waited
+        tmp = "%s.%d.tmp" % (path, os.getpid())
+        log("encoding the %d s %s loop clip once into %s" % (LOOP_SECONDS, codec, path))
+        pipeline = Gst.parse_launch(loop_clip_launch(args, codec, tmp))
+        pipeline.set_state(Gst.State.PLAYING)
+        msg = pipeline.get_bus().timed_pop_filtered(
+            Gst.CLOCK_TIME_NONE, Gst.MessageType.EOS | Gst.MessageType.ERROR
+        )
+        pipeline.set_state(Gst.State.NULL)
+        if msg.type == Gst.MessageType.ERROR:
+            err, debug = msg.parse_error()
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise SystemExit("demo_rtsp_server: cannot encode the %s loop clip: %s (%s)"
+                             % (codec, err.message, debug))
+        os.replace(tmp, path)
+    return path
+
+
+def loop_launch(args, codec, path):
+    """/loop264, /loop265: read, parse, payload. No decoding, no encoding.
+
+    multifilesrc loop=true rereads the file forever as one byte stream, so the
+    parser never sees an end: it numbers the frames on from the frame rate in
+    the caps (DTS; see on_loop_configure for PTS) and the RTP timestamps and
+    sequence numbers of every client run on across the loop point, which is a
+    GOP boundary (the clip is a whole number of 1 s GOPs).
+    """
+    return (
+        "( multifilesrc location=\"{path}\" loop=true "
+        "caps=\"video/x-{codec},stream-format=byte-stream,framerate={fps}/1\" ! "
+        "{codec}parse name=parse ! {pay} )"
+    ).format(path=path, codec=codec, fps=args.fps, pay=PAYLOADERS[codec])
+
+
+def pts_from_dts(_pad, info):
+    buf = info.get_buffer()
+    # Fresh from the parser, owned by this push only: no one else sees it.
+    buf.pts = buf.dts
+    return Gst.PadProbeReturn.OK
+
+
+def on_loop_configure(_factory, media):
+    """A parser fed a timestamp-less byte stream sets DTS only; the payloaders
+    stamp RTP with PTS. Without B-frames PTS = DTS, so copy it."""
+    parse = media.get_element().get_by_name("parse")
+    parse.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, pts_from_dts)
 
 
 class FilePlayer:
@@ -391,6 +618,104 @@ class FileMount:
         player = FilePlayer(self.args, channel)
         media.connect("unprepared", lambda _media: player.stop())
         player.start()
+
+
+# --------------------------------------------------------------------------
+# Session counts (--stats-file)
+# --------------------------------------------------------------------------
+
+
+class SessionStats:
+    """Counts RTSP sessions and media pipelines per mount into a JSON file.
+
+    Invariants: the file always holds every mount (0 when idle); it is
+    replaced atomically after every change, under a lock (the signals come
+    from the server's client threads and media threads); a session counts
+    once, at its first successful SETUP of a mount, and is uncounted at its
+    TEARDOWN, when the RTSP connection that set it up closes (a killed client
+    sends no TEARDOWN, and its streams stop with the connection, but the
+    session object lingers in the pool until a timeout), or when the session
+    pool drops it.
+    """
+
+    def __init__(self, path, mounts):
+        self.path = path
+        self.mounts = sorted(mounts, key=len, reverse=True)  # longest match first
+        self.lock = threading.Lock()
+        self.live = {}  # session id -> mount
+        self.opened = dict.fromkeys(mounts, 0)
+        self.pipelines = dict.fromkeys(mounts, 0)
+        with self.lock:
+            self.write()
+
+    def mount_of(self, abspath):
+        for mount in self.mounts:
+            if abspath == mount or abspath.startswith(mount + "/"):
+                return mount
+        return None
+
+    def write(self):
+        sessions = dict.fromkeys(self.opened, 0)
+        for mount in self.live.values():
+            sessions[mount] += 1
+        text = json.dumps(
+            {"sessions": sessions, "total_sessions_opened": self.opened,
+             "pipelines": self.pipelines},
+            sort_keys=True,
+        )
+        tmp = "%s.%d.tmp" % (self.path, os.getpid())
+        with open(tmp, "w") as out:
+            out.write(text + "\n")
+        os.replace(tmp, self.path)
+
+    def on_client(self, _server, client):
+        owned = set()  # ids of the sessions this connection set up
+        client.connect("setup-request", self.on_setup, owned)
+        client.connect("closed", self.on_closed, owned)
+
+    def on_setup(self, _client, ctx, owned):
+        session, uri = ctx.session, ctx.uri
+        if session is None or uri is None:
+            return
+        mount = self.mount_of(uri.abspath)
+        if mount is None:
+            return
+        with self.lock:
+            sid = session.get_sessionid()
+            owned.add(sid)
+            if sid in self.live:
+                return  # a second stream of the same session
+            self.live[sid] = mount
+            self.opened[mount] += 1
+            self.write()
+
+    def on_closed(self, _client, owned):
+        self.forget(owned)
+
+    def on_session_removed(self, _pool, session):
+        self.forget([session.get_sessionid()])
+
+    def forget(self, sids):
+        with self.lock:
+            gone = [sid for sid in sids if self.live.pop(sid, None) is not None]
+            if gone:
+                self.write()
+
+    def pipeline_counter(self, mount):
+        """A media-configure handler counting the pipelines of `mount`."""
+
+        def on_media_configure(_factory, media):
+            with self.lock:
+                self.pipelines[mount] += 1
+                self.write()
+            media.connect("unprepared", lambda _media: self.pipeline_gone(mount))
+
+        return on_media_configure
+
+    def pipeline_gone(self, mount):
+        with self.lock:
+            self.pipelines[mount] -= 1
+            self.write()
 
 
 # --------------------------------------------------------------------------
@@ -503,13 +828,28 @@ def main(argv=None):
     server.set_backlog(128)  # default 5: too small for a burst of viewers.
 
     pool = make_address_pool(args)
-    mounts = server.get_mount_points()
-    mounts.add_factory("/test", make_factory(test_launch(args), args, pool))
-    mounts.add_factory("/mjpeg", make_factory(mjpeg_launch(args), args, pool))
+    factories = {
+        "/test": make_factory(test_launch(args), args, pool),
+        "/h265": make_factory(h265_launch(args), args, pool),
+        "/mjpeg": make_factory(mjpeg_launch(args), args, pool),
+    }
+    for codec in ("h264", "h265"):
+        clip = ensure_loop_clip(args, codec)
+        factory = make_factory(loop_launch(args, codec, clip), args, pool)
+        factory.connect("media-configure", on_loop_configure)
+        factories["/loop" + codec[1:]] = factory
     if args.file:
-        file_factory = make_factory(file_launch(args), args, pool)
-        file_factory.connect("media-configure", FileMount(args).on_media_configure)
-        mounts.add_factory("/file", file_factory)
+        factories["/file"] = make_factory(file_launch(args), args, pool)
+        factories["/file"].connect("media-configure", FileMount(args).on_media_configure)
+    if args.stats_file is not None:
+        stats = SessionStats(args.stats_file, list(factories))
+        server.connect("client-connected", stats.on_client)
+        server.get_session_pool().connect("session-removed", stats.on_session_removed)
+        for path, factory in factories.items():
+            factory.connect("media-configure", stats.pipeline_counter(path))
+    mounts = server.get_mount_points()
+    for path, factory in factories.items():
+        mounts.add_factory(path, factory)
     if args.username is not None:
         server.set_auth(make_auth(args))
 
@@ -534,8 +874,7 @@ def main(argv=None):
         log("cannot listen on %s:%d (port in use or address not local)" % (args.host, args.port))
         return 1
     base = "rtsp://%s:%d" % (url_host(args), server.get_bound_port())
-    paths = ["/test", "/mjpeg"] + (["/file"] if args.file else [])
-    log("serving %s%s" % (", ".join(base + p for p in paths),
+    log("serving %s%s" % (", ".join(base + p for p in factories),
                           " (Basic auth required)" if args.username else ""))
     try:
         sys.stdout.write("READY %s\n" % base)
