@@ -281,9 +281,7 @@ pub async fn run(
 }
 
 /// The first video stream of a codec this plugin passes through.
-fn pick_video<S: retina::client::State>(
-    session: &Session<S>,
-) -> Result<(usize, Codec), RunEnd> {
+fn pick_video<S: retina::client::State>(session: &Session<S>) -> Result<(usize, Codec), RunEnd> {
     let streams = session.streams();
     streams
         .iter()
