@@ -17,6 +17,7 @@
 //!   every viewer; a viewer that falls behind sees only the newest frame and counts the
 //!   sequence numbers it skipped. Memory per viewer is one buffer reference.
 
+pub mod codec_config;
 mod derived;
 mod direct;
 mod fanout;
@@ -30,7 +31,7 @@ pub use derived::Derived;
 pub use direct::{DirectAttachment, DirectViewer};
 pub use frame::{Codec, Frame, VideoConfig};
 pub use registry::Registry;
-pub use source::{FrameSink, RunningSource, SourceFactory};
+pub use source::{FrameSink, MediaIn, MediaRefused, RunningSource, SourceFactory, VideoIn};
 pub use stream_hub::{
     Closing, Hub, InputRate, StreamInfo, StreamState, StreamStatus, Viewer, ViewerReservation,
     unix_micros,

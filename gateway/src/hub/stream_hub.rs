@@ -550,6 +550,17 @@ impl Hub {
         true
     }
 
+    /// Called through a [`FrameSink`] for one checked H.264/H.265 access unit with its
+    /// configuration in force: publishes it if `generation` is current. `false` when the
+    /// sink is closed (the producer should stop), as for [`Hub::publish`].
+    //
+    // TODO(lead, issue 14): the hub's video path (GOP buffer) goes here. Until it lands no
+    // video frame is published: the source is told it is closed.
+    pub(super) fn publish_video(&self, generation: u64, video: super::source::VideoIn<'_>) -> bool {
+        let _ = (generation, video);
+        false
+    }
+
     /// Called by the fan-out task for each frame it takes: puts it in the `watch` and
     /// offers it to the direct viewers. A viewer whose offer panicked is detached and
     /// abandoned; nobody else notices.
@@ -602,7 +613,7 @@ impl Drop for Hub {
     }
 }
 
-fn looks_like_jpeg(bytes: &[u8]) -> bool {
+pub(super) fn looks_like_jpeg(bytes: &[u8]) -> bool {
     bytes.len() >= 4
         && bytes.len() <= MAX_FRAME_BYTES
         && bytes[..2] == [0xFF, 0xD8]

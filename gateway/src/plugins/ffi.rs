@@ -14,7 +14,13 @@
 //!   `camgate_plugin_late_callbacks_total{plugin}` — never served from freed memory. The
 //!   token carries the plugin's index, so the count names the plugin even after destroy,
 //!   and nothing is kept per destroyed instance.
-//! - A frame is used only after its `size` (read alone) shows the whole v1 `FrameRef`.
+//! - A frame is used only after its `size` (read alone) shows the whole `FrameRef` /
+//!   `MediaFrameRef`; a media frame reaches the hub only through
+//!   [`FrameSink::publish_media`], which checks it (refusals are logged, rate-limited).
+//! - Plugins of ABI v1 and v2 run side by side. Both get the same (v2) `HostCallbacks`:
+//!   v2 only appended `on_media`, so a v1 plugin reads the prefix it knows. The vtable
+//!   layout is the same in both; the handshake checks it equally strictly, with the
+//!   plugin's own version.
 //! - No host callback unwinds into plugin code: each catches panics.
 
 #![allow(unsafe_code)]
@@ -35,7 +41,7 @@ use camgate_plugin_api::abi::{
     StrRef,
 };
 
-use crate::hub::{FrameSink, StreamState};
+use crate::hub::{Codec, FrameSink, MediaIn, MediaRefused, StreamState};
 use crate::redact::Redactor;
 use crate::telemetry::LogBudget;
 
@@ -124,15 +130,35 @@ fn describe_failure(status: i32, message: String) -> String {
 }
 
 impl LoadedPlugin {
-    /// Performs the handshake through `entry` (a built-in's function or a library symbol).
+    /// Performs the handshake through `entry` (a built-in's function or a library symbol)
+    /// at the current ABI version.
+    pub fn handshake(entry: EntryFn, origin: PluginOrigin) -> Result<LoadedPlugin, String> {
+        Self::handshake_at(entry, ABI_VERSION, origin)
+    }
+
+    /// Performs the handshake at `abi_version` ([`ABI_VERSION`] or
+    /// [`abi::ABI_VERSION_V1`]: the versions whose vtable is [`PluginVTable`]), the
+    /// version the library reported.
     ///
     /// Nothing is built from the plugin's memory before it is checked: `size` and
     /// `abi_version` are read alone, then every function pointer is checked to be set.
-    pub fn handshake(entry: EntryFn, origin: PluginOrigin) -> Result<LoadedPlugin, String> {
+    pub fn handshake_at(
+        entry: EntryFn,
+        abi_version: u32,
+        origin: PluginOrigin,
+    ) -> Result<LoadedPlugin, String> {
+        let expected_version = abi_version;
+        if expected_version != ABI_VERSION && expected_version != abi::ABI_VERSION_V1 {
+            return Err(format!(
+                "ABI v{expected_version} is not one this host speaks (v{ABI_VERSION}, v{})",
+                abi::ABI_VERSION_V1
+            ));
+        }
         let buffer_size = std::mem::size_of::<PluginVTable>();
         let mut buffer = std::mem::MaybeUninit::<PluginVTable>::zeroed();
         let out = buffer.as_mut_ptr();
-        let (status, message) = collecting_errors(|err| entry(ABI_VERSION, out, buffer_size, err));
+        let (status, message) =
+            collecting_errors(|err| entry(expected_version, out, buffer_size, err));
         if status != abi::STATUS_OK {
             return Err(describe_failure(status, message));
         }
@@ -147,7 +173,7 @@ impl LoadedPlugin {
         };
         if size < buffer_size {
             return Err(format!(
-                "plugin vtable is {size} bytes, ABI v{ABI_VERSION} needs {buffer_size}{}",
+                "plugin vtable is {size} bytes, ABI v{expected_version} needs {buffer_size}{}",
                 if size == 0 {
                     " (the entry returned OK without filling it in)"
                 } else {
@@ -160,9 +186,10 @@ impl LoadedPlugin {
                 "plugin claims a {size}-byte vtable in a {buffer_size}-byte buffer"
             ));
         }
-        if abi_version != ABI_VERSION {
+        if abi_version != expected_version {
             return Err(format!(
-                "plugin reports ABI v{abi_version} in its vtable, host speaks v{ABI_VERSION}"
+                "plugin reports ABI v{abi_version} in its vtable, but the handshake was at \
+                 v{expected_version}"
             ));
         }
         // SAFETY: as above; each function pointer field is read as the pointer-sized integer
@@ -244,6 +271,8 @@ pub struct HostContext {
     stopped: AtomicBool,
     /// A too-small `FrameRef` was reported once (the log says which plugin is broken).
     bad_frame_logged: AtomicBool,
+    /// Warnings about refused frames (`on_media`) are rate-limited per instance.
+    refusals: Mutex<LogBudget>,
 }
 
 /// Callbacks that arrived after their instance's `stop` returned (ABI violations), by
@@ -376,9 +405,26 @@ impl HostContext {
             log_budget: Mutex::new(LogBudget::new(LOG_LINES_PER_WINDOW, LOG_WINDOW)),
             stopped: AtomicBool::new(false),
             bad_frame_logged: AtomicBool::new(false),
+            refusals: Mutex::new(LogBudget::new(REFUSAL_LINES_PER_WINDOW, LOG_WINDOW)),
+        }
+    }
+
+    /// Logs (rate-limited) why a frame from the plugin was refused: a plugin bug its author
+    /// must see, that must not flood the log at the frame rate.
+    fn refused(&self, why: &str) {
+        let (allowed, suppressed) = self
+            .refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(Instant::now());
+        if allowed {
+            tracing::warn!(stream = %self.stream, plugin = %self.plugin, suppressed, "refused a frame from the plugin: {why}");
         }
     }
 }
+
+/// Refused-frame warnings allowed per instance and window.
+const REFUSAL_LINES_PER_WINDOW: u32 = 5;
 
 /// Plugin log lines allowed per window; the rest are counted and summarised, so a chatty
 /// plugin (or ffmpeg's stderr) cannot flood the logs.
@@ -433,24 +479,48 @@ extern "C" fn on_media(ctx: *mut c_void, frame: *const MediaFrameRef<'_>) -> i32
         // SAFETY: non-null, and the ABI says `frame` points to a `MediaFrameRef` that starts
         // with its `size`, valid for this call; only that field is read.
         let size = unsafe { addr_of!((*frame).size).read() };
-        if size < std::mem::size_of::<MediaFrameRef<'_>>() {
+        let needed = std::mem::size_of::<MediaFrameRef<'_>>();
+        if size < needed {
+            if !host.bad_frame_logged.swap(true, Ordering::Relaxed) {
+                tracing::error!(stream = %host.stream, plugin = %host.plugin, size, needed, "plugin sent a MediaFrameRef smaller than ABI v2's; frames refused");
+            }
             return abi::STATUS_ABI_MISMATCH;
         }
-        // SAFETY: the struct is at least as large as ours; borrowed for this call.
+        // SAFETY: the struct is at least as large as ours, so every field we read is there;
+        // it is borrowed for this call.
         let frame = unsafe { &*frame };
-        if frame.codec != abi::CODEC_JPEG {
-            // Video lands with the hub's video path (issue 14).
+        let codec = match frame.codec {
+            abi::CODEC_JPEG => Codec::Jpeg,
+            abi::CODEC_H264 => Codec::H264,
+            abi::CODEC_H265 => Codec::H265,
+            other => {
+                host.refused(&format!("unknown codec {other}"));
+                return abi::STATUS_ERROR;
+            }
+        };
+        if frame.flags & !abi::MEDIA_KEYFRAME != 0 {
+            host.refused(&format!("unknown flag bits {:#x}", frame.flags));
             return abi::STATUS_ERROR;
         }
-        // SAFETY: the bytes are borrowed for this call; `publish` copies them.
-        let jpeg = unsafe { frame.data.as_slice() };
-        if host
-            .sink
-            .publish(jpeg, frame.width, frame.height, frame.capture_time_us)
-        {
-            abi::STATUS_OK
-        } else {
-            abi::STATUS_CLOSED
+        // SAFETY: both slices are borrowed for this call; `publish_media` copies what it
+        // keeps.
+        let (data, config) = unsafe { (frame.data.as_slice(), frame.config.as_slice()) };
+        let media = MediaIn {
+            codec,
+            keyframe: frame.flags & abi::MEDIA_KEYFRAME != 0,
+            data,
+            config: (!config.is_empty()).then_some(config),
+            width: frame.width,
+            height: frame.height,
+            captured_at_us: frame.capture_time_us,
+        };
+        match host.sink.publish_media(&media) {
+            Ok(()) => abi::STATUS_OK,
+            Err(MediaRefused::Closed) => abi::STATUS_CLOSED,
+            Err(refused) => {
+                host.refused(&refused.to_string());
+                abi::STATUS_ERROR
+            }
         }
     }))
     .unwrap_or(abi::STATUS_ERROR)
@@ -692,7 +762,7 @@ mod tests {
         );
         assert_eq!(
             refusal(other_version),
-            "plugin reports ABI v3 in its vtable, host speaks v2"
+            "plugin reports ABI v3 in its vtable, but the handshake was at v2"
         );
         // The entry they were derived from passes.
         let good = LoadedPlugin::handshake(

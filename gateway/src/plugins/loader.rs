@@ -1,8 +1,9 @@
 //! Loading plugin shared libraries from a folder with libloading.
 //!
 //! Each library is asked for its ABI version through the version-independent probe symbol
-//! before anything else, so a plugin built for another ABI is refused with both versions
-//! named instead of being called with the wrong layout. Loaded libraries are leaked on
+//! before anything else. Version 2 (current) and version 1 (JPEG only; its layouts are a
+//! prefix of version 2's) load through their own entry symbols; any other version is
+//! refused with both sides named instead of being called with the wrong layout. Loaded libraries are leaked on
 //! purpose: plugins may hold pointers into them (static strings, code) for the life of the
 //! process, so they are never unloaded.
 
@@ -11,7 +12,8 @@
 use std::path::{Path, PathBuf};
 
 use camgate_plugin_api::abi::{
-    ABI_VERSION, ABI_VERSION_SYMBOL, AbiVersionFn, ENTRY_SYMBOL, EntryFn,
+    ABI_VERSION, ABI_VERSION_SYMBOL, ABI_VERSION_V1, AbiVersionFn, ENTRY_SYMBOL, ENTRY_SYMBOL_V1,
+    EntryFn,
 };
 use libloading::Library;
 
@@ -47,9 +49,9 @@ pub enum LoadError {
         /// The symbol looked for.
         symbol: &'static str,
     },
-    /// The library speaks another ABI version.
+    /// The library speaks an ABI version this gateway does not load.
     #[error(
-        "plugin {} was built for camgate plugin ABI v{found}, but this gateway speaks v{expected}; rebuild it against camgate-plugin-api {expected}.x",
+        "plugin {} was built for camgate plugin ABI v{found}, but this gateway speaks v{expected} (and still loads v{ABI_VERSION_V1}); rebuild it against the camgate-plugin-api of this gateway",
         path.display()
     )]
     AbiMismatch {
@@ -133,21 +135,27 @@ pub fn load_library(path: &Path) -> Result<LoadedPlugin, LoadError> {
         }
     })?;
     let found = probe();
-    if found != ABI_VERSION {
-        return Err(LoadError::AbiMismatch {
-            path: path.to_owned(),
-            found,
-            expected: ABI_VERSION,
-        });
-    }
-    // SAFETY: the library declared ABI v1, whose entry symbol has type `EntryFn`.
+    let symbol = match found {
+        ABI_VERSION => ENTRY_SYMBOL,
+        ABI_VERSION_V1 => ENTRY_SYMBOL_V1,
+        _ => {
+            return Err(LoadError::AbiMismatch {
+                path: path.to_owned(),
+                found,
+                expected: ABI_VERSION,
+            });
+        }
+    };
+    // SAFETY: the library declared ABI v1 or v2, whose entry symbols both have type
+    // `EntryFn` (and write the same `PluginVTable` layout).
     let entry =
-        unsafe { library.get::<EntryFn>(ENTRY_SYMBOL) }.map_err(|_| LoadError::MissingSymbol {
+        unsafe { library.get::<EntryFn>(symbol) }.map_err(|_| LoadError::MissingSymbol {
             path: path.to_owned(),
-            symbol: symbol_name(ENTRY_SYMBOL),
+            symbol: symbol_name(symbol),
         })?;
-    LoadedPlugin::handshake(
+    LoadedPlugin::handshake_at(
         *entry,
+        found,
         PluginOrigin::Library {
             path: path.to_owned(),
         },
@@ -166,6 +174,7 @@ mod tests {
     #[test]
     fn symbol_names_come_from_the_constants() {
         assert_eq!(symbol_name(ENTRY_SYMBOL), "camgate_plugin_entry_v2");
+        assert_eq!(symbol_name(ENTRY_SYMBOL_V1), "camgate_plugin_entry_v1");
         assert_eq!(
             symbol_name(ABI_VERSION_SYMBOL),
             "camgate_plugin_abi_version"
