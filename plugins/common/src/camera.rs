@@ -80,6 +80,17 @@ pub fn check_duration(
     }
 }
 
+/// A duration as the manifest writes it, for messages: `2s`, `1.5s`, `500ms`.
+pub fn human(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
 /// A checked camera URL with its credentials.
 #[derive(Clone)]
 pub struct CameraUrl {
@@ -302,6 +313,13 @@ mod tests {
     fn check(raw: &str, user: Option<&str>, pass: Option<&str>) -> Result<CameraUrl, String> {
         let mut problems = Vec::new();
         check_camera_url(raw, user, pass, &RTSP_ONLY, &mut problems).ok_or(problems.join("; "))
+    }
+
+    #[test]
+    fn durations_read_like_the_manifest() {
+        assert_eq!(human(Duration::from_secs(2)), "2s");
+        assert_eq!(human(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(human(Duration::from_millis(500)), "500ms");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 // The URL, credential, transport and duration rules every camera plugin shares.
 pub use camgate_plugin_common::camera::{
-    CameraUrl, DurationText, Transport, check_camera_url, check_duration, mask_userinfo,
+    CameraUrl, DurationText, Transport, check_camera_url, check_duration, human, mask_userinfo,
     parse_duration, scrub,
 };
 

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use camgate_plugin_api::{Codec, Host, LogLevel, SendError, SourceState};
+use camgate_plugin_common::camera::human;
 use camgate_plugin_common::ratelimit::LogLimiter;
 use futures_util::StreamExt;
 use retina::client::{PlayOptions, Session, SessionGroup, SessionOptions, SetupOptions};
@@ -305,27 +306,9 @@ fn pick_video<S: retina::client::State>(session: &Session<S>) -> Result<(usize, 
         })
 }
 
-/// `2s`, `1.5s`, `500ms`.
-pub fn human(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else if d < Duration::from_secs(1) {
-        format!("{}ms", d.as_millis())
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_like_the_manifest() {
-        assert_eq!(human(Duration::from_secs(2)), "2s");
-        assert_eq!(human(Duration::from_millis(1500)), "1.5s");
-        assert_eq!(human(Duration::from_millis(500)), "500ms");
-    }
 
     #[test]
     fn live_for_counts_from_the_start_to_the_last_frame() {
