@@ -55,6 +55,7 @@ impl PluginCatalog {
         let builtins = [
             camgate_plugin_api::export::entry_fn::<camgate_testsrc::TestSrc>(),
             camgate_plugin_api::export::entry_fn::<camgate_ffmpeg_mjpeg::FfmpegMjpeg>(),
+            camgate_plugin_api::export::entry_fn::<camgate_rtsp::Rtsp>(),
         ];
         for entry in builtins {
             if let Err(e) = LoadedPlugin::handshake(entry, PluginOrigin::Builtin)

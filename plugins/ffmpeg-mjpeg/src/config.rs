@@ -14,37 +14,18 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
-use url::Url;
 
-// One duration grammar and one way of masking credentials, shared with the gateway.
-pub use camgate_plugin_api::text::{mask_url_credentials as mask_userinfo, parse_duration};
+// The URL, credential, transport and duration rules every camera plugin shares.
+pub use camgate_plugin_common::camera::{
+    CameraUrl, DurationText, Transport, check_camera_url, check_duration, human, mask_userinfo,
+    parse_duration, scrub,
+};
 
 /// Schemes ffmpeg may open: cameras only — no `file:`, `pipe:`, `concat:`, `lavfi`...
 pub const ALLOWED_SCHEMES: [&str; 4] = ["rtsp", "rtsps", "http", "https"];
 
 /// Frame rate when `fps` is not given.
 pub const DEFAULT_FPS: f64 = 10.0;
-
-/// How RTSP carries the media.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    /// RTP interleaved in the RTSP TCP connection (works through NAT and firewalls).
-    #[default]
-    Tcp,
-    /// RTP over UDP (lower overhead on a clean LAN).
-    Udp,
-}
-
-impl Transport {
-    /// The value of ffmpeg's `-rtsp_transport`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Tcp => "tcp",
-            Transport::Udp => "udp",
-        }
-    }
-}
 
 /// When to copy the camera's JPEGs instead of re-encoding them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -59,17 +40,6 @@ pub enum Passthrough {
     Always,
     /// Always re-encode.
     Never,
-}
-
-/// A duration written as text (`"5s"`, `"500ms"`, `"1m"`, `"1m30s"`).
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct DurationText(pub String);
-
-impl fmt::Debug for DurationText {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
 }
 
 /// Options of an `ffmpeg-mjpeg` source: the manifest's `source` mapping minus `plugin`.
@@ -272,38 +242,36 @@ impl Settings {
                     .to_owned(),
             );
         }
-        if config.password.is_some() && config.username.is_none() {
-            problems.push("password is set but username is not: set both".to_owned());
-        }
-        for (name, value) in [
-            ("username", config.username.as_deref()),
-            ("password", config.password.as_deref()),
-        ] {
-            if value.is_some_and(|v| v.chars().any(char::is_control)) {
-                problems.push(format!("{name} must not contain control characters"));
-            }
-        }
+        let url = check_camera_url(
+            &config.url,
+            config.username.as_deref(),
+            config.password.as_deref(),
+            &ALLOWED_SCHEMES,
+            &mut problems,
+        );
 
-        let urls = check_url(config, &mut problems);
-
-        match urls {
-            Some((input_url, display_url, scheme, secrets)) if problems.is_empty() => {
-                Ok(Settings {
-                    input_url,
-                    display_url,
-                    scheme,
-                    secrets,
-                    fps,
-                    scale,
-                    quality: config.quality,
-                    transport: config.transport,
-                    connect_timeout,
-                    stall_timeout,
-                    hwaccel: config.hwaccel.clone(),
-                    ffmpeg_path,
-                    passthrough: config.passthrough,
-                })
-            }
+        match url {
+            Some(CameraUrl {
+                input_url,
+                display_url,
+                scheme,
+                secrets,
+                ..
+            }) if problems.is_empty() => Ok(Settings {
+                input_url,
+                display_url,
+                scheme,
+                secrets,
+                fps,
+                scale,
+                quality: config.quality,
+                transport: config.transport,
+                connect_timeout,
+                stall_timeout,
+                hwaccel: config.hwaccel.clone(),
+                ffmpeg_path,
+                passthrough: config.passthrough,
+            }),
             _ => Err(problems),
         }
     }
@@ -320,166 +288,6 @@ fn is_plain_word(s: &str) -> bool {
         && !s.starts_with('-')
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
-fn check_duration(
-    name: &str,
-    value: Option<&DurationText>,
-    default: Duration,
-    range: std::ops::RangeInclusive<Duration>,
-    problems: &mut Vec<String>,
-) -> Duration {
-    let Some(DurationText(text)) = value else {
-        return default;
-    };
-    match parse_duration(text) {
-        Ok(d) if range.contains(&d) => d,
-        Ok(d) => {
-            problems.push(format!(
-                "{name} must be between {:?} and {:?}, got {d:?}",
-                range.start(),
-                range.end()
-            ));
-            default
-        }
-        Err(e) => {
-            problems.push(format!("{name}: {e}"));
-            default
-        }
-    }
-}
-
-type CheckedUrl = (String, String, String, Vec<String>);
-
-/// Validates the URL and builds (input URL with credentials, display URL, scheme, secrets).
-fn check_url(config: &FfmpegMjpegConfig, problems: &mut Vec<String>) -> Option<CheckedUrl> {
-    let raw = config.url.as_str();
-    let shown = mask_userinfo(raw);
-    if raw.is_empty() {
-        problems.push("url must not be empty".to_owned());
-        return None;
-    }
-    if raw.starts_with('-') {
-        problems.push("url must not start with `-` (it would be read as an ffmpeg option)".into());
-        return None;
-    }
-    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        problems.push("url must not contain whitespace or control characters".to_owned());
-        return None;
-    }
-    let scheme_end = raw.find("://");
-    let scheme = scheme_end.map(|i| raw[..i].to_ascii_lowercase());
-    match scheme.as_deref() {
-        Some(s) if ALLOWED_SCHEMES.contains(&s) => {}
-        Some(s)
-            if s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
-        {
-            problems.push(format!(
-                "url scheme `{s}` is not allowed (allowed: {})",
-                ALLOWED_SCHEMES.join(", ")
-            ));
-            return None;
-        }
-        _ => {
-            problems.push(format!(
-                "url must look like rtsp://host[:port]/path (allowed schemes: {}), got `{shown}`",
-                ALLOWED_SCHEMES.join(", ")
-            ));
-            return None;
-        }
-    }
-    let mut url = match Url::parse(raw) {
-        Ok(url) => url,
-        Err(e) => {
-            problems.push(format!("url is not valid ({e}): `{shown}`"));
-            return None;
-        }
-    };
-    if url.host_str().is_none_or(str::is_empty) {
-        problems.push(format!("url has no host: `{shown}`"));
-        return None;
-    }
-    // Located by position, like the masking: whatever the URL parser made of it.
-    let mut secrets: Vec<String> = camgate_plugin_api::text::url_password_ranges(raw)
-        .into_iter()
-        .map(|r| raw[r].to_owned())
-        .collect();
-    let url_has_credentials = !url.username().is_empty() || url.password().is_some();
-    if let Some(password) = url.password() {
-        secrets.push(password.to_owned());
-        if let Ok(decoded) = percent_decode(password) {
-            secrets.push(decoded);
-        }
-    }
-    if url_has_credentials && config.username.is_some() {
-        problems.push(
-            "url already contains credentials: remove them from the url or drop \
-             username/password"
-                .to_owned(),
-        );
-        return None;
-    }
-    if let Some(username) = &config.username {
-        if url.set_username(username).is_err() {
-            problems.push(format!("url `{shown}` cannot carry a username"));
-            return None;
-        }
-        if let Some(password) = &config.password {
-            if url.set_password(Some(password)).is_err() {
-                problems.push(format!("url `{shown}` cannot carry a password"));
-                return None;
-            }
-            secrets.push(password.clone());
-            if let Some(encoded) = url.password() {
-                secrets.push(encoded.to_owned());
-            }
-        }
-    }
-    secrets.retain(|s| !s.is_empty());
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    secrets.dedup();
-    let mut display = url.clone();
-    // Cannot fail: the URL has a host (checked above).
-    let _ = display.set_password(None);
-    let _ = display.set_username("");
-    Some((
-        url.to_string(),
-        display.to_string(),
-        url.scheme().to_owned(),
-        secrets,
-    ))
-}
-
-/// Decodes `%XX` escapes (used to learn the literal form of a password given in a URL).
-fn percent_decode(s: &str) -> Result<String, std::string::FromUtf8Error> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(hex) = s.get(i + 1..i + 3)
-            && let Ok(value) = u8::from_str_radix(hex, 16)
-        {
-            out.push(value);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out)
-}
-
-/// Masks URL userinfo and every exact secret in `text`.
-pub fn scrub(text: &str, secrets: &[String]) -> String {
-    let mut out = mask_userinfo(text);
-    for secret in secrets {
-        if !secret.is_empty() && out.contains(secret.as_str()) {
-            out = out.replace(secret.as_str(), "***");
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -32,14 +32,15 @@
 
 #![forbid(unsafe_code)]
 
-pub mod backoff;
 pub mod command;
 pub mod config;
 pub mod reader;
-pub mod retry;
 pub mod splitter;
 pub mod stderr;
 pub mod supervisor;
+
+// Shared with the `rtsp` plugin (one backoff, one reconnect wait for every camera).
+pub use camgate_plugin_common::{backoff, retry};
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;

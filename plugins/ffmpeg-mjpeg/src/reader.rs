@@ -17,6 +17,7 @@ use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant, SystemTime};
 
 use camgate_plugin_api::{Frame, Host, LogLevel, SendError};
+use camgate_plugin_common::ratelimit::LogLimiter;
 
 use crate::splitter::{DEFAULT_MAX_FRAME, JpegSplitter};
 use crate::supervisor::Event;
@@ -204,30 +205,25 @@ impl RunReader {
 
 /// Rate limit for "the host rejected frames" lines: the first at once, then one summary
 /// per [`REJECTED_LOG_EVERY`] at most.
-#[derive(Debug, Default)]
-struct RejectionLog {
-    last_logged: Option<Instant>,
-    unlogged: u64,
+#[derive(Debug)]
+struct RejectionLog(LogLimiter);
+
+impl Default for RejectionLog {
+    fn default() -> Self {
+        RejectionLog(LogLimiter::new(REJECTED_LOG_EVERY))
+    }
 }
 
 impl RejectionLog {
     fn rejected(&mut self, status: i32, now: Instant, host: &Host) {
-        self.unlogged += 1;
-        if self
-            .last_logged
-            .is_some_and(|at| now.duration_since(at) < REJECTED_LOG_EVERY)
-        {
-            return;
+        if let Some(count) = self.0.record(1, now) {
+            host.log(
+                LogLevel::Warn,
+                &format!(
+                    "the gateway rejected {count} frame(s) (status {status}); still publishing"
+                ),
+            );
         }
-        host.log(
-            LogLevel::Warn,
-            &format!(
-                "the gateway rejected {} frame(s) (status {status}); still publishing",
-                self.unlogged
-            ),
-        );
-        self.last_logged = Some(now);
-        self.unlogged = 0;
     }
 }
 

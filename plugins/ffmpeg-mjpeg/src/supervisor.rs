@@ -35,7 +35,7 @@ use rustix::process::{Pid, Signal, kill_process};
 
 use crate::backoff::Backoff;
 use crate::command::{self, Mode, Probing};
-use crate::config::{Passthrough, Scale, Settings, scrub};
+use crate::config::{Passthrough, Scale, Settings, human, scrub};
 use crate::reader::{Pacer, Progress, RunReader};
 use crate::retry::{self, ProbeSchedule, ProbeTarget, ShortcutPolicy, WaitEnd, Waiter};
 use crate::stderr::{self, Diagnostics, ErrorKind, SharedDiagnostics};
@@ -576,17 +576,6 @@ fn probing_after(current: Probing, frames: u64, diagnostics: &Diagnostics) -> Pr
     }
 }
 
-/// `2s`, `1.5s`, `500ms`.
-fn human(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else if d < Duration::from_secs(1) {
-        format!("{}ms", d.as_millis())
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -607,12 +596,5 @@ mod tests {
             probing_after(Probing::Default, 5, &refused),
             Probing::Default
         );
-    }
-
-    #[test]
-    fn durations_read_like_the_manifest() {
-        assert_eq!(human(Duration::from_secs(2)), "2s");
-        assert_eq!(human(Duration::from_millis(1500)), "1.5s");
-        assert_eq!(human(Duration::from_millis(500)), "500ms");
     }
 }

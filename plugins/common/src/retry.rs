@@ -1,11 +1,11 @@
-//! The wait between two ffmpeg runs: the backoff delay, cut short when the camera comes
-//! back.
+//! The wait between two connection attempts (an ffmpeg run, an RTSP session): the backoff
+//! delay, cut short when the camera comes back.
 //!
 //! While waiting, the supervisor probes the camera cheaply — a TCP connect to its host and
-//! port ([`ProbeTarget`]), no ffmpeg — and starts ffmpeg as soon as a port that did *not*
+//! port ([`ProbeTarget`]), no protocol — and reconnects as soon as a port that did *not*
 //! answer starts answering. The shortcut is edge-triggered on purpose: a port that answers
 //! all along (a camera refusing the password with 401, a wrong path, a server that accepts
-//! and says nothing) gives no edge, so ffmpeg starts only after the full backoff and such a
+//! and says nothing) gives no edge, so the next attempt starts only after the full backoff and such a
 //! camera is never hammered. A run the probe started that fails at once (the port opened
 //! before the stream was ready) is handled by [`ShortcutPolicy`].
 //!
@@ -165,7 +165,7 @@ impl ProbeSchedule {
 pub enum WaitEnd {
     /// The whole delay passed.
     Elapsed,
-    /// The camera's port went from silent to answering: start ffmpeg now.
+    /// The camera's port went from silent to answering: reconnect now.
     Reachable,
     /// The source is being stopped.
     Stopped,
@@ -317,7 +317,7 @@ mod tests {
             wait(&mut clock, MS(2500), &mut schedule, Some(&mut probe)),
             WaitEnd::Elapsed
         );
-        now.set(now.get() + MS(600)); // a failed ffmpeg run
+        now.set(now.get() + MS(600)); // a failed run
         let second_started = now.get();
         assert_eq!(
             wait(&mut clock, S(16), &mut schedule, Some(&mut probe)),
@@ -328,7 +328,7 @@ mod tests {
 
     #[test]
     fn a_port_that_answers_all_along_gets_the_full_backoff() {
-        // e.g. a camera answering 401: the port is open, ffmpeg fails; no edge, no shortcut.
+        // e.g. a camera answering 401: the port is open, the run fails; no edge, no shortcut.
         let (mut clock, now) = FakeClock::new();
         let t0 = now.get();
         let probes = Rc::new(std::cell::RefCell::new(Vec::new()));
@@ -351,7 +351,7 @@ mod tests {
                 wait(&mut clock, delay, &mut schedule, Some(&mut probe)),
                 WaitEnd::Elapsed
             );
-            // An ffmpeg run that fails fast in between.
+            // A run that fails fast in between.
             now.set(now.get() + MS(100));
         }
         let probes = probes.borrow();
