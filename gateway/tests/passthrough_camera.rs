@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use support::rtsp::RtspServer;
@@ -98,7 +98,7 @@ async fn h264_from_the_camera_reaches_viewers_untouched_and_jpeg_viewers_share_o
     );
 
     // A joining viewer's first frames: the GOP at once, starting with its keyframe.
-    let joined = Instant::now();
+    let joined = tokio::time::Instant::now();
     let mut late = connect(addr, "/ws/streams/cam?format=h264").await;
     config_then_keyframe(&mut late).await;
     let first_picture = joined.elapsed();
