@@ -84,11 +84,39 @@ async fn stream_field(addr: std::net::SocketAddr, field: &str) -> serde_json::Va
         .clone()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mjpeg_consumers_share_one_transcoder_that_stops_when_they_leave_and_snapshots_need_none() {
+/// The tests count this process's ffmpeg children: one at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A runtime like the gateway's I/O runtime.
+fn io_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn mjpeg_consumers_share_one_transcoder_that_stops_when_they_leave_and_snapshots_need_none() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    io_runtime().block_on(share_one_transcoder(None));
+}
+
+/// As `camgate run` does it: the fan-out on a runtime of its own (no I/O driver, no
+/// timers), where the transcoder must not run.
+#[test]
+fn with_the_fanout_on_its_own_runtime_the_transcoder_still_runs() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let fanout = camgate::scheduling::fanout_runtime(1).unwrap();
+    io_runtime().block_on(share_one_transcoder(Some(fanout.handle().clone())));
+    fanout.shutdown_background();
+}
+
+async fn share_one_transcoder(fanout: Option<tokio::runtime::Handle>) {
     let clip = encode(Codec::H264, 320, 240, 50, 25);
     let options = GatewayOptions {
         reaper_interval: Duration::from_millis(100),
+        fanout,
         ..GatewayOptions::default()
     };
     let (gateway, hub, factory) = manual_gateway(MANIFEST, "cam", options).await;

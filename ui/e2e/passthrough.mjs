@@ -17,10 +17,11 @@
 // 2. `gatewayChecks`: the real gateway with the demo RTSP camera through the passthrough
 //    `rtsp` plugin, the real UI forced to each path with `?player=`.
 //
-// `passthroughChecks(...)` runs both; run.mjs does not call it yet (the gateway side of
-// issue 14 is not on main). To enable, add to run.mjs next to the credit checks:
-//   await (await import("./passthrough.mjs")).passthroughChecks({ context, check, assert, Skip,
-//     gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1" });
+//    Also: an MJPEG viewer of a passthrough stream starts exactly one transcoder, which
+//    stops after the idle timeout; a joining viewer's first decoded picture (20 joins);
+//    the camera sees one RTSP session per stream throughout (its --stats-file).
+//
+// `passthroughChecks(...)` runs both (called from run.mjs).
 
 import { spawn, execFileSync } from "node:child_process";
 import crypto from "node:crypto";
@@ -472,9 +473,15 @@ export async function playerStandInChecks({ context, check, assert }) {
 
 /** Starts the demo RTSP camera on a free port; resolves with its base URL and a stop(). */
 async function startDemoCamera() {
-  const child = spawn("/usr/bin/python3", [path.join(REPO_DIR, "demo_rtsp_server", "server.py"), "--port", "0", "--width", "640", "--height", "360", "--fps", "25"], {
+  const statsFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "camgate-e2e-camera-")), "stats.json");
+  const child = spawn("/usr/bin/python3", [path.join(REPO_DIR, "demo_rtsp_server", "server.py"), "--port", "0", "--width", "640", "--height", "360", "--fps", "25", "--stats-file", statsFile], {
     stdio: ["ignore", "pipe", "inherit"],
   });
+  /** RTSP sessions open now and opened so far at `mount` (the camera's own count). */
+  const sessions = (mount) => {
+    const stats = JSON.parse(fs.readFileSync(statsFile, "utf8"));
+    return { open: stats.sessions?.[mount] ?? 0, opened: stats.total_sessions_opened?.[mount] ?? 0 };
+  };
   const stop = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((r) => child.once("exit", r));
@@ -494,17 +501,66 @@ async function startDemoCamera() {
         }
       });
     });
-    return { base, stop };
+    return { base, stop, sessions };
   } catch (e) {
     await stop();
     throw e;
   }
 }
 
-/** The demo camera's H.265 mount, if its documentation lists one (it is being added). */
-function h265Mount() {
-  const doc = fs.readFileSync(path.join(REPO_DIR, "demo_rtsp_server", "server.py"), "utf8");
-  return /^\s+(\/\S+)\s+.*H\.?265/im.exec(doc)?.[1] ?? null;
+/**
+ * In a page of the gateway's origin: `joins` times, a new WebSocket on `format=h264` and a
+ * WebCodecs decoder fed what it sends; the time from opening the socket to the first
+ * decoded picture (the decoder's first output: the GOP sent on joining decodes at once).
+ */
+function joinTimes({ stream, joins }) {
+  const one = () =>
+    new Promise((resolve, reject) => {
+      const started = performance.now();
+      const ws = new WebSocket(`${location.origin.replace(/^http/, "ws")}/ws/streams/${stream}?format=h264`);
+      ws.binaryType = "arraybuffer";
+      const done = (value, error) => {
+        ws.close();
+        try {
+          decoder.close();
+        } catch {
+          // already closed
+        }
+        if (error) reject(error);
+        else resolve(value);
+      };
+      const decoder = new VideoDecoder({
+        output: (frame) => {
+          frame.close();
+          done(performance.now() - started);
+        },
+        error: (e) => done(null, e),
+      });
+      ws.onerror = () => done(null, new Error("WebSocket error"));
+      ws.onmessage = (e) => {
+        if (typeof e.data === "string") {
+          const msg = JSON.parse(e.data);
+          if (msg.type === "config") {
+            const description = Uint8Array.from(atob(msg.description), (c) => c.charCodeAt(0));
+            decoder.configure({ codec: msg.codec, description, codedWidth: msg.width, codedHeight: msg.height, optimizeForLatency: true });
+          }
+          return;
+        }
+        if (decoder.state !== "configured") return;
+        const view = new DataView(e.data);
+        decoder.decode(new EncodedVideoChunk({
+          type: view.getUint8(1) & 1 ? "key" : "delta",
+          timestamp: Number(view.getBigUint64(10)),
+          data: new Uint8Array(e.data, 18),
+        }));
+      };
+      setTimeout(() => done(null, new Error("no picture within 10 s")), 10_000);
+    });
+  return (async () => {
+    const times = [];
+    for (let i = 0; i < joins; i++) times.push(await one());
+    return times;
+  })();
 }
 
 /** A hash of the picture (canvas or, on the MSE path, the video) in the focus view. */
@@ -522,17 +578,20 @@ function pictureHash() {
   return Array.from(ctx.getImageData(0, 0, 64, 36).data).join(",");
 }
 
-async function gatewayChecks({ context, check, assert, Skip, gatewayWith, pageOrigin, forcePreview }) {
+async function gatewayChecks({ context, check, assert, gatewayWith, pageOrigin, forcePreview }) {
   const camera = await startDemoCamera();
-  const h265 = h265Mount();
   const lines = [
+    "defaults:",
+    "  idle_timeout: 3s",
     "streams:",
     "  - id: pt-h264",
     "    name: Passthrough H.264",
     "    on_demand: false",
     `    source: { plugin: rtsp, url: '${camera.base}/test' }`,
+    "  - id: pt-h265",
+    "    name: Passthrough H.265",
+    `    source: { plugin: rtsp, url: '${camera.base}/h265' }`,
   ];
-  if (h265) lines.push("  - id: pt-h265", "    name: Passthrough H.265", `    source: { plugin: rtsp, url: '${camera.base}${h265}' }`);
   let gateway = null;
   const page = await context.newPage();
   try {
@@ -547,11 +606,17 @@ async function gatewayChecks({ context, check, assert, Skip, gatewayWith, pageOr
         throw new Error(`the path reads ${await shown.textContent()}, expected ${label}`);
       });
     };
+    /** Whether the picture changes (within 8 s: a transcoder starts at the next keyframe). */
     const changing = async () => {
-      const a = await page.evaluate(pictureHash);
-      await sleep(800);
-      const b = await page.evaluate(pictureHash);
-      return a !== null && a !== b;
+      const until = Date.now() + 8000;
+      let first = await page.evaluate(pictureHash);
+      while (Date.now() < until) {
+        await sleep(400);
+        const now = await page.evaluate(pictureHash);
+        if (first !== null && now !== null && now !== first) return true;
+        first ??= now;
+      }
+      return false;
     };
 
     for (const [query, label] of [
@@ -561,19 +626,58 @@ async function gatewayChecks({ context, check, assert, Skip, gatewayWith, pageOr
     ]) {
       await check(`passthrough: ${query || "auto"} plays the demo camera as ${label}, with changing pictures and its bitrate`, async () => {
         await open("pt-h264", query, label);
-        assert(await changing(), "the picture did not change in 0.8 s");
+        assert(await changing(), "the picture did not change in 8 s");
         const bitrate = await page.locator('[data-testid="detail-bitrate"]').textContent();
         assert(bitrate && bitrate !== "–", `bitrate ${bitrate}`);
         log(`${label}: ${bitrate}`);
       });
     }
 
+    const transcoders = async (id) => (await (await fetch(`${gatewayUrl}/api/streams/${id}`)).json()).transcoders;
+
+    await check("passthrough: an MJPEG viewer of the H.264 stream starts exactly one transcoder, which stops after the idle timeout", async () => {
+      assert((await transcoders("pt-h264")) === 0, "a transcoder ran before any MJPEG viewer");
+      await open("pt-h264", "?player=mjpeg", "MJPEG");
+      assert(await changing(), "the picture did not change in 8 s");
+      assert((await transcoders("pt-h264")) === 1, `transcoders: ${await transcoders("pt-h264")}`);
+      await page.goto("about:blank");
+      const left = Date.now();
+      let stopped = null;
+      while (Date.now() - left < 15_000) {
+        if ((await transcoders("pt-h264")) === 0) {
+          stopped = Date.now() - left;
+          break;
+        }
+        await sleep(250);
+      }
+      assert(stopped !== null, "the transcoder still runs 15 s after its viewer left");
+      assert(stopped >= 2500, `stopped ${stopped} ms after the viewer left, before the 3 s idle timeout`);
+      log(`transcoder stopped ${stopped} ms after the last MJPEG viewer left (idle timeout 3 s)`);
+    });
+
     await check("passthrough: H.265 without a platform decoder plays as MJPEG (one transcoder)", async () => {
-      if (!h265) throw new Skip("the demo camera has no H.265 mount yet");
       await open("pt-h265", "", "MJPEG");
-      assert(await changing(), "the picture did not change in 0.8 s");
-      const stream = await (await fetch(`${gatewayUrl}/api/streams/pt-h265`)).json();
-      assert(stream.transcoders === 1, `transcoders: ${stream.transcoders}`);
+      assert(await changing(), "the picture did not change in 8 s");
+      assert((await transcoders("pt-h265")) === 1, `transcoders: ${await transcoders("pt-h265")}`);
+    });
+
+    await check("passthrough: a joining H.264 viewer decodes a picture at once (20 joins; GOP 1 s, so waiting for a keyframe would take 500 ms on average)", async () => {
+      await page.goto(`${gatewayUrl}/healthz`);
+      const times = await page.evaluate(joinTimes, { stream: "pt-h264", joins: 20 });
+      const sorted = [...times].sort((a, b) => a - b);
+      const p = (q) => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))]);
+      log(`first decoded picture on join (WebCodecs, 640x360 25 fps, GOP 1 s): p50 ${p(0.5)} ms, p95 ${p(0.95)} ms, max ${Math.round(sorted.at(-1))} ms`);
+      // The target (p95 ≤ 300 ms) is measured and published (docs/performance.md); the check
+      // asserts the median, which a shared machine cannot push past it by accident.
+      assert(p(0.5) < 300, `p50 ${p(0.5)} ms`);
+    });
+
+    await check("passthrough: the camera saw one RTSP session per stream, whatever the mix of viewers", async () => {
+      const h264 = camera.sessions("/test");
+      const h265 = camera.sessions("/h265");
+      log(`camera sessions: /test open ${h264.open}, opened ${h264.opened}; /h265 open ${h265.open}, opened ${h265.opened}`);
+      assert(h264.open === 1 && h264.opened === 1, `/test: ${JSON.stringify(h264)}`);
+      assert(h265.opened === 1, `/h265: ${JSON.stringify(h265)}`);
     });
   } finally {
     await page.close();

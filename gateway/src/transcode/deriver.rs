@@ -2,9 +2,13 @@
 //! [`Transcoder`]: the server sets one on every hub, the hub starts it while a JPEG
 //! consumer exists and feeds it from its GOP.
 //!
-//! Invariant: each JPEG goes to the hub with the capture time of the frame it shows; when
-//! the hub refuses one (the source it was started for has stopped), later ones are not
-//! offered either — the hub drops this deriver and starts another for the new source.
+//! Invariants:
+//! - The transcoder's tasks (ffmpeg's pipes, its timers) run on the runtime the deriver was
+//!   made on — the gateway's I/O runtime — not on the fan-out runtime that starts it (which
+//!   has no I/O driver and must not carry blocking-prone pipe work).
+//! - Each JPEG goes to the hub with the capture time of the frame it shows; when
+//!   the hub refuses one (the source it was started for has stopped), later ones are not
+//!   offered either — the hub drops this deriver and starts another for the new source.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,16 +26,20 @@ pub struct FfmpegDeriver {
     pub quality: u8,
     /// The stream id, for log lines.
     pub label: String,
+    /// Where the transcoder's tasks run (`None`: wherever `start` is called).
+    pub runtime: Option<tokio::runtime::Handle>,
 }
 
 impl FfmpegDeriver {
-    /// A deriver for stream `label` with the default ffmpeg and quality.
+    /// A deriver for stream `label` with the default ffmpeg and quality, whose transcoders
+    /// run on the calling runtime (if any).
     pub fn new(label: &str) -> Self {
         let defaults = TranscoderOptions::default();
         FfmpegDeriver {
             ffmpeg: defaults.ffmpeg,
             quality: defaults.quality,
             label: label.to_owned(),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         }
     }
 }
@@ -53,6 +61,7 @@ impl JpegDeriver for FfmpegDeriver {
             ..TranscoderOptions::default()
         };
         let refused = Arc::new(AtomicBool::new(false));
+        let _on_io_runtime = self.runtime.as_ref().map(tokio::runtime::Handle::enter);
         let transcoder = Transcoder::start(options, move |jpeg| {
             if !refused.load(Ordering::Relaxed)
                 && !sink.publish(&jpeg.jpeg, jpeg.width, jpeg.height, jpeg.captured_at_us)

@@ -344,6 +344,34 @@ describe("the ladder", () => {
     player.destroy();
   });
 
+  it("waits for the first message when auto is not decided yet (a stream that had not sent a frame)", async () => {
+    // Video: the config decides.
+    const player = makePlayer();
+    player.start();
+    const ws = lastSocket();
+    ws?.open();
+    ws?.text({ type: "hello", stream: "lobby", fps: 25, state: "connecting", codec: null, format: null });
+    expect(player.getStatus().path).not.toBe("mjpeg");
+    ws?.text(configMsg());
+    await settle();
+    expect(player.getStatus().path).toBe("webcodecs");
+    ws?.binary(vframe(1, true));
+    await settle();
+    expect(decoder()?.chunks).toHaveLength(1);
+    player.destroy();
+    // JPEG: its first frame decides.
+    const jpegPlayer = makePlayer();
+    jpegPlayer.start();
+    const jws = lastSocket();
+    jws?.open();
+    jws?.text({ type: "hello", stream: "lobby", fps: 10, state: "connecting", codec: null, format: null });
+    jws?.binary(buildTaggedJpeg({ seq: 1, captureUs: Date.now() * 1000, publishUs: Date.now() * 1000 }).buffer);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(jpegPlayer.getStatus().path).toBe("mjpeg");
+    expect(bitmaps).toHaveLength(1);
+    jpegPlayer.destroy();
+  });
+
   it("asks for no format where neither WebCodecs nor MSE can play H.264", () => {
     vi.stubGlobal("VideoDecoder", undefined);
     vi.stubGlobal("MediaSource", undefined);

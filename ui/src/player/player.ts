@@ -349,13 +349,23 @@ export class StreamPlayer {
 
   private onBinary(data: ArrayBuffer): void {
     const kind = data.byteLength > 0 ? new DataView(data).getUint8(0) : -1;
-    if (kind === VIDEO_FRAME_KIND) this.onVideoFrame(data);
-    else this.onFrame(data);
+    if (kind === VIDEO_FRAME_KIND) {
+      this.onVideoFrame(data);
+      return;
+    }
+    if (this.format === null) {
+      // `auto` on a stream that had not said its codec: its first frame is a JPEG.
+      this.format = "mjpeg";
+      this.setPath("mjpeg", null);
+    }
+    this.onFrame(data);
   }
 
   /** A (new) `config`: choose the path for it (remembered per stream and codec), then play. */
   private onConfig(config: ConfigMessage): void {
     if (this.format === "mjpeg") return;
+    // `auto` decided on the stream's first frame: video.
+    if (this.format === null) this.format = config.codec.startsWith("hvc1") || config.codec.startsWith("hev1") ? "h265" : "h264";
     const current = this.config;
     if (current && this.sink && this.deciding === 0 && sameConfig(current, config)) return; // nothing changed
     this.config = config;

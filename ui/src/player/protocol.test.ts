@@ -38,9 +38,12 @@ describe("parseServerMessage", () => {
       format: "mjpeg",
     });
     expect(parseServerMessage('{"type":"hello","stream":"a","codec":null}')).toMatchObject({ codec: null, format: "mjpeg" });
+    // Not decided yet (`auto` before the stream's first frame), or a format this client does
+    // not know: the first config or JPEG says.
+    expect(parseServerMessage('{"type":"hello","stream":"a","codec":null,"format":null}')).toMatchObject({ format: null });
     expect(parseServerMessage('{"type":"hello","stream":"a","codec":"vp8","format":"webm"}')).toMatchObject({
       codec: null,
-      format: "mjpeg",
+      format: null,
     });
   });
 

@@ -26,8 +26,12 @@ export interface HelloMessage {
   message: string;
   /** The stream's native codec (null while unknown, or from a gateway that predates it). */
   codec: StreamCodec | null;
-  /** What this socket carries; an older gateway says nothing, which means `mjpeg`. */
-  format: SocketFormat;
+  /**
+   * What this socket carries; an older gateway says nothing, which means `mjpeg`; `null`:
+   * not decided yet (`format=auto` on a stream that has not sent a frame): the first
+   * `config` (video) or JPEG message says.
+   */
+  format: SocketFormat | null;
 }
 
 /** A stream's native codec as `hello` names it. */
@@ -122,7 +126,7 @@ export function parseServerMessage(text: string): ServerMessage | null {
         state: isStreamState(m.state) ? m.state : null,
         message: str(m.message),
         codec: oneOf(m.codec, ["jpeg", "h264", "h265"] as const),
-        format: oneOf(m.format, ["mjpeg", "h264", "h265"] as const) ?? "mjpeg",
+        format: m.format === undefined ? "mjpeg" : oneOf(m.format, ["mjpeg", "h264", "h265"] as const),
       };
     case "config": {
       const width = num(m.width);
