@@ -45,7 +45,7 @@ fn check_accepts_the_default_manifest() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", text(&output));
-    assert!(text(&output).contains("config/camgate.yaml: OK (3 streams)"));
+    assert!(text(&output).contains("config/camgate.yaml: OK (5 streams)"));
 }
 
 #[test]

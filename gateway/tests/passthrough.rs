@@ -359,3 +359,30 @@ async fn auto_on_a_jpeg_stream_is_today_s_protocol() {
     assert_eq!(closed_with(&mut h264, SECS(5)).await, Some(4006));
     gateway.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_video_viewer_of_a_stream_reconfigured_to_another_codec_is_closed_with_4006() {
+    let (gateway, hub, factory) = gateway().await;
+    let addr = gateway.local_addr();
+    let epoch = Instant::now();
+    let mut video = connect(addr, "/ws/streams/cam?format=auto").await;
+    manual_viewers(&hub, &factory, 1).await;
+    publish(&factory, true, Some(avc()), 1000, epoch);
+    assert_eq!(seqs(&within(&mut video, SECS(1)).await), [1]);
+    // The operator points the stream at a JPEG source: the socket cannot carry it.
+    hub.reconfigure(
+        hub.info(),
+        Arc::clone(&factory) as Arc<dyn camgate::hub::SourceFactory>,
+    )
+    .await;
+    assert!(factory.sink().publish(&jpeg(2000), 8, 8, 0));
+    assert_eq!(closed_with(&mut video, SECS(5)).await, Some(4006));
+    // Reconnecting with auto negotiates again: JPEG now.
+    let mut again = connect(addr, "/ws/streams/cam?format=auto").await;
+    let hello = next_event(&mut again, SECS(5)).await;
+    assert_eq!(
+        (hello["codec"].as_str(), hello["format"].as_str()),
+        (Some("jpeg"), Some("mjpeg"))
+    );
+    gateway.shutdown().await;
+}

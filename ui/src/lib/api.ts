@@ -165,6 +165,7 @@ export const api = {
 
 /** Plugins assumed when the gateway has no `/api/plugins` yet. */
 export const FALLBACK_PLUGINS: Plugin[] = [
+  { name: "rtsp", description: "RTSP camera, its own H.264/H.265 passed through (no transcoding)" },
   { name: "ffmpeg-mjpeg", description: "RTSP/HTTP camera through FFmpeg, as MJPEG" },
   { name: "testsrc", description: "Synthetic moving test pattern" },
 ];

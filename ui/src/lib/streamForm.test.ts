@@ -4,11 +4,16 @@ import { buildInput, emptyValues, fieldForApiError, valuesFromStream } from "./s
 
 describe("stream form", () => {
   it("builds a camera body with only the fields that were filled", () => {
-    const v = { ...emptyValues(), name: "Front door", id: "front-door", url: "rtsp://10.0.0.5/s1", fps: "10" };
+    const v = { ...emptyValues("ffmpeg-mjpeg"), name: "Front door", id: "front-door", url: "rtsp://10.0.0.5/s1", fps: "10" };
     expect(buildInput(v)).toEqual({
       input: { id: "front-door", name: "Front door", on_demand: true, source: { plugin: "ffmpeg-mjpeg", url: "rtsp://10.0.0.5/s1", fps: 10 } },
       errors: {},
     });
+  });
+
+  it("adds a passthrough camera by default, without the transcoding fields", () => {
+    const v = { ...emptyValues(), name: "Gate", id: "gate", url: "rtsp://10.0.0.6/s1", fps: "10", width: "640" };
+    expect(buildInput(v).input).toEqual({ id: "gate", name: "Gate", on_demand: true, source: { plugin: "rtsp", url: "rtsp://10.0.0.6/s1" } });
   });
 
   it("builds a testsrc body without camera fields", () => {
@@ -22,7 +27,7 @@ describe("stream form", () => {
   });
 
   it("reports bad values next to their fields", () => {
-    const v = { ...emptyValues(), name: "", id: "Bad Id", url: "file:///etc/passwd", width: "12.5", fps: "abc" };
+    const v = { ...emptyValues("ffmpeg-mjpeg"), name: "", id: "Bad Id", url: "file:///etc/passwd", width: "12.5", fps: "abc" };
     const { input, errors } = buildInput(v);
     expect(input).toBeNull();
     expect(Object.keys(errors).sort()).toEqual(["fps", "id", "name", "url", "width"]);

@@ -27,11 +27,17 @@ export interface StreamFormValues {
 export type FieldKey = "name" | "id" | "plugin" | "url" | "username" | "password" | "fps" | "width" | "height" | "quality" | "alwaysOn";
 export type FieldErrors = Partial<Record<FieldKey | "form", string>>;
 
-export const DEFAULT_PLUGIN = "ffmpeg-mjpeg";
+/**
+ * New cameras pass the camera's own H.264/H.265 through (`rtsp`): no transcoding unless a
+ * viewer needs JPEGs. `ffmpeg-mjpeg` stays for what `rtsp` cannot read (RTSPS, HTTP).
+ */
+export const DEFAULT_PLUGIN = "rtsp";
 
 /** Which source fields a plugin takes (unknown plugins get the camera fields). */
 export function pluginFields(plugin: string): FieldKey[] {
   if (plugin === "testsrc") return ["width", "height", "fps"];
+  // Passthrough: the camera decides size, rate and quality.
+  if (plugin === "rtsp") return ["url", "username", "password"];
   return ["url", "username", "password", "fps", "width", "quality"];
 }
 

@@ -296,6 +296,13 @@ impl Session {
                         }
                     };
                     self.event(&Event::State { state: status.state, message: &status.message });
+                    // A new source of another codec (the stream was reconfigured): a video
+                    // socket cannot carry it; the viewer reconnects and negotiates again.
+                    if let Some(Format::Video(codec)) = self.format
+                        && hub.native_codec().is_some_and(|native| native != codec)
+                    {
+                        return End::Close(CLOSE_FORMAT_UNAVAILABLE, "format unavailable: the stream's codec changed");
+                    }
                 }
                 // Latest frame wins: the next frame is taken only when the socket took the last.
                 next = self.pacer.next(&mut self.frames), if take_frame => {
