@@ -502,7 +502,7 @@ async fn metrics_count_frames_viewers_and_reloads_consistently() {
         1.0
     );
     assert_eq!(value("camgate_config_last_reload_successful"), 0.0);
-    assert!(text.contains("camgate_plugin_info{abi=\"1\",name=\"testsrc\""));
+    assert!(text.contains("camgate_plugin_info{abi=\"2\",name=\"testsrc\""));
     assert!(text.contains("camgate_build_info{version="));
     assert!(text.contains(
         "camgate_http_requests_total{method=\"GET\",route=\"/ws/streams/{id}\",status=\"101\"} 2"

@@ -51,6 +51,32 @@ impl fmt::Debug for DurationText {
     }
 }
 
+/// The supervision timeouts every camera plugin takes, checked the same way: how long to
+/// wait for a camera to answer (`connect_timeout`, default 5 s, 100 ms to 5 min) and for a
+/// frame before the stream counts as stalled (`stall_timeout`, default 10 s, 500 ms to
+/// 1 h). Returns `(connect, stall)`.
+pub fn check_supervision_timeouts(
+    connect_timeout: Option<&DurationText>,
+    stall_timeout: Option<&DurationText>,
+    problems: &mut Vec<String>,
+) -> (Duration, Duration) {
+    let connect = check_duration(
+        "connect_timeout",
+        connect_timeout,
+        Duration::from_secs(5),
+        Duration::from_millis(100)..=Duration::from_secs(300),
+        problems,
+    );
+    let stall = check_duration(
+        "stall_timeout",
+        stall_timeout,
+        Duration::from_secs(10),
+        Duration::from_millis(500)..=Duration::from_secs(3600),
+        problems,
+    );
+    (connect, stall)
+}
+
 /// Parses an optional duration option: `default` when absent; a problem (and `default`)
 /// when it does not parse or lies outside `range`.
 pub fn check_duration(

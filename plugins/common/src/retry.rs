@@ -171,6 +171,27 @@ pub enum WaitEnd {
     Stopped,
 }
 
+impl WaitEnd {
+    /// Whether the source is stopping (else: reconnect now). A camera that answers again
+    /// is announced through `log` with its `target` (`host:port`), once.
+    pub fn stopped_announcing(
+        self,
+        target: Option<impl std::fmt::Display>,
+        log: impl FnOnce(&str),
+    ) -> bool {
+        match self {
+            WaitEnd::Stopped => true,
+            WaitEnd::Elapsed => false,
+            WaitEnd::Reachable => {
+                if let Some(target) = target {
+                    log(&format!("{target} answers again: reconnecting now"));
+                }
+                false
+            }
+        }
+    }
+}
+
 /// Waits `delay`; with `probe`, probes on `schedule` and ends early when the port answers
 /// and the previous probe (in this wait or an earlier one) found it silent.
 pub fn wait(

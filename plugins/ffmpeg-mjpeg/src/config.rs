@@ -17,8 +17,8 @@ use serde::Deserialize;
 
 // The URL, credential, transport and duration rules every camera plugin shares.
 pub use camgate_plugin_common::camera::{
-    CameraUrl, DurationText, Transport, check_camera_url, check_duration, human, mask_userinfo,
-    parse_duration, scrub,
+    CameraUrl, DurationText, Transport, check_camera_url, check_duration,
+    check_supervision_timeouts, human, mask_userinfo, parse_duration, scrub,
 };
 
 /// Schemes ffmpeg may open: cameras only — no `file:`, `pipe:`, `concat:`, `lavfi`...
@@ -206,18 +206,9 @@ impl Settings {
                 config.quality
             ));
         }
-        let connect_timeout = check_duration(
-            "connect_timeout",
+        let (connect_timeout, stall_timeout) = check_supervision_timeouts(
             config.connect_timeout.as_ref(),
-            Duration::from_secs(5),
-            Duration::from_millis(100)..=Duration::from_secs(300),
-            &mut problems,
-        );
-        let stall_timeout = check_duration(
-            "stall_timeout",
             config.stall_timeout.as_ref(),
-            Duration::from_secs(10),
-            Duration::from_millis(500)..=Duration::from_secs(3600),
             &mut problems,
         );
         if let Some(hwaccel) = &config.hwaccel

@@ -37,7 +37,7 @@ use crate::backoff::Backoff;
 use crate::command::{self, Mode, Probing};
 use crate::config::{Passthrough, Scale, Settings, human, scrub};
 use crate::reader::{Pacer, Progress, RunReader};
-use crate::retry::{self, ProbeSchedule, ProbeTarget, ShortcutPolicy, WaitEnd, Waiter};
+use crate::retry::{self, ProbeSchedule, ProbeTarget, ShortcutPolicy, Waiter};
 use crate::stderr::{self, Diagnostics, ErrorKind, SharedDiagnostics};
 
 /// How long a stopping ffmpeg gets after SIGTERM (to send RTSP TEARDOWN) before SIGKILL.
@@ -242,19 +242,7 @@ impl Supervisor {
             answers.as_mut().map(|f| f as &mut dyn FnMut() -> bool),
         );
         self.shortcut.wait_ended(end);
-        match end {
-            WaitEnd::Stopped => true,
-            WaitEnd::Elapsed => false,
-            WaitEnd::Reachable => {
-                if let Some(target) = &target {
-                    self.log(
-                        LogLevel::Info,
-                        &format!("{target} answers again: reconnecting now"),
-                    );
-                }
-                false
-            }
-        }
+        end.stopped_announcing(target.as_ref(), |line| self.log(LogLevel::Info, line))
     }
 
     fn mode(&self) -> Mode {

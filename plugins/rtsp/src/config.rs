@@ -14,7 +14,7 @@ use std::fmt;
 use std::time::Duration;
 
 use camgate_plugin_common::camera::{
-    CameraUrl, DurationText, Transport, check_camera_url, check_duration, mask_userinfo,
+    CameraUrl, DurationText, Transport, check_camera_url, check_supervision_timeouts, mask_userinfo,
 };
 use serde::Deserialize;
 
@@ -74,18 +74,9 @@ impl Settings {
     /// Checks `config` and resolves defaults. On failure returns every problem found.
     pub fn from_config(config: &RtspConfig) -> Result<Settings, Vec<String>> {
         let mut problems = Vec::new();
-        let connect_timeout = check_duration(
-            "connect_timeout",
+        let (connect_timeout, stall_timeout) = check_supervision_timeouts(
             config.connect_timeout.as_ref(),
-            Duration::from_secs(5),
-            Duration::from_millis(100)..=Duration::from_secs(300),
-            &mut problems,
-        );
-        let stall_timeout = check_duration(
-            "stall_timeout",
             config.stall_timeout.as_ref(),
-            Duration::from_secs(10),
-            Duration::from_millis(500)..=Duration::from_secs(3600),
             &mut problems,
         );
         let url = if config

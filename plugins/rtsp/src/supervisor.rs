@@ -27,9 +27,7 @@ use std::time::{Duration, Instant};
 use camgate_plugin_api::{Host, LogLevel, SourceState};
 use camgate_plugin_common::backoff::Backoff;
 use camgate_plugin_common::camera::scrub;
-use camgate_plugin_common::retry::{
-    self, ProbeSchedule, ProbeTarget, ShortcutPolicy, WaitEnd, Waiter,
-};
+use camgate_plugin_common::retry::{self, ProbeSchedule, ProbeTarget, ShortcutPolicy, Waiter};
 use retina::client::SessionGroup;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
@@ -185,19 +183,7 @@ impl Supervisor {
             answers.as_mut().map(|f| f as &mut dyn FnMut() -> bool),
         );
         self.shortcut.wait_ended(end);
-        match end {
-            WaitEnd::Stopped => true,
-            WaitEnd::Elapsed => false,
-            WaitEnd::Reachable => {
-                if let Some(target) = &target {
-                    self.log(
-                        LogLevel::Info,
-                        &format!("{target} answers again: reconnecting now"),
-                    );
-                }
-                false
-            }
-        }
+        end.stopped_announcing(target.as_ref(), |line| self.log(LogLevel::Info, line))
     }
 
     fn log(&self, level: LogLevel, message: &str) {
