@@ -83,7 +83,7 @@ fn plugins_lists_builtins_and_reports_a_foreign_abi_library() {
     assert!(output.status.success(), "{}", text(&output));
     let out = text(&output);
     assert!(
-        out.contains("testsrc") && out.contains("v1") && out.contains("built-in"),
+        out.contains("testsrc") && out.contains("v2") && out.contains("built-in"),
         "{out}"
     );
 
@@ -100,7 +100,9 @@ fn plugins_lists_builtins_and_reports_a_foreign_abi_library() {
     let out = text(&output);
     assert!(out.contains("testsrc"), "{out}");
     assert!(
-        out.contains("built for camgate plugin ABI v2, but this gateway speaks v1"),
+        out.contains(
+            "built for camgate plugin ABI v3, but this gateway speaks v2 (and still loads v1)"
+        ),
         "{out}"
     );
 }
