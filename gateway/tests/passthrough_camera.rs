@@ -167,3 +167,29 @@ async fn h265_passes_through_and_asking_for_h264_is_refused_with_4006() {
     assert_eq!(closed_with(&mut wrong, SECS(10)).await, Some(4006));
     gateway.shutdown().await;
 }
+
+/// The binary runs the hubs' fan-out on a runtime of its own without an I/O or timer
+/// driver (`scheduling::fanout_runtime`), and the hub starts a JPEG viewer's transcoder
+/// from its fan-out task: the transcoder (ffmpeg and its pipes) must still run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jpeg_viewers_get_pictures_when_the_fanout_has_a_runtime_of_its_own() {
+    let camera = RtspServer::start(&[]);
+    let fanout = camgate::scheduling::fanout_runtime(1).expect("a fan-out runtime");
+    let options = camgate::app::GatewayOptions {
+        fanout: Some(fanout.handle().clone()),
+        ..fast_options()
+    };
+    let gateway = start_with(
+        &manifest(&camera.url("/loop264")),
+        camgate::plugins::PluginCatalog::with_builtins(),
+        options,
+    )
+    .await;
+    let mut jpeg = connect(gateway.local_addr(), "/ws/streams/cam").await;
+    let a = next_frame(&mut jpeg, SECS(30)).await;
+    let b = next_frame(&mut jpeg, SECS(10)).await;
+    assert!(b.seq > a.seq, "JPEGs keep coming");
+    drop(jpeg);
+    gateway.shutdown().await;
+    fanout.shutdown_background();
+}
