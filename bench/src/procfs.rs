@@ -117,11 +117,10 @@ pub fn descendants_cores_between(a: &DescendantsSample, b: &DescendantsSample) -
     if wall <= 0.0 {
         return 0.0;
     }
-    let used: f64 = b
-        .cpu_seconds
-        .iter()
-        .map(|(pid, end)| (end - a.cpu_seconds.get(pid).copied().unwrap_or(0.0)).max(0.0))
-        .sum();
+    // A fold from +0.0 (an empty `sum` of f64 is -0.0, printed as "-0.0").
+    let used = b.cpu_seconds.iter().fold(0.0, |sum, (pid, end)| {
+        sum + (end - a.cpu_seconds.get(pid).copied().unwrap_or(0.0)).max(0.0)
+    });
     used / wall
 }
 
@@ -207,8 +206,11 @@ mod tests {
         let _ = child.kill();
         let _ = child.wait();
         assert!(descendants_cores_between(&a, &b) > 0.0, "{a:?} {b:?}");
-        // A pid that is nobody's parent has no descendants.
-        assert!(sample_descendants(u32::MAX).cpu_seconds.is_empty());
+        // A pid that is nobody's parent has no descendants, and they used +0 cores.
+        let none = sample_descendants(u32::MAX);
+        assert!(none.cpu_seconds.is_empty());
+        let zero = descendants_cores_between(&none, &sample_descendants(u32::MAX));
+        assert!(zero == 0.0 && zero.is_sign_positive(), "{zero}");
     }
 
     #[test]
