@@ -10,7 +10,10 @@
 //! window (`camgate_direct_frames_total`, `camgate_direct_handovers_total{reason}`), when the
 //! gateway has them. `--credit` makes viewers use the protocol's flow control,
 //! `--bind-from` gives each viewer its own source address and `--sample-pid` measures the
-//! CPU of other processes too (the link emulator of `bench/link-classes`).
+//! CPU of other processes too (the link emulator of `bench/link-classes`). `--format
+//! h264|h265|auto` makes WebSocket viewers take the camera's own video (the passthrough
+//! protocol's video messages) instead of JPEGs; probes then also time the joining viewer's
+//! current picture (the GOP up to the newest frame).
 //!
 //! The core is a library so the gateway's test suite can run it in-process
 //! (`gateway/tests/bench_smoke.rs`); `src/main.rs` is a thin CLI around [`run`].
@@ -111,6 +114,13 @@ pub struct Args {
     /// Transport.
     #[arg(long, value_enum, default_value_t = Mode::Ws)]
     pub mode: Mode,
+    /// WebSocket viewers ask for this format: `?format=...` is appended to their URL
+    /// (README, "Viewing protocol"). `h264`, `h265` and `auto` (on a video stream) get the
+    /// camera's own video: frames, bytes, latency, skipped frames (sequence gaps) and, for
+    /// probes, the time until the GOP up to the newest frame has arrived. Without it the
+    /// URL is used as given (JPEGs).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
     /// Stream ids, comma-separated; `all` asks the gateway's `GET /api/streams`.
     #[arg(long, value_delimiter = ',')]
     pub streams: Vec<String>,
@@ -132,6 +142,38 @@ pub struct Args {
     /// The manifest for `--spawn-gateway`.
     #[arg(long)]
     pub manifest: Option<PathBuf>,
+}
+
+/// What `--format` asks the gateway for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// The native codec if it is H.264/H.265, else JPEG.
+    Auto,
+    /// H.264 passthrough (the gateway closes with 4006 if the stream is another codec).
+    H264,
+    /// H.265 passthrough.
+    H265,
+    /// JPEGs, as without `format` (from a video stream: the on-demand transcoder's).
+    Mjpeg,
+}
+
+impl Format {
+    /// The query value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Auto => "auto",
+            Format::H264 => "h264",
+            Format::H265 => "h265",
+            Format::Mjpeg => "mjpeg",
+        }
+    }
+}
+
+/// `url` with `format=` appended to its query.
+pub fn with_format(url: &str, format: Format) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}format={}", format.as_str())
 }
 
 /// `NAME=PID` of `--sample-pid`.
@@ -220,11 +262,15 @@ async fn target_urls(args: &Args, spawned: Option<SocketAddr>) -> anyhow::Result
         let addr = target(&template.replace("{id}", "x"))?.addr;
         ids = all_stream_ids(addr).await?;
     }
+    let format = |url: String| match args.format {
+        Some(format) => with_format(&url, format),
+        None => url,
+    };
     if ids.is_empty() {
         if template.contains("{id}") {
             bail!("the URL has {{id}}: give --streams");
         }
-        return Ok(vec![template]);
+        return Ok(vec![format(template)]);
     }
     Ok(ids
         .iter()
@@ -237,6 +283,7 @@ async fn target_urls(args: &Args, spawned: Option<SocketAddr>) -> anyhow::Result
                 format!("{}{id}", &template[..cut])
             }
         })
+        .map(format)
         .collect())
 }
 
@@ -247,6 +294,12 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     }
     if args.credit.is_some() && args.mode != Mode::Ws {
         bail!("--credit needs WebSocket viewers (--mode ws)");
+    }
+    if args.format.is_some() && args.mode != Mode::Ws {
+        bail!("--format needs WebSocket viewers (--mode ws)");
+    }
+    if args.credit.is_some() && args.format.is_some_and(|f| f != Format::Mjpeg) {
+        bail!("--credit is for JPEG viewers: video sockets ignore credit");
     }
     let locals: Vec<Option<IpAddr>> = (0..args.viewers + args.slow)
         .map(|i| {
@@ -323,6 +376,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     let window_start = Instant::now();
     let window_start_us = viewer::unix_micros();
     let gateway_start = pid.and_then(procfs::sample);
+    let children_start = pid.map(procfs::sample_descendants);
     let bench_start = procfs::sample(std::process::id());
     let others_start: Vec<_> = args
         .sample_pid
@@ -361,6 +415,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     let window_s = window_start.elapsed().as_secs_f64();
     let window_end_us = viewer::unix_micros();
     let gateway_end = pid.and_then(procfs::sample);
+    let children_end = pid.map(procfs::sample_descendants);
     let bench_end = procfs::sample(std::process::id());
     let others = args
         .sample_pid
@@ -391,10 +446,19 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     let gateway = match (pid, gateway_start, gateway_end) {
         (Some(pid), Some(a), Some(b)) => {
             let cores = procfs::cores_between(&a, &b);
+            let (children, children_cores) = match (&children_start, &children_end) {
+                (Some(start), Some(end)) => (
+                    end.cpu_seconds.len(),
+                    procfs::descendants_cores_between(start, end),
+                ),
+                _ => (0, 0.0),
+            };
             Some(report::GatewayStats {
                 pid,
                 baseline_cores,
                 cores,
+                children,
+                children_cores,
                 viewer_cores: baseline_cores.map(|base| cores - base),
                 core_s_per_gb: None,
                 viewer_core_s_per_gb: None,
@@ -413,6 +477,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     let facts = report::RunFacts {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         mode: args.mode,
+        format: args.format,
         targets: urls,
         loadavg_start,
         window_s,
@@ -452,6 +517,41 @@ mod tests {
         assert_eq!(parse_named_pid("linkemu=42"), Ok(("linkemu".into(), 42)));
         assert!(parse_named_pid("linkemu").is_err());
         assert!(parse_named_pid("linkemu=x").is_err());
+    }
+
+    #[test]
+    fn format_is_appended_to_the_query() {
+        assert_eq!(
+            with_format("ws://h/ws/streams/cam", Format::H264),
+            "ws://h/ws/streams/cam?format=h264"
+        );
+        assert_eq!(
+            with_format("ws://h/ws/streams/cam?max_fps=5", Format::Mjpeg),
+            "ws://h/ws/streams/cam?max_fps=5&format=mjpeg"
+        );
+    }
+
+    #[tokio::test]
+    async fn viewer_urls_get_the_format_and_stay_as_given_without_it() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["camgate-bench", "--url", "ws://127.0.0.1:1/ws/streams/{id}"];
+            argv.extend_from_slice(extra);
+            Args::try_parse_from(argv).unwrap()
+        };
+        let urls = target_urls(&parse(&["--streams", "a,b", "--format", "h265"]), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            urls,
+            [
+                "ws://127.0.0.1:1/ws/streams/a?format=h265",
+                "ws://127.0.0.1:1/ws/streams/b?format=h265"
+            ]
+        );
+        let urls = target_urls(&parse(&["--streams", "a"]), None)
+            .await
+            .unwrap();
+        assert_eq!(urls, ["ws://127.0.0.1:1/ws/streams/a"]);
     }
 
     #[test]

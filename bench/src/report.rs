@@ -29,6 +29,8 @@ pub struct Dist {
     pub min: f64,
     /// Median.
     pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
     /// 99th percentile.
     pub p99: f64,
     /// Largest.
@@ -50,6 +52,7 @@ impl Dist {
             n: values.len(),
             min: values[0],
             p50: pct(0.50),
+            p95: pct(0.95),
             p99: pct(0.99),
             max: values[values.len() - 1],
         })
@@ -95,6 +98,10 @@ pub struct GroupStats {
     pub dropped_reported: u64,
     /// Frames of credit granted by the group (`--credit`), warm-up included.
     pub credit_granted: u64,
+    /// Video viewers: frames skipped in the window (gaps in the sequence numbers).
+    pub skipped_frames: u64,
+    /// Video viewers: `config` messages received.
+    pub config_messages: u64,
 }
 
 /// CPU of another process over the window (`--sample-pid`).
@@ -120,6 +127,11 @@ pub struct GatewayStats {
     pub baseline_cores: Option<f64>,
     /// CPU cores used during the window (utime + stime per wall second).
     pub cores: f64,
+    /// The gateway's descendant processes alive at the window's end (e.g. ffmpeg).
+    pub children: usize,
+    /// CPU cores those used during the window (not in `cores`, nor in core-s/GB; one that
+    /// ended within the window is missed).
+    pub children_cores: f64,
     /// `cores` minus `baseline_cores`: the cost of serving the viewers.
     pub viewer_cores: Option<f64>,
     /// CPU seconds per GB (10^9 bytes) delivered in the window, all cost included.
@@ -151,6 +163,8 @@ pub struct Report {
     pub loadavg_end: String,
     /// `ws` or `mjpeg-http`.
     pub mode: crate::viewer::Mode,
+    /// `--format` (`null`: the URL as given).
+    pub format: Option<crate::Format>,
     /// The URLs viewers used.
     pub targets: Vec<String>,
     /// Measurement window, s.
@@ -175,6 +189,14 @@ pub struct Report {
     pub probe_fresh_ms: Option<Dist>,
     /// Each probe's time to a fresh frame, ms, in order.
     pub probe_fresh_each_ms: Vec<f64>,
+    /// Video probes: connect start → the probe holds the GOP up to the newest frame (its
+    /// first showable current picture: every frame since the keyframe, the last of them
+    /// still the newest when it arrived), ms. Decoding is not included.
+    pub probe_gop_ms: Option<Dist>,
+    /// Each video probe's time to the GOP up to the newest frame, ms, in order.
+    pub probe_gop_each_ms: Vec<f64>,
+    /// Each video probe's frames received up to then (the GOP sent on join), in order.
+    pub probe_gop_frames_each: Vec<u64>,
     /// Gateway CPU and memory (with `--pid` or `--spawn-gateway`).
     pub gateway: Option<GatewayStats>,
     /// CPU cores the load tool itself used in the window.
@@ -325,6 +347,8 @@ fn group(
         dropped_notices: outcomes.iter().map(|o| o.dropped_notices).sum(),
         dropped_reported: outcomes.iter().map(|o| o.dropped_reported).sum(),
         credit_granted: outcomes.iter().map(|o| o.credit_granted).sum(),
+        skipped_frames: outcomes.iter().map(|o| o.skipped).sum(),
+        config_messages: outcomes.iter().map(|o| o.configs).sum(),
     }
 }
 
@@ -362,6 +386,8 @@ pub struct RunFacts {
     pub command: String,
     /// Viewer mode.
     pub mode: crate::viewer::Mode,
+    /// `--format`.
+    pub format: Option<crate::Format>,
     /// Target URLs.
     pub targets: Vec<String>,
     /// Load average at the start.
@@ -410,6 +436,11 @@ impl Report {
             .filter_map(|o| o.fresh_us)
             .map(|us| us as f64 / 1000.0)
             .collect();
+        let probe_gop: Vec<f64> = probes
+            .iter()
+            .filter_map(|o| o.gop_us)
+            .map(|us| us as f64 / 1000.0)
+            .collect();
         let mut gateway = facts.gateway;
         if let Some(g) = gateway.as_mut() {
             let gb = viewers.iter().map(|o| o.bytes).sum::<u64>() as f64 / 1e9;
@@ -430,6 +461,7 @@ impl Report {
             loadavg_start: facts.loadavg_start,
             loadavg_end: crate::procfs::loadavg(),
             mode: facts.mode,
+            format: facts.format,
             targets: facts.targets,
             window_s: facts.window_s,
             connect_s: facts.connect_s,
@@ -442,6 +474,9 @@ impl Report {
             probe_ttff_each_ms: probe_each,
             probe_fresh_ms: Dist::of(probe_fresh.clone()),
             probe_fresh_each_ms: probe_fresh,
+            probe_gop_ms: Dist::of(probe_gop.clone()),
+            probe_gop_each_ms: probe_gop,
+            probe_gop_frames_each: probes.iter().filter_map(|o| o.gop_frames).collect(),
             gateway,
             bench_cores: facts.bench_cores,
             others: facts.others,
@@ -476,6 +511,9 @@ impl Report {
             self.window_s,
             self.connect_s
         );
+        if let Some(format) = self.format {
+            let _ = writeln!(s, "format         {}", format.as_str());
+        }
         let mut groups = vec![("normal", &self.normal)];
         if let Some(slow) = &self.slow {
             groups.push(("slow", slow));
@@ -500,6 +538,16 @@ impl Report {
             if self.credit.is_some() {
                 let _ = writeln!(s, "  credit granted {} frames", g.credit_granted);
             }
+            if g.config_messages > 0 || g.skipped_frames > 0 {
+                let per_viewer = g.bytes as f64 / g.connected.max(1) as f64 / self.window_s;
+                let _ = writeln!(
+                    s,
+                    "  video          skipped {} frames (seq gaps), {} config messages, {:.1} kB/s per viewer",
+                    g.skipped_frames,
+                    g.config_messages,
+                    per_viewer / 1e3
+                );
+            }
         }
         let _ = writeln!(s, "spread ms      {}", d(&self.spread_ms, 1));
         if self.spread_arrival_ms.is_some() {
@@ -508,6 +556,21 @@ impl Report {
         if !self.probe_ttff_each_ms.is_empty() {
             let _ = writeln!(s, "probe ttff ms  {}", d(&self.probe_ttff_ms, 2));
             let _ = writeln!(s, "probe fresh ms {}", d(&self.probe_fresh_ms, 2));
+        }
+        if let Some(gop) = &self.probe_gop_ms {
+            let frames = Dist::of(
+                self.probe_gop_frames_each
+                    .iter()
+                    .map(|&n| n as f64)
+                    .collect(),
+            );
+            let _ = writeln!(
+                s,
+                "probe GOP ms   {} p95 {:.2}; frames {}",
+                d(&self.probe_gop_ms, 2),
+                gop.p95,
+                d(&frames, 0)
+            );
         }
         if let Some(g) = &self.gateway {
             let opt = |v: Option<f64>, digits: usize| {
@@ -523,6 +586,15 @@ impl Report {
                 opt(g.core_s_per_gb, 3),
                 opt(g.viewer_core_s_per_gb, 3)
             );
+            if g.children > 0 {
+                let _ = writeln!(
+                    s,
+                    "gateway kids   {} processes, cores {:.3}; gateway with them {:.3}",
+                    g.children,
+                    g.children_cores,
+                    g.cores + g.children_cores
+                );
+            }
             let _ = writeln!(
                 s,
                 "gateway RSS    baseline {} KiB, window start {} KiB, end {} KiB, per viewer {} KiB",
@@ -585,9 +657,12 @@ mod tests {
     fn nearest_rank_percentiles() {
         let d = Dist::of((1..=100).map(f64::from).collect()).unwrap();
         assert_eq!(
-            (d.min, d.p50, d.p99, d.max, d.n),
-            (1.0, 50.0, 99.0, 100.0, 100)
+            (d.min, d.p50, d.p95, d.p99, d.max, d.n),
+            (1.0, 50.0, 95.0, 99.0, 100.0, 100)
         );
+        // 20 joins: p95 is the 19th.
+        let d = Dist::of((1..=20).map(f64::from).collect()).unwrap();
+        assert_eq!((d.p95, d.p99), (19.0, 20.0));
         assert!(Dist::of(Vec::new()).is_none());
     }
 

@@ -12,6 +12,16 @@
 //! gateway sends that frame right after `hello` exactly when it has one, which `hello` says
 //! by carrying the frame's `width`. With `--bind-from IP` viewer `i` binds its socket to IP + i, so a link
 //! emulator can give every viewer a link of its own (`bench/link-classes`).
+//!
+//! With `--format h264|h265|auto` a WebSocket viewer gets the camera's own video (README,
+//! "Passthrough"): binary messages that start with `0x01` and an 18-byte header (keyframe
+//! flag, sequence number, capture time). The viewer counts them like JPEGs (frames, bytes,
+//! latency = receipt − capture time, share by sequence number) and also the frames it
+//! skipped (gaps in the sequence numbers). A joining video viewer is sent the frames since
+//! the last keyframe at once; it holds the *current* picture once it has received a frame
+//! that was still the newest when it arrived, i.e. the next frame was captured after that
+//! receipt (same clock): the time to that moment is `gop_us`. JPEG messages take exactly the
+//! path they took before video existed.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -26,7 +36,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
 use crate::mjpeg::{MultipartParser, boundary_of};
-use crate::tag::read_tag;
+use crate::tag::{VideoHeader, read_tag, read_video_header};
 use crate::ws_client::{Incoming, READ_CHUNK, Reading, WsClient};
 
 /// Measurement phases shared by all viewers.
@@ -128,6 +138,25 @@ pub struct Outcome {
     pub dropped_reported: u64,
     /// Frames of credit granted (`--credit`), warm-up included.
     pub credit_granted: u64,
+    /// Video frames skipped in the window: gaps in the sequence numbers of the video
+    /// messages received (the gap before a frame counts in the window of that frame).
+    pub skipped: u64,
+    /// `config` messages received (video formats), warm-up included.
+    pub configs: u64,
+    /// Video: connect start → the viewer holds the GOP up to the newest frame (its first
+    /// showable current picture), µs. Set when the next frame shows that the frame before
+    /// it was still the newest when it arrived (it was captured after that receipt).
+    pub gop_us: Option<u64>,
+    /// Video frames received up to that moment (the GOP sent on join and any frame after).
+    pub gop_frames: Option<u64>,
+    /// The newest video frame's sequence number, for gaps.
+    pub(crate) last_video_seq: Option<u64>,
+    /// Video frames received so far, warm-up included.
+    pub(crate) video_received: u64,
+    /// While `gop_us` is unknown: the last video frame's receipt (µs since the epoch) and
+    /// time since connect start (µs); the next frame's capture time decides whether it was
+    /// the newest.
+    pub(crate) pending_current: Option<(u64, u64)>,
 }
 
 pub(crate) fn unix_micros() -> u64 {
@@ -137,6 +166,54 @@ pub(crate) fn unix_micros() -> u64 {
 }
 
 impl Outcome {
+    /// A video message of `len` bytes with `header`.
+    fn video_frame(
+        &mut self,
+        header: VideoHeader,
+        len: usize,
+        arrived_us: Option<u64>,
+        started: Instant,
+        measuring: bool,
+    ) {
+        let now_us = unix_micros();
+        let elapsed = started.elapsed().as_micros() as u64;
+        self.video_received += 1;
+        if self.ttff_us.is_none() {
+            self.ttff_us = Some(elapsed);
+        }
+        if self.fresh_us.is_none() && header.captured_at_us >= self.started_at_us {
+            self.fresh_us = Some(elapsed);
+        }
+        if self.gop_us.is_none() {
+            if let Some((received_us, at)) = self.pending_current
+                && header.captured_at_us > received_us
+            {
+                // The frame before this one was the newest there was when it arrived.
+                self.gop_us = Some(at);
+                self.gop_frames = Some(self.video_received - 1);
+            } else {
+                self.pending_current = Some((now_us, elapsed));
+            }
+        }
+        let gap = self
+            .last_video_seq
+            .map_or(0, |last| header.seq.saturating_sub(last + 1));
+        self.last_video_seq = Some(header.seq);
+        if !measuring {
+            return;
+        }
+        self.skipped += gap;
+        self.frames += 1;
+        self.bytes += len as u64;
+        let clamp = |v: u64| v.min(u64::from(u32::MAX)) as u32;
+        self.latency_us
+            .push(clamp(now_us.saturating_sub(header.captured_at_us)));
+        self.receipts.push((header.seq, now_us));
+        if let Some(at) = arrived_us {
+            self.arrivals.push((header.seq, at));
+        }
+    }
+
     /// A frame of `len` bytes that starts with `jpeg` (all of it, or its head when skimming).
     fn frame(
         &mut self,
@@ -182,6 +259,9 @@ impl Outcome {
         if value["type"] == "dropped" {
             self.dropped_notices += 1;
             self.dropped_reported += value["frames"].as_u64().unwrap_or(0);
+        }
+        if value["type"] == "config" {
+            self.configs += 1;
         }
         // `hello` has the frame's size exactly when the frame follows it.
         (value["type"] == "hello" && value["width"].as_u64().is_some())
@@ -304,8 +384,9 @@ impl<'a> ViewerRun<'a> {
         }
     }
 
-    /// Records a frame of `len` bytes that starts with `jpeg` and paces a slow viewer;
-    /// `true` when the viewer is done (a probe that saw what it came for).
+    /// Records a frame of `len` bytes that starts with `jpeg` (or a video message: its
+    /// first byte is `0x01`) and paces a slow viewer; `true` when the viewer is done (a
+    /// probe that saw what it came for: a fresh JPEG, or the current video picture).
     async fn took_frame(
         &mut self,
         out: &mut Outcome,
@@ -314,15 +395,30 @@ impl<'a> ViewerRun<'a> {
         arrived_us: Option<u64>,
     ) -> bool {
         let measuring = self.shared.phase.load(Ordering::Relaxed) == PHASE_MEASURE;
-        out.frame(
-            jpeg,
-            len,
-            arrived_us,
-            self.started,
-            measuring && !self.probe,
-        );
-        if self.probe && (out.fresh_us.is_some() || read_tag(jpeg).is_none()) {
-            return true;
+        if jpeg.first() == Some(&crate::tag::VIDEO_KIND)
+            && let Some(header) = read_video_header(jpeg)
+        {
+            out.video_frame(
+                header,
+                len,
+                arrived_us,
+                self.started,
+                measuring && !self.probe,
+            );
+            if self.probe && out.gop_us.is_some() {
+                return true;
+            }
+        } else {
+            out.frame(
+                jpeg,
+                len,
+                arrived_us,
+                self.started,
+                measuring && !self.probe,
+            );
+            if self.probe && (out.fresh_us.is_some() || read_tag(jpeg).is_none()) {
+                return true;
+            }
         }
         if out.slow {
             self.unless_stopped(tokio::time::sleep(self.shared.slow_gap))
@@ -643,6 +739,100 @@ mod tests {
         // Without (no frame yet): every frame came on credit.
         let hello = r#"{"type":"hello","stream":"x","fps":10,"width":null,"state":"starting"}"#;
         assert_eq!(granted_after_hello(hello, 4).await, 2 + 1 + 1 + 1);
+    }
+
+    /// A video message: keyframe flag, seq, capture time, a 2-byte access unit.
+    fn video(keyframe: bool, seq: u64, captured_at_us: u64) -> (u8, Vec<u8>) {
+        let mut message = vec![crate::tag::VIDEO_KIND, u8::from(keyframe)];
+        message.extend_from_slice(&seq.to_be_bytes());
+        message.extend_from_slice(&captured_at_us.to_be_bytes());
+        message.extend_from_slice(&[0x65, 0x88]);
+        (0x82, message)
+    }
+
+    /// A server that sends `config` and a GOP captured before the join at once (keyframe
+    /// 5, then 6 and 7, 7 captured just now), then after 50 ms frame 9 (8 is skipped),
+    /// captured after the GOP went out; it holds the connection until the viewer leaves.
+    async fn serve_join(listener: TcpListener) {
+        let mut socket = crate::ws_client::tests::accept_handshake(listener).await;
+        let now = unix_micros();
+        let config = text(r#"{"type":"config","codec":"avc1.64001f","width":8,"height":8}"#);
+        let gop = [
+            config,
+            video(true, 5, now - 80_000),
+            video(false, 6, now - 40_000),
+            video(false, 7, now),
+        ];
+        for (opcode, payload) in gop {
+            socket
+                .write_all(&[opcode, payload.len() as u8])
+                .await
+                .unwrap();
+            socket.write_all(&payload).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (opcode, payload) = video(false, 9, unix_micros());
+        socket
+            .write_all(&[opcode, payload.len() as u8])
+            .await
+            .unwrap();
+        socket.write_all(&payload).await.unwrap();
+        let mut rest = Vec::new();
+        let _ = socket.read_to_end(&mut rest).await;
+    }
+
+    #[tokio::test]
+    async fn a_video_probe_times_the_gop_up_to_the_newest_frame() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve_join(listener));
+        let (_stop, shared) = shared(None, Duration::ZERO);
+        let probe = tokio::time::timeout(
+            Duration::from_secs(10),
+            run(0, target(addr), false, true, None, shared),
+        )
+        .await
+        .expect("the probe ends once it knows");
+        server.abort();
+        assert_eq!(probe.error, None);
+        assert_eq!(probe.configs, 1);
+        // Frames 5, 6, 7 arrived at once; 7 was the newest then (9 was captured later).
+        assert_eq!(probe.gop_frames, Some(3));
+        let (ttff, gop) = (probe.ttff_us.unwrap(), probe.gop_us.unwrap());
+        assert!(ttff <= gop, "the keyframe came first: {ttff} vs {gop} us");
+        assert!(
+            gop < ttff + 40_000,
+            "the GOP's end is timed at its receipt, not at the next frame: {ttff} vs {gop} us"
+        );
+        assert_eq!(probe.frames, 0, "probes are not counted in the window");
+    }
+
+    #[tokio::test]
+    async fn a_video_viewer_counts_frames_bytes_latency_and_sequence_gaps() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve_join(listener));
+        let (stop, shared) = shared(None, Duration::ZERO);
+        let viewer = tokio::spawn(run(0, target(addr), false, false, None, shared));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = stop.send(true);
+        let outcome = viewer.await.unwrap();
+        server.abort();
+        assert_eq!(outcome.error, None);
+        assert_eq!(outcome.frames, 4);
+        assert_eq!(outcome.bytes, 4 * 20, "whole messages, header included");
+        assert_eq!(outcome.skipped, 1, "8 is missing between 7 and 9");
+        assert_eq!(
+            outcome.receipts.iter().map(|r| r.0).collect::<Vec<_>>(),
+            [5, 6, 7, 9]
+        );
+        assert!(
+            outcome.latency_us[0] >= 80_000,
+            "latency is receipt - capture time: {:?}",
+            outcome.latency_us
+        );
+        assert_eq!(outcome.untagged, 0);
+        assert!(outcome.added_us.is_empty(), "video has no publish time");
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! Smoke test of the load tool (`camgate-bench`, used as a library): a short run with three
 //! WebSocket viewers and a probe against a real gateway, the same skimming and with credit
-//! flow control, then a short MJPEG-over-HTTP run.
+//! flow control, then a short MJPEG-over-HTTP run; and the passthrough protocol's video
+//! reader (`--format h264`) against the demo RTSP camera through the `rtsp` plugin.
 //! It checks that frames arrive and that the report is complete and well-formed; it does
 //! not judge performance (benchmarks are documented in `docs/performance.md`, not timed
 //! here).
@@ -8,6 +9,8 @@
 mod support;
 
 use std::time::Duration;
+
+use support::rtsp::RtspServer;
 
 use clap::Parser;
 
@@ -189,4 +192,120 @@ async fn load_tool_reports_frames_from_a_live_gateway() {
     );
 
     gateway.shutdown().await;
+}
+
+/// `--format h264` against the demo camera's encoding-free `/loop264` mount (640x360, 15 fps,
+/// 1 s GOP) through the built-in `rtsp` plugin: viewers read the video messages (frames,
+/// bytes, latency, sequence gaps) and probes time the GOP a joining viewer gets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_tool_reads_passthrough_video_from_the_demo_camera() {
+    let camera = RtspServer::start(&[]);
+    let manifest = format!(
+        r#"
+streams:
+  - id: cam
+    on_demand: false
+    source: {{ plugin: rtsp, url: "{}" }}
+"#,
+        camera.url("/loop264")
+    );
+    let gateway = support::start(&manifest).await;
+    let addr = gateway.local_addr();
+    let pid = std::process::id().to_string();
+
+    // The tool's header reader agrees with what a viewer of the gateway sees: the first
+    // frame a new viewer gets is a keyframe, captured moments ago.
+    let mut ws = support::connect(addr, "/ws/streams/cam?format=h264").await;
+    let message = loop {
+        if let tokio_tungstenite::tungstenite::Message::Binary(b) =
+            support::next_message(&mut ws, Duration::from_secs(20)).await
+        {
+            break b;
+        }
+    };
+    let header = camgate_bench::tag::read_video_header(&message).expect("a video message");
+    assert!(header.keyframe, "a joining viewer starts at a keyframe");
+    assert_eq!(
+        header.seq,
+        u64::from_be_bytes(message[2..10].try_into().unwrap())
+    );
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    let age_us = now_us.saturating_sub(header.captured_at_us);
+    assert!(age_us < 10_000_000, "captured {age_us} us ago");
+    assert!(
+        camgate_bench::tag::read_tag(&message).is_none(),
+        "not a JPEG"
+    );
+    drop(ws);
+
+    let url = format!("ws://{addr}/ws/streams/cam");
+    let argv = [
+        "--format",
+        "h264",
+        "--url",
+        &url,
+        "--viewers",
+        "3",
+        "--duration",
+        "2s",
+        "--warmup",
+        "300ms",
+        "--baseline",
+        "0s",
+        "--pid",
+        &pid,
+        "--probes",
+        "3",
+        "--probe-interval",
+        "200ms",
+    ];
+    let report = camgate_bench::run(&args(&argv))
+        .await
+        .expect("the video run completes");
+    let table = report.table();
+    let json = serde_json::to_value(&report).expect("the report serialises");
+    assert_eq!(json["format"], "h264", "{json:#}");
+    assert!(
+        json["targets"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("/ws/streams/cam?format=h264"),
+        "{json:#}"
+    );
+    let normal = &report.normal;
+    assert_eq!(normal.connected, 3, "{table}");
+    assert!(normal.frames > 0, "{table}");
+    assert_eq!(normal.untagged_frames, 0, "every video message is read");
+    assert!(
+        normal.config_messages >= 3,
+        "one config per viewer: {table}"
+    );
+    assert!(
+        normal.share.as_ref().is_some_and(|s| s.min > 0.0),
+        "{table}"
+    );
+    assert!(normal.latency_ms.is_some(), "{table}");
+    assert!(json["normal"].get("skipped_frames").is_some(), "{json:#}");
+    assert!(normal.bytes > normal.frames * 18, "whole messages count");
+    assert_eq!(report.probe_gop_each_ms.len(), 3, "{table}");
+    assert_eq!(report.probe_gop_frames_each.len(), 3, "{table}");
+    assert!(
+        report.probe_gop_frames_each.iter().all(|&n| n >= 1),
+        "{table}"
+    );
+    for (ttff, gop) in report
+        .probe_ttff_each_ms
+        .iter()
+        .zip(&report.probe_gop_each_ms)
+    {
+        assert!(ttff <= gop, "the keyframe arrives first: {table}");
+    }
+    assert!(table.contains("probe GOP ms"), "{table}");
+    assert!(report.errors.is_empty(), "{table}");
+
+    gateway.shutdown().await;
+    drop(camera);
 }
