@@ -387,6 +387,17 @@ streams:
             seen += 1;
         }
     }
+    // Every refusal is counted for the operator (four per round, as many rounds as JPEGs).
+    let metrics = gateway.state().metrics.render();
+    let refused: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("camgate_frames_refused_total{stream=\"media\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        refused >= 4 * 10,
+        "{refused} refusals counted after 10 rounds"
+    );
     drop(ws);
     gateway.shutdown().await;
 }

@@ -234,6 +234,14 @@ impl FrameSink {
         }
     }
 
+    /// Records that a frame of this source was refused (`why`, for the plugin's author):
+    /// counted per stream, logged rate-limited.
+    pub fn refused(&self, why: &str) {
+        if let Some(hub) = self.hub.upgrade() {
+            hub.telemetry().frame_refused(why);
+        }
+    }
+
     /// Reports the source's state with a message for operators (no secrets).
     pub fn set_state(&self, state: StreamState, message: &str) {
         if let Some(hub) = self.hub.upgrade() {

@@ -689,7 +689,10 @@ impl Hub {
             return false;
         }
         if !looks_like_jpeg(jpeg) {
-            tracing::warn!(stream = %self.id, bytes = jpeg.len(), "dropped a frame that is not one complete JPEG");
+            self.telemetry.frame_refused(&format!(
+                "a {}-byte frame that is not one complete JPEG",
+                jpeg.len()
+            ));
             return true;
         }
         let published_at_us = unix_micros(SystemTime::now());
@@ -749,7 +752,10 @@ impl Hub {
         }
         self.set_native_codec(video.codec);
         if video.data.is_empty() || video.data.len() > MAX_FRAME_BYTES {
-            tracing::warn!(stream = %self.id, bytes = video.data.len(), "dropped a video frame of an impossible size");
+            self.telemetry.frame_refused(&format!(
+                "a video frame of an impossible size ({} bytes)",
+                video.data.len()
+            ));
             return true;
         }
         let published_at_us = unix_micros(SystemTime::now());
@@ -769,7 +775,10 @@ impl Hub {
             }
             let Some(config) = track.config.clone().filter(|c| c.codec == video.codec) else {
                 drop(track);
-                tracing::warn!(stream = %self.id, codec = video.codec.as_str(), "dropped a video frame without its decoder configuration");
+                self.telemetry.frame_refused(&format!(
+                    "an {} frame without its decoder configuration",
+                    video.codec.as_str()
+                ));
                 return true;
             };
             let frame = Frame {

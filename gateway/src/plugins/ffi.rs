@@ -16,7 +16,8 @@
 //!   and nothing is kept per destroyed instance.
 //! - A frame is used only after its `size` (read alone) shows the whole `FrameRef` /
 //!   `MediaFrameRef`; a media frame reaches the hub only through
-//!   [`FrameSink::publish_media`], which checks it (refusals are logged, rate-limited).
+//!   [`FrameSink::publish_media`], which checks it (refusals are counted in
+//!   `camgate_frames_refused_total` and logged, rate-limited).
 //! - Plugins of ABI v1 and v2 run side by side. Both get the same (v2) `HostCallbacks`:
 //!   v2 only appended `on_media`, so a v1 plugin reads the prefix it knows. The vtable
 //!   layout is the same in both; the handshake checks it equally strictly, with the
@@ -269,10 +270,6 @@ pub struct HostContext {
     log_budget: Mutex<LogBudget>,
     /// Set once the plugin's `stop` returned: any callback after that breaks the ABI.
     stopped: AtomicBool,
-    /// A too-small `FrameRef` was reported once (the log says which plugin is broken).
-    bad_frame_logged: AtomicBool,
-    /// Warnings about refused frames (`on_media`) are rate-limited per instance.
-    refusals: Mutex<LogBudget>,
 }
 
 /// Callbacks that arrived after their instance's `stop` returned (ABI violations), by
@@ -404,27 +401,15 @@ impl HostContext {
             redactor,
             log_budget: Mutex::new(LogBudget::new(LOG_LINES_PER_WINDOW, LOG_WINDOW)),
             stopped: AtomicBool::new(false),
-            bad_frame_logged: AtomicBool::new(false),
-            refusals: Mutex::new(LogBudget::new(REFUSAL_LINES_PER_WINDOW, LOG_WINDOW)),
         }
     }
 
-    /// Logs (rate-limited) why a frame from the plugin was refused: a plugin bug its author
-    /// must see, that must not flood the log at the frame rate.
-    fn refused(&self, why: &str) {
-        let (allowed, suppressed) = self
-            .refusals
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take(Instant::now());
-        if allowed {
-            tracing::warn!(stream = %self.stream, plugin = %self.plugin, suppressed, "refused a frame from the plugin: {why}");
-        }
+    /// A frame from the plugin was refused: a plugin bug its author must see (counted per
+    /// stream, logged rate-limited: it may happen at the frame rate).
+    fn refused(&self, why: &dyn std::fmt::Display) {
+        self.sink.refused(&format!("plugin {}: {why}", self.plugin));
     }
 }
-
-/// Refused-frame warnings allowed per instance and window.
-const REFUSAL_LINES_PER_WINDOW: u32 = 5;
 
 /// Plugin log lines allowed per window; the rest are counted and summarised, so a chatty
 /// plugin (or ffmpeg's stderr) cannot flood the logs.
@@ -445,9 +430,9 @@ extern "C" fn on_frame(ctx: *mut c_void, frame: *const FrameRef<'_>) -> i32 {
         let size = unsafe { addr_of!((*frame).size).read() };
         let needed = std::mem::size_of::<FrameRef<'_>>();
         if size < needed {
-            if !host.bad_frame_logged.swap(true, Ordering::Relaxed) {
-                tracing::error!(stream = %host.stream, plugin = %host.plugin, size, needed, "plugin sent a FrameRef smaller than ABI v1's; frames refused");
-            }
+            host.refused(&format_args!(
+                "a FrameRef of {size} bytes, smaller than ABI v1's {needed}"
+            ));
             return abi::STATUS_ABI_MISMATCH;
         }
         // SAFETY: the struct is at least as large as ours, so every field we read is there;
@@ -481,9 +466,9 @@ extern "C" fn on_media(ctx: *mut c_void, frame: *const MediaFrameRef<'_>) -> i32
         let size = unsafe { addr_of!((*frame).size).read() };
         let needed = std::mem::size_of::<MediaFrameRef<'_>>();
         if size < needed {
-            if !host.bad_frame_logged.swap(true, Ordering::Relaxed) {
-                tracing::error!(stream = %host.stream, plugin = %host.plugin, size, needed, "plugin sent a MediaFrameRef smaller than ABI v2's; frames refused");
-            }
+            host.refused(&format_args!(
+                "a MediaFrameRef of {size} bytes, smaller than ABI v2's {needed}"
+            ));
             return abi::STATUS_ABI_MISMATCH;
         }
         // SAFETY: the struct is at least as large as ours, so every field we read is there;
@@ -518,7 +503,7 @@ extern "C" fn on_media(ctx: *mut c_void, frame: *const MediaFrameRef<'_>) -> i32
             Ok(()) => abi::STATUS_OK,
             Err(MediaRefused::Closed) => abi::STATUS_CLOSED,
             Err(refused) => {
-                host.refused(&refused.to_string());
+                host.refused(&refused);
                 abi::STATUS_ERROR
             }
         }

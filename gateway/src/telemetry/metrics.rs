@@ -9,6 +9,7 @@
 //! configuration), transports, reasons, results, route templates, plugin names — never
 //! URLs, IPs or user agents. A removed stream's series are removed.
 
+use super::LogBudget;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,6 +83,7 @@ pub struct Metrics {
     frames_sent: IntCounterVec,
     bytes_sent: IntCounterVec,
     frames_dropped: IntCounterVec,
+    frames_refused: IntCounterVec,
     slow_disconnects: IntCounterVec,
     source_up: IntGaugeVec,
     source_restarts: IntCounterVec,
@@ -134,6 +136,7 @@ impl Metrics {
             frames_sent: IntCounterVec::new(opts("frames_sent_total", "Frames sent to viewers."), stream_transport).unwrap(),
             bytes_sent: IntCounterVec::new(opts("bytes_sent_total", "JPEG bytes sent to viewers."), stream_transport).unwrap(),
             frames_dropped: IntCounterVec::new(opts("frames_dropped_total", "Frames skipped for viewers too slow to take them (latest frame wins)."), stream).unwrap(),
+            frames_refused: IntCounterVec::new(opts("frames_refused_total", "Frames a source sent that the gateway refused (not a whole JPEG, a malformed access unit, video before its configuration): a plugin bug."), stream).unwrap(),
             slow_disconnects: IntCounterVec::new(opts("slow_viewer_disconnects_total", "Viewers disconnected because they stopped taking frames or answering pings."), stream).unwrap(),
             source_up: IntGaugeVec::new(opts("source_up", "1 while the stream's source is live."), stream).unwrap(),
             source_restarts: IntCounterVec::new(opts("source_starts_total", "Source starts by reason (viewer, always_on, reconfigured, error = retry after a failure)."), &["stream", "reason"]).unwrap(),
@@ -181,6 +184,7 @@ impl Metrics {
             Box::new(m.frames_sent.clone()),
             Box::new(m.bytes_sent.clone()),
             Box::new(m.frames_dropped.clone()),
+            Box::new(m.frames_refused.clone()),
             Box::new(m.slow_disconnects.clone()),
             Box::new(m.source_up.clone()),
             Box::new(m.source_restarts.clone()),
@@ -255,6 +259,11 @@ impl Metrics {
                 .with_label_values(&[stream, Handover::Gap.as_str()]),
             source_up: self.source_up.with_label_values(&[stream]),
             frames_dropped: self.frames_dropped.with_label_values(&[stream]),
+            frames_refused: self.frames_refused.with_label_values(&[stream]),
+            refusal_log: Arc::new(std::sync::Mutex::new(LogBudget::new(
+                REFUSAL_LINES_PER_WINDOW,
+                REFUSAL_LOG_WINDOW,
+            ))),
             slow_disconnects: self.slow_disconnects.with_label_values(&[stream]),
             metrics: Arc::clone(self),
         }
@@ -274,6 +283,7 @@ impl Metrics {
         }
         let _ = self.source_up.remove_label_values(&[stream]);
         let _ = self.frames_dropped.remove_label_values(&[stream]);
+        let _ = self.frames_refused.remove_label_values(&[stream]);
         let _ = self.slow_disconnects.remove_label_values(&[stream]);
         for transport in Transport::ALL {
             let labels = [stream, transport.as_str()];
@@ -329,8 +339,16 @@ pub struct StreamTelemetry {
     handovers_gap: IntCounter,
     source_up: IntGauge,
     frames_dropped: IntCounter,
+    frames_refused: IntCounter,
+    /// Refused-frame warnings are rate-limited per stream (a broken source refuses at its
+    /// frame rate).
+    refusal_log: Arc<std::sync::Mutex<LogBudget>>,
     slow_disconnects: IntCounter,
 }
+
+/// Refused-frame warnings allowed per stream and window.
+const REFUSAL_LINES_PER_WINDOW: u32 = 5;
+const REFUSAL_LOG_WINDOW: Duration = Duration::from_secs(10);
 
 impl StreamTelemetry {
     /// Event: the source published a frame of `bytes`, which cost its thread `took`.
@@ -338,6 +356,20 @@ impl StreamTelemetry {
         self.frames_received.inc();
         self.frame_bytes.observe(bytes as f64);
         self.publish_seconds.observe(took.as_secs_f64());
+    }
+
+    /// Event: the source sent a frame the gateway refused (`why`, for its author): counted
+    /// always, logged at most a few times per window.
+    pub fn frame_refused(&self, why: &str) {
+        self.frames_refused.inc();
+        let (allowed, suppressed) = self
+            .refusal_log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(tokio::time::Instant::now());
+        if allowed {
+            tracing::warn!(stream = %self.stream, suppressed, "refused a frame from the source: {why}");
+        }
     }
 
     /// Event: a direct viewer's offer panicked; the hub detached it.
