@@ -695,9 +695,10 @@ export async function passthroughChecks(helpers) {
 // `node e2e/passthrough.mjs`: the stand-in checks alone, in their own Chromium.
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const { chromium } = await import("playwright-core");
+  const { CHROMIUM_ARGS, CHROMIUM_BIN } = await import("./chromium.mjs");
   const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_BIN ?? "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"],
+    executablePath: CHROMIUM_BIN,
+    args: [...CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"],
   });
   let failed = 0;
   const check = async (name, fn) => {

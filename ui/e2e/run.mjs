@@ -21,24 +21,14 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { CHROMIUM_ARGS, CHROMIUM_BIN } from "./chromium.mjs";
 import { passwordEditChecks } from "./password-edit.mjs";
 
 const execFileAsync = promisify(execFile);
 const UI_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const ARTIFACTS = path.join(UI_DIR, "e2e", "artifacts");
 const CAMGATE_BIN = path.resolve(UI_DIR, process.env.CAMGATE_BIN ?? "../target/debug/camgate");
-const CHROMIUM_BIN = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
 const STRICT = process.env.E2E_STRICT === "1";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 // ---------------------------------------------------------------------------------------------
 // Bookkeeping
