@@ -51,7 +51,7 @@ pub struct Catchup {
 }
 
 /// Where one viewer stands in a video track.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
     /// The last frame it was sent (`None`: nothing yet).
     pub last: Option<u64>,
@@ -67,6 +67,14 @@ impl Cursor {
             last: None,
             needs_keyframe: true,
         }
+    }
+}
+
+/// A new viewer's cursor (it starts at a keyframe), never one that would take a frame
+/// out of the middle of a GOP.
+impl Default for Cursor {
+    fn default() -> Self {
+        Cursor::new()
     }
 }
 

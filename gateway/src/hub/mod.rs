@@ -16,6 +16,9 @@
 //! - Fan-out is zero-copy and latest-frame-wins: a frame is one refcounted buffer shared by
 //!   every viewer; a viewer that falls behind sees only the newest frame and counts the
 //!   sequence numbers it skipped. Memory per viewer is one buffer reference.
+//! - Video (H.264/H.265) is latest-GOP-wins instead (`gop.rs`): a viewer gets every frame in
+//!   order from a keyframe, and one that falls behind skips to the next keyframe. JPEGs of
+//!   a video stream are derived only while someone needs them (`derive.rs`).
 
 pub mod codec_config;
 mod derive;
