@@ -57,6 +57,7 @@ fn hub_with_viewers(
         on_demand: false,
         idle_timeout: Duration::from_secs(30),
         fps: Some(10.0),
+        health: camgate::hub::HealthRules::default(),
     };
     let telemetry = camgate::telemetry::Metrics::new().stream("bench");
     let hub = Hub::new("bench", info, factory.clone(), telemetry);

@@ -428,6 +428,7 @@ pub fn stream_info(config: &StreamConfig) -> StreamInfo {
         on_demand: config.on_demand,
         idle_timeout: config.idle_timeout,
         fps: config.source.options.get("fps").and_then(|v| v.as_f64()),
+        health: crate::hub::HealthRules::default(),
     }
 }
 

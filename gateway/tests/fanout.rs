@@ -43,6 +43,7 @@ async fn hub_with_fanout_on(
         on_demand: false,
         idle_timeout: SECS(30),
         fps: None,
+        health: camgate::hub::HealthRules::default(),
     };
     let hub = Hub::with_fanout_on(
         "cam",

@@ -141,6 +141,13 @@ impl Gop {
         self.key = None;
     }
 
+    /// The newest keyframe, if it is retained (the health monitor samples it).
+    pub fn latest_keyframe(&self) -> Option<Frame> {
+        let key = self.key?;
+        let first = self.frames.front()?.seq;
+        self.frames.get(usize::try_from(key - first).ok()?).cloned()
+    }
+
     /// The frames of the current GOP from its keyframe, if it is retained (snapshots decode
     /// them).
     pub fn joinable_frames(&self) -> Option<Vec<Frame>> {
@@ -357,6 +364,18 @@ mod tests {
         assert!(gop.joinable_frames().is_none());
         assert_eq!(seqs(&gop.catch_up(&mut follower)), [113]);
         assert!(gop.catch_up(&mut Cursor::new()).frames.is_empty());
+    }
+
+    #[test]
+    fn the_latest_keyframe_is_the_newest_gops_first_frame() {
+        let mut gop = Gop::default();
+        assert!(gop.latest_keyframe().is_none());
+        publish_gop(&mut gop, 3, 0);
+        assert_eq!(gop.latest_keyframe().map(|f| f.seq), Some(1));
+        publish_gop(&mut gop, 3, 1_000_000);
+        assert_eq!(gop.latest_keyframe().map(|f| f.seq), Some(4));
+        gop.clear();
+        assert!(gop.latest_keyframe().is_none());
     }
 
     #[test]

@@ -27,6 +27,7 @@ mod direct;
 mod fanout;
 mod frame;
 mod gop;
+mod health;
 mod registry;
 mod source;
 mod stream_hub;
@@ -37,6 +38,7 @@ pub use derived::Derived;
 pub use direct::{DirectAttachment, DirectViewer};
 pub use frame::{Codec, Frame, VideoConfig};
 pub use gop::{Catchup, Cursor, MAX_GOP_BYTES, MAX_GOP_US, MAX_VIEWER_LAG_US};
+pub use health::{HealthRules, HealthStatus, PictureHealth};
 pub use registry::Registry;
 pub use source::{FrameSink, MediaIn, MediaRefused, RunningSource, SourceFactory};
 pub use stream_hub::{

@@ -295,6 +295,7 @@ mod tests {
             on_demand: false,
             idle_timeout: Duration::ZERO,
             fps: None,
+            health: crate::hub::HealthRules::default(),
         };
         let telemetry = crate::telemetry::Metrics::new().stream("media");
         let hub = Hub::new("media", info, factory.clone(), telemetry);

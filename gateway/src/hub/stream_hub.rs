@@ -26,6 +26,7 @@ use super::direct::{DirectAttachment, DirectViewer, DirectViewers};
 use super::fanout::{Handoff, Pending, Unnumbered};
 use super::frame::{Codec, Frame, VideoConfig};
 use super::gop::{Catchup, Cursor, Gop};
+use super::health::{HealthRules, HealthStatus, PictureHealth};
 use super::source::{FrameSink, RunningSource, SourceFactory};
 use super::tag::{FrameTag, tagged_copy};
 use crate::telemetry::StreamTelemetry;
@@ -106,6 +107,8 @@ pub struct StreamInfo {
     pub idle_timeout: Duration,
     /// The frame rate the source was configured for, if it said.
     pub fps: Option<f64>,
+    /// What the picture's health is judged by.
+    pub health: HealthRules,
 }
 
 /// Measured input rate over the last full second (for status pages).
@@ -209,6 +212,11 @@ pub struct Hub {
     deriving: std::sync::Mutex<Option<ActiveDeriving>>,
     /// Consumers holding a [`JpegDemand`].
     jpeg_demand: AtomicUsize,
+    /// The picture's health, decided by the gateway's monitor (`hub/health.rs`).
+    health: watch::Sender<HealthStatus>,
+    /// Capture time (µs since the Unix epoch) of the source's newest frame, JPEG or
+    /// video; 0 before the first frame of a source generation.
+    last_capture_us: AtomicU64,
     /// Milliseconds since `epoch` when the JPEG demand last dropped to zero.
     jpeg_idle_since_ms: AtomicU64,
 }
@@ -270,6 +278,7 @@ impl Hub {
         telemetry: StreamTelemetry,
         fanout: Option<tokio::runtime::Handle>,
     ) -> Arc<Hub> {
+        telemetry.configured_fps(info.fps);
         Arc::new(Hub {
             id: id.to_owned(),
             info: RwLock::new(info),
@@ -297,6 +306,8 @@ impl Hub {
             deriving: std::sync::Mutex::new(None),
             jpeg_demand: AtomicUsize::new(0),
             jpeg_idle_since_ms: AtomicU64::new(0),
+            health: watch::Sender::new(HealthStatus::now(PictureHealth::Unknown)),
+            last_capture_us: AtomicU64::new(0),
         })
     }
 
@@ -313,6 +324,41 @@ impl Hub {
     /// The current status.
     pub fn status(&self) -> StreamStatus {
         self.status.borrow().clone()
+    }
+
+    /// The picture's health and since when.
+    pub fn health(&self) -> HealthStatus {
+        *self.health.borrow()
+    }
+
+    /// Records the monitor's verdict; a repeat of the current one changes nothing (its
+    /// `since` stays). While the source is not live only `unknown` is accepted: a verdict
+    /// computed just before a stop must not outlive it.
+    pub fn set_health(&self, health: PictureHealth) {
+        let live = self.status.borrow().state == StreamState::Live;
+        let health = if live { health } else { PictureHealth::Unknown };
+        let changed = self.health.send_if_modified(|current| {
+            if current.health == health {
+                return false;
+            }
+            *current = HealthStatus::now(health);
+            true
+        });
+        if changed {
+            self.telemetry.health_changed(health.as_str());
+        }
+    }
+
+    /// Capture time (µs since the Unix epoch) of the running source's newest frame, or
+    /// `None` before its first (the monitor's measure of lateness).
+    pub fn last_capture_us(&self) -> Option<u64> {
+        Some(self.last_capture_us.load(Ordering::Relaxed)).filter(|&us| us != 0)
+    }
+
+    /// The newest keyframe of the video track, if a source is publishing video (the
+    /// health monitor samples it).
+    pub fn latest_keyframe(&self) -> Option<Frame> {
+        self.video_lock().gop.latest_keyframe()
     }
 
     /// The latest frame, if any (snapshots are free). The newest published, possibly a
@@ -541,7 +587,11 @@ impl Hub {
 
     /// Records a status (and keeps `source_up` in step with it).
     fn set_status(&self, state: StreamState, message: &str) {
-        self.telemetry.source_live(state == StreamState::Live);
+        self.telemetry.source_state(state.as_str());
+        if state != StreamState::Live {
+            self.last_capture_us.store(0, Ordering::Relaxed);
+            self.set_health(PictureHealth::Unknown);
+        }
         let status = StreamStatus::new(state, message);
         self.status.send_replace(status.clone());
         // No receiver is fine: nobody is watching.
@@ -604,6 +654,7 @@ impl Hub {
         let mut control = self.control.lock().await;
         let was_running = control.source.is_some();
         self.stop_locked(&mut control).await;
+        self.telemetry.configured_fps(info.fps);
         *self.info.write().unwrap_or_else(|e| e.into_inner()) = info.clone();
         control.factory = factory;
         if was_running || !info.on_demand || self.viewers.load(Ordering::SeqCst) > 0 {
@@ -615,6 +666,7 @@ impl Hub {
     /// A stream that became always-on is started.
     pub async fn update_info(self: &Arc<Self>, info: StreamInfo) {
         let on_demand = info.on_demand;
+        self.telemetry.configured_fps(info.fps);
         *self.info.write().unwrap_or_else(|e| e.into_inner()) = info;
         if !on_demand {
             self.ensure_running().await;
@@ -732,6 +784,8 @@ impl Hub {
         if !from_source {
             return true;
         }
+        self.last_capture_us
+            .store(captured_at_us, Ordering::Relaxed);
         self.frames_in.fetch_add(1, Ordering::Relaxed);
         self.rate
             .lock()
@@ -799,6 +853,8 @@ impl Hub {
             self.set_status(StreamState::Live, "");
         }
         self.handoff.wake_task();
+        self.last_capture_us
+            .store(captured_at_us, Ordering::Relaxed);
         self.frames_in.fetch_add(1, Ordering::Relaxed);
         self.rate
             .lock()
@@ -951,6 +1007,7 @@ impl ViewerReservation {
             status: hub.status.subscribe(),
             status_events: hub.status_events.subscribe(),
             closing: hub.closing.subscribe(),
+            health: hub.health.subscribe(),
             hub,
         };
         viewer.hub.ensure_running().await;
@@ -981,6 +1038,8 @@ pub struct Viewer {
     pub status_events: broadcast::Receiver<StreamStatus>,
     /// Set when the hub tells its viewers to leave.
     pub closing: watch::Receiver<Option<Closing>>,
+    /// The picture's health: `changed()` wakes on each new verdict.
+    pub health: watch::Receiver<HealthStatus>,
 }
 
 impl Viewer {
@@ -1042,6 +1101,7 @@ mod tests {
             on_demand,
             idle_timeout: Duration::from_millis(idle_ms),
             fps: None,
+            health: HealthRules::default(),
         }
     }
 

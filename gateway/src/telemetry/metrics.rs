@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -58,6 +58,12 @@ impl Handover {
     }
 }
 
+/// A source's states (`hub::StreamState` names), the bounded `state` label set.
+pub const SOURCE_STATES: [&str; 5] = ["stopped", "connecting", "live", "retrying", "failed"];
+
+/// Picture health verdicts (`hub::PictureHealth` names), the bounded `health` label set.
+pub const HEALTH_VALUES: [&str; 5] = ["ok", "frozen", "dark", "late", "unknown"];
+
 /// Reasons a source (re)started, a bounded label set.
 pub const RESTART_REASONS: [&str; 4] = ["viewer", "always_on", "reconfigured", "error"];
 
@@ -86,6 +92,10 @@ pub struct Metrics {
     frames_refused: IntCounterVec,
     slow_disconnects: IntCounterVec,
     source_up: IntGaugeVec,
+    source_state: IntGaugeVec,
+    stream_health: IntGaugeVec,
+    frame_age: GaugeVec,
+    configured_fps: GaugeVec,
     source_restarts: IntCounterVec,
     frame_bytes: HistogramVec,
     frame_latency: HistogramVec,
@@ -139,6 +149,10 @@ impl Metrics {
             frames_refused: IntCounterVec::new(opts("frames_refused_total", "Frames a source sent that the gateway refused (not a whole JPEG, a malformed access unit, video before its configuration): a plugin bug."), stream).unwrap(),
             slow_disconnects: IntCounterVec::new(opts("slow_viewer_disconnects_total", "Viewers disconnected because they stopped taking frames or answering pings."), stream).unwrap(),
             source_up: IntGaugeVec::new(opts("source_up", "1 while the stream's source is live."), stream).unwrap(),
+            source_state: IntGaugeVec::new(opts("source_state", "1 for the source's current state (stopped, connecting, live, retrying, failed), 0 for the others."), &["stream", "state"]).unwrap(),
+            stream_health: IntGaugeVec::new(opts("stream_health", "1 for the picture's current health (ok, frozen, dark, late, unknown), 0 for the others."), &["stream", "health"]).unwrap(),
+            frame_age: GaugeVec::new(opts("stream_frame_age_seconds", "Age of the stream's newest frame (now - its capture time), sampled about once a second while the source runs."), stream).unwrap(),
+            configured_fps: GaugeVec::new(opts("stream_configured_fps", "The frame rate the stream's source is configured for (only streams that set one)."), stream).unwrap(),
             source_restarts: IntCounterVec::new(opts("source_starts_total", "Source starts by reason (viewer, always_on, reconfigured, error = retry after a failure)."), &["stream", "reason"]).unwrap(),
             frame_bytes: HistogramVec::new(
                 HistogramOpts::from(opts("frame_size_bytes", "Size of published JPEG frames."))
@@ -187,6 +201,10 @@ impl Metrics {
             Box::new(m.frames_refused.clone()),
             Box::new(m.slow_disconnects.clone()),
             Box::new(m.source_up.clone()),
+            Box::new(m.source_state.clone()),
+            Box::new(m.stream_health.clone()),
+            Box::new(m.frame_age.clone()),
+            Box::new(m.configured_fps.clone()),
             Box::new(m.source_restarts.clone()),
             Box::new(m.frame_bytes.clone()),
             Box::new(m.frame_latency.clone()),
@@ -258,6 +276,16 @@ impl Metrics {
                 .direct_handovers
                 .with_label_values(&[stream, Handover::Gap.as_str()]),
             source_up: self.source_up.with_label_values(&[stream]),
+            source_state: SOURCE_STATES.map(|state| {
+                let gauge = self.source_state.with_label_values(&[stream, state]);
+                gauge.set(i64::from(state == "stopped"));
+                gauge
+            }),
+            health: HEALTH_VALUES.map(|health| {
+                let gauge = self.stream_health.with_label_values(&[stream, health]);
+                gauge.set(i64::from(health == "unknown"));
+                gauge
+            }),
             frames_dropped: self.frames_dropped.with_label_values(&[stream]),
             frames_refused: self.frames_refused.with_label_values(&[stream]),
             refusal_log: Arc::new(std::sync::Mutex::new(LogBudget::new(
@@ -282,6 +310,14 @@ impl Metrics {
                 .remove_label_values(&[stream, reason.as_str()]);
         }
         let _ = self.source_up.remove_label_values(&[stream]);
+        for state in SOURCE_STATES {
+            let _ = self.source_state.remove_label_values(&[stream, state]);
+        }
+        for health in HEALTH_VALUES {
+            let _ = self.stream_health.remove_label_values(&[stream, health]);
+        }
+        let _ = self.frame_age.remove_label_values(&[stream]);
+        let _ = self.configured_fps.remove_label_values(&[stream]);
         let _ = self.frames_dropped.remove_label_values(&[stream]);
         let _ = self.frames_refused.remove_label_values(&[stream]);
         let _ = self.slow_disconnects.remove_label_values(&[stream]);
@@ -338,6 +374,10 @@ pub struct StreamTelemetry {
     handovers_cut: IntCounter,
     handovers_gap: IntCounter,
     source_up: IntGauge,
+    /// One gauge per [`SOURCE_STATES`] entry, in that order.
+    source_state: [IntGauge; 5],
+    /// One gauge per [`HEALTH_VALUES`] entry, in that order.
+    health: [IntGauge; 5],
     frames_dropped: IntCounter,
     frames_refused: IntCounter,
     /// Refused-frame warnings are rate-limited per stream (a broken source refuses at its
@@ -381,9 +421,54 @@ impl StreamTelemetry {
             .inc();
     }
 
-    /// Event: the source went live (`true`) or stopped being live.
-    pub fn source_live(&self, live: bool) {
-        self.source_up.set(i64::from(live));
+    /// Event: the source entered `state` (one of [`SOURCE_STATES`]); `source_up` is 1
+    /// while it is `live`.
+    pub fn source_state(&self, state: &str) {
+        self.source_up.set(i64::from(state == "live"));
+        for (gauge, name) in self.source_state.iter().zip(SOURCE_STATES) {
+            gauge.set(i64::from(name == state));
+        }
+        if state != "live" {
+            let _ = self.metrics.frame_age.remove_label_values(&[&self.stream]);
+        }
+    }
+
+    /// Event: the picture's health became `health` (one of [`HEALTH_VALUES`]); the
+    /// monitor's verdict, logged when it leaves or returns to `ok`.
+    pub fn health_changed(&self, health: &str) {
+        for (gauge, name) in self.health.iter().zip(HEALTH_VALUES) {
+            gauge.set(i64::from(name == health));
+        }
+        match health {
+            "unknown" => tracing::debug!(stream = %self.stream, "picture health unknown"),
+            "ok" => tracing::info!(stream = %self.stream, "picture health ok"),
+            _ => tracing::warn!(stream = %self.stream, health, "picture health: {health}"),
+        }
+    }
+
+    /// Event: the monitor measured the newest frame's age (seconds).
+    pub fn frame_age(&self, seconds: f64) {
+        self.metrics
+            .frame_age
+            .with_label_values(&[&self.stream])
+            .set(seconds);
+    }
+
+    /// Event: the stream's configured frame rate is `fps` (`None`: it sets none).
+    pub fn configured_fps(&self, fps: Option<f64>) {
+        match fps {
+            Some(fps) => self
+                .metrics
+                .configured_fps
+                .with_label_values(&[&self.stream])
+                .set(fps),
+            None => {
+                let _ = self
+                    .metrics
+                    .configured_fps
+                    .remove_label_values(&[&self.stream]);
+            }
+        }
     }
 
     /// Event: a source starts, for `reason` (one of [`RESTART_REASONS`]).
