@@ -30,6 +30,30 @@ Mounts
   /file   only with --file PATH: that file decoded, letterboxed to
           WIDTHxHEIGHT, re-encoded like /test, looped forever.
 
+Picture-health mounts (cameras that are online but not working, for tests
+of the gateway's frozen/dark detection; H.264 encoded like /test, at
+WIDTHxHEIGHT and FPS, behind the same auth):
+  /frozen?live=S&frozen=S
+          a moving picture (smpte75 scrolling left, wall clock, stream
+          time) for `live` seconds (default 10), then the SAME picture for
+          `frozen` seconds (default 20): frames keep coming at FPS, but every
+          raw frame is byte-identical (the scroll stops, back at its start
+          position, the clocks disappear), and so on in a loop.
+  /dark?live=S&dark=S
+          the same moving picture for `live` s (default 10), then uniform
+          black (luma 16, no overlay) for `dark` s (default 20), looped.
+  /still  a static scene with sensor noise: smpte75 with `snow` blended
+          over it at alpha 0.04 (grains of about 4x4 pixels, a few luma
+          levels), no clock. Every frame differs a little from the one
+          before, everywhere, but nothing moves: it must never count as
+          frozen.
+  The phases are counted in frames from the pipeline's first frame (the
+  first client of that URL), so they are exact in stream time. S is a whole
+  number of seconds, 1 to 86400; other keys are ignored (`cam=2` still makes
+  another camera). A bad value is logged ("rejected: ...") and the DESCRIBE
+  answered 400 Bad Request (after the password check, with --username).
+  (smpte75, not smpte: smpte's corner of snow never freezes.)
+
 Guarantees
 ----------
 * One shared pipeline per mount, however many clients: a late joiner never
@@ -81,6 +105,9 @@ over 30 s, `ffmpeg -rtsp_transport tcp -i URL -c copy -f null -` clients):
   16 clients of /loop264 (one pipeline)    2.9 %
   16 cameras /loop264?cam=1..16 (16 pipelines)  15 % (0.9 % each)
   16 cameras /loop265?cam=1..16 (16 pipelines)  11 % (0.7 % each)
+  one client of /frozen (default phases)   10 % (17 % moving, 8 % frozen)
+  one client of /dark (default phases)     10 % (7 % dark)
+  one client of /still (x264 of noise)     23 %
   no client                                0 %
 (a busy machine, load 3 to 9: the figures are CPU time, not wall time.)
 
@@ -127,6 +154,7 @@ import re
 import signal
 import sys
 import threading
+import urllib.parse
 
 try:
     import gi
@@ -164,11 +192,12 @@ REQUIRED_ELEMENTS = {
     "filesink": "gstreamer1.0 (core)",
     "jpegenc": "gstreamer1.0-plugins-good",
     "rtpjpegpay": "gstreamer1.0-plugins-good",
+    "compositor": "gstreamer1.0-plugins-base",
+    "videoscale": "gstreamer1.0-plugins-base",
 }
 FILE_ELEMENTS = {
     "filesrc": "gstreamer1.0 (core)",
     "decodebin": "gstreamer1.0-plugins-base",
-    "videoscale": "gstreamer1.0-plugins-base",
     "videorate": "gstreamer1.0-plugins-base",
     "intervideosink": "gstreamer1.0-plugins-bad",
     "intervideosrc": "gstreamer1.0-plugins-bad",
@@ -217,6 +246,10 @@ def parse_args(argv):
             "  /loop264  a cached 10 s H.264 clip, looped without encoding,\n"
             "  /loop265  the same in H.265,\n"
             "  /file     with --file: a video file, looped forever.\n"
+            "Cameras that are online but broken, to test picture health:\n"
+            "  /frozen?live=10&frozen=20  moving, then the same picture, looped,\n"
+            "  /dark?live=10&dark=20      moving, then black, looped,\n"
+            "  /still    a static scene with sensor noise (never frozen).\n"
             "One shared pipeline per mount for any number of clients.\n"
             "Prints 'READY rtsp://HOST:PORT' on stdout once listening.\n"
             "Stop it with Ctrl-C or SIGTERM (exit status 0)."
@@ -228,6 +261,7 @@ def parse_args(argv):
             "  demo_rtsp_server/server.py --width 640 --height 360 --fps 10\n"
             "  demo_rtsp_server/server.py --username admin --password secret\n"
             "  demo_rtsp_server/server.py --file clip.mp4\n"
+            "  ffplay 'rtsp://127.0.0.1:8554/frozen?live=5&frozen=10'\n"
             "  demo_rtsp_server/server.py --port 0 --stats-file /tmp/sessions.json\n"
             "  ffmpeg -rtsp_transport tcp -i rtsp://127.0.0.1:8554/test -frames:v 1 x.jpg"
         ),
@@ -282,7 +316,8 @@ def parse_args(argv):
     video.add_argument(
         "--pattern",
         default="smpte",
-        help="videotestsrc pattern, e.g. smpte, ball, snow, bar (default: %(default)s)",
+        help="videotestsrc pattern, e.g. smpte, ball, snow, bar (default: "
+        "%(default)s); not for /frozen, /dark, /still, which draw smpte75",
     )
     video.add_argument(
         "--file",
@@ -384,10 +419,10 @@ def overlays(args, label):
     """clockoverlay (wall clock, top right) + timeoverlay (stream time, ms)."""
     size = max(6, args.height // 40)
     return (
-        "clockoverlay text=\"{label}\" time-format=\"%Y-%m-%d %H:%M:%S\" "
+        "clockoverlay name=clock text=\"{label}\" time-format=\"%Y-%m-%d %H:%M:%S\" "
         "halignment=right valignment=top shaded-background=true "
         "font-desc=\"Sans {size}\" ! "
-        "timeoverlay halignment=left valignment=bottom shaded-background=true "
+        "timeoverlay name=time halignment=left valignment=bottom shaded-background=true "
         "font-desc=\"Sans {size}\" ! "
     ).format(label=label, size=size)
 
@@ -476,6 +511,178 @@ def file_launch(args):
     return "( intervideosrc name=src timeout=5000000000 ! {caps} ! {tail} )".format(
         caps=raw_caps(args, args.fps), tail=h264_tail(args)
     )
+
+
+# --------------------------------------------------------------------------
+# Picture-health mounts: /frozen, /dark, /still
+# --------------------------------------------------------------------------
+
+# Each phase mount's query keys and their defaults, in seconds: the first
+# phase shows the moving picture, the second the broken one.
+PHASE_KEYS = {
+    "/frozen": (("live", 10), ("frozen", 20)),
+    "/dark": (("live", 10), ("dark", 20)),
+}
+MAX_PHASE_SECONDS = 86400  # one day: keeps frame counts and timers sane
+
+
+class QueryError(ValueError):
+    """A phase mount's query string asks for something it cannot do."""
+
+
+def phase_seconds(mount, query):
+    """(moving, broken) phase lengths in seconds from a /frozen or /dark query.
+
+    Keys the mount does not know are ignored (any query, e.g. `cam=2`, makes
+    an independent camera); a known key must be given once, as a whole number
+    of seconds from 1 to MAX_PHASE_SECONDS.
+    """
+    (live_key, live), (broken_key, broken) = PHASE_KEYS[mount]
+    values = {live_key: live, broken_key: broken}
+    seen = set()
+    for key, value in urllib.parse.parse_qsl(query or "", keep_blank_values=True):
+        if key not in values:
+            continue
+        if key in seen:
+            raise QueryError("%s: %s= given twice" % (mount, key))
+        seen.add(key)
+        if not re.fullmatch(r"[0-9]{1,6}", value) or not 1 <= int(value) <= MAX_PHASE_SECONDS:
+            raise QueryError(
+                "%s: %s=%r is not a whole number of seconds from 1 to %d"
+                % (mount, key, value[:40], MAX_PHASE_SECONDS)
+            )
+        values[key] = int(value)
+    return values[live_key], values[broken_key]
+
+
+def scroll_speed(args):
+    """Pixels per frame for the moving phase: the picture crosses in ~4 s."""
+    return max(2, args.width // (4 * args.fps))
+
+
+def label_overlay(label, args):
+    """A static label, top left (it never changes, so it never moves)."""
+    return (
+        "textoverlay name=label text=\"{label}\" halignment=left valignment=top "
+        "shaded-background=true font-desc=\"Sans {size}\" ! "
+    ).format(label=label, size=max(6, args.height // 40))
+
+
+def phase_launch(args, mount):
+    """/frozen, /dark: smpte75 (no noise patch, unlike smpte) scrolling left,
+    wall clock and stream time, then the broken picture; PhaseSwitch flips it."""
+    return "( videotestsrc name=src is-live=true pattern=smpte75 horizontal-speed={speed} " \
+        "! {caps} ! {label}{ov}{tail} )".format(
+            speed=scroll_speed(args), caps=raw_caps(args, args.fps),
+            label=label_overlay(mount, args), ov=overlays(args, ""), tail=h264_tail(args),
+        )
+
+
+# Noise of /still: `snow` at a quarter of the size, enlarged to grains of
+# 4x4 pixels (which the encoder keeps and which survive downscaling, unlike
+# per-pixel noise) and blended over the picture at this alpha: about
+# +-STILL_NOISE_ALPHA*128 luma levels. All in I420: letting the compositor
+# pick its format (AYUV) and scale costs 4x the CPU.
+STILL_NOISE_ALPHA = 0.04
+
+
+def still_launch(args):
+    """/still: a static smpte75 picture with temporal noise blended over it."""
+    caps = raw_caps(args, args.fps) + ",format=I420"
+    return (
+        "( compositor name=mix background=black sink_1::alpha={alpha} "
+        "! {caps} ! {label}{tail} "
+        "videotestsrc is-live=true pattern=smpte75 ! {caps} ! mix.sink_0 "
+        "videotestsrc is-live=true pattern=snow ! "
+        "video/x-raw,format=I420,width={nw},height={nh},framerate={fps}/1 ! "
+        "videoscale method=nearest-neighbour ! {caps} ! mix.sink_1 )"
+    ).format(
+        alpha=STILL_NOISE_ALPHA, caps=caps, label=label_overlay("/still", args),
+        tail=h264_tail(args), nw=max(2, args.width // 4), nh=max(2, args.height // 4),
+        fps=args.fps,
+    )
+
+
+class PhaseSwitch:
+    """Flips one /frozen or /dark pipeline between its two phases.
+
+    A buffer probe on the test source counts frames, so the phases are exact
+    in stream time (live*fps moving frames, then broken*fps broken ones, in a
+    loop) from the pipeline's first frame, whatever the machine's load. The
+    probe runs in the source's streaming thread after it made frame n: the
+    source's properties it sets shape frame n+1, the overlays' shape frame n
+    (they are downstream), so every frame of a phase looks like that phase.
+
+    Broken phases: "frozen" stops the scroll (the picture returns to its
+    start position and stays) and hides the clocks, so every raw frame is
+    byte-identical; "dark" switches the source to black and hides every
+    overlay (a uniform picture at luma 16).
+    """
+
+    def __init__(self, bin_, mount, fps, live, broken):
+        self.src = bin_.get_by_name("src")
+        self.clock = bin_.get_by_name("clock")
+        self.time = bin_.get_by_name("time")
+        self.label = bin_.get_by_name("label")
+        self.mount = mount
+        self.speed = self.src.get_property("horizontal-speed")
+        self.live_frames = live * fps
+        self.period = (live + broken) * fps
+        self.frames = 0
+        self.source_live = True  # as in the launch line
+        self.overlays_live = True
+        self.src.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, self.on_buffer)
+
+    def is_live(self, frame):
+        return frame % self.period < self.live_frames
+
+    def on_buffer(self, _pad, _info):
+        n = self.frames
+        self.frames += 1
+        live = self.is_live(n)
+        if live != self.overlays_live:
+            self.overlays_live = live
+            self.clock.set_property("silent", not live)
+            self.time.set_property("silent", not live)
+            if self.mount == "/dark":
+                self.label.set_property("silent", not live)
+        live = self.is_live(n + 1)
+        if live != self.source_live:
+            self.source_live = live
+            if self.mount == "/frozen":
+                self.src.set_property("horizontal-speed", self.speed if live else 0)
+            else:
+                self.src.set_property("pattern", "smpte75" if live else "black")
+        return Gst.PadProbeReturn.OK
+
+
+class PhaseFactory(GstRtspServer.RTSPMediaFactory):
+    """/frozen and /dark: the pipeline of each URL is built from its query.
+
+    (A plain factory has one launch line for every URL; this one reads the
+    phase lengths from the URL the media is made for, once per shared media.)
+
+    A bad query makes no element: the log says why ("rejected: ..."), and
+    gst-rtsp-server answers the DESCRIBE 400 Bad Request (adding a CRITICAL
+    "could not create element" line of its own). It asks only after the
+    password check, so with --username a stranger gets 401 whatever the
+    query.
+    """
+
+    def __init__(self, args, mount):
+        super().__init__()
+        self.args = args
+        self.mount = mount
+
+    def do_create_element(self, url):
+        try:
+            live, broken = phase_seconds(self.mount, url.query)
+        except QueryError as exc:
+            log("rejected: %s" % exc)
+            return None
+        bin_ = Gst.parse_launch(phase_launch(self.args, self.mount))
+        PhaseSwitch(bin_, self.mount, self.args.fps, live, broken)
+        return bin_
 
 
 # --------------------------------------------------------------------------
@@ -770,9 +977,11 @@ class SessionStats:
 # --------------------------------------------------------------------------
 
 
-def make_factory(launch, args, pool):
-    factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(launch)
+def make_factory(launch, args, pool, factory=None):
+    """A shared, non-seekable factory for `launch`, or `factory` set up alike."""
+    if factory is None:
+        factory = GstRtspServer.RTSPMediaFactory()
+        factory.set_launch(launch)
     # One pipeline for every client of the mount...
     factory.set_shared(True)
     # ...that is non-seekable: otherwise each PLAY with `Range: npt=0-` does a
@@ -885,6 +1094,9 @@ def main(argv=None):
         factory = make_factory(loop_launch(args, codec, clip), args, pool)
         factory.connect("media-configure", on_loop_configure)
         factories["/loop" + codec[1:]] = factory
+    for mount in PHASE_KEYS:
+        factories[mount] = make_factory(None, args, pool, PhaseFactory(args, mount))
+    factories["/still"] = make_factory(still_launch(args), args, pool)
     if args.file:
         factories["/file"] = make_factory(file_launch(args), args, pool)
         factories["/file"].connect("media-configure", FileMount(args).on_media_configure)

@@ -3,7 +3,11 @@
 //! timestamps run on across the loop point with a key frame every second, two clients of a
 //! mount share one pipeline (another query string gets its own), the session counts of `--stats-file` follow connects and
 //! disconnects (TEARDOWN and a killed client alike), and a second start reuses the cached
-//! loop clips instead of encoding them again.
+//! loop clips instead of encoding them again. The picture-health mounts are checked on
+//! decoded 64x36 grey thumbnails: `/frozen` moves then repeats one picture, `/dark` moves
+//! then goes black, `/still` is noisy but never frozen and never moves, and a bad phase
+//! query gets 400 (after auth) while the server carries on. The phases are found in the
+//! decoded sequence, never expected at a given frame, so a slow machine cannot fail them.
 //!
 //! Other tests (issue 14's passthrough source, e2e checks) rely on these mounts and counts.
 //! Every child is owned by a guard that kills and reaps it; only 127.0.0.1 is bound.
@@ -343,4 +347,221 @@ fn a_second_start_reuses_the_cached_loop_clips() {
     let second = RtspServer::start(&options);
     assert_eq!(clips(), made, "the second start encodes nothing");
     assert_eq!(probe(&second.url("/loop264")), "h264,160,90");
+}
+
+/// Pictures of the picture-health tests: 64x36 grey, one byte per pixel.
+const THUMB: usize = 64 * 36;
+
+/// The tests' frame rate (`RtspServer` runs `--fps 15`).
+const FPS: usize = 15;
+
+/// `seconds` of `url` decoded by ffmpeg (over RTSP/TCP) into 64x36 grey thumbnails, one
+/// per frame the camera sent (`-fps_mode passthrough`: none duplicated, none dropped).
+fn thumbnails(url: &str, seconds: f64) -> Vec<Vec<u8>> {
+    let t = seconds.to_string();
+    let out = run(
+        "ffmpeg",
+        &[
+            "-nostdin",
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-i",
+            url,
+            "-t",
+            &t,
+            "-fps_mode",
+            "passthrough",
+            "-vf",
+            "scale=64:36,format=gray",
+            "-f",
+            "rawvideo",
+            "-",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.status.success(),
+        "ffmpeg {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout.len() % THUMB, 0, "{url}: whole pictures");
+    out.stdout.chunks(THUMB).map(<[u8]>::to_vec).collect()
+}
+
+/// Mean luma of a thumbnail (0..=255).
+fn mean(picture: &[u8]) -> f64 {
+    picture.iter().map(|&p| f64::from(p)).sum::<f64>() / picture.len() as f64
+}
+
+/// Mean absolute difference between two thumbnails, in luma levels.
+fn mad(a: &[u8], b: &[u8]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| f64::from(x.abs_diff(y)))
+        .sum::<f64>()
+        / a.len() as f64
+}
+
+/// The longest run of consecutive frames for which `pred` holds: `start..end`.
+fn longest_run(frames: &[Vec<u8>], pred: impl Fn(usize) -> bool) -> std::ops::Range<usize> {
+    let mut best = 0..0;
+    let mut start = 0;
+    for i in 0..=frames.len() {
+        if i < frames.len() && pred(i) {
+            continue;
+        }
+        if i - start > best.len() {
+            best = start..i;
+        }
+        start = i + 1;
+    }
+    best
+}
+
+/// Indices `i` of `range` (i ≥ 1) whose frame equals the one before: a summary for
+/// failure messages.
+fn repeats(frames: &[Vec<u8>], range: std::ops::Range<usize>) -> Vec<usize> {
+    range
+        .filter(|&i| i > 0 && frames[i] == frames[i - 1])
+        .collect()
+}
+
+#[test]
+fn frozen_mount_moves_then_repeats_the_same_picture() {
+    let server = RtspServer::start(&[]);
+    // 2 s moving, 4 s frozen, then moving again (up to 8 s, where the next freeze starts).
+    let frames = thumbnails(&server.url("/frozen?live=2&frozen=4"), 7.5);
+    // The frozen phase: a run of identical pictures (each equal to its predecessor; the
+    // run's first picture is the first frozen one).
+    let frozen = longest_run(&frames, |i| i > 0 && frames[i] == frames[i - 1]);
+    let frozen = frozen.start.saturating_sub(1)..frozen.end;
+    assert!(
+        frozen.len() >= 2 * FPS,
+        "a frozen run of at least 2 s among {} frames, longest {frozen:?}",
+        frames.len()
+    );
+    // Moving before it and again after it (the loop): every picture differs from the
+    // one before.
+    let before = 1..frozen.start;
+    let after = frozen.end..frames.len();
+    assert!(
+        before.len() >= FPS,
+        "at least 1 s of moving picture before {frozen:?}"
+    );
+    assert!(
+        after.len() >= FPS / 2,
+        "the picture moves again after {frozen:?} (of {} frames)",
+        frames.len()
+    );
+    for phase in [before, after] {
+        assert_eq!(
+            repeats(&frames, phase.clone()),
+            Vec::<usize>::new(),
+            "moving frames {phase:?} (frozen {frozen:?})"
+        );
+    }
+}
+
+#[test]
+fn dark_mount_turns_black_then_back() {
+    let server = RtspServer::start(&[]);
+    // 2 s moving, 3 s black, moving again (up to 7 s, where the next dark phase starts).
+    let frames = thumbnails(&server.url("/dark?live=2&dark=3"), 6.5);
+    let means: Vec<f64> = frames.iter().map(|f| mean(f)).collect();
+    let dark = longest_run(&frames, |i| means[i] <= 20.0);
+    assert!(
+        dark.len() >= 2 * FPS,
+        "at least 2 s of dark pictures, longest run {dark:?} in {means:?}"
+    );
+    for i in dark.clone() {
+        let brightest = frames[i].iter().max().copied().unwrap_or(0);
+        assert!(
+            brightest <= 24,
+            "frame {i} is uniformly black, not {brightest}"
+        );
+    }
+    assert!(dark.start >= FPS, "a normal picture first: {means:?}");
+    assert!(
+        dark.end + FPS / 2 <= frames.len(),
+        "the picture comes back: {means:?}"
+    );
+    for i in (0..dark.start).chain(dark.end..frames.len()) {
+        assert!(
+            means[i] > 60.0,
+            "frame {i} outside {dark:?} is a normal picture: {means:?}"
+        );
+    }
+    assert_eq!(
+        repeats(&frames, 1..dark.start),
+        Vec::<usize>::new(),
+        "it moves before going dark"
+    );
+}
+
+#[test]
+fn still_mount_is_noisy_but_never_frozen_and_never_moves() {
+    let server = RtspServer::start(&[]);
+    let frames = thumbnails(&server.url("/still"), 4.0);
+    assert!(frames.len() >= 2 * FPS, "{} frames", frames.len());
+    for i in 1..frames.len() {
+        let changed = frames[i]
+            .iter()
+            .zip(&frames[i - 1])
+            .filter(|(a, b)| a != b)
+            .count();
+        let diff = mad(&frames[i], &frames[i - 1]);
+        // Noise everywhere (measured: ~70 % of the pixels, MAD ~1 level at 64x36)...
+        assert!(
+            changed >= THUMB / 4,
+            "frame {i}: only {changed} of {THUMB} pixels changed"
+        );
+        // ...but small: a moving picture differs by ~6 levels per frame.
+        assert!(diff < 3.0, "frame {i}: MAD {diff:.2} levels");
+    }
+    let drift = mad(&frames[0], &frames[frames.len() - 1]);
+    assert!(
+        drift < 3.0,
+        "the scene stays where it is: MAD {drift:.2} first to last"
+    );
+}
+
+#[test]
+fn a_bad_phase_query_is_refused_and_the_server_carries_on() {
+    let refused = |url: &str, status: &str| {
+        let out = run(
+            "ffprobe",
+            &["-v", "error", "-rtsp_transport", "tcp", url],
+            Duration::from_secs(30),
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(status),
+            "{url}: {err}"
+        );
+    };
+    let server = RtspServer::start(&[]);
+    for query in [
+        "/frozen?live=0",
+        "/frozen?frozen=abc",
+        "/frozen?live=2&live=3",
+        "/dark?dark=-1",
+        "/dark?live=86401",
+    ] {
+        refused(&server.url(query), "400 Bad Request");
+    }
+    // Other keys are ignored (another camera), and the server still serves.
+    assert_eq!(
+        probe(&server.url("/frozen?cam=2&live=1&frozen=1")),
+        "h264,640,360"
+    );
+    assert_eq!(probe(&server.url("/still?live=0")), "h264,640,360");
+
+    // With auth the password is checked first: a bad query tells a stranger nothing.
+    let server = RtspServer::start(&["--username", "admin", "--password", "secret"]);
+    let url = |auth: &str| format!("rtsp://{auth}127.0.0.1:{}/dark?live=0", server.port());
+    refused(&url(""), "401 Unauthorized");
+    refused(&url("admin:wrong@"), "401 Unauthorized");
+    refused(&url("admin:secret@"), "400 Bad Request");
 }
