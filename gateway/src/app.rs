@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{self, LoadedConfig, StreamConfig};
+use crate::health;
 use crate::http::ws::WsSettings;
 use crate::hub::{Hub, Registry, StreamInfo};
 use crate::plugins::PluginCatalog;
@@ -95,6 +96,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Where hubs run their fan-out ([`GatewayOptions::fanout`]).
     fanout: Option<tokio::runtime::Handle>,
+    /// How hubs' health monitors sample ([`GatewayOptions::health`]).
+    health: health::MonitorOptions,
 }
 
 impl AppState {
@@ -341,6 +344,12 @@ impl AppState {
                 );
                 // JPEG consumers of a passthrough stream get pictures from one transcoder.
                 hub.set_jpeg_deriver(Some(Arc::new(FfmpegDeriver::new(&stream.id))));
+                // Ends by itself when the hub is dropped or the gateway shuts down.
+                drop(health::spawn(
+                    &hub,
+                    self.health.clone(),
+                    self.shutdown.clone(),
+                ));
                 Some(hub)
             }
             Err(e) => {
@@ -370,6 +379,8 @@ pub struct GatewayOptions {
     /// `SCHED_BATCH` threads, see `scheduling.rs`); `None`: the runtime that starts the
     /// sources (tests, whose paused clock must see every task).
     pub fanout: Option<tokio::runtime::Handle>,
+    /// How the picture health monitors sample (`health/`).
+    pub health: health::MonitorOptions,
 }
 
 impl Default for GatewayOptions {
@@ -382,6 +393,7 @@ impl Default for GatewayOptions {
             reload: ReloadOptions::default(),
             limits: Default::default(),
             fanout: None,
+            health: health::MonitorOptions::default(),
         }
     }
 }
@@ -428,7 +440,7 @@ pub fn stream_info(config: &StreamConfig) -> StreamInfo {
         on_demand: config.on_demand,
         idle_timeout: config.idle_timeout,
         fps: config.source.options.get("fps").and_then(|v| v.as_f64()),
-        health: crate::hub::HealthRules::default(),
+        health: config.health,
     }
 }
 
@@ -502,6 +514,7 @@ impl Gateway {
             admission,
             shutdown: shutdown_rx.clone(),
             fanout: options.fanout.clone(),
+            health: options.health.clone(),
         });
         // The initial configuration is applied like any reload: every stream is "added".
         state.apply(config).await;

@@ -35,6 +35,7 @@ mod api_file;
 mod auth;
 mod env;
 mod error;
+mod health;
 mod model;
 mod node;
 mod parse;
@@ -68,7 +69,7 @@ pub use validate::{MAX_ID_LEN, MAX_IDLE_TIMEOUT, MAX_NAME_LEN};
 /// mapping handed to the plugin). `docs/configuration.md` is checked against this list.
 pub fn documented_keys() -> Vec<String> {
     let mut keys: Vec<String> = parse::TOP_KEYS.iter().map(|k| (*k).to_owned()).collect();
-    let sections: [(&str, &[&str]); 7] = [
+    let sections: [(&str, &[&str]); 8] = [
         ("server", parse::SERVER_KEYS),
         ("server.tls", tls::TLS_KEYS),
         ("auth", auth::AUTH_KEYS),
@@ -76,6 +77,7 @@ pub fn documented_keys() -> Vec<String> {
         ("plugins", parse::PLUGINS_KEYS),
         ("defaults", parse::DEFAULTS_KEYS),
         ("streams[]", parse::STREAM_KEYS),
+        ("streams[].health", health::HEALTH_KEYS),
     ];
     for (section, section_keys) in sections {
         keys.extend(section_keys.iter().map(|k| format!("{section}.{k}")));

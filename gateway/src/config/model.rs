@@ -132,6 +132,8 @@ pub struct StreamConfig {
     /// `defaults.idle_timeout`. Resolved here so consumers (and the hot-reload
     /// diff) see the value that is actually in force.
     pub idle_timeout: Duration,
+    /// What the picture's health is judged by (`health:`; defaults when absent).
+    pub health: crate::hub::HealthRules,
     /// Source plugin and its options.
     pub source: SourceConfig,
     /// Where the stream entry starts (its first key), for runtime messages.
@@ -144,6 +146,7 @@ impl PartialEq for StreamConfig {
             && self.name == other.name
             && self.on_demand == other.on_demand
             && self.idle_timeout == other.idle_timeout
+            && self.health == other.health
             && self.source == other.source
     }
 }

@@ -34,7 +34,14 @@ pub(crate) const SERVER_KEYS: &[&str] = &[
 ];
 pub(crate) const PLUGINS_KEYS: &[&str] = &["dir"];
 pub(crate) const DEFAULTS_KEYS: &[&str] = &["idle_timeout"];
-pub(crate) const STREAM_KEYS: &[&str] = &["id", "name", "on_demand", "idle_timeout", "source"];
+pub(crate) const STREAM_KEYS: &[&str] = &[
+    "id",
+    "name",
+    "on_demand",
+    "idle_timeout",
+    "health",
+    "source",
+];
 /// Keys that belong inside `source:`; misplacing them earns a hint.
 const LIKELY_SOURCE_KEYS: &[&str] = &[
     "plugin", "url", "username", "password", "fps", "width", "height",
@@ -76,6 +83,7 @@ pub(crate) struct StreamDraft {
     pub name: Option<Str>,
     pub on_demand: bool,
     pub idle_timeout: Option<(Duration, Location)>,
+    pub health: crate::hub::HealthRules,
     pub source: Option<SourceDraft>,
 }
 
@@ -333,6 +341,7 @@ impl<'a> Ctx<'a> {
             name: None,
             on_demand: true,
             idle_timeout: None,
+            health: crate::hub::HealthRules::DEFAULT,
             source: None,
         };
         let mut id_seen = false;
@@ -352,6 +361,7 @@ impl<'a> Ctx<'a> {
                     }
                 }
                 "idle_timeout" => stream.idle_timeout = self.duration(value, "idle_timeout"),
+                "health" => stream.health = self.health(value),
                 "source" => {
                     source_seen = !matches!(value.value, Value::Null);
                     stream.source = self.source(key_node, value);
@@ -587,7 +597,7 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn duration(&mut self, node: &Node, what: &str) -> Option<(Duration, Location)> {
+    pub(super) fn duration(&mut self, node: &Node, what: &str) -> Option<(Duration, Location)> {
         let location = self.loc(node);
         match &node.value {
             Value::Str(_) => {

@@ -103,6 +103,7 @@ pub(crate) fn validate(
                 id: id.value,
                 on_demand: stream.on_demand,
                 idle_timeout,
+                health: stream.health,
                 source: SourceConfig {
                     plugin: source.plugin.value,
                     options: source.options,

@@ -61,7 +61,9 @@ pub fn spec() -> Value {
                     "width": {"type": ["integer", "null"]}, "height": {"type": ["integer", "null"]},
                     "frames_in": {"type": "integer"}, "uptime_seconds": {"type": ["number", "null"]},
                     "codec": {"enum": ["jpeg", "h264", "h265", null], "description": "The source's native codec, once it has sent a frame."},
-                    "transcoders": {"type": "integer", "description": "Transcoders running for the stream (a passthrough stream's JPEGs while it has MJPEG consumers)."}}},
+                    "transcoders": {"type": "integer", "description": "Transcoders running for the stream (a passthrough stream's JPEGs while it has MJPEG consumers)."},
+                    "health": {"enum": ["ok", "frozen", "dark", "late", "unknown"], "description": "Picture health: frozen (frames arrive, the picture does not change), dark (black or uniform), late (old frames or under the configured rate), unknown (not running, or nothing sampled yet). Thresholds: the stream's `health` section."},
+                    "health_since": {"type": "string", "format": "date-time", "description": "When the current `health` began."}}},
                 "StreamInput": {"type": "object", "required": ["source"], "additionalProperties": false, "properties": {
                     "id": {"type": "string"}, "name": {"type": "string"}, "on_demand": {"type": "boolean"},
                     "idle_timeout": {"type": "string"},

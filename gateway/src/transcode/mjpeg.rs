@@ -11,11 +11,12 @@
 //! ```text
 //! ffmpeg -hide_banner -loglevel level+error -nostats -flags low_delay -probesize 32 -analyzeduration 0
 //!        -threads 1 -f h264|hevc -i pipe:0 -an -fps_mode passthrough -threads 1
-//!        -c:v mjpeg -q:v 5 -f image2pipe -flush_packets 1 pipe:1
+//!        [-vf scale=W:H:flags=area] -c:v mjpeg -q:v 5 -f image2pipe -flush_packets 1 pipe:1
 //! ```
 //!
 //! (no `-fflags nobuffer`: it makes ffmpeg drop the packets it read while probing, the
-//! keyframe among them; no scaling: the JPEGs have the coded size). Another task reads
+//! keyframe among them; no scaling for viewers, whose JPEGs have the coded size; the
+//! health monitor's keyframe thumbnails ask for a small size). Another task reads
 //! stdout, splits it into JPEGs with the ffmpeg plugin's splitter and hands each one, with
 //! the capture time and sequence number of the frame it came from, to the callback given
 //! to [`Transcoder::start`].
@@ -83,6 +84,9 @@ pub struct TranscoderOptions {
     pub label: String,
     /// Incremented while this transcoder's ffmpeg runs; share one per stream.
     pub running: RunningCount,
+    /// Scale every picture to this width × height, averaging the pixels each output pixel
+    /// covers (the health monitor's thumbnails); `None`: the coded size.
+    pub size: Option<(u32, u32)>,
 }
 
 impl Default for TranscoderOptions {
@@ -93,6 +97,7 @@ impl Default for TranscoderOptions {
             queue: 32,
             label: String::new(),
             running: RunningCount::default(),
+            size: None,
         }
     }
 }
@@ -486,7 +491,7 @@ impl Worker {
     }
 
     fn spawn(&mut self, codec: Codec) -> Result<(), TranscodeError> {
-        let args = ffmpeg_args(codec, self.options.quality);
+        let args = ffmpeg_args(codec, self.options.quality, self.options.size);
         let mut ffmpeg =
             Ffmpeg::spawn(&self.options.ffmpeg, &args, &self.options.label).map_err(|e| {
                 TranscodeError::Spawn {
@@ -580,10 +585,15 @@ async fn finish(
 }
 
 /// The command line (see the module docs).
-pub fn ffmpeg_args(codec: Codec, quality: u8) -> Vec<OsString> {
+pub fn ffmpeg_args(codec: Codec, quality: u8, size: Option<(u32, u32)>) -> Vec<OsString> {
     let format = if codec == Codec::H265 { "hevc" } else { "h264" };
     let quality = quality.clamp(2, 31).to_string();
-    [
+    let scale = size.map(|(w, h)| format!("scale={w}:{h}:flags=area"));
+    let scale: &[&str] = match &scale {
+        Some(filter) => &["-vf", filter],
+        None => &[],
+    };
+    let input = [
         "-hide_banner",
         "-loglevel",
         "level+error",
@@ -605,6 +615,8 @@ pub fn ffmpeg_args(codec: Codec, quality: u8) -> Vec<OsString> {
         "passthrough",
         "-threads",
         "1",
+    ];
+    let output = [
         "-c:v",
         "mjpeg",
         "-q:v",
@@ -614,10 +626,13 @@ pub fn ffmpeg_args(codec: Codec, quality: u8) -> Vec<OsString> {
         "-flush_packets",
         "1",
         "pipe:1",
-    ]
-    .iter()
-    .map(OsString::from)
-    .collect()
+    ];
+    input
+        .iter()
+        .chain(scale)
+        .chain(&output)
+        .map(OsString::from)
+        .collect()
 }
 
 /// Reads ffmpeg's stdout to EOF, handing each JPEG to `sink` with the oldest capture time

@@ -29,7 +29,7 @@ use crate::app::{ApiCommitError, AppState};
 use crate::config::{self, LoadedConfig, StoredStream, StreamConfig};
 use crate::http::auth::Principal;
 use crate::http::response::{self, Body};
-use crate::hub::{Hub, StreamState};
+use crate::hub::{Hub, PictureHealth, StreamState};
 use crate::redact::{MASK, is_secret_key, public_options, public_value};
 
 /// A stream as the API shows it: the manifest's field names plus status fields.
@@ -56,6 +56,10 @@ pub struct StreamView {
     codec: Option<&'static str>,
     /// Transcoders running for it (a passthrough stream's JPEGs for MJPEG consumers).
     transcoders: usize,
+    /// Picture health: `ok`, `frozen`, `dark`, `late` or `unknown`.
+    health: PictureHealth,
+    /// When the current `health` began (RFC 3339, UTC, milliseconds).
+    health_since: String,
 }
 
 fn stream_view(config: &StreamConfig, editable: bool, hub: &Hub) -> StreamView {
@@ -63,6 +67,7 @@ fn stream_view(config: &StreamConfig, editable: bool, hub: &Hub) -> StreamView {
     source.insert("plugin".into(), Value::String(config.source.plugin.clone()));
     source.extend(public_options(&config.source.options));
     let status = hub.status();
+    let health = hub.health();
     let rate = hub.input_rate();
     let size = hub
         .latest_frame()
@@ -91,6 +96,8 @@ fn stream_view(config: &StreamConfig, editable: bool, hub: &Hub) -> StreamView {
         uptime_seconds,
         codec: hub.native_codec().map(|codec| codec.as_str()),
         transcoders: hub.transcoders(),
+        health: health.health,
+        health_since: humantime::format_rfc3339_millis(health.since).to_string(),
     }
 }
 
