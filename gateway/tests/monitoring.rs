@@ -57,7 +57,9 @@ fn promtool(args: &[&str]) -> String {
         .current_dir(deploy().join("prometheus"))
         .output()
         .unwrap_or_else(|e| {
-            panic!("cannot run promtool ({e}): install Debian's `prometheus` (scripts/install-deps)")
+            panic!(
+                "cannot run promtool ({e}): install Debian's `prometheus` (scripts/install-deps)"
+            )
         });
     let text = format!(
         "{}{}",
@@ -211,7 +213,10 @@ impl Prometheus {
         let answer = self
             .api(&format!("/api/v1/query?query={}", url_encode(promql)))
             .await;
-        answer["data"]["result"].as_array().cloned().unwrap_or_default()
+        answer["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
@@ -254,8 +259,9 @@ where
     }
 }
 
-/// The gateway manifest of the live tests: admin and scrape-only tokens, one always-on
-/// stream from `url` through the default `rtsp` plugin.
+/// The gateway manifest of the live test: admin and scrape-only tokens, an always-on stream
+/// from `url` through the default `rtsp` plugin, and an on-demand stream nobody watches
+/// (stopped on purpose: never "down").
 fn manifest(url: &str) -> String {
     format!(
         r#"
@@ -269,6 +275,8 @@ streams:
   - id: cam
     on_demand: false
     source: {{ plugin: rtsp, url: "{url}" }}
+  - id: idle
+    source: {{ plugin: testsrc, width: 160, height: 90 }}
 "#
     )
 }
@@ -339,6 +347,15 @@ scrape_configs:
             prometheus.log()
         );
     }
+    // The rule's input, scraped while live (say so at once rather than after a long wait).
+    let states = prometheus
+        .query(r#"camgate_source_state{stream="cam",state="live"} == 1"#)
+        .await;
+    assert!(
+        !states.is_empty(),
+        "Prometheus has no camgate_source_state{{state=\"live\"}} 1 for the live stream: \
+         CamgateSourceDown cannot fire without it"
+    );
     let alerts = prometheus.api("/api/v1/alerts").await;
     assert!(
         !alerts.to_string().contains("CamgateSourceDown"),
@@ -348,7 +365,7 @@ scrape_configs:
     // The camera dies: the source goes retrying, and the alert becomes pending (then, after
     // its `for:`, firing) in Prometheus' own alert list.
     camera.stop();
-    let raised = poll(Duration::from_secs(45), || async {
+    let raised = poll(Duration::from_secs(30), || async {
         let alerts = prometheus.api("/api/v1/alerts").await;
         alerts["data"]["alerts"]
             .as_array()
@@ -377,12 +394,17 @@ scrape_configs:
         )
         .await;
         panic!(
-            "CamgateSourceDown never became pending within 45 s\nalerts: {alerts}\n\
+            "CamgateSourceDown never became pending within 30 s\nalerts: {alerts}\n\
              camgate_source_state in Prometheus: {states:?}\nthe gateway says: {}",
             String::from_utf8_lossy(&api)
         );
     };
     assert_eq!(alert["labels"]["severity"], "critical", "{alert}");
+    let alerts = prometheus.api("/api/v1/alerts").await;
+    assert!(
+        !alerts.to_string().contains(r#""stream":"idle""#),
+        "a stopped on-demand stream is not down: {alerts}"
+    );
     assert!(
         alert["annotations"]["runbook"]
             .as_str()
@@ -562,7 +584,10 @@ fn the_compose_bundle_mounts_existing_files_and_agrees_with_its_configs() {
     );
     assert!(mounted.contains_key("/etc/prometheus/camgate-rules.yml"));
     let job = &prometheus_yml["scrape_configs"][0];
-    assert_eq!(job["job_name"], "camgate", "CamgateTargetDown matches job camgate");
+    assert_eq!(
+        job["job_name"], "camgate",
+        "CamgateTargetDown matches job camgate"
+    );
     let listen_port = "8000";
     assert_eq!(
         job["static_configs"][0]["targets"][0],
@@ -581,14 +606,19 @@ fn the_compose_bundle_mounts_existing_files_and_agrees_with_its_configs() {
     // Grafana: the provisioned provider reads the folder the dashboard is mounted in; the
     // data source is the compose Prometheus.
     let provider = yaml(&mounted["/etc/grafana/provisioning/dashboards"].join("camgate.yaml"));
-    let folder = provider["providers"][0]["options"]["path"].as_str().unwrap();
+    let folder = provider["providers"][0]["options"]["path"]
+        .as_str()
+        .unwrap();
     assert_eq!(
         mounted[&format!("{folder}/camgate.json")],
         dir.join("grafana/camgate.json")
     );
     let datasource =
         yaml(&mounted["/etc/grafana/provisioning/datasources"].join("prometheus.yaml"));
-    assert_eq!(datasource["datasources"][0]["url"], "http://prometheus:9090");
+    assert_eq!(
+        datasource["datasources"][0]["url"],
+        "http://prometheus:9090"
+    );
 
     // The gateway's manifest: valid, listens on the port Prometheus scrapes, and reads the
     // metrics token from the secret (checked here with a stand-in file at that path).
