@@ -486,30 +486,41 @@ streams:
 "#,
     )
     .await;
-    let (status, _, body) = http(gateway.local_addr(), "GET", "/metrics", &[], None).await;
-    assert_eq!(status, 200);
-    let scrape = String::from_utf8(body).unwrap();
+    // Some series appear with the first sample (the frame age, about a second after the
+    // source goes live): scrape until nothing is missing or the deadline passes.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let (missing, families) = loop {
+        let (status, _, body) = http(gateway.local_addr(), "GET", "/metrics", &[], None).await;
+        assert_eq!(status, 200);
+        let scrape = String::from_utf8(body).unwrap();
+        // Families by type, from the `# TYPE name type` lines.
+        let families: std::collections::BTreeMap<String, String> = scrape
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_once(' '))
+            .map(|(name, kind)| (name.to_owned(), kind.to_owned()))
+            .collect();
+        let missing: Vec<&String> = wanted
+            .iter()
+            .filter(|name| {
+                let histogram_part = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix))
+                    .is_some_and(|base| {
+                        families.get(base).map(String::as_str) == Some("histogram")
+                    });
+                let plain = families
+                    .get(name.as_str())
+                    .is_some_and(|kind| kind != "histogram");
+                !(histogram_part || plain)
+            })
+            .collect();
+        if missing.is_empty() || tokio::time::Instant::now() > deadline {
+            break (missing, families);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     gateway.shutdown().await;
-    // Families by type, from the `# TYPE name type` lines.
-    let families: std::collections::BTreeMap<&str, &str> = scrape
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.split_once(' '))
-        .collect();
-
-    let missing: Vec<&String> = wanted
-        .iter()
-        .filter(|name| {
-            let histogram_part = ["_bucket", "_sum", "_count"]
-                .iter()
-                .find_map(|suffix| name.strip_suffix(suffix))
-                .is_some_and(|base| families.get(base) == Some(&"histogram"));
-            let plain = families
-                .get(name.as_str())
-                .is_some_and(|kind| *kind != "histogram");
-            !(histogram_part || plain)
-        })
-        .collect();
     assert!(
         missing.is_empty(),
         "metrics the dashboard or the rules query but a live scrape lacks \

@@ -64,6 +64,9 @@ pub const SOURCE_STATES: [&str; 5] = ["stopped", "connecting", "live", "retrying
 /// Picture health verdicts (`hub::PictureHealth` names), the bounded `health` label set.
 pub const HEALTH_VALUES: [&str; 5] = ["ok", "frozen", "dark", "late", "unknown"];
 
+/// Outcomes of a configuration reload attempt, the bounded `result` label set.
+pub const RELOAD_RESULTS: [&str; 3] = ["applied", "unchanged", "rejected"];
+
 /// Reasons a source (re)started, a bounded label set.
 pub const RESTART_REASONS: [&str; 4] = ["viewer", "always_on", "reconfigured", "error"];
 
@@ -186,6 +189,10 @@ impl Metrics {
             families: Vec::new(),
         };
         m.config_last_reload_successful.set(1);
+        // Born at 0, so `increase()` sees the first rejected reload.
+        for result in RELOAD_RESULTS {
+            m.config_reloads.with_label_values(&[result]);
+        }
         let build = IntGaugeVec::new(
             opts("build_info", "Build information (value 1)."),
             &["version"],
@@ -263,6 +270,19 @@ impl Metrics {
 
     /// The per-stream handle for `stream`.
     pub fn stream(self: &Arc<Self>, stream: &str) -> StreamTelemetry {
+        // Every per-transport series exists from the start (at 0), so dashboards and
+        // `rate()`/`increase()` see the first viewer and the first frame, not only the
+        // second.
+        for transport in Transport::ALL {
+            let labels = [stream, transport.as_str()];
+            self.viewers.with_label_values(&labels);
+            self.frames_sent.with_label_values(&labels);
+            self.bytes_sent.with_label_values(&labels);
+            self.frame_latency.with_label_values(&labels);
+        }
+        for reason in RESTART_REASONS {
+            self.source_restarts.with_label_values(&[stream, reason]);
+        }
         StreamTelemetry {
             stream: stream.to_owned(),
             frames_received: self.frames_received.with_label_values(&[stream]),
