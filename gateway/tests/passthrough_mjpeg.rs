@@ -58,7 +58,9 @@ fn play(
     })
 }
 
-/// ffmpeg processes that are children of this test process (running or unreaped).
+/// ffmpeg processes that are children of this test process (running or unreaped), but
+/// the health monitor's keyframe decoders (their 96x54 thumbnails), which live as long as
+/// a passthrough stream does.
 fn ffmpeg_children() -> usize {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return 0;
@@ -73,6 +75,8 @@ fn ffmpeg_children() -> usize {
         })
         .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "ffmpeg")
+                && !std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|cmd| cmd.windows(11).any(|w| w == b"scale=96:54"))
         })
         .count()
 }
