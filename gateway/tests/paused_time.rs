@@ -446,12 +446,13 @@ fn virtual_us(epoch: Instant) -> u64 {
     u64::try_from(epoch.elapsed().as_micros()).unwrap() + 1
 }
 
-/// A gateway, a viewer on `path` that has had its `hello`, and the stream running.
+/// A gateway, a viewer on `path` that has had its `hello` (and `health`), and the stream
+/// running.
 async fn credit_viewer(path: &str) -> (Gateway, Arc<Hub>, Arc<ManualFactory>, Client) {
     let (gateway, hub, factory) = gateway().await;
     let mut ws = connect(gateway.local_addr(), path).await;
     viewers(&hub, &factory, 1).await;
-    assert_eq!(next_event(&mut ws, SECS(5)).await["type"], "hello");
+    next_hello(&mut ws, SECS(5)).await;
     (gateway, hub, factory, ws)
 }
 
@@ -699,7 +700,7 @@ async fn a_bad_credit_message_closes_with_1008_and_other_text_is_ignored() {
     // no credit) is served every frame, as before.
     let mut ws = connect(addr, "/ws/streams/cam").await;
     viewers(&hub, &factory, 1).await;
-    next_event(&mut ws, SECS(5)).await;
+    next_hello(&mut ws, SECS(5)).await;
     for other in [
         r#"{"type":"ack","seq":3}"#,
         r#"{"type":"Credit","frames":-1}"#,
@@ -800,7 +801,10 @@ async fn a_flood_of_shown_reports_is_rate_limited_per_viewer() {
 
 #[tokio::test(start_paused = true)]
 async fn health_follows_hello_unknown_before_frames_then_each_verdict_once() {
-    let (gateway, hub, factory, mut ws) = credit_viewer("/ws/streams/cam").await;
+    let (gateway, hub, factory) = gateway().await;
+    let mut ws = connect(gateway.local_addr(), "/ws/streams/cam").await;
+    viewers(&hub, &factory, 1).await;
+    assert_eq!(next_event(&mut ws, SECS(5)).await["type"], "hello");
     let first = next_event(&mut ws, SECS(5)).await;
     assert_eq!(
         (&first["type"], &first["health"]),

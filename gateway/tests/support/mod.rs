@@ -139,6 +139,15 @@ pub async fn next_event(ws: &mut Client, timeout: Duration) -> serde_json::Value
     }
 }
 
+/// Reads the `hello` and the `health` message that follows it; returns the hello.
+pub async fn next_hello(ws: &mut Client, timeout: Duration) -> serde_json::Value {
+    let hello = next_event(ws, timeout).await;
+    assert_eq!(hello["type"], "hello", "{hello}");
+    let health = next_event(ws, timeout).await;
+    assert_eq!(health["type"], "health", "{health}");
+    hello
+}
+
 /// A frame as a viewer sees it.
 #[derive(Debug)]
 pub struct ReceivedFrame {

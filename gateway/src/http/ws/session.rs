@@ -39,7 +39,7 @@
 //!   1008; other text (unknown types, not JSON) is ignored.
 //!
 //! Picture health: `health` follows `hello` at once (the hub's current verdict, `unknown`
-//! before frames) and again on each change of [`Viewer::health`]; [`Session::health`] is
+//! before frames; not to a viewer closed with 4006 right after its hello) and again on each change of [`Viewer::health`]; [`Session::health`] is
 //! the one place that writes it.
 //!
 //! Freshness reports (`{"type":"shown",...}`, see `control.rs`): the session only gates and
@@ -475,9 +475,9 @@ impl Session {
             format: self.format.map(Format::as_str),
             server_time_us: crate::hub::unix_micros(std::time::SystemTime::now()),
         });
+        resolved?;
         let health = *viewer.health.borrow_and_update();
         self.health(health);
-        resolved?;
         if let Some(next) = current {
             self.frame(next);
         }
