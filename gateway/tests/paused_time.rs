@@ -773,7 +773,11 @@ async fn a_flood_of_shown_reports_is_rate_limited_per_viewer() {
     let limited = r#"camgate_viewer_reports_ignored_total{reason="rate_limited",stream="cam"}"#;
     let scrape = Scrape::of(addr, &[]).await;
     assert_eq!(
-        (scrape.value(shown), scrape.value(count), scrape.value(limited)),
+        (
+            scrape.value(shown),
+            scrape.value(count),
+            scrape.value(limited)
+        ),
         (10.0, 1.0, 10.0),
         "one report of eleven counted"
     );
@@ -789,7 +793,11 @@ async fn a_flood_of_shown_reports_is_rate_limited_per_viewer() {
     send_and_sync(&mut ws, report).await;
     let scrape = Scrape::of(addr, &[]).await;
     assert_eq!(
-        (scrape.value(shown), scrape.value(count), scrape.value(limited)),
+        (
+            scrape.value(shown),
+            scrape.value(count),
+            scrape.value(limited)
+        ),
         (30.0, 3.0, 11.0)
     );
     // Neither viewer was disconnected.

@@ -338,8 +338,10 @@ impl Metrics {
             slow_disconnects: self.slow_disconnects.with_label_values(&[stream]),
             viewer_frame_age: self.viewer_frame_age.with_label_values(&[stream]),
             viewer_frames_shown: self.viewer_frames_shown.with_label_values(&[stream]),
-            reports_ignored: REPORT_IGNORED_REASONS
-                .map(|reason| self.viewer_reports_ignored.with_label_values(&[stream, reason])),
+            reports_ignored: REPORT_IGNORED_REASONS.map(|reason| {
+                self.viewer_reports_ignored
+                    .with_label_values(&[stream, reason])
+            }),
             report_log: Arc::new(std::sync::Mutex::new(LogBudget::new(
                 REPORT_LINES_PER_WINDOW,
                 REPORT_LOG_WINDOW,
@@ -703,7 +705,13 @@ mod tests {
                 &format!(r#"camgate_viewer_frame_age_seconds_bucket{{stream="cam",le="{le}"}}"#),
             )
         };
-        assert_eq!(value(&scrape, r#"camgate_viewer_frames_shown_total{stream="cam"}"#), 120.0);
+        assert_eq!(
+            value(
+                &scrape,
+                r#"camgate_viewer_frames_shown_total{stream="cam"}"#
+            ),
+            120.0
+        );
         assert_eq!(age("0.02"), 1.0);
         assert_eq!(age("0.05"), 3.0);
         assert_eq!(age("0.15"), 3.0);
@@ -711,13 +719,18 @@ mod tests {
         assert_eq!(age("10"), 4.0);
         assert_eq!(age("+Inf"), 5.0);
         assert_eq!(
-            value(&scrape, r#"camgate_viewer_frame_age_seconds_count{stream="cam"}"#),
+            value(
+                &scrape,
+                r#"camgate_viewer_frame_age_seconds_count{stream="cam"}"#
+            ),
             5.0
         );
         let ignored = |reason: &str| {
             value(
                 &scrape,
-                &format!(r#"camgate_viewer_reports_ignored_total{{reason="{reason}",stream="cam"}}"#),
+                &format!(
+                    r#"camgate_viewer_reports_ignored_total{{reason="{reason}",stream="cam"}}"#
+                ),
             )
         };
         assert_eq!((ignored("invalid"), ignored("rate_limited")), (1.0, 2.0));

@@ -70,10 +70,16 @@ pub enum ShownError {
     #[error("age_ms must be an array of numbers")]
     NotAList,
     /// `age_ms` has more than `MAX_SHOWN_AGES` entries, or more than `frames`.
-    #[error("age_ms may hold at most {} ages, and no more than frames", MAX_SHOWN_AGES)]
+    #[error(
+        "age_ms may hold at most {} ages, and no more than frames",
+        MAX_SHOWN_AGES
+    )]
     TooManyAges,
     /// An age is not a number in `0..=MAX_SHOWN_AGE_MS`.
-    #[error("each age must be a number of milliseconds from 0 to {}", MAX_SHOWN_AGE_MS)]
+    #[error(
+        "each age must be a number of milliseconds from 0 to {}",
+        MAX_SHOWN_AGE_MS
+    )]
     Age,
 }
 
@@ -269,23 +275,68 @@ mod tests {
         );
         for (bad, why) in [
             (r#"{"type":"shown","age_ms":[]}"#, ShownError::Frames),
-            (r#"{"type":"shown","frames":-1,"age_ms":[]}"#, ShownError::Frames),
-            (r#"{"type":"shown","frames":1.5,"age_ms":[]}"#, ShownError::Frames),
-            (r#"{"type":"shown","frames":"2","age_ms":[]}"#, ShownError::Frames),
-            (r#"{"type":"shown","frames":10001,"age_ms":[]}"#, ShownError::Frames),
-            (r#"{"type":"shown","frames":4294967296,"age_ms":[]}"#, ShownError::Frames),
+            (
+                r#"{"type":"shown","frames":-1,"age_ms":[]}"#,
+                ShownError::Frames,
+            ),
+            (
+                r#"{"type":"shown","frames":1.5,"age_ms":[]}"#,
+                ShownError::Frames,
+            ),
+            (
+                r#"{"type":"shown","frames":"2","age_ms":[]}"#,
+                ShownError::Frames,
+            ),
+            (
+                r#"{"type":"shown","frames":10001,"age_ms":[]}"#,
+                ShownError::Frames,
+            ),
+            (
+                r#"{"type":"shown","frames":4294967296,"age_ms":[]}"#,
+                ShownError::Frames,
+            ),
             (r#"{"type":"shown","frames":2}"#, ShownError::NotAList),
-            (r#"{"type":"shown","frames":2,"age_ms":null}"#, ShownError::NotAList),
-            (r#"{"type":"shown","frames":2,"age_ms":5}"#, ShownError::NotAList),
-            (r#"{"type":"shown","frames":2,"age_ms":{"0":5}}"#, ShownError::NotAList),
-            (r#"{"type":"shown","frames":1,"age_ms":[1,2]}"#, ShownError::TooManyAges),
+            (
+                r#"{"type":"shown","frames":2,"age_ms":null}"#,
+                ShownError::NotAList,
+            ),
+            (
+                r#"{"type":"shown","frames":2,"age_ms":5}"#,
+                ShownError::NotAList,
+            ),
+            (
+                r#"{"type":"shown","frames":2,"age_ms":{"0":5}}"#,
+                ShownError::NotAList,
+            ),
+            (
+                r#"{"type":"shown","frames":1,"age_ms":[1,2]}"#,
+                ShownError::TooManyAges,
+            ),
             (&too_many, ShownError::TooManyAges),
-            (r#"{"type":"shown","frames":2,"age_ms":[-1]}"#, ShownError::Age),
-            (r#"{"type":"shown","frames":2,"age_ms":[-0.001]}"#, ShownError::Age),
-            (r#"{"type":"shown","frames":2,"age_ms":[600000.5]}"#, ShownError::Age),
-            (r#"{"type":"shown","frames":2,"age_ms":["5"]}"#, ShownError::Age),
-            (r#"{"type":"shown","frames":2,"age_ms":[null]}"#, ShownError::Age),
-            (r#"{"type":"shown","frames":2,"age_ms":[[1]]}"#, ShownError::Age),
+            (
+                r#"{"type":"shown","frames":2,"age_ms":[-1]}"#,
+                ShownError::Age,
+            ),
+            (
+                r#"{"type":"shown","frames":2,"age_ms":[-0.001]}"#,
+                ShownError::Age,
+            ),
+            (
+                r#"{"type":"shown","frames":2,"age_ms":[600000.5]}"#,
+                ShownError::Age,
+            ),
+            (
+                r#"{"type":"shown","frames":2,"age_ms":["5"]}"#,
+                ShownError::Age,
+            ),
+            (
+                r#"{"type":"shown","frames":2,"age_ms":[null]}"#,
+                ShownError::Age,
+            ),
+            (
+                r#"{"type":"shown","frames":2,"age_ms":[[1]]}"#,
+                ShownError::Age,
+            ),
         ] {
             assert_eq!(parse(bad), Err(ControlError::BadShown(why)), "{bad}");
         }

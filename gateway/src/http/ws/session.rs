@@ -74,8 +74,8 @@ use crate::app::AppState;
 use crate::http::auth::Credential;
 use crate::http::pacing::{FramePacer, Next};
 use crate::hub::{
-    Closing, Cursor, Frame, HealthStatus, Hub, JpegDemand, StreamState, StreamStatus,
-    VideoConfig, Viewer,
+    Closing, Cursor, Frame, HealthStatus, Hub, JpegDemand, StreamState, StreamStatus, VideoConfig,
+    Viewer,
 };
 use crate::telemetry::{ShownReport, Transport};
 
