@@ -16,7 +16,7 @@
 //! - A `shown` report must carry `frames` as an integer in `0..=`[`MAX_SHOWN_FRAMES`] and
 //!   `age_ms` as an array of at most [`MAX_SHOWN_AGES`] numbers, each in
 //!   `0..=`[`MAX_SHOWN_AGE_MS`], and no more ages than frames. Anything else is a
-//!   [`ControlError::BadShown`], which the session counts and ignores: a bad report loses a
+//!   [`ControlError::Report`], which the session counts and ignores: a bad report loses a
 //!   measurement, never the viewer's picture (a flood of them is bounded by the message
 //!   size limit and costs a parse each). An accepted [`Shown`] is within those bounds.
 //! - The same credit can be asked for in the upgrade's URL (`?credit=N`, same range), so a
@@ -94,7 +94,7 @@ pub enum ControlError {
     BadInitialCredit,
     /// A `shown` report outside its bounds: ignored, the session goes on.
     #[error("bad shown report: {0}")]
-    BadShown(#[from] ShownError),
+    Report(#[from] ShownError),
 }
 
 impl ControlError {
@@ -338,7 +338,7 @@ mod tests {
                 ShownError::Age,
             ),
         ] {
-            assert_eq!(parse(bad), Err(ControlError::BadShown(why)), "{bad}");
+            assert_eq!(parse(bad), Err(ControlError::Report(why)), "{bad}");
         }
     }
 

@@ -632,7 +632,7 @@ impl Session {
                     // Not for this gateway (a newer client): ignored.
                     Ok(None) => {}
                     // A bad report only loses a measurement: counted, never a disconnect.
-                    Err(ControlError::BadShown(why)) => {
+                    Err(ControlError::Report(why)) => {
                         self.lane
                             .telemetry
                             .shown_report(ShownReport::Invalid { why: &why });
