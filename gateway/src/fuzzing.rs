@@ -23,6 +23,11 @@
 //!   `Sec-WebSocket-Key` check and the `Host` check (the DNS-rebinding defence) accept any
 //!   URI and header bytes; what they extract is a part of the input, and a `Host` is
 //!   accepted only when it names the gateway.
+//! - `control`: the viewer's WebSocket text messages (`credit`, `shown`) and the upgrade's
+//!   `credit` query parameter parse any bytes; what they accept is within the protocol's
+//!   bounds (credit ≤ `MAX_CREDIT`; a report's frames ≤ `MAX_SHOWN_FRAMES`, at most
+//!   `MAX_SHOWN_AGES` ages and no more than its frames, each finite in
+//!   `0..=MAX_SHOWN_AGE_MS`), and an accepted query credit is digits from the input.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -35,6 +40,9 @@ use crate::http::host::{HostPort, host_allowed};
 use crate::http::pacing::parse_max_fps;
 use crate::http::router::{ROUTES, matches};
 use crate::http::ws::codec::{Decoder, Incoming, ProtocolError};
+use crate::http::ws::control::{
+    self, Control, MAX_CREDIT, MAX_SHOWN_AGE_MS, MAX_SHOWN_AGES, MAX_SHOWN_FRAMES,
+};
 use crate::http::ws::is_valid_key;
 use crate::plugins::PluginCatalog;
 
@@ -49,6 +57,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("request", request),
     ("annexb", annexb),
     ("codec_config", codec_config),
+    ("control", control),
 ];
 
 /// Chunk lengths taken from the input: each chunk is 1 to 64 bytes long, cycling through
@@ -400,5 +409,33 @@ pub fn annexb(data: &[u8]) {
                 "not the input's NAL units and a delimiter"
             );
         }
+    }
+}
+
+/// The `control` target (see the module docs).
+pub fn control(data: &[u8]) {
+    match control::parse(data) {
+        Ok(Some(Control::Credit(n))) => assert!(n <= MAX_CREDIT, "credit {n}"),
+        Ok(Some(Control::Shown(report))) => {
+            assert!(
+                report.frames <= MAX_SHOWN_FRAMES,
+                "frames {}",
+                report.frames
+            );
+            assert!(report.ages_ms.len() <= MAX_SHOWN_AGES);
+            assert!(report.ages_ms.len() <= report.frames as usize);
+            for age in &report.ages_ms {
+                assert!(
+                    age.is_finite() && (0.0..=MAX_SHOWN_AGE_MS).contains(age),
+                    "age {age}"
+                );
+            }
+        }
+        Ok(None) | Err(_) => {}
+    }
+    let query = String::from_utf8_lossy(data);
+    if let Ok(Some(n)) = control::initial_credit(Some(&query)) {
+        assert!(n <= MAX_CREDIT, "query credit {n}");
+        assert!(query.contains("credit=") && query.contains(&n.to_string()));
     }
 }

@@ -279,7 +279,10 @@ impl Conversation {
                 if self.texts == 0 {
                     assert_eq!(kind, "hello", "{who}");
                 } else {
-                    assert!(matches!(kind, "state" | "dropped"), "{who}: {json}");
+                    assert!(
+                        matches!(kind, "health" | "state" | "dropped"),
+                        "{who}: {json}"
+                    );
                 }
                 self.texts += 1;
             }

@@ -136,7 +136,7 @@ async fn a_video_viewer_gets_config_then_the_gop_at_once_then_each_frame_in_orde
     let epoch = Instant::now();
     let mut first = connect(addr, "/ws/streams/cam?format=h264").await;
     manual_viewers(&hub, &factory, 1).await;
-    let hello = next_event(&mut first, SECS(5)).await;
+    let hello = next_hello(&mut first, SECS(5)).await;
     assert_eq!(hello["type"], "hello");
     assert_eq!(
         hello["codec"],
@@ -178,7 +178,7 @@ async fn a_video_viewer_gets_config_then_the_gop_at_once_then_each_frame_in_orde
 
     // A viewer joining now gets hello (codec known), the config and the whole GOP at once.
     let mut late = connect(addr, "/ws/streams/cam?format=auto").await;
-    let hello = next_event(&mut late, SECS(5)).await;
+    let hello = next_hello(&mut late, SECS(5)).await;
     assert_eq!(
         (hello["codec"].as_str(), hello["format"].as_str()),
         (Some("h264"), Some("h264"))
@@ -195,7 +195,7 @@ async fn a_video_viewer_gets_config_then_the_gop_at_once_then_each_frame_in_orde
         assert_eq!(seqs(&got), [6, 7]);
     }
     let mut third = connect(addr, "/ws/streams/cam?format=h264").await;
-    next_event(&mut third, SECS(5)).await;
+    next_hello(&mut third, SECS(5)).await;
     assert_eq!(
         seqs(&within(&mut third, SECS(1)).await),
         [7],

@@ -388,27 +388,11 @@ async fn the_reaper_stops_an_idle_source_after_its_grace_and_a_viewer_in_the_gra
 // Credit (`{"type":"credit","frames":N}`): opt-in flow control for viewers slower than the
 // stream. Frames carry a capture time on the virtual clock where age matters.
 
-/// Sends a credit grant, then a ping, and waits for the pong: once it is back the session
-/// has acted on the grant. Returns what arrived before the pong (pings and pongs left out).
+/// Sends a credit grant and waits until the session has acted on it (`send_and_sync`).
+/// Returns what arrived before (pings and pongs left out).
 async fn grant(ws: &mut Client, frames: i64) -> Vec<Message> {
     let text = format!(r#"{{"type":"credit","frames":{frames}}}"#);
     send_and_sync(ws, &text).await
-}
-
-/// Sends `text`, then a ping, and waits for the pong (see [`grant`]).
-async fn send_and_sync(ws: &mut Client, text: &str) -> Vec<Message> {
-    ws.send(Message::text(text)).await.unwrap();
-    ws.send(Message::Ping(b"sync".to_vec().into()))
-        .await
-        .unwrap();
-    let mut before = Vec::new();
-    loop {
-        match next_message(ws, SECS(5)).await {
-            Message::Pong(payload) if payload.as_ref() == b"sync" => return before,
-            Message::Ping(_) | Message::Pong(_) => {}
-            message => before.push(message),
-        }
-    }
 }
 
 /// Everything (but pings and pongs) that arrives within `window` of virtual time.
@@ -462,12 +446,13 @@ fn virtual_us(epoch: Instant) -> u64 {
     u64::try_from(epoch.elapsed().as_micros()).unwrap() + 1
 }
 
-/// A gateway, a viewer on `path` that has had its `hello`, and the stream running.
+/// A gateway, a viewer on `path` that has had its `hello` (and `health`), and the stream
+/// running.
 async fn credit_viewer(path: &str) -> (Gateway, Arc<Hub>, Arc<ManualFactory>, Client) {
     let (gateway, hub, factory) = gateway().await;
     let mut ws = connect(gateway.local_addr(), path).await;
     viewers(&hub, &factory, 1).await;
-    assert_eq!(next_event(&mut ws, SECS(5)).await["type"], "hello");
+    next_hello(&mut ws, SECS(5)).await;
     (gateway, hub, factory, ws)
 }
 
@@ -715,7 +700,7 @@ async fn a_bad_credit_message_closes_with_1008_and_other_text_is_ignored() {
     // no credit) is served every frame, as before.
     let mut ws = connect(addr, "/ws/streams/cam").await;
     viewers(&hub, &factory, 1).await;
-    next_event(&mut ws, SECS(5)).await;
+    next_hello(&mut ws, SECS(5)).await;
     for other in [
         r#"{"type":"ack","seq":3}"#,
         r#"{"type":"Credit","frames":-1}"#,
@@ -769,5 +754,95 @@ async fn credit_composes_with_max_fps() {
     let frames = frames_in(&got);
     assert!((5..=7).contains(&frames.len()), "{frames:?}");
     source.abort();
+    gateway.shutdown().await;
+}
+
+// Viewer freshness (`shown` reports) and picture health (`health` messages).
+
+#[tokio::test(start_paused = true)]
+async fn a_flood_of_shown_reports_is_rate_limited_per_viewer() {
+    let (gateway, hub, factory, mut ws) = credit_viewer("/ws/streams/cam").await;
+    let addr = gateway.local_addr();
+    let report = r#"{"type":"shown","frames":10,"age_ms":[40]}"#;
+    for _ in 0..10 {
+        ws.send(Message::text(report)).await.unwrap();
+    }
+    send_and_sync(&mut ws, report).await;
+    let shown = r#"camgate_viewer_frames_shown_total{stream="cam"}"#;
+    let count = r#"camgate_viewer_frame_age_seconds_count{stream="cam"}"#;
+    let limited = r#"camgate_viewer_reports_ignored_total{reason="rate_limited",stream="cam"}"#;
+    let scrape = Scrape::of(addr, &[]).await;
+    assert_eq!(
+        (
+            scrape.value(shown),
+            scrape.value(count),
+            scrape.value(limited)
+        ),
+        (10.0, 1.0, 10.0),
+        "one report of eleven counted"
+    );
+
+    // Another viewer is limited on its own.
+    let mut other = connect(addr, "/ws/streams/cam").await;
+    viewers(&hub, &factory, 2).await;
+    send_and_sync(&mut other, report).await;
+    // The first viewer again, once the interval has passed (and not a moment before).
+    tokio::time::sleep(Duration::from_millis(1999)).await;
+    send_and_sync(&mut ws, report).await;
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    send_and_sync(&mut ws, report).await;
+    let scrape = Scrape::of(addr, &[]).await;
+    assert_eq!(
+        (
+            scrape.value(shown),
+            scrape.value(count),
+            scrape.value(limited)
+        ),
+        (30.0, 3.0, 11.0)
+    );
+    // Neither viewer was disconnected.
+    publish(&factory, 1000);
+    next_frame(&mut ws, SECS(5)).await;
+    next_frame(&mut other, SECS(5)).await;
+    gateway.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn health_follows_hello_unknown_before_frames_then_each_verdict_once() {
+    let (gateway, hub, factory) = gateway().await;
+    let mut ws = connect(gateway.local_addr(), "/ws/streams/cam").await;
+    viewers(&hub, &factory, 1).await;
+    assert_eq!(next_event(&mut ws, SECS(5)).await["type"], "hello");
+    let first = next_event(&mut ws, SECS(5)).await;
+    assert_eq!(
+        (&first["type"], &first["health"]),
+        (&"health".into(), &"unknown".into()),
+        "{first}"
+    );
+    // Before the source is live no verdict but `unknown` is taken.
+    hub.set_health(camgate::hub::PictureHealth::Dark);
+    assert!(event_types(&send_and_sync(&mut ws, "{}").await).is_empty());
+
+    publish(&factory, 1000);
+    assert_eq!(hub.status().state, StreamState::Live);
+    hub.set_health(camgate::hub::PictureHealth::Frozen);
+    let got = send_and_sync(&mut ws, "{}").await;
+    assert_eq!(event_types(&got), ["state", "health"]);
+    let Message::Text(text) = &got[1] else {
+        unreachable!()
+    };
+    let health: serde_json::Value = serde_json::from_str(text).unwrap();
+    assert_eq!(health["health"], "frozen");
+    assert_eq!(
+        health["since"],
+        humantime::format_rfc3339_millis(hub.health().since).to_string()
+    );
+    // A repeated verdict is not news.
+    hub.set_health(camgate::hub::PictureHealth::Frozen);
+    assert!(event_types(&send_and_sync(&mut ws, "{}").await).is_empty());
+    // A new viewer hears the current verdict right after its hello.
+    let mut late = connect(gateway.local_addr(), "/ws/streams/cam").await;
+    assert_eq!(next_event(&mut late, SECS(5)).await["type"], "hello");
+    assert_eq!(next_event(&mut late, SECS(5)).await["health"], "frozen");
     gateway.shutdown().await;
 }

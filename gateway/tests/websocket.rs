@@ -395,3 +395,142 @@ streams:
     assert_eq!(rest[0].1, rest[3].1);
     gateway.shutdown().await;
 }
+
+/// Now, in µs since the Unix epoch (the gateway's timestamps).
+fn unix_us_now() -> u64 {
+    u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros(),
+    )
+    .unwrap()
+}
+
+/// The next `health` message (frames and other messages skipped).
+async fn next_health(ws: &mut Client) -> serde_json::Value {
+    loop {
+        let event = next_event(ws, SECS(5)).await;
+        if event["type"] == "health" {
+            let since = event["since"].as_str().expect("since is a string");
+            humantime::parse_rfc3339(since).expect("since is RFC 3339");
+            return event;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_carries_the_gateway_clock_and_health_follows_it_then_each_verdict() {
+    let gateway = start(PATTERN).await;
+    let addr = gateway.local_addr();
+    let before = unix_us_now();
+    let mut ws = connect(addr, "/ws/streams/pattern").await;
+    let hello = next_event(&mut ws, SECS(5)).await;
+    let after = unix_us_now();
+    assert_eq!(hello["type"], "hello");
+    let server_time = hello["server_time_us"]
+        .as_u64()
+        .expect("server_time_us is an integer");
+    assert!(
+        (before..=after).contains(&server_time),
+        "{before} <= {server_time} <= {after}"
+    );
+    // Every field the hello had before is still there.
+    for field in [
+        "stream", "name", "fps", "width", "height", "state", "message", "codec", "format",
+    ] {
+        assert!(hello.get(field).is_some(), "hello lacks {field}: {hello}");
+    }
+    // `health` right after the hello (the monitor's verdict: none yet on a stream that is
+    // just starting).
+    let first = next_event(&mut ws, SECS(5)).await;
+    assert_eq!(first["type"], "health", "{first}");
+    assert!(
+        ["unknown", "ok"].contains(&first["health"].as_str().unwrap()),
+        "{first}"
+    );
+
+    // Each verdict the hub records reaches the viewer.
+    next_frame(&mut ws, SECS(5)).await;
+    let hub = gateway.state().registry.get("pattern").unwrap();
+    hub.set_health(camgate::hub::PictureHealth::Frozen);
+    let since = hub.health().since;
+    let frozen = next_health(&mut ws).await;
+    assert_eq!(frozen["health"], "frozen");
+    assert_eq!(
+        frozen["since"],
+        humantime::format_rfc3339_millis(since).to_string()
+    );
+    hub.set_health(camgate::hub::PictureHealth::Ok);
+    assert_eq!(next_health(&mut ws).await["health"], "ok");
+    drop(ws);
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shown_reports_fill_the_viewer_metrics_and_bad_ones_are_ignored_without_a_disconnect() {
+    let gateway = start(PATTERN).await;
+    let addr = gateway.local_addr();
+    let mut ws = connect(addr, "/ws/streams/pattern").await;
+    next_frame(&mut ws, SECS(5)).await;
+    let shown = r#"camgate_viewer_frames_shown_total{stream="pattern"}"#;
+    let count = r#"camgate_viewer_frame_age_seconds_count{stream="pattern"}"#;
+    let before = Scrape::of(addr, &[]).await;
+    assert_eq!(before.value(shown), 0.0);
+    assert_eq!(before.value(count), 0.0);
+
+    send_and_sync(
+        &mut ws,
+        r#"{"type":"shown","frames":50,"age_ms":[10,30,120,800]}"#,
+    )
+    .await;
+    let bad = [
+        r#"{"type":"shown","frames":-1,"age_ms":[]}"#,
+        r#"{"type":"shown","frames":10001,"age_ms":[]}"#,
+        r#"{"type":"shown","frames":5}"#,
+        r#"{"type":"shown","frames":1,"age_ms":[1,2]}"#,
+        r#"{"type":"shown","frames":5,"age_ms":[-3]}"#,
+        r#"{"type":"shown","frames":5,"age_ms":[600001]}"#,
+        r#"{"type":"shown","frames":5,"age_ms":["7"]}"#,
+    ];
+    for text in bad {
+        send_and_sync(&mut ws, text).await;
+    }
+    // Still open, still served.
+    for _ in 0..3 {
+        next_frame(&mut ws, SECS(5)).await;
+    }
+
+    let scrape = Scrape::of(addr, &[]).await;
+    assert_eq!(scrape.value(shown), 50.0);
+    let bucket = |le: &str| {
+        scrape.value(&format!(
+            r#"camgate_viewer_frame_age_seconds_bucket{{stream="pattern",le="{le}"}}"#
+        ))
+    };
+    assert_eq!(
+        [
+            bucket("0.02"),
+            bucket("0.05"),
+            bucket("0.1"),
+            bucket("0.15"),
+            bucket("0.75"),
+            bucket("1"),
+            bucket("10"),
+            bucket("+Inf")
+        ],
+        [1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0, 4.0]
+    );
+    assert_eq!(scrape.value(count), 4.0);
+    let sum = scrape.value(r#"camgate_viewer_frame_age_seconds_sum{stream="pattern"}"#);
+    assert!((sum - 0.96).abs() < 1e-9, "{sum}");
+    let ignored = |reason: &str| {
+        scrape.value(&format!(
+            r#"camgate_viewer_reports_ignored_total{{reason="{reason}",stream="pattern"}}"#
+        ))
+    };
+    assert_eq!(ignored("invalid"), bad.len() as f64);
+    assert_eq!(ignored("rate_limited"), 0.0);
+    drop(ws);
+    gateway.shutdown().await;
+}

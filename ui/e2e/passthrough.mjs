@@ -633,6 +633,33 @@ async function gatewayChecks({ context, check, assert, gatewayWith, pageOrigin, 
       });
     }
 
+    await check("passthrough: the WebCodecs and MSE paths report the frames they draw (camgate_viewer_frames_shown_total grows, ages under 5 s)", async () => {
+      const metric = async (series) => {
+        const text = await (await fetch(`${gatewayUrl}/metrics`)).text();
+        const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+        return line ? Number(line.slice(series.length + 1)) : 0;
+      };
+      const shown = 'camgate_viewer_frames_shown_total{stream="pt-h264"}';
+      const count = 'camgate_viewer_frame_age_seconds_count{stream="pt-h264"}';
+      const under5 = 'camgate_viewer_frame_age_seconds_bucket{stream="pt-h264",le="5"}';
+      for (const [query, label] of [
+        ["?player=webcodecs", "WebCodecs · H.264"],
+        ["?player=mse", "MSE · H.264"],
+      ]) {
+        const [framesBefore, agesBefore, under5Before] = [await metric(shown), await metric(count), await metric(under5)];
+        await open("pt-h264", query, label);
+        // A report every ~5 s of drawing.
+        const until = Date.now() + 15_000;
+        while (Date.now() < until && (await metric(count)) === agesBefore) await sleep(500);
+        const frames = (await metric(shown)) - framesBefore;
+        const ages = (await metric(count)) - agesBefore;
+        const fresh = (await metric(under5)) - under5Before;
+        log(`${label}: reported ${frames} frames drawn, ${ages} ages (${fresh} under 5 s)`);
+        assert(frames > 0 && ages > 0, `${label}: ${frames} frames and ${ages} ages reported in 15 s`);
+        assert(fresh === ages, `${label}: ${ages - fresh} of ${ages} ages over 5 s`);
+      }
+    });
+
     const transcoders = async (id) => (await (await fetch(`${gatewayUrl}/api/streams/${id}`)).json()).transcoders;
 
     await check("passthrough: an MJPEG viewer of the H.264 stream starts exactly one transcoder, which stops after the idle timeout", async () => {

@@ -70,6 +70,35 @@ pub const RELOAD_RESULTS: [&str; 3] = ["applied", "unchanged", "rejected"];
 /// Reasons a source (re)started, a bounded label set.
 pub const RESTART_REASONS: [&str; 4] = ["viewer", "always_on", "reconfigured", "error"];
 
+/// What became of a viewer's `shown` report (the `reason` label of
+/// `camgate_viewer_reports_ignored_total` for the ones not counted).
+#[derive(Clone, Copy)]
+pub enum ShownReport<'a> {
+    /// Counted: `frames` drawn, and a sample of their ages (ms) at the moment they were drawn.
+    Accepted {
+        /// Frames drawn since the viewer's previous report.
+        frames: u32,
+        /// Ages of a sample of them, in milliseconds (validated: finite, non-negative).
+        ages_ms: &'a [f64],
+    },
+    /// A valid report that came too soon after the previous one from the same viewer.
+    RateLimited,
+    /// A report outside the protocol's bounds; `why` is for the log.
+    Invalid {
+        /// What was wrong with it.
+        why: &'a dyn std::fmt::Display,
+    },
+}
+
+/// Why viewers' reports were ignored, the bounded `reason` label set.
+pub const REPORT_IGNORED_REASONS: [&str; 2] = ["invalid", "rate_limited"];
+
+/// Buckets of `camgate_viewer_frame_age_seconds`: 20 ms (a local viewer of a live source)
+/// to 10 s (a picture users would call stuck).
+const VIEWER_AGE_BUCKETS: [f64; 14] = [
+    0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0,
+];
+
 /// HTTP methods counted under their own name; every other token is `other`.
 const STANDARD_METHODS: [&str; 9] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE",
@@ -106,6 +135,9 @@ pub struct Metrics {
     direct_frames: IntCounterVec,
     direct_handovers: IntCounterVec,
     fanout_panics: IntCounterVec,
+    viewer_frame_age: HistogramVec,
+    viewer_frames_shown: IntCounterVec,
+    viewer_reports_ignored: IntCounterVec,
     /// Open TCP connections.
     pub connections: IntGauge,
     /// Accepted TCP connections.
@@ -178,6 +210,14 @@ impl Metrics {
             direct_frames: IntCounterVec::new(opts("direct_frames_total", "Frames the fan-out wrote whole to a viewer's socket itself (the rest went through the viewer's own task)."), stream).unwrap(),
             direct_handovers: IntCounterVec::new(opts("direct_handovers_total", "Times the fan-out handed a viewer back to its own task: reason cut (the socket took part of a frame) or gap (the viewer had missed frames)."), &["stream", "reason"]).unwrap(),
             fanout_panics: IntCounterVec::new(opts("fanout_panics_total", "Direct viewers whose offer panicked (detached and disconnected; the source is unaffected)."), stream).unwrap(),
+            viewer_frame_age: HistogramVec::new(
+                HistogramOpts::from(opts("viewer_frame_age_seconds", "Age of the picture a browser viewer shows at the moment it draws it (capture to display), a sample reported by viewers."))
+                    .buckets(VIEWER_AGE_BUCKETS.to_vec()),
+                stream,
+            )
+            .unwrap(),
+            viewer_frames_shown: IntCounterVec::new(opts("viewer_frames_shown_total", "Frames browser viewers report as drawn (its rate is the drawn fps summed over viewers)."), stream).unwrap(),
+            viewer_reports_ignored: IntCounterVec::new(opts("viewer_reports_ignored_total", "Viewer freshness reports ignored: reason invalid (outside the protocol's bounds) or rate_limited (too soon after the same viewer's previous one)."), &["stream", "reason"]).unwrap(),
             connections: IntGauge::with_opts(opts("connections", "Open TCP connections.")).unwrap(),
             connections_total: IntCounter::with_opts(opts("connections_total", "Accepted TCP connections.")).unwrap(),
             connections_refused: IntCounter::with_opts(opts("connections_refused_total", "Connections closed at accept because the general pool and the reserve were full.")).unwrap(),
@@ -219,6 +259,9 @@ impl Metrics {
             Box::new(m.direct_frames.clone()),
             Box::new(m.direct_handovers.clone()),
             Box::new(m.fanout_panics.clone()),
+            Box::new(m.viewer_frame_age.clone()),
+            Box::new(m.viewer_frames_shown.clone()),
+            Box::new(m.viewer_reports_ignored.clone()),
             Box::new(m.connections.clone()),
             Box::new(m.connections_total.clone()),
             Box::new(m.connections_refused.clone()),
@@ -313,6 +356,16 @@ impl Metrics {
                 REFUSAL_LOG_WINDOW,
             ))),
             slow_disconnects: self.slow_disconnects.with_label_values(&[stream]),
+            viewer_frame_age: self.viewer_frame_age.with_label_values(&[stream]),
+            viewer_frames_shown: self.viewer_frames_shown.with_label_values(&[stream]),
+            reports_ignored: REPORT_IGNORED_REASONS.map(|reason| {
+                self.viewer_reports_ignored
+                    .with_label_values(&[stream, reason])
+            }),
+            report_log: Arc::new(std::sync::Mutex::new(LogBudget::new(
+                REPORT_LINES_PER_WINDOW,
+                REPORT_LOG_WINDOW,
+            ))),
             metrics: Arc::clone(self),
         }
     }
@@ -341,6 +394,13 @@ impl Metrics {
         let _ = self.frames_dropped.remove_label_values(&[stream]);
         let _ = self.frames_refused.remove_label_values(&[stream]);
         let _ = self.slow_disconnects.remove_label_values(&[stream]);
+        let _ = self.viewer_frame_age.remove_label_values(&[stream]);
+        let _ = self.viewer_frames_shown.remove_label_values(&[stream]);
+        for reason in REPORT_IGNORED_REASONS {
+            let _ = self
+                .viewer_reports_ignored
+                .remove_label_values(&[stream, reason]);
+        }
         for transport in Transport::ALL {
             let labels = [stream, transport.as_str()];
             let _ = self.viewers.remove_label_values(&labels);
@@ -404,7 +464,17 @@ pub struct StreamTelemetry {
     /// frame rate).
     refusal_log: Arc<std::sync::Mutex<LogBudget>>,
     slow_disconnects: IntCounter,
+    viewer_frame_age: Histogram,
+    viewer_frames_shown: IntCounter,
+    /// One counter per [`REPORT_IGNORED_REASONS`] entry, in that order.
+    reports_ignored: [IntCounter; 2],
+    /// Ignored-report lines are rate-limited per stream (viewers control their rate).
+    report_log: Arc<std::sync::Mutex<LogBudget>>,
 }
+
+/// Ignored-report log lines allowed per stream and window.
+const REPORT_LINES_PER_WINDOW: u32 = 5;
+const REPORT_LOG_WINDOW: Duration = Duration::from_secs(60);
 
 /// Refused-frame warnings allowed per stream and window.
 const REFUSAL_LINES_PER_WINDOW: u32 = 5;
@@ -500,6 +570,33 @@ impl StreamTelemetry {
             .inc();
     }
 
+    /// Event: a viewer sent a freshness report. The one place viewer reports are counted:
+    /// an accepted one adds its frames to `camgate_viewer_frames_shown_total` and its ages
+    /// to `camgate_viewer_frame_age_seconds`; an ignored one is counted by reason and
+    /// logged (at most a few lines per stream and minute).
+    pub fn viewer_report(&self, report: ShownReport<'_>) {
+        let (reason, why): (usize, &dyn std::fmt::Display) = match report {
+            ShownReport::Accepted { frames, ages_ms } => {
+                self.viewer_frames_shown.inc_by(u64::from(frames));
+                for ms in ages_ms {
+                    self.viewer_frame_age.observe(ms / 1000.0);
+                }
+                return;
+            }
+            ShownReport::Invalid { why } => (0, why),
+            ShownReport::RateLimited => (1, &"sent too soon after the previous one"),
+        };
+        self.reports_ignored[reason].inc();
+        let (allowed, suppressed) = self
+            .report_log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(tokio::time::Instant::now());
+        if allowed {
+            tracing::info!(stream = %self.stream, suppressed, reason = REPORT_IGNORED_REASONS[reason], "ignored a viewer's freshness report: {why}");
+        }
+    }
+
     /// Event: a viewer attached; the returned handle counts its frames and detaches on drop.
     pub fn viewer(&self, transport: Transport) -> ViewerTelemetry {
         let labels = [self.stream.as_str(), transport.as_str()];
@@ -556,6 +653,12 @@ impl ViewerTelemetry {
         self.stream.frames_dropped.inc_by(frames);
     }
 
+    /// Event: this viewer sent a freshness report (counted by the stream's
+    /// [`StreamTelemetry::viewer_report`]).
+    pub fn shown_report(&self, report: ShownReport<'_>) {
+        self.stream.viewer_report(report);
+    }
+
     /// Event: this viewer was disconnected for being too slow.
     pub fn slow_disconnect(&self, why: &str) {
         tracing::info!(stream = %self.stream.stream, transport = self.transport.as_str(), why, "slow viewer disconnected");
@@ -590,6 +693,69 @@ mod tests {
                 Some((format!("camgate_{name}"), labels))
             })
             .collect()
+    }
+
+    /// The value of the series `name{labels}` in a scrape (0 if absent).
+    fn value(scrape: &str, series: &str) -> f64 {
+        scrape
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    #[test]
+    fn viewer_reports_count_frames_and_ages_in_one_place_and_go_with_their_stream() {
+        let metrics = Metrics::new();
+        let cam = metrics.stream("cam");
+        // Present (at zero) as soon as the stream is configured.
+        let scrape = metrics.render();
+        assert!(scrape.contains(r#"camgate_viewer_frames_shown_total{stream="cam"} 0"#));
+        assert!(scrape.contains(r#"camgate_viewer_frame_age_seconds_count{stream="cam"} 0"#));
+        cam.viewer_report(ShownReport::Accepted {
+            frames: 120,
+            ages_ms: &[15.0, 45.0, 45.0, 180.0, 12_000.0],
+        });
+        cam.viewer_report(ShownReport::RateLimited);
+        cam.viewer_report(ShownReport::RateLimited);
+        cam.viewer_report(ShownReport::Invalid { why: &"bad" });
+        let scrape = metrics.render();
+        let age = |le: &str| {
+            value(
+                &scrape,
+                &format!(r#"camgate_viewer_frame_age_seconds_bucket{{stream="cam",le="{le}"}}"#),
+            )
+        };
+        assert_eq!(
+            value(
+                &scrape,
+                r#"camgate_viewer_frames_shown_total{stream="cam"}"#
+            ),
+            120.0
+        );
+        assert_eq!(age("0.02"), 1.0);
+        assert_eq!(age("0.05"), 3.0);
+        assert_eq!(age("0.15"), 3.0);
+        assert_eq!(age("0.2"), 4.0);
+        assert_eq!(age("10"), 4.0);
+        assert_eq!(age("+Inf"), 5.0);
+        assert_eq!(
+            value(
+                &scrape,
+                r#"camgate_viewer_frame_age_seconds_count{stream="cam"}"#
+            ),
+            5.0
+        );
+        let ignored = |reason: &str| {
+            value(
+                &scrape,
+                &format!(
+                    r#"camgate_viewer_reports_ignored_total{{reason="{reason}",stream="cam"}}"#
+                ),
+            )
+        };
+        assert_eq!((ignored("invalid"), ignored("rate_limited")), (1.0, 2.0));
+        metrics.remove_stream("cam");
+        assert!(!metrics.render().contains("stream=\"cam\""));
     }
 
     #[test]

@@ -34,4 +34,6 @@ mod log_budget;
 mod metrics;
 
 pub use log_budget::LogBudget;
-pub use metrics::{Family, Handover, Metrics, StreamTelemetry, Transport, ViewerTelemetry};
+pub use metrics::{
+    Family, Handover, Metrics, ShownReport, StreamTelemetry, Transport, ViewerTelemetry,
+};

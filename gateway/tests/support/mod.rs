@@ -139,6 +139,15 @@ pub async fn next_event(ws: &mut Client, timeout: Duration) -> serde_json::Value
     }
 }
 
+/// Reads the `hello` and the `health` message that follows it; returns the hello.
+pub async fn next_hello(ws: &mut Client, timeout: Duration) -> serde_json::Value {
+    let hello = next_event(ws, timeout).await;
+    assert_eq!(hello["type"], "hello", "{hello}");
+    let health = next_event(ws, timeout).await;
+    assert_eq!(health["type"], "health", "{health}");
+    hello
+}
+
 /// A frame as a viewer sees it.
 #[derive(Debug)]
 pub struct ReceivedFrame {
@@ -686,6 +695,45 @@ pub async fn manual_viewers(hub: &camgate::hub::Hub, factory: &ManualFactory, n:
         hub.viewer_count() == n && (n == 0 || factory.running.load(Ordering::SeqCst) == 1)
     })
     .await;
+}
+
+/// Sends `text`, then a ping, and waits for the pong: once it is back the gateway's session
+/// has acted on `text` (it reads in order). Returns what arrived before the pong (pings and
+/// pongs left out).
+pub async fn send_and_sync(ws: &mut Client, text: &str) -> Vec<Message> {
+    use futures_util::SinkExt;
+    ws.send(Message::text(text)).await.unwrap();
+    ws.send(Message::Ping(b"sync".to_vec().into()))
+        .await
+        .unwrap();
+    let mut before = Vec::new();
+    loop {
+        match next_message(ws, Duration::from_secs(5)).await {
+            Message::Pong(payload) if payload.as_ref() == b"sync" => return before,
+            Message::Ping(_) | Message::Pong(_) => {}
+            message => before.push(message),
+        }
+    }
+}
+
+/// A `GET /metrics` scrape (`headers`: the credential, if the gateway asks for one).
+pub struct Scrape(pub String);
+
+impl Scrape {
+    /// Scrapes the gateway at `addr`.
+    pub async fn of(addr: SocketAddr, headers: &[(&str, &str)]) -> Scrape {
+        let (status, _, body) = http(addr, "GET", "/metrics", headers, None).await;
+        assert_eq!(status, 200);
+        Scrape(String::from_utf8(body).unwrap())
+    }
+
+    /// The value of `series` (name and labels exactly as exposed; labels sorted by name).
+    pub fn value(&self, series: &str) -> f64 {
+        self.0
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no series {series} in\n{}", self.0))
+    }
 }
 
 /// Logs in with `token` (`POST /api/session`) and returns the `Set-Cookie` header value.

@@ -121,6 +121,8 @@ export function FocusView({
           maxFps={null}
           apiState={stream.state}
           apiMessage={stream.message}
+          apiHealth={stream.health}
+          apiHealthSince={stream.health_since}
           onStats={onStats}
           onStatus={onStatus}
           containerRef={setContainer}

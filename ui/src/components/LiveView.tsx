@@ -1,13 +1,14 @@
 import { useCallback, useContext, useEffect, useRef, useState, type ReactNode } from "react";
 import { CircleAlert, Loader2, Lock, PowerOff, RefreshCw, Trash2 } from "lucide-react";
-import { StatusBadge } from "@/components/StatusBadge";
+import { HealthBadge, StatusBadge } from "@/components/StatusBadge";
 import { PlayerContext } from "@/hooks/playerContext";
 import { useStreamPlayer } from "@/hooks/useStreamPlayer";
 import { formatBitrate, formatFps, formatLatency } from "@/lib/format";
+import { displayHealth } from "@/lib/health";
 import { displayStatus, stabilize, type DisplayStatus, type Outage } from "@/lib/status";
 import { cn } from "@/lib/utils";
 import type { PlayerStats, PlayerStatus } from "@/player/player";
-import type { StreamState } from "@/player/protocol";
+import type { PictureHealth, StreamState } from "@/player/protocol";
 
 /**
  * What the delay figure measures (it is not glass-to-glass): from the gateway's capture of the
@@ -34,6 +35,9 @@ export interface LiveViewProps {
   maxFps: number | null;
   apiState: StreamState | null | undefined;
   apiMessage: string | null | undefined;
+  /** The stream list's picture health and since when (absent from older gateways). */
+  apiHealth?: PictureHealth | null;
+  apiHealthSince?: string | null;
   /** Extra statistics consumers (the focused view's details panel). */
   onStats?: (stats: PlayerStats) => void;
   onStatus?: (status: PlayerStatus | null, display: DisplayStatus) => void;
@@ -51,6 +55,8 @@ export function LiveView({
   maxFps,
   apiState,
   apiMessage,
+  apiHealth,
+  apiHealthSince,
   onStats,
   onStatus,
   className,
@@ -87,6 +93,8 @@ export function LiveView({
   if (nextOutage?.label !== outage?.label || nextOutage?.reason !== outage?.reason) setOutage(nextOutage);
   const hasPicture = status?.hasPicture ?? false;
   const healthy = display.kind === "live";
+  // Picture health matters only for a picture that plays (else the status badge says why).
+  const health = healthy ? displayHealth(apiHealth, apiHealthSince, status) : null;
 
   // State changes are announced (aria-live), except the normal start: connecting, then live.
   const { announce } = useContext(PlayerContext);
@@ -98,6 +106,11 @@ export function LiveView({
     if (display.kind === "live" && !previous.wasLive) return;
     announce(`${name}: ${display.label}`);
   }, [display.kind, display.label, name, announce]);
+  // And the picture's problems, when they begin.
+  const healthProblem = health?.description ?? null;
+  useEffect(() => {
+    if (healthProblem) announce(`${name}: ${healthProblem}`);
+  }, [healthProblem, name, announce]);
 
   const statusCallback = useRef(onStatus);
   useEffect(() => {
@@ -151,7 +164,10 @@ export function LiveView({
       {(!hasPicture || !healthy) && <ProblemOverlay display={display} hasPicture={hasPicture} size={size} />}
 
       <div className="pointer-events-none absolute inset-x-0 top-0 flex items-start justify-between gap-2 p-2 sm:p-2.5">
-        <StatusBadge status={display} overlay className="pointer-events-auto" />
+        <div className="flex flex-wrap items-center gap-1.5">
+          <StatusBadge status={display} overlay className="pointer-events-auto" />
+          {health && <HealthBadge info={health} overlay className="pointer-events-auto" />}
+        </div>
         {actions && <div className="pointer-events-auto flex gap-1">{actions}</div>}
       </div>
 

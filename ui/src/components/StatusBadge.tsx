@@ -1,6 +1,7 @@
-import { CircleAlert, Loader2, Lock, PowerOff, RefreshCw, Trash2 } from "lucide-react";
+import { CircleAlert, Clock, Loader2, Lock, MoonStar, PowerOff, RefreshCw, Snowflake, Trash2 } from "lucide-react";
 import { Badge } from "@/components/ui/badge";
 import { Tooltip, TooltipContent, TooltipTrigger } from "@/components/ui/tooltip";
+import { sinceText, type HealthBadgeInfo } from "@/lib/health";
 import type { BadgeKind, DisplayStatus } from "@/lib/status";
 import { cn } from "@/lib/utils";
 
@@ -59,6 +60,36 @@ export function StatusBadge({
     <Tooltip>
       <TooltipTrigger asChild>{badge}</TooltipTrigger>
       <TooltipContent>{status.reason}</TooltipContent>
+    </Tooltip>
+  );
+}
+
+const HEALTH_ICON = { frozen: Snowflake, dark: MoonStar, late: Clock } as const;
+
+/**
+ * The picture-health badge (frozen, dark, late): text and icon, never colour alone; no
+ * animation. Its accessible name says what it means and since when.
+ */
+export function HealthBadge({ info, overlay = false, className }: { info: HealthBadgeInfo; overlay?: boolean; className?: string }) {
+  const Icon = HEALTH_ICON[info.health];
+  const since = sinceText(info.since);
+  const description = since ? `${info.description}, ${since}` : info.description;
+  return (
+    <Tooltip>
+      <TooltipTrigger asChild>
+        <Badge
+          variant={overlay ? "outline" : "warn"}
+          role="status"
+          aria-label={description}
+          data-testid="health-badge"
+          data-health={info.health}
+          className={cn(overlay && "border-amber-300/40 bg-black/65 text-amber-200 shadow-sm backdrop-blur-md", className)}
+        >
+          <Icon aria-hidden />
+          {info.label}
+        </Badge>
+      </TooltipTrigger>
+      <TooltipContent>{description}</TooltipContent>
     </Tooltip>
   );
 }

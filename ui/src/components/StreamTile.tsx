@@ -32,6 +32,8 @@ function StreamTileImpl({ stream, isAdmin, onEdit, onDelete }: StreamTileProps) 
           maxFps={GRID_MAX_FPS}
           apiState={stream.state}
           apiMessage={stream.message}
+          apiHealth={stream.health}
+          apiHealthSince={stream.health_since}
           className="aspect-video w-full"
         />
         {/* Over the picture, with no text of its own: its name is the camera's. */}
@@ -70,6 +72,8 @@ export const StreamTile = memo(
     a.stream.name === b.stream.name &&
     a.stream.state === b.stream.state &&
     a.stream.message === b.stream.message &&
+    a.stream.health === b.stream.health &&
+    a.stream.health_since === b.stream.health_since &&
     a.stream.viewers === b.stream.viewers &&
     a.stream.editable === b.stream.editable &&
     a.stream.source.plugin === b.stream.source.plugin,

@@ -3,7 +3,7 @@
  * may not send yet are optional/nullable; the UI copes with their absence.
  */
 
-import type { StreamState } from "@/player/protocol";
+import type { PictureHealth, StreamState } from "@/player/protocol";
 
 export interface StreamSource {
   plugin: string;
@@ -33,6 +33,10 @@ export interface Stream {
   height?: number | null;
   uptime_seconds?: number | null;
   frames_in?: number | null;
+  /** The picture's health (absent from gateways that predate it). */
+  health?: PictureHealth | null;
+  /** When that verdict began (RFC 3339). */
+  health_since?: string | null;
 }
 
 export interface Plugin {

@@ -11,6 +11,8 @@ const base: PlayerStatus = {
   hello: null,
   hasPicture: false,
   path: null,
+  health: null,
+  healthSince: "",
 };
 
 describe("displayStatus", () => {

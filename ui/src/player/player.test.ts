@@ -257,3 +257,49 @@ describe("StreamPlayer", () => {
     });
   });
 });
+
+describe("freshness and health", () => {
+  it("reports what it draws about every 5 s, ages on the gateway's clock; health lands in the status", async () => {
+    const player = makePlayer([], { freshness: { random: () => 0.999 } });
+    player.start();
+    const ws = FakeSocket.instances[0];
+    ws?.open();
+    // The gateway's clock runs 3 s ahead of the page's.
+    const aheadMs = 3000;
+    ws?.text({ type: "hello", stream: "lobby", fps: 10, state: "live", server_time_us: (Date.now() + aheadMs) * 1000 });
+    ws?.text({ type: "health", health: "frozen", since: "2026-11-30T14:26:36.000Z" });
+    expect(player.getStatus()).toMatchObject({ health: "frozen", healthSince: "2026-11-30T14:26:36.000Z" });
+    const shown = () => (ws?.sent ?? []).map((t) => JSON.parse(t) as { type: string }).filter((m) => m.type === "shown");
+    let seq = 0;
+    const play = async (ms: number) => {
+      for (let t = 0; t < ms; t += 100) {
+        // Captured (gateway clock) just now.
+        ws?.binary(buildTaggedJpeg({ seq: ++seq, captureUs: (Date.now() + aheadMs) * 1000, publishUs: 0 }).buffer);
+        await vi.advanceTimersByTimeAsync(100);
+      }
+    };
+    await play(4000);
+    expect(shown()).toHaveLength(0);
+    await play(2000);
+    const [report] = shown() as unknown as { frames: number; age_ms: number[] }[];
+    expect(shown()).toHaveLength(1);
+    expect(report?.frames).toBeGreaterThan(10);
+    expect(report?.age_ms.length).toBeGreaterThan(0);
+    expect(report?.age_ms.length).toBeLessThanOrEqual(Math.min(32, report?.frames ?? 0));
+    // Drawn within the jitter buffer's delay and a frame or two of the capture: not 3 s.
+    for (const age of report?.age_ms ?? []) {
+      expect(age).toBeGreaterThanOrEqual(0);
+      expect(age).toBeLessThan(500);
+    }
+
+    // Off-screen it draws nothing, so once what it drew before is reported it reports
+    // nothing more.
+    player.setVisible(false);
+    await vi.advanceTimersByTimeAsync(6000);
+    const before = shown().length;
+    expect(before).toBeLessThanOrEqual(2);
+    await play(20_000);
+    expect(shown()).toHaveLength(before);
+    player.destroy();
+  });
+});

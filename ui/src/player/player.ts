@@ -25,6 +25,10 @@
  *   gets the latest picture at once when shown again.
  * - Reconnects with exponential backoff and jitter; stops on 4004 (stream removed) and
  *   waits for a new sign-in on 4001.
+ * - Freshness (`freshness.ts`): every path records each picture it puts on screen (its
+ *   capture time and the moment it is drawn); about every 5 s of drawing one `shown` report
+ *   goes to the gateway. A player that draws nothing sends nothing.
+ * - Picture health: the gateway's `health` messages land in `status.health`.
  */
 
 import { parseFrameTag } from "./app11";
@@ -43,6 +47,7 @@ import { mp4MimeType } from "./fmp4";
 import { MseSink, type MseOptions } from "./mse";
 import { ReconnectPolicy, type BackoffOptions } from "./backoff";
 import { CreditWindow, creditMessage, creditWindowFor, frameIntervalMs } from "./credit";
+import { clockOffsetMs, FreshnessReporter, localNowMs, type FreshnessOptions } from "./freshness";
 import { JitterBuffer, type JitterOptions } from "./jitter";
 import {
   decideClose,
@@ -52,6 +57,7 @@ import {
   VIDEO_FRAME_KIND,
   type ConfigMessage,
   type HelloMessage,
+  type PictureHealth,
   type RequestedFormat,
   type SocketFormat,
   type StreamState,
@@ -89,6 +95,10 @@ export interface PlayerStatus {
   hasPicture: boolean;
   /** The path that plays (null until known): the MSE path shows the `<video>`, the others the canvas. */
   path: PlaybackPath | null;
+  /** The picture's health as the gateway last said (`health` messages); null before any. */
+  health: PictureHealth | null;
+  /** When that verdict began (RFC 3339; "" if not said). */
+  healthSince: string;
 }
 
 export interface PlayerStats extends StatsSnapshot {
@@ -132,6 +142,8 @@ export interface PlayerOptions {
   media?: MediaEnv;
   webcodecs?: Partial<WebCodecsOptions>;
   mse?: Partial<MseOptions>;
+  /** Freshness reports (tests shorten the interval or fix the sample). */
+  freshness?: Partial<FreshnessOptions>;
 }
 
 function sameConfig(a: ConfigMessage, b: ConfigMessage): boolean {
@@ -161,6 +173,7 @@ export class StreamPlayer {
   private readonly backoff: ReconnectPolicy;
   private readonly stats = new RollingStats(2000);
   private readonly credit = new CreditWindow();
+  private readonly freshness: FreshnessReporter;
   private ws: WebSocket | null = null;
   private generation = 0;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
@@ -200,6 +213,8 @@ export class StreamPlayer {
     hello: null,
     hasPicture: false,
     path: null,
+    health: null,
+    healthSince: "",
   };
 
   constructor(options: PlayerOptions) {
@@ -209,6 +224,7 @@ export class StreamPlayer {
     this.jitter = new JitterBuffer<Payload>({ maxFrames: 8, ...options.jitter });
     this.backoff = new ReconnectPolicy(options.backoff);
     this.media = options.media ?? browserMediaEnv();
+    this.freshness = new FreshnessReporter(options.freshness);
   }
 
   start(): void {
@@ -317,6 +333,7 @@ export class StreamPlayer {
           streamState: msg.state ?? this.status.streamState,
           message: msg.message,
         });
+        this.freshness.setClockOffset(clockOffsetMs(msg.serverTimeUs, localNowMs()));
         this.format = msg.format;
         if (msg.format === "mjpeg") this.setPath("mjpeg", null);
         this.credit.resize(
@@ -327,6 +344,9 @@ export class StreamPlayer {
         break;
       case "state":
         this.setStatus({ streamState: msg.state, message: msg.message });
+        break;
+      case "health":
+        this.setStatus({ health: msg.health, healthSince: msg.since });
         break;
       case "dropped":
         this.droppedByGateway += msg.frames;
@@ -504,6 +524,7 @@ export class StreamPlayer {
 
   private onVideoShown(captureUs: number | null): void {
     this.framesShown++;
+    this.freshness.record(captureUs === null ? null : captureUs / 1000, localNowMs());
     this.stats.recordShown(performance.now(), captureUs === null ? null : Math.max(0, Date.now() - captureUs / 1000));
     if (!this.status.hasPicture) this.setStatus({ hasPicture: true });
   }
@@ -665,6 +686,7 @@ export class StreamPlayer {
       bitmap.close();
     }
     this.framesShown++;
+    this.freshness.record(captureMs, localNowMs());
     this.stats.recordShown(performance.now(), captureMs === null ? null : Math.max(0, Date.now() - captureMs));
     if (!this.status.hasPicture) this.setStatus({ hasPicture: true });
   }
@@ -672,6 +694,7 @@ export class StreamPlayer {
   private emitStats(): void {
     // The MSE path counts pictures and keeps to the live edge here too.
     this.sink?.poll();
+    this.reportShown();
     if (!this.opts.onStats) return;
     const snapshot = this.stats.snapshot(performance.now());
     const c = this.jitter.counters;
@@ -689,6 +712,22 @@ export class StreamPlayer {
       path,
       pathLabel: pathLabel(path, path === "mjpeg" ? null : this.codec),
     });
+  }
+
+  /**
+   * Sends the freshness report when one is due, on an open socket that had its hello (until
+   * then the pictures drawn wait for the next socket's report).
+   */
+  private reportShown(): void {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN || !this.status.hello) return;
+    const report = this.freshness.take(localNowMs());
+    if (!report) return;
+    try {
+      ws.send(JSON.stringify(report));
+    } catch {
+      // Closing: this period's report is lost, the next one counts on.
+    }
   }
 
   private readonly onVisibilityChange = (): void => {

@@ -25,7 +25,28 @@ describe("parseServerMessage", () => {
       message: "",
       codec: null,
       format: "mjpeg",
+      serverTimeUs: null,
     });
+  });
+
+  it("reads the gateway's clock from hello (null from an older gateway or a bad value)", () => {
+    expect(parseServerMessage('{"type":"hello","stream":"a","server_time_us":1767225600123456}')).toMatchObject({
+      serverTimeUs: 1767225600123456,
+    });
+    expect(parseServerMessage('{"type":"hello","stream":"a","server_time_us":"1"}')).toMatchObject({ serverTimeUs: null });
+  });
+
+  it("parses health messages; unknown verdicts are ignored", () => {
+    expect(parseServerMessage('{"type":"health","health":"frozen","since":"2026-11-30T14:26:36.123Z"}')).toEqual({
+      type: "health",
+      health: "frozen",
+      since: "2026-11-30T14:26:36.123Z",
+    });
+    for (const health of ["ok", "dark", "late", "unknown"]) {
+      expect(parseServerMessage(JSON.stringify({ type: "health", health }))).toEqual({ type: "health", health, since: "" });
+    }
+    expect(parseServerMessage('{"type":"health","health":"purple"}')).toBeNull();
+    expect(parseServerMessage('{"type":"health"}')).toBeNull();
   });
 
   it("reads the native codec and the socket's format from hello (an older gateway: mjpeg)", () => {

@@ -32,6 +32,11 @@ export interface HelloMessage {
    * `config` (video) or JPEG message says.
    */
   format: SocketFormat | null;
+  /**
+   * The gateway's clock when it wrote the hello (µs since the Unix epoch): the viewer's
+   * estimate of its clock offset (freshness.ts). Null from a gateway that predates it.
+   */
+  serverTimeUs: number | null;
 }
 
 /** A stream's native codec as `hello` names it. */
@@ -63,6 +68,19 @@ export interface StateMessage {
   message: string;
 }
 
+/** The picture's health as the gateway judges it (`unknown`: not running, or no frames yet). */
+export type PictureHealth = "ok" | "frozen" | "dark" | "late" | "unknown";
+
+export const PICTURE_HEALTH: readonly PictureHealth[] = ["ok", "frozen", "dark", "late", "unknown"];
+
+/** After `hello`, and whenever the stream's picture health changes. */
+export interface HealthMessage {
+  type: "health";
+  health: PictureHealth;
+  /** When this verdict began (RFC 3339), "" if the gateway gave none. */
+  since: string;
+}
+
 export interface DroppedMessage {
   type: "dropped";
   frames: number;
@@ -73,7 +91,7 @@ export interface ErrorMessage {
   message: string;
 }
 
-export type ServerMessage = HelloMessage | StateMessage | DroppedMessage | ErrorMessage | ConfigMessage;
+export type ServerMessage = HelloMessage | StateMessage | HealthMessage | DroppedMessage | ErrorMessage | ConfigMessage;
 
 function oneOf<T extends string>(value: unknown, allowed: readonly T[]): T | null {
   return typeof value === "string" && (allowed as readonly string[]).includes(value) ? (value as T) : null;
@@ -127,6 +145,7 @@ export function parseServerMessage(text: string): ServerMessage | null {
         message: str(m.message),
         codec: oneOf(m.codec, ["jpeg", "h264", "h265"] as const),
         format: m.format === undefined ? "mjpeg" : oneOf(m.format, ["mjpeg", "h264", "h265"] as const),
+        serverTimeUs: num(m.server_time_us),
       };
     case "config": {
       const width = num(m.width);
@@ -139,6 +158,11 @@ export function parseServerMessage(text: string): ServerMessage | null {
     case "state":
       if (!isStreamState(m.state)) return null;
       return { type: "state", state: m.state, message: str(m.message) };
+    case "health": {
+      const health = oneOf(m.health, PICTURE_HEALTH);
+      if (health === null) return null;
+      return { type: "health", health, since: str(m.since) };
+    }
     case "dropped": {
       const frames = num(m.frames);
       if (frames === null || frames < 0) return null;

@@ -2,12 +2,14 @@
 //!
 //! Protocol: each binary message is exactly one JPEG (carrying the Camgate APP11 tag with
 //! sequence number and timestamps); text messages are JSON objects with a `type`:
-//! `hello` first, then `state` on changes and `dropped` when frames were skipped. A viewer
-//! may send `{"type":"credit","frames":N}` (opt-in flow control, see `session.rs` and
-//! [`control`]); other text it sends is ignored.
+//! `hello` first, then `health` (right after `hello` and on changes), `state` on changes and
+//! `dropped` when frames were skipped. A viewer may send `{"type":"credit","frames":N}`
+//! (opt-in flow control) and `{"type":"shown",...}` (what it drew: freshness reports), see
+//! `session.rs` and [`control`]; other text it sends is ignored.
 //! Close codes: 1001 shutting down, 4001 access revoked, 4004 stream removed, 4008 too slow
 //! (or silent), 1002 / 1009 / 1007 for a client that breaks the protocol / sends too much /
-//! sends text that is not UTF-8, 1008 for a bad credit message. A viewer's own close is
+//! sends text that is not UTF-8, 1008 for a bad credit message (a bad `shown` report is
+//! only counted and ignored). A viewer's own close is
 //! answered with its code (or with no code if it gave none).
 //!
 //! This module validates the upgrade request (version, key, `max_fps`, `credit`; `Origin` and `Host`
@@ -22,7 +24,7 @@
 //! sleeps. The slow-viewer policy is documented in `session.rs`.
 
 pub(crate) mod codec;
-mod control;
+pub(crate) mod control;
 mod lane;
 mod outbox;
 mod sealed;

@@ -34,9 +34,19 @@
 //!   once (a viewer that already has it waits for the next). `max_fps` still applies.
 //! - Withheld frames are the viewer's choice, not slowness: they are not counted as
 //!   dropped (metrics, `dropped` events); sequence numbers still show the gap.
-//! - Only frames need credit: `hello`, `state`, `dropped`, pings, pongs and close frames
-//!   are sent regardless. A credit message with a bad `frames` ends the session with 1008;
-//!   other text (unknown types, not JSON) is ignored.
+//! - Only frames need credit: `hello`, `state`, `health`, `dropped`, pings, pongs and close
+//!   frames are sent regardless. A credit message with a bad `frames` ends the session with
+//!   1008; other text (unknown types, not JSON) is ignored.
+//!
+//! Picture health: `health` follows `hello` at once (the hub's current verdict, `unknown`
+//! before frames; not to a viewer closed with 4006 right after its hello) and again on each change of [`Viewer::health`]; [`Session::health`] is
+//! the one place that writes it.
+//!
+//! Freshness reports (`{"type":"shown",...}`, see `control.rs`): the session only gates and
+//! hands them to the stream's telemetry, which counts them. At most one report per
+//! [`SHOWN_REPORT_INTERVAL`] per socket is accepted (viewers send one every ~5 s; one
+//! viewer cannot dominate the histogram); extra ones and reports outside the protocol's
+//! bounds are counted as ignored and never end the session.
 
 use std::future::poll_fn;
 use std::io;
@@ -51,7 +61,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
 use super::codec::{Decoder, Incoming, Opcode, ProtocolError, close_payload};
-use super::control::{self, Control, ControlError, MAX_CREDIT};
+use super::control::{self, Control, ControlError, MAX_CREDIT, Shown};
 use super::lane::Lane;
 use super::outbox::{FrameReceipt, Outbox};
 use super::sealed;
@@ -64,9 +74,10 @@ use crate::app::AppState;
 use crate::http::auth::Credential;
 use crate::http::pacing::{FramePacer, Next};
 use crate::hub::{
-    Closing, Cursor, Frame, Hub, JpegDemand, StreamState, StreamStatus, VideoConfig, Viewer,
+    Closing, Cursor, Frame, HealthStatus, Hub, JpegDemand, StreamState, StreamStatus, VideoConfig,
+    Viewer,
 };
-use crate::telemetry::Transport;
+use crate::telemetry::{ShownReport, Transport};
 
 /// Bytes reserved for each read of the viewer's control frames.
 const READ_CHUNK: usize = 4096;
@@ -75,6 +86,8 @@ const READ_CHUNK: usize = 4096;
 const MAX_QUEUED: usize = 8;
 /// How long a closing session waits for its close frame to leave and the viewer to answer.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
+/// A viewer's `shown` reports are accepted at most this often (it sends one every ~5 s).
+pub const SHOWN_REPORT_INTERVAL: Duration = Duration::from_secs(2);
 
 /// The JSON text messages of the protocol.
 #[derive(Serialize)]
@@ -92,6 +105,15 @@ enum Event<'a> {
         codec: Option<&'static str>,
         /// What this socket carries, if decided.
         format: Option<&'static str>,
+        /// The gateway's clock when the hello was written (µs since the Unix epoch): a
+        /// viewer's estimate of the offset between its clock and the gateway's (for the
+        /// ages in its `shown` reports).
+        server_time_us: u64,
+    },
+    /// The picture's health (`hub::PictureHealth`) and since when (RFC 3339).
+    Health {
+        health: &'static str,
+        since: String,
     },
     State {
         state: StreamState,
@@ -171,6 +193,8 @@ pub struct Session {
     dropped_unreported: u64,
     last_dropped_report: Instant,
     last_heard: Instant,
+    /// When the viewer's last accepted `shown` report came.
+    last_shown_report: Option<Instant>,
 }
 
 impl Session {
@@ -211,6 +235,7 @@ impl Session {
             dropped_unreported: 0,
             last_dropped_report: Instant::now(),
             last_heard: Instant::now(),
+            last_shown_report: None,
         }
     }
 
@@ -303,6 +328,13 @@ impl Session {
                     {
                         return End::Close(CLOSE_FORMAT_UNAVAILABLE, "format unavailable: the stream's codec changed");
                     }
+                }
+                changed = viewer.health.changed(), if room => {
+                    if changed.is_err() {
+                        return End::Close(CLOSE_STREAM_REMOVED, "stream removed");
+                    }
+                    let status = *viewer.health.borrow_and_update();
+                    self.health(status);
                 }
                 // Latest frame wins: the next frame is taken only when the socket took the last.
                 next = self.pacer.next(&mut self.frames), if take_frame => {
@@ -441,8 +473,11 @@ impl Session {
             message: &message,
             codec: native.map(|codec| codec.as_str()),
             format: self.format.map(Format::as_str),
+            server_time_us: crate::hub::unix_micros(std::time::SystemTime::now()),
         });
         resolved?;
+        let health = *viewer.health.borrow_and_update();
+        self.health(health);
         if let Some(next) = current {
             self.frame(next);
         }
@@ -499,6 +534,32 @@ impl Session {
             self.outbox
                 .push_frame(video::frame_message(&frame), None, receipt);
         }
+    }
+
+    /// Queues a `health` message: the one place it is written.
+    fn health(&mut self, status: HealthStatus) {
+        self.event(&Event::Health {
+            health: status.health.as_str(),
+            since: humantime::format_rfc3339_millis(status.since).to_string(),
+        });
+    }
+
+    /// Hands a valid `shown` report to the stream's telemetry, unless the viewer's previous
+    /// one came less than [`SHOWN_REPORT_INTERVAL`] ago (then it is counted as ignored).
+    fn shown(&mut self, report: &Shown) {
+        let now = Instant::now();
+        if self
+            .last_shown_report
+            .is_some_and(|last| now.duration_since(last) < SHOWN_REPORT_INTERVAL)
+        {
+            self.lane.telemetry.shown_report(ShownReport::RateLimited);
+            return;
+        }
+        self.last_shown_report = Some(now);
+        self.lane.telemetry.shown_report(ShownReport::Accepted {
+            frames: report.frames,
+            ages_ms: &report.ages_ms,
+        });
     }
 
     fn event(&mut self, event: &Event<'_>) {
@@ -567,8 +628,15 @@ impl Session {
                 }
                 Ok(Some(Incoming::Text(text))) => match control::parse(&text) {
                     Ok(Some(Control::Credit(frames))) => self.credit(frames),
+                    Ok(Some(Control::Shown(report))) => self.shown(&report),
                     // Not for this gateway (a newer client): ignored.
                     Ok(None) => {}
+                    // A bad report only loses a measurement: counted, never a disconnect.
+                    Err(ControlError::Report(why)) => {
+                        self.lane
+                            .telemetry
+                            .shown_report(ShownReport::Invalid { why: &why });
+                    }
                     Err(error) => return Err(End::Control(error)),
                 },
                 // Pongs and other data only prove the viewer is alive.
