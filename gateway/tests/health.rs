@@ -69,7 +69,7 @@ async fn wait_for(
 async fn health_gauges(addr: std::net::SocketAddr, id: &str) -> Vec<(String, String)> {
     let (status, text) = http_get(addr, "/metrics", &[]).await;
     assert_eq!(status, 200);
-    let prefix = format!("camgate_stream_health{{health=\"");
+    let prefix = "camgate_stream_health{health=\"";
     text.lines()
         .filter(|line| line.starts_with(&prefix) && line.contains(&format!("stream=\"{id}\"")))
         .map(|line| {

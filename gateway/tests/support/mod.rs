@@ -664,8 +664,9 @@ impl ManualFactory {
     }
 }
 
-/// A gateway from `yaml` (no config watching) whose stream `stream` runs on a
-/// [`ManualFactory`] swapped in before any viewer arrives (on demand: nothing runs yet).
+/// A gateway from `yaml` (no config watching, no health monitor: the test records any
+/// verdict itself) whose stream `stream` runs on a [`ManualFactory`] swapped in before any
+/// viewer arrives (on demand: nothing runs yet).
 pub async fn manual_gateway(
     yaml: &str,
     stream: &str,
@@ -673,6 +674,8 @@ pub async fn manual_gateway(
 ) -> (Gateway, Arc<camgate::hub::Hub>, Arc<ManualFactory>) {
     let options = GatewayOptions {
         watch_config: false,
+        // The test drives the hub; a verdict is whatever the test records.
+        health: None,
         ..options
     };
     let gateway = start_with(yaml, PluginCatalog::with_builtins(), options).await;
