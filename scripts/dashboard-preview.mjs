@@ -11,7 +11,9 @@
 //
 // In --run mode every child (demo camera, gateway, Prometheus) binds 127.0.0.1, lives in a
 // temporary directory and is killed on exit; the run stops the camera for a minute, has a
-// reload rejected and fixed, and keeps three viewers, so every panel has something to show.
+// reload rejected and fixed, keeps three viewers, and has one camera that freezes and one
+// that goes dark now and then (the demo camera's /frozen and /dark mounts), so every panel
+// has something to show.
 
 import { spawn, execFileSync } from "node:child_process";
 import { createRequire } from "node:module";
@@ -120,6 +122,14 @@ streams:
     name: Test pattern
     on_demand: false
     source: { plugin: testsrc, width: 640, height: 360, fps: 10 }
+  - id: loading-dock
+    name: Loading dock (freezes now and then)
+    on_demand: false
+    source: { plugin: rtsp, url: "rtsp://127.0.0.1:${cameraPort}/frozen?live=40&frozen=50" }
+  - id: parking
+    name: Parking (goes dark now and then)
+    on_demand: false
+    source: { plugin: ffmpeg-mjpeg, url: "rtsp://127.0.0.1:${cameraPort}/dark?live=50&dark=40", fps: 10 }
 `;
 }
 

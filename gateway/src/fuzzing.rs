@@ -28,6 +28,9 @@
 //!   bounds (credit ≤ `MAX_CREDIT`; a report's frames ≤ `MAX_SHOWN_FRAMES`, at most
 //!   `MAX_SHOWN_AGES` ages and no more than its frames, each finite in
 //!   `0..=MAX_SHOWN_AGE_MS`), and an accepted query credit is digits from the input.
+//! - `thumbnail`: the picture-health reduction of a JPEG (scaled decode, luma averaging)
+//!   returns a thumbnail or a typed error for any bytes; a thumbnail's mean lies in
+//!   `0..=255`, its spread is finite and non-negative, and it does not differ from itself.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -58,6 +61,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("annexb", annexb),
     ("codec_config", codec_config),
     ("control", control),
+    ("thumbnail", thumbnail),
 ];
 
 /// Chunk lengths taken from the input: each chunk is 1 to 64 bytes long, cycling through
@@ -437,5 +441,18 @@ pub fn control(data: &[u8]) {
     if let Ok(Some(n)) = control::initial_credit(Some(&query)) {
         assert!(n <= MAX_CREDIT, "query credit {n}");
         assert!(query.contains("credit=") && query.contains(&n.to_string()));
+    }
+}
+
+/// The health monitor's JPEG reduction (`health::thumbnail`), with a small pixel limit so
+/// that a header claiming a huge picture is refused rather than allocated.
+pub fn thumbnail(data: &[u8]) {
+    use crate::health::thumbnail::Thumbnail;
+    if let Ok(thumbnail) = Thumbnail::from_jpeg_within(data, 1 << 20) {
+        let mean = thumbnail.mean();
+        assert!((0.0..=255.0).contains(&mean), "mean {mean}");
+        let spread = thumbnail.spread();
+        assert!(spread.is_finite() && spread >= 0.0, "spread {spread}");
+        assert_eq!(thumbnail.difference(&thumbnail), 0.0);
     }
 }

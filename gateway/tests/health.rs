@@ -71,7 +71,7 @@ async fn health_gauges(addr: std::net::SocketAddr, id: &str) -> Vec<(String, Str
     assert_eq!(status, 200);
     let prefix = "camgate_stream_health{health=\"";
     text.lines()
-        .filter(|line| line.starts_with(&prefix) && line.contains(&format!("stream=\"{id}\"")))
+        .filter(|line| line.starts_with(prefix) && line.contains(&format!("stream=\"{id}\"")))
         .map(|line| {
             let health = line[prefix.len()..].split('"').next().unwrap().to_owned();
             let value = line.rsplit(' ').next().unwrap().to_owned();

@@ -22,6 +22,10 @@ pub const WIDTH: usize = 96;
 /// Cells down.
 pub const HEIGHT: usize = 54;
 
+/// Largest picture sampled, in pixels (8K is 33.2 Mpx): the decoder allocates by the
+/// size the header claims, so a bigger one is refused before decoding.
+pub const MAX_PIXELS: u64 = 36_000_000;
+
 /// Why a picture could not be reduced (the sample is skipped, the stream is not judged on
 /// it).
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +36,14 @@ pub enum ThumbnailError {
     /// A colour model without a luma channel first (CMYK) or an empty picture.
     #[error("unsupported picture: {0}")]
     Unsupported(&'static str),
+    /// The header claims more pixels than [`MAX_PIXELS`].
+    #[error("a {width}x{height} picture is larger than sampled")]
+    TooLarge {
+        /// Claimed width.
+        width: u16,
+        /// Claimed height.
+        height: u16,
+    },
 }
 
 /// BT.601 luma of an RGB pixel (what JPEG's Y channel holds), in integer arithmetic.
@@ -49,11 +61,23 @@ pub struct Thumbnail {
 impl Thumbnail {
     /// Decodes `jpeg` at reduced size and averages its luma onto the grid.
     pub fn from_jpeg(jpeg: &[u8]) -> Result<Thumbnail, ThumbnailError> {
+        Thumbnail::from_jpeg_within(jpeg, MAX_PIXELS)
+    }
+
+    /// [`Thumbnail::from_jpeg`] refusing pictures over `max_pixels` (the fuzz target uses
+    /// a small limit).
+    pub fn from_jpeg_within(jpeg: &[u8], max_pixels: u64) -> Result<Thumbnail, ThumbnailError> {
         let mut decoder = Decoder::new(jpeg);
         decoder.read_info()?;
         let info = decoder
             .info()
             .ok_or(ThumbnailError::Unsupported("no picture header"))?;
+        if u64::from(info.width) * u64::from(info.height) > max_pixels {
+            return Err(ThumbnailError::TooLarge {
+                width: info.width,
+                height: info.height,
+            });
+        }
         let channels = match info.pixel_format {
             PixelFormat::L8 => 1,
             PixelFormat::RGB24 => 3,
@@ -209,6 +233,19 @@ mod tests {
             let t = Thumbnail::from_luma(w, h, |x, y| ((x + y) % 256) as u8);
             assert_eq!(t.cells.len(), WIDTH * HEIGHT, "{w}x{h}");
         }
+    }
+
+    #[test]
+    fn a_picture_over_the_limit_is_refused_before_decoding() {
+        let jpeg = jpeg(0, 0);
+        assert!(matches!(
+            Thumbnail::from_jpeg_within(&jpeg, 320 * 180 - 1),
+            Err(ThumbnailError::TooLarge {
+                width: 320,
+                height: 180
+            })
+        ));
+        assert!(Thumbnail::from_jpeg_within(&jpeg, 320 * 180).is_ok());
     }
 
     #[test]
