@@ -6,12 +6,12 @@
 //   ages that are plausible on loopback (> 20 ms: the MJPEG path's smoothing buffer alone
 //   holds 200 ms; < 5 s), which also proves the clock offset from hello's `server_time_us`.
 // - A stream the gateway reports `frozen` gets a Frozen badge on its tile and in the focused
-//   view. This needs the gateway's picture-health monitor and its per-stream `health:`
-//   thresholds; a gateway without them makes the check a SKIP (the badge's markup is also
-//   covered by src/components/HealthBadge.test.ts).
+//   view: a test pattern that repeats one picture, judged by the gateway's picture-health
+//   monitor with a 2 s `frozen_after` (the badge's markup is also covered by
+//   src/components/HealthBadge.test.ts).
 //
 // Called from run.mjs with its helpers:
-// freshnessChecks({ context, check, assert, Skip, gatewayWith, pageOrigin, forcePreview }).
+// freshnessChecks({ context, check, assert, gatewayWith, pageOrigin, forcePreview }).
 
 const STREAM = "fresh-cam";
 const ADMIN = "e2e-freshness-admin-0123456789";
@@ -40,7 +40,7 @@ async function signIn(page, origin) {
   await dialog.waitFor({ state: "detached", timeout: 10_000 });
 }
 
-export async function freshnessChecks({ context, check, assert, Skip, gatewayWith, pageOrigin, forcePreview }) {
+export async function freshnessChecks({ context, check, assert, gatewayWith, pageOrigin, forcePreview }) {
   const { gateway, gatewayUrl } = await gatewayWith("freshness", [
     "auth:",
     "  tokens:",
@@ -96,23 +96,18 @@ export async function freshnessChecks({ context, check, assert, Skip, gatewayWit
   }
 
   await check("freshness: a tile whose stream the gateway reports frozen shows a Frozen badge, in the grid and the focused view", async () => {
-    let frozen;
-    try {
-      frozen = await gatewayWith("frozen", [
-        "auth:",
-        "  tokens:",
-        `    - { role: admin, token: ${ADMIN} }`,
-        "streams:",
-        "  - id: still",
-        "    name: Still camera",
-        "    on_demand: false",
-        // The same picture over and over (fresh tags): frozen after two seconds.
-        "    source: { plugin: testsrc, width: 320, height: 180, fps: 10, loop_frames: 1 }",
-        "    health: { frozen_after: 2s }",
-      ]);
-    } catch (e) {
-      throw new Skip(`this gateway does not take per-stream health thresholds (${String(e?.message ?? e).split("\n")[0]})`);
-    }
+    const frozen = await gatewayWith("frozen", [
+      "auth:",
+      "  tokens:",
+      `    - { role: admin, token: ${ADMIN} }`,
+      "streams:",
+      "  - id: still",
+      "    name: Still camera",
+      "    on_demand: false",
+      // The same picture over and over (fresh tags): frozen after two seconds.
+      "    source: { plugin: testsrc, width: 320, height: 180, fps: 10, loop_frames: 1 }",
+      "    health: { frozen_after: 2s }",
+    ]);
     const page = await context.newPage();
     try {
       const health = async () => {
@@ -121,7 +116,8 @@ export async function freshnessChecks({ context, check, assert, Skip, gatewayWit
       };
       const until = Date.now() + 20_000;
       while ((await health()) !== "frozen" && Date.now() < until) await sleep(500);
-      if ((await health()) !== "frozen") throw new Skip(`the gateway reports the still stream ${await health()}, not frozen (no picture-health monitor?)`);
+      const verdict = await health();
+      assert(verdict === "frozen", `the gateway reports the still stream ${verdict}, not frozen, after 20 s`);
       const { origin } = await pageOrigin(frozen.gatewayUrl, forcePreview);
       await context.clearCookies();
       await signIn(page, origin);

@@ -555,7 +555,7 @@ async function main() {
   await (await import("./cross-site.mjs")).crossSiteChecks({ context, check, assert, gatewayWith, apiJson });
   await (await import("./passthrough.mjs")).passthroughChecks({ context, check, assert, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1" });
   await (await import("./credit.mjs")).creditChecks({ context, check, assert, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1" });
-  await (await import("./freshness.mjs")).freshnessChecks({ context, check, assert, Skip, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1" });
+  await (await import("./freshness.mjs")).freshnessChecks({ context, check, assert, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1" });
   await (await import("./ui-fixes.mjs")).uiFixChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1" });
   await (await import("./https.mjs")).httpsChecks({ check, assert, Skip, gatewayWith, launch: (args = []) => chromium.launch({ executablePath: CHROMIUM_BIN, headless: true, args: [...CHROMIUM_ARGS, ...args] }) });
 }

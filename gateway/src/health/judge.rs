@@ -29,7 +29,7 @@ use crate::hub::{HealthRules, PictureHealth};
 /// Cells spread (standard deviation, luma levels) at or below which a picture is uniform.
 pub const UNIFORM_SPREAD: f64 = 2.0;
 /// Mean cell difference (luma levels) below which two thumbnails show the same picture.
-pub const SAME_PICTURE: f64 = 0.02;
+pub const SAME_PICTURE: f64 = 0.01;
 /// Luma levels above `dark_luma` a dark picture must reach to count as lit again.
 pub const DARK_HYSTERESIS: f64 = 4.0;
 
