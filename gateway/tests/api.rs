@@ -1066,3 +1066,51 @@ async fn an_api_write_over_a_manifest_broken_meanwhile_changes_nothing_and_later
     assert_eq!(status, 201);
     gateway.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_rules_set_through_the_api_survive_updates_that_omit_them() {
+    let (_dir, path) = manifest_dir(MANIFEST);
+    let gateway = start_from_file(&path, fast_options()).await;
+    let addr = gateway.local_addr();
+
+    // Every stream shows the rules in force, defaults included.
+    let (_, hand) = http_json(addr, "GET", "/api/streams/hand", &[], None).await;
+    assert_eq!(
+        hand["health_rules"],
+        serde_json::json!({"enabled": true, "frozen_after": "10s", "dark_after": "10s",
+            "dark_luma": 20.0, "late_after": "3s", "min_fps_ratio": 0.5})
+    );
+
+    let body = r#"{"id": "dark-room", "source": {"plugin": "testsrc"},
+        "health_rules": {"enabled": false, "dark_after": "1m"}}"#;
+    let (status, created) = http_json(addr, "POST", "/api/streams", JSON, Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["health_rules"]["enabled"], false);
+    assert_eq!(created["health_rules"]["dark_after"], "1m");
+    assert_eq!(created["health_rules"]["frozen_after"], "10s");
+
+    // A client that does not know the rules (an older UI) renames the stream: they stay.
+    let rename = r#"{"name": "Dark room", "source": {"plugin": "testsrc"}}"#;
+    let (status, updated) =
+        http_json(addr, "PUT", "/api/streams/dark-room", JSON, Some(rename)).await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["name"], "Dark room");
+    assert_eq!(updated["health_rules"]["enabled"], false);
+    assert_eq!(updated["health_rules"]["dark_after"], "1m");
+
+    // A bad threshold names its field and changes nothing.
+    let bad = r#"{"source": {"plugin": "testsrc"}, "health_rules": {"dark_luma": 300}}"#;
+    let (status, error) = http_json(addr, "PUT", "/api/streams/dark-room", JSON, Some(bad)).await;
+    assert_eq!(status, 422, "{error}");
+    assert_eq!(error["error"]["field"], "health_rules.dark_luma", "{error}");
+    let (_, now) = http_json(addr, "GET", "/api/streams/dark-room", &[], None).await;
+    assert_eq!(now["health_rules"]["enabled"], false, "{now}");
+
+    // `{}` means the defaults again.
+    let reset = r#"{"source": {"plugin": "testsrc"}, "health_rules": {}}"#;
+    let (status, reset) = http_json(addr, "PUT", "/api/streams/dark-room", JSON, Some(reset)).await;
+    assert_eq!(status, 200, "{reset}");
+    assert_eq!(reset["health_rules"]["enabled"], true);
+    assert_eq!(reset["health_rules"]["dark_after"], "10s");
+    gateway.shutdown().await;
+}

@@ -24,7 +24,7 @@ fn manifest(streams: &[(&str, &str, &str, &str)]) -> String {
     let mut yaml = String::from("streams:\n");
     for (id, plugin, url, health) in streams {
         yaml.push_str(&format!(
-            "  - id: {id}\n    on_demand: false\n    health: {{ {health} }}\n    source: {{ plugin: {plugin}, url: \"{url}\" }}\n"
+            "  - id: {id}\n    on_demand: false\n    health_rules: {{ {health} }}\n    source: {{ plugin: {plugin}, url: \"{url}\" }}\n"
         ));
     }
     yaml

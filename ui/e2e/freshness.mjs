@@ -106,7 +106,7 @@ export async function freshnessChecks({ context, check, assert, gatewayWith, pag
       "    on_demand: false",
       // The same picture over and over (fresh tags): frozen after two seconds.
       "    source: { plugin: testsrc, width: 320, height: 180, fps: 10, loop_frames: 1 }",
-      "    health: { frozen_after: 2s }",
+      "    health_rules: { frozen_after: 2s }",
     ]);
     const page = await context.newPage();
     try {

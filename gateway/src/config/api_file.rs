@@ -55,6 +55,9 @@ pub struct StoredStream {
     /// Idle timeout in the manifest's duration syntax (absent: `defaults.idle_timeout`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<String>,
+    /// Picture health thresholds, the manifest's `health_rules` (absent: the defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_rules: Option<SourceOptions>,
     /// The `source` mapping, with `plugin` first.
     pub source: SourceOptions,
 }
@@ -455,6 +458,7 @@ mod tests {
             name: Some(format!("API {id}")),
             on_demand: Some(false),
             idle_timeout: Some("5s".into()),
+            health_rules: None,
             source,
         }
     }

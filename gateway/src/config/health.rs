@@ -1,4 +1,5 @@
-//! A stream's `health:` mapping: the thresholds its picture health is judged by.
+//! A stream's `health_rules:` mapping: the thresholds its picture health is judged by.
+//! (Not `health`: that is the verdict the API reports next to the manifest's fields.)
 //!
 //! Every key is optional and falls back to [`HealthRules::DEFAULT`]; unknown keys, wrong
 //! types and values out of range are errors with positions, like the rest of the
@@ -9,7 +10,7 @@ use super::node::{Node, Value};
 use super::parse::Ctx;
 use crate::hub::HealthRules;
 
-/// The keys of `health:`.
+/// The keys of `health_rules:`.
 pub(crate) const HEALTH_KEYS: &[&str] = &[
     "enabled",
     "frozen_after",
@@ -20,13 +21,13 @@ pub(crate) const HEALTH_KEYS: &[&str] = &[
 ];
 
 impl Ctx<'_> {
-    /// Reads `health:`; invalid keys are reported and keep their default.
-    pub(super) fn health(&mut self, node: &Node) -> HealthRules {
+    /// Reads `health_rules:`; invalid keys are reported and keep their default.
+    pub(super) fn health_rules(&mut self, node: &Node) -> HealthRules {
         let mut rules = HealthRules::DEFAULT;
-        let Some(entries) = self.mapping(node, "`health`") else {
+        let Some(entries) = self.mapping(node, "`health_rules`") else {
             return rules;
         };
-        for (key, _, value) in self.keys(entries, "in `health`", HEALTH_KEYS) {
+        for (key, _, value) in self.keys(entries, "in `health_rules`", HEALTH_KEYS) {
             match key {
                 "enabled" => {
                     if let Some(enabled) = self.boolean(value, "enabled") {

@@ -77,7 +77,7 @@ pub fn documented_keys() -> Vec<String> {
         ("plugins", parse::PLUGINS_KEYS),
         ("defaults", parse::DEFAULTS_KEYS),
         ("streams[]", parse::STREAM_KEYS),
-        ("streams[].health", health::HEALTH_KEYS),
+        ("streams[].health_rules", health::HEALTH_KEYS),
     ];
     for (section, section_keys) in sections {
         keys.extend(section_keys.iter().map(|k| format!("{section}.{k}")));

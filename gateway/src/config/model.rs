@@ -132,7 +132,7 @@ pub struct StreamConfig {
     /// `defaults.idle_timeout`. Resolved here so consumers (and the hot-reload
     /// diff) see the value that is actually in force.
     pub idle_timeout: Duration,
-    /// What the picture's health is judged by (`health:`; defaults when absent).
+    /// What the picture's health is judged by (`health_rules:`; defaults when absent).
     pub health: crate::hub::HealthRules,
     /// Source plugin and its options.
     pub source: SourceConfig,

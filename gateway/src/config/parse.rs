@@ -39,7 +39,7 @@ pub(crate) const STREAM_KEYS: &[&str] = &[
     "name",
     "on_demand",
     "idle_timeout",
-    "health",
+    "health_rules",
     "source",
 ];
 /// Keys that belong inside `source:`; misplacing them earns a hint.
@@ -361,7 +361,7 @@ impl<'a> Ctx<'a> {
                     }
                 }
                 "idle_timeout" => stream.idle_timeout = self.duration(value, "idle_timeout"),
-                "health" => stream.health = self.health(value),
+                "health_rules" => stream.health = self.health_rules(value),
                 "source" => {
                     source_seen = !matches!(value.value, Value::Null);
                     stream.source = self.source(key_node, value);

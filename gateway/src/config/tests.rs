@@ -190,8 +190,8 @@ fn unknown_key_in_stream_with_source_hint() {
             "streams:\n  - id: a\n    url: rtsp://x\n    ondemand: true\n    source: { plugin: testsrc }\n"
         ),
         vec![
-            "m.yaml:3:5: unknown key `url` in a stream; allowed keys: `id`, `name`, `on_demand`, `idle_timeout`, `health`, `source`; source plugin options go under `source:`",
-            "m.yaml:4:5: unknown key `ondemand` in a stream; allowed keys: `id`, `name`, `on_demand`, `idle_timeout`, `health`, `source`",
+            "m.yaml:3:5: unknown key `url` in a stream; allowed keys: `id`, `name`, `on_demand`, `idle_timeout`, `health_rules`, `source`; source plugin options go under `source:`",
+            "m.yaml:4:5: unknown key `ondemand` in a stream; allowed keys: `id`, `name`, `on_demand`, `idle_timeout`, `health_rules`, `source`",
         ]
     );
 }
@@ -201,7 +201,7 @@ fn health_thresholds_default_per_key_and_bad_values_are_errors_with_positions() 
     let m = run(concat!(
         "streams:\n",
         "  - id: a\n",
-        "    health: { frozen_after: 30s, dark_luma: 12.5 }\n",
+        "    health_rules: { frozen_after: 30s, dark_luma: 12.5 }\n",
         "    source: { plugin: testsrc }\n",
         "  - id: b\n",
         "    source: { plugin: testsrc }\n",
@@ -216,7 +216,7 @@ fn health_thresholds_default_per_key_and_bad_values_are_errors_with_positions() 
         errors(concat!(
             "streams:\n",
             "  - id: a\n",
-            "    health:\n",
+            "    health_rules:\n",
             "      frozen_after: 0s\n",
             "      dark_luma: 300\n",
             "      min_fps_ratio: high\n",
@@ -228,7 +228,7 @@ fn health_thresholds_default_per_key_and_bad_values_are_errors_with_positions() 
             "m.yaml:4:21: `frozen_after` must be longer than 0s (use `enabled: false` to stop judging this stream)",
             "m.yaml:5:18: `dark_luma` must be from 0 to 255, found 300",
             "m.yaml:6:22: `min_fps_ratio` must be a number from 0 to 1, found a string",
-            "m.yaml:7:7: unknown key `late` in `health`; allowed keys: `enabled`, `frozen_after`, `dark_after`, `dark_luma`, `late_after`, `min_fps_ratio`",
+            "m.yaml:7:7: unknown key `late` in `health_rules`; allowed keys: `enabled`, `frozen_after`, `dark_after`, `dark_luma`, `late_after`, `min_fps_ratio`",
             "m.yaml:8:16: `enabled` must be true or false, found a string",
         ]
     );

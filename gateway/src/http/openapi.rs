@@ -62,11 +62,17 @@ pub fn spec() -> Value {
                     "frames_in": {"type": "integer"}, "uptime_seconds": {"type": ["number", "null"]},
                     "codec": {"enum": ["jpeg", "h264", "h265", null], "description": "The source's native codec, once it has sent a frame."},
                     "transcoders": {"type": "integer", "description": "Transcoders running for the stream (a passthrough stream's JPEGs while it has MJPEG consumers)."},
-                    "health": {"enum": ["ok", "frozen", "dark", "late", "unknown"], "description": "Picture health: frozen (frames arrive, the picture does not change), dark (black or uniform), late (old frames or under the configured rate), unknown (not running, or nothing sampled yet). Thresholds: the stream's `health` section."},
-                    "health_since": {"type": "string", "format": "date-time", "description": "When the current `health` began."}}},
+                    "health": {"enum": ["ok", "frozen", "dark", "late", "unknown"], "description": "Picture health: frozen (frames arrive, the picture does not change), dark (black or uniform), late (old frames or under the configured rate), unknown (not running, or nothing sampled yet). Thresholds: the stream's `health_rules`."},
+                    "health_since": {"type": "string", "format": "date-time", "description": "When the current `health` began."},
+                    "health_rules": {"$ref": "#/components/schemas/HealthRules"}}},
+                "HealthRules": {"type": "object", "additionalProperties": false, "description": "The thresholds picture health is judged by (docs/configuration.md, \"Picture health\"). In a stream: every value in force. In an input: any subset; the rest are the defaults.", "properties": {
+                    "enabled": {"type": "boolean", "default": true}, "frozen_after": {"type": "string", "default": "10s"},
+                    "dark_after": {"type": "string", "default": "10s"}, "dark_luma": {"type": "number", "minimum": 0, "maximum": 255, "default": 20},
+                    "late_after": {"type": "string", "default": "3s"}, "min_fps_ratio": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5}}},
                 "StreamInput": {"type": "object", "required": ["source"], "additionalProperties": false, "properties": {
                     "id": {"type": "string"}, "name": {"type": "string"}, "on_demand": {"type": "boolean"},
                     "idle_timeout": {"type": "string"},
+                    "health_rules": {"allOf": [{"$ref": "#/components/schemas/HealthRules"}], "description": "Omitted on update: the stored thresholds stay; `{}`: back to the defaults."},
                     "source": {"type": "object", "required": ["plugin"], "description": "Validated by the plugin like the manifest. URLs must be rtsp, rtsps, http or https; `*_path` options are manifest-only. An empty password keeps the stored one; on update, an option shown masked (a URL with `***` as its password, a hidden secret) is kept when omitted or sent back unchanged, and a URL whose password is `***` is otherwise refused (422). Strings are data: `${VAR}` is not substituted."}}},
                 "Plugin": {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "string"}, "description": {"type": "string"}, "abi_version": {"type": "integer"}, "origin": {"type": "object"}}}
             }

@@ -67,7 +67,7 @@ impl HealthStatus {
     }
 }
 
-/// The thresholds a stream's picture is judged by (manifest `health:`; documented in
+/// The thresholds a stream's picture is judged by (manifest `health_rules:`; documented in
 /// `docs/configuration.md`). The hub only carries them, in [`super::StreamInfo`], so a
 /// reload that changes them reaches the monitor like any other stream fact.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -29,7 +29,7 @@ use crate::app::{ApiCommitError, AppState};
 use crate::config::{self, LoadedConfig, StoredStream, StreamConfig};
 use crate::http::auth::Principal;
 use crate::http::response::{self, Body};
-use crate::hub::{Hub, PictureHealth, StreamState};
+use crate::hub::{HealthRules, Hub, PictureHealth, StreamState};
 use crate::redact::{MASK, is_secret_key, public_options, public_value};
 
 /// A stream as the API shows it: the manifest's field names plus status fields.
@@ -60,6 +60,33 @@ pub struct StreamView {
     health: PictureHealth,
     /// When the current `health` began (RFC 3339, UTC, milliseconds).
     health_since: String,
+    /// The thresholds `health` is judged by (the manifest's `health_rules`, every value
+    /// in force, defaults included).
+    health_rules: HealthRulesView,
+}
+
+/// [`HealthRules`] in the manifest's syntax.
+#[derive(Debug, Serialize)]
+struct HealthRulesView {
+    enabled: bool,
+    frozen_after: String,
+    dark_after: String,
+    dark_luma: f64,
+    late_after: String,
+    min_fps_ratio: f64,
+}
+
+impl From<&HealthRules> for HealthRulesView {
+    fn from(rules: &HealthRules) -> Self {
+        HealthRulesView {
+            enabled: rules.enabled,
+            frozen_after: shown_duration(rules.frozen_after),
+            dark_after: shown_duration(rules.dark_after),
+            dark_luma: rules.dark_luma,
+            late_after: shown_duration(rules.late_after),
+            min_fps_ratio: rules.min_fps_ratio,
+        }
+    }
 }
 
 fn stream_view(config: &StreamConfig, editable: bool, hub: &Hub) -> StreamView {
@@ -98,6 +125,7 @@ fn stream_view(config: &StreamConfig, editable: bool, hub: &Hub) -> StreamView {
         transcoders: hub.transcoders(),
         health: health.health,
         health_since: humantime::format_rfc3339_millis(health.since).to_string(),
+        health_rules: HealthRulesView::from(&config.health),
     }
 }
 
@@ -136,6 +164,9 @@ struct StreamInput {
     name: Option<String>,
     on_demand: Option<bool>,
     idle_timeout: Option<String>,
+    /// Absent on `PUT`: the stored thresholds stay (a client that does not know them must
+    /// not wipe them); `{}`: back to the defaults.
+    health_rules: Option<Map<String, Value>>,
     source: Map<String, Value>,
 }
 
@@ -290,11 +321,20 @@ fn to_stored(
         (Some(given), _) => Some(config::escape(&given)),
         (None, _) => Some(format!("{}ms", defaults.idle_timeout.as_millis())),
     };
+    let health_rules = match input.health_rules {
+        None => previous.and_then(|(stored, _)| stored.health_rules.clone()),
+        Some(rules) if rules.is_empty() => None,
+        Some(rules) => match escaped(&Value::Object(rules)) {
+            Value::Object(rules) => Some(rules),
+            _ => unreachable!("an object escapes to an object"),
+        },
+    };
     Ok(StoredStream {
         name,
         id,
         on_demand: Some(input.on_demand.unwrap_or(true)),
         idle_timeout,
+        health_rules,
         source,
     })
 }
@@ -314,11 +354,23 @@ fn field_at(text: &str, line: usize) -> Option<String> {
         .split('"')
         .next()?
         .to_owned();
-    let indent = target.len() - target.trim_start().len();
-    // Stream fields sit at indent 6 in `{"streams": [{...}]}`; source options at 8.
-    match indent {
+    let indent = |line: &str| line.len() - line.trim_start().len();
+    // Stream fields sit at indent 6 in `{"streams": [{...}]}`; the keys of `source` and
+    // `health_rules` at 8, under their parent's line.
+    match indent(target) {
         6 => Some(key),
-        8 => Some(format!("source.{key}")),
+        8 => {
+            let parent = text
+                .lines()
+                .take(line - 1)
+                .filter(|l| indent(l) == 6)
+                .last()?
+                .trim_start()
+                .strip_prefix('"')?
+                .split('"')
+                .next()?;
+            Some(format!("{parent}.{key}"))
+        }
         _ => None,
     }
 }
@@ -535,6 +587,7 @@ mod tests {
             name: Some("X".into()),
             on_demand: Some(true),
             idle_timeout: Some("5s".into()),
+            health_rules: serde_json::from_str(r#"{"dark_luma":300}"#).unwrap(),
             source: serde_json::from_str(r#"{"plugin":"testsrc","fps":0}"#).unwrap(),
         }]);
         let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
@@ -546,6 +599,10 @@ mod tests {
         assert_eq!(
             field_at(&text, line_of("\"source\"")).as_deref(),
             Some("source")
+        );
+        assert_eq!(
+            field_at(&text, line_of("\"dark_luma\"")).as_deref(),
+            Some("health_rules.dark_luma")
         );
         assert_eq!(field_at(&text, 1), None);
     }
