@@ -54,7 +54,7 @@ export async function passwordEditChecks({ check, assert, Skip, page, gatewayUrl
     }
   });
 
-  await check("editing a camera whose password has its own field keeps its URL and every other setting", async () => {
+  await check("editing a camera whose password has its own field keeps its URL and every other setting (health thresholds too)", async () => {
     // What the add form creates: the URL carries no password, so it is shown as stored and
     // the edit form must send it back (an update without it would remove it).
     if (!hasFfmpeg) throw new Skip("ffmpeg-mjpeg is not in `camgate plugins`");
@@ -69,6 +69,7 @@ export async function passwordEditChecks({ check, assert, Skip, page, gatewayUrl
         id,
         name: "E2E field camera",
         idle_timeout: "45s",
+        health_rules: { dark_after: "1m" },
         source: { plugin: "ffmpeg-mjpeg", url, username: "admin", password: PASSWORD, transport: "udp", height: 240 },
       }),
     });
@@ -87,8 +88,20 @@ export async function passwordEditChecks({ check, assert, Skip, page, gatewayUrl
       assert(listed.source?.url === url, `the url became ${listed.source?.url}`);
       assert(listed.idle_timeout === "45s", `the idle timeout became ${listed.idle_timeout}`);
       assert(listed.source?.transport === "udp" && listed.source?.height === 240, `options the form has no field for were lost: ${JSON.stringify(listed.source)}`);
+      assert(listed.health_rules?.dark_after === "1m" && listed.health_rules?.enabled === true, `health thresholds were lost: ${JSON.stringify(listed.health_rules)}`);
       const stored = fs.readFileSync(apiFile, "utf8");
       assert(stored.includes(JSON.stringify(PASSWORD)), `the stored password was lost:\n${stored}`);
+
+      // Switching picture-health reports off keeps the other thresholds.
+      await t.locator('[data-testid="edit-stream"]').click();
+      await form.waitFor();
+      const judge = form.locator('input[name="judgeHealth"]');
+      assert(await judge.isChecked(), "the form shows picture-health reports on");
+      await judge.uncheck();
+      await form.locator('[data-testid="save-stream"]').click();
+      await form.waitFor({ state: "detached", timeout: 10_000 });
+      const off = (await (await fetch(`${gatewayUrl}/api/streams/${id}`)).json()).health_rules;
+      assert(off?.enabled === false && off?.dark_after === "1m", `after switching reports off: ${JSON.stringify(off)}`);
     } finally {
       await fetch(`${gatewayUrl}/api/streams/${id}`, { method: "DELETE", headers: json });
     }

@@ -242,6 +242,21 @@ export function StreamFormDialog({ open, stream, plugins, onOpenChange, onSaved,
                 </span>
               </span>
             </label>
+            <label className="flex items-start gap-3 text-sm sm:col-span-2">
+              <input
+                type="checkbox"
+                name="judgeHealth"
+                className="mt-0.5 size-4 accent-primary"
+                checked={values.judgeHealth}
+                onChange={(e) => set("judgeHealth", e.target.checked)}
+              />
+              <span>
+                <span className="font-medium">Report picture problems</span>
+                <span className="block text-muted-foreground">
+                  Mark the camera when its picture is frozen, dark or late. Turn off for a camera meant to look at a dark or still scene.
+                </span>
+              </span>
+            </label>
           </div>
 
           {errors.form && (

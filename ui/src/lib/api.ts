@@ -37,6 +37,19 @@ export interface Stream {
   health?: PictureHealth | null;
   /** When that verdict began (RFC 3339). */
   health_since?: string | null;
+  /** The thresholds the verdict is judged by, every value in force (absent from older gateways). */
+  health_rules?: HealthRules | null;
+}
+
+/** A stream's picture-health thresholds (docs/configuration.md, "Picture health"). */
+export interface HealthRules {
+  enabled: boolean;
+  frozen_after?: string;
+  dark_after?: string;
+  dark_luma?: number;
+  late_after?: string;
+  min_fps_ratio?: number;
+  [key: string]: unknown;
 }
 
 export interface Plugin {
@@ -60,6 +73,8 @@ export interface StreamInput {
   name: string;
   on_demand?: boolean;
   idle_timeout?: string;
+  /** Omitted on update: the stored thresholds stay. */
+  health_rules?: Record<string, unknown>;
   source: {
     plugin: string;
     url?: string;

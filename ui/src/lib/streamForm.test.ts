@@ -120,3 +120,41 @@ describe("stream form", () => {
     expect(other?.source).toEqual({ plugin: "testsrc", fps: 5, height: 240 });
   });
 });
+
+describe("picture health switch", () => {
+  const stream: Stream = {
+    id: "dock",
+    name: "Dock",
+    on_demand: true,
+    state: "live",
+    source: { plugin: "rtsp", url: "rtsp://cam/s" },
+    health_rules: { enabled: true, frozen_after: "30s", dark_after: "10s", dark_luma: 12, late_after: "3s", min_fps_ratio: 0.5 },
+  };
+
+  it("sends nothing about health when the switch is untouched, so stored thresholds stay", () => {
+    const initial = valuesFromStream(stream);
+    expect(initial.judgeHealth).toBe(true);
+    const { input } = buildInput({ ...initial, name: "Loading dock" }, initial);
+    expect(input).not.toHaveProperty("health_rules");
+  });
+
+  it("turning it off keeps every other threshold as shown", () => {
+    const initial = valuesFromStream(stream);
+    const { input } = buildInput({ ...initial, judgeHealth: false }, initial);
+    expect(input?.health_rules).toEqual({ enabled: false, frozen_after: "30s", dark_after: "10s", dark_luma: 12, late_after: "3s", min_fps_ratio: 0.5 });
+  });
+
+  it("a new camera sends health only when it is switched off", () => {
+    const v = { ...emptyValues("rtsp"), name: "Cellar", id: "cellar", url: "rtsp://10.0.0.7/s1" };
+    expect(buildInput(v).input).not.toHaveProperty("health_rules");
+    expect(buildInput({ ...v, judgeHealth: false }).input?.health_rules).toEqual({ enabled: false });
+    expect(fieldForApiError("health_rules.enabled")).toBe("judgeHealth");
+  });
+
+  it("a gateway that shows no thresholds gets the switch on, and off sends just that", () => {
+    const older = { ...stream, health_rules: undefined };
+    const initial = valuesFromStream(older);
+    expect(initial.judgeHealth).toBe(true);
+    expect(buildInput({ ...initial, judgeHealth: false }, initial).input?.health_rules).toEqual({ enabled: false });
+  });
+});

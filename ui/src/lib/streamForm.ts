@@ -20,11 +20,15 @@ export interface StreamFormValues {
   alwaysOn: boolean;
   /** The idle timeout as the API showed it (not edited here; sent back so it is kept). */
   idleTimeout: string;
+  /** Judge the picture's health (`health_rules.enabled`). */
+  judgeHealth: boolean;
+  /** The health thresholds as the API showed them (the form edits only `enabled`). */
+  healthRules: Record<string, unknown> | null;
   /** Source options the form has no field for, as the API showed them (sent back). */
   extra: Record<string, unknown>;
 }
 
-export type FieldKey = "name" | "id" | "plugin" | "url" | "username" | "password" | "fps" | "width" | "height" | "quality" | "alwaysOn";
+export type FieldKey = "name" | "id" | "plugin" | "url" | "username" | "password" | "fps" | "width" | "height" | "quality" | "alwaysOn" | "judgeHealth";
 export type FieldErrors = Partial<Record<FieldKey | "form", string>>;
 
 /**
@@ -55,6 +59,8 @@ export function emptyValues(plugin: string = DEFAULT_PLUGIN): StreamFormValues {
     quality: "",
     alwaysOn: false,
     idleTimeout: "",
+    judgeHealth: true,
+    healthRules: null,
     extra: {},
   };
 }
@@ -86,6 +92,8 @@ export function valuesFromStream(stream: Stream): StreamFormValues {
     quality: numText(s.quality),
     alwaysOn: !stream.on_demand,
     idleTimeout: typeof stream.idle_timeout === "string" ? stream.idle_timeout : "",
+    judgeHealth: stream.health_rules?.enabled !== false,
+    healthRules: stream.health_rules ? { ...stream.health_rules } : null,
     extra,
   };
 }
@@ -167,6 +175,13 @@ export function buildInput(values: StreamFormValues, initial: StreamFormValues |
   if (Object.keys(errors).length > 0) return { input: null, errors };
   const input: StreamInput = { id, name, on_demand: !values.alwaysOn, source };
   if (values.idleTimeout) input.idle_timeout = values.idleTimeout;
+  // Health thresholds: sent only when the switch changed (omitted, the API keeps what it
+  // stored), and then with every other threshold as shown, so none is lost.
+  if (initial === null) {
+    if (!values.judgeHealth) input.health_rules = { enabled: false };
+  } else if (values.judgeHealth !== initial.judgeHealth) {
+    input.health_rules = { ...(initial.healthRules ?? {}), enabled: values.judgeHealth };
+  }
   return { input, errors };
 }
 
@@ -190,6 +205,9 @@ export function fieldForApiError(field: string | null | undefined): FieldKey | "
       return "plugin";
     case "on_demand":
       return "alwaysOn";
+    case "health_rules":
+    case "health_rules.enabled":
+      return "judgeHealth";
     default:
       return "form";
   }
