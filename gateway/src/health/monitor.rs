@@ -89,7 +89,7 @@ struct Sampled {
     seq: u64,
     /// The bytes compared for "the same picture" (a JPEG without its tag, or a keyframe).
     bytes: Bytes,
-    thumbnail: Option<Arc<Thumbnail>>,
+    thumbnail: Arc<Thumbnail>,
 }
 
 /// One stream's sampling state.
@@ -168,8 +168,11 @@ impl Monitor {
         }
         // The tag (sequence number, times) differs in every frame: compare the picture.
         let picture = frame.data.slice((2 + TAG_LEN).min(frame.data.len())..);
-        let thumbnail = reduce(&frame.data).await;
-        self.sampled(frame.seq, picture, thumbnail)
+        let thumbnail = match self.same_as_last(&picture) {
+            Some(thumbnail) => thumbnail,
+            None => Arc::new(reduce(&frame.data).await?),
+        };
+        Some(self.sampled(frame.seq, picture, thumbnail))
     }
 
     /// The newest keyframe: offered to the sampler when new, judged once decoded.
@@ -178,14 +181,8 @@ impl Monitor {
             && self.offered != Some(key.seq)
         {
             self.offered = Some(key.seq);
-            let same_bytes = self
-                .last
-                .as_ref()
-                .is_some_and(|last| last.bytes == key.data);
-            if same_bytes {
-                // A camera repeating its keyframe: the same picture, nothing to decode.
-                let thumbnail = self.last.as_ref().and_then(|l| l.thumbnail.clone());
-                return self.sampled_with(key.seq, key.data, thumbnail);
+            if let Some(thumbnail) = self.same_as_last(&key.data) {
+                return Some(self.sampled(key.seq, key.data, thumbnail));
             }
             let ffmpeg = &self.ffmpeg;
             self.keyframes
@@ -209,35 +206,25 @@ impl Monitor {
             .pending
             .pop_front()
             .filter(|(pending, _)| *pending == seq)?;
-        let thumbnail = reduce(&jpeg).await;
-        self.sampled(seq, bytes, thumbnail)
+        let thumbnail = Arc::new(reduce(&jpeg).await?);
+        Some(self.sampled(seq, bytes, thumbnail))
     }
 
-    fn sampled(
-        &mut self,
-        seq: u64,
-        bytes: Bytes,
-        thumbnail: Option<Thumbnail>,
-    ) -> Option<PictureSample> {
-        self.sampled_with(seq, bytes, thumbnail.map(Arc::new))
+    /// The last sample's thumbnail when `bytes` are the last sample's (a camera repeating
+    /// its picture): nothing to decode.
+    fn same_as_last(&self, bytes: &Bytes) -> Option<Arc<Thumbnail>> {
+        self.last
+            .as_ref()
+            .filter(|last| last.bytes == *bytes)
+            .map(|last| Arc::clone(&last.thumbnail))
     }
 
     /// Records a sampled picture and says how it compares with the previous one.
-    fn sampled_with(
-        &mut self,
-        seq: u64,
-        bytes: Bytes,
-        thumbnail: Option<Arc<Thumbnail>>,
-    ) -> Option<PictureSample> {
-        let thumbnail = thumbnail?;
-        let difference = match &self.last {
-            None => None,
-            Some(last) if last.bytes == bytes => Some(0.0),
-            Some(last) => last
-                .thumbnail
-                .as_ref()
-                .map(|before| before.difference(&thumbnail)),
-        };
+    fn sampled(&mut self, seq: u64, bytes: Bytes, thumbnail: Arc<Thumbnail>) -> PictureSample {
+        let difference = self
+            .last
+            .as_ref()
+            .map(|last| last.thumbnail.difference(&thumbnail));
         let sample = PictureSample {
             changed: difference.is_none_or(|d| d >= SAME_PICTURE),
             mean: thumbnail.mean(),
@@ -254,9 +241,9 @@ impl Monitor {
         self.last = Some(Sampled {
             seq,
             bytes,
-            thumbnail: Some(thumbnail),
+            thumbnail,
         });
-        Some(sample)
+        sample
     }
 }
 
