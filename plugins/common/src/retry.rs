@@ -192,6 +192,15 @@ impl WaitEnd {
     }
 }
 
+/// The message a source reports with its `Retrying` state — why, in how long, which
+/// attempt — in the same words whichever camera plugin says it (the UI shows it).
+pub fn retrying_message(reason: &str, delay: Duration, attempt: u32) -> String {
+    format!(
+        "{reason}; retrying in {:.1}s (attempt {attempt})",
+        delay.as_secs_f64()
+    )
+}
+
 /// Waits `delay`; with `probe`, probes on `schedule` and ends early when the port answers
 /// and the previous probe (in this wait or an earlier one) found it silent.
 pub fn wait(
@@ -232,6 +241,14 @@ pub fn wait(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_retrying_message_says_why_when_and_which_attempt() {
+        assert_eq!(
+            retrying_message("connection refused", Duration::from_millis(1_450), 3),
+            "connection refused; retrying in 1.4s (attempt 3)"
+        );
+    }
     use std::cell::Cell;
     use std::rc::Rc;
 

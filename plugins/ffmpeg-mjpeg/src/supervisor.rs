@@ -223,11 +223,7 @@ impl Supervisor {
     /// Reports `Retrying` and waits `delay` (with `probe`, probing the camera's port
     /// meanwhile, see [`retry`]); `true` if stopped meanwhile.
     fn wait_retry(&mut self, reason: &str, delay: Duration, probe: bool) -> bool {
-        let message = format!(
-            "{reason}; retrying in {:.1}s (attempt {})",
-            delay.as_secs_f64(),
-            self.backoff.failures()
-        );
+        let message = retry::retrying_message(reason, delay, self.backoff.failures());
         self.log(LogLevel::Warn, &message);
         self.host.set_state(SourceState::Retrying, &message);
         let target = self.probe_target.clone().filter(|_| probe);
