@@ -39,8 +39,8 @@
 //!   1008; other text (unknown types, not JSON) is ignored.
 //!
 //! Picture health: `health` follows `hello` at once (the hub's current verdict, `unknown`
-//! before frames; not to a viewer closed with 4006 right after its hello) and again on each change of [`Viewer::health`]; [`Session::health`] is
-//! the one place that writes it.
+//! before frames; not to a viewer closed with 4006 right after its hello) and again on
+//! each change of [`Viewer::health`]; [`Session::health`] is the one place that writes it.
 //!
 //! Freshness reports (`{"type":"shown",...}`, see `control.rs`): the session only gates and
 //! hands them to the stream's telemetry, which counts them. At most one report per
