@@ -10,7 +10,8 @@
 //
 // Environment: CAMGATE_BIN, CHROMIUM_BIN (default /usr/bin/chromium), E2E_STRICT=1 (a check
 // skipped because the gateway lacks an endpoint counts as a failure), E2E_VIA_PREVIEW=1 (serve
-// the page with `vite preview` + proxy even when the gateway serves ui/dist), E2E_HEADFUL=1.
+// the page with `vite preview` + proxy even when the gateway serves ui/dist), E2E_HEADFUL=1,
+// E2E_ONLY=wall (run only that module's checks, while developing it).
 // Artifacts (screenshots, gateway log) go to ui/e2e/artifacts/ (gitignored).
 
 import { spawn, execFile } from "node:child_process";
@@ -334,6 +335,25 @@ async function main() {
     if (r.status() === 404 && (url.pathname === "/api/session" || url.pathname === "/api/plugins")) missingEndpoints.add(url.pathname);
   });
 
+  const forcePreview = process.env.E2E_VIA_PREVIEW === "1";
+  const wall = async () =>
+    (await import("./wall.mjs")).wallChecks({
+      context,
+      check,
+      assert,
+      Skip,
+      gatewayWith: (name, lines) => startGatewayWith(tmp, gatewayLog, name, lines),
+      pageOrigin,
+      forcePreview,
+      artifacts: ARTIFACTS,
+      launch: (args = []) => chromium.launch({ executablePath: CHROMIUM_BIN, headless: process.env.E2E_HEADFUL !== "1", args: [...CHROMIUM_ARGS, ...args] }),
+    });
+  if (process.env.E2E_ONLY) {
+    if (process.env.E2E_ONLY !== "wall") throw new Error(`E2E_ONLY=${process.env.E2E_ONLY}: only "wall" can run alone`);
+    await wall();
+    return;
+  }
+
   const { body: listBody } = await apiJson(`${gatewayUrl}/api/streams`);
   const expectedIds = listBody.streams.map((s) => s.id);
   log(`streams in the manifest: ${expectedIds.join(", ")} (page served by ${via})`);
@@ -557,6 +577,7 @@ async function main() {
   await (await import("./credit.mjs")).creditChecks({ context, check, assert, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1" });
   await (await import("./freshness.mjs")).freshnessChecks({ context, check, assert, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1" });
   await (await import("./ui-fixes.mjs")).uiFixChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1" });
+  await wall();
   await (await import("./https.mjs")).httpsChecks({ check, assert, Skip, gatewayWith, launch: (args = []) => chromium.launch({ executablePath: CHROMIUM_BIN, headless: true, args: [...CHROMIUM_ARGS, ...args] }) });
 }
 

@@ -11,14 +11,11 @@
 // Called from run.mjs with its helpers:
 // uiFixChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview }).
 
-import fs from "node:fs";
-import { createRequire } from "node:module";
+import { axeSerious } from "./lib.mjs";
 
 const ADMIN = "e2e-uifix-admin-token-0123456789";
 const VIEWER = "e2e-uifix-viewer-token-0123456789";
 const METRICS = "e2e-uifix-metrics-token-0123456789";
-/** axe-core's source, injected into the page for the accessibility audit. */
-const AXE_SOURCE = fs.readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 const FAILING = "uifix-unreachable";
 const EDITABLE = "uifix-editable";
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -282,13 +279,7 @@ export async function uiFixChecks({ context, check, assert, Skip, hasFfmpeg, gat
       if (hasFfmpeg) await create({ id: `${FAILING}-2`, name: "Second unreachable camera", source: { plugin: "ffmpeg-mjpeg", url: "rtsp://127.0.0.1:1/y" } });
       const report = [];
       const audit = async (label) => {
-        if (!(await page.evaluate(() => typeof window.axe === "object"))) await page.addScriptTag({ content: AXE_SOURCE });
-        const found = await page.evaluate(async () => {
-          const { violations } = await window.axe.run(document, { resultTypes: ["violations"] });
-          return violations
-            .filter((v) => v.impact === "serious" || v.impact === "critical")
-            .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).slice(0, 4).join(", ")}`);
-        });
+        const found = await axeSerious(page);
         console.log(`[e2e]       axe on ${label}: ${found.length} serious/critical`);
         for (const f of found) report.push(`${label}: ${f}`);
       };

@@ -1,25 +1,21 @@
 /**
  * The wall's controls in the header: which cameras (all, or a group), the layout, full screen,
  * and for admins the group editor's buttons. Every control has a name and, on a phone, a 44 px
- * touch target.
+ * touch target. The pickers are native selects: keyboard, screen readers and phones' own
+ * pickers work, and an open picker hides nothing from assistive technology.
  */
-import { Expand, FolderPlus, LayoutGrid, Pencil } from "lucide-react";
+import type { ComponentProps, ReactNode } from "react";
+import { ChevronDown, Expand, FolderPlus, LayoutGrid, Pencil } from "lucide-react";
 import { Button } from "@/components/ui/button";
-import { Select, SelectContent, SelectItem, SelectTrigger, SelectValue } from "@/components/ui/select";
 import { Tooltip, TooltipContent, TooltipTrigger } from "@/components/ui/tooltip";
 import type { Group } from "@/lib/api";
-import { LAYOUT_CHOICES, type LayoutChoice } from "@/lib/layout";
+import { LAYOUT_CHOICES, parseLayoutChoice, type LayoutChoice } from "@/lib/layout";
 import { cn } from "@/lib/utils";
 
 /** The group picker's value for "All cameras" (group ids never contain `:`). */
 const ALL = ":all";
 
-const LAYOUT_LABELS: Record<LayoutChoice, { short: string; long: string }> = {
-  auto: { short: "Auto", long: "Auto: fit every camera" },
-  "2x2": { short: "2 × 2", long: "2 × 2" },
-  "3x3": { short: "3 × 3", long: "3 × 3" },
-  "4x4": { short: "4 × 4", long: "4 × 4" },
-};
+const LAYOUT_LABELS: Record<LayoutChoice, string> = { auto: "Auto", "2x2": "2 × 2", "3x3": "3 × 3", "4x4": "4 × 4" };
 
 export interface WallControlsProps {
   groups: Group[];
@@ -36,27 +32,44 @@ export interface WallControlsProps {
   className?: string;
 }
 
-const TRIGGER = "h-8 w-auto gap-1.5 max-sm:h-11";
+/** A native select styled like the header's buttons, with an optional leading icon. */
+function Picker({ icon, className, children, ...props }: ComponentProps<"select"> & { icon?: ReactNode }) {
+  return (
+    <span className={cn("relative inline-flex min-w-0 items-center", className)}>
+      {icon && <span className="pointer-events-none absolute left-2.5 text-muted-foreground [&_svg]:size-4">{icon}</span>}
+      <select
+        className={cn(
+          "h-8 w-full min-w-0 cursor-pointer appearance-none truncate rounded-md border border-input bg-background py-0 pr-8 text-sm shadow-xs outline-none max-sm:h-11 dark:bg-input/30",
+          "focus-visible:border-ring focus-visible:ring-[3px] focus-visible:ring-ring/50 [&>option]:bg-popover [&>option]:text-popover-foreground",
+          icon ? "pl-8" : "pl-3",
+        )}
+        {...props}
+      >
+        {children}
+      </select>
+      <ChevronDown className="pointer-events-none absolute right-2.5 size-4 opacity-50" aria-hidden />
+    </span>
+  );
+}
 
 export function WallControls({ groups, groupId, onGroup, layout, onLayout, isAdmin, onNewGroup, onEditGroup, onFullscreen, className }: WallControlsProps) {
   const group = groups.find((g) => g.id === groupId) ?? null;
   return (
     <div className={cn("flex min-w-0 items-center gap-1.5", className)} data-testid="wall-controls">
-      <Select value={group ? group.id : ALL} onValueChange={(v) => onGroup(v === ALL ? null : v)}>
-        <SelectTrigger className={cn(TRIGGER, "max-w-56 min-w-0 max-sm:flex-1")} aria-label="Cameras shown" data-testid="group-picker">
-          <SelectValue />
-        </SelectTrigger>
-        <SelectContent className="max-w-[min(20rem,calc(100vw-2rem))]">
-          <SelectItem value={ALL} data-testid="group-option-all" className="max-sm:min-h-11">
-            All cameras
-          </SelectItem>
-          {groups.map((g) => (
-            <SelectItem key={g.id} value={g.id} data-testid={`group-option-${g.id}`} className="max-sm:min-h-11">
-              {g.name}
-            </SelectItem>
-          ))}
-        </SelectContent>
-      </Select>
+      <Picker
+        className="max-w-56 max-sm:max-w-none max-sm:flex-1"
+        value={group ? group.id : ALL}
+        onChange={(e) => onGroup(e.target.value === ALL ? null : e.target.value)}
+        aria-label="Cameras shown"
+        data-testid="group-picker"
+      >
+        <option value={ALL}>All cameras</option>
+        {groups.map((g) => (
+          <option key={g.id} value={g.id}>
+            {g.name}
+          </option>
+        ))}
+      </Picker>
       {isAdmin && group && (
         <Tooltip>
           <TooltipTrigger asChild>
@@ -77,19 +90,13 @@ export function WallControls({ groups, groupId, onGroup, layout, onLayout, isAdm
           <TooltipContent>New group of cameras</TooltipContent>
         </Tooltip>
       )}
-      <Select value={layout} onValueChange={(v) => onLayout(v as LayoutChoice)}>
-        <SelectTrigger className={TRIGGER} aria-label={`Layout: ${LAYOUT_LABELS[layout].long}`} data-testid="layout-picker">
-          <LayoutGrid aria-hidden />
-          <SelectValue>{LAYOUT_LABELS[layout].short}</SelectValue>
-        </SelectTrigger>
-        <SelectContent>
-          {LAYOUT_CHOICES.map((choice) => (
-            <SelectItem key={choice} value={choice} data-testid={`layout-option-${choice}`} className="max-sm:min-h-11">
-              {LAYOUT_LABELS[choice].long}
-            </SelectItem>
-          ))}
-        </SelectContent>
-      </Select>
+      <Picker icon={<LayoutGrid />} className="w-28 shrink-0 max-sm:w-26" value={layout} onChange={(e) => onLayout(parseLayoutChoice(e.target.value))} aria-label="Layout" data-testid="layout-picker">
+        {LAYOUT_CHOICES.map((choice) => (
+          <option key={choice} value={choice}>
+            {LAYOUT_LABELS[choice]}
+          </option>
+        ))}
+      </Picker>
       {onFullscreen && (
         <Tooltip>
           <TooltipTrigger asChild>

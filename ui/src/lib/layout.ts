@@ -8,9 +8,10 @@
  *   the computed width never makes `rows` tiles plus gaps taller than the box, nor `columns`
  *   tiles plus gaps wider than it;
  * - more cameras than one page holds → pages of equal capacity (never scrolling);
- * - `auto` keeps tiles as large as possible: it shows at most 16 per page, and fewer when 16
- *   would make them narrower than `minAutoWidth` (180 px: a 390 px phone in portrait, where
- *   two columns are 179 px, gets one column of 4).
+ * - `auto` keeps tiles as large as possible: it uses at most one column per `minColumnWidth`
+ *   of width (a phone in portrait: one column — two would be no larger than one column of
+ *   four), and shows at most 16 tiles per page, fewer when more would make them narrower
+ *   than `minAutoWidth` (a 390x844 phone: pages of 4).
  */
 
 /** The wall's layout choices: `auto` fits all cameras (up to 16 per page); the others are fixed. */
@@ -42,6 +43,8 @@ export interface TileMetrics {
   aspect: number;
   /** `auto` pages rather than show tiles narrower than this (px). */
   minAutoWidth: number;
+  /** `auto` uses at most one column per this much of the box's width (px). */
+  minColumnWidth: number;
   /** `auto` never shows more tiles than this on one page. */
   maxAutoTiles: number;
   /** Height taken by the pager (prev/next page) when there is more than one page (px). */
@@ -52,7 +55,8 @@ export const DEFAULT_METRICS: TileMetrics = {
   gap: 8,
   captionHeight: 54,
   aspect: 16 / 9,
-  minAutoWidth: 180,
+  minAutoWidth: 160,
+  minColumnWidth: 300,
   maxAutoTiles: 16,
   pagerHeight: 52,
 };
@@ -75,10 +79,18 @@ export function fitTileWidth(box: WallBox, columns: number, rows: number, m: Til
   return Math.max(0, Math.floor(Math.min(byWidth, byHeight)));
 }
 
-/** The grid shape for `count` tiles in `box` that keeps them widest (ties: fewer columns). */
-export function bestShape(count: number, box: WallBox, m: TileMetrics): { columns: number; rows: number; tileWidth: number } {
+/** Auto's most columns for a box: one per `minColumnWidth` of width, at least one. */
+export function maxAutoColumns(box: WallBox, m: TileMetrics): number {
+  return Math.max(1, Math.floor((box.width + m.gap) / m.minColumnWidth));
+}
+
+/**
+ * The grid shape for `count` tiles in `box` that keeps them widest, with at most
+ * `maxColumns` columns (ties: fewer columns).
+ */
+export function bestShape(count: number, box: WallBox, m: TileMetrics, maxColumns = count): { columns: number; rows: number; tileWidth: number } {
   let best = { columns: 1, rows: Math.max(1, count), tileWidth: fitTileWidth(box, 1, Math.max(1, count), m) };
-  for (let columns = 2; columns <= count; columns++) {
+  for (let columns = 2; columns <= Math.min(count, maxColumns); columns++) {
     const rows = Math.ceil(count / columns);
     // A shape whose last column would stay empty is the same as one with a column fewer.
     if ((columns - 1) * rows >= count) continue;
@@ -109,12 +121,12 @@ export function planWall(count: number, choice: LayoutChoice, box: WallBox, m: T
   if (count <= 0) return { columns: 1, rows: 1, perPage: 1, pages: 1, tileWidth: fitTileWidth(box, 1, 1, m) };
   // Everything on one page, if the tiles stay wide enough.
   if (count <= m.maxAutoTiles) {
-    const one = bestShape(count, box, m);
+    const one = bestShape(count, box, m, maxAutoColumns(box, m));
     if (one.tileWidth >= m.minAutoWidth || count === 1) return { ...one, perPage: count, pages: 1 };
   }
   // Pages: the most tiles per page that stay wide enough (at least one), below a pager.
   for (let k = Math.min(count, m.maxAutoTiles); k >= 1; k--) {
-    const shape = bestShape(k, withPager, m);
+    const shape = bestShape(k, withPager, m, maxAutoColumns(box, m));
     if (shape.tileWidth >= m.minAutoWidth || k === 1) {
       // Fill the shape's cells: every page but the last is full.
       const perPage = Math.min(shape.columns * shape.rows, m.maxAutoTiles);
