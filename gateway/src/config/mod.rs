@@ -32,7 +32,9 @@
 //! are strings and `on_demand: yes` is an error, not `true`.
 
 mod api_file;
+mod atomic;
 mod auth;
+mod groups;
 mod env;
 mod error;
 mod health;
@@ -52,6 +54,10 @@ pub use api_file::{
     ApiFileError, LoadedConfig, PreviousApiFile, StoredStream, api_file_path, api_file_text,
     load_with_api_candidate, load_with_api_file, read_and_parse, read_stored_streams,
     write_api_file,
+};
+pub use groups::{
+    Group, GroupError, GroupStore, GroupsFileError, MAX_GROUP_NAME, MAX_GROUP_STREAMS, MAX_GROUPS,
+    groups_file_path, read_groups, validate as validate_group,
 };
 pub use auth::{AuthConfig, MIN_TOKEN_LEN, Role, Secret, TokenConfig};
 pub(crate) use env::escape;
