@@ -92,7 +92,12 @@ pub async fn put(state: &Arc<AppState>, id: &str, req: Request<Incoming>) -> Res
         let input: GroupInput = read_json(req).await.map_err(|e| match e {
             // A body of the wrong shape is a bad group, like a bad value.
             ApiError::Invalid { field, message } => ApiError::InvalidGroup {
-                field: field.unwrap_or_else(|| "body".to_owned()),
+                field: field
+                    .or_else(|| {
+                        let rest = message.strip_prefix("missing field `")?;
+                        Some(rest.split('`').next()?.to_owned())
+                    })
+                    .unwrap_or_else(|| "body".to_owned()),
                 message,
             },
             other => other,
