@@ -198,14 +198,26 @@ async fn invalid_groups_are_refused_naming_the_field_and_nothing_is_written() {
     let gateway = start_from_file(&path, fast_options()).await;
     let addr = gateway.local_addr();
     let cases = [
-        ("/api/groups/Lobby", json!({"name": "L", "streams": []}), "id"),
+        (
+            "/api/groups/Lobby",
+            json!({"name": "L", "streams": []}),
+            "id",
+        ),
         (
             "/api/groups/lobby",
             json!({"id": "other", "name": "L", "streams": []}),
             "id",
         ),
-        ("/api/groups/lobby", json!({"name": "", "streams": []}), "name"),
-        ("/api/groups/lobby", json!({"name": "   ", "streams": []}), "name"),
+        (
+            "/api/groups/lobby",
+            json!({"name": "", "streams": []}),
+            "name",
+        ),
+        (
+            "/api/groups/lobby",
+            json!({"name": "   ", "streams": []}),
+            "name",
+        ),
         (
             "/api/groups/lobby",
             json!({"name": "x".repeat(65), "streams": []}),
@@ -226,7 +238,11 @@ async fn invalid_groups_are_refused_naming_the_field_and_nothing_is_written() {
             json!({"name": "L", "streams": (0..257).map(|i| format!("s{i}")).collect::<Vec<_>>()}),
             "streams",
         ),
-        ("/api/groups/lobby", json!({"name": "L", "streams": "front"}), "body"),
+        (
+            "/api/groups/lobby",
+            json!({"name": "L", "streams": "front"}),
+            "body",
+        ),
         ("/api/groups/lobby", json!({"streams": []}), "name"),
         (
             "/api/groups/lobby",
@@ -251,7 +267,10 @@ async fn invalid_groups_are_refused_naming_the_field_and_nothing_is_written() {
     .await;
     assert_eq!(status, 400);
     assert!(
-        answer["error"]["message"].as_str().unwrap().contains("`ghost`"),
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`ghost`"),
         "{answer}"
     );
     // Not JSON at all, or not declared as JSON.
@@ -260,11 +279,17 @@ async fn invalid_groups_are_refused_naming_the_field_and_nothing_is_written() {
         addr,
         "PUT",
         "/api/groups/lobby",
-        &[("Authorization", &auth), ("Content-Type", "application/json")],
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
         Some("{not json"),
     )
     .await;
-    assert_eq!((status, &answer["error"]["code"]), (400, &json!("malformed_request")));
+    assert_eq!(
+        (status, &answer["error"]["code"]),
+        (400, &json!("malformed_request"))
+    );
     let (status, _) = http_json(
         addr,
         "PUT",
@@ -306,7 +331,10 @@ async fn a_removed_stream_is_left_out_of_the_list_but_kept_in_the_file() {
     let (status, _) = http_json(addr, "DELETE", "/api/streams/temp", &[], None).await;
     assert_eq!(status, 204);
     let (_, body) = http_json(addr, "GET", "/api/groups", &[], None).await;
-    assert_eq!(body, json!({"groups": [{"id": "g", "name": "G", "streams": []}]}));
+    assert_eq!(
+        body,
+        json!({"groups": [{"id": "g", "name": "G", "streams": []}]})
+    );
     let saved = std::fs::read_to_string(groups_file(&path)).unwrap();
     assert!(saved.contains("\"temp\""), "{saved}");
     gateway.shutdown().await;

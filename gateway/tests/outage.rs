@@ -63,7 +63,8 @@ async fn until_outage(ws: &mut Client) -> serde_json::Value {
 async fn stream_in_state(addr: std::net::SocketAddr, id: &str, state: &str) -> serde_json::Value {
     let deadline = tokio::time::Instant::now() + SECS(20);
     loop {
-        let (status, stream) = http_json(addr, "GET", &format!("/api/streams/{id}"), &[], None).await;
+        let (status, stream) =
+            http_json(addr, "GET", &format!("/api/streams/{id}"), &[], None).await;
         assert_eq!(status, 200, "{stream}");
         if stream["state"] == state {
             return stream;
@@ -205,12 +206,18 @@ streams:
     }
     // Unknown stream; an idle on-demand stream has nothing to retry.
     let (status, body) = retry("/api/streams/ghost/retry", Some(bearer(ADMIN))).await;
-    assert_eq!((status, &body["error"]["code"]), (404, &serde_json::json!("stream_not_found")));
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (404, &serde_json::json!("stream_not_found"))
+    );
     let (status, body) = retry("/api/streams/idle/retry", Some(bearer(ADMIN))).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "not_running");
     assert!(
-        body["error"]["message"].as_str().unwrap().contains("starts when someone watches"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("starts when someone watches"),
         "{body}"
     );
     let (status, idle) = http_json(
@@ -221,7 +228,10 @@ streams:
         None,
     )
     .await;
-    assert_eq!((status, &idle["state"]), (200, &serde_json::json!("stopped")));
+    assert_eq!(
+        (status, &idle["state"]),
+        (200, &serde_json::json!("stopped"))
+    );
 
     // A viewer of a live stream stays connected through the restart and gets frames again.
     let mut ws = connect(addr, &format!("/ws/streams/always?access_token={VIEWER}")).await;

@@ -330,7 +330,11 @@ mod tests {
         assert!(!store.put(&path, group("b", "B2", &["y"])).await.unwrap());
         let expected = vec![group("b", "B2", &["y"]), group("a", "A", &[])];
         assert_eq!(store.list(&path).await.unwrap(), expected);
-        assert_eq!(read_groups(&path).unwrap(), expected, "what a restart reads");
+        assert_eq!(
+            read_groups(&path).unwrap(),
+            expected,
+            "what a restart reads"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -350,7 +354,10 @@ mod tests {
         std::fs::write(&path, bad).unwrap();
         let store = GroupStore::default();
         let e = store.list(&path).await.unwrap_err().to_string();
-        assert!(e.contains("camgate.groups.json") && e.contains("group 2"), "{e}");
+        assert!(
+            e.contains("camgate.groups.json") && e.contains("group 2"),
+            "{e}"
+        );
         assert!(store.put(&path, group("g", "G", &[])).await.is_err());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), bad);
         std::fs::write(&path, r#"{"groups": [], "extra": 1}"#).unwrap();

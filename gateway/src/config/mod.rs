@@ -34,9 +34,9 @@
 mod api_file;
 mod atomic;
 mod auth;
-mod groups;
 mod env;
 mod error;
+mod groups;
 mod health;
 mod model;
 mod node;
@@ -55,14 +55,14 @@ pub use api_file::{
     load_with_api_candidate, load_with_api_file, read_and_parse, read_stored_streams,
     write_api_file,
 };
-pub use groups::{
-    Group, GroupError, GroupStore, GroupsFileError, MAX_GROUP_NAME, MAX_GROUP_STREAMS, MAX_GROUPS,
-    groups_file_path, read_groups, validate as validate_group,
-};
 pub use auth::{AuthConfig, MIN_TOKEN_LEN, Role, Secret, TokenConfig};
 pub(crate) use env::escape;
 pub use env::{EnvLookup, process_env};
 pub use error::{ConfigError, ConfigErrors, Location};
+pub use groups::{
+    Group, GroupError, GroupStore, GroupsFileError, MAX_GROUP_NAME, MAX_GROUP_STREAMS, MAX_GROUPS,
+    groups_file_path, read_groups, validate as validate_group,
+};
 pub use model::{
     Defaults, Manifest, PluginsConfig, ServerConfig, SourceConfig, SourceOptions, SourceValidator,
     StreamConfig,

@@ -41,7 +41,14 @@ pub fn spec() -> Value {
 /// The wall's endpoints and fields: outage `cause`, retry now, groups.
 fn add_wall(doc: &mut Value) {
     const CAUSE: &str = "Why the stream is down, only while `state` is `retrying` or `failed` (else null): auth_failed (401/403), not_found (404: wrong path), unreachable (refused, timed out, no route, DNS), stalled (connected but the pictures stopped), error (anything else; `message` says what).";
-    let causes = json!(["auth_failed", "not_found", "unreachable", "stalled", "error", null]);
+    let causes = json!([
+        "auth_failed",
+        "not_found",
+        "unreachable",
+        "stalled",
+        "error",
+        null
+    ]);
     doc["components"]["schemas"]["Stream"]["properties"]["cause"] =
         json!({"enum": causes, "description": CAUSE});
     doc["components"]["schemas"]["Group"] = json!({"type": "object", "required": ["id", "name", "streams"], "properties": {

@@ -137,8 +137,14 @@ mod tests {
             (RunError::NoFirstFrame("10s".into()), OutageCause::Stalled),
             (RunError::Stalled("10s".into()), OutageCause::Stalled),
             (RunError::Ended, OutageCause::Stalled),
-            (RunError::NoVideo("audio mpeg4-generic".into()), OutageCause::Error),
-            (RunError::Rtsp("invalid url: empty host".into()), OutageCause::Error),
+            (
+                RunError::NoVideo("audio mpeg4-generic".into()),
+                OutageCause::Error,
+            ),
+            (
+                RunError::Rtsp("invalid url: empty host".into()),
+                OutageCause::Error,
+            ),
         ];
         for (error, cause) in cases {
             let message = error.to_string();
@@ -201,12 +207,18 @@ mod tests {
                 "connection timed out (no answer within 5s)",
                 OutageCause::Unreachable,
             ),
-            ("no frame for 10s after starting ffmpeg", OutageCause::Stalled),
+            (
+                "no frame for 10s after starting ffmpeg",
+                OutageCause::Stalled,
+            ),
             (
                 "no frame for 10s (stream stalled); the gateway rejected 3 frame(s); last ffmpeg error: connection refused",
                 OutageCause::Stalled,
             ),
-            ("stream ended (ffmpeg exited: exit status: 0)", OutageCause::Stalled),
+            (
+                "stream ended (ffmpeg exited: exit status: 0)",
+                OutageCause::Stalled,
+            ),
             (
                 "ffmpeg exited before the first frame (exit status: 1)",
                 OutageCause::Error,

@@ -111,7 +111,10 @@ async fn retry_now_replaces_a_source_waiting_out_its_backoff_at_once() {
     assert_eq!(hub.viewer_count(), 1);
 
     // The old source is cut off; the new one goes live for the same viewer.
-    assert!(!old.publish(JPEG, 2, 2, 0), "the replaced source is refused");
+    assert!(
+        !old.publish(JPEG, 2, 2, 0),
+        "the replaced source is refused"
+    );
     old.set_state(StreamState::Retrying, "connection refused");
     assert_eq!(hub.status().state, StreamState::Connecting);
     assert!(factory.sink(1).publish(JPEG, 2, 2, 0));
@@ -133,7 +136,11 @@ async fn nothing_to_retry_on_an_idle_on_demand_stream_or_a_closed_one() {
     let factory = Arc::new(Recording::default());
     let hub = Hub::new("a", info(true), factory.clone(), metrics.stream("a"));
     assert_eq!(hub.retry_now().await, Err(NotRunning));
-    assert_eq!(factory.count(), 0, "retry does not start an unwatched stream");
+    assert_eq!(
+        factory.count(),
+        0,
+        "retry does not start an unwatched stream"
+    );
 
     let viewer = hub.subscribe().await;
     assert_eq!(hub.retry_now().await, Ok(StreamState::Connecting));
@@ -153,7 +160,12 @@ async fn nothing_to_retry_on_an_idle_on_demand_stream_or_a_closed_one() {
 async fn a_source_that_failed_to_start_is_retried() {
     let factory = Arc::new(Recording::default());
     factory.fail_first.store(1, Ordering::SeqCst);
-    let hub = Hub::new("a", info(false), factory.clone(), Metrics::new().stream("a"));
+    let hub = Hub::new(
+        "a",
+        info(false),
+        factory.clone(),
+        Metrics::new().stream("a"),
+    );
     hub.activate().await;
     assert_eq!(hub.status().state, StreamState::Failed);
     assert_eq!(hub.status().cause(), Some(OutageCause::Error));

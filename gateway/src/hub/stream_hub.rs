@@ -682,7 +682,7 @@ impl Hub {
     /// "Retry now": ends the source's current attempt or backoff wait and starts a fresh
     /// source at once (a new generation from the same factory, so the plugin's backoff
     /// starts from zero). Viewers stay attached and see `connecting`, then the new source's
-    /// states. Counted as a `manual` start and logged here, once.
+    /// states. Counted and logged as a `manual` start (`StreamTelemetry::source_starting`).
     ///
     /// Refused with [`NotRunning`] when there is nothing to retry: no source runs (an idle
     /// on-demand stream starts when someone watches) and none failed to start for a
@@ -690,13 +690,11 @@ impl Hub {
     pub async fn retry_now(self: &Arc<Self>) -> Result<StreamState, NotRunning> {
         let mut control = self.control.lock().await;
         let wanted = !self.info().on_demand || self.viewers.load(Ordering::SeqCst) > 0;
-        let failed_start = control.source.is_none()
-            && wanted
-            && self.status.borrow().state == StreamState::Failed;
+        let failed_start =
+            control.source.is_none() && wanted && self.status.borrow().state == StreamState::Failed;
         if self.closing.borrow().is_some() || (control.source.is_none() && !failed_start) {
             return Err(NotRunning);
         }
-        tracing::info!(stream = %self.id, state = self.status.borrow().state.as_str(), "retry requested: restarting the source now");
         self.halt_locked(&mut control).await;
         self.start_locked(&mut control, "manual").await;
         Ok(self.status.borrow().state)

@@ -68,13 +68,7 @@ pub const HEALTH_VALUES: [&str; 5] = ["ok", "frozen", "dark", "late", "unknown"]
 pub const RELOAD_RESULTS: [&str; 3] = ["applied", "unchanged", "rejected"];
 
 /// Reasons a source (re)started, a bounded label set.
-pub const RESTART_REASONS: [&str; 5] = [
-    "viewer",
-    "always_on",
-    "reconfigured",
-    "error",
-    "manual",
-];
+pub const RESTART_REASONS: [&str; 5] = ["viewer", "always_on", "reconfigured", "error", "manual"];
 
 /// What became of a viewer's `shown` report (the `reason` label of
 /// `camgate_viewer_reports_ignored_total` for the ones not counted).
@@ -568,8 +562,13 @@ impl StreamTelemetry {
     }
 
     /// Event: a source starts, for `reason` (one of [`RESTART_REASONS`]).
+    /// An admin's "Retry now" (`manual`) is logged at info: someone acted.
     pub fn source_starting(&self, reason: &'static str) {
-        tracing::debug!(stream = %self.stream, reason, "source starting");
+        if reason == "manual" {
+            tracing::info!(stream = %self.stream, reason, "retry now: starting a fresh source");
+        } else {
+            tracing::debug!(stream = %self.stream, reason, "source starting");
+        }
         self.metrics
             .source_restarts
             .with_label_values(&[&self.stream, reason])
