@@ -2,7 +2,8 @@
 //! - the built-in `rtsp` plugin against the real demo RTSP camera (GStreamer) — a wrong
 //!   password (401), a path that does not exist (404), a port nothing listens on — gives
 //!   `cause` `auth_failed`, `not_found`, `unreachable` in `GET /api/streams[/{id}]`, in the
-//!   WebSocket `hello` and in its `state` messages;
+//!   WebSocket `hello` and in its `state` messages; the `ffmpeg-mjpeg` plugin (real
+//!   ffmpeg) gives the same causes for the same 401 and 404;
 //! - `POST /api/streams/{id}/retry`: the access matrix, 202/409/404, the restart counted as
 //!   a `manual` start, and a viewer's socket that stays open through it (connecting →
 //!   live, frames again).
@@ -78,7 +79,7 @@ async fn stream_in_state(addr: std::net::SocketAddr, id: &str, state: &str) -> s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outage_causes_of_the_rtsp_plugin_reach_the_api_and_the_state_messages() {
+async fn outage_causes_of_both_camera_plugins_reach_the_api_and_the_state_messages() {
     let server = RtspServer::start(&["--username", "admin", "--password", "right-pw"]);
     let port = server.port();
     let unreachable = free_port();
@@ -93,6 +94,12 @@ streams:
     source: {{ plugin: rtsp, url: "rtsp://127.0.0.1:{unreachable}/test" }}
   - id: missing
     source: {{ plugin: rtsp, url: "rtsp://admin:right-pw@127.0.0.1:{port}/nope" }}
+  - id: ff-auth
+    on_demand: false
+    source: {{ plugin: ffmpeg-mjpeg, url: "rtsp://admin:wrong-pw@127.0.0.1:{port}/test" }}
+  - id: ff-missing
+    on_demand: false
+    source: {{ plugin: ffmpeg-mjpeg, url: "rtsp://admin:right-pw@127.0.0.1:{port}/nope" }}
 "#
     ));
     let gateway = start_from_file(&path, fast_options()).await;
@@ -103,6 +110,11 @@ streams:
     assert_eq!(auth["cause"], "auth_failed", "{auth}");
     let nowhere = stream_in_state(addr, "nowhere", "retrying").await;
     assert_eq!(nowhere["cause"], "unreachable", "{nowhere}");
+    // The ffmpeg-mjpeg plugin words the same failures the same way.
+    let ff_auth = stream_in_state(addr, "ff-auth", "retrying").await;
+    assert_eq!(ff_auth["cause"], "auth_failed", "{ff_auth}");
+    let ff_missing = stream_in_state(addr, "ff-missing", "retrying").await;
+    assert_eq!(ff_missing["cause"], "not_found", "{ff_missing}");
     // An idle on-demand stream has no cause (it is not down, it is stopped).
     let (_, missing) = http_json(addr, "GET", "/api/streams/missing", &[], None).await;
     assert_eq!(missing["state"], "stopped");
@@ -121,9 +133,11 @@ streams:
             ("auth", &serde_json::json!("auth_failed")),
             ("nowhere", &serde_json::json!("unreachable")),
             ("missing", &serde_json::Value::Null),
+            ("ff-auth", &serde_json::json!("auth_failed")),
+            ("ff-missing", &serde_json::json!("not_found")),
         ]
     );
-    for text in [auth.to_string(), list.to_string()] {
+    for text in [auth.to_string(), ff_auth.to_string(), list.to_string()] {
         assert!(!text.contains("wrong-pw"), "{text}");
     }
 
