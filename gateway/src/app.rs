@@ -85,6 +85,8 @@ pub struct AppState {
     reload_lock: tokio::sync::Mutex<()>,
     /// Serialises writes of the API-managed streams file.
     pub api_write_lock: tokio::sync::Mutex<()>,
+    /// The wall's camera groups (`config/groups.rs`), beside the API streams file.
+    pub groups: config::GroupStore,
     /// Browser sessions (cookie → token).
     pub sessions: crate::http::auth::Sessions,
     env: Env,
@@ -509,6 +511,7 @@ impl Gateway {
             rejected_sources: Mutex::new(None),
             reload_lock: tokio::sync::Mutex::new(()),
             api_write_lock: tokio::sync::Mutex::new(()),
+            groups: config::GroupStore::default(),
             sessions: Default::default(),
             env,
             ws: options.ws.clone(),

@@ -4,10 +4,10 @@
 //! hand-written file is never rewritten.
 //!
 //! Invariants:
-//! - The file is written atomically (temp file in the same directory, fsync, rename, fsync
-//!   of the directory), so a reader — the gateway's own watcher, an operator's `cat`, a crash
-//!   — sees the old or the new content, never half of it. It is created with mode 0600:
-//!   it may hold camera passwords.
+//! - The file is written atomically (`atomic.rs`: temp file in the same directory, fsync,
+//!   rename, fsync of the directory), so a reader — the gateway's own watcher, an
+//!   operator's `cat`, a crash — sees the old or the new content, never half of it. It is
+//!   created with mode 0600: it may hold camera passwords.
 //! - Its content is JSON, which is also YAML: the same strict parser reads it, with
 //!   line:column errors, and only a `streams` list is allowed in it.
 //! - It holds the RAW form: `${VAR}` references an operator wrote stay references, and API
@@ -19,11 +19,11 @@
 //!   exact bytes parsed ([`SourceSet`]): what "unchanged" means for reloads.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::atomic::write_atomically;
 use super::error::{ConfigError, ConfigErrors};
 use super::model::{Manifest, SourceOptions, SourceValidator, StreamConfig};
 use super::sources::{ReadLog, SourceSet};
@@ -151,34 +151,6 @@ pub fn write_api_file(path: &Path, streams: &[StoredStream]) -> Result<(), ApiFi
             source,
         }
     })
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)?;
-        // Make the rename itself durable.
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result
 }
 
 /// The API file's bytes before a write (`None`: it did not exist), to put back when what

@@ -32,9 +32,11 @@
 //! are strings and `on_demand: yes` is an error, not `true`.
 
 mod api_file;
+mod atomic;
 mod auth;
 mod env;
 mod error;
+mod groups;
 mod health;
 mod model;
 mod node;
@@ -57,6 +59,10 @@ pub use auth::{AuthConfig, MIN_TOKEN_LEN, Role, Secret, TokenConfig};
 pub(crate) use env::escape;
 pub use env::{EnvLookup, process_env};
 pub use error::{ConfigError, ConfigErrors, Location};
+pub use groups::{
+    Group, GroupError, GroupStore, GroupsFileError, MAX_GROUP_NAME, MAX_GROUP_STREAMS, MAX_GROUPS,
+    groups_file_path, read_groups, validate as validate_group,
+};
 pub use model::{
     Defaults, Manifest, PluginsConfig, ServerConfig, SourceConfig, SourceOptions, SourceValidator,
     StreamConfig,

@@ -33,6 +33,68 @@ fn access_token_param() -> Value {
 
 /// The document.
 pub fn spec() -> Value {
+    let mut doc = core_spec();
+    add_wall(&mut doc);
+    doc
+}
+
+/// The wall's endpoints and fields: outage `cause`, retry now, groups.
+fn add_wall(doc: &mut Value) {
+    const CAUSE: &str = "Why the stream is down, only while `state` is `retrying` or `failed` (else null): auth_failed (401/403), not_found (404: wrong path), unreachable (refused, timed out, no route, DNS), stalled (connected but the pictures stopped), error (anything else; `message` says what).";
+    let causes = json!([
+        "auth_failed",
+        "not_found",
+        "unreachable",
+        "stalled",
+        "error",
+        null
+    ]);
+    doc["components"]["schemas"]["Stream"]["properties"]["cause"] =
+        json!({"enum": causes, "description": CAUSE});
+    doc["components"]["schemas"]["Group"] = json!({"type": "object", "required": ["id", "name", "streams"], "properties": {
+        "id": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"},
+        "name": {"type": "string", "minLength": 1, "maxLength": 64},
+        "streams": {"type": "array", "maxItems": 256, "uniqueItems": true, "items": {"type": "string"}, "description": "Stream ids in wall order."}}});
+    doc["components"]["schemas"]["GroupInput"] = json!({"type": "object", "required": ["name", "streams"], "additionalProperties": false, "properties": {
+        "id": {"type": "string", "description": "Optional; must match the URL."},
+        "name": {"type": "string", "minLength": 1, "maxLength": 64, "description": "1 to 64 characters, not blank."},
+        "streams": {"type": "array", "maxItems": 256, "uniqueItems": true, "items": {"type": "string"}, "description": "Ids of existing streams, no duplicates."}}});
+    let group_ref = json!({"$ref": "#/components/schemas/Group"});
+    let paths = &mut doc["paths"];
+    paths["/api/streams/{id}/retry"] = json!({"post": {
+        "summary": "Retry now (admin): end the source's current attempt or backoff wait and start a fresh attempt at once (backoff reset; counted as a `manual` start). Viewers stay connected and see connecting, then live.",
+        "parameters": [id_param()],
+        "responses": {"202": json_response("restarting", json!({"type": "object", "required": ["state"], "properties": {"state": {"enum": ["connecting", "live", "retrying", "failed"]}}})),
+            "401": error_response("no token"), "403": error_response("not admin, or cross-origin"), "404": error_response("unknown stream"),
+            "409": error_response("not_running: no source runs (an on-demand stream starts when someone watches)")}}});
+    paths["/api/groups"] = json!({"get": {
+        "summary": "The wall's camera groups in saved order (any signed-in role). Only stream ids the caller may watch and that exist are listed; a non-admin does not see groups with none.",
+        "responses": {"200": json_response("groups", json!({"type": "object", "properties": {"groups": {"type": "array", "items": group_ref}}})),
+            "401": error_response("no token"), "403": error_response("a metrics token")}}});
+    paths["/api/groups/{id}"] = json!({
+        "parameters": [id_param()],
+        "put": {"summary": "Create or replace a group (admin); saved in the groups file beside the API streams file",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/GroupInput"}}}},
+            "responses": {"201": json_response("created", group_ref.clone()), "200": json_response("replaced", group_ref.clone()),
+                "400": error_response("malformed_request (JSON), or invalid_group with `field` (id, name, streams)"),
+                "401": error_response("no token"), "403": error_response("not admin, or cross-origin"),
+                "409": error_response("256 groups exist already"), "413": error_response("body too large"), "415": error_response("not application/json")}},
+        "delete": {"summary": "Delete a group (admin)", "responses": {"204": {"description": "deleted"}, "401": error_response("no token"), "403": error_response("not admin"), "404": error_response("group_not_found")}}
+    });
+    if let Some(Value::String(text)) = paths
+        .get_mut("/ws/streams/{id}")
+        .and_then(|p| p.get_mut("get"))
+        .and_then(|g| g.get_mut("description"))
+    {
+        text.push_str(
+            r#" hello and state ({"type":"state","state","message","cause"}) carry `cause`: "#,
+        );
+        text.push_str(CAUSE);
+    }
+}
+
+/// The document without the wall's additions.
+fn core_spec() -> Value {
     let stream_ref = json!({"$ref": "#/components/schemas/Stream"});
     let input_ref = json!({"$ref": "#/components/schemas/StreamInput"});
     json!({

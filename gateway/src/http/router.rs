@@ -14,7 +14,7 @@ use std::sync::Arc;
 use http::{Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
-use super::api::{media, streams, system};
+use super::api::{groups, media, retry, streams, system};
 use super::auth::{self, Principal};
 use super::guard;
 use super::pacing::parse_max_fps;
@@ -72,6 +72,10 @@ pub const ROUTES: &[Route] = &[
     route("DELETE", "/api/streams/{id}", Access::Admin),
     route("GET", "/api/streams/{id}/snapshot.jpg", Access::Stream),
     route("GET", "/api/streams/{id}/mjpeg", Access::Stream),
+    route("POST", "/api/streams/{id}/retry", Access::Admin),
+    route("GET", "/api/groups", Access::Viewer),
+    route("PUT", "/api/groups/{id}", Access::Admin),
+    route("DELETE", "/api/groups/{id}", Access::Admin),
     route("GET", "/api/plugins", Access::Viewer),
     route("GET", "/api/config", Access::Admin),
     route("GET", "/ws/streams/{id}", Access::Stream),
@@ -277,6 +281,10 @@ async fn dispatch(
             (_, Err(message)) => response::error(StatusCode::BAD_REQUEST, "bad_query", &message),
             (None, _) => response::stream_not_found(&id),
         },
+        ("POST", "/api/streams/{id}/retry") => retry::retry(state, &id).await,
+        ("GET", "/api/groups") => groups::list(state, principal.as_ref()).await,
+        ("PUT", "/api/groups/{id}") => groups::put(state, &id, req).await,
+        ("DELETE", "/api/groups/{id}") => groups::delete(state, &id).await,
         ("GET", "/api/plugins") => system::plugins(state),
         ("GET", "/api/config") => system::config_status(state),
         (_, "/ws/streams/{id}") => match reservation {

@@ -28,7 +28,10 @@ mod fanout;
 mod frame;
 mod gop;
 mod health;
+mod outage;
 mod registry;
+#[cfg(test)]
+mod retry_tests;
 mod source;
 mod stream_hub;
 mod tag;
@@ -39,10 +42,11 @@ pub use direct::{DirectAttachment, DirectViewer};
 pub use frame::{Codec, Frame, VideoConfig};
 pub use gop::{Catchup, Cursor, MAX_GOP_BYTES, MAX_GOP_US, MAX_VIEWER_LAG_US};
 pub use health::{HealthRules, HealthStatus, PictureHealth};
+pub use outage::{OutageCause, outage_cause};
 pub use registry::Registry;
 pub use source::{FrameSink, MediaIn, MediaRefused, RunningSource, SourceFactory};
 pub use stream_hub::{
-    Closing, Hub, InputRate, StreamInfo, StreamState, StreamStatus, VideoIn, Viewer,
+    Closing, Hub, InputRate, NotRunning, StreamInfo, StreamState, StreamStatus, VideoIn, Viewer,
     ViewerReservation, unix_micros,
 };
 pub use tag::{FrameTag, TAG_LEN, read_tag};

@@ -27,6 +27,7 @@ use super::fanout::{Handoff, Pending, Unnumbered};
 use super::frame::{Codec, Frame, VideoConfig};
 use super::gop::{Catchup, Cursor, Gop};
 use super::health::{HealthRules, HealthStatus, PictureHealth};
+use super::outage::{OutageCause, outage_cause};
 use super::source::{FrameSink, RunningSource, SourceFactory};
 use super::tag::{FrameTag, tagged_copy};
 use crate::telemetry::StreamTelemetry;
@@ -85,7 +86,17 @@ impl StreamStatus {
             since: SystemTime::now(),
         }
     }
+
+    /// Why the stream is down, while it is `retrying` or `failed` (`hub/outage.rs`).
+    pub fn cause(&self) -> Option<OutageCause> {
+        outage_cause(self.state, &self.message)
+    }
 }
+
+/// [`Hub::retry_now`] found no source to restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the source is not running (an on-demand stream starts when someone watches)")]
+pub struct NotRunning;
 
 /// Why a hub is telling its viewers to leave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -560,8 +571,15 @@ impl Hub {
         }
     }
 
-    /// Stops the running source, if any. Called with the control lock held.
+    /// Stops the running source, if any, and says so. Called with the control lock held.
     async fn stop_locked(&self, control: &mut Control) {
+        self.halt_locked(control).await;
+        self.set_status(StreamState::Stopped, "");
+    }
+
+    /// Stops the running source, if any, without a status change (a restart goes straight
+    /// to `connecting`). Called with the control lock held.
+    async fn halt_locked(&self, control: &mut Control) {
         // Refuse the old generation's frames before asking it to stop.
         self.generation.fetch_add(1, Ordering::SeqCst);
         if let Some(source) = control.source.take() {
@@ -582,7 +600,6 @@ impl Hub {
         // Dropped outside the lock: it stops its process.
         let deriving = self.deriving_lock().take();
         drop(deriving);
-        self.set_status(StreamState::Stopped, "");
     }
 
     /// Records a status (and keeps `source_up` in step with it).
@@ -660,6 +677,27 @@ impl Hub {
         if was_running || !info.on_demand || self.viewers.load(Ordering::SeqCst) > 0 {
             self.start_locked(&mut control, "reconfigured").await;
         }
+    }
+
+    /// "Retry now": ends the source's current attempt or backoff wait and starts a fresh
+    /// source at once (a new generation from the same factory, so the plugin's backoff
+    /// starts from zero). Viewers stay attached and see `connecting`, then the new source's
+    /// states. Counted and logged as a `manual` start (`StreamTelemetry::source_starting`).
+    ///
+    /// Refused with [`NotRunning`] when there is nothing to retry: no source runs (an idle
+    /// on-demand stream starts when someone watches) and none failed to start for a
+    /// stream that should run (always-on, or watched), or the stream is being removed.
+    pub async fn retry_now(self: &Arc<Self>) -> Result<StreamState, NotRunning> {
+        let mut control = self.control.lock().await;
+        let wanted = !self.info().on_demand || self.viewers.load(Ordering::SeqCst) > 0;
+        let failed_start =
+            control.source.is_none() && wanted && self.status.borrow().state == StreamState::Failed;
+        if self.closing.borrow().is_some() || (control.source.is_none() && !failed_start) {
+            return Err(NotRunning);
+        }
+        self.halt_locked(&mut control).await;
+        self.start_locked(&mut control, "manual").await;
+        Ok(self.status.borrow().state)
     }
 
     /// Updates the facts that need no source restart (name, `on_demand`, idle timeout).

@@ -68,7 +68,7 @@ pub const HEALTH_VALUES: [&str; 5] = ["ok", "frozen", "dark", "late", "unknown"]
 pub const RELOAD_RESULTS: [&str; 3] = ["applied", "unchanged", "rejected"];
 
 /// Reasons a source (re)started, a bounded label set.
-pub const RESTART_REASONS: [&str; 4] = ["viewer", "always_on", "reconfigured", "error"];
+pub const RESTART_REASONS: [&str; 5] = ["viewer", "always_on", "reconfigured", "error", "manual"];
 
 /// What became of a viewer's `shown` report (the `reason` label of
 /// `camgate_viewer_reports_ignored_total` for the ones not counted).
@@ -188,7 +188,7 @@ impl Metrics {
             stream_health: IntGaugeVec::new(opts("stream_health", "1 for the picture's current health (ok, frozen, dark, late, unknown), 0 for the others."), &["stream", "health"]).unwrap(),
             frame_age: GaugeVec::new(opts("stream_frame_age_seconds", "Age of the stream's newest frame (now - its capture time), sampled about once a second while the source runs."), stream).unwrap(),
             configured_fps: GaugeVec::new(opts("stream_configured_fps", "The frame rate the stream's source is configured for (only streams that set one)."), stream).unwrap(),
-            source_restarts: IntCounterVec::new(opts("source_starts_total", "Source starts by reason (viewer, always_on, reconfigured, error = retry after a failure)."), &["stream", "reason"]).unwrap(),
+            source_restarts: IntCounterVec::new(opts("source_starts_total", "Source starts by reason (viewer, always_on, reconfigured, error = retry after a failure, manual = an admin's retry now)."), &["stream", "reason"]).unwrap(),
             frame_bytes: HistogramVec::new(
                 HistogramOpts::from(opts("frame_size_bytes", "Size of published JPEG frames."))
                     .buckets(prometheus::exponential_buckets(4096.0, 2.0, 11).unwrap()),
@@ -562,8 +562,13 @@ impl StreamTelemetry {
     }
 
     /// Event: a source starts, for `reason` (one of [`RESTART_REASONS`]).
+    /// An admin's "Retry now" (`manual`) is logged at info: someone acted.
     pub fn source_starting(&self, reason: &'static str) {
-        tracing::debug!(stream = %self.stream, reason, "source starting");
+        if reason == "manual" {
+            tracing::info!(stream = %self.stream, reason, "retry now: starting a fresh source");
+        } else {
+            tracing::debug!(stream = %self.stream, reason, "source starting");
+        }
         self.metrics
             .source_restarts
             .with_label_values(&[&self.stream, reason])

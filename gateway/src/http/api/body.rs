@@ -42,6 +42,13 @@ pub enum ApiError {
         /// What is wrong.
         message: String,
     },
+    /// A group field breaks a rule: 400 `invalid_group`, naming the field.
+    InvalidGroup {
+        /// The field (`id`, `name`, `streams`).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The stream does not exist: 404.
     NotFound(String),
     /// The change conflicts with the current state: 409 (with the field when one is to
@@ -119,6 +126,12 @@ impl ApiError {
                 "invalid_stream",
                 message.clone(),
                 field.as_deref(),
+            ),
+            ApiError::InvalidGroup { field, message } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_group",
+                message.clone(),
+                Some(field.as_str()),
             ),
             ApiError::NotFound(id) => (
                 StatusCode::NOT_FOUND,

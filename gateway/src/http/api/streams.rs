@@ -29,7 +29,7 @@ use crate::app::{ApiCommitError, AppState};
 use crate::config::{self, LoadedConfig, StoredStream, StreamConfig};
 use crate::http::auth::Principal;
 use crate::http::response::{self, Body};
-use crate::hub::{HealthRules, Hub, PictureHealth, StreamState};
+use crate::hub::{HealthRules, Hub, OutageCause, PictureHealth, StreamState};
 use crate::redact::{MASK, is_secret_key, public_options, public_value};
 
 /// A stream as the API shows it: the manifest's field names plus status fields.
@@ -44,6 +44,9 @@ pub struct StreamView {
     editable: bool,
     state: StreamState,
     message: String,
+    /// Why the stream is down (`auth_failed`, `not_found`, `unreachable`, `stalled`,
+    /// `error`), only while `retrying` or `failed` (`hub/outage.rs`); else null.
+    cause: Option<OutageCause>,
     viewers: usize,
     fps: f64,
     bitrate: f64,
@@ -113,6 +116,7 @@ fn stream_view(config: &StreamConfig, editable: bool, hub: &Hub) -> StreamView {
         source,
         editable,
         state: status.state,
+        cause: status.cause(),
         message: status.message,
         viewers: hub.viewer_count(),
         fps: (rate.fps * 10.0).round() / 10.0,

@@ -74,8 +74,8 @@ use crate::app::AppState;
 use crate::http::auth::Credential;
 use crate::http::pacing::{FramePacer, Next};
 use crate::hub::{
-    Closing, Cursor, Frame, HealthStatus, Hub, JpegDemand, StreamState, StreamStatus, VideoConfig,
-    Viewer,
+    Closing, Cursor, Frame, HealthStatus, Hub, JpegDemand, OutageCause, StreamState, StreamStatus,
+    VideoConfig, Viewer,
 };
 use crate::telemetry::{ShownReport, Transport};
 
@@ -101,6 +101,8 @@ enum Event<'a> {
         height: Option<u32>,
         state: StreamState,
         message: &'a str,
+        /// Why the stream is down, only while `retrying` or `failed` (`hub/outage.rs`).
+        cause: Option<OutageCause>,
         /// The stream's native codec, if known.
         codec: Option<&'static str>,
         /// What this socket carries, if decided.
@@ -118,6 +120,8 @@ enum Event<'a> {
     State {
         state: StreamState,
         message: &'a str,
+        /// Why the stream is down, only while `retrying` or `failed` (`hub/outage.rs`).
+        cause: Option<OutageCause>,
     },
     Dropped {
         frames: u64,
@@ -320,7 +324,7 @@ impl Session {
                             return End::Close(CLOSE_STREAM_REMOVED, "stream removed");
                         }
                     };
-                    self.event(&Event::State { state: status.state, message: &status.message });
+                    self.event(&Event::State { state: status.state, message: &status.message, cause: status.cause() });
                     // A new source of another codec (the stream was reconfigured): a video
                     // socket cannot carry it; the viewer reconnects and negotiates again.
                     if let Some(Format::Video(codec)) = self.format
@@ -445,7 +449,9 @@ impl Session {
         let info = hub.info();
         // The hello carries the current status: transitions queued before it are old news.
         while viewer.status_events.try_recv().is_ok() {}
-        let StreamStatus { state, message, .. } = viewer.status.borrow_and_update().clone();
+        let status = viewer.status.borrow_and_update().clone();
+        let cause = status.cause();
+        let StreamStatus { state, message, .. } = status;
         let (width, height) = self
             .frames
             .borrow()
@@ -471,6 +477,7 @@ impl Session {
             height,
             state,
             message: &message,
+            cause,
             codec: native.map(|codec| codec.as_str()),
             format: self.format.map(Format::as_str),
             server_time_us: crate::hub::unix_micros(std::time::SystemTime::now()),
