@@ -314,6 +314,16 @@ export async function wallChecks({ check, assert, Skip, gatewayWith, pageOrigin,
 
     await check("wall: an admin creates a group in the dialog (errors next to the field; axe clean); the wall shows only its cameras, in its order", async () => {
       if (noGroups) throw new Skip(noGroups);
+      // A camera that goes away while the dialog is open: the gateway refuses the group and
+      // the dialog says so next to the cameras.
+      const admin = { "content-type": "application/json", authorization: `Bearer ${ADMIN}` };
+      const created = await fetch(`${gatewayUrl}/api/streams`, {
+        method: "POST",
+        headers: admin,
+        body: JSON.stringify({ id: "temporary", name: "Temporary camera", source: { plugin: "testsrc", width: 320, height: 180, fps: 5 } }),
+      });
+      assert(created.status === 201, `creating a stream: HTTP ${created.status}`);
+      await page.waitForFunction(() => document.querySelector('[data-testid="wall"]')?.getAttribute("data-pages") === "2", null, { timeout: 10_000 });
       await page.locator('[data-testid="new-group"]').click();
       const dialog = page.locator('[data-testid="group-dialog"]');
       await dialog.waitFor();
@@ -324,7 +334,16 @@ export async function wallChecks({ check, assert, Skip, gatewayWith, pageOrigin,
       const err = dialog.locator('[data-testid="field-error"][data-field="streams"]');
       await err.waitFor({ timeout: 5000 });
       log(`no camera chosen → ${await err.innerText()}`);
-      for (const id of GROUP) await dialog.locator(`[data-testid="group-camera"][data-stream-id="${id}"] input[type="checkbox"]`).check();
+      const box = (id) => dialog.locator(`[data-testid="group-camera"][data-stream-id="${id}"] input[type="checkbox"]`);
+      await box("temporary").check();
+      await fetch(`${gatewayUrl}/api/streams/temporary`, { method: "DELETE", headers: admin });
+      await dialog.locator('[data-testid="save-group"]').click();
+      await page.waitForFunction(() => /temporary/.test(document.querySelector('[data-testid="field-error"][data-field="streams"]')?.textContent ?? ""), null, {
+        timeout: 10_000,
+      });
+      log(`a camera deleted meanwhile → the gateway says, next to the cameras: ${await err.innerText()}`);
+      await box("temporary").uncheck();
+      for (const id of GROUP) await box(id).check();
       // Checked cameras keep the list's order; "lobby" is moved to the top.
       const lobbyUp = dialog.locator('[data-testid="group-camera"][data-stream-id="lobby"] button[aria-label="Move Lobby up"]');
       const order = async () => dialog.locator('[data-testid="group-camera"]').evaluateAll((els) => els.map((e) => e.getAttribute("data-stream-id")));
