@@ -110,16 +110,21 @@ export default function App() {
   }, [markSignedOut, reloadSession]);
 
   const openAdd = useCallback(() => {
+    leaveFullscreen();
     setEditing(null);
     setFormKey((k) => k + 1);
     setFormOpen(true);
   }, []);
   const openEdit = useCallback((stream: Stream) => {
+    leaveFullscreen();
     setEditing(stream);
     setFormKey((k) => k + 1);
     setFormOpen(true);
   }, []);
-  const openDelete = useCallback((stream: Stream) => setDeleting(stream), []);
+  const openDelete = useCallback((stream: Stream) => {
+    leaveFullscreen();
+    setDeleting(stream);
+  }, []);
 
   const focused = route.name === "stream" ? streams.find((s) => s.id === route.id) : undefined;
 
@@ -275,6 +280,11 @@ export default function App() {
       </PlayerContext.Provider>
     </TooltipProvider>
   );
+}
+
+/** Dialogs live outside the wall: a full-screen wall is left for them to be seen. */
+function leaveFullscreen() {
+  if (document.fullscreenElement) void document.exitFullscreen().catch(() => undefined);
 }
 
 /** Signed out: no cameras are listed, and the page says why (not "No cameras yet"). */

@@ -28,10 +28,11 @@ export function useGroups(intervalMs: number, onUnauthorized: () => void, authEp
     } catch (e) {
       if (e instanceof ApiError && e.unauthorized) {
         setGroups([]);
+        setLoaded(true);
         unauthorized.current();
       }
-      // Other failures (the gateway is down): keep the last list; the stream list says why.
-      setLoaded(true);
+      // Other failures (the gateway is down): keep the last list, and do not call a group
+      // missing on no answer; the stream list says why.
     }
   }, []);
 
