@@ -10,7 +10,7 @@ import { Camera, ChevronLeft, ChevronRight, Minimize, Plus } from "lucide-react"
 import { StreamTile } from "@/components/StreamTile";
 import { Button } from "@/components/ui/button";
 import type { Stream } from "@/lib/api";
-import { DEFAULT_METRICS, clampPage, planWall, type LayoutChoice, type WallBox } from "@/lib/layout";
+import { DEFAULT_METRICS, clampPage, pageItems, planWall, type LayoutChoice, type WallBox } from "@/lib/layout";
 import { cn } from "@/lib/utils";
 
 export interface StreamGridProps {
@@ -84,15 +84,10 @@ export function StreamGrid({ streams, isAdmin, layout, onAdd, onEdit, onDelete, 
     : null;
   const pages = wall?.pages ?? 1;
   const page = wall ? clampPage(Math.floor(first / wall.perPage), pages) : 0;
-  const shown = wall ? streams.slice(page * wall.perPage, (page + 1) * wall.perPage) : [];
+  const shown = wall ? pageItems(streams, wall, page) : [];
+  const perPage = wall?.perPage ?? 1;
 
-  const goTo = useCallback(
-    (next: number) => {
-      if (!wall) return;
-      setFirst(clampPage(next, wall.pages) * wall.perPage);
-    },
-    [wall],
-  );
+  const goTo = (next: number) => setFirst(clampPage(next, pages) * perPage);
 
   useLayoutEffect(() => {
     const tile = gridRef.current?.querySelector<HTMLElement>('[data-testid="stream-tile"]');
@@ -107,14 +102,14 @@ export function StreamGrid({ streams, isAdmin, layout, onAdd, onEdit, onDelete, 
     if (pages <= 1) return;
     const onKey = (e: KeyboardEvent) => {
       if (e.defaultPrevented || e.altKey || e.ctrlKey || e.metaKey || isEditable(e.target)) return;
-      if (e.key === "PageDown") goTo(page + 1);
-      else if (e.key === "PageUp") goTo(page - 1);
+      if (e.key === "PageDown") setFirst(clampPage(page + 1, pages) * perPage);
+      else if (e.key === "PageUp") setFirst(clampPage(page - 1, pages) * perPage);
       else return;
       e.preventDefault();
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, [pages, page, goTo]);
+  }, [pages, page, perPage]);
 
   if (streams.length === 0) {
     return (
