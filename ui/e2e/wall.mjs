@@ -359,6 +359,9 @@ export async function wallChecks({ check, assert, Skip, gatewayWith, pageOrigin,
       assert(JSON.stringify(ids) === JSON.stringify(expected), `the wall shows ${ids}, expected ${expected}`);
       assert(JSON.stringify(saved.find((g) => g.id === "entrances")?.streams) === JSON.stringify(expected), "the gateway saved another order");
       assert((await page.evaluate(() => localStorage.getItem("camgate.group"))) === "entrances", "the group is not kept in localStorage");
+      assert((await page.title()) === "Entrances · Camgate", `the tab is titled ${await page.title()}`);
+      const summary = await page.locator('[data-testid="summary"]').innerText();
+      assert(/^\/?\s*3 cameras/.test(summary.trim()), `the header counts ${summary}`);
       // `#/` shows this browser's group after a reload.
       await page.goto(`${origin}/#/`);
       await page.reload();

@@ -152,9 +152,11 @@ export default function App() {
   const onWall = route.name !== "stream" && !signedOut && session !== null;
   const unreachable = error !== null && !error.unauthorized;
 
+  // A wall display's tab says which group it shows.
+  const shownGroupName = onWall ? group?.name : undefined;
   useEffect(() => {
-    document.title = focused ? `${focused.name} · Camgate` : "Camgate";
-  }, [focused]);
+    document.title = focused ? `${focused.name} · Camgate` : shownGroupName ? `${shownGroupName} · Camgate` : "Camgate";
+  }, [focused, shownGroupName]);
 
   return (
     <TooltipProvider>
@@ -164,7 +166,7 @@ export default function App() {
         </div>
         <div className="flex min-h-dvh flex-col">
           <AppHeader
-            streams={streams}
+            streams={onWall ? wallStreams : streams}
             session={session}
             theme={theme}
             onCycleTheme={cycleTheme}
