@@ -11,7 +11,7 @@
 // Called from run.mjs with its helpers:
 // uiFixChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview }).
 
-import { axeSerious } from "./lib.mjs";
+import { AXE_SOURCE, sample } from "./lib.mjs";
 
 const ADMIN = "e2e-uifix-admin-token-0123456789";
 const VIEWER = "e2e-uifix-viewer-token-0123456789";
@@ -27,16 +27,6 @@ async function metrics(gatewayUrl) {
   return r.text();
 }
 
-/** Sum of the samples of `name` whose labels include every `label="value"` in `labels`. */
-function sample(text, name, labels) {
-  let sum = 0;
-  for (const line of text.split("\n")) {
-    if (!line.startsWith(`${name}{`)) continue;
-    const [series, value] = [line.slice(0, line.lastIndexOf(" ")), line.slice(line.lastIndexOf(" ") + 1)];
-    if (labels.every((l) => series.includes(l))) sum += Number(value);
-  }
-  return sum;
-}
 
 const unauthorizedCount = async (gatewayUrl) => sample(await metrics(gatewayUrl), "camgate_http_requests_total", ['status="401"']);
 const viewers = async (gatewayUrl, stream) =>
@@ -279,7 +269,13 @@ export async function uiFixChecks({ context, check, assert, Skip, hasFfmpeg, gat
       if (hasFfmpeg) await create({ id: `${FAILING}-2`, name: "Second unreachable camera", source: { plugin: "ffmpeg-mjpeg", url: "rtsp://127.0.0.1:1/y" } });
       const report = [];
       const audit = async (label) => {
-        const found = await axeSerious(page);
+        if (!(await page.evaluate(() => typeof window.axe === "object"))) await page.addScriptTag({ content: AXE_SOURCE });
+        const found = await page.evaluate(async () => {
+          const { violations } = await window.axe.run(document, { resultTypes: ["violations"] });
+          return violations
+            .filter((v) => v.impact === "serious" || v.impact === "critical")
+            .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).slice(0, 4).join(", ")}`);
+        });
         console.log(`[e2e]       axe on ${label}: ${found.length} serious/critical`);
         for (const f of found) report.push(`${label}: ${f}`);
       };
