@@ -10,7 +10,8 @@
 //
 // Environment: CAMGATE_BIN, CHROMIUM_BIN (default /usr/bin/chromium), E2E_STRICT=1 (a check
 // skipped because the gateway lacks an endpoint counts as a failure), E2E_VIA_PREVIEW=1 (serve
-// the page with `vite preview` + proxy even when the gateway serves ui/dist), E2E_HEADFUL=1.
+// the page with `vite preview` + proxy even when the gateway serves ui/dist), E2E_HEADFUL=1,
+// E2E_ONLY=wall (run only that module's checks, while developing it).
 // Artifacts (screenshots, gateway log) go to ui/e2e/artifacts/ (gitignored).
 
 import { spawn, execFile } from "node:child_process";
@@ -288,6 +289,13 @@ async function apiJson(url, init) {
 // ---------------------------------------------------------------------------------------------
 // The run
 
+/** A Chromium of its own (not the shared context's), with extra command-line `args`. */
+async function launchChromium(args = []) {
+  const { chromium } = await import("playwright-core");
+  const headful = process.env.E2E_HEADFUL === "1";
+  return chromium.launch({ executablePath: CHROMIUM_BIN, headless: !headful, args: [...CHROMIUM_ARGS.filter((a) => a !== "--headless" || !headful), ...args] });
+}
+
 async function main() {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   if (!fs.existsSync(CAMGATE_BIN)) throw new Error(`camgate binary not found at ${CAMGATE_BIN} (set CAMGATE_BIN; build it with cargo build -p camgate)`);
@@ -320,6 +328,15 @@ async function main() {
     colorScheme: "dark",
   });
   cleanups.push(() => context.close());
+  // E2E_ONLY=<module>: only that module's checks (while developing it).
+  if (process.env.E2E_ONLY) {
+    const gatewayWith = (name, lines) => startGatewayWith(tmp, gatewayLog, name, lines);
+    const forcePreview = process.env.E2E_VIA_PREVIEW === "1";
+    const only = { wall: async () => (await import("./wall.mjs")).wallChecks({ check, assert, Skip, gatewayWith, pageOrigin, forcePreview, artifacts: ARTIFACTS, launch: launchChromium }) }[process.env.E2E_ONLY];
+    if (!only) throw new Error(`E2E_ONLY=${process.env.E2E_ONLY}: no such module`);
+    await only();
+    return;
+  }
   const page = context.pages()[0] ?? (await context.newPage());
   const pageErrors = [];
   page.on("pageerror", (e) => pageErrors.push(e.message));
@@ -553,6 +570,7 @@ async function main() {
   await authChecks(context, tmp, gatewayLog, process.env.E2E_VIA_PREVIEW === "1");
   const gatewayWith = (name, lines) => startGatewayWith(tmp, gatewayLog, name, lines);
   await (await import("./cross-site.mjs")).crossSiteChecks({ context, check, assert, gatewayWith, apiJson });
+  await (await import("./wall.mjs")).wallChecks({ check, assert, Skip, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1", artifacts: ARTIFACTS, launch: launchChromium });
   await (await import("./passthrough.mjs")).passthroughChecks({ context, check, assert, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1" });
   await (await import("./credit.mjs")).creditChecks({ context, check, assert, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1" });
   await (await import("./freshness.mjs")).freshnessChecks({ context, check, assert, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1" });

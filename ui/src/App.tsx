@@ -1,21 +1,32 @@
 import { useCallback, useEffect, useMemo, useState } from "react";
-import { ArrowLeft, LogIn, ShieldOff, WifiOff } from "lucide-react";
+import { ArrowLeft, FolderX, LogIn, ShieldOff, WifiOff } from "lucide-react";
 import { AppHeader } from "@/components/AppHeader";
 import { DeleteStreamDialog } from "@/components/DeleteStreamDialog";
 import { FocusView } from "@/components/FocusView";
+import { GroupDialog } from "@/components/GroupDialog";
 import { LoginDialog } from "@/components/LoginDialog";
 import { StreamFormDialog } from "@/components/StreamFormDialog";
 import { StreamGrid } from "@/components/StreamGrid";
+import { WallControls } from "@/components/WallControls";
 import { Button } from "@/components/ui/button";
 import { TooltipProvider } from "@/components/ui/tooltip";
 import { PlayerContext, type PlayerContextValue } from "@/hooks/playerContext";
-import { useHashRoute } from "@/hooks/useHashRoute";
+import { fullscreenSupported, useFullscreen } from "@/hooks/useFullscreen";
+import { useGroups } from "@/hooks/useGroups";
+import { groupHref, useHashRoute } from "@/hooks/useHashRoute";
 import { signedIn, useSession } from "@/hooks/useSession";
+import { useStoredChoice } from "@/hooks/useStoredChoice";
 import { useStreams } from "@/hooks/useStreams";
 import { useTheme } from "@/hooks/useTheme";
-import { ApiError, FALLBACK_PLUGINS, api, type Plugin, type Stream } from "@/lib/api";
+import { ApiError, FALLBACK_PLUGINS, api, type Group, type Plugin, type Stream } from "@/lib/api";
+import { LAYOUT_STORAGE_KEY, parseLayoutChoice } from "@/lib/layout";
+import { cn } from "@/lib/utils";
 
 const POLL_MS = 3000;
+/** Groups change seldom (an admin's edit): read them less often than the stream list. */
+const GROUPS_POLL_MS = 15_000;
+/** Where this browser keeps the group it shows (the wall's `#/` shows it). */
+const GROUP_STORAGE_KEY = "camgate.group";
 
 export default function App() {
   const [route, navigate] = useHashRoute();
@@ -37,6 +48,15 @@ export default function App() {
   const signedOut = session !== null && !isSignedIn;
   const { streams, loaded, error, refresh } = useStreams(POLL_MS, requestLogin, authEpoch, isSignedIn);
   const isAdmin = isSignedIn && session?.role === "admin";
+
+  // The wall: its layout and group (kept per browser), full screen, the group editor.
+  const [storedLayout, storeLayout] = useStoredChoice(LAYOUT_STORAGE_KEY);
+  const layout = parseLayoutChoice(storedLayout);
+  const [storedGroup, storeGroup] = useStoredChoice(GROUP_STORAGE_KEY);
+  const { groups, loaded: groupsLoaded, refresh: refreshGroups } = useGroups(GROUPS_POLL_MS, requestLogin, authEpoch, isSignedIn);
+  const [wallEl, setWallEl] = useState<HTMLDivElement | null>(null);
+  const [fullscreen, toggleFullscreen] = useFullscreen(wallEl);
+  const [groupDialog, setGroupDialog] = useState<{ open: boolean; group: Group | null; key: number }>({ open: false, group: null, key: 0 });
 
   // The sign-in dialog opens once per sign-out (closed, it stays closed: "Sign in" reopens it).
   useEffect(() => {
@@ -90,23 +110,53 @@ export default function App() {
   }, [markSignedOut, reloadSession]);
 
   const openAdd = useCallback(() => {
+    leaveFullscreen();
     setEditing(null);
     setFormKey((k) => k + 1);
     setFormOpen(true);
   }, []);
   const openEdit = useCallback((stream: Stream) => {
+    leaveFullscreen();
     setEditing(stream);
     setFormKey((k) => k + 1);
     setFormOpen(true);
   }, []);
-  const openDelete = useCallback((stream: Stream) => setDeleting(stream), []);
+  const openDelete = useCallback((stream: Stream) => {
+    leaveFullscreen();
+    setDeleting(stream);
+  }, []);
 
   const focused = route.name === "stream" ? streams.find((s) => s.id === route.id) : undefined;
+
+  // The group shown: the URL's (a wall display pointed at one), else this browser's choice.
+  const groupId = route.name === "group" ? route.id : storedGroup;
+  const group = groupId === null ? null : (groups.find((g) => g.id === groupId) ?? null);
+  // A group that is gone: from the URL it is said so; a stored choice quietly falls back.
+  const groupMissing = groupId !== null && groupsLoaded && group === null;
+  useEffect(() => {
+    if (route.name === "group" && group) storeGroup(group.id);
+    else if (route.name !== "group" && groupMissing) storeGroup(null);
+  }, [route.name, group, groupMissing, storeGroup]);
+  const wallStreams = useMemo(() => {
+    if (!group) return streams;
+    const byId = new Map(streams.map((s) => [s.id, s]));
+    return group.streams.flatMap((id) => byId.get(id) ?? []);
+  }, [group, streams]);
+  const chooseGroup = useCallback(
+    (id: string | null) => {
+      storeGroup(id);
+      navigate(groupHref(id));
+    },
+    [storeGroup, navigate],
+  );
+  const onWall = route.name !== "stream" && !signedOut && session !== null;
   const unreachable = error !== null && !error.unauthorized;
 
+  // A wall display's tab says which group it shows.
+  const shownGroupName = onWall ? group?.name : undefined;
   useEffect(() => {
-    document.title = focused ? `${focused.name} · Camgate` : "Camgate";
-  }, [focused]);
+    document.title = focused ? `${focused.name} · Camgate` : shownGroupName ? `${shownGroupName} · Camgate` : "Camgate";
+  }, [focused, shownGroupName]);
 
   return (
     <TooltipProvider>
@@ -114,17 +164,39 @@ export default function App() {
         <div role="status" aria-live="polite" aria-atomic="true" className="sr-only" data-testid="announcer">
           {announcement}
         </div>
-        <div className="min-h-dvh">
+        <div className="flex min-h-dvh flex-col">
           <AppHeader
-            streams={streams}
+            streams={onWall ? wallStreams : streams}
             session={session}
             theme={theme}
             onCycleTheme={cycleTheme}
             onAdd={openAdd}
             onLogin={openLogin}
             onLogout={onLogout}
+            wall={
+              onWall && (
+                <WallControls
+                  className="w-full sm:w-auto"
+                  groups={groups}
+                  groupId={group ? group.id : null}
+                  onGroup={chooseGroup}
+                  layout={layout}
+                  onLayout={storeLayout}
+                  isAdmin={isAdmin}
+                  onNewGroup={() => setGroupDialog((d) => ({ open: true, group: null, key: d.key + 1 }))}
+                  onEditGroup={(g) => setGroupDialog((d) => ({ open: true, group: g, key: d.key + 1 }))}
+                  onFullscreen={fullscreenSupported() ? toggleFullscreen : null}
+                />
+              )
+            }
           />
-          <main className="mx-auto max-w-[120rem] px-3 py-4 pb-[max(1rem,env(safe-area-inset-bottom))] sm:px-5 sm:py-5">
+          <main
+            className={cn(
+              "mx-auto w-full max-w-[120rem] px-3 pb-[max(1rem,env(safe-area-inset-bottom))] sm:px-5",
+              // The wall fills the space below the header (it is sized to it, never scrolled).
+              onWall ? "flex min-h-0 flex-1 flex-col py-2 pb-[max(0.5rem,env(safe-area-inset-bottom))] sm:py-4" : "py-4 sm:py-5",
+            )}
+          >
             {unreachable && (
               <div
                 role="status"
@@ -147,8 +219,24 @@ export default function App() {
               ) : (
                 <StreamNotShown key={route.id} id={route.id} onBack={() => navigate("#/")} />
               )
+            ) : groupId !== null && !groupsLoaded ? (
+              <GridSkeleton />
+            ) : route.name === "group" && groupMissing ? (
+              <GroupNotShown id={route.id} onBack={() => chooseGroup(null)} />
             ) : (
-              <StreamGrid streams={streams} isAdmin={isAdmin} onAdd={openAdd} onEdit={openEdit} onDelete={openDelete} />
+              <StreamGrid
+                key={group?.id ?? ""}
+                streams={wallStreams}
+                isAdmin={isAdmin}
+                layout={layout}
+                onAdd={openAdd}
+                onEdit={openEdit}
+                onDelete={openDelete}
+                containerRef={setWallEl}
+                fullscreen={fullscreen}
+                onExitFullscreen={toggleFullscreen}
+                empty={group ? <EmptyGroup group={group} isAdmin={isAdmin} /> : undefined}
+              />
             )}
           </main>
         </div>
@@ -171,10 +259,34 @@ export default function App() {
           }}
           onUnauthorized={requestLogin}
         />
+        {isAdmin && (
+          <GroupDialog
+            key={groupDialog.key}
+            open={groupDialog.open}
+            group={groupDialog.group}
+            streams={streams}
+            taken={groups.map((g) => g.id)}
+            onOpenChange={(open) => setGroupDialog((d) => ({ ...d, open }))}
+            onSaved={(g) => {
+              void refreshGroups();
+              chooseGroup(g.id);
+            }}
+            onDeleted={(id) => {
+              void refreshGroups();
+              if (group?.id === id) chooseGroup(null);
+            }}
+            onUnauthorized={requestLogin}
+          />
+        )}
         <LoginDialog open={loginOpen} onOpenChange={setLoginOpen} onLoggedIn={onLoggedIn} />
       </PlayerContext.Provider>
     </TooltipProvider>
   );
+}
+
+/** Dialogs live outside the wall: a full-screen wall is left for them to be seen. */
+function leaveFullscreen() {
+  if (document.fullscreenElement) void document.exitFullscreen().catch(() => undefined);
 }
 
 /** Signed out: no cameras are listed, and the page says why (not "No cameras yet"). */
@@ -232,6 +344,32 @@ function StreamNotShown({ id, onBack }: { id: string; onBack: () => void }) {
       <Button variant="outline" className="mt-4" onClick={onBack}>
         <ArrowLeft /> All cameras
       </Button>
+    </div>
+  );
+}
+
+/** A link to a group that does not exist (any more), or that this caller cannot see. */
+function GroupNotShown({ id, onBack }: { id: string; onBack: () => void }) {
+  return (
+    <div className="mx-auto mt-16 max-w-md text-center" data-testid="group-not-found">
+      <FolderX className="mx-auto mb-2 size-8 text-muted-foreground" aria-hidden />
+      <h1 className="text-lg font-semibold">No group “{id}”</h1>
+      <p className="mt-1 text-sm text-muted-foreground">It may have been deleted or renamed.</p>
+      <Button variant="outline" className="mt-4" onClick={onBack}>
+        <ArrowLeft /> All cameras
+      </Button>
+    </div>
+  );
+}
+
+/** A group with no camera this caller may watch (or none left). */
+function EmptyGroup({ group, isAdmin }: { group: Group; isAdmin: boolean }) {
+  return (
+    <div className="mx-auto mt-16 max-w-md rounded-xl border border-dashed p-10 text-center" data-testid="empty-group">
+      <h2 className="font-semibold">No cameras in “{group.name}”</h2>
+      <p className="mt-1 text-sm text-muted-foreground">
+        {isAdmin ? "Its cameras were removed: edit the group to choose others." : "None of its cameras is one you may watch."}
+      </p>
     </div>
   );
 }

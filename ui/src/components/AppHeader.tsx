@@ -1,3 +1,4 @@
+import type { ReactNode } from "react";
 import { LogIn, LogOut, Monitor, Moon, Plus, Sun } from "lucide-react";
 import { Button } from "@/components/ui/button";
 import { Tooltip, TooltipContent, TooltipTrigger } from "@/components/ui/tooltip";
@@ -12,6 +13,7 @@ export function AppHeader({
   onAdd,
   onLogin,
   onLogout,
+  wall,
 }: {
   streams: Stream[];
   session: Session | null;
@@ -20,6 +22,8 @@ export function AppHeader({
   onAdd: () => void;
   onLogin: () => void;
   onLogout: () => void;
+  /** The wall's controls (groups, layout, full screen): on a phone, a second row. */
+  wall?: ReactNode;
 }) {
   const live = streams.filter((s) => s.state === "live").length;
   const troubled = streams.filter((s) => s.state === "retrying" || s.state === "failed").length;
@@ -27,13 +31,13 @@ export function AppHeader({
   const ThemeIcon = theme === "dark" ? Moon : theme === "light" ? Sun : Monitor;
   return (
     <header className="sticky top-0 z-40 border-b bg-background/80 backdrop-blur supports-[backdrop-filter]:bg-background/65">
-      <div className="mx-auto flex h-14 max-w-[120rem] items-center gap-3 px-3 sm:px-5 pt-[env(safe-area-inset-top)]">
+      <div className="mx-auto flex min-h-14 max-w-[120rem] flex-wrap items-center gap-x-3 gap-y-1 px-3 py-1.5 sm:px-5 pt-[max(0.375rem,env(safe-area-inset-top))]">
         <a href="#/" className="flex min-h-11 items-center gap-2 font-semibold tracking-tight" aria-label="Camgate: all cameras">
           <img src="/favicon.svg" alt="" className="size-7" />
           <span className="text-base">Camgate</span>
         </a>
         {streams.length > 0 && (
-          <p className="hidden items-center gap-2 text-sm text-muted-foreground sm:flex" data-testid="summary">
+          <p className="hidden items-center gap-2 text-sm text-muted-foreground xl:flex" data-testid="summary">
             <span className="text-border" aria-hidden>
               /
             </span>
@@ -50,10 +54,11 @@ export function AppHeader({
             )}
           </p>
         )}
+        {wall && <div className="order-last flex basis-full sm:order-none sm:basis-auto">{wall}</div>}
         <div className="ml-auto flex items-center gap-1.5">
           {isAdmin && (
-            <Button size="sm" onClick={onAdd} data-testid="add-camera" aria-label="Add camera" className="max-sm:w-11">
-              <Plus /> <span className="hidden sm:inline">Add camera</span>
+            <Button size="sm" onClick={onAdd} data-testid="add-camera" aria-label="Add camera" className="max-lg:w-8 max-lg:px-0 max-sm:w-11">
+              <Plus /> <span className="hidden lg:inline">Add camera</span>
             </Button>
           )}
           <Tooltip>

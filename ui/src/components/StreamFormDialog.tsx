@@ -1,9 +1,9 @@
-import { useId, useState, type ReactNode } from "react";
+import { useState } from "react";
 import { Loader2 } from "lucide-react";
+import { Field } from "@/components/FormField";
 import { Button } from "@/components/ui/button";
 import { Dialog, DialogContent, DialogDescription, DialogFooter, DialogHeader, DialogTitle } from "@/components/ui/dialog";
 import { Input } from "@/components/ui/input";
-import { Label } from "@/components/ui/label";
 import { Select, SelectContent, SelectItem, SelectTrigger, SelectValue } from "@/components/ui/select";
 import { ApiError, api, type Plugin, type Stream } from "@/lib/api";
 import { slugify } from "@/lib/format";
@@ -17,7 +17,6 @@ import {
   type FieldErrors,
   type StreamFormValues,
 } from "@/lib/streamForm";
-import { cn } from "@/lib/utils";
 
 export interface StreamFormDialogProps {
   open: boolean;
@@ -288,37 +287,3 @@ const NUMBER_LABELS: Record<NumberField, { label: string; hint: (plugin: string)
   height: { label: "Height", hint: () => "Pixels", placeholder: () => "360" },
   quality: { label: "JPEG quality", hint: () => "2 best … 31 smallest", placeholder: () => "5" },
 };
-
-function Field({
-  label,
-  hint,
-  error,
-  className,
-  children,
-}: {
-  label: string;
-  hint?: string;
-  error?: string;
-  className?: string;
-  children: (id: string, describedBy: string | undefined) => ReactNode;
-}) {
-  const id = useId();
-  const messageId = `${id}-message`;
-  return (
-    <div className={cn("grid content-start gap-1.5", className)} data-invalid={error ? "true" : undefined}>
-      <Label htmlFor={id} className={cn(error && "text-destructive")}>
-        {label}
-      </Label>
-      {children(id, error || hint ? messageId : undefined)}
-      {error ? (
-        <p id={messageId} className="text-xs text-destructive" data-testid="field-error">
-          {error}
-        </p>
-      ) : hint ? (
-        <p id={messageId} className="text-xs text-muted-foreground">
-          {hint}
-        </p>
-      ) : null}
-    </div>
-  );
-}

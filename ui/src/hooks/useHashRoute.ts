@@ -1,14 +1,24 @@
+/**
+ * The page's route, read from the URL fragment (linkable, works from a static file server).
+ *
+ * `#/` → the wall (with the group this browser chose last), `#/groups/{id}` → the wall showing
+ * one group (a wall display can be pointed at it), `#/streams/{id}` → the focused view. Anything
+ * after a `?` (e.g. `?token=...`, read by useSession) is not part of the route, and a fragment
+ * that is not a route (`#token=...`) is the wall.
+ */
 import { useCallback, useSyncExternalStore } from "react";
 
-export type Route = { name: "grid" } | { name: "stream"; id: string };
+export type Route = { name: "grid" } | { name: "group"; id: string } | { name: "stream"; id: string };
 
-/** `#/` → grid, `#/streams/{id}` → focused view (linkable, works from a static file server). */
+const ROUTE = /^\/(streams|groups)\/([^/?#]+)\/?$/;
+
 export function parseHash(hash: string): Route {
-  const path = hash.replace(/^#/, "");
-  const match = /^\/streams\/([^/?#]+)\/?$/.exec(path);
-  if (match?.[1]) {
+  const path = hash.replace(/^#/, "").split("?")[0] ?? "";
+  const match = ROUTE.exec(path);
+  if (match?.[1] && match[2]) {
     try {
-      return { name: "stream", id: decodeURIComponent(match[1]) };
+      const id = decodeURIComponent(match[2]);
+      return match[1] === "streams" ? { name: "stream", id } : { name: "group", id };
     } catch {
       return { name: "grid" };
     }
@@ -18,6 +28,11 @@ export function parseHash(hash: string): Route {
 
 export function streamHref(id: string): string {
   return `#/streams/${encodeURIComponent(id)}`;
+}
+
+/** The wall showing one group; `null` → every camera. */
+export function groupHref(id: string | null): string {
+  return id === null ? "#/" : `#/groups/${encodeURIComponent(id)}`;
 }
 
 function subscribe(onChange: () => void): () => void {

@@ -188,3 +188,40 @@ export const FALLBACK_PLUGINS: Plugin[] = [
   { name: "ffmpeg-mjpeg", description: "RTSP/HTTP camera through FFmpeg, as MJPEG" },
   { name: "testsrc", description: "Synthetic moving test pattern" },
 ];
+
+// ---------------------------------------------------------------------------------------------
+// Groups of cameras (the wall): saved by the gateway, so every browser sees them; admins edit.
+
+/** A named, ordered list of cameras (`GET /api/groups`). */
+export interface Group {
+  id: string;
+  name: string;
+  /** Stream ids in the saved order (a viewer gets only those it may watch). */
+  streams: string[];
+}
+
+/** The body of `PUT /api/groups/{id}`. */
+export interface GroupInput {
+  name: string;
+  streams: string[];
+}
+
+export const groupsApi = {
+  /** The groups; a gateway without groups (404/405) has none. */
+  async list(): Promise<Group[]> {
+    try {
+      const body = await request<{ groups?: Group[] }>("GET", "/api/groups");
+      return Array.isArray(body.groups) ? body.groups.filter((g) => typeof g.id === "string" && Array.isArray(g.streams)) : [];
+    } catch (e) {
+      if (e instanceof ApiError && (e.status === 404 || e.status === 405)) return [];
+      throw e;
+    }
+  },
+  /** Creates (201) or replaces (200) a group. */
+  save(id: string, input: GroupInput): Promise<Group> {
+    return request<Group>("PUT", `/api/groups/${encodeURIComponent(id)}`, input);
+  },
+  remove(id: string): Promise<void> {
+    return request<undefined>("DELETE", `/api/groups/${encodeURIComponent(id)}`);
+  },
+};

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatBitrate, formatDuration, formatFps, formatLatency, gridColumns, maskUrl, slugify } from "./format";
+import { formatBitrate, formatDuration, formatFps, formatLatency, maskUrl, slugify } from "./format";
 
 describe("format", () => {
   it("formats rates and latencies", () => {
@@ -25,9 +25,5 @@ describe("format", () => {
     expect(slugify("Front door (4K)")).toBe("front-door-4k");
     expect(slugify("  Café   Entrée ")).toBe("cafe-entree");
     expect(slugify("___")).toBe("");
-  });
-
-  it("picks grid columns from the tile count", () => {
-    expect([1, 2, 3, 4, 5, 9, 10, 16, 17].map(gridColumns)).toEqual([1, 2, 2, 2, 3, 3, 4, 4, 5]);
   });
 });

@@ -60,15 +60,3 @@ export function slugify(name: string): string {
 }
 
 export const STREAM_ID_PATTERN = /^[a-z0-9_-]+$/;
-
-/**
- * Columns for `count` tiles at the widest breakpoint: 1 → 1, 2 → 2, 3–4 → 2, 5–9 → 3,
- * 10–16 → 4, more → 5. Narrower screens use fewer (see the grid's classes).
- */
-export function gridColumns(count: number): number {
-  if (count <= 1) return 1;
-  if (count <= 4) return 2;
-  if (count <= 9) return 3;
-  if (count <= 16) return 4;
-  return 5;
-}
