@@ -42,7 +42,7 @@ use super::auth::Credential;
 use super::pacing::parse_max_fps;
 use super::response::{self, Body};
 use crate::app::AppState;
-use crate::hub::ViewerReservation;
+use crate::hub::{Variant, ViewerReservation};
 use session::{Access, Session};
 
 /// Close code: the gateway is shutting down.
@@ -168,6 +168,13 @@ pub fn upgrade(
             return response::error(StatusCode::BAD_REQUEST, "bad_query", &error.to_string());
         }
     };
+    if reservation.hub().variant() == Variant::Sub && requested != video::Requested::Mjpeg {
+        return response::error(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            "variant=sub is served as JPEG frames only: omit `format` or use format=mjpeg",
+        );
+    }
     let accept = derive_accept_key(key.as_bytes());
 
     let settings = state.ws.clone();
