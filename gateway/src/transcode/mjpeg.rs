@@ -805,3 +805,30 @@ async fn read(
     }
     sink
 }
+
+#[cfg(test)]
+mod input_tests {
+    use super::*;
+
+    #[test]
+    fn jpegs_are_decoded_at_the_smallest_reduced_size_that_still_covers_the_output() {
+        assert_eq!(lowres_for(1280, Some((640, 0))), 1);
+        assert_eq!(lowres_for(1280, Some((641, 0))), 0);
+        assert_eq!(lowres_for(1280, Some((320, 180))), 2);
+        assert_eq!(lowres_for(1280, Some((160, 0))), 3);
+        assert_eq!(lowres_for(1920, Some((96, 54))), 3, "at most an eighth");
+        assert_eq!(lowres_for(0, Some((320, 0))), 0, "unknown width: full size");
+        assert_eq!(lowres_for(1280, None), 0);
+        let args = |input| {
+            input_args(input, 5, Some((320, 0)))
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert!(args(Input::Jpeg { lowres: 2 }).contains("-lowres 2 -f mpjpeg -i pipe:0"));
+        assert!(args(Input::Jpeg { lowres: 0 }).contains("-threads 1 -f mpjpeg -i pipe:0"));
+        assert!(args(Input::Video(Codec::H265)).contains("-f hevc -i pipe:0"));
+        assert!(args(Input::Video(Codec::H264)).contains("-vf scale=320:-2:flags=area"));
+    }
+}
