@@ -514,3 +514,47 @@ async fn a_reload_that_changes_only_the_sub_leaves_the_main_alone() {
     drop((main, sub));
     gateway.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewer_slots_are_counted_per_variant() {
+    let gateway = start(
+        r#"
+server: { max_viewers_per_stream: 2 }
+streams:
+  - id: cam
+    source: { plugin: testsrc, width: 320, height: 180, fps: 10 }
+    sub: { width: 112 }
+"#,
+    )
+    .await;
+    let addr = gateway.local_addr();
+    let _a = connect(addr, "/ws/streams/cam").await;
+    let _b = connect(addr, "/ws/streams/cam").await;
+    let (status, body) = http_json(
+        addr,
+        "GET",
+        "/ws/streams/cam",
+        &upgrade_headers(KEY, &[]),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("too_many_viewers"))
+    );
+    // The sub has slots of its own (its derived source is let in to the full main).
+    let mut sub = connect(addr, "/ws/streams/cam?variant=sub").await;
+    assert_eq!(next_frame(&mut sub, SECS(10)).await.width, 112);
+    let _c = connect(addr, "/ws/streams/cam?variant=sub").await;
+    let (status, _) = http_json(
+        addr,
+        "GET",
+        "/ws/streams/cam?variant=sub",
+        &upgrade_headers(KEY, &[]),
+        None,
+    )
+    .await;
+    assert_eq!(status, 503);
+    drop(sub);
+    gateway.shutdown().await;
+}
