@@ -371,6 +371,9 @@ fn to_stored(
     })
 }
 
+/// Options as stored (raw) and as running (substituted, what the client was shown masked).
+type StoredAndShown<'a> = (&'a Map<String, Value>, &'a Map<String, Value>);
+
 /// The stored form of options a client sent (`given`) for `field` (`source`, `sub`), on an
 /// update with `previous` = (the raw stored options, the running ones the client was shown
 /// through `public_value`):
@@ -382,7 +385,7 @@ fn to_stored(
 fn merge_options(
     field: &str,
     given: &Map<String, Value>,
-    previous: Option<(&Map<String, Value>, &Map<String, Value>)>,
+    previous: Option<StoredAndShown<'_>>,
 ) -> Result<Map<String, Value>, ApiError> {
     let mut merged = Map::new();
     // An option as stored and as shown, when the stream exists and has it.
