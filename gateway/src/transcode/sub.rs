@@ -17,6 +17,8 @@
 //!   builds), decoded at a reduced size when the sub is at most half as wide (`-lowres`,
 //!   see `mjpeg.rs`). Each sub picture carries the capture time of the main frame it
 //!   shows;
+//! - reports its own ffmpeg failing (cannot start, exits, stalls) as `retrying` with the
+//!   reason (the transcoder retries at a later frame with a backoff);
 //! - kills and reaps ffmpeg and leaves the main before `stop` returns.
 //!
 //! Why a JPEG main is decoded again instead of sharing the main's decode: the plugin ABI
@@ -27,9 +29,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
-use super::mjpeg::{RunningCount, Transcoder, TranscoderOptions};
+use super::mjpeg::{RunningCount, Transcoder, TranscoderOptions, TranscoderState};
 use crate::config::DerivedSub;
 use crate::hub::{
     Codec, Cursor, Frame, FrameSink, Hub, RunningSource, SourceFactory, StreamState, StreamStatus,
@@ -175,18 +177,37 @@ struct Follower {
     cursor: Cursor,
 }
 
+/// Resolves with the next state of the current transcoder (never, while there is none).
+async fn next_state(states: &mut Option<watch::Receiver<TranscoderState>>) -> TranscoderState {
+    if let Some(rx) = states
+        && rx.changed().await.is_ok()
+    {
+        return rx.borrow_and_update().clone();
+    }
+    std::future::pending().await
+}
+
 impl Follower {
     async fn run(mut self, mut viewer: Viewer, mut stopped: oneshot::Receiver<()>) {
         let status = viewer.status.borrow_and_update().clone();
         self.mirror(&status);
+        let mut states = None;
         let current = viewer.frames.borrow_and_update().clone();
         if let Some(frame) = current {
-            self.push(&frame).await;
+            self.push(&frame, &mut states).await;
         }
         loop {
             tokio::select! {
                 biased;
                 _ = &mut stopped => break,
+                state = next_state(&mut states) => {
+                    if let TranscoderState::Failed(error) = state {
+                        self.sink.set_state(
+                            StreamState::Retrying,
+                            &format!("the sub's transcoder failed ({error}); retrying"),
+                        );
+                    }
+                }
                 changed = viewer.status.changed() => {
                     if changed.is_err() {
                         break;
@@ -200,7 +221,7 @@ impl Follower {
                     }
                     let frame = viewer.frames.borrow_and_update().clone();
                     if let Some(frame) = frame {
-                        self.push(&frame).await;
+                        self.push(&frame, &mut states).await;
                     }
                 }
                 changed = viewer.video.changed() => {
@@ -210,7 +231,7 @@ impl Follower {
                     viewer.video.borrow_and_update();
                     let frames = self.main.video_catch_up(&mut self.cursor).frames;
                     for frame in frames {
-                        self.push(&frame).await;
+                        self.push(&frame, &mut states).await;
                     }
                 }
             }
@@ -232,13 +253,15 @@ impl Follower {
         }
     }
 
-    /// Hands one main frame to the transcoder for its kind, starting (or replacing) it.
-    async fn push(&mut self, frame: &Frame) {
+    /// Hands one main frame to the transcoder for its kind, starting (or replacing) it;
+    /// `states` follows the transcoder in use.
+    async fn push(&mut self, frame: &Frame, states: &mut Option<watch::Receiver<TranscoderState>>) {
         let jpeg = frame.codec == Codec::Jpeg;
         if self.transcoder.as_ref().is_some_and(|(_, j)| *j != jpeg)
             && let Some((old, _)) = self.transcoder.take()
         {
             old.stop().await;
+            *states = None;
         }
         let (transcoder, _) = self.transcoder.get_or_insert_with(|| {
             let options = if jpeg { &self.jpeg } else { &self.video };
@@ -254,6 +277,117 @@ impl Follower {
             });
             (transcoder, jpeg)
         });
+        if states.is_none() {
+            *states = Some(transcoder.watch_state());
+        }
         transcoder.push(frame);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The follower against real hubs: what the sub says when its ffmpeg cannot run.
+
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::hub::{HealthRules, StreamInfo, Variant};
+
+    /// A main source that hands its sink to the test.
+    struct Manual(Arc<Mutex<Option<FrameSink>>>);
+
+    struct Idle;
+
+    impl RunningSource for Idle {
+        fn stop(self: Box<Self>) {}
+    }
+
+    impl SourceFactory for Manual {
+        fn start(&self, sink: FrameSink) -> Result<Box<dyn RunningSource>, String> {
+            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink);
+            Ok(Box::new(Idle))
+        }
+        fn describe(&self) -> String {
+            "manual".into()
+        }
+    }
+
+    fn info() -> StreamInfo {
+        StreamInfo {
+            name: "cam".into(),
+            on_demand: true,
+            idle_timeout: Duration::from_secs(1),
+            fps: None,
+            health: HealthRules::default(),
+        }
+    }
+
+    /// A real 8x8 JPEG.
+    const GREY: &[u8] = include_bytes!("../../../plugins/template/src/grey8x8.jpg");
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sub_whose_ffmpeg_cannot_start_says_so_and_leaves_its_main() {
+        let metrics = crate::telemetry::Metrics::new();
+        let sink = Arc::new(Mutex::new(None));
+        let main = Hub::new(
+            "cam",
+            info(),
+            Arc::new(Manual(Arc::clone(&sink))),
+            metrics.stream("cam"),
+        );
+        let factory = DerivedSubFactory::new(
+            Arc::clone(&main),
+            DerivedSub {
+                width: 4,
+                height: None,
+                quality: 5,
+            },
+            "cam/sub",
+        )
+        .with_ffmpeg("/nonexistent/ffmpeg".into());
+        let sub = Hub::for_variant(
+            "cam",
+            Variant::Sub,
+            info(),
+            Arc::new(factory),
+            metrics.stream("cam/sub"),
+            None,
+        );
+        let viewer = sub.subscribe().await;
+        // The sub's start counted it in on the main, which started.
+        assert_eq!(main.viewer_count(), 1);
+        let mut status = viewer.status.clone();
+        // The follower's subscription starts the main on its own task.
+        let main_sink = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Some(sink) = sink.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+                    return sink;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the main starts");
+        let published = main_sink.publish(GREY, 8, 8, 0);
+        assert!(published);
+        let retrying = tokio::time::timeout(
+            Duration::from_secs(10),
+            status.wait_for(|s| s.state == StreamState::Retrying),
+        )
+        .await
+        .expect("the sub reports its failed transcoder")
+        .expect("the hub lives")
+        .clone();
+        assert!(
+            retrying
+                .message
+                .starts_with("the sub's transcoder failed (cannot start /nonexistent/ffmpeg"),
+            "{}",
+            retrying.message
+        );
+        drop(viewer);
+        sub.stop_source().await;
+        assert_eq!(main.viewer_count(), 0, "stopping the sub leaves the main");
     }
 }
