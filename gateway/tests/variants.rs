@@ -558,3 +558,44 @@ streams:
     drop(sub);
     gateway.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_the_sub_or_the_stream_closes_the_right_viewers() {
+    let with_sub = "streams:\n  - id: cam\n    source: { plugin: testsrc, width: 320, height: 180, fps: 10 }\n    sub: { width: 144 }\n";
+    let without_sub = "streams:\n  - id: cam\n    source: { plugin: testsrc, width: 320, height: 180, fps: 10 }\n";
+    let (_dir, path) = manifest_dir(with_sub);
+    let gateway = start_from_file(&path, fast_options()).await;
+    let addr = gateway.local_addr();
+    let mut main = connect(addr, "/ws/streams/cam").await;
+    let mut sub = connect(addr, "/ws/streams/cam?variant=sub").await;
+    assert_eq!(next_frame(&mut sub, SECS(10)).await.width, 144);
+    let sub_series = r#"camgate_frames_received_total{stream="cam/sub"}"#;
+    assert!(Scrape::of(addr, &[]).await.0.contains(sub_series));
+
+    std::fs::write(&path, without_sub).unwrap();
+    let report = gateway.state().reload(camgate::reload::Cause::Signal).await;
+    assert_eq!(report.result, "applied", "{report:?}");
+    assert_eq!(
+        closed_with(&mut sub, SECS(5)).await,
+        Some(4004),
+        "the sub was removed"
+    );
+    assert!(
+        !Scrape::of(addr, &[]).await.0.contains(sub_series),
+        "its series went with it"
+    );
+    let (_, api) = http_json(addr, "GET", "/api/streams/cam", &[], None).await;
+    assert_eq!(api["variants"], serde_json::json!(["main"]));
+    next_frame(&mut main, SECS(5)).await;
+
+    std::fs::write(&path, with_sub).unwrap();
+    gateway.state().reload(camgate::reload::Cause::Signal).await;
+    let mut sub = connect(addr, "/ws/streams/cam?variant=sub").await;
+    assert_eq!(next_frame(&mut sub, SECS(10)).await.width, 144);
+    std::fs::write(&path, "streams: []\n").unwrap();
+    gateway.state().reload(camgate::reload::Cause::Signal).await;
+    assert_eq!(closed_with(&mut sub, SECS(5)).await, Some(4004));
+    assert_eq!(closed_with(&mut main, SECS(5)).await, Some(4004));
+    assert_eq!(sub_ffmpegs(144), 0, "the sub's ffmpeg is gone with it");
+    gateway.shutdown().await;
+}
