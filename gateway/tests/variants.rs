@@ -229,9 +229,14 @@ streams:
         .unwrap();
     assert_eq!(main.status().state, camgate::hub::StreamState::Stopped);
 
+    let asked = tokio::time::Instant::now();
     let mut sub = connect(addr, "/ws/streams/cam?variant=sub").await;
     let frame = next_frame(&mut sub, SECS(10)).await;
     assert_eq!((frame.width, frame.height), (160, 90));
+    println!(
+        "first sub picture of a cold on-demand stream after {:?}",
+        asked.elapsed()
+    );
     let (_, api) = http_json(addr, "GET", "/api/streams/cam", &[], None).await;
     assert_eq!(api["state"], "live", "the sub started its main: {api}");
     assert_eq!(
