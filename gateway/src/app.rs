@@ -14,14 +14,15 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::config::SubConfig;
 use crate::config::{self, LoadedConfig, StreamConfig};
 use crate::health;
 use crate::http::ws::WsSettings;
-use crate::hub::{Hub, Registry, StreamInfo};
+use crate::hub::{Hub, Registry, SourceFactory, StreamInfo, Variant};
 use crate::plugins::PluginCatalog;
 use crate::reload::{self, Cause, Diff, ReloadOptions, ReloadTrigger};
 use crate::telemetry::Metrics;
-use crate::transcode::FfmpegDeriver;
+use crate::transcode::{DerivedSubFactory, FfmpegDeriver};
 
 /// How `${VAR}` references are resolved on reload (the process environment in production).
 pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -294,10 +295,12 @@ impl AppState {
         for id in &diff.removed {
             self.registry.remove(id).await;
             self.metrics.remove_stream(id);
+            self.metrics.remove_stream(&Variant::Sub.label(id));
         }
         for stream in &diff.added {
             if let Some(hub) = self.build_hub(stream) {
                 self.registry.insert(Arc::clone(&hub));
+                self.apply_sub(stream, &hub).await;
                 hub.activate().await;
             }
         }
@@ -307,7 +310,10 @@ impl AppState {
                 self.catalog
                     .factory(&stream.source.plugin, &stream.source.options),
             ) {
-                (Some(hub), Ok(factory)) => hub.reconfigure(stream_info(stream), factory).await,
+                (Some(hub), Ok(factory)) => {
+                    hub.reconfigure(stream_info(stream), factory).await;
+                    self.apply_sub(stream, &hub).await;
+                }
                 (_, Err(e)) => {
                     tracing::error!(stream = %stream.id, error = %e, "cannot restart source")
                 }
@@ -317,6 +323,16 @@ impl AppState {
         for stream in &diff.updated {
             if let Some(hub) = self.registry.get(&stream.id) {
                 hub.update_info(stream_info(stream)).await;
+            }
+            if let Some(sub) = self.registry.get_variant(&stream.id, Variant::Sub)
+                && !diff.sub_changed.iter().any(|s| s.id == stream.id)
+            {
+                sub.update_info(sub_info(stream)).await;
+            }
+        }
+        for stream in &diff.sub_changed {
+            if let Some(hub) = self.registry.get(&stream.id) {
+                self.apply_sub(stream, &hub).await;
             }
         }
         self.registry
@@ -329,6 +345,51 @@ impl AppState {
         }
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
         diff
+    }
+
+    /// Makes stream `main`'s sub hub follow `stream.sub`: a new factory under the existing
+    /// sub's viewers (restarted), a new sub hub, or the sub removed (its viewers told).
+    async fn apply_sub(&self, stream: &StreamConfig, main: &Arc<Hub>) {
+        let label = Variant::Sub.label(&stream.id);
+        let existing = self.registry.get_variant(&stream.id, Variant::Sub);
+        let factory = match &stream.sub {
+            None => None,
+            Some(SubConfig::Derived(derived)) => Some(Arc::new(DerivedSubFactory::new(
+                Arc::clone(main),
+                *derived,
+                &label,
+            )) as Arc<dyn SourceFactory>),
+            Some(SubConfig::Url(source)) => {
+                match self.catalog.factory(&source.plugin, &source.options) {
+                    Ok(factory) => Some(factory),
+                    Err(e) => {
+                        tracing::error!(stream = %label, error = %e, "cannot create the sub");
+                        None
+                    }
+                }
+            }
+        };
+        match (existing, factory) {
+            (Some(sub), Some(factory)) => sub.reconfigure(sub_info(stream), factory).await,
+            (None, Some(factory)) => {
+                let sub = Hub::for_variant(
+                    &stream.id,
+                    Variant::Sub,
+                    sub_info(stream),
+                    factory,
+                    self.metrics.stream(&label),
+                    self.fanout.clone(),
+                );
+                // A URL sub of a passthrough camera is video too: JPEG viewers need one.
+                sub.set_jpeg_deriver(Some(Arc::new(FfmpegDeriver::new(&label))));
+                self.registry.set_sub(&stream.id, Some(sub)).await;
+            }
+            (Some(_), None) => {
+                self.registry.set_sub(&stream.id, None).await;
+                self.metrics.remove_stream(&label);
+            }
+            (None, None) => {}
+        }
     }
 
     fn build_hub(&self, stream: &StreamConfig) -> Option<Arc<Hub>> {
@@ -444,6 +505,21 @@ pub fn stream_info(config: &StreamConfig) -> StreamInfo {
         idle_timeout: config.idle_timeout,
         fps: config.source.options.get("fps").and_then(|v| v.as_f64()),
         health: config.health,
+    }
+}
+
+/// The facts a stream's sub hub needs: the stream's, always on demand (a sub runs only
+/// while someone watches it, whatever the main does), at the sub's configured rate.
+pub fn sub_info(config: &StreamConfig) -> StreamInfo {
+    let main = stream_info(config);
+    let fps = match &config.sub {
+        Some(SubConfig::Url(source)) => source.options.get("fps").and_then(|v| v.as_f64()),
+        _ => main.fps,
+    };
+    StreamInfo {
+        on_demand: true,
+        fps,
+        ..main
     }
 }
 

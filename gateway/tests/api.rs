@@ -415,39 +415,6 @@ async fn snapshot_mjpeg_plugins_config_health_and_openapi() {
     gateway.shutdown().await;
 }
 
-/// Splits a multipart/x-mixed-replace body into complete parts (by Content-Length).
-fn mjpeg_parts(buf: &[u8]) -> Vec<Vec<u8>> {
-    let mut parts = Vec::new();
-    let text_pos = |from: usize, needle: &[u8]| {
-        buf[from..]
-            .windows(needle.len())
-            .position(|w| w == needle)
-            .map(|p| p + from)
-    };
-    let mut at = match text_pos(0, b"\r\n\r\n") {
-        Some(p) => p + 4,
-        None => return parts,
-    };
-    while let Some(boundary) = text_pos(at, b"--camgateframe\r\n") {
-        let Some(header_end) = text_pos(boundary, b"\r\n\r\n") else {
-            break;
-        };
-        let header = String::from_utf8_lossy(&buf[boundary..header_end]).to_string();
-        let length: usize = header
-            .lines()
-            .find_map(|l| l.strip_prefix("Content-Length: "))
-            .and_then(|v| v.trim().parse().ok())
-            .expect("each part has a Content-Length");
-        let start = header_end + 4;
-        if buf.len() < start + length {
-            break;
-        }
-        parts.push(buf[start..start + length].to_vec());
-        at = start + length;
-    }
-    parts
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_frames_viewers_and_reloads_consistently() {
     let (_dir, path) = manifest_dir(MANIFEST);

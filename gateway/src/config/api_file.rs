@@ -60,6 +60,9 @@ pub struct StoredStream {
     pub health_rules: Option<SourceOptions>,
     /// The `source` mapping, with `plugin` first.
     pub source: SourceOptions,
+    /// The `sub` mapping (`url`, or `width`/`height`/`quality`), if the stream has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<SourceOptions>,
 }
 
 #[derive(Serialize)]
@@ -431,6 +434,7 @@ mod tests {
             on_demand: Some(false),
             idle_timeout: Some("5s".into()),
             health_rules: None,
+            sub: None,
             source,
         }
     }

@@ -42,6 +42,7 @@ mod model;
 mod node;
 mod parse;
 mod sources;
+mod sub;
 pub mod tls;
 mod validate;
 
@@ -68,6 +69,7 @@ pub use model::{
     StreamConfig,
 };
 pub use sources::SourceSet;
+pub use sub::{DEFAULT_SUB_QUALITY, DerivedSub, MAX_SUB_SIDE, MIN_SUB_SIDE, SubConfig};
 pub use tls::{TlsConfig, TlsError};
 pub use validate::{MAX_ID_LEN, MAX_IDLE_TIMEOUT, MAX_NAME_LEN};
 
@@ -75,7 +77,7 @@ pub use validate::{MAX_ID_LEN, MAX_IDLE_TIMEOUT, MAX_NAME_LEN};
 /// mapping handed to the plugin). `docs/configuration.md` is checked against this list.
 pub fn documented_keys() -> Vec<String> {
     let mut keys: Vec<String> = parse::TOP_KEYS.iter().map(|k| (*k).to_owned()).collect();
-    let sections: [(&str, &[&str]); 8] = [
+    let sections: [(&str, &[&str]); 9] = [
         ("server", parse::SERVER_KEYS),
         ("server.tls", tls::TLS_KEYS),
         ("auth", auth::AUTH_KEYS),
@@ -84,6 +86,7 @@ pub fn documented_keys() -> Vec<String> {
         ("defaults", parse::DEFAULTS_KEYS),
         ("streams[]", parse::STREAM_KEYS),
         ("streams[].health_rules", health::HEALTH_KEYS),
+        ("streams[].sub", sub::SUB_KEYS),
     ];
     for (section, section_keys) in sections {
         keys.extend(section_keys.iter().map(|k| format!("{section}.{k}")));

@@ -136,6 +136,8 @@ pub struct StreamConfig {
     pub health: crate::hub::HealthRules,
     /// Source plugin and its options.
     pub source: SourceConfig,
+    /// The low-resolution variant (`sub:`), if the stream offers one.
+    pub sub: Option<super::sub::SubConfig>,
     /// Where the stream entry starts (its first key), for runtime messages.
     pub location: Location,
 }
@@ -148,6 +150,7 @@ impl PartialEq for StreamConfig {
             && self.idle_timeout == other.idle_timeout
             && self.health == other.health
             && self.source == other.source
+            && self.sub == other.sub
     }
 }
 

@@ -41,6 +41,7 @@ pub(crate) const STREAM_KEYS: &[&str] = &[
     "idle_timeout",
     "health_rules",
     "source",
+    "sub",
 ];
 /// Keys that belong inside `source:`; misplacing them earns a hint.
 const LIKELY_SOURCE_KEYS: &[&str] = &[
@@ -85,6 +86,8 @@ pub(crate) struct StreamDraft {
     pub idle_timeout: Option<(Duration, Location)>,
     pub health: crate::hub::HealthRules,
     pub source: Option<SourceDraft>,
+    /// `sub:` (the low-resolution variant), if any.
+    pub sub: Option<super::sub::SubDraft>,
 }
 
 #[derive(Debug)]
@@ -343,6 +346,7 @@ impl<'a> Ctx<'a> {
             idle_timeout: None,
             health: crate::hub::HealthRules::DEFAULT,
             source: None,
+            sub: None,
         };
         let mut id_seen = false;
         let mut source_seen = false;
@@ -366,6 +370,7 @@ impl<'a> Ctx<'a> {
                     source_seen = !matches!(value.value, Value::Null);
                     stream.source = self.source(key_node, value);
                 }
+                "sub" => stream.sub = self.sub(key_node, value),
                 _ => unreachable!(),
             }
         }

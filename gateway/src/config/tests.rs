@@ -190,8 +190,8 @@ fn unknown_key_in_stream_with_source_hint() {
             "streams:\n  - id: a\n    url: rtsp://x\n    ondemand: true\n    source: { plugin: testsrc }\n"
         ),
         vec![
-            "m.yaml:3:5: unknown key `url` in a stream; allowed keys: `id`, `name`, `on_demand`, `idle_timeout`, `health_rules`, `source`; source plugin options go under `source:`",
-            "m.yaml:4:5: unknown key `ondemand` in a stream; allowed keys: `id`, `name`, `on_demand`, `idle_timeout`, `health_rules`, `source`",
+            "m.yaml:3:5: unknown key `url` in a stream; allowed keys: `id`, `name`, `on_demand`, `idle_timeout`, `health_rules`, `source`, `sub`; source plugin options go under `source:`",
+            "m.yaml:4:5: unknown key `ondemand` in a stream; allowed keys: `id`, `name`, `on_demand`, `idle_timeout`, `health_rules`, `source`, `sub`",
         ]
     );
 }
@@ -766,4 +766,56 @@ fn auth_tokens_are_checked_and_never_echoed() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("`streams` limits viewer tokens only"), "{err}");
+}
+
+#[test]
+fn sub_takes_a_url_or_a_derived_size() {
+    let m = run("streams:\n  - id: cam\n    source: { plugin: ffmpeg-mjpeg, url: \"rtsp://cam/101\", password: \"${SECRET}\" }\n    sub: { url: \"rtsp://cam/102\" }\n  - id: pattern\n    source: { plugin: testsrc }\n    sub: { width: 640 }\n  - id: sized\n    source: { plugin: testsrc }\n    sub: { width: 320, height: 240, quality: 8 }\n  - id: plain\n    source: { plugin: testsrc }\n").unwrap();
+    let Some(SubConfig::Url(source)) = &m.streams[0].sub else {
+        panic!("{:?}", m.streams[0].sub);
+    };
+    // The main source's plugin and options, `url` replaced.
+    assert_eq!(source.plugin, "ffmpeg-mjpeg");
+    assert_eq!(
+        serde_json::Value::Object(source.options.clone()),
+        json!({ "url": "rtsp://cam/102", "password": SECRET })
+    );
+    assert_eq!((source.location.line, source.location.column), (4, 5));
+    assert_eq!(
+        m.streams[1].sub,
+        Some(SubConfig::Derived(DerivedSub {
+            width: 640,
+            height: None,
+            quality: DEFAULT_SUB_QUALITY
+        }))
+    );
+    assert_eq!(
+        m.streams[2].sub,
+        Some(SubConfig::Derived(DerivedSub {
+            width: 320,
+            height: Some(240),
+            quality: 8
+        }))
+    );
+    assert_eq!(m.streams[3].sub, None);
+}
+
+#[test]
+fn bad_subs_are_errors_at_their_position() {
+    let text = "streams:\n  - id: pattern\n    source: { plugin: testsrc }\n    sub: { url: \"rtsp://cam/102\" }\n  - id: both\n    source: { plugin: ffmpeg-mjpeg, url: \"rtsp://cam/101\" }\n    sub: { url: \"rtsp://cam/102\", width: 640 }\n  - id: odd\n    source: { plugin: testsrc }\n    sub: { width: 641, height: 8, quality: 1 }\n  - id: empty\n    source: { plugin: testsrc }\n    sub: { height: 360 }\n  - id: nothing\n    source: { plugin: testsrc }\n    sub: {}\n  - id: scheme\n    source: { plugin: ffmpeg-mjpeg, url: \"rtsp://cam/101\" }\n    sub: { url: \"http://${SECRET}@cam/102\", fps: 5 }\n  - id: typed\n    source: { plugin: testsrc }\n    sub: { width: \"640\" }\n";
+    assert_eq!(
+        errors(text),
+        [
+            "m.yaml:4:17: `sub.url` replaces the source's `url`, but plugin `testsrc` takes none here; derive the sub in the gateway instead (`sub: { width: 640 }`)",
+            "m.yaml:7:35: `sub` takes either `url` (the camera's own sub-stream) or `width` (with optional `height` and `quality`: derived in the gateway), not both",
+            "m.yaml:10:19: `width` must be an even number of pixels, found 641",
+            "m.yaml:10:32: `height` must be from 16 to 7680, found 8",
+            "m.yaml:10:44: `quality` must be from 2 to 31, found 1",
+            "m.yaml:13:10: `sub` is missing `width` (the derived picture's width in pixels, e.g. 640)",
+            "m.yaml:16:10: `sub` needs `url` (the camera's own sub-stream) or `width` (derived in the gateway, e.g. `width: 640`)",
+            "m.yaml:19:5: `sub`: `url` must start with rtsp://",
+            "m.yaml:19:45: unknown key `fps` in `sub`; allowed keys: `url`, `width`, `height`, `quality`",
+            "m.yaml:22:19: `width` must be an integer from 16 to 7680, found a string",
+        ]
+    );
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use super::error::{ConfigError, Location};
 use super::model::{Defaults, Manifest, SourceConfig, SourceValidator, StreamConfig};
 use super::parse::{Draft, SourceDraft, Str};
+use super::sub::{SubConfig, SubDraft};
 
 /// Longest stream id: ids appear in URLs and log lines.
 pub const MAX_ID_LEN: usize = 64;
@@ -97,6 +98,10 @@ pub(crate) fn validate(
         if let Some(source) = &stream.source {
             check_source(source, plugins, errors);
         }
+        let sub = match (stream.sub, &stream.source) {
+            (Some(sub), Some(source)) => sub_config(sub, source, plugins, errors),
+            _ => None,
+        };
         if let (Some(id), Some(source)) = (stream.id, stream.source) {
             streams.push(StreamConfig {
                 name: stream.name.map_or_else(|| id.value.clone(), |n| n.value),
@@ -109,6 +114,7 @@ pub(crate) fn validate(
                     options: source.options,
                     location: source.location,
                 },
+                sub,
                 location: stream.location,
             });
         }
@@ -251,6 +257,60 @@ fn check_source(
             redact(message, &source.env_values),
         ));
     }
+}
+
+/// The validated `sub:` of a stream whose source is `source`: a derived sub as read; a URL
+/// sub is the main source with `url` replaced, refused (at the `url` value) when the main
+/// source takes no `url`, and checked by the plugin like a source.
+fn sub_config(
+    sub: SubDraft,
+    source: &SourceDraft,
+    plugins: &dyn SourceValidator,
+    errors: &mut Vec<ConfigError>,
+) -> Option<SubConfig> {
+    let (url, location) = match sub {
+        SubDraft::Derived(derived) => return Some(SubConfig::Derived(derived)),
+        SubDraft::Url { url, location } => (url, location),
+    };
+    if !source.options.contains_key("url") {
+        errors.push(ConfigError::at(
+            url.location.clone(),
+            format!(
+                "`sub.url` replaces the source's `url`, but plugin `{}` takes none here; derive the sub in the gateway instead (`sub: {{ width: 640 }}`)",
+                source.plugin.value
+            ),
+        ));
+        return None;
+    }
+    if url.value.trim().is_empty() {
+        errors.push(ConfigError::at(
+            url.location.clone(),
+            "`sub.url` must not be empty",
+        ));
+        return None;
+    }
+    let mut options = source.options.clone();
+    options.insert("url".to_owned(), serde_json::Value::String(url.value));
+    if source.complete
+        && let Err(message) = plugins.validate_source(&source.plugin.value, &options)
+    {
+        let secrets: Vec<String> = source
+            .env_values
+            .iter()
+            .chain(&url.env_values)
+            .cloned()
+            .collect();
+        errors.push(ConfigError::at(
+            location.clone(),
+            format!("`sub`: {}", redact(message, &secrets)),
+        ));
+        return None;
+    }
+    Some(SubConfig::Url(SourceConfig {
+        plugin: source.plugin.value.clone(),
+        options,
+        location,
+    }))
 }
 
 /// Replaces environment values in a plugin's message: plugins are outside

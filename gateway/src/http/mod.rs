@@ -30,6 +30,7 @@ pub mod router;
 pub mod sealed_file;
 mod tls;
 mod ui;
+pub mod variant;
 mod viewer_page;
 pub mod ws;
 

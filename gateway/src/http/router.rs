@@ -4,7 +4,8 @@
 //! Order of checks: a reserve connection's restrictions (`admission.rs`), then `Host`,
 //! `Origin` and `Content-Type` (`guard.rs`, before any credential is looked at), then
 //! access, then the per-stream viewer slot, reserved before the handler answers (so
-//! concurrent upgrades cannot overrun `max_viewers_per_stream`).
+//! concurrent upgrades cannot overrun `max_viewers_per_stream`). Media routes resolve the
+//! hub by stream id and `?variant=` (`variant.rs`); slots and limits are per hub.
 //!
 //! The route table ([`ROUTES`]) is the single list of endpoints: the OpenAPI document is
 //! checked against it by a test.
@@ -19,8 +20,9 @@ use super::auth::{self, Principal};
 use super::guard;
 use super::pacing::parse_max_fps;
 use super::response::{self, Body};
-use super::{ConnectionGuard, ui, ws};
+use super::{ConnectionGuard, ui, variant, ws};
 use crate::app::AppState;
+use crate::hub::Variant;
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,11 +212,23 @@ async fn dispatch(
     if let Some(denied) = denied(route.access, principal.as_ref(), id.as_deref()) {
         return (route.template, denied);
     }
+    // Media routes serve one variant (`?variant=main|sub`).
+    let variant = match media.then(|| variant::parse_variant(req.uri().query())) {
+        Some(Err(e)) => {
+            let refused = response::error(StatusCode::BAD_REQUEST, "bad_query", &e.to_string());
+            return (route.template, refused);
+        }
+        Some(Ok(variant)) => variant,
+        None => Variant::Main,
+    };
     // Stream routes answer 404 for unknown ids (after access, so allow-lists do not reveal
     // which ids exist).
     let hub = match &id {
-        Some(id) if route.method == "GET" => match state.registry.get(id) {
+        Some(id) if route.method == "GET" => match state.registry.get_variant(id, variant) {
             Some(hub) => Some(hub),
+            None if state.registry.get(id).is_some() => {
+                return (route.template, variant::no_such_variant(id, variant));
+            }
             None => return (route.template, response::stream_not_found(id)),
         },
         _ => None,

@@ -19,6 +19,8 @@
 //! - Video (H.264/H.265) is latest-GOP-wins instead (`gop.rs`): a viewer gets every frame in
 //!   order from a keyframe, and one that falls behind skips to the next keyframe. JPEGs of
 //!   a video stream are derived only while someone needs them (`derive.rs`).
+//! - One picture stream per hub: a stream's low-resolution `sub` variant is a hub of its own
+//!   (`variant.rs`), kept next to the main one by the registry.
 
 pub mod codec_config;
 mod derive;
@@ -35,6 +37,7 @@ mod retry_tests;
 mod source;
 mod stream_hub;
 mod tag;
+mod variant;
 
 pub use derive::{DerivedSink, Deriving, JpegDemand, JpegDeriver};
 pub use derived::Derived;
@@ -50,6 +53,7 @@ pub use stream_hub::{
     ViewerReservation, unix_micros,
 };
 pub use tag::{FrameTag, TAG_LEN, read_tag};
+pub use variant::{BadVariant, Variant};
 
 /// Resolves when a `watch<bool>` flag turns true (or its sender is gone). Unlike
 /// `wait_for`, the future holds no borrow of the value, so it is `Send` in `select!`.

@@ -188,6 +188,8 @@ struct Control {
 /// A stream's broadcast hub. Shared as `Arc<Hub>`.
 pub struct Hub {
     id: String,
+    /// Which of the stream's picture streams this hub carries.
+    variant: super::Variant,
     info: RwLock<StreamInfo>,
     frames: watch::Sender<Option<Frame>>,
     status: watch::Sender<StreamStatus>,
@@ -289,9 +291,22 @@ impl Hub {
         telemetry: StreamTelemetry,
         fanout: Option<tokio::runtime::Handle>,
     ) -> Arc<Hub> {
+        Hub::for_variant(id, super::Variant::Main, info, factory, telemetry, fanout)
+    }
+
+    /// [`Hub::with_fanout_on`] for one `variant` of stream `id` (a sub is a hub of its own).
+    pub fn for_variant(
+        id: &str,
+        variant: super::Variant,
+        info: StreamInfo,
+        factory: Arc<dyn SourceFactory>,
+        telemetry: StreamTelemetry,
+        fanout: Option<tokio::runtime::Handle>,
+    ) -> Arc<Hub> {
         telemetry.configured_fps(info.fps);
         Arc::new(Hub {
             id: id.to_owned(),
+            variant,
             info: RwLock::new(info),
             frames: watch::Sender::new(None),
             status: watch::Sender::new(StreamStatus::new(StreamState::Stopped, "")),
@@ -325,6 +340,11 @@ impl Hub {
     /// The stream id.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Which of the stream's picture streams this hub carries.
+    pub fn variant(&self) -> super::Variant {
+        self.variant
     }
 
     /// A copy of the stream's static facts.

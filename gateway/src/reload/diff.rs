@@ -3,6 +3,11 @@
 //! Pure and unit-tested; applying it is `app.rs`'s job. A stream whose `source` (plugin or
 //! options) changed must restart its source; one where only the name, `on_demand` or
 //! `idle_timeout` changed is updated in place without touching its source or viewers.
+//!
+//! Variants: a stream's `sub` hub follows its `sub:` and its main source. A changed `sub:`
+//! (source unchanged) restarts the sub only ([`Diff::sub_changed`]; the main is at most
+//! updated in place); a changed main source restarts both (a URL sub shares the main's
+//! options, a derived one its pictures); a removed stream removes both.
 
 use crate::config::{Manifest, StreamConfig};
 
@@ -17,6 +22,10 @@ pub struct Diff {
     pub restarted: Vec<StreamConfig>,
     /// Streams where only presentation or lifecycle settings changed: update in place.
     pub updated: Vec<StreamConfig>,
+    /// Streams whose `sub:` changed while their main source did not: restart (or add, or
+    /// remove) the sub only. Such a stream is also in `updated` when other settings changed
+    /// too, and never in `restarted` (which restarts the sub anyway).
+    pub sub_changed: Vec<StreamConfig>,
     /// Ids of streams left exactly as they were.
     pub unchanged: Vec<String>,
     /// Settings that changed but only take effect after a restart of the gateway.
@@ -29,7 +38,8 @@ impl Diff {
         !(self.added.is_empty()
             && self.removed.is_empty()
             && self.restarted.is_empty()
-            && self.updated.is_empty())
+            && self.updated.is_empty()
+            && self.sub_changed.is_empty())
     }
 
     /// A one-line summary for logs and the config status.
@@ -55,7 +65,16 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Diff {
             Some(previous) if previous.source != stream.source => {
                 diff.restarted.push(stream.clone())
             }
-            Some(_) => diff.updated.push(stream.clone()),
+            Some(previous) => {
+                if previous.sub != stream.sub {
+                    diff.sub_changed.push(stream.clone());
+                }
+                let mut same_sub = stream.clone();
+                same_sub.sub.clone_from(&previous.sub);
+                if same_sub != *previous {
+                    diff.updated.push(stream.clone());
+                }
+            }
         }
     }
     diff.removed = old
@@ -134,6 +153,25 @@ streams:
         assert_eq!(d.unchanged, ["c"]);
         assert!(d.removed.is_empty());
         assert_eq!(d.restart_required, ["server.listen"]);
+        assert!(d.touches_streams());
+    }
+
+    #[test]
+    fn a_changed_sub_restarts_the_sub_only() {
+        let old = manifest(
+            "streams:\n  - id: a\n    source: { plugin: testsrc }\n    sub: { width: 320 }\n  - id: b\n    source: { plugin: testsrc }\n    sub: { width: 320 }\n  - id: c\n    source: { plugin: testsrc }\n    sub: { width: 320 }\n",
+        );
+        let new = manifest(
+            "streams:\n  - id: a\n    source: { plugin: testsrc }\n    sub: { width: 640 }\n  - id: b\n    name: B\n    source: { plugin: testsrc }\n  - id: c\n    source: { plugin: testsrc, fps: 5 }\n    sub: { width: 640 }\n",
+        );
+        let d = diff(&old, &new);
+        let ids = |v: &[StreamConfig]| v.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&d.sub_changed), ["a", "b"]);
+        // `a`'s main is not touched at all; `b` also got a new name (in place).
+        assert_eq!(ids(&d.updated), ["b"]);
+        // A new main source restarts both; it is not listed twice.
+        assert_eq!(ids(&d.restarted), ["c"]);
+        assert!(d.unchanged.is_empty());
         assert!(d.touches_streams());
     }
 

@@ -42,6 +42,14 @@
 //!   transcoder does the same from its task, and the child is `kill_on_drop` if the
 //!   runtime goes away first;
 //! - [`RunningCount`] counts the ffmpeg children alive (the API's `transcoders`).
+//!
+//! JPEG input ([`TranscoderOptions::jpeg_input`], a derived sub of a JPEG stream): each JPEG
+//! is written as one part of a `multipart/x-mixed-replace` body with its `Content-Length`
+//! (ffmpeg's `mpjpeg` demuxer), so ffmpeg has the whole picture at once — its raw `mjpeg`
+//! and `jpeg_pipe` inputs find a picture's end only when the next one begins, one frame
+//! late. When the output is at most a half (a quarter, an eighth) of the picture's width,
+//! the decoder's reduced IDCT (`-lowres 1|2|3`) decodes at that size in the first place;
+//! a picture of another width restarts ffmpeg (a new `-lowres`).
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -85,8 +93,12 @@ pub struct TranscoderOptions {
     /// Incremented while this transcoder's ffmpeg runs; share one per stream.
     pub running: RunningCount,
     /// Scale every picture to this width × height, averaging the pixels each output pixel
-    /// covers (the health monitor's thumbnails); `None`: the coded size.
+    /// covers (the health monitor's thumbnails); `None`: the coded size. A height of 0
+    /// keeps the aspect ratio (rounded to an even number).
     pub size: Option<(u32, u32)>,
+    /// Also take JPEG frames (see the module docs); `false`: they are refused
+    /// ([`Pushed::NotVideo`]).
+    pub jpeg_input: bool,
 }
 
 impl Default for TranscoderOptions {
@@ -98,6 +110,7 @@ impl Default for TranscoderOptions {
             label: String::new(),
             running: RunningCount::default(),
             size: None,
+            jpeg_input: false,
         }
     }
 }
@@ -244,6 +257,8 @@ type InFlight = Arc<Mutex<VecDeque<Stamp>>>;
 #[derive(Debug)]
 pub struct Transcoder {
     queue: mpsc::Sender<Frame>,
+    /// Whether JPEG frames are taken.
+    jpeg_input: bool,
     /// The push side skips frames until a keyframe (start, after an overflow).
     need_keyframe: AtomicBool,
     counters: Arc<Counters>,
@@ -262,6 +277,7 @@ impl Transcoder {
         let (queue, frames) = mpsc::channel(options.queue.max(1));
         let (state_tx, state) = watch::channel(TranscoderState::WaitingForKeyframe);
         let counters = Arc::new(Counters::default());
+        let jpeg_input = options.jpeg_input;
         let worker = Worker {
             frames,
             options,
@@ -272,12 +288,14 @@ impl Transcoder {
             config: None,
             writer: None,
             need_keyframe: true,
+            jpeg_run: None,
             failures: 0,
             not_before: None,
             buf: Vec::new(),
         };
         Transcoder {
             queue,
+            jpeg_input,
             need_keyframe: AtomicBool::new(true),
             counters,
             state,
@@ -288,7 +306,7 @@ impl Transcoder {
     /// Offers one frame of the stream; never blocks (see [`Pushed`]). Call it with every
     /// frame, in order, from one thread.
     pub fn push(&self, frame: &Frame) -> Pushed {
-        if !frame.codec.is_video() {
+        if !frame.codec.is_video() && !self.jpeg_input {
             return Pushed::NotVideo;
         }
         if !frame.keyframe && self.need_keyframe.load(Ordering::Relaxed) {
@@ -369,6 +387,8 @@ struct Worker {
     config: Option<Arc<VideoConfig>>,
     writer: Option<AnnexBWriter>,
     need_keyframe: bool,
+    /// While the current run decodes JPEGs: its `-lowres` (0: full size).
+    jpeg_run: Option<u8>,
     failures: u32,
     not_before: Option<Instant>,
     buf: Vec<u8>,
@@ -408,6 +428,16 @@ impl Worker {
     }
 
     async fn frame(&mut self, frame: Frame) {
+        if frame.codec == Codec::Jpeg {
+            return self.jpeg_frame(frame).await;
+        }
+        if self.jpeg_run.take().is_some()
+            && let Some(run) = self.run.take()
+        {
+            // From JPEG to video: another decoder.
+            let (_, _, sink) = finish(run, &self.counters).await;
+            self.sink = sink;
+        }
         let Some(config) = frame.config.clone() else {
             self.need_keyframe = true;
             return self.fail(TranscodeError::NoConfig);
@@ -457,13 +487,56 @@ impl Worker {
                 self.counters.skipped.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            if let Err(error) = self.spawn(codec) {
+            if let Err(error) = self.spawn(Input::Video(codec)) {
                 self.backoff();
                 self.need_keyframe = true;
                 return self.fail(error);
             }
         }
         self.need_keyframe = false;
+        self.feed(&frame).await;
+    }
+
+    /// One JPEG frame: (re)starts ffmpeg on its `mjpeg` decoder if needed and feeds it.
+    async fn jpeg_frame(&mut self, frame: Frame) {
+        let lowres = lowres_for(frame.width, self.options.size);
+        if self.jpeg_run != Some(lowres)
+            && let Some(run) = self.run.take()
+        {
+            // From video, or a picture of another width: another decoder.
+            let (_, _, sink) = finish(run, &self.counters).await;
+            self.sink = sink;
+        }
+        // Whatever came before, video starts again from a keyframe and its configuration.
+        self.config = None;
+        self.writer = None;
+        self.need_keyframe = true;
+        if self.run.is_none() {
+            if self.not_before.is_some_and(|t| Instant::now() < t) {
+                self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            if let Err(error) = self.spawn(Input::Jpeg { lowres }) {
+                self.backoff();
+                return self.fail(error);
+            }
+            self.jpeg_run = Some(lowres);
+        }
+        self.buf.clear();
+        self.buf.extend_from_slice(
+            format!(
+                "--{MPJPEG_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+                frame.data.len()
+            )
+            .as_bytes(),
+        );
+        self.buf.extend_from_slice(&frame.data);
+        self.buf.extend_from_slice(b"\r\n");
+        self.feed(&frame).await;
+    }
+
+    /// Writes `self.buf` (the frame's input) to ffmpeg, remembering its capture time.
+    async fn feed(&mut self, frame: &Frame) {
         let Some(run) = &mut self.run else { return };
         {
             let mut in_flight = run.in_flight.lock().unwrap_or_else(|e| e.into_inner());
@@ -490,8 +563,8 @@ impl Worker {
         }
     }
 
-    fn spawn(&mut self, codec: Codec) -> Result<(), TranscodeError> {
-        let args = ffmpeg_args(codec, self.options.quality, self.options.size);
+    fn spawn(&mut self, input: Input) -> Result<(), TranscodeError> {
+        let args = input_args(input, self.options.quality, self.options.size);
         let mut ffmpeg =
             Ffmpeg::spawn(&self.options.ffmpeg, &args, &self.options.label).map_err(|e| {
                 TranscodeError::Spawn {
@@ -519,7 +592,7 @@ impl Worker {
             sink,
             Arc::clone(&self.counters),
         ));
-        tracing::info!(stream = %self.options.label, codec = codec.as_str(), "transcoder: ffmpeg started");
+        tracing::info!(stream = %self.options.label, input = input.name(), "transcoder: ffmpeg started");
         self.run = Some(Run {
             ffmpeg,
             stdin,
@@ -534,6 +607,7 @@ impl Worker {
     /// The current run failed: reap it, report why, wait for a keyframe after a backoff.
     async fn end_run(&mut self, error: Option<TranscodeError>) {
         let Some(run) = self.run.take() else { return };
+        self.jpeg_run = None;
         let produced = self.counters.jpegs.load(Ordering::Relaxed) > run.jpegs_at_start;
         let (status, message, sink) = finish(run, &self.counters).await;
         if sink.is_some() {
@@ -584,16 +658,76 @@ async fn finish(
     (status, message, sink)
 }
 
+/// The multipart boundary of JPEG input.
+const MPJPEG_BOUNDARY: &str = "camgateframe";
+
+/// What one ffmpeg run decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// H.264 or H.265, Annex B.
+    Video(Codec),
+    /// JPEGs in `mpjpeg` parts, decoded at 1/2^`lowres` of their size.
+    Jpeg {
+        /// The decoder's `-lowres` (0..=3).
+        lowres: u8,
+    },
+}
+
+impl Input {
+    fn name(self) -> &'static str {
+        match self {
+            Input::Video(codec) => codec.as_str(),
+            Input::Jpeg { .. } => "jpeg",
+        }
+    }
+}
+
+/// The largest `-lowres` (reduced-IDCT decode at 1/2, 1/4, 1/8) that still leaves at least
+/// the output's width: a picture `width` wide scaled to `size`. 0 when either is unknown.
+pub fn lowres_for(width: u32, size: Option<(u32, u32)>) -> u8 {
+    let Some((target, _)) = size.filter(|(w, _)| *w > 0) else {
+        return 0;
+    };
+    (1..=3u8)
+        .rev()
+        .find(|shift| width >> shift >= target)
+        .unwrap_or(0)
+}
+
 /// The command line (see the module docs).
 pub fn ffmpeg_args(codec: Codec, quality: u8, size: Option<(u32, u32)>) -> Vec<OsString> {
-    let format = if codec == Codec::H265 { "hevc" } else { "h264" };
+    input_args(Input::Video(codec), quality, size)
+}
+
+/// The command line for `input` (see the module docs).
+pub fn input_args(input: Input, quality: u8, size: Option<(u32, u32)>) -> Vec<OsString> {
+    let lowres = match input {
+        Input::Jpeg { lowres } if lowres > 0 => Some(lowres.to_string()),
+        _ => None,
+    };
+    let mut decoder: Vec<&str> = Vec::new();
+    if let Some(lowres) = &lowres {
+        decoder.extend(["-lowres", lowres.as_str()]);
+    }
+    decoder.extend(match input {
+        Input::Video(Codec::H265) => ["-f", "hevc"],
+        Input::Video(_) => ["-f", "h264"],
+        Input::Jpeg { .. } => ["-f", "mpjpeg"],
+    });
     let quality = quality.clamp(2, 31).to_string();
-    let scale = size.map(|(w, h)| format!("scale={w}:{h}:flags=area"));
+    let scale = size.map(|(w, h)| {
+        let h = if h == 0 {
+            "-2".to_owned()
+        } else {
+            h.to_string()
+        };
+        format!("scale={w}:{h}:flags=area")
+    });
     let scale: &[&str] = match &scale {
         Some(filter) => &["-vf", filter],
         None => &[],
     };
-    let input = [
+    let head = [
         "-hide_banner",
         "-loglevel",
         "level+error",
@@ -606,8 +740,8 @@ pub fn ffmpeg_args(codec: Codec, quality: u8, size: Option<(u32, u32)>) -> Vec<O
         "0",
         "-threads",
         "1",
-        "-f",
-        format,
+    ];
+    let tail = [
         "-i",
         "pipe:0",
         "-an",
@@ -627,8 +761,9 @@ pub fn ffmpeg_args(codec: Codec, quality: u8, size: Option<(u32, u32)>) -> Vec<O
         "1",
         "pipe:1",
     ];
-    input
-        .iter()
+    head.iter()
+        .chain(&decoder)
+        .chain(&tail)
         .chain(scale)
         .chain(&output)
         .map(OsString::from)
@@ -669,4 +804,31 @@ async fn read(
         });
     }
     sink
+}
+
+#[cfg(test)]
+mod input_tests {
+    use super::*;
+
+    #[test]
+    fn jpegs_are_decoded_at_the_smallest_reduced_size_that_still_covers_the_output() {
+        assert_eq!(lowres_for(1280, Some((640, 0))), 1);
+        assert_eq!(lowres_for(1280, Some((641, 0))), 0);
+        assert_eq!(lowres_for(1280, Some((320, 180))), 2);
+        assert_eq!(lowres_for(1280, Some((160, 0))), 3);
+        assert_eq!(lowres_for(1920, Some((96, 54))), 3, "at most an eighth");
+        assert_eq!(lowres_for(0, Some((320, 0))), 0, "unknown width: full size");
+        assert_eq!(lowres_for(1280, None), 0);
+        let args = |input| {
+            input_args(input, 5, Some((320, 0)))
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert!(args(Input::Jpeg { lowres: 2 }).contains("-lowres 2 -f mpjpeg -i pipe:0"));
+        assert!(args(Input::Jpeg { lowres: 0 }).contains("-threads 1 -f mpjpeg -i pipe:0"));
+        assert!(args(Input::Video(Codec::H265)).contains("-f hevc -i pipe:0"));
+        assert!(args(Input::Video(Codec::H264)).contains("-vf scale=320:-2:flags=area"));
+    }
 }

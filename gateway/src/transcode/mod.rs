@@ -9,9 +9,11 @@
 //! - [`FfmpegDeriver`]: the transcoder as the hub's `JpegDeriver`, which the hub runs
 //!   while a stream has JPEG consumers (`hub/derive.rs`);
 //! - [`snapshot_from_gop`] ([`snapshot`]): the last picture of a GOP as a JPEG, with a
-//!   one-shot ffmpeg, so snapshots need no running transcoder.
+//!   one-shot ffmpeg, so snapshots need no running transcoder;
+//! - [`DerivedSubFactory`] ([`sub`]): a stream's derived `sub` variant, the source of its
+//!   sub hub, fed from the main hub's frames (video or JPEG) through one transcoder.
 //!
-//! This module knows [`crate::hub::Frame`] and nothing of HTTP or plugins: whoever owns a
+//! This module knows the hub (frames, and for [`sub`] the main hub it follows) and nothing of HTTP or plugins: whoever owns a
 //! stream decides when a transcoder runs (while it has MJPEG consumers) and where its JPEGs
 //! go. ffmpeg's stderr is logged through `tracing`, rate-limited, by the ffmpeg plugin's
 //! parser ([`camgate_ffmpeg_mjpeg::stderr`]); its JPEG output is split by the plugin's
@@ -22,6 +24,7 @@ mod deriver;
 pub mod mjpeg;
 mod process;
 pub mod snapshot;
+pub mod sub;
 
 pub use annexb::{AnnexBError, AnnexBWriter};
 pub use deriver::FfmpegDeriver;
@@ -30,3 +33,4 @@ pub use mjpeg::{
     TranscoderState, TranscoderStats,
 };
 pub use snapshot::{SnapshotError, SnapshotOptions, snapshot_from_gop, snapshot_with};
+pub use sub::DerivedSubFactory;

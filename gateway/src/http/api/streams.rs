@@ -15,6 +15,8 @@
 //!   validated exactly like the manifest (same parser, same plugin checks), and are applied
 //!   through the normal reload path, so the running state always equals the files.
 //! - Streams defined in the manifest are read-only here (409 with the file position).
+//! - `sub` (the low-resolution variant) is shown and taken like `source`: a URL password
+//!   masked, and kept as stored when sent back masked ([`merge_options`] serves both).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -26,10 +28,10 @@ use serde_json::{Map, Value};
 
 use super::body::{ApiError, read_json};
 use crate::app::{ApiCommitError, AppState};
-use crate::config::{self, LoadedConfig, StoredStream, StreamConfig};
+use crate::config::{self, LoadedConfig, StoredStream, StreamConfig, SubConfig};
 use crate::http::auth::Principal;
 use crate::http::response::{self, Body};
-use crate::hub::{HealthRules, Hub, OutageCause, PictureHealth, StreamState};
+use crate::hub::{HealthRules, Hub, OutageCause, PictureHealth, StreamState, Variant};
 use crate::redact::{MASK, is_secret_key, public_options, public_value};
 
 /// A stream as the API shows it: the manifest's field names plus status fields.
@@ -40,6 +42,12 @@ pub struct StreamView {
     on_demand: bool,
     idle_timeout: String,
     source: Map<String, Value>,
+    /// The picture streams viewers may choose (`?variant=`): `["main"]` or
+    /// `["main","sub"]`.
+    variants: Vec<&'static str>,
+    /// The manifest's `sub:` (URL password masked), when the stream has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub: Option<Map<String, Value>>,
     /// Created through the API (so PUT and DELETE are allowed).
     editable: bool,
     state: StreamState,
@@ -108,12 +116,23 @@ fn stream_view(config: &StreamConfig, editable: bool, hub: &Hub) -> StreamView {
         .then(|| SystemTime::now().duration_since(status.since).ok())
         .flatten()
         .map(|d| d.as_secs_f64());
+    let sub = config
+        .sub
+        .as_ref()
+        .map(|sub| public_options(&sub_options(sub)));
+    let variants = if sub.is_some() {
+        vec![Variant::Main.as_str(), Variant::Sub.as_str()]
+    } else {
+        vec![Variant::Main.as_str()]
+    };
     StreamView {
         id: config.id.clone(),
         name: config.name.clone(),
         on_demand: config.on_demand,
         idle_timeout: shown_duration(config.idle_timeout),
         source,
+        variants,
+        sub,
         editable,
         state: status.state,
         cause: status.cause(),
@@ -131,6 +150,26 @@ fn stream_view(config: &StreamConfig, editable: bool, hub: &Hub) -> StreamView {
         health_since: humantime::format_rfc3339_millis(health.since).to_string(),
         health_rules: HealthRulesView::from(&config.health),
     }
+}
+
+/// A running `sub:` in the manifest's form (unmasked: callers mask it for display).
+fn sub_options(sub: &SubConfig) -> Map<String, Value> {
+    let mut options = Map::new();
+    match sub {
+        SubConfig::Url(source) => {
+            if let Some(url) = source.options.get("url") {
+                options.insert("url".into(), url.clone());
+            }
+        }
+        SubConfig::Derived(derived) => {
+            options.insert("width".into(), derived.width.into());
+            if let Some(height) = derived.height {
+                options.insert("height".into(), height.into());
+            }
+            options.insert("quality".into(), derived.quality.into());
+        }
+    }
+    options
 }
 
 fn view_of(state: &AppState, config: &LoadedConfig, id: &str) -> Option<StreamView> {
@@ -172,6 +211,14 @@ struct StreamInput {
     /// not wipe them); `{}`: back to the defaults.
     health_rules: Option<Map<String, Value>>,
     source: Map<String, Value>,
+    /// Absent on `PUT`: the stored sub stays; `null`: no sub; a mapping: the new one.
+    #[serde(default, deserialize_with = "present")]
+    sub: Option<Value>,
+}
+
+/// Deserializes a field that is there, `null` included (absent stays `None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// Source URL schemes the API accepts: ffmpeg must not become a file reader or an SSRF
@@ -180,10 +227,15 @@ const URL_SCHEMES: [&str; 4] = ["rtsp", "rtsps", "http", "https"];
 
 /// Checks what only the API restricts (the manifest is trusted operator input).
 fn check_api_source(source: &Map<String, Value>) -> Result<(), ApiError> {
+    check_api_options("source", source)
+}
+
+/// [`check_api_source`] for the options under `field` (`source`, `sub`).
+fn check_api_options(field: &str, source: &Map<String, Value>) -> Result<(), ApiError> {
     for (key, value) in source {
         if key.ends_with("_path") || key.ends_with("_dir") {
             return Err(ApiError::invalid(
-                &format!("source.{key}"),
+                &format!("{field}.{key}"),
                 &format!("option `{key}` can only be set in the operator's manifest"),
             ));
         }
@@ -191,7 +243,7 @@ fn check_api_source(source: &Map<String, Value>) -> Result<(), ApiError> {
             && text.chars().any(char::is_control)
         {
             return Err(ApiError::invalid(
-                &format!("source.{key}"),
+                &format!("{field}.{key}"),
                 "control characters are not allowed",
             ));
         }
@@ -202,7 +254,7 @@ fn check_api_source(source: &Map<String, Value>) -> Result<(), ApiError> {
         let allowed = scheme.as_deref().is_some_and(|s| URL_SCHEMES.contains(&s));
         if !allowed || url.starts_with('-') || url.chars().any(char::is_whitespace) {
             return Err(ApiError::invalid(
-                "source.url",
+                &format!("{field}.url"),
                 &format!(
                     "url must be an {} URL without spaces",
                     URL_SCHEMES.join("://, ") + "://"
@@ -261,54 +313,33 @@ fn to_stored(
     };
     let mut source = Map::new();
     source.insert("plugin".into(), Value::String(config::escape(plugin)));
-    // An option as stored and as shown, when the stream exists and has it.
-    let known = |key: &str| -> Option<(&Value, Value)> {
-        let (stored, running) = previous?;
-        let raw = stored.source.get(key)?;
-        let shown = running.source.options.get(key).map(public_value)?;
-        Some((raw, shown))
+    let mut options = input.source.clone();
+    options.remove("plugin");
+    source.extend(merge_options(
+        "source",
+        &options,
+        previous.map(|(stored, running)| (&stored.source, &running.source.options)),
+    )?);
+    let sub = match &input.sub {
+        // Omitted: the stored sub stays.
+        None => previous.and_then(|(stored, _)| stored.sub.clone()),
+        Some(Value::Null) => None,
+        Some(Value::Object(given)) => {
+            check_api_options("sub", given)?;
+            // Only a URL sub has something to keep: a client switching to a derived sub
+            // must not get the stored (masked) URL back next to its `width`.
+            let previous = previous.filter(|_| given.contains_key("url"));
+            let running = previous.and_then(|(_, running)| running.sub.as_ref().map(sub_options));
+            let stored = previous.and_then(|(stored, _)| stored.sub.as_ref());
+            Some(merge_options("sub", given, stored.zip(running.as_ref()))?)
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "sub",
+                "sub must be a mapping (`url`, or `width` with optional `height` and `quality`) or null",
+            ));
+        }
     };
-    for (key, value) in &input.source {
-        if key == "plugin" {
-            continue;
-        }
-        // An empty secret in an update means "keep the stored one" (clients never get
-        // passwords back, so they cannot resend them).
-        let blank = value.as_str().is_some_and(str::is_empty);
-        if blank && is_secret_key(key) {
-            continue;
-        }
-        match known(key) {
-            // Sent back exactly as shown: keep the stored form (the real password, or an
-            // operator's `${VAR}`).
-            Some((raw, shown)) if !is_secret_key(key) && *value == shown => {
-                source.insert(key.clone(), raw.clone());
-            }
-            _ if has_masked_password(value) => {
-                return Err(ApiError::invalid(&format!("source.{key}"), MASKED_PASSWORD));
-            }
-            _ => {
-                source.insert(key.clone(), escaped(value));
-            }
-        }
-    }
-    if let Some((stored, running)) = previous {
-        // Omitted options the client could not see as stored are kept.
-        for (key, raw) in &stored.source {
-            if key == "plugin" || source.contains_key(key) {
-                continue;
-            }
-            let hidden = is_secret_key(key)
-                || running
-                    .source
-                    .options
-                    .get(key)
-                    .is_some_and(|v| public_value(v) != *v);
-            if hidden {
-                source.insert(key.clone(), raw.clone());
-            }
-        }
-    }
     let unchanged = |shown: &str, given: &str| shown == given;
     let name = match (input.name, previous) {
         (Some(name), Some((stored, running))) if unchanged(&running.name, &name) => {
@@ -340,7 +371,72 @@ fn to_stored(
         idle_timeout,
         health_rules,
         source,
+        sub,
     })
+}
+
+/// Options as stored (raw) and as running (substituted, what the client was shown masked).
+type StoredAndShown<'a> = (&'a Map<String, Value>, &'a Map<String, Value>);
+
+/// The stored form of options a client sent (`given`) for `field` (`source`, `sub`), on an
+/// update with `previous` = (the raw stored options, the running ones the client was shown
+/// through `public_value`):
+/// - an option sent back exactly as shown keeps its stored form (the real password, an
+///   operator's `${VAR}`); an empty secret-named option keeps the stored one;
+/// - an omitted option the client could not see as stored (a secret, a masked URL) is kept;
+/// - a URL whose password is the mask is refused otherwise; everything else is stored
+///   escaped (data, never an environment reference).
+fn merge_options(
+    field: &str,
+    given: &Map<String, Value>,
+    previous: Option<StoredAndShown<'_>>,
+) -> Result<Map<String, Value>, ApiError> {
+    let mut merged = Map::new();
+    // An option as stored and as shown, when the stream exists and has it.
+    let known = |key: &str| -> Option<(&Value, Value)> {
+        let (stored, running) = previous?;
+        let raw = stored.get(key)?;
+        let shown = running.get(key).map(public_value)?;
+        Some((raw, shown))
+    };
+    for (key, value) in given {
+        // An empty secret in an update means "keep the stored one" (clients never get
+        // passwords back, so they cannot resend them).
+        let blank = value.as_str().is_some_and(str::is_empty);
+        if blank && is_secret_key(key) {
+            continue;
+        }
+        match known(key) {
+            // Sent back exactly as shown: keep the stored form (the real password, or an
+            // operator's `${VAR}`).
+            Some((raw, shown)) if !is_secret_key(key) && *value == shown => {
+                merged.insert(key.clone(), raw.clone());
+            }
+            _ if has_masked_password(value) => {
+                return Err(ApiError::invalid(
+                    &format!("{field}.{key}"),
+                    MASKED_PASSWORD,
+                ));
+            }
+            _ => {
+                merged.insert(key.clone(), escaped(value));
+            }
+        }
+    }
+    if let Some((stored, running)) = previous {
+        // Omitted options the client could not see as stored are kept.
+        for (key, raw) in stored {
+            if key == "plugin" || merged.contains_key(key) {
+                continue;
+            }
+            let hidden =
+                is_secret_key(key) || running.get(key).is_some_and(|v| public_value(v) != *v);
+            if hidden {
+                merged.insert(key.clone(), raw.clone());
+            }
+        }
+    }
+    Ok(merged)
 }
 
 /// A duration as the API shows it.
@@ -592,6 +688,7 @@ mod tests {
             on_demand: Some(true),
             idle_timeout: Some("5s".into()),
             health_rules: serde_json::from_str(r#"{"dark_luma":300}"#).unwrap(),
+            sub: None,
             source: serde_json::from_str(r#"{"plugin":"testsrc","fps":0}"#).unwrap(),
         }]);
         let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;

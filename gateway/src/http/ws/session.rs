@@ -107,6 +107,8 @@ enum Event<'a> {
         codec: Option<&'static str>,
         /// What this socket carries, if decided.
         format: Option<&'static str>,
+        /// Which of the stream's picture streams this socket carries: `main` or `sub`.
+        variant: &'static str,
         /// The gateway's clock when the hello was written (µs since the Unix epoch): a
         /// viewer's estimate of the offset between its clock and the gateway's (for the
         /// ages in its `shown` reports).
@@ -480,6 +482,7 @@ impl Session {
             cause,
             codec: native.map(|codec| codec.as_str()),
             format: self.format.map(Format::as_str),
+            variant: hub.variant().as_str(),
             server_time_us: crate::hub::unix_micros(std::time::SystemTime::now()),
         });
         resolved?;
