@@ -143,7 +143,7 @@ export default function App() {
               <GridSkeleton />
             ) : route.name === "stream" ? (
               focused ? (
-                <FocusView key={focused.id} stream={focused} isAdmin={isAdmin} onBack={() => navigate("#/")} onEdit={openEdit} onDelete={openDelete} />
+                <FocusView key={focused.id} stream={focused} streams={streams} isAdmin={isAdmin} onBack={() => navigate("#/")} onEdit={openEdit} onDelete={openDelete} />
               ) : (
                 <StreamNotShown key={route.id} id={route.id} onBack={() => navigate("#/")} />
               )

@@ -37,7 +37,7 @@ const HEADLINES: Record<OutageCause, string> = {
 
 /** The words for a cause (null: none known). */
 export function causeHeadline(cause: OutageCause | null | undefined): string | null {
-  return cause ? (HEADLINES[cause] ?? null) : null;
+  return cause ? HEADLINES[cause] : null;
 }
 
 export function displayStatus(
