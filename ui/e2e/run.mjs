@@ -23,6 +23,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { CHROMIUM_ARGS, CHROMIUM_BIN } from "./chromium.mjs";
 import { passwordEditChecks } from "./password-edit.mjs";
+import { tilesChecks } from "./tiles.mjs";
 
 const execFileAsync = promisify(execFile);
 const UI_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -320,6 +321,15 @@ async function main() {
     colorScheme: "dark",
   });
   cleanups.push(() => context.close());
+  // E2E_ONLY=<module>: only that module's checks (while developing it).
+  if (process.env.E2E_ONLY) {
+    const gatewayWith = (name, lines) => startGatewayWith(tmp, gatewayLog, name, lines);
+    const forcePreview = process.env.E2E_VIA_PREVIEW === "1";
+    const only = { tiles: () => tilesChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview, gatewayLog, cleanups }) }[process.env.E2E_ONLY];
+    if (!only) throw new Error(`E2E_ONLY=${process.env.E2E_ONLY}: no such module`);
+    await only();
+    return;
+  }
   const page = context.pages()[0] ?? (await context.newPage());
   const pageErrors = [];
   page.on("pageerror", (e) => pageErrors.push(e.message));
@@ -557,6 +567,7 @@ async function main() {
   await (await import("./credit.mjs")).creditChecks({ context, check, assert, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1" });
   await (await import("./freshness.mjs")).freshnessChecks({ context, check, assert, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1" });
   await (await import("./ui-fixes.mjs")).uiFixChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1" });
+  await tilesChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1", gatewayLog, cleanups });
   await (await import("./https.mjs")).httpsChecks({ check, assert, Skip, gatewayWith, launch: (args = []) => chromium.launch({ executablePath: CHROMIUM_BIN, headless: true, args: [...CHROMIUM_ARGS, ...args] }) });
 }
 

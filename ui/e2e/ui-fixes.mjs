@@ -11,14 +11,11 @@
 // Called from run.mjs with its helpers:
 // uiFixChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview }).
 
-import fs from "node:fs";
-import { createRequire } from "node:module";
+import { AXE_SOURCE, sample } from "./lib.mjs";
 
 const ADMIN = "e2e-uifix-admin-token-0123456789";
 const VIEWER = "e2e-uifix-viewer-token-0123456789";
 const METRICS = "e2e-uifix-metrics-token-0123456789";
-/** axe-core's source, injected into the page for the accessibility audit. */
-const AXE_SOURCE = fs.readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 const FAILING = "uifix-unreachable";
 const EDITABLE = "uifix-editable";
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -30,16 +27,6 @@ async function metrics(gatewayUrl) {
   return r.text();
 }
 
-/** Sum of the samples of `name` whose labels include every `label="value"` in `labels`. */
-function sample(text, name, labels) {
-  let sum = 0;
-  for (const line of text.split("\n")) {
-    if (!line.startsWith(`${name}{`)) continue;
-    const [series, value] = [line.slice(0, line.lastIndexOf(" ")), line.slice(line.lastIndexOf(" ") + 1)];
-    if (labels.every((l) => series.includes(l))) sum += Number(value);
-  }
-  return sum;
-}
 
 const unauthorizedCount = async (gatewayUrl) => sample(await metrics(gatewayUrl), "camgate_http_requests_total", ['status="401"']);
 const viewers = async (gatewayUrl, stream) =>

@@ -156,7 +156,7 @@ export function FocusView({
         </h1>
         <nav aria-label="Other cameras" className="flex items-center gap-1">
           {previous && (
-            <Button asChild variant="outline" size="sm" title={`Previous camera: ${previous.name} (←)`}>
+            <Button asChild variant="outline" size="sm" className="max-sm:min-w-11" title={`Previous camera: ${previous.name} (←)`}>
               <a href={streamHref(previous.id)} data-testid="previous-camera" aria-label={`Previous camera: ${previous.name}`}>
                 <ChevronLeft aria-hidden />
                 <span className="max-w-32 truncate max-md:sr-only">{previous.name}</span>
@@ -164,7 +164,7 @@ export function FocusView({
             </Button>
           )}
           {next && (
-            <Button asChild variant="outline" size="sm" title={`Next camera: ${next.name} (→)`}>
+            <Button asChild variant="outline" size="sm" className="max-sm:min-w-11" title={`Next camera: ${next.name} (→)`}>
               <a href={streamHref(next.id)} data-testid="next-camera" aria-label={`Next camera: ${next.name}`}>
                 <span className="max-w-32 truncate max-md:sr-only">{next.name}</span>
                 <ChevronRight aria-hidden />

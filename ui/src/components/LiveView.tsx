@@ -8,6 +8,7 @@ import { displayHealth } from "@/lib/health";
 import type { StreamVariant } from "@/lib/api";
 import { displayStatus, stabilize, type DisplayStatus, type Outage } from "@/lib/status";
 import { cn } from "@/lib/utils";
+import { hasPicture as pictureKept } from "@/player/lastPicture";
 import type { PlayerStats, PlayerStatus } from "@/player/player";
 import type { OutageCause, PictureHealth, StreamState } from "@/player/protocol";
 
@@ -128,7 +129,10 @@ export function LiveView({
   if (nextOutage?.label !== outage?.label || nextOutage?.reason !== outage?.reason || nextOutage?.headline !== outage?.headline) {
     setOutage(nextOutage);
   }
-  const hasPicture = status?.hasPicture ?? false;
+  // The previous view's picture of this stream will be drawn at once (the player's poster):
+  // the canvas is shown from the first paint, with no fade-in (no blank frame).
+  const [posterExpected] = useState(() => pictureKept(streamId));
+  const hasPicture = status?.hasPicture ?? posterExpected;
   const healthy = display.kind === "live";
   // Picture health matters only for a picture that plays (else the status badge says why).
   const health = healthy ? displayHealth(apiHealth, apiHealthSince, status) : null;

@@ -66,3 +66,13 @@ export function takePicture(streamId: string, nowMs = Date.now()): HTMLCanvasEle
   kept.delete(streamId);
   return k && nowMs - k.at <= KEEP_MS ? k.picture : null;
 }
+
+/** Whether `takePicture` would find a picture now (nothing is copied). */
+export function hasPicture(streamId: string, nowMs = Date.now()): boolean {
+  for (const where of live.get(streamId) ?? []) {
+    const source = where();
+    if (source && size(source)[0] > 0) return true;
+  }
+  const k = kept.get(streamId);
+  return k !== undefined && nowMs - k.at <= KEEP_MS;
+}
