@@ -88,6 +88,8 @@ export async function tilesChecks({ context, check, assert, Skip, hasFfmpeg, gat
           if (m.method === "Network.dataReceived") pageBytes += m.params.encodedDataLength || m.params.dataLength || 0;
         });
         await raw.setWindowState("normal");
+        // Tall enough for every tile to be on screen (off-screen tiles ask for nothing).
+        await raw.send("Emulation.setDeviceMetricsOverride", { width: 1440, height: 2400, deviceScaleFactor: 1, mobile: false });
         await raw.navigate(`${origin}/`);
         await waitFor(async () => (await raw.evaluate(PICTURES_JS).catch(() => 0)) === 6, 30_000, "6 tiles with a picture");
         const before = await metrics();
@@ -100,7 +102,12 @@ export async function tilesChecks({ context, check, assert, Skip, hasFfmpeg, gat
         await sleep(10_000 + 1_000 - (Date.now() - hiddenAt));
         const m0 = await metrics();
         const page0 = pageBytes;
-        await sleep(20_000);
+        // 20 s, watching for the on-demand camera to stop.
+        let stoppedAfter = null;
+        while (Date.now() - hiddenAt < 11_000 + 20_000) {
+          await sleep(250);
+          if (stoppedAfter === null && sample(await metrics(), "camgate_source_up", ['stream="tile-od"']) === 0) stoppedAfter = Date.now() - hiddenAt;
+        }
         const m1 = await metrics();
         const sent = sample(m1, "camgate_bytes_sent_total", []) - sample(m0, "camgate_bytes_sent_total", []);
         const received = pageBytes - page0;
@@ -114,7 +121,7 @@ export async function tilesChecks({ context, check, assert, Skip, hasFfmpeg, gat
         assert(sample(m1, "camgate_source_up", ['stream="tile-od"']) === 0, "the on-demand camera is still up");
         const od = await (await fetch(`${gatewayUrl}/api/streams/tile-od`)).json();
         assert(od.state === "stopped", `the on-demand camera's state is ${od.state}`);
-        log(`on-demand camera: source_up 0, state ${od.state}, ${Math.round((Date.now() - hiddenAt) / 1000)} s after the tab was hidden`);
+        log(`on-demand camera (idle_timeout 2 s): source_up 0 from ${stoppedAfter ?? "?"} ms after the tab was hidden (socket closed at 10 s); API state ${od.state}`);
 
         const sentBefore = Object.fromEntries(TILE_STREAMS.map((id) => [id, framesSent(m1, id)]));
         await raw.setWindowState("normal");
@@ -181,10 +188,10 @@ export async function tilesChecks({ context, check, assert, Skip, hasFfmpeg, gat
         await page.waitForSelector('[data-testid="focus-view"][data-stream-id="tile-3"]');
         await page.keyboard.press("ArrowRight");
         await page.waitForSelector('[data-testid="focus-view"][data-stream-id="tile-4"]');
-        await page.keyboard.press("ArrowLeft");
-        await page.keyboard.press("ArrowLeft");
-        await page.keyboard.press("ArrowLeft");
-        await page.waitForSelector('[data-testid="focus-view"][data-stream-id="tile-1"]');
+        for (const id of ["tile-3", "tile-2", "tile-1"]) {
+          await page.keyboard.press("ArrowLeft");
+          await page.waitForSelector(`[data-testid="focus-view"][data-stream-id="${id}"]`);
+        }
         await page.keyboard.press("ArrowLeft"); // wraps to the last camera
         await page.waitForSelector('[data-testid="focus-view"][data-stream-id="tile-od"]');
         assert((await next.getAttribute("aria-label")) === "Next camera: Tile 1", "next does not wrap to the first camera");
@@ -298,6 +305,7 @@ async function authAndOutageChecks({ context, check, assert, Skip, hasFfmpeg, ga
 
     await check("tiles: a sign-in link with a wrong token opens the sign-in dialog with an error, and keeps the route", async () => {
       await context.clearCookies();
+      await page.goto("about:blank"); // a fresh load, not a change of fragment
       await page.goto(`${origin}/#/streams/ok-cam?token=not-a-valid-token-000`);
       const dialog = page.locator('[data-testid="login-dialog"]');
       await dialog.waitFor({ timeout: 10_000 });

@@ -127,13 +127,23 @@ export function useSession(): SessionHandle {
 
   useEffect(() => {
     let cancelled = false;
-    void signInFromLink()
-      .then(() => fetchSession())
-      .then((s) => {
-        if (!cancelled) setSession(s);
-      });
+    const read = () =>
+      void signInFromLink()
+        .then(() => fetchSession())
+        .then((s) => {
+          if (!cancelled) setSession(s);
+        });
+    read();
+    // A sign-in link typed into the address bar of an open page (only the fragment changes).
+    const onHash = () => {
+      if (takeTokenFromHash(window.location.hash).token === null) return;
+      linkSignIn = null;
+      read();
+    };
+    window.addEventListener("hashchange", onHash);
     return () => {
       cancelled = true;
+      window.removeEventListener("hashchange", onHash);
     };
   }, []);
 
