@@ -18,6 +18,7 @@
 
 import fs from "node:fs";
 import { axeSerious, metricsText, rawChromium, sample } from "./lib.mjs";
+import { startDemoCamera } from "./passthrough.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (...args) => console.log("[e2e]      ", ...args);
@@ -61,7 +62,14 @@ function watchFocusFrames() {
 }
 
 export async function tilesChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview, gatewayLog, cleanups }) {
-  // --- An open gateway: 5 always-on cameras and an on-demand one --------------------------------
+  // --- An open gateway: 5 always-on cameras (tile-5: the demo RTSP camera's H.264, played
+  // as video, when the demo camera runs here) and an on-demand one ------------------------------
+  const camera = await startDemoCamera().catch((e) => {
+    log(`NOTE: no demo camera (${e.message}): tile-5 is a testsrc camera, the video socket is not checked`);
+    return null;
+  });
+  const source = (id) =>
+    id === "tile-5" && camera ? `    source: { plugin: rtsp, url: '${camera.base}/test' }` : "    source: { plugin: testsrc, width: 320, height: 180, fps: 10 }";
   const { gateway, gatewayUrl } = await gatewayWith("tiles", [
     "streams:",
     ...TILE_STREAMS.flatMap((id, i) => [
@@ -69,7 +77,7 @@ export async function tilesChecks({ context, check, assert, Skip, hasFfmpeg, gat
       `    name: ${id === "tile-od" ? "On demand" : `Tile ${i + 1}`}`,
       id === "tile-od" ? "    on_demand: true" : "    on_demand: false",
       ...(id === "tile-od" ? ["    idle_timeout: 2s"] : []),
-      "    source: { plugin: testsrc, width: 320, height: 180, fps: 10 }",
+      source(id),
     ]),
   ]);
   const { origin } = await pageOrigin(gatewayUrl, forcePreview);
@@ -95,10 +103,31 @@ export async function tilesChecks({ context, check, assert, Skip, hasFfmpeg, gat
         const before = await metrics();
         assert(sample(before, "camgate_source_up", ['stream="tile-od"']) === 1, "the on-demand camera is not up while watched");
 
+        const videoPath = camera
+          ? await waitFor(
+              async () => {
+                const label = await raw.evaluate(`document.querySelector('[data-stream-id="tile-5"] [data-testid="stat-path"]')?.textContent ?? ""`);
+                return /WebCodecs|MSE/.test(label) ? label : null;
+              },
+              20_000,
+              "tile-5 to play video",
+            )
+          : null;
+
         await raw.setWindowState("minimized");
         const hiddenAt = Date.now();
         const state = await raw.evaluate("document.visibilityState");
         assert(state === "hidden", `a minimized window reports visibilityState ${state}`);
+        if (videoPath) {
+          // The video socket (not on credit) closes within a second or so; JPEG ones stay 10 s.
+          await sleep(2_500);
+          const m = await metrics();
+          const video = sample(m, "camgate_viewers", ['stream="tile-5"', 'transport="websocket"']);
+          const jpeg = sample(m, "camgate_viewers", ['stream="tile-1"', 'transport="websocket"']);
+          log(`2.5 s hidden: tile-5 (${videoPath}) has ${video} socket(s), tile-1 (JPEG) ${jpeg}`);
+          assert(video === 0, `the hidden video tile still has ${video} socket(s) after 2.5 s`);
+          assert(jpeg === 1, `the hidden JPEG tile has ${jpeg} sockets after 2.5 s (expected 1 until 10 s)`);
+        }
         await sleep(10_000 + 1_000 - (Date.now() - hiddenAt));
         const m0 = await metrics();
         const page0 = pageBytes;
@@ -241,6 +270,7 @@ export async function tilesChecks({ context, check, assert, Skip, hasFfmpeg, gat
     });
   } finally {
     await gateway.stop();
+    await camera?.stop();
   }
 
   await authAndOutageChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview, gatewayLog });
