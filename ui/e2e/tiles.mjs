@@ -374,9 +374,16 @@ async function authAndOutageChecks({ context, check, assert, Skip, hasFfmpeg, ga
       if (response.status() === 404 || response.status() === 405) throw new Skip(`the gateway has no retry endpoint yet (HTTP ${response.status()})`);
       assert(response.status() === 202, `POST retry: HTTP ${response.status()}`);
       assert(badges.includes("connecting"), `after Retry now the tile showed ${[...new Set(badges)].join(", ")}`);
+      // The focused view has it too (over the picture), and passes axe-core.
+      await page.goto(`${origin}/#/streams/down-cam`);
+      await page.locator('[data-testid="focus-view"] [data-testid="retry-now"]').waitFor({ timeout: 15_000 });
+      const focusHeadline = await page.locator('[data-testid="focus-view"] [data-testid="status-headline"]').innerText();
+      const found = await axeSerious(page);
+      assert(found.length === 0, `axe-core found on the failing camera's focused view:\n${found.join("\n")}`);
       if (api.cause === undefined) throw new Skip("the gateway's API has no `cause` yet (the headline falls back to the generic text)");
       assert(api.cause === "unreachable", `the API's cause for a refused connection is ${api.cause}`);
-      assert(headline === "Camera unreachable", `the headline is "${headline}"`);
+      assert(headline === "Camera unreachable", `the tile's headline is "${headline}"`);
+      assert(focusHeadline === "Camera unreachable", `the focused view's headline is "${focusHeadline}"`);
     });
   } finally {
     await page.close();

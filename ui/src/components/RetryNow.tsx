@@ -56,7 +56,7 @@ export function RetryNow({
         className="border border-white/15 bg-black/60 text-white hover:bg-black/80"
         disabled={busy}
         onClick={() => void retry()}
-        aria-label={`Retry ${name} now`}
+        aria-label={`Retry now: ${name}`}
         data-testid="retry-now"
       >
         {busy ? <Loader2 className="animate-spin" aria-hidden /> : <RotateCw aria-hidden />}
