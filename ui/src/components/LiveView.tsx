@@ -6,7 +6,7 @@ import { useStreamPlayer } from "@/hooks/useStreamPlayer";
 import { formatBitrate, formatFps, formatLatency } from "@/lib/format";
 import { displayHealth } from "@/lib/health";
 import type { StreamVariant } from "@/lib/api";
-import { displayStatus, stabilize, type DisplayStatus, type Outage } from "@/lib/status";
+import { displayStatus, retryShown, stabilize, type DisplayStatus, type Outage } from "@/lib/status";
 import { cn } from "@/lib/utils";
 import { hasPicture as pictureKept } from "@/player/lastPicture";
 import type { PlayerStats, PlayerStatus } from "@/player/player";
@@ -29,9 +29,6 @@ function useTicker(active: boolean): number {
   }, [active]);
   return now;
 }
-
-/** How long an accepted "Retry now" shows as connecting when no state change follows. */
-const RETRY_SHOWN_MS = 3000;
 
 export interface LiveViewProps {
   streamId: string;
@@ -120,12 +117,12 @@ export function LiveView({
     setRetryPending(retryRequestedAt !== null);
     if (retryRequestedAt !== null) setOutage(null);
   }
-  const sourceDown = (raw.kind === "retrying" && raw.label !== "Reconnecting") || raw.kind === "offline";
-  const pendingNow = retryPending && retryRequestedAt !== null && sourceDown && now - retryRequestedAt < RETRY_SHOWN_MS;
-  if (retryPending && !pendingNow) setRetryPending(false);
-  const stable = stabilize(pendingNow ? null : outage, raw);
-  const display: DisplayStatus = pendingNow ? { kind: "connecting", label: "Connecting", reason: "retrying now" } : stable.shown;
-  const nextOutage = pendingNow ? null : stable.outage;
+  // Once the state has moved on (or the time is up), the retry is shown as it goes.
+  const afterRetry = retryPending ? retryShown(raw, retryRequestedAt, now) : null;
+  if (retryPending && !afterRetry) setRetryPending(false);
+  const stable = stabilize(afterRetry ? null : outage, raw);
+  const display: DisplayStatus = afterRetry ?? stable.shown;
+  const nextOutage = afterRetry ? null : stable.outage;
   if (nextOutage?.label !== outage?.label || nextOutage?.reason !== outage?.reason || nextOutage?.headline !== outage?.headline) {
     setOutage(nextOutage);
   }

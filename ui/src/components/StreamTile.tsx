@@ -5,16 +5,12 @@ import { StreamActions } from "@/components/StreamActions";
 import { PlayerContext } from "@/hooks/playerContext";
 import { streamHref } from "@/hooks/useHashRoute";
 import type { Stream } from "@/lib/api";
-import type { DisplayStatus } from "@/lib/status";
+import { sourceDown, type DisplayStatus } from "@/lib/status";
 import { tilePlayback } from "@/lib/variants";
 import type { PlayerStatus } from "@/player/player";
 
 export { GRID_MAX_FPS } from "@/lib/variants";
 
-/** The source is down (not the gateway connection): what "Retry now" is for. */
-function sourceDown(display: DisplayStatus): boolean {
-  return (display.kind === "retrying" && display.label !== "Reconnecting") || display.kind === "offline";
-}
 
 interface StreamTileProps {
   stream: Stream;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { PlayerStatus } from "@/player/player";
-import { countdown, displayStatus, outageReason, stabilize, type DisplayStatus, type Outage } from "./status";
+import { countdown, displayStatus, outageReason, RETRY_SHOWN_MS, retryShown, stabilize, type DisplayStatus, type Outage } from "./status";
 
 const base: PlayerStatus = {
   connection: "open",
@@ -134,5 +134,20 @@ describe("outage cause", () => {
     expect(feed({ kind: "connecting", label: "Connecting", reason: "" })).toMatchObject({ kind: "retrying", headline: "Camera refused the sign-in" });
     expect(feed({ kind: "retrying", label: "Retrying", reason: "401; retrying in 4s" }).headline).toBe("Camera refused the sign-in");
     expect(feed({ kind: "live", label: "Live", reason: "" }).headline).toBeUndefined();
+  });
+});
+
+describe("retryShown", () => {
+  const retrying: DisplayStatus = { kind: "retrying", label: "Retrying", reason: "refused", headline: "Camera unreachable" };
+  it("shows the new attempt while the state still reads as the outage, for a few seconds", () => {
+    expect(retryShown(retrying, 1_000, 1_500)).toEqual({ kind: "connecting", label: "Connecting", reason: "retrying now" });
+    expect(retryShown({ kind: "offline", label: "Offline", reason: "" }, 1_000, 1_500)?.kind).toBe("connecting");
+    expect(retryShown(retrying, 1_000, 1_000 + RETRY_SHOWN_MS)).toBeNull();
+  });
+  it("lets the real state through once it moved on, and leaves a lost gateway connection alone", () => {
+    expect(retryShown({ kind: "connecting", label: "Connecting", reason: "" }, 1_000, 1_500)).toBeNull();
+    expect(retryShown({ kind: "live", label: "Live", reason: "" }, 1_000, 1_500)).toBeNull();
+    expect(retryShown({ kind: "retrying", label: "Reconnecting", reason: "" }, 1_000, 1_500)).toBeNull();
+    expect(retryShown(retrying, null, 1_500)).toBeNull();
   });
 });

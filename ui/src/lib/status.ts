@@ -137,3 +137,21 @@ export function stabilize(outage: Outage | null, status: DisplayStatus): { shown
   }
   return { shown: status, outage: null };
 }
+
+/** How long an accepted "Retry now" shows as connecting when no state change follows. */
+export const RETRY_SHOWN_MS = 3000;
+
+/** A source's outage (not the gateway connection's): what "Retry now" is for. */
+export function sourceDown(status: DisplayStatus): boolean {
+  return (status.kind === "retrying" && status.label !== "Reconnecting") || status.kind === "offline";
+}
+
+/**
+ * What to show after an accepted "Retry now" (at `requestedAt`): the new attempt, as
+ * connecting, while the state still reads as the old outage (the gateway's `connecting` may
+ * not have arrived yet) and for at most `forMs`; null once the state has moved on (show it).
+ */
+export function retryShown(status: DisplayStatus, requestedAt: number | null, nowMs: number, forMs = RETRY_SHOWN_MS): DisplayStatus | null {
+  if (requestedAt === null || !sourceDown(status) || nowMs - requestedAt >= forMs) return null;
+  return { kind: "connecting", label: "Connecting", reason: "retrying now" };
+}
