@@ -15,6 +15,7 @@ export function RetryNow({
   onAccepted,
   onUnauthorized,
   className,
+  tabIndex,
 }: {
   streamId: string;
   /** The camera's name: the button's accessible name says which camera it retries. */
@@ -22,6 +23,8 @@ export function RetryNow({
   onAccepted: () => void;
   onUnauthorized?: () => void;
   className?: string;
+  /** -1 in a grid tile (its two tab stops are the picture's link and the actions toolbar). */
+  tabIndex?: number;
 }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -55,6 +58,7 @@ export function RetryNow({
         variant="secondary"
         className="border border-white/15 bg-black/60 text-white hover:bg-black/80"
         disabled={busy}
+        tabIndex={tabIndex}
         onClick={() => void retry()}
         aria-label={`Retry now: ${name}`}
         data-testid="retry-now"

@@ -53,7 +53,9 @@ function StreamTileImpl({ stream, isAdmin, onEdit, onDelete }: StreamTileProps) 
         />
         {/* Over the picture, with no text of its own: its name is the camera's. */}
         <a href={streamHref(stream.id)} className="absolute inset-0 outline-none" aria-label={`Open ${stream.name}`} data-testid="open-stream" />
-        {/* Over the link (which covers the picture), while the camera is down. */}
+        {/* Over the link (which covers the picture), while the camera is down. Not a tab stop:
+            a tile has two (the link and the toolbar); from the keyboard, Retry now is in the
+            focused view the link opens. */}
         {isAdmin && down && (
           <RetryNow
             streamId={stream.id}
@@ -61,6 +63,7 @@ function StreamTileImpl({ stream, isAdmin, onEdit, onDelete }: StreamTileProps) 
             onAccepted={() => setRetryAt(Date.now())}
             onUnauthorized={onUnauthorized}
             className="absolute right-2 bottom-8 z-10"
+            tabIndex={-1}
           />
         )}
       </div>
