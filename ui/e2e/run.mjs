@@ -325,7 +325,10 @@ async function main() {
   if (process.env.E2E_ONLY) {
     const gatewayWith = (name, lines) => startGatewayWith(tmp, gatewayLog, name, lines);
     const forcePreview = process.env.E2E_VIA_PREVIEW === "1";
-    const only = { tiles: () => tilesChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview, gatewayLog, cleanups }) }[process.env.E2E_ONLY];
+    const only = {
+      tiles: () => tilesChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview, gatewayLog, cleanups }),
+      "ui-fixes": async () => (await import("./ui-fixes.mjs")).uiFixChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview }),
+    }[process.env.E2E_ONLY];
     if (!only) throw new Error(`E2E_ONLY=${process.env.E2E_ONLY}: no such module`);
     await only();
     return;
