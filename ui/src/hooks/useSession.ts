@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useState, useSyncExternalStore } from "react";
 import { ApiError, api, type Session } from "@/lib/api";
+import { forgetPictures } from "@/player/lastPicture";
 
 /**
  * Unattended sign-in (a wall display): the page opened as `#token=<t>`, or with a route
@@ -154,6 +155,13 @@ export function useSession(): SessionHandle {
   }, []);
 
   const markSignedOut = useCallback(() => setSession(SIGNED_OUT_SESSION), []);
+
+  // Signed out: the pictures the players left behind (player/lastPicture.ts) go too. This
+  // effect runs after the unmounted players' cleanups (which keep their last picture).
+  const out = session !== null && !signedIn(session);
+  useEffect(() => {
+    if (out) forgetPictures();
+  }, [out]);
 
   return { session, reload, markSignedOut };
 }

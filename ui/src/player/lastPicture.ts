@@ -76,3 +76,8 @@ export function hasPicture(streamId: string, nowMs = Date.now()): boolean {
   const k = kept.get(streamId);
   return k !== undefined && nowMs - k.at <= KEEP_MS;
 }
+
+/** Forgets every kept picture (signed out: the next user's players start blank). */
+export function forgetPictures(): void {
+  kept.clear();
+}
