@@ -43,6 +43,19 @@ const TILE_STREAMS = ["tile-1", "tile-2", "tile-3", "tile-4", "tile-5", "tile-od
 /** Canvases of grid tiles that hold a picture (the player sizes the canvas on its first draw). */
 const PICTURES_JS = `[...document.querySelectorAll('[data-testid="stream-tile"] canvas')].filter((c) => c.width !== 300 && c.height !== 150).length`;
 
+/** A fingerprint of each tile's picture (a coarse sample of its pixels), in grid order. */
+const FINGERPRINTS_JS = `[...document.querySelectorAll('[data-testid="stream-tile"]')].map((t) => {
+  const c = t.querySelector("canvas");
+  const v = t.querySelector("video");
+  const src = v && !v.classList.contains("hidden") ? v : c;
+  const o = document.createElement("canvas");
+  o.width = 16;
+  o.height = 9;
+  const g = o.getContext("2d");
+  try { g.drawImage(src, 0, 0, 16, 9); } catch { return ""; }
+  return Array.from(g.getImageData(0, 0, 16, 9).data).join(",");
+})`;
+
 /** Records, on every animation frame, whether the focused view's picture is blank. */
 function watchFocusFrames() {
   window.__focusFrames = [];
@@ -153,6 +166,7 @@ export async function tilesChecks({ context, check, assert, Skip, hasFfmpeg, gat
         log(`on-demand camera (idle_timeout 2 s): source_up 0 from ${stoppedAfter ?? "?"} ms after the tab was hidden (socket closed at 10 s); API state ${od.state}`);
 
         const sentBefore = Object.fromEntries(TILE_STREAMS.map((id) => [id, framesSent(m1, id)]));
+        const picturesBefore = await raw.evaluate(FINGERPRINTS_JS);
         await raw.setWindowState("normal");
         const shownAt = Date.now();
         assert((await raw.evaluate("document.visibilityState")) === "visible", "the restored window is not visible");
@@ -167,7 +181,19 @@ export async function tilesChecks({ context, check, assert, Skip, hasFfmpeg, gat
           50,
         );
         const framesAfter = Date.now() - shownAt;
-        log(`shown again: every camera (the on-demand one restarted) sent a frame within ${framesAfter} ms`);
+        // And every tile draws a new picture.
+        await waitFor(
+          async () => {
+            const now = await raw.evaluate(FINGERPRINTS_JS);
+            return now.every((f, i) => f !== "" && f !== picturesBefore[i]);
+          },
+          5_000,
+          "a new picture in every tile",
+          50,
+        );
+        const drawnAfter = Date.now() - shownAt;
+        log(`shown again: every camera (the on-demand one restarted) sent a frame within ${framesAfter} ms, every tile drew a new picture within ${drawnAfter} ms`);
+        assert(drawnAfter <= 3_000, `shown again, the tiles took ${drawnAfter} ms to draw new pictures`);
         assert(framesAfter <= 3_000, `shown again, the tiles waited ${framesAfter} ms for frames`);
       } finally {
         await raw.close();
