@@ -82,16 +82,20 @@ export async function rawChromium(cleanups = null) {
       pending.set(id, { resolve, reject });
       toChrome.write(JSON.stringify({ id, method, params, ...(sessionId ? { sessionId } : {}) }) + "\0");
     });
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  let closed = false;
   const close = async () => {
+    if (closed) return;
+    closed = true;
     if (child.exitCode === null && child.signalCode === null) {
-      try {
-        await Promise.race([send("Browser.close"), new Promise((r) => setTimeout(r, 2000))]);
-      } catch {
-        // Closing anyway.
+      send("Browser.close").catch(() => undefined);
+      const done = await Promise.race([exited.then(() => true), new Promise((r) => setTimeout(() => r(false), 5000))]);
+      if (!done) {
+        child.kill("SIGKILL");
+        await exited;
       }
-      if (child.exitCode === null) child.kill("SIGKILL");
     }
-    fs.rmSync(userDataDir, { recursive: true, force: true });
+    fs.rmSync(userDataDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
   };
   cleanups?.push(close);
   const { targetInfos } = await send("Target.getTargets");

@@ -472,7 +472,7 @@ export async function playerStandInChecks({ context, check, assert }) {
 // Against the real gateway and the demo camera
 
 /** Starts the demo RTSP camera on a free port; resolves with its base URL and a stop(). */
-async function startDemoCamera() {
+export async function startDemoCamera() {
   const statsFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "camgate-e2e-camera-")), "stats.json");
   const child = spawn("/usr/bin/python3", [path.join(REPO_DIR, "demo_rtsp_server", "server.py"), "--port", "0", "--width", "640", "--height", "360", "--fps", "25", "--stats-file", statsFile], {
     stdio: ["ignore", "pipe", "inherit"],

@@ -24,6 +24,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { CHROMIUM_ARGS, CHROMIUM_BIN } from "./chromium.mjs";
 import { passwordEditChecks } from "./password-edit.mjs";
+import { tilesChecks } from "./tiles.mjs";
 
 const execFileAsync = promisify(execFile);
 const UI_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -332,7 +333,11 @@ async function main() {
   if (process.env.E2E_ONLY) {
     const gatewayWith = (name, lines) => startGatewayWith(tmp, gatewayLog, name, lines);
     const forcePreview = process.env.E2E_VIA_PREVIEW === "1";
-    const only = { wall: async () => (await import("./wall.mjs")).wallChecks({ check, assert, Skip, gatewayWith, pageOrigin, forcePreview, artifacts: ARTIFACTS, launch: launchChromium }) }[process.env.E2E_ONLY];
+    const only = {
+      wall: async () => (await import("./wall.mjs")).wallChecks({ check, assert, Skip, gatewayWith, pageOrigin, forcePreview, artifacts: ARTIFACTS, launch: launchChromium }),
+      tiles: () => tilesChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview, gatewayLog, cleanups }),
+      "ui-fixes": async () => (await import("./ui-fixes.mjs")).uiFixChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview }),
+    }[process.env.E2E_ONLY];
     if (!only) throw new Error(`E2E_ONLY=${process.env.E2E_ONLY}: no such module`);
     await only();
     return;
@@ -575,6 +580,7 @@ async function main() {
   await (await import("./credit.mjs")).creditChecks({ context, check, assert, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1" });
   await (await import("./freshness.mjs")).freshnessChecks({ context, check, assert, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1" });
   await (await import("./ui-fixes.mjs")).uiFixChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1" });
+  await tilesChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1", gatewayLog, cleanups });
   await (await import("./https.mjs")).httpsChecks({ check, assert, Skip, gatewayWith, launch: (args = []) => chromium.launch({ executablePath: CHROMIUM_BIN, headless: true, args: [...CHROMIUM_ARGS, ...args] }) });
 }
 

@@ -126,6 +126,8 @@ export default function App() {
     setDeleting(stream);
   }, []);
 
+  // Previous/next in the focused view walk the wall it was opened from (the group's order),
+  // or every camera when it is not on that wall.
   const focused = route.name === "stream" ? streams.find((s) => s.id === route.id) : undefined;
 
   // The group shown: the URL's (a wall display pointed at one), else this browser's choice.
@@ -215,7 +217,7 @@ export default function App() {
               <GridSkeleton />
             ) : route.name === "stream" ? (
               focused ? (
-                <FocusView key={focused.id} stream={focused} isAdmin={isAdmin} onBack={() => navigate("#/")} onEdit={openEdit} onDelete={openDelete} />
+                <FocusView key={focused.id} stream={focused} streams={wallStreams.some((s) => s.id === focused.id) ? wallStreams : streams} isAdmin={isAdmin} onBack={() => navigate("#/")} onEdit={openEdit} onDelete={openDelete} />
               ) : (
                 <StreamNotShown key={route.id} id={route.id} onBack={() => navigate("#/")} />
               )

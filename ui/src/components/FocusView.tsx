@@ -1,9 +1,15 @@
-import { useCallback, useEffect, useRef, useState, type ReactNode } from "react";
-import { ArrowLeft, Maximize, Minimize } from "lucide-react";
+import { useCallback, useContext, useEffect, useRef, useState, type ReactNode } from "react";
+import { ArrowLeft, Camera, Check, ChevronLeft, ChevronRight, Link2, Maximize, Minimize } from "lucide-react";
 import { LiveView } from "@/components/LiveView";
+import { RetryNow } from "@/components/RetryNow";
 import { StreamActions } from "@/components/StreamActions";
 import { Button } from "@/components/ui/button";
+import { PlayerContext } from "@/hooks/playerContext";
+import { streamHref } from "@/hooks/useHashRoute";
 import type { Stream } from "@/lib/api";
+import { copyText, neighbours, snapshotFileName, snapshotUrl, streamLink } from "@/lib/focus";
+import { modalOpen } from "@/lib/modal";
+import { FOCUS_PLAYBACK } from "@/lib/variants";
 import { formatBitrate, formatDuration, formatFps, formatLatency, maskUrl } from "@/lib/format";
 import type { DisplayStatus } from "@/lib/status";
 import type { PlayerStats, PlayerStatus } from "@/player/player";
@@ -25,19 +31,56 @@ function currentFullscreen(): Element | null {
   return d.fullscreenElement ?? d.webkitFullscreenElement ?? null;
 }
 
+/** Keys typed into these are not camera navigation. */
+function typing(target: EventTarget | null): boolean {
+  return target instanceof HTMLElement && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
+}
+
 export function FocusView({
   stream,
+  streams,
   isAdmin,
   onBack,
   onEdit,
   onDelete,
 }: {
   stream: Stream;
+  /** The cameras in the grid's order: previous/next go through them (wrapping around). */
+  streams?: readonly Stream[];
   isAdmin: boolean;
   onBack: () => void;
   onEdit: (stream: Stream) => void;
   onDelete: (stream: Stream) => void;
 }) {
+  const { announce, onUnauthorized } = useContext(PlayerContext);
+  const [retryAt, setRetryAt] = useState<number | null>(null);
+  const [copied, setCopied] = useState(false);
+  const { previous, next } = neighbours(streams ?? [], stream.id);
+
+  // ← and → go to the previous and next camera (not while typing, nor behind a dialog).
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (e.defaultPrevented || e.altKey || e.ctrlKey || e.metaKey || e.shiftKey || typing(e.target) || modalOpen()) return;
+      const to = e.key === "ArrowLeft" ? previous : e.key === "ArrowRight" ? next : null;
+      if (!to) return;
+      e.preventDefault();
+      window.location.hash = streamHref(to.id);
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [previous, next]);
+
+  useEffect(() => {
+    if (!copied) return;
+    const t = setTimeout(() => setCopied(false), 2000);
+    return () => clearTimeout(t);
+  }, [copied]);
+
+  const copyLink = useCallback(async () => {
+    const ok = await copyText(streamLink(window.location, stream.id));
+    setCopied(ok);
+    announce(ok ? "Link copied" : "Could not copy the link");
+  }, [stream.id, announce]);
   const containerRef = useRef<HTMLDivElement | null>(null);
   const [isFullscreen, setFullscreen] = useState(false);
   const [playerStatus, setPlayerStatus] = useState<PlayerStatus | null>(null);
@@ -100,17 +143,51 @@ export function FocusView({
   const height = hello?.height ?? stream.height ?? null;
   const configuredFps = hello?.fps ?? (typeof stream.source.fps === "number" ? stream.source.fps : null);
   const url = typeof stream.source.url === "string" ? maskUrl(stream.source.url) : "";
-  const reason = display?.reason ?? stream.message ?? "";
+  const reason = [display?.headline, display?.reason ?? stream.message].filter(Boolean).join(": ");
 
   return (
-    <div className="flex flex-col gap-4" data-testid="focus-view" data-stream-id={stream.id}>
-      <div className="flex flex-wrap items-center gap-2">
+    <div className="flex flex-col gap-3 sm:gap-4" data-testid="focus-view" data-stream-id={stream.id}>
+      <div className="flex flex-wrap items-center gap-x-2 gap-y-1">
         <Button variant="ghost" size="sm" onClick={onBack} data-testid="back-to-grid">
           <ArrowLeft /> All cameras
         </Button>
         <h1 className="min-w-0 flex-1 truncate text-lg font-semibold sm:text-xl" data-testid="focus-title">
           {stream.name}
         </h1>
+        <nav aria-label="Other cameras" className="flex items-center gap-1">
+          {previous && (
+            <Button asChild variant="outline" size="sm" className="max-sm:min-w-11" title={`Previous camera: ${previous.name} (←)`}>
+              <a href={streamHref(previous.id)} data-testid="previous-camera" aria-label={`Previous camera: ${previous.name}`}>
+                <ChevronLeft aria-hidden />
+                <span className="max-w-32 truncate max-md:sr-only">{previous.name}</span>
+              </a>
+            </Button>
+          )}
+          {next && (
+            <Button asChild variant="outline" size="sm" className="max-sm:min-w-11" title={`Next camera: ${next.name} (→)`}>
+              <a href={streamHref(next.id)} data-testid="next-camera" aria-label={`Next camera: ${next.name}`}>
+                <span className="max-w-32 truncate max-md:sr-only">{next.name}</span>
+                <ChevronRight aria-hidden />
+              </a>
+            </Button>
+          )}
+        </nav>
+        <Button asChild variant="outline" size="icon-sm" title="Save a snapshot (JPEG)">
+          <a href={snapshotUrl(stream.id)} download={snapshotFileName(stream.id)} aria-label={`Save a snapshot of ${stream.name}`} data-testid="snapshot">
+            <Camera aria-hidden />
+          </a>
+        </Button>
+        <Button
+          variant="outline"
+          size="icon-sm"
+          onClick={() => void copyLink()}
+          title="Copy a link to this camera"
+          aria-label={`Copy a link to ${stream.name}`}
+          data-testid="copy-link"
+          data-copied={copied ? "true" : undefined}
+        >
+          {copied ? <Check aria-hidden /> : <Link2 aria-hidden />}
+        </Button>
         {isAdmin && <StreamActions stream={stream} onEdit={onEdit} onDelete={onDelete} size="icon" />}
       </div>
 
@@ -118,7 +195,15 @@ export function FocusView({
         <LiveView
           streamId={stream.id}
           name={stream.name}
-          maxFps={null}
+          maxFps={FOCUS_PLAYBACK.maxFps}
+          variant={FOCUS_PLAYBACK.variant}
+          apiCause={stream.cause}
+          retryRequestedAt={retryAt}
+          problemAction={
+            isAdmin ? (
+              <RetryNow streamId={stream.id} name={stream.name} onAccepted={() => setRetryAt(Date.now())} onUnauthorized={onUnauthorized} />
+            ) : null
+          }
           apiState={stream.state}
           apiMessage={stream.message}
           apiHealth={stream.health}
@@ -127,7 +212,9 @@ export function FocusView({
           onStatus={onStatus}
           containerRef={setContainer}
           size="large"
-          className="aspect-video w-full rounded-xl border shadow-sm lg:max-h-[calc(100dvh-10rem)] [&:fullscreen]:aspect-auto [&:fullscreen]:rounded-none [&:fullscreen]:border-0"
+          // As wide as fits the height left under the header and the title row (a phone in
+          // landscape: the whole picture on screen), at most the column's width.
+          className="mx-auto aspect-video w-full max-w-[calc((100dvh-8.5rem)*16/9)] rounded-xl border shadow-sm [&:fullscreen]:aspect-auto [&:fullscreen]:max-w-none [&:fullscreen]:rounded-none [&:fullscreen]:border-0"
           actions={
             fullscreenSupported() ? (
               <Button

@@ -5,10 +5,12 @@ import { PlayerContext } from "@/hooks/playerContext";
 import { useStreamPlayer } from "@/hooks/useStreamPlayer";
 import { formatBitrate, formatFps, formatLatency } from "@/lib/format";
 import { displayHealth } from "@/lib/health";
-import { displayStatus, stabilize, type DisplayStatus, type Outage } from "@/lib/status";
+import type { StreamVariant } from "@/lib/api";
+import { displayStatus, retryShown, stabilize, type DisplayStatus, type Outage } from "@/lib/status";
 import { cn } from "@/lib/utils";
+import { hasPicture as pictureKept } from "@/player/lastPicture";
 import type { PlayerStats, PlayerStatus } from "@/player/player";
-import type { PictureHealth, StreamState } from "@/player/protocol";
+import type { OutageCause, PictureHealth, StreamState } from "@/player/protocol";
 
 /**
  * What the delay figure measures (it is not glass-to-glass): from the gateway's capture of the
@@ -33,7 +35,18 @@ export interface LiveViewProps {
   /** The camera's name, for announcing its state changes. */
   name: string;
   maxFps: number | null;
+  /** Which of the stream's variants to play (default `main`). */
+  variant?: StreamVariant;
   apiState: StreamState | null | undefined;
+  /** Why the source is down, from the stream list (absent from older gateways). */
+  apiCause?: OutageCause | null;
+  /**
+   * When a "Retry now" was accepted (Date.now() ms): the view shows the new attempt
+   * (connecting) instead of the outage, until the stream's state moves on.
+   */
+  retryRequestedAt?: number | null;
+  /** Shown in the problem overlay under its text (the focused view's "Retry now"). */
+  problemAction?: ReactNode;
   apiMessage: string | null | undefined;
   /** The stream list's picture health and since when (absent from older gateways). */
   apiHealth?: PictureHealth | null;
@@ -53,7 +66,11 @@ export function LiveView({
   streamId,
   name,
   maxFps,
+  variant = "main",
   apiState,
+  apiCause,
+  retryRequestedAt = null,
+  problemAction,
   apiMessage,
   apiHealth,
   apiHealthSince,
@@ -81,17 +98,38 @@ export function LiveView({
     extraStats.current?.(s);
   }, []);
 
-  const { canvasRef, videoRef, viewportRef, status } = useStreamPlayer(streamId, maxFps, writeStats);
-  // The MSE path plays in the <video>; the others draw on the canvas.
-  const onVideo = status?.path === "mse";
+  const { canvasRef, videoRef, viewportRef, status } = useStreamPlayer(streamId, maxFps, writeStats, variant);
+  // The MSE path plays in the <video>; the others draw on the canvas (which also holds the
+  // previous view's picture until this player's first one).
+  const onVideo = status?.path === "mse" && !status.poster;
   // Retrying (the socket, or the camera behind it): its "retrying in Ns" counts down live.
   const retrying = status?.connection === "reconnecting" || (status?.streamState ?? apiState) === "retrying";
-  const now = useTicker(retrying);
+  // "Retry now" accepted: the new attempt shows as connecting (not as the same outage) until
+  // the state moves on, or for a few seconds if nothing says otherwise.
+  const [retrySeen, setRetrySeen] = useState<number | null>(null);
+  const [retryPending, setRetryPending] = useState(false);
+  const now = useTicker(retrying || retryPending);
   // One state per outage: the attempts in between ("connecting") do not flip the tile back.
   const [outage, setOutage] = useState<Outage | null>(null);
-  const { shown: display, outage: nextOutage } = stabilize(outage, displayStatus(apiState, apiMessage, status, now));
-  if (nextOutage?.label !== outage?.label || nextOutage?.reason !== outage?.reason) setOutage(nextOutage);
-  const hasPicture = status?.hasPicture ?? false;
+  const raw = displayStatus(apiState, apiMessage, status, now, apiCause ?? null);
+  if (retryRequestedAt !== retrySeen) {
+    setRetrySeen(retryRequestedAt);
+    setRetryPending(retryRequestedAt !== null);
+    if (retryRequestedAt !== null) setOutage(null);
+  }
+  // Once the state has moved on (or the time is up), the retry is shown as it goes.
+  const afterRetry = retryPending ? retryShown(raw, retryRequestedAt, now) : null;
+  if (retryPending && !afterRetry) setRetryPending(false);
+  const stable = stabilize(afterRetry ? null : outage, raw);
+  const display: DisplayStatus = afterRetry ?? stable.shown;
+  const nextOutage = afterRetry ? null : stable.outage;
+  if (nextOutage?.label !== outage?.label || nextOutage?.reason !== outage?.reason || nextOutage?.headline !== outage?.headline) {
+    setOutage(nextOutage);
+  }
+  // The previous view's picture of this stream will be drawn at once (the player's poster):
+  // the canvas is shown from the first paint, with no fade-in (no blank frame).
+  const [posterExpected] = useState(() => pictureKept(streamId));
+  const hasPicture = status?.hasPicture ?? posterExpected;
   const healthy = display.kind === "live";
   // Picture health matters only for a picture that plays (else the status badge says why).
   const health = healthy ? displayHealth(apiHealth, apiHealthSince, status) : null;
@@ -161,7 +199,7 @@ export function LiveView({
         )}
       />
 
-      {(!hasPicture || !healthy) && <ProblemOverlay display={display} hasPicture={hasPicture} size={size} />}
+      {(!hasPicture || !healthy) && <ProblemOverlay display={display} hasPicture={hasPicture} size={size} action={problemAction} />}
 
       <div className="pointer-events-none absolute inset-x-0 top-0 flex items-start justify-between gap-2 p-2 sm:p-2.5">
         <div className="flex flex-wrap items-center gap-1.5">
@@ -207,7 +245,17 @@ export function LiveView({
   );
 }
 
-function ProblemOverlay({ display, hasPicture, size }: { display: DisplayStatus; hasPicture: boolean; size: "tile" | "large" }) {
+function ProblemOverlay({
+  display,
+  hasPicture,
+  size,
+  action,
+}: {
+  display: DisplayStatus;
+  hasPicture: boolean;
+  size: "tile" | "large";
+  action?: ReactNode;
+}) {
   const Icon =
     display.kind === "connecting" || display.kind === "live"
       ? Loader2
@@ -220,15 +268,17 @@ function ProblemOverlay({ display, hasPicture, size }: { display: DisplayStatus;
             : display.kind === "removed"
               ? Trash2
               : PowerOff;
-  const title =
-    display.kind === "live" || display.kind === "connecting"
+  // A source's outage is headlined by its cause ("Camera refused the sign-in"), when known.
+  const title = display.headline
+    ? display.headline
+    : display.kind === "live" || display.kind === "connecting"
       ? display.reason
         ? "Connecting to the camera…"
         : "Waiting for the first frame…"
       : display.kind === "retrying"
         ? display.label === "Reconnecting"
           ? "Reconnecting to the gateway…"
-          : "Camera unreachable, retrying…"
+          : "Camera not answering, retrying…"
         : display.kind === "offline"
           ? "Camera offline"
           : display.kind === "locked"
@@ -255,7 +305,9 @@ function ProblemOverlay({ display, hasPicture, size }: { display: DisplayStatus;
         )}
         aria-hidden
       />
-      <p className={cn("font-medium", size === "large" ? "text-base" : "text-sm")}>{title}</p>
+      <p className={cn("font-medium", size === "large" ? "text-base" : "text-sm")} data-testid="status-headline">
+        {title}
+      </p>
       {display.reason && (
         <p
           className={cn("line-clamp-2 max-w-md text-white/70", size === "large" ? "text-sm" : "text-xs")}
@@ -263,6 +315,9 @@ function ProblemOverlay({ display, hasPicture, size }: { display: DisplayStatus;
         >
           {display.reason}
         </p>
+      )}
+      {action && (display.kind === "retrying" || display.kind === "offline") && display.label !== "Reconnecting" && (
+        <div className="pointer-events-auto mt-1">{action}</div>
       )}
     </div>
   );

@@ -4,13 +4,17 @@ import { Button } from "@/components/ui/button";
 import { Dialog, DialogContent, DialogDescription, DialogFooter, DialogHeader, DialogTitle } from "@/components/ui/dialog";
 import { Input } from "@/components/ui/input";
 import { Label } from "@/components/ui/label";
+import { useLinkSignInError } from "@/hooks/useSession";
 import { ApiError, api } from "@/lib/api";
 
 /** Asks for an access token; the gateway answers with an HttpOnly session cookie. */
 export function LoginDialog({ open, onOpenChange, onLoggedIn }: { open: boolean; onOpenChange: (open: boolean) => void; onLoggedIn: () => void }) {
   const [token, setToken] = useState("");
-  const [error, setError] = useState<string | null>(null);
+  const [ownError, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  // A sign-in link (`#token=`) whose token was refused: said here until the user types.
+  const [linkError, clearLinkError] = useLinkSignInError();
+  const error = ownError ?? linkError;
 
   const submit = async () => {
     if (!token.trim()) {
@@ -19,6 +23,7 @@ export function LoginDialog({ open, onOpenChange, onLoggedIn }: { open: boolean;
     }
     setBusy(true);
     setError(null);
+    clearLinkError();
     try {
       await api.login(token.trim());
       setToken("");
@@ -58,6 +63,7 @@ export function LoginDialog({ open, onOpenChange, onLoggedIn }: { open: boolean;
               onChange={(e) => {
                 setToken(e.target.value);
                 setError(null);
+                clearLinkError();
               }}
             />
             {error && (

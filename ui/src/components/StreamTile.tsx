@@ -1,11 +1,16 @@
-import { memo } from "react";
+import { memo, useCallback, useContext, useState } from "react";
 import { LiveView } from "@/components/LiveView";
+import { RetryNow } from "@/components/RetryNow";
 import { StreamActions } from "@/components/StreamActions";
+import { PlayerContext } from "@/hooks/playerContext";
 import { streamHref } from "@/hooks/useHashRoute";
 import type { Stream } from "@/lib/api";
+import { sourceDown, type DisplayStatus } from "@/lib/status";
+import { tilePlayback } from "@/lib/variants";
+import type { PlayerStatus } from "@/player/player";
 
-/** Grid thumbnails ask the gateway for fewer frames. */
-export const GRID_MAX_FPS = 5;
+export { GRID_MAX_FPS } from "@/lib/variants";
+
 
 interface StreamTileProps {
   stream: Stream;
@@ -16,6 +21,12 @@ interface StreamTileProps {
 
 function StreamTileImpl({ stream, isAdmin, onEdit, onDelete }: StreamTileProps) {
   const plugin = stream.source.plugin;
+  // Grid tiles play the stream's sub-stream when it has one, at its full rate.
+  const { variant, maxFps } = tilePlayback(stream);
+  const [down, setDown] = useState(false);
+  const [retryAt, setRetryAt] = useState<number | null>(null);
+  const onStatus = useCallback((_: PlayerStatus | null, display: DisplayStatus) => setDown(sourceDown(display)), []);
+  const { onUnauthorized } = useContext(PlayerContext);
   return (
     // Keyboard: at most two tab stops per tile (the picture's link, and the actions toolbar
     // for admins). The focus ring is drawn by the tile itself: the link sits inside the
@@ -29,8 +40,12 @@ function StreamTileImpl({ stream, isAdmin, onEdit, onDelete }: StreamTileProps) 
         <LiveView
           streamId={stream.id}
           name={stream.name}
-          maxFps={GRID_MAX_FPS}
+          maxFps={maxFps}
+          variant={variant}
           apiState={stream.state}
+          apiCause={stream.cause}
+          retryRequestedAt={retryAt}
+          onStatus={isAdmin ? onStatus : undefined}
           apiMessage={stream.message}
           apiHealth={stream.health}
           apiHealthSince={stream.health_since}
@@ -38,6 +53,19 @@ function StreamTileImpl({ stream, isAdmin, onEdit, onDelete }: StreamTileProps) 
         />
         {/* Over the picture, with no text of its own: its name is the camera's. */}
         <a href={streamHref(stream.id)} className="absolute inset-0 outline-none" aria-label={`Open ${stream.name}`} data-testid="open-stream" />
+        {/* Over the link (which covers the picture), while the camera is down. Not a tab stop:
+            a tile has two (the link and the toolbar); from the keyboard, Retry now is in the
+            focused view the link opens. */}
+        {isAdmin && down && (
+          <RetryNow
+            streamId={stream.id}
+            name={stream.name}
+            onAccepted={() => setRetryAt(Date.now())}
+            onUnauthorized={onUnauthorized}
+            className="absolute right-2 bottom-8 z-10"
+            tabIndex={-1}
+          />
+        )}
       </div>
       <div className="flex min-h-12 items-center gap-2 px-3 py-2">
         <div className="min-w-0 flex-1">
@@ -71,6 +99,8 @@ export const StreamTile = memo(
     a.stream.id === b.stream.id &&
     a.stream.name === b.stream.name &&
     a.stream.state === b.stream.state &&
+    a.stream.cause === b.stream.cause &&
+    (a.stream.variants ?? []).join() === (b.stream.variants ?? []).join() &&
     a.stream.message === b.stream.message &&
     a.stream.health === b.stream.health &&
     a.stream.health_since === b.stream.health_since &&

@@ -39,6 +39,12 @@ export interface Stream {
   health_since?: string | null;
   /** The thresholds the verdict is judged by, every value in force (absent from older gateways). */
   health_rules?: HealthRules | null;
+  /** The variants a viewer may ask for (`["main"]` or `["main","sub"]`; absent from older gateways). */
+  variants?: StreamVariant[] | null;
+  /** The sub variant as configured (the manifest's form, password masked), when there is one. */
+  sub?: Record<string, unknown> | null;
+  /** Why the source is down: present only while the state is `retrying` or `failed`. */
+  cause?: OutageCause | null;
 }
 
 /** A stream's picture-health thresholds (docs/configuration.md, "Picture health"). */
@@ -181,6 +187,25 @@ export const api = {
     return request<undefined>("DELETE", "/api/session");
   },
 };
+
+// --- Variants, outage cause, retry now (issue 15) ---------------------------------------------
+
+/** A stream's variant: its main picture, or the low-resolution `sub` made for grid tiles. */
+export type StreamVariant = "main" | "sub";
+
+/** Why a source is down (`cause` in the API and in the WebSocket's `state` messages). */
+export type OutageCause = "auth_failed" | "not_found" | "unreachable" | "stalled" | "error";
+
+export const OUTAGE_CAUSES: readonly OutageCause[] = ["auth_failed", "not_found", "unreachable", "stalled", "error"];
+
+/**
+ * `POST /api/streams/{id}/retry` (admin): ends the source's wait or attempt and starts a new
+ * attempt at once. 202 with the state it is in now; 409 `not_running` for an idle on-demand
+ * stream.
+ */
+export function retryStream(id: string): Promise<{ state?: StreamState }> {
+  return request<{ state?: StreamState }>("POST", `/api/streams/${encodeURIComponent(id)}/retry`);
+}
 
 /** Plugins assumed when the gateway has no `/api/plugins` yet. */
 export const FALLBACK_PLUGINS: Plugin[] = [

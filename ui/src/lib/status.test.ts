@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { PlayerStatus } from "@/player/player";
-import { countdown, displayStatus, outageReason, stabilize, type DisplayStatus, type Outage } from "./status";
+import { countdown, displayStatus, outageReason, RETRY_SHOWN_MS, retryShown, stabilize, type DisplayStatus, type Outage } from "./status";
 
 const base: PlayerStatus = {
   connection: "open",
@@ -13,6 +13,8 @@ const base: PlayerStatus = {
   path: null,
   health: null,
   healthSince: "",
+  cause: null,
+  poster: false,
 };
 
 describe("displayStatus", () => {
@@ -104,5 +106,48 @@ describe("stabilize", () => {
   it("keeps a lost gateway connection's label", () => {
     const reconnecting: DisplayStatus = { kind: "retrying", label: "Reconnecting", reason: "connection lost — retrying in 2s" };
     expect(run([reconnecting, connecting])[1]).toEqual({ kind: "retrying", label: "Reconnecting", reason: "connection lost — trying again now" });
+  });
+});
+
+describe("outage cause", () => {
+  it("headlines a source's outage with its cause, from the socket or else the API", () => {
+    const player = { ...base, streamState: "retrying" as const, message: "401 Unauthorized; retrying in 2s", cause: "auth_failed" as const };
+    expect(displayStatus("live", "", player).headline).toBe("Camera refused the sign-in");
+    expect(displayStatus("failed", "404", null, 0, "not_found")).toMatchObject({ kind: "offline", headline: "Stream not found on the camera" });
+    expect(displayStatus("retrying", "", null, 0, "unreachable").headline).toBe("Camera unreachable");
+    expect(displayStatus("retrying", "", null, 0, "stalled").headline).toBe("Camera stopped sending");
+    expect(displayStatus("retrying", "", null, 0, "error").headline).toBe("Camera error");
+    // Live: no headline, whatever the API said a moment ago.
+    expect(displayStatus("live", "", null, 0, "unreachable").headline).toBeUndefined();
+    // The socket's state wins over the API's cause.
+    expect(displayStatus("retrying", "", { ...base, streamState: "retrying" }, 0, "unreachable").headline).toBeUndefined();
+  });
+
+  it("keeps the headline through the attempts of one outage", () => {
+    let outage: Outage | null = null;
+    const feed = (s: DisplayStatus) => {
+      const r = stabilize(outage, s);
+      outage = r.outage;
+      return r.shown;
+    };
+    feed({ kind: "retrying", label: "Retrying", reason: "401; retrying in 2s", headline: "Camera refused the sign-in" });
+    expect(feed({ kind: "connecting", label: "Connecting", reason: "" })).toMatchObject({ kind: "retrying", headline: "Camera refused the sign-in" });
+    expect(feed({ kind: "retrying", label: "Retrying", reason: "401; retrying in 4s" }).headline).toBe("Camera refused the sign-in");
+    expect(feed({ kind: "live", label: "Live", reason: "" }).headline).toBeUndefined();
+  });
+});
+
+describe("retryShown", () => {
+  const retrying: DisplayStatus = { kind: "retrying", label: "Retrying", reason: "refused", headline: "Camera unreachable" };
+  it("shows the new attempt while the state still reads as the outage, for a few seconds", () => {
+    expect(retryShown(retrying, 1_000, 1_500)).toEqual({ kind: "connecting", label: "Connecting", reason: "retrying now" });
+    expect(retryShown({ kind: "offline", label: "Offline", reason: "" }, 1_000, 1_500)?.kind).toBe("connecting");
+    expect(retryShown(retrying, 1_000, 1_000 + RETRY_SHOWN_MS)).toBeNull();
+  });
+  it("lets the real state through once it moved on, and leaves a lost gateway connection alone", () => {
+    expect(retryShown({ kind: "connecting", label: "Connecting", reason: "" }, 1_000, 1_500)).toBeNull();
+    expect(retryShown({ kind: "live", label: "Live", reason: "" }, 1_000, 1_500)).toBeNull();
+    expect(retryShown({ kind: "retrying", label: "Reconnecting", reason: "" }, 1_000, 1_500)).toBeNull();
+    expect(retryShown(retrying, null, 1_500)).toBeNull();
   });
 });

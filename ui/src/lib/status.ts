@@ -7,10 +7,13 @@
  * `stabilize` keeps such a tile "retrying" from its first failure until it is live again (or
  * something else happens: offline, idle, signed out). The gateway's "retrying in 10.9s" is
  * rewritten as a live countdown (`countdown`) from when the message arrived.
+ *
+ * The headline of a source's outage is its cause (`cause` in the API and the WebSocket's
+ * `state` messages: `causeHeadline`), kept through the attempts like the reason.
  */
 
 import type { PlayerStatus } from "@/player/player";
-import type { StreamState } from "@/player/protocol";
+import type { OutageCause, StreamState } from "@/player/protocol";
 
 export type BadgeKind = "live" | "connecting" | "retrying" | "offline" | "idle" | "locked" | "removed";
 
@@ -19,6 +22,22 @@ export interface DisplayStatus {
   label: string;
   /** Why (an error text, a close reason), or "" when all is well. */
   reason: string;
+  /** A source's outage: what went wrong, in words (from its `cause`); absent when not known. */
+  headline?: string;
+}
+
+/** The outage's headline for each cause the gateway reports. */
+const HEADLINES: Record<OutageCause, string> = {
+  auth_failed: "Camera refused the sign-in",
+  not_found: "Stream not found on the camera",
+  unreachable: "Camera unreachable",
+  stalled: "Camera stopped sending",
+  error: "Camera error",
+};
+
+/** The words for a cause (null: none known). */
+export function causeHeadline(cause: OutageCause | null | undefined): string | null {
+  return cause ? HEADLINES[cause] : null;
 }
 
 export function displayStatus(
@@ -26,6 +45,7 @@ export function displayStatus(
   apiMessage: string | null | undefined,
   player: PlayerStatus | null,
   nowMs: number = Date.now(),
+  apiCause: OutageCause | null = null,
 ): DisplayStatus {
   if (player) {
     switch (player.connection) {
@@ -45,6 +65,8 @@ export function displayStatus(
   }
   const state: StreamState | null = player?.streamState ?? apiState ?? null;
   const message = player?.streamState ? countdown(player.message, player.messageAt, nowMs) : (apiMessage ?? "");
+  const headline = causeHeadline(player?.streamState ? player.cause : apiCause);
+  const withHeadline = (s: DisplayStatus): DisplayStatus => (headline ? { ...s, headline } : s);
   if (player && player.connection === "connecting" && !player.hasPicture) {
     return { kind: "connecting", label: "Connecting", reason: "" };
   }
@@ -54,9 +76,9 @@ export function displayStatus(
     case "connecting":
       return { kind: "connecting", label: "Connecting", reason: message };
     case "retrying":
-      return { kind: "retrying", label: "Retrying", reason: message || "the source is reconnecting" };
+      return withHeadline({ kind: "retrying", label: "Retrying", reason: message || "the source is reconnecting" });
     case "failed":
-      return { kind: "offline", label: "Offline", reason: message || "the source failed" };
+      return withHeadline({ kind: "offline", label: "Offline", reason: message || "the source failed" });
     case "stopped":
       return { kind: "idle", label: "Idle", reason: message || "starts when someone watches" };
     case null:
@@ -92,6 +114,8 @@ export function outageReason(reason: string): string {
 export interface Outage {
   label: string;
   reason: string;
+  /** The cause's headline, kept while the next attempt runs (it has no cause of its own). */
+  headline?: string;
 }
 
 /**
@@ -101,11 +125,33 @@ export interface Outage {
  */
 export function stabilize(outage: Outage | null, status: DisplayStatus): { shown: DisplayStatus; outage: Outage | null } {
   if (status.kind === "retrying") {
-    return { shown: status, outage: { label: status.label, reason: outageReason(status.reason) } };
+    const headline = status.headline ?? (status.label === outage?.label ? outage.headline : undefined);
+    const shown = headline ? { ...status, headline } : status;
+    return { shown, outage: { label: status.label, reason: outageReason(status.reason), ...(headline ? { headline } : {}) } };
   }
   if (status.kind === "connecting" && outage) {
     const reason = outage.reason ? `${outage.reason} — trying again now` : "trying again now";
-    return { shown: { kind: "retrying", label: outage.label, reason }, outage };
+    const shown: DisplayStatus = { kind: "retrying", label: outage.label, reason };
+    if (outage.headline) shown.headline = outage.headline;
+    return { shown, outage };
   }
   return { shown: status, outage: null };
+}
+
+/** How long an accepted "Retry now" shows as connecting when no state change follows. */
+export const RETRY_SHOWN_MS = 3000;
+
+/** A source's outage (not the gateway connection's): what "Retry now" is for. */
+export function sourceDown(status: DisplayStatus): boolean {
+  return (status.kind === "retrying" && status.label !== "Reconnecting") || status.kind === "offline";
+}
+
+/**
+ * What to show after an accepted "Retry now" (at `requestedAt`): the new attempt, as
+ * connecting, while the state still reads as the old outage (the gateway's `connecting` may
+ * not have arrived yet) and for at most `forMs`; null once the state has moved on (show it).
+ */
+export function retryShown(status: DisplayStatus, requestedAt: number | null, nowMs: number, forMs = RETRY_SHOWN_MS): DisplayStatus | null {
+  if (requestedAt === null || !sourceDown(status) || nowMs - requestedAt >= forMs) return null;
+  return { kind: "connecting", label: "Connecting", reason: "retrying now" };
 }

@@ -517,3 +517,25 @@ describe("the MSE path", () => {
     player.destroy();
   });
 });
+
+describe("hidden video", () => {
+  it("closes a video socket a second after it is hidden (the gateway cannot pause video), and reopens when shown", async () => {
+    const player = makePlayer();
+    player.start();
+    const ws = lastSocket();
+    hello(ws);
+    ws?.text(configMsg());
+    await settle();
+    player.setVisible(false);
+    await vi.advanceTimersByTimeAsync(999);
+    expect(ws?.closedWith).toBeNull();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(ws?.closedWith).toBe(1000);
+    expect(player.getStatus().connection).toBe("paused");
+    const count = FakeSocket.instances.length;
+    player.setVisible(true);
+    expect(FakeSocket.instances).toHaveLength(count + 1);
+    expect(lastSocket()?.url).toContain("format=auto");
+    player.destroy();
+  });
+});

@@ -303,3 +303,104 @@ describe("freshness and health", () => {
     player.destroy();
   });
 });
+
+describe("visibility closes the socket", () => {
+  it("a JPEG player not shown for 10 s closes its socket, and reopens at once when shown", async () => {
+    const statuses: PlayerStatus[] = [];
+    const player = makePlayer(statuses, { maxFps: null });
+    player.start();
+    const ws = FakeSocket.instances[0];
+    ws?.open();
+    ws?.text({ type: "hello", stream: "lobby", fps: 10, state: "live" });
+    player.setVisible(false);
+    await vi.advanceTimersByTimeAsync(9_999);
+    expect(ws?.closedWith).toBeNull();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(ws?.closedWith).toBe(1000);
+    expect(player.getStatus().connection).toBe("paused");
+    // Paused: no reconnect attempts, however long.
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(FakeSocket.instances).toHaveLength(1);
+    player.setVisible(true);
+    expect(FakeSocket.instances).toHaveLength(2);
+    const again = FakeSocket.instances[1];
+    expect(again?.url).toBe("ws://gw:8000/ws/streams/lobby?credit=2"); // asks for the latest picture at once
+    player.destroy();
+  });
+
+  it("shown again within 10 s, the socket stays open", async () => {
+    const player = makePlayer([], { maxFps: null });
+    player.start();
+    const ws = FakeSocket.instances[0];
+    ws?.open();
+    ws?.text({ type: "hello", stream: "lobby", fps: 10, state: "live" });
+    player.setVisible(false);
+    await vi.advanceTimersByTimeAsync(9_000);
+    player.setVisible(true);
+    player.setVisible(false);
+    await vi.advanceTimersByTimeAsync(9_000);
+    expect(ws?.closedWith).toBeNull();
+    expect(FakeSocket.instances).toHaveLength(1);
+    player.destroy();
+  });
+
+  it("a hidden tab closes the socket too, and a tab shown again reconnects", async () => {
+    const doc = { hidden: false, addEventListener: vi.fn(), removeEventListener: vi.fn() };
+    vi.stubGlobal("document", doc);
+    const player = makePlayer([], { maxFps: null });
+    player.start();
+    FakeSocket.instances[0]?.open();
+    const onChange = doc.addEventListener.mock.calls.find(([type]) => type === "visibilitychange")?.[1] as () => void;
+    doc.hidden = true;
+    onChange();
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(FakeSocket.instances[0]?.closedWith).toBe(1000);
+    doc.hidden = false;
+    onChange();
+    expect(FakeSocket.instances).toHaveLength(2);
+    player.destroy();
+  });
+
+  it("a player retrying while hidden stops retrying once paused", async () => {
+    const player = makePlayer([], { maxFps: null });
+    player.start();
+    player.setVisible(false);
+    for (let i = 0; i < 5; i++) {
+      FakeSocket.instances.at(-1)?.serverClose(1006);
+      await vi.advanceTimersByTimeAsync(2_000);
+    }
+    const count = FakeSocket.instances.length;
+    expect(player.getStatus().connection).toBe("paused");
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(FakeSocket.instances).toHaveLength(count);
+    player.destroy();
+  });
+
+  it("plays the sub variant as JPEG, and draws the poster until its first frame", async () => {
+    const poster = { width: 160, height: 90 } as unknown as HTMLCanvasElement;
+    const player = makePlayer([], { maxFps: null, variant: "sub", poster });
+    player.start();
+    expect(drawImage).toHaveBeenCalledWith(poster, 0, 0);
+    expect(player.getStatus()).toMatchObject({ hasPicture: true, poster: true });
+    const ws = FakeSocket.instances[0];
+    expect(ws?.url).toBe("ws://gw:8000/ws/streams/lobby?variant=sub&credit=2");
+    ws?.open();
+    ws?.text({ type: "hello", stream: "lobby", fps: 10, state: "live", variant: "sub" });
+    ws?.binary(frame(1));
+    await vi.advanceTimersByTimeAsync(300);
+    expect(player.getStatus()).toMatchObject({ hasPicture: true, poster: false });
+    player.destroy();
+  });
+
+  it("keeps the outage cause the gateway reports", () => {
+    const player = makePlayer([]);
+    player.start();
+    const ws = FakeSocket.instances[0];
+    ws?.open();
+    ws?.text({ type: "hello", stream: "lobby", state: "retrying", cause: "auth_failed" });
+    expect(player.getStatus().cause).toBe("auth_failed");
+    ws?.text({ type: "state", state: "live", message: "" });
+    expect(player.getStatus().cause).toBeNull();
+    player.destroy();
+  });
+});

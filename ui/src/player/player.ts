@@ -18,6 +18,16 @@
  * - Every ImageBitmap is closed; no object URLs are ever created.
  * - Off-screen or hidden tiles (`setVisible(false)`, `document.hidden`) do not decode: the
  *   buffer keeps only the newest few frames and the picture resumes at the live edge.
+ * - Not shown for long, a player closes its socket (`paused`): after `hiddenCloseMs` (10 s)
+ *   on a JPEG socket (credit already stops its frames; closing lets the gateway reap an
+ *   on-demand source after its idle_timeout), after `hiddenVideoCloseMs` (1 s) on a video
+ *   socket (the gateway sends video regardless of credit, so it cannot be paused). Shown
+ *   again, it reconnects at once: JPEG brings the latest picture, video its current GOP.
+ * - Variants: `variant: "sub"` plays the stream's low-resolution sub-stream (`?variant=sub`;
+ *   `format` negotiated as for the main: a derived sub is JPEG, a camera's own sub-stream may
+ *   be H.264); `main` (default) the stream itself.
+ * - `poster`: a picture drawn until the first frame of this player is (the tile's last
+ *   picture when the focused view opens: no blank frame while main starts).
  * - Credit flow control (`credit.ts`): the gateway sends a frame only when this player has
  *   asked for it (a small window that shrinks on a slow link, one more per frame done
  *   with), always the latest; a
@@ -60,6 +70,7 @@ import {
   type PictureHealth,
   type RequestedFormat,
   type SocketFormat,
+  type OutageCause,
   type StreamState,
   type VideoFrameMessage,
 } from "./protocol";
@@ -77,6 +88,8 @@ export type ConnectionStatus =
   | "unauthorized"
   /** Closed with 4004: the stream no longer exists. */
   | "removed"
+  /** Not shown for a while: the socket is closed until the picture is shown again. */
+  | "paused"
   /** Destroyed. */
   | "closed";
 
@@ -97,6 +110,10 @@ export interface PlayerStatus {
   path: PlaybackPath | null;
   /** The picture's health as the gateway last said (`health` messages); null before any. */
   health: PictureHealth | null;
+  /** Why the source is down, as the gateway last said (hello / state); null when not down. */
+  cause: OutageCause | null;
+  /** True while the canvas shows the `poster` (no frame of this player drawn yet). */
+  poster: boolean;
   /** When that verdict began (RFC 3339; "" if not said). */
   healthSince: string;
 }
@@ -144,7 +161,24 @@ export interface PlayerOptions {
   mse?: Partial<MseOptions>;
   /** Freshness reports (tests shorten the interval or fix the sample). */
   freshness?: Partial<FreshnessOptions>;
+  /** Which of the stream's variants to play (default `main`). */
+  variant?: "main" | "sub";
+  /** Drawn on the canvas until this player's first picture (see `status.poster`). */
+  poster?: CanvasImageSource & { width: number; height: number };
+  /** Not shown this long, a JPEG socket is closed (default HIDDEN_CLOSE_MS). */
+  hiddenCloseMs?: number;
+  /** Not shown this long, a video socket is closed (default HIDDEN_VIDEO_CLOSE_MS). */
+  hiddenVideoCloseMs?: number;
 }
+
+/** A JPEG player not shown for this long closes its socket (credit already stopped its frames). */
+export const HIDDEN_CLOSE_MS = 10_000;
+/**
+ * A video player not shown for this long closes its socket: the gateway sends video whatever
+ * the credit, so a hidden video socket costs the full bitrate. (A second, not zero: a tile
+ * that only flickers out of view while scrolling keeps its socket.)
+ */
+export const HIDDEN_VIDEO_CLOSE_MS = 1_000;
 
 function sameConfig(a: ConfigMessage, b: ConfigMessage): boolean {
   return (
@@ -178,6 +212,11 @@ export class StreamPlayer {
   private generation = 0;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private connectTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Closes the socket of a player not shown for a while (see `pause`). */
+  private hideTimer: ReturnType<typeof setTimeout> | null = null;
+  private started = false;
+  /** The socket was closed because the picture was not shown; reopened when it is. */
+  private paused = false;
   private statsTimer: ReturnType<typeof setInterval> | null = null;
   private raf: number | null = null;
   private decoding = false;
@@ -215,6 +254,8 @@ export class StreamPlayer {
     path: null,
     health: null,
     healthSince: "",
+    cause: null,
+    poster: false,
   };
 
   constructor(options: PlayerOptions) {
@@ -228,10 +269,13 @@ export class StreamPlayer {
   }
 
   start(): void {
-    if (this.destroyed) return;
+    if (this.destroyed || this.started) return;
+    this.started = true;
     document.addEventListener("visibilitychange", this.onVisibilityChange);
     this.statsTimer = setInterval(() => this.emitStats(), this.opts.statsIntervalMs ?? 500);
+    this.drawPoster();
     this.connect();
+    if (!this.shown()) this.armHideTimer();
   }
 
   /** Tears everything down: socket, timers, animation frame. Idempotent. */
@@ -240,6 +284,7 @@ export class StreamPlayer {
     this.destroyed = true;
     document.removeEventListener("visibilitychange", this.onVisibilityChange);
     this.clearTimers();
+    this.clearHideTimer();
     if (this.statsTimer !== null) clearInterval(this.statsTimer);
     this.statsTimer = null;
     this.closeSocket();
@@ -248,19 +293,19 @@ export class StreamPlayer {
     this.setStatus({ connection: "closed", retryAt: null });
   }
 
-  /** Off-screen tiles skip decoding; frames keep arriving and the newest is shown on return. */
+  /**
+   * Whether the picture is on screen (a tile in view, not behind a dialog). Not shown, it asks
+   * for nothing and decodes nothing, and after a while closes its socket; shown again, it
+   * gets the latest picture at once.
+   */
   setVisible(visible: boolean): void {
     this.visible = visible;
-    this.sink?.setShown(this.shown());
-    if (visible) {
-      this.schedule();
-      this.replenish();
-    }
+    this.followShown();
   }
 
-  /** Reconnects at once (after a sign-in, or a user's "retry"). */
+  /** Reconnects at once (after a sign-in, or a user's "retry"); a paused player stays paused. */
   reconnectNow(): void {
-    if (this.destroyed) return;
+    if (this.destroyed || this.paused) return;
     this.backoff.reset();
     this.clearTimers();
     this.closeSocket();
@@ -269,6 +314,81 @@ export class StreamPlayer {
 
   getStatus(): PlayerStatus {
     return this.status;
+  }
+
+  /** Acts on a change of `shown()`: resume (reconnect if paused), or start the hide timer. */
+  private followShown(): void {
+    const shown = this.shown();
+    this.sink?.setShown(shown);
+    if (!this.started || this.destroyed) return;
+    if (!shown) {
+      this.armHideTimer();
+      return;
+    }
+    this.clearHideTimer();
+    if (this.paused) {
+      this.paused = false;
+      this.backoff.reset();
+      this.clearTimers();
+      this.connect();
+      return;
+    }
+    this.schedule();
+    this.replenish();
+  }
+
+  /** A video socket (h264/h265) is not on credit: the gateway sends every frame. */
+  private onVideoSocket(): boolean {
+    return this.format === "h264" || this.format === "h265";
+  }
+
+  private armHideTimer(): void {
+    if (this.hideTimer !== null || this.paused || this.destroyed) return;
+    const delay = this.onVideoSocket()
+      ? (this.opts.hiddenVideoCloseMs ?? HIDDEN_VIDEO_CLOSE_MS)
+      : (this.opts.hiddenCloseMs ?? HIDDEN_CLOSE_MS);
+    this.hideTimer = setTimeout(() => {
+      this.hideTimer = null;
+      if (!this.shown()) this.pause();
+    }, delay);
+  }
+
+  private clearHideTimer(): void {
+    if (this.hideTimer !== null) clearTimeout(this.hideTimer);
+    this.hideTimer = null;
+  }
+
+  /**
+   * Not shown for a while: closes the socket (the gateway counts one viewer fewer and may stop
+   * an on-demand source) and waits, without retrying, until the picture is shown again.
+   */
+  private pause(): void {
+    if (this.destroyed || this.paused) return;
+    this.paused = true;
+    this.clearTimers();
+    this.closeSocket();
+    this.dropVideo();
+    this.jitter.reset();
+    this.setStatus({ connection: "paused", retryAt: null });
+  }
+
+  /** The poster (if any) on the canvas until the first frame (then `status.poster` is false). */
+  private drawPoster(): void {
+    const poster = this.opts.poster;
+    if (!poster || !this.ctx || poster.width <= 0 || poster.height <= 0) return;
+    try {
+      this.canvas.width = poster.width;
+      this.canvas.height = poster.height;
+      this.ctx.drawImage(poster, 0, 0);
+    } catch {
+      return; // not drawable (a detached video): start blank
+    }
+    this.setStatus({ hasPicture: true, poster: true });
+  }
+
+  /** One of this player's own pictures is on screen. */
+  private markPicture(): void {
+    if (!this.status.hasPicture || this.status.poster) this.setStatus({ hasPicture: true, poster: false });
   }
 
   private connect(): void {
@@ -286,7 +406,7 @@ export class StreamPlayer {
     let ws: WebSocket;
     try {
       this.asked = this.requestedFormat();
-      ws = new WebSocket(streamSocketUrl(window.location, this.opts.streamId, this.opts.maxFps, credit, this.asked));
+      ws = new WebSocket(streamSocketUrl(window.location, this.opts.streamId, this.opts.maxFps, credit, this.asked, this.opts.variant));
     } catch (e) {
       this.scheduleReconnect(e instanceof Error ? e.message : "cannot open WebSocket", false);
       return;
@@ -332,10 +452,16 @@ export class StreamPlayer {
           hello: msg,
           streamState: msg.state ?? this.status.streamState,
           message: msg.message,
+          cause: msg.cause ?? null,
         });
         this.freshness.setClockOffset(clockOffsetMs(msg.serverTimeUs, localNowMs()));
         this.format = msg.format;
         if (msg.format === "mjpeg") this.setPath("mjpeg", null);
+        // Hidden since before this hello: a video socket closes sooner than a JPEG one.
+        if (this.onVideoSocket() && !this.shown()) {
+          this.clearHideTimer();
+          this.armHideTimer();
+        }
         this.credit.resize(
           creditWindowFor(msg.fps, this.opts.maxFps, this.jitter.options.targetDelayMs),
           frameIntervalMs(msg.fps, this.opts.maxFps),
@@ -343,7 +469,7 @@ export class StreamPlayer {
         this.replenish();
         break;
       case "state":
-        this.setStatus({ streamState: msg.state, message: msg.message });
+        this.setStatus({ streamState: msg.state, message: msg.message, cause: msg.cause ?? null });
         break;
       case "health":
         this.setStatus({ health: msg.health, healthSince: msg.since });
@@ -449,7 +575,7 @@ export class StreamPlayer {
         if (generation === this.generation) this.onSinkFatal(path, message);
       },
       onPicture: () => {
-        if (generation === this.generation && !this.status.hasPicture) this.setStatus({ hasPicture: true });
+        if (generation === this.generation) this.markPicture();
       },
     };
     let sink: VideoSink;
@@ -526,7 +652,7 @@ export class StreamPlayer {
     this.framesShown++;
     this.freshness.record(captureUs === null ? null : captureUs / 1000, localNowMs());
     this.stats.recordShown(performance.now(), captureUs === null ? null : Math.max(0, Date.now() - captureUs / 1000));
-    if (!this.status.hasPicture) this.setStatus({ hasPicture: true });
+    this.markPicture();
   }
 
   private setPath(path: PlaybackPath, codec: string | null): void {
@@ -688,7 +814,7 @@ export class StreamPlayer {
     this.framesShown++;
     this.freshness.record(captureMs, localNowMs());
     this.stats.recordShown(performance.now(), captureMs === null ? null : Math.max(0, Date.now() - captureMs));
-    if (!this.status.hasPicture) this.setStatus({ hasPicture: true });
+    this.markPicture();
   }
 
   private emitStats(): void {
@@ -730,13 +856,7 @@ export class StreamPlayer {
     }
   }
 
-  private readonly onVisibilityChange = (): void => {
-    this.sink?.setShown(this.shown());
-    if (!document.hidden) {
-      this.schedule();
-      this.replenish();
-    }
-  };
+  private readonly onVisibilityChange = (): void => this.followShown();
 
   private setStatus(patch: Partial<PlayerStatus>): void {
     const next = { ...this.status, ...patch };

@@ -214,3 +214,25 @@ describe("streamSocketUrl", () => {
     expect(streamSocketUrl({ protocol: "http:", host: "cam" }, "x", null, null, null)).toBe("ws://cam/ws/streams/x");
   });
 });
+
+describe("outage cause and variant", () => {
+  it("reads the cause of a state message and of hello, and ignores unknown ones", () => {
+    expect(parseServerMessage('{"type":"state","state":"retrying","message":"401","cause":"auth_failed"}')).toEqual({
+      type: "state",
+      state: "retrying",
+      message: "401",
+      cause: "auth_failed",
+    });
+    expect(parseServerMessage('{"type":"state","state":"retrying","cause":"gremlins"}')).toEqual({ type: "state", state: "retrying", message: "" });
+    expect(parseServerMessage('{"type":"hello","stream":"x","state":"failed","cause":"not_found","variant":"sub"}')).toMatchObject({
+      cause: "not_found",
+      variant: "sub",
+    });
+  });
+
+  it("asks for the sub variant in the socket URL, and says nothing for main", () => {
+    const loc = { protocol: "http:", host: "gw" };
+    expect(streamSocketUrl(loc, "cam", null, 3, null, "sub")).toBe("ws://gw/ws/streams/cam?variant=sub&credit=3");
+    expect(streamSocketUrl(loc, "cam", null, 3, null, "main")).toBe("ws://gw/ws/streams/cam?credit=3");
+  });
+});

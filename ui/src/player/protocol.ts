@@ -32,6 +32,10 @@ export interface HelloMessage {
    * `config` (video) or JPEG message says.
    */
   format: SocketFormat | null;
+  /** Why the source is down (as in `state` messages); absent when it is not down or not said. */
+  cause?: OutageCause;
+  /** The variant this socket plays (absent: `main`, also from gateways that predate variants). */
+  variant?: "main" | "sub";
   /**
    * The gateway's clock when it wrote the hello (µs since the Unix epoch): the viewer's
    * estimate of its clock offset (freshness.ts). Null from a gateway that predates it.
@@ -66,7 +70,14 @@ export interface StateMessage {
   type: "state";
   state: StreamState;
   message: string;
+  /** Why the source is down (only while `retrying` or `failed`); absent otherwise or when not said. */
+  cause?: OutageCause;
 }
+
+/** Why a source is down, as the gateway classifies it. */
+export type OutageCause = "auth_failed" | "not_found" | "unreachable" | "stalled" | "error";
+
+const CAUSES: readonly OutageCause[] = ["auth_failed", "not_found", "unreachable", "stalled", "error"];
 
 /** The picture's health as the gateway judges it (`unknown`: not running, or no frames yet). */
 export type PictureHealth = "ok" | "frozen" | "dark" | "late" | "unknown";
@@ -119,6 +130,12 @@ function str(value: unknown): string {
   return typeof value === "string" ? value : "";
 }
 
+/** `{ cause }` when `value` is a known cause, else nothing (the field stays absent). */
+function causeOf(value: unknown): { cause?: OutageCause } {
+  const cause = oneOf(value, CAUSES);
+  return cause ? { cause } : {};
+}
+
 /**
  * Parses one text message. Unknown types, malformed JSON and invalid fields give null
  * (newer gateways may send messages this viewer does not know: ignore them).
@@ -146,6 +163,8 @@ export function parseServerMessage(text: string): ServerMessage | null {
         codec: oneOf(m.codec, ["jpeg", "h264", "h265"] as const),
         format: m.format === undefined ? "mjpeg" : oneOf(m.format, ["mjpeg", "h264", "h265"] as const),
         serverTimeUs: num(m.server_time_us),
+        ...causeOf(m.cause),
+        ...(m.variant === "sub" ? { variant: "sub" as const } : {}),
       };
     case "config": {
       const width = num(m.width);
@@ -157,7 +176,7 @@ export function parseServerMessage(text: string): ServerMessage | null {
     }
     case "state":
       if (!isStreamState(m.state)) return null;
-      return { type: "state", state: m.state, message: str(m.message) };
+      return { type: "state", state: m.state, message: str(m.message), ...causeOf(m.cause) };
     case "health": {
       const health = oneOf(m.health, PICTURE_HEALTH);
       if (health === null) return null;
@@ -274,7 +293,8 @@ export function decideClose(code: number, reason: string): CloseAction {
  * `credit` (0 or more) puts the viewer on credit flow control from its first frame (a video
  * socket accepts and ignores it, so it is sent either way: a JPEG stream answering
  * `format=auto` is on credit from its first frame), `format` asks for passthrough video
- * (omitted or `mjpeg`: today's MJPEG protocol exactly).
+ * (omitted or `mjpeg`: today's MJPEG protocol exactly), `variant` picks the stream's `sub`
+ * (omitted for `main`, the default, so older gateways see the URL they know).
  */
 export function streamSocketUrl(
   location: Pick<Location, "protocol" | "host">,
@@ -282,9 +302,11 @@ export function streamSocketUrl(
   maxFps?: number | null,
   credit?: number | null,
   format?: RequestedFormat | null,
+  variant?: "main" | "sub" | null,
 ): string {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const params: string[] = [];
+  if (variant === "sub") params.push("variant=sub");
   if (format) params.push(`format=${format}`);
   if (maxFps && maxFps > 0) params.push(`max_fps=${encodeURIComponent(String(maxFps))}`);
   if (typeof credit === "number" && Number.isInteger(credit) && credit >= 0) params.push(`credit=${credit}`);
