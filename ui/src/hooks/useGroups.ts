@@ -4,6 +4,7 @@
  * A gateway without groups (404) has none. A 401 reports the caller signed out, once.
  */
 import { useCallback, useEffect, useRef, useState } from "react";
+import { usePolling } from "@/hooks/usePolling";
 import { ApiError, groupsApi, type Group } from "@/lib/api";
 
 export interface GroupsState {
@@ -36,25 +37,7 @@ export function useGroups(intervalMs: number, onUnauthorized: () => void, authEp
     }
   }, []);
 
-  useEffect(() => {
-    if (!enabled) return;
-    let timer: ReturnType<typeof setTimeout> | null = null;
-    let stopped = false;
-    const loop = async () => {
-      if (!document.hidden) await refresh();
-      if (!stopped) timer = setTimeout(() => void loop(), intervalMs);
-    };
-    void loop();
-    const onVisible = () => {
-      if (!document.hidden) void refresh();
-    };
-    document.addEventListener("visibilitychange", onVisible);
-    return () => {
-      stopped = true;
-      if (timer !== null) clearTimeout(timer);
-      document.removeEventListener("visibilitychange", onVisible);
-    };
-  }, [intervalMs, refresh, enabled, authEpoch]);
+  usePolling(refresh, intervalMs, enabled, authEpoch);
 
   return { groups: enabled ? groups : [], loaded, refresh };
 }

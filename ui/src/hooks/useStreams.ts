@@ -1,4 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from "react";
+import { usePolling } from "@/hooks/usePolling";
 import { ApiError, api, type Stream } from "@/lib/api";
 
 const EMPTY: Stream[] = [];
@@ -49,25 +50,7 @@ export function useStreams(intervalMs: number, onUnauthorized: () => void, authE
     }
   }, []);
 
-  useEffect(() => {
-    if (!enabled) return;
-    let timer: ReturnType<typeof setTimeout> | null = null;
-    let stopped = false;
-    const loop = async () => {
-      if (!document.hidden) await refresh();
-      if (!stopped) timer = setTimeout(() => void loop(), intervalMs);
-    };
-    void loop();
-    const onVisible = () => {
-      if (!document.hidden) void refresh();
-    };
-    document.addEventListener("visibilitychange", onVisible);
-    return () => {
-      stopped = true;
-      if (timer !== null) clearTimeout(timer);
-      document.removeEventListener("visibilitychange", onVisible);
-    };
-  }, [intervalMs, refresh, enabled]);
+  usePolling(refresh, intervalMs, enabled);
 
   // Signed out: no cameras are shown (their names are not the caller's to see either).
   return { streams: enabled ? streams : EMPTY, loaded, error, refresh };
