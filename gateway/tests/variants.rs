@@ -206,6 +206,41 @@ streams:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_derived_sub_with_fps_keeps_at_most_that_many_pictures_a_second() {
+    let gateway = start(
+        r#"
+streams:
+  - id: cam
+    source: { plugin: testsrc, width: 320, height: 180, fps: 10 }
+    sub: { width: 160, fps: 4 }
+"#,
+    )
+    .await;
+    let addr = gateway.local_addr();
+    let (_, api) = http_json(addr, "GET", "/api/streams/cam", &[], None).await;
+    assert_eq!(
+        api["sub"],
+        serde_json::json!({"width": 160, "quality": 5, "fps": 4})
+    );
+
+    let mut sub = connect(addr, "/ws/streams/cam?variant=sub").await;
+    let mut captured = Vec::new();
+    while captured.len() < 12 {
+        let frame = next_frame(&mut sub, SECS(10)).await;
+        assert_eq!(frame.width, 160);
+        captured.push(frame.captured_at_us);
+    }
+    // By capture time (the cap never looks at this machine's clock): each kept picture
+    // starts a slot of 250 ms, so twelve span at least eleven slots (uncapped, a 10 fps
+    // main gives eleven intervals of 100 ms). One main frame (100 ms) of slack: the capture
+    // time a picture carries out of ffmpeg is the transcoder's bookkeeping, not this
+    // module's (`transcode::pace` is checked exactly by its unit tests).
+    let span = captured[11] - captured[0];
+    assert!(span >= 11 * 250_000 - 100_000, "{captured:?}");
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sub_viewer_starts_its_main_and_both_stop_after_it_leaves() {
     let gateway = start(
         r#"
@@ -338,6 +373,25 @@ streams:
     let decoders = ffmpeg_children(std::process::id(), "scale=176:-2");
     assert_eq!(decoders.len(), 1, "{decoders:?}");
     assert!(decoders[0].cmdline.contains("-f h264"), "{decoders:?}");
+    let decoder = decoders[0].pid;
+
+    // An MJPEG client of the main starts the main's own JPEG deriver, whose pictures enter
+    // the main's JPEG track: the sub must go on following the H.264 (not switch to those
+    // JPEGs and back on every frame, restarting its ffmpeg each time).
+    let part = first_mjpeg_part(addr, "cam", "").await;
+    assert!(part.starts_with(&[0xFF, 0xD8]));
+    let (_, api) = http_json(addr, "GET", "/api/streams/cam", &[], None).await;
+    assert_eq!(api["transcoders"], 1, "the main's deriver runs: {api}");
+    for _ in 0..20 {
+        let frame = next_frame(&mut sub, SECS(10)).await;
+        assert_eq!((frame.width, frame.height), (176, 132));
+    }
+    let decoders = ffmpeg_children(std::process::id(), "scale=176:-2");
+    assert_eq!(
+        decoders.iter().map(|d| d.pid).collect::<Vec<_>>(),
+        [decoder],
+        "the sub's ffmpeg is the same one: {decoders:?}"
+    );
     drop((video, sub));
     gateway.shutdown().await;
 }

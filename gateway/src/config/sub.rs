@@ -4,9 +4,10 @@
 //! - `sub: { url: rtsp://cam/102 }` — the camera's own sub-stream: the same plugin and
 //!   source options as `source:` with `url` replaced (a second camera session). Only for
 //!   sources that take a `url` (a `testsrc` has none: an error at the `url` key);
-//! - `sub: { width: 640, height: 360, quality: 5 }` — an MJPEG derived inside the gateway
-//!   from the main stream's frames (`height` optional: the aspect ratio is kept; `quality`
-//!   is ffmpeg's qscale, 2 best … 31 worst, default 5). Sizes are even (the JPEG encoder's
+//! - `sub: { width: 640, height: 360, quality: 5, fps: 10 }` — an MJPEG derived inside the
+//!   gateway from the main stream's frames (`height` optional: the aspect ratio is kept;
+//!   `quality` is ffmpeg's qscale, 2 best … 31 worst, default 5; `fps` optional: at most
+//!   this many pictures a second, default the main's full rate). Sizes are even (the JPEG encoder's
 //!   4:2:0 chroma) and at most [`MAX_SUB_SIDE`].
 //!
 //! Invariants: every problem is an error at the position of the offending key or value
@@ -19,7 +20,7 @@ use super::node::{Node, Value};
 use super::parse::{Ctx, Str};
 
 /// The keys of `sub:`.
-pub(crate) const SUB_KEYS: &[&str] = &["url", "width", "height", "quality"];
+pub(crate) const SUB_KEYS: &[&str] = &["url", "width", "height", "quality", "fps"];
 
 /// Largest derived width or height: beyond 8K it is no longer a sub-stream.
 pub const MAX_SUB_SIDE: u32 = 7680;
@@ -27,6 +28,8 @@ pub const MAX_SUB_SIDE: u32 = 7680;
 pub const MIN_SUB_SIDE: u32 = 16;
 /// Default JPEG quality (ffmpeg qscale) of a derived sub.
 pub const DEFAULT_SUB_QUALITY: u8 = 5;
+/// Highest `fps` a derived sub may ask for (no camera sends more).
+pub const MAX_SUB_FPS: u32 = 120;
 
 /// A stream's validated `sub:`.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +49,9 @@ pub struct DerivedSub {
     pub height: Option<u32>,
     /// ffmpeg's `-q:v` (2 best … 31 worst).
     pub quality: u8,
+    /// At most this many pictures a second (by capture time); `None`: every main frame.
+    /// MJPEG costs bytes per picture, so this is the knob for a wall on a thin link.
+    pub fps: Option<u32>,
 }
 
 /// `sub:` after the structural pass.
@@ -72,6 +78,7 @@ impl Ctx<'_> {
         let mut width = None;
         let mut height = None;
         let mut quality = DEFAULT_SUB_QUALITY;
+        let mut fps = None;
         let mut size_node = None;
         let errors_before = self.errors.len();
         for (key, key_node, value) in self.keys(entries, "in `sub`", SUB_KEYS) {
@@ -95,6 +102,12 @@ impl Ctx<'_> {
                         quality = q as u8;
                     }
                 }
+                "fps" => {
+                    size_node.get_or_insert(key_node);
+                    fps = self
+                        .integer_in(value, "fps", 1, MAX_SUB_FPS.into())
+                        .and_then(|n| u32::try_from(n).ok());
+                }
                 _ => unreachable!("keys() only yields allowed keys"),
             }
         }
@@ -102,7 +115,7 @@ impl Ctx<'_> {
             (Some(_), Some(size)) => {
                 self.error(
                     size,
-                    "`sub` takes either `url` (the camera's own sub-stream) or `width` (with optional `height` and `quality`: derived in the gateway), not both",
+                    "`sub` takes either `url` (the camera's own sub-stream) or `width` (with optional `height`, `quality` and `fps`: derived in the gateway), not both",
                 );
                 None
             }
@@ -113,6 +126,7 @@ impl Ctx<'_> {
                         width,
                         height,
                         quality,
+                        fps,
                     }))
                 }
                 Some(_) => None,

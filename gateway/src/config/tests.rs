@@ -770,7 +770,7 @@ fn auth_tokens_are_checked_and_never_echoed() {
 
 #[test]
 fn sub_takes_a_url_or_a_derived_size() {
-    let m = run("streams:\n  - id: cam\n    source: { plugin: ffmpeg-mjpeg, url: \"rtsp://cam/101\", password: \"${SECRET}\" }\n    sub: { url: \"rtsp://cam/102\" }\n  - id: pattern\n    source: { plugin: testsrc }\n    sub: { width: 640 }\n  - id: sized\n    source: { plugin: testsrc }\n    sub: { width: 320, height: 240, quality: 8 }\n  - id: plain\n    source: { plugin: testsrc }\n").unwrap();
+    let m = run("streams:\n  - id: cam\n    source: { plugin: ffmpeg-mjpeg, url: \"rtsp://cam/101\", password: \"${SECRET}\" }\n    sub: { url: \"rtsp://cam/102\" }\n  - id: pattern\n    source: { plugin: testsrc }\n    sub: { width: 640 }\n  - id: sized\n    source: { plugin: testsrc }\n    sub: { width: 320, height: 240, quality: 8, fps: 5 }\n  - id: plain\n    source: { plugin: testsrc }\n").unwrap();
     let Some(SubConfig::Url(source)) = &m.streams[0].sub else {
         panic!("{:?}", m.streams[0].sub);
     };
@@ -786,7 +786,8 @@ fn sub_takes_a_url_or_a_derived_size() {
         Some(SubConfig::Derived(DerivedSub {
             width: 640,
             height: None,
-            quality: DEFAULT_SUB_QUALITY
+            quality: DEFAULT_SUB_QUALITY,
+            fps: None,
         }))
     );
     assert_eq!(
@@ -794,7 +795,8 @@ fn sub_takes_a_url_or_a_derived_size() {
         Some(SubConfig::Derived(DerivedSub {
             width: 320,
             height: Some(240),
-            quality: 8
+            quality: 8,
+            fps: Some(5),
         }))
     );
     assert_eq!(m.streams[3].sub, None);
@@ -802,19 +804,19 @@ fn sub_takes_a_url_or_a_derived_size() {
 
 #[test]
 fn bad_subs_are_errors_at_their_position() {
-    let text = "streams:\n  - id: pattern\n    source: { plugin: testsrc }\n    sub: { url: \"rtsp://cam/102\" }\n  - id: both\n    source: { plugin: ffmpeg-mjpeg, url: \"rtsp://cam/101\" }\n    sub: { url: \"rtsp://cam/102\", width: 640 }\n  - id: odd\n    source: { plugin: testsrc }\n    sub: { width: 641, height: 8, quality: 1 }\n  - id: empty\n    source: { plugin: testsrc }\n    sub: { height: 360 }\n  - id: nothing\n    source: { plugin: testsrc }\n    sub: {}\n  - id: scheme\n    source: { plugin: ffmpeg-mjpeg, url: \"rtsp://cam/101\" }\n    sub: { url: \"http://${SECRET}@cam/102\", fps: 5 }\n  - id: typed\n    source: { plugin: testsrc }\n    sub: { width: \"640\" }\n";
+    let text = "streams:\n  - id: pattern\n    source: { plugin: testsrc }\n    sub: { url: \"rtsp://cam/102\" }\n  - id: both\n    source: { plugin: ffmpeg-mjpeg, url: \"rtsp://cam/101\" }\n    sub: { url: \"rtsp://cam/102\", width: 640 }\n  - id: odd\n    source: { plugin: testsrc }\n    sub: { width: 641, height: 8, quality: 1 }\n  - id: empty\n    source: { plugin: testsrc }\n    sub: { height: 360 }\n  - id: nothing\n    source: { plugin: testsrc }\n    sub: {}\n  - id: scheme\n    source: { plugin: ffmpeg-mjpeg, url: \"rtsp://cam/101\" }\n    sub: { url: \"http://${SECRET}@cam/102\", codec: h264 }\n  - id: typed\n    source: { plugin: testsrc }\n    sub: { width: \"640\" }\n";
     assert_eq!(
         errors(text),
         [
             "m.yaml:4:17: `sub.url` replaces the source's `url`, but plugin `testsrc` takes none here; derive the sub in the gateway instead (`sub: { width: 640 }`)",
-            "m.yaml:7:35: `sub` takes either `url` (the camera's own sub-stream) or `width` (with optional `height` and `quality`: derived in the gateway), not both",
+            "m.yaml:7:35: `sub` takes either `url` (the camera's own sub-stream) or `width` (with optional `height`, `quality` and `fps`: derived in the gateway), not both",
             "m.yaml:10:19: `width` must be an even number of pixels, found 641",
             "m.yaml:10:32: `height` must be from 16 to 7680, found 8",
             "m.yaml:10:44: `quality` must be from 2 to 31, found 1",
             "m.yaml:13:10: `sub` is missing `width` (the derived picture's width in pixels, e.g. 640)",
             "m.yaml:16:10: `sub` needs `url` (the camera's own sub-stream) or `width` (derived in the gateway, e.g. `width: 640`)",
             "m.yaml:19:5: `sub`: `url` must start with rtsp://",
-            "m.yaml:19:45: unknown key `fps` in `sub`; allowed keys: `url`, `width`, `height`, `quality`",
+            "m.yaml:19:45: unknown key `codec` in `sub`; allowed keys: `url`, `width`, `height`, `quality`, `fps`",
             "m.yaml:22:19: `width` must be an integer from 16 to 7680, found a string",
         ]
     );

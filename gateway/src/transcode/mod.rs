@@ -22,6 +22,7 @@
 pub mod annexb;
 mod deriver;
 pub mod mjpeg;
+mod pace;
 mod process;
 pub mod snapshot;
 pub mod sub;

@@ -17,6 +17,9 @@
 //!   builds), decoded at a reduced size when the sub is at most half as wide (`-lowres`,
 //!   see `mjpeg.rs`). Each sub picture carries the capture time of the main frame it
 //!   shows;
+//! - with `fps: N`, keeps at most N pictures a second by capture time (`pace.rs`): a JPEG
+//!   main's pictures are thinned before ffmpeg (fewer decodes too); a video main's are all
+//!   decoded (each needs the ones before it) and the sub's JPEGs thinned as they come out;
 //! - reports its own ffmpeg failing (cannot start, exits, stalls) as `retrying` with the
 //!   reason (the transcoder retries at a later frame with a backoff);
 //! - kills and reaps ffmpeg and leaves the main before `stop` returns.
@@ -26,12 +29,13 @@
 //! JPEGs, not raw pictures), so the only pictures the gateway has of a JPEG main are JPEGs.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{oneshot, watch};
 
 use super::mjpeg::{RunningCount, Transcoder, TranscoderOptions, TranscoderState};
+use super::pace::Pace;
 use crate::config::DerivedSub;
 use crate::hub::{
     Codec, Cursor, Frame, FrameSink, Hub, RunningSource, SourceFactory, StreamState, StreamStatus,
@@ -130,6 +134,8 @@ impl SourceFactory for DerivedSubFactory {
             runtime: runtime.clone(),
             transcoder: None,
             cursor: Cursor::new(),
+            fps: self.sub.fps,
+            pace: self.sub.fps.map(Pace::new),
         };
         runtime.spawn(async move {
             let viewer = reservation.subscribe().await;
@@ -175,6 +181,10 @@ struct Follower {
     transcoder: Option<(Transcoder, bool)>,
     /// Where the sub stands in the main's video track.
     cursor: Cursor,
+    /// The sub's `fps` cap, if any.
+    fps: Option<u32>,
+    /// The cap applied to a JPEG main's pictures before ffmpeg.
+    pace: Option<Pace>,
 }
 
 /// Resolves with the next state of the current transcoder (never, while there is none).
@@ -257,18 +267,43 @@ impl Follower {
     /// `states` follows the transcoder in use.
     async fn push(&mut self, frame: &Frame, states: &mut Option<watch::Receiver<TranscoderState>>) {
         let jpeg = frame.codec == Codec::Jpeg;
+        // A video main's JPEG track holds pictures derived for its own MJPEG consumers, not
+        // the camera's: the sub follows the video (taking both would swap transcoders, and
+        // restart ffmpeg, on every frame).
+        if jpeg && self.main.native_codec().is_some_and(Codec::is_video) {
+            return;
+        }
         if self.transcoder.as_ref().is_some_and(|(_, j)| *j != jpeg)
             && let Some((old, _)) = self.transcoder.take()
         {
             old.stop().await;
             *states = None;
         }
+        if jpeg
+            && let Some(pace) = &mut self.pace
+            && !pace.keep(frame.captured_at_us)
+        {
+            return;
+        }
         let (transcoder, _) = self.transcoder.get_or_insert_with(|| {
             let options = if jpeg { &self.jpeg } else { &self.video };
             let sink = self.sink.clone();
             let refused = AtomicBool::new(false);
+            // A video main's pictures are all decoded; the cap thins what comes out.
+            let out_pace = (!jpeg)
+                .then_some(self.fps)
+                .flatten()
+                .map(|fps| Mutex::new(Pace::new(fps)));
             let _on_runtime = self.runtime.enter();
             let transcoder = Transcoder::start(options.clone(), move |out| {
+                if let Some(pace) = &out_pace
+                    && !pace
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .keep(out.captured_at_us)
+                {
+                    return;
+                }
                 if !refused.load(Ordering::Relaxed)
                     && !sink.publish(&out.jpeg, out.width, out.height, out.captured_at_us)
                 {
@@ -288,7 +323,6 @@ impl Follower {
 mod tests {
     //! The follower against real hubs: what the sub says when its ffmpeg cannot run.
 
-    use std::sync::Mutex;
     use std::time::Duration;
 
     use super::*;
@@ -342,6 +376,7 @@ mod tests {
                 width: 4,
                 height: None,
                 quality: 5,
+                fps: None,
             },
             "cam/sub",
         )

@@ -167,6 +167,9 @@ fn sub_options(sub: &SubConfig) -> Map<String, Value> {
                 options.insert("height".into(), height.into());
             }
             options.insert("quality".into(), derived.quality.into());
+            if let Some(fps) = derived.fps {
+                options.insert("fps".into(), fps.into());
+            }
         }
     }
     options
@@ -336,7 +339,7 @@ fn to_stored(
         Some(_) => {
             return Err(ApiError::invalid(
                 "sub",
-                "sub must be a mapping (`url`, or `width` with optional `height` and `quality`) or null",
+                "sub must be a mapping (`url`, or `width` with optional `height`, `quality` and `fps`) or null",
             ));
         }
     };
