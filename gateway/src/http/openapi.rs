@@ -32,8 +32,8 @@ fn variant_param() -> Value {
 }
 
 fn sub_schema() -> Value {
-    json!({"type": "object", "additionalProperties": false, "description": "The low-resolution variant: either {url} (the camera's own sub-stream: the source with `url` replaced; a URL password is masked like source.url and kept on update when sent back masked) or {width, height?, quality?} (an MJPEG derived in the gateway from the main stream; even sizes, height keeps the aspect ratio when omitted, quality 2 best..31, default 5).", "properties": {
-        "url": {"type": "string"}, "width": {"type": "integer", "minimum": 16, "maximum": 7680}, "height": {"type": "integer", "minimum": 16, "maximum": 7680}, "quality": {"type": "integer", "minimum": 2, "maximum": 31, "default": 5}}})
+    json!({"type": "object", "additionalProperties": false, "description": "The low-resolution variant: either {url} (the camera's own sub-stream: the source with `url` replaced; a URL password is masked like source.url and kept on update when sent back masked) or {width, height?, quality?, fps?} (an MJPEG derived in the gateway from the main stream; even sizes, height keeps the aspect ratio when omitted, quality 2 best..31, default 5, fps: at most this many pictures a second, default the main's rate).", "properties": {
+        "url": {"type": "string"}, "width": {"type": "integer", "minimum": 16, "maximum": 7680}, "height": {"type": "integer", "minimum": 16, "maximum": 7680}, "quality": {"type": "integer", "minimum": 2, "maximum": 31, "default": 5}, "fps": {"type": "integer", "minimum": 1, "maximum": 120}}})
 }
 
 fn access_token_param() -> Value {
