@@ -181,7 +181,8 @@ export function LiveView({
   return (
     <div
       ref={setContainer}
-      className={cn("group/live relative isolate overflow-hidden bg-video", className)}
+      // A captioned view (a wall tile) is a size container: its overlays adapt to its width.
+      className={cn("group/live relative isolate overflow-hidden bg-video", caption !== undefined && "@container/live", className)}
       data-testid="live-view"
     >
       <canvas
@@ -332,6 +333,9 @@ function ProblemOverlay({
       <Icon
         className={cn(
           size === "large" ? "size-8" : "size-6",
+          // A tile under 320 px says only the headline (its badge has the icon too), clear of
+          // the caption and of an admin's Retry now.
+          captioned && "@max-xs/live:hidden",
           // Spins only while connecting (transient); a live tile waiting for a picture (off
           // screen, it asks for none) shows a still icon: nothing animates on an idle wall.
           display.kind === "connecting" && "animate-spin",
@@ -340,12 +344,13 @@ function ProblemOverlay({
         )}
         aria-hidden
       />
-      <p className={cn("font-medium", size === "large" ? "text-base" : "text-sm")} data-testid="status-headline">
+      {/* Under 256 px a tile has no room for it beside an admin's Retry now: its badge says it. */}
+      <p className={cn("font-medium", size === "large" ? "text-base" : "text-sm", captioned && "@max-3xs/live:sr-only")} data-testid="status-headline">
         {title}
       </p>
       {display.reason && (
         <p
-          className={cn("line-clamp-2 max-w-md text-white/70", size === "large" ? "text-sm" : "text-xs")}
+          className={cn("line-clamp-2 max-w-md text-white/70", size === "large" ? "text-sm" : "text-xs", captioned && "@max-xs/live:hidden")}
           data-testid="status-reason"
         >
           {display.reason}
