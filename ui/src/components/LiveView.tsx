@@ -236,12 +236,12 @@ export function LiveView({
             {caption}
           </span>
         )}
-        {/* In a captioned (tile) view, the stats show as the view's width allows: fps first,
-            then the delay, the bitrate, and the playback path. */}
+        {/* In a captioned (tile) view, the stats show as the view's width allows: the fps from
+            256 px, the delay from 320, how it plays (the path) from 384, the bitrate from 448. */}
         <span
           className={cn(
             "min-w-0 truncate",
-            caption === undefined ? "mr-auto" : ["hidden shrink-0 @md:inline", hasPicture ? "opacity-100" : "opacity-0"],
+            caption === undefined ? "mr-auto" : ["hidden shrink-0 @sm:inline", hasPicture ? "opacity-100" : "opacity-0"],
           )}
           title="How this picture is played: WebCodecs or MSE (the camera's own H.264/H.265), or MJPEG (transcoded by the gateway)"
         >
@@ -263,7 +263,7 @@ export function LiveView({
             –
           </span>
         </span>
-        <span title="Bitrate received" className={cn(caption !== undefined && ["hidden shrink-0 @sm:inline", hasPicture ? "opacity-100" : "opacity-0"])}>
+        <span title="Bitrate received" className={cn(caption !== undefined && ["hidden shrink-0 @md:inline", hasPicture ? "opacity-100" : "opacity-0"])}>
           <span ref={bitrateRef} data-testid="stat-bitrate">
             –
           </span>
