@@ -211,6 +211,12 @@ export async function wallChecks({ check, assert, Skip, gatewayWith, pageOrigin,
       const report = await fitReport(page);
       log(`1440x900: tiles ${report.tile}, scrollHeight ${report.scrollHeight} / ${report.innerHeight}`);
       assertFits(assert, report, "1440x900");
+      // The header's count agrees with the tiles (its stream list is polled every 3 s).
+      await page.waitForFunction(() => /\b16 live/.test(document.querySelector("header")?.textContent ?? ""), null, { timeout: 10_000 }).catch(async (e) => {
+        const states = await (await fetch(`${gatewayUrl}/api/streams`, { headers: { authorization: `Bearer ${ADMIN}` } })).json();
+        log(`header: ${await page.evaluate(() => document.querySelector("header")?.textContent)}; API: ${JSON.stringify((states.streams ?? states).map((x) => x.state))}`);
+        throw e;
+      });
       await sleep(1500); // the stats line settles
       await shot(page, "wall-1440x900.png");
     });
