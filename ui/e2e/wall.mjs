@@ -2,6 +2,8 @@
 // tokens, in its own Chromium (its process id is known, for the renderer's CPU):
 //
 // - 16 cameras at 1440x900 fit without scrolling (4x4), every tile inside the viewport;
+// - the tiles are all picture (the name and stats over it): at 1440x900 at least 320 px wide,
+//   no text in a tile overflowing its box; the admin's actions show on hover, top right;
 // - a 390x844 phone shows 4 tiles without scrolling, and the pager (buttons, PageUp/PageDown)
 //   reaches the rest;
 // - the layout choice (picker in the header) persists across a reload;
@@ -209,8 +211,67 @@ export async function wallChecks({ check, assert, Skip, gatewayWith, pageOrigin,
       const report = await fitReport(page);
       log(`1440x900: tiles ${report.tile}, scrollHeight ${report.scrollHeight} / ${report.innerHeight}`);
       assertFits(assert, report, "1440x900");
+      // The header's count agrees with the tiles (its stream list is polled every 3 s).
+      await page.waitForFunction(() => /\b16 live/.test(document.querySelector("header")?.textContent ?? ""), null, { timeout: 10_000 }).catch(async (e) => {
+        const states = await (await fetch(`${gatewayUrl}/api/streams`, { headers: { authorization: `Bearer ${ADMIN}` } })).json();
+        log(`header: ${await page.evaluate(() => document.querySelector("header")?.textContent)}; API: ${JSON.stringify((states.streams ?? states).map((x) => x.state))}`);
+        throw e;
+      });
       await sleep(1500); // the stats line settles
       await shot(page, "wall-1440x900.png");
+    });
+
+    await check("wall: the caption is over the picture: 1440x900 tiles at least 320 px wide, no name or stat overflows or wraps; actions on hover (e2e/artifacts/wall-hover.png)", async () => {
+      await allPlaying(page);
+      const report = await page.evaluate(() => {
+        const problems = [];
+        const widths = [];
+        for (const t of document.querySelectorAll('[data-testid="stream-tile"]')) {
+          const id = t.getAttribute("data-stream-id");
+          const tile = t.getBoundingClientRect();
+          widths.push(Math.round(tile.width));
+          const picture = t.querySelector('[data-testid="live-view"]').getBoundingClientRect();
+          if (tile.height - picture.height > 4) problems.push(`${id}: ${Math.round(tile.height - picture.height)} px of the tile are not picture`);
+          const bar = t.querySelector('[data-testid="live-stats"]');
+          // The name's box is its truncating flex item; each stat is one (shown ones only).
+          const boxes = [
+            ["name", t.querySelector('[data-testid="stream-name"]').parentElement],
+            ["stats", bar],
+            ...[...bar.children].filter((el) => el.getClientRects().length > 0 && !el.contains(t.querySelector('[data-testid="stream-name"]'))).map((el) => [el.textContent.trim(), el]),
+          ];
+          const lineHeight = parseFloat(getComputedStyle(t.querySelector('[data-testid="stream-name"]').parentElement).lineHeight) || 20;
+          for (const [what, el] of boxes) {
+            if (el.scrollWidth > el.clientWidth) problems.push(`${id}: ${what} overflows (${el.scrollWidth} > ${el.clientWidth})`);
+            const r = el.getBoundingClientRect();
+            if (r.left < tile.left - 0.5 || r.right > tile.right + 0.5) problems.push(`${id}: ${what} outside the tile`);
+            if (what !== "stats" && r.height > lineHeight + 2) problems.push(`${id}: ${what} wraps (${Math.round(r.height)} px high)`);
+          }
+          const name = boxes[0][1].getBoundingClientRect();
+          for (const [what, el] of boxes.slice(2)) if (el.getBoundingClientRect().left < name.right - 0.5) problems.push(`${id}: ${what} overlaps the name`);
+          if (boxes.length < 3) problems.push(`${id}: no stat is shown`);
+        }
+        return { problems, widths };
+      });
+      log(`1440x900 tile widths: ${[...new Set(report.widths)].join(", ")} px`);
+      assert(report.widths.every((w) => w >= 320), `tiles narrower than 320 px: ${report.widths.join(", ")}`);
+      assert(report.problems.length === 0, report.problems.join("\n"));
+
+      // The admin's toolbar: hidden until the pointer is over its tile, then top right, clear of the badges.
+      const first = page.locator('[data-testid="stream-tile"]').first();
+      const opacity = () => first.locator('[data-testid="stream-actions"]').evaluate((el) => getComputedStyle(el).opacity);
+      await page.mouse.move(0, 0);
+      await page.waitForFunction(() => getComputedStyle(document.querySelector('[data-testid="stream-actions"]')).opacity === "0", null, { timeout: 5_000 });
+      await first.hover();
+      await page.waitForFunction(() => getComputedStyle(document.querySelector('[data-testid="stream-actions"]')).opacity === "1", null, { timeout: 5_000 });
+      const placed = await first.evaluate((t) => {
+        const tile = t.getBoundingClientRect();
+        const bar = t.querySelector('[data-testid="stream-actions"]').getBoundingClientRect();
+        const badge = t.querySelector('[data-testid="status-badge"]').getBoundingClientRect();
+        return { topRight: tile.right - bar.right < 16 && bar.top - tile.top < 16, clear: bar.left > badge.right };
+      });
+      assert(placed.topRight && placed.clear, `the actions are not top right, clear of the badges: ${JSON.stringify(placed)} (opacity ${await opacity()})`);
+      await page.screenshot({ path: path.join(artifacts, "wall-hover.png") });
+      await page.mouse.move(0, 0);
     });
 
     await check("wall: renderer CPU with 16 playing tiles at 1440x900, over 10 s (published in docs/performance.md)", async () => {

@@ -55,8 +55,17 @@ export interface LiveViewProps {
   onStats?: (stats: PlayerStats) => void;
   onStatus?: (status: PlayerStatus | null, display: DisplayStatus) => void;
   className?: string;
-  /** Rendered over the picture, top right (actions). */
+  /** Rendered over the picture, top right (actions), above `cover`. */
   actions?: ReactNode;
+  /**
+   * The camera's name over the picture, bottom left (a wall tile's caption: the picture takes
+   * the whole tile). The live stats then keep to the right and drop out one by one as the
+   * view narrows (container queries), so that nothing wraps or overflows even 160 px wide;
+   * without a caption (the focused view) they are all shown, the playback path at the left.
+   */
+  caption?: ReactNode;
+  /** Over the picture, its overlays and its badges, under `actions` (a wall tile's link). */
+  cover?: ReactNode;
   containerRef?: (el: HTMLDivElement | null) => void;
   size?: "tile" | "large";
 }
@@ -78,6 +87,8 @@ export function LiveView({
   onStatus,
   className,
   actions,
+  caption,
+  cover,
   containerRef,
   size = "tile",
 }: LiveViewProps) {
@@ -170,7 +181,8 @@ export function LiveView({
   return (
     <div
       ref={setContainer}
-      className={cn("group/live relative isolate overflow-hidden bg-video", className)}
+      // A captioned view (a wall tile) is a size container: its overlays adapt to its width.
+      className={cn("group/live relative isolate overflow-hidden bg-video", caption !== undefined && "@container/live", className)}
       data-testid="live-view"
     >
       <canvas
@@ -199,48 +211,68 @@ export function LiveView({
         )}
       />
 
-      {(!hasPicture || !healthy) && <ProblemOverlay display={display} hasPicture={hasPicture} size={size} action={problemAction} />}
+      {(!hasPicture || !healthy) && (
+        <ProblemOverlay display={display} hasPicture={hasPicture} size={size} action={problemAction} captioned={caption !== undefined} />
+      )}
 
-      <div className="pointer-events-none absolute inset-x-0 top-0 flex items-start justify-between gap-2 p-2 sm:p-2.5">
-        <div className="flex flex-wrap items-center gap-1.5">
-          <StatusBadge status={display} overlay className="pointer-events-auto" />
-          {health && <HealthBadge info={health} overlay className="pointer-events-auto" />}
-        </div>
-        {actions && <div className="pointer-events-auto flex gap-1">{actions}</div>}
+      <div className="pointer-events-none absolute top-0 left-0 flex flex-wrap items-center gap-1.5 p-2 sm:p-2.5">
+        <StatusBadge status={display} overlay className="pointer-events-auto" />
+        {health && <HealthBadge info={health} overlay className="pointer-events-auto" />}
       </div>
 
       <div
         className={cn(
-          "pointer-events-none absolute inset-x-0 bottom-0 flex items-end justify-end gap-3 bg-gradient-to-t from-black/60 to-transparent px-2.5 pt-6 pb-1.5 font-mono text-[11px] text-white/90 transition-opacity",
-          hasPicture ? "opacity-100" : "opacity-0",
+          "pointer-events-none absolute inset-x-0 bottom-0 flex items-baseline justify-end gap-3 bg-gradient-to-t px-2.5 pt-6 pb-1.5 font-mono text-[11px] text-white/90",
+          // A caption is always shown (the camera's name, also while it is down): its gradient
+          // is darker, for the name's contrast over a bright picture.
+          caption !== undefined ? "@container from-black/80 via-black/45 to-transparent" : "from-black/60 to-transparent transition-opacity",
+          caption === undefined && (hasPicture ? "opacity-100" : "opacity-0"),
           size === "large" && "text-xs",
         )}
         data-testid="live-stats"
       >
+        {caption !== undefined && (
+          <span className="mr-auto min-w-0 truncate font-sans text-[13px] leading-5 font-medium text-white [text-shadow:0_1px_2px_rgb(0_0_0/0.9)]">
+            {caption}
+          </span>
+        )}
+        {/* In a captioned (tile) view, the stats show as the view's width allows: the fps from
+            256 px, the delay from 320, how it plays (the path) from 384, the bitrate from 448. */}
         <span
-          className="mr-auto min-w-0 truncate"
+          className={cn(
+            "min-w-0 truncate",
+            caption === undefined ? "mr-auto" : ["hidden shrink-0 @sm:inline", hasPicture ? "opacity-100" : "opacity-0"],
+          )}
           title="How this picture is played: WebCodecs or MSE (the camera's own H.264/H.265), or MJPEG (transcoded by the gateway)"
         >
           <span ref={pathRef} data-testid="stat-path">
             –
           </span>
         </span>
-        <span title="Frames drawn per second">
+        <span title="Frames drawn per second" className={cn(caption !== undefined && ["hidden shrink-0 @3xs:inline", hasPicture ? "opacity-100" : "opacity-0"])}>
           <span ref={fpsRef} data-testid="stat-fps">
             –
           </span>
         </span>
-        <span title={DELAY_EXPLAINED} data-testid="stat-latency-label">
+        <span
+          title={DELAY_EXPLAINED}
+          data-testid="stat-latency-label"
+          className={cn(caption !== undefined && ["hidden shrink-0 @xs:inline", hasPicture ? "opacity-100" : "opacity-0"])}
+        >
           <span ref={latencyRef} data-testid="stat-latency">
             –
           </span>
         </span>
-        <span title="Bitrate received">
+        <span title="Bitrate received" className={cn(caption !== undefined && ["hidden shrink-0 @md:inline", hasPicture ? "opacity-100" : "opacity-0"])}>
           <span ref={bitrateRef} data-testid="stat-bitrate">
             –
           </span>
         </span>
       </div>
+
+      {cover}
+
+      {actions && <div className="pointer-events-auto absolute top-0 right-0 flex gap-1 p-2 sm:p-2.5">{actions}</div>}
     </div>
   );
 }
@@ -250,11 +282,14 @@ function ProblemOverlay({
   hasPicture,
   size,
   action,
+  captioned,
 }: {
   display: DisplayStatus;
   hasPicture: boolean;
   size: "tile" | "large";
   action?: ReactNode;
+  /** A caption sits at the bottom: the overlay's text is centred in the space above it. */
+  captioned: boolean;
 }) {
   const Icon =
     display.kind === "connecting" || display.kind === "live"
@@ -291,12 +326,16 @@ function ProblemOverlay({
       className={cn(
         "absolute inset-0 flex flex-col items-center justify-center gap-2 px-6 text-center text-white/85",
         hasPicture && "bg-black/30",
+        captioned && "pb-7",
       )}
       data-testid="problem-overlay"
     >
       <Icon
         className={cn(
           size === "large" ? "size-8" : "size-6",
+          // A tile under 320 px says only the headline (its badge has the icon too), clear of
+          // the caption and of an admin's Retry now.
+          captioned && "@max-xs/live:hidden",
           // Spins only while connecting (transient); a live tile waiting for a picture (off
           // screen, it asks for none) shows a still icon: nothing animates on an idle wall.
           display.kind === "connecting" && "animate-spin",
@@ -305,12 +344,13 @@ function ProblemOverlay({
         )}
         aria-hidden
       />
-      <p className={cn("font-medium", size === "large" ? "text-base" : "text-sm")} data-testid="status-headline">
+      {/* Under 256 px a tile has no room for it beside an admin's Retry now: its badge says it. */}
+      <p className={cn("font-medium", size === "large" ? "text-base" : "text-sm", captioned && "@max-3xs/live:sr-only")} data-testid="status-headline">
         {title}
       </p>
       {display.reason && (
         <p
-          className={cn("line-clamp-2 max-w-md text-white/70", size === "large" ? "text-sm" : "text-xs")}
+          className={cn("line-clamp-2 max-w-md text-white/70", size === "large" ? "text-sm" : "text-xs", captioned && "@max-xs/live:hidden")}
           data-testid="status-reason"
         >
           {display.reason}

@@ -20,12 +20,15 @@ export function StreamActions({
   onDelete,
   className,
   size = "icon-sm",
+  overlay = false,
 }: {
   stream: Stream;
   onEdit: (stream: Stream) => void;
   onDelete: (stream: Stream) => void;
   className?: string;
   size?: "icon-sm" | "icon";
+  /** Over a picture (a wall tile): white icons on a dark translucent bar. */
+  overlay?: boolean;
 }) {
   const editable = stream.editable === true;
   const [active, setActive] = useState(0);
@@ -53,7 +56,7 @@ export function StreamActions({
     <div
       role="toolbar"
       aria-label={`Manage ${stream.name}`}
-      className={cn("flex items-center gap-0.5", className)}
+      className={cn("flex items-center gap-0.5", overlay && "rounded-md border border-white/10 bg-black/55 text-white shadow-sm backdrop-blur-md", className)}
       onKeyDown={onKeyDown}
       data-testid="stream-actions"
     >
@@ -68,6 +71,7 @@ export function StreamActions({
           tabIndex={active === 0 ? 0 : -1}
           aria-label={`Edit ${stream.name}`}
           data-testid="edit-stream"
+          className={cn(overlay && "hover:bg-white/15 hover:text-white")}
           onFocus={() => setActive(0)}
           onClick={() => onEdit(stream)}
         >
@@ -86,7 +90,7 @@ export function StreamActions({
           tabIndex={active === 1 ? 0 : -1}
           aria-label={`Delete ${stream.name}`}
           data-testid="delete-stream"
-          className="hover:text-destructive"
+          className={overlay ? "hover:bg-white/15 hover:text-red-300" : "hover:text-destructive"}
           onFocus={() => setActive(1)}
           onClick={() => onDelete(stream)}
         >

@@ -69,7 +69,8 @@ export function StreamGrid({ streams, isAdmin, layout, onAdd, onEdit, onDelete, 
     },
     [boxRef, containerRef],
   );
-  // What a tile needs besides its picture (caption, borders), measured from a rendered one.
+  // What a tile needs besides its picture (its borders: the caption is over the picture),
+  // measured from a rendered one.
   const [captionHeight, setCaptionHeight] = useState(DEFAULT_METRICS.captionHeight);
   const gridRef = useRef<HTMLDivElement>(null);
   // The first camera shown: the page follows it when the layout changes.
@@ -94,7 +95,7 @@ export function StreamGrid({ streams, isAdmin, layout, onAdd, onEdit, onDelete, 
     const picture = tile?.querySelector<HTMLElement>('[data-testid="live-view"]');
     if (!tile || !picture) return;
     const measured = Math.ceil(tile.getBoundingClientRect().height - picture.getBoundingClientRect().height);
-    if (measured > 0 && Math.abs(measured - captionHeight) >= 1) setCaptionHeight(measured);
+    if (measured >= 0 && Math.abs(measured - captionHeight) >= 1) setCaptionHeight(measured);
   }, [captionHeight, wall?.tileWidth, shown.length]);
 
   // PageUp / PageDown turn the wall's pages (not while typing or in a dialog).

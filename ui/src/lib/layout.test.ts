@@ -2,12 +2,12 @@ import { describe, expect, it } from "vitest";
 import { DEFAULT_METRICS, bestShape, clampPage, fitTileWidth, pageItems, parseLayoutChoice, planWall, type WallBox, type WallLayout } from "./layout";
 
 // The boxes the wall gets below the header: a 1440x900 desktop, a 390x844 phone in portrait
-// (whose header has a second row for the wall's controls, and whose captions hold 44 px
-// buttons), as measured in Chromium.
+// (whose header has a second row for the wall's controls), as measured in Chromium. A tile is
+// its picture and its 1 px borders (the caption is over the picture).
 const DESKTOP: WallBox = { width: 1400, height: 812 };
 const PHONE: WallBox = { width: 365, height: 722 };
 const m = DEFAULT_METRICS;
-const phone = { ...DEFAULT_METRICS, captionHeight: 62 };
+const phone = DEFAULT_METRICS;
 
 /** Every tile of a full page fits in the box (below the pager when there are pages). */
 function fits(layout: WallLayout, box: WallBox, metrics = m): boolean {
@@ -29,22 +29,30 @@ describe("planWall auto", () => {
     expect(fits(l, DESKTOP)).toBe(true);
   });
 
-  it("keeps 12 cameras at 1440x900 in 4 columns of 3 (12 at 3 columns left half below the fold)", () => {
+  it("gives 16 cameras at 1440x900 tiles over 340 px wide, filling the width (no caption below the picture)", () => {
+    const l = planWall(16, "auto", DESKTOP);
+    expect(l.tileWidth).toBeGreaterThanOrEqual(340);
+    expect(l.columns * l.tileWidth + (l.columns - 1) * m.gap).toBeGreaterThan(DESKTOP.width - 4 * m.gap);
+  });
+
+  it("gives 12 cameras at 1440x900 tiles as large as 16 get (3 x 4 and 4 x 3 are within 2 px: fewer columns)", () => {
     const l = planWall(12, "auto", DESKTOP);
-    expect(l).toMatchObject({ columns: 4, rows: 3, pages: 1 });
+    expect(l).toMatchObject({ columns: 3, rows: 4, pages: 1 });
+    expect(l.tileWidth).toBeGreaterThanOrEqual(fitTileWidth(DESKTOP, 4, 3, m));
     expect(fits(l, DESKTOP)).toBe(true);
   });
 
   it("shows one camera as large as the box allows", () => {
     const l = planWall(1, "auto", DESKTOP);
     expect(l).toMatchObject({ columns: 1, rows: 1, pages: 1 });
-    expect(l.tileWidth).toBe(Math.floor((DESKTOP.height - m.captionHeight) * m.aspect));
+    expect(l.tileWidth).toBe(Math.min(DESKTOP.width, Math.floor((DESKTOP.height - m.captionHeight) * m.aspect)));
   });
 
   it("puts 4 cameras on a phone in one column (wider than 2x2)", () => {
     const l = planWall(4, "auto", PHONE, phone);
     expect(l).toMatchObject({ columns: 1, rows: 4, pages: 1 });
     expect(l.tileWidth).toBeGreaterThan(fitTileWidth(PHONE, 2, 2, phone));
+    expect(l.tileWidth).toBeGreaterThanOrEqual(300);
     expect(fits(l, PHONE, phone)).toBe(true);
   });
 
@@ -52,8 +60,10 @@ describe("planWall auto", () => {
     const l = planWall(16, "auto", PHONE, phone);
     expect(l).toMatchObject({ columns: 1, rows: 4, perPage: 4, pages: 4 });
     expect(fits(l, PHONE, phone)).toBe(true);
-    // Two columns of four would be as wide: the phone's one column is a rule, not a tie.
-    expect(fitTileWidth({ ...PHONE, height: PHONE.height - phone.pagerHeight }, 2, 4, phone)).toBeGreaterThanOrEqual(l.tileWidth - 2);
+    // Five a page would be narrower than auto's least width (and two columns far narrower).
+    const below = { ...PHONE, height: PHONE.height - phone.pagerHeight };
+    expect(fitTileWidth(below, 1, 5, phone)).toBeLessThan(phone.minAutoWidth);
+    expect(fitTileWidth(below, 2, 4, phone)).toBeLessThan(l.tileWidth - 80);
   });
 
   it("fits 16 cameras at 1280x800 too (4 columns)", () => {

@@ -4,14 +4,15 @@
  * space below the header without page scrolling.
  *
  * Invariants:
- * - a tile is a 16:9 picture plus a caption of fixed height (measured from a rendered tile);
+ * - a tile is a 16:9 picture plus a fixed height (measured from a rendered tile: its borders,
+ *   as its caption is drawn over the picture);
  *   the computed width never makes `rows` tiles plus gaps taller than the box, nor `columns`
  *   tiles plus gaps wider than it;
  * - more cameras than one page holds → pages of equal capacity (never scrolling);
  * - `auto` keeps tiles as large as possible: it uses at most one column per `minColumnWidth`
  *   of width (a phone in portrait: one column — two would be no larger than one column of
  *   four), and shows at most 16 tiles per page, fewer when more would make them narrower
- *   than `minAutoWidth` (a 390x844 phone: pages of 4).
+ *   than `minAutoWidth` (a 390x844 phone: pages of 4, each tile nearly the screen's width).
  */
 
 /** The wall's layout choices: `auto` fits all cameras (up to 16 per page); the others are fixed. */
@@ -37,11 +38,14 @@ export interface WallBox {
 export interface TileMetrics {
   /** Gap between tiles (px). */
   gap: number;
-  /** Height of everything in a tile that is not the picture (caption, borders) (px). */
+  /** Height of everything in a tile that is not the picture (its borders) (px). */
   captionHeight: number;
   /** The picture's width / height. */
   aspect: number;
-  /** `auto` pages rather than show tiles narrower than this (px). */
+  /**
+   * `auto` pages rather than show tiles narrower than this (px): 240 px is a 135 px high
+   * picture, about the least that still shows what happens in front of a camera.
+   */
   minAutoWidth: number;
   /** `auto` uses at most one column per this much of the box's width (px). */
   minColumnWidth: number;
@@ -53,9 +57,9 @@ export interface TileMetrics {
 
 export const DEFAULT_METRICS: TileMetrics = {
   gap: 8,
-  captionHeight: 54,
+  captionHeight: 2,
   aspect: 16 / 9,
-  minAutoWidth: 160,
+  minAutoWidth: 240,
   minColumnWidth: 300,
   maxAutoTiles: 16,
   pagerHeight: 52,
