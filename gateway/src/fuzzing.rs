@@ -300,6 +300,14 @@ pub fn request(data: &[u8]) {
             "max_fps {fps}"
         );
     }
+    // `variant=` is `main` (also when absent) or `sub`, and only when the query says so.
+    if let Ok(variant) = crate::http::variant::parse_variant(query) {
+        assert!(
+            variant == crate::hub::Variant::Main
+                || query.is_some_and(|q| q.split('&').any(|pair| pair == "variant=sub")),
+            "{variant:?} from {query:?}"
+        );
+    }
     for allow_query in [false, true] {
         match auth::credential(auth_config(), &headers, query, allow_query) {
             Credential::Token(token) => {
