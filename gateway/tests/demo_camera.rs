@@ -387,8 +387,22 @@ fn thumbnails(url: &str, seconds: f64) -> Vec<Vec<u8>> {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(out.stdout.len() % THUMB, 0, "{url}: whole pictures");
-    out.stdout.chunks(THUMB).map(<[u8]>::to_vec).collect()
+    let pictures: Vec<Vec<u8>> = out.stdout.chunks(THUMB).map(<[u8]>::to_vec).collect();
+    // A client joining mid-stream may first get a picture or two from before the decoder
+    // had a whole reference (seen once under load in CI: the first picture 107 levels off
+    // the next, where consecutive pictures of a moving scene differ by ~6). Those are the
+    // client's start-up, not the mount's content: dropped, at most half a second of them.
+    let warm_up = pictures
+        .windows(2)
+        .take_while(|pair| mad(&pair[0], &pair[1]) > WARM_UP_JUMP)
+        .count();
+    assert!(warm_up <= FPS / 2, "{url}: {warm_up} unsettled pictures");
+    pictures[warm_up..].to_vec()
 }
+
+/// A jump between consecutive start-up pictures (luma levels) that no mount's scene makes
+/// in one frame at its start (all start with a moving or still picture, never a cut).
+const WARM_UP_JUMP: f64 = 40.0;
 
 /// Mean luma of a thumbnail (0..=255).
 fn mean(picture: &[u8]) -> f64 {
