@@ -31,6 +31,18 @@ export async function metricsText(gatewayUrl, token = null) {
 }
 
 /** axe-core's serious and critical violations on the page, one line each. */
+/** Resolves once the tile of stream `id` on `page` has drawn a picture (its canvas was sized). */
+export function tilePicture(page, id) {
+  return page.waitForFunction(
+    (sel) => {
+      const c = document.querySelector(sel);
+      return c instanceof HTMLCanvasElement && c.width !== 300 && c.height !== 150;
+    },
+    `[data-testid="stream-tile"][data-stream-id="${id}"] canvas`,
+    { timeout: 20_000 },
+  );
+}
+
 export async function axeSerious(page) {
   if (!(await page.evaluate(() => typeof window.axe === "object"))) await page.addScriptTag({ content: AXE_SOURCE });
   return page.evaluate(async () => {

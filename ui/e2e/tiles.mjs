@@ -17,7 +17,7 @@
 // pageOrigin, forcePreview, gatewayLog, cleanups }).
 
 import fs from "node:fs";
-import { axeSerious, metricsText, rawChromium, sample } from "./lib.mjs";
+import { axeSerious, metricsText, rawChromium, sample, tilePicture } from "./lib.mjs";
 import { startDemoCamera } from "./passthrough.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -332,15 +332,7 @@ async function authAndOutageChecks({ context, check, assert, Skip, hasFfmpeg, ga
   const consoleLines = [];
   page.on("request", (r) => requests.push(`${r.method()} ${r.url()}`));
   page.on("console", (m) => consoleLines.push(m.text()));
-  const picture = (id) =>
-    page.waitForFunction(
-      (sel) => {
-        const c = document.querySelector(sel);
-        return c instanceof HTMLCanvasElement && c.width !== 300 && c.height !== 150;
-      },
-      `[data-testid="stream-tile"][data-stream-id="${id}"] canvas`,
-      { timeout: 20_000 },
-    );
+  const picture = (id) => tilePicture(page, id);
   try {
     await check("tiles: unattended sign-in: /#token=<viewer token> plays, the token leaves the address bar and is never sent in a URL or logged", async () => {
       await context.clearCookies();

@@ -11,7 +11,7 @@
 // Called from run.mjs with its helpers:
 // uiFixChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview }).
 
-import { AXE_SOURCE, sample } from "./lib.mjs";
+import { AXE_SOURCE, sample, tilePicture } from "./lib.mjs";
 
 const ADMIN = "e2e-uifix-admin-token-0123456789";
 const VIEWER = "e2e-uifix-viewer-token-0123456789";
@@ -74,15 +74,7 @@ export async function uiFixChecks({ context, check, assert, Skip, hasFfmpeg, gat
     await dialog.locator('button[type="submit"]').click();
     await dialog.waitFor({ state: "detached", timeout: 10_000 });
   };
-  const picture = (id) =>
-    page.waitForFunction(
-      (sel) => {
-        const c = document.querySelector(sel);
-        return c instanceof HTMLCanvasElement && c.width !== 300 && c.height !== 150;
-      },
-      `[data-testid="stream-tile"][data-stream-id="${id}"] canvas`,
-      { timeout: 20_000 },
-    );
+  const picture = (id) => tilePicture(page, id);
 
   try {
     const unauthorizedBefore = await unauthorizedCount(gatewayUrl);
