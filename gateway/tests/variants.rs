@@ -18,7 +18,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
 /// ffmpeg children of this test process that scale to `width` (a sub's transcoder; the
-/// health monitor's decoders scale to 96:54 and are not counted).
+/// health monitor's decoders scale to 96:54 and are not counted). Tests run in parallel in
+/// this process: each gives its sub a width no other test uses.
 fn sub_ffmpegs(width: u32) -> usize {
     ffmpeg_children(std::process::id(), &format!("scale={width}:")).len()
 }
@@ -212,7 +213,7 @@ async fn a_derived_sub_with_fps_keeps_at_most_that_many_pictures_a_second() {
 streams:
   - id: cam
     source: { plugin: testsrc, width: 320, height: 180, fps: 10 }
-    sub: { width: 160, fps: 4 }
+    sub: { width: 208, fps: 4 }
 "#,
     )
     .await;
@@ -220,14 +221,14 @@ streams:
     let (_, api) = http_json(addr, "GET", "/api/streams/cam", &[], None).await;
     assert_eq!(
         api["sub"],
-        serde_json::json!({"width": 160, "quality": 5, "fps": 4})
+        serde_json::json!({"width": 208, "quality": 5, "fps": 4})
     );
 
     let mut sub = connect(addr, "/ws/streams/cam?variant=sub").await;
     let mut captured = Vec::new();
     while captured.len() < 12 {
         let frame = next_frame(&mut sub, SECS(10)).await;
-        assert_eq!(frame.width, 160);
+        assert_eq!(frame.width, 208);
         captured.push(frame.captured_at_us);
     }
     // By capture time (the cap never looks at this machine's clock): each kept picture
@@ -523,21 +524,21 @@ async fn a_reload_that_changes_only_the_sub_leaves_the_main_alone() {
             "streams:\n  - id: cam\n    on_demand: false\n    source: {{ plugin: testsrc, width: 640, height: 360, fps: 10 }}\n    sub: {{ width: {sub_width} }}\n"
         )
     };
-    let (_dir, path) = manifest_dir(&manifest(320));
+    let (_dir, path) = manifest_dir(&manifest(336));
     let gateway = start_from_file(&path, fast_options()).await;
     let addr = gateway.local_addr();
     let mut main = connect(addr, "/ws/streams/cam").await;
     let mut sub = connect(addr, "/ws/streams/cam?variant=sub").await;
-    assert_eq!(next_frame(&mut sub, SECS(10)).await.width, 320);
+    assert_eq!(next_frame(&mut sub, SECS(10)).await.width, 336);
     let before = next_frame(&mut main, SECS(5)).await;
     let starts = r#"camgate_source_starts_total{reason="reconfigured",stream="cam"}"#;
     assert_eq!(Scrape::of(addr, &[]).await.value(starts), 0.0);
 
-    std::fs::write(&path, manifest(160)).unwrap();
+    std::fs::write(&path, manifest(272)).unwrap();
     let report = gateway.state().reload(camgate::reload::Cause::Signal).await;
     assert_eq!(report.result, "applied", "{report:?}");
     loop {
-        if next_frame(&mut sub, SECS(10)).await.width == 160 {
+        if next_frame(&mut sub, SECS(10)).await.width == 272 {
             break;
         }
     }
