@@ -84,13 +84,6 @@ impl Ctx<'_> {
                 return None;
             }
         };
-        if !(min..=max).contains(&number) {
-            self.error(
-                node,
-                format!("`{what}` must be from {min} to {max}, found {number}"),
-            );
-            return None;
-        }
-        Some(number)
+        self.within(node, what, number, min, max)
     }
 }

@@ -114,6 +114,27 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
+    /// `number` if it is in `min..=max`, else an error at `node` naming the range (the one
+    /// wording for every bounded number of the manifest).
+    pub(super) fn within<T: Copy + PartialOrd + std::fmt::Display>(
+        &mut self,
+        node: &Node,
+        what: &str,
+        number: T,
+        min: T,
+        max: T,
+    ) -> Option<T> {
+        if (min..=max).contains(&number) {
+            Some(number)
+        } else {
+            self.error(
+                node,
+                format!("`{what}` must be from {min} to {max}, found {number}"),
+            );
+            None
+        }
+    }
+
     pub fn new(file: &'a Path, env: EnvLookup<'a>) -> Self {
         Self {
             file,
