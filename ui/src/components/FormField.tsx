@@ -36,3 +36,28 @@ export function Field({
     </div>
   );
 }
+
+/** A checkbox with its name in bold and what it does below, the whole line clickable. */
+export function CheckboxField({
+  name,
+  label,
+  description,
+  checked,
+  onChange,
+}: {
+  name: string;
+  label: string;
+  description: string;
+  checked: boolean;
+  onChange: (checked: boolean) => void;
+}) {
+  return (
+    <label className="flex items-start gap-3 text-sm sm:col-span-2">
+      <input type="checkbox" name={name} className="mt-0.5 size-4 accent-primary" checked={checked} onChange={(e) => onChange(e.target.checked)} />
+      <span>
+        <span className="font-medium">{label}</span>
+        <span className="block text-muted-foreground">{description}</span>
+      </span>
+    </label>
+  );
+}

@@ -1,6 +1,6 @@
 import { useState } from "react";
 import { Loader2 } from "lucide-react";
-import { Field } from "@/components/FormField";
+import { CheckboxField, Field } from "@/components/FormField";
 import { Button } from "@/components/ui/button";
 import { Dialog, DialogContent, DialogDescription, DialogFooter, DialogHeader, DialogTitle } from "@/components/ui/dialog";
 import { Input } from "@/components/ui/input";
@@ -226,36 +226,20 @@ export function StreamFormDialog({ open, stream, plugins, onOpenChange, onSaved,
                 </Field>
               ))}
 
-            <label className="flex items-start gap-3 text-sm sm:col-span-2">
-              <input
-                type="checkbox"
-                name="alwaysOn"
-                className="mt-0.5 size-4 accent-primary"
-                checked={values.alwaysOn}
-                onChange={(e) => set("alwaysOn", e.target.checked)}
-              />
-              <span>
-                <span className="font-medium">Always on</span>
-                <span className="block text-muted-foreground">
-                  Keep the source running without viewers (first frame at once, costs CPU). Otherwise it starts with the first viewer.
-                </span>
-              </span>
-            </label>
-            <label className="flex items-start gap-3 text-sm sm:col-span-2">
-              <input
-                type="checkbox"
-                name="judgeHealth"
-                className="mt-0.5 size-4 accent-primary"
-                checked={values.judgeHealth}
-                onChange={(e) => set("judgeHealth", e.target.checked)}
-              />
-              <span>
-                <span className="font-medium">Report picture problems</span>
-                <span className="block text-muted-foreground">
-                  Mark the camera when its picture is frozen, dark or late. Turn off for a camera meant to look at a dark or still scene.
-                </span>
-              </span>
-            </label>
+            <CheckboxField
+              name="alwaysOn"
+              label="Always on"
+              description="Keep the source running without viewers (first frame at once, costs CPU). Otherwise it starts with the first viewer."
+              checked={values.alwaysOn}
+              onChange={(checked) => set("alwaysOn", checked)}
+            />
+            <CheckboxField
+              name="judgeHealth"
+              label="Report picture problems"
+              description="Mark the camera when its picture is frozen, dark or late. Turn off for a camera meant to look at a dark or still scene."
+              checked={values.judgeHealth}
+              onChange={(checked) => set("judgeHealth", checked)}
+            />
           </div>
 
           {errors.form && (
