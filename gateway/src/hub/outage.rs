@@ -64,6 +64,7 @@ const PREFIXES: &[(&str, OutageCause)] = &[
     ("no route to host", OutageCause::Unreachable),
     ("network unreachable", OutageCause::Unreachable),
     ("camera host name not found", OutageCause::Unreachable),
+    ("host name not found", OutageCause::Unreachable),
     ("no frame for", OutageCause::Stalled),
     ("the camera ended the stream", OutageCause::Stalled),
     ("stream ended", OutageCause::Stalled),
