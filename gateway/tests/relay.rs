@@ -26,9 +26,7 @@ use tokio_tungstenite::tungstenite::Message;
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
 fn core_yaml(source: &str) -> String {
-    format!(
-        "defaults:\n  idle_timeout: 2s\nstreams:\n  - id: cam\n    source: {source}\n"
-    )
+    format!("defaults:\n  idle_timeout: 2s\nstreams:\n  - id: cam\n    source: {source}\n")
 }
 
 fn edge_yaml(core: SocketAddr, extra: &str) -> String {
@@ -73,23 +71,20 @@ async fn next_state(ws: &mut Client, state: &str, timeout: Duration) -> serde_js
     }
 }
 
+/// What identifies a picture in a binary message, and its capture time.
+type PictureKey = fn(&[u8]) -> (Vec<u8>, u64);
+
 /// Reads `core` and `edge` (each on its own task, so neither waits for the other) until
 /// `n` pictures — identified by `key`, which also gives the capture time — were seen on
 /// both; returns their (core, edge) capture times. Fails after 30 s.
-async fn same_pictures(
-    core: Client,
-    edge: Client,
-    key: fn(&[u8]) -> Option<(Vec<u8>, u64)>,
-    n: usize,
-) -> Vec<(u64, u64)> {
+async fn same_pictures(core: Client, edge: Client, key: PictureKey, n: usize) -> Vec<(u64, u64)> {
     type Seen = std::sync::Arc<std::sync::Mutex<HashMap<Vec<u8>, u64>>>;
     let read = |mut ws: Client, seen: Seen| {
         tokio::spawn(async move {
             loop {
                 let message = next_binary(&mut ws, SECS(10)).await;
-                if let Some((k, captured)) = key(&message) {
-                    seen.lock().unwrap().insert(k, captured);
-                }
+                let (k, captured) = key(&message);
+                seen.lock().unwrap().insert(k, captured);
             }
         })
     };
@@ -104,9 +99,11 @@ async fn same_pictures(
             .filter_map(|(k, c)| edge.get(k).map(|e| (*c, *e)))
             .collect::<Vec<_>>()
     };
-    eventually(SECS(30), "pictures seen at both the core and the edge", || {
-        common().len() >= n || tasks.iter().any(|t| t.is_finished())
-    })
+    eventually(
+        SECS(30),
+        "pictures seen at both the core and the edge",
+        || common().len() >= n || tasks.iter().any(|t| t.is_finished()),
+    )
     .await;
     let found = common();
     for task in tasks {
@@ -151,7 +148,7 @@ async fn fifty_edge_viewers_are_one_core_viewer_and_see_the_core_s_capture_times
     let mut direct = connect(core.local_addr(), "/ws/streams/cam").await;
     next_hello(&mut direct, SECS(10)).await;
     let edge_viewer = viewers.swap_remove(0);
-    let jpeg_key = |m: &[u8]| Some((picture(m), decode_frame(m).captured_at_us));
+    let jpeg_key = |m: &[u8]| (picture(m), decode_frame(m).captured_at_us);
     for (at_core, at_edge) in same_pictures(direct, edge_viewer, jpeg_key, 5).await {
         assert_eq!(at_edge, at_core, "the core's capture time");
     }
@@ -248,7 +245,10 @@ async fn passthrough_video_crosses_a_relay_and_the_camera_sees_one_session() {
     // The same access units at the core and at the edge carry the same capture time.
     let video_key = |m: &[u8]| {
         assert_eq!(m[0], 0x01, "a video message");
-        Some((m[18..].to_vec(), u64::from_be_bytes(m[10..18].try_into().unwrap())))
+        (
+            m[18..].to_vec(),
+            u64::from_be_bytes(m[10..18].try_into().unwrap()),
+        )
     };
     for (at_core, at_edge) in same_pictures(direct, video, video_key, 10).await {
         assert_eq!(at_edge, at_core, "the core's capture time");
@@ -307,7 +307,10 @@ async fn a_wrong_token_is_auth_failed_at_the_edge_and_the_token_shows_nowhere() 
         ("api config", config),
         ("logs", logs),
     ] {
-        assert!(!text.contains(WRONG), "the token leaked in the edge's {what}: {text}");
+        assert!(
+            !text.contains(WRONG),
+            "the token leaked in the edge's {what}: {text}"
+        );
     }
     drop(viewer);
     drop(edge);

@@ -486,7 +486,10 @@ mod tests {
         // SAFETY: a whole struct whose `size` says less: only that prefix is copied.
         let copied = unsafe { read_callbacks(&before_skip, before_skip.size) };
         assert_eq!(copied.size, HOST_CALLBACKS_V2_SIZE);
-        assert!(copied.on_skip.is_none(), "a field past `size` reads as absent");
+        assert!(
+            copied.on_skip.is_none(),
+            "a field past `size` reads as absent"
+        );
         // SAFETY: as above, with the whole struct.
         let copied = unsafe { read_callbacks(&grown.current, grown.current.size) };
         assert_eq!(copied.size, std::mem::size_of::<HostCallbacks>());

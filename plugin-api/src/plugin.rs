@@ -409,7 +409,8 @@ impl Host {
         }
         self.with_open(|cb| {
             // Older v2 hosts pass a struct that ends before `on_skip` (`abi.rs`).
-            let covered = cb.size >= abi::HOST_CALLBACKS_V2_SIZE + std::mem::size_of_val(&cb.on_skip);
+            let covered =
+                cb.size >= abi::HOST_CALLBACKS_V2_SIZE + std::mem::size_of_val(&cb.on_skip);
             match cb.on_skip.filter(|_| covered) {
                 Some(on_skip) => on_skip(cb.ctx, frames) == abi::STATUS_OK,
                 None => false,

@@ -102,10 +102,7 @@ impl TestHost {
 
     /// A [`Host`] handle whose callbacks report to this test host.
     pub fn host(&self) -> Host {
-        Host::with_owner(
-            self.callbacks(),
-            Some(Box::new(Arc::clone(&self.recorder))),
-        )
+        Host::with_owner(self.callbacks(), Some(Box::new(Arc::clone(&self.recorder))))
     }
 
     /// The callbacks a [`Host`] of this test host calls.

@@ -260,7 +260,10 @@ mod tests {
                  and password; retrying in 10.9s (attempt 3)",
                 OutageCause::AuthFailed,
             ),
-            ("Upstream: no frame for 10s (stream stalled)", OutageCause::Stalled),
+            (
+                "Upstream: no frame for 10s (stream stalled)",
+                OutageCause::Stalled,
+            ),
             ("upstream: ", OutageCause::Error),
             ("upstream: camera busy", OutageCause::Error),
             // Only a leading prefix counts.

@@ -435,7 +435,11 @@ mod tests {
         assert_eq!(hub.latest_frame().unwrap().seq, 1);
         assert!(sink.skip(5));
         assert_eq!(sink.publish_media(&media(Codec::Jpeg, JPEG, None)), Ok(()));
-        assert_eq!(hub.latest_frame().unwrap().seq, 7, "frames 2..=6 were skipped");
+        assert_eq!(
+            hub.latest_frame().unwrap().seq,
+            7,
+            "frames 2..=6 were skipped"
+        );
         assert!(sink.skip(0));
         assert_eq!(sink.publish_media(&media(Codec::Jpeg, JPEG, None)), Ok(()));
         assert_eq!(hub.latest_frame().unwrap().seq, 8, "no gap without a skip");

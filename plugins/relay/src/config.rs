@@ -130,8 +130,7 @@ impl Settings {
             && (token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()))
         {
             problems.push(
-                "token must be a non-empty run of visible ASCII characters (no spaces)"
-                    .to_owned(),
+                "token must be a non-empty run of visible ASCII characters (no spaces)".to_owned(),
             );
         }
         let url = check_url(&config.url, &mut problems);
@@ -259,7 +258,10 @@ mod tests {
             s.url.request(),
             "ws://core.local:80/ws/streams/a_b-1?format=auto&variant=sub"
         );
-        assert_eq!(s.url.display(), "ws://core.local:80/ws/streams/a_b-1?variant=sub");
+        assert_eq!(
+            s.url.display(),
+            "ws://core.local:80/ws/streams/a_b-1?variant=sub"
+        );
         let s = parse(r#"{"url": "ws://[::1]:9/ws/streams/x"}"#).unwrap();
         assert_eq!(s.url.authority(), "[::1]:9");
     }
@@ -268,17 +270,35 @@ mod tests {
     fn only_a_viewing_url_is_accepted() {
         for (url, needle) in [
             ("wss://core/ws/streams/a", "`wss` is not supported"),
-            ("http://core/ws/streams/a", "scheme `http` is not allowed (allowed: ws)"),
+            (
+                "http://core/ws/streams/a",
+                "scheme `http` is not allowed (allowed: ws)",
+            ),
             ("rtsp://core/a", "scheme `rtsp` is not allowed"),
             ("ws://core/api/streams/a", "is not a stream's viewing path"),
             ("ws://core/ws/streams/", "is not a stream's viewing path"),
-            ("ws://core/ws/streams/Front", "is not a stream's viewing path"),
+            (
+                "ws://core/ws/streams/Front",
+                "is not a stream's viewing path",
+            ),
             ("ws://core/ws/streams/a/b", "is not a stream's viewing path"),
-            ("ws://core/ws/streams/a?format=h264", "query `format` is not allowed"),
-            ("ws://core/ws/streams/a?variant=hd", "variant must be given once"),
-            ("ws://core/ws/streams/a?variant=sub&variant=sub", "variant must be given once"),
+            (
+                "ws://core/ws/streams/a?format=h264",
+                "query `format` is not allowed",
+            ),
+            (
+                "ws://core/ws/streams/a?variant=hd",
+                "variant must be given once",
+            ),
+            (
+                "ws://core/ws/streams/a?variant=sub&variant=sub",
+                "variant must be given once",
+            ),
             ("ws://core/ws/streams/a#x", "fragment"),
-            ("ws://u:s3cret@core/ws/streams/a", "must not carry credentials"),
+            (
+                "ws://u:s3cret@core/ws/streams/a",
+                "must not carry credentials",
+            ),
             ("core:8000/ws/streams/a", "scheme `core` is not allowed"),
             ("/ws/streams/a", "must look like ws://"),
             ("", "must not be empty"),
@@ -312,10 +332,9 @@ mod tests {
 
     #[test]
     fn the_token_is_never_in_debug_output() {
-        let config: RelayConfig = serde_json::from_str(
-            r#"{"url": "ws://h/ws/streams/a", "token": "s3cret-token"}"#,
-        )
-        .unwrap();
+        let config: RelayConfig =
+            serde_json::from_str(r#"{"url": "ws://h/ws/streams/a", "token": "s3cret-token"}"#)
+                .unwrap();
         let settings = Settings::from_config(&config).unwrap();
         for shown in [format!("{config:?}"), format!("{settings:?}")] {
             assert!(!shown.contains("s3cret"), "{shown}");

@@ -101,8 +101,10 @@ impl Source for RelaySource {
         if let Some(running) = self.running.take() {
             let _ = running.stop.send(true);
             if running.thread.join().is_err() {
-                self.host
-                    .log(LogLevel::Error, "relay supervisor thread ended with a panic");
+                self.host.log(
+                    LogLevel::Error,
+                    "relay supervisor thread ended with a panic",
+                );
             }
         }
     }

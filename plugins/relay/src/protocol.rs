@@ -281,7 +281,9 @@ pub fn jpeg_size(jpeg: &[u8]) -> Option<(u32, u32)> {
         if kind == 0xDA || kind == 0xD9 {
             return None; // scan data or the end before any frame header
         }
-        let length = usize::from(u16::from_be_bytes(jpeg.get(at + 2..at + 4)?.try_into().ok()?));
+        let length = usize::from(u16::from_be_bytes(
+            jpeg.get(at + 2..at + 4)?.try_into().ok()?,
+        ));
         let is_sof = matches!(kind, 0xC0..=0xCF) && !matches!(kind, 0xC4 | 0xC8 | 0xCC);
         if is_sof {
             let header = jpeg.get(at + 4..at + 9)?;
@@ -405,7 +407,12 @@ mod tests {
             }
         ));
         // A header alone, other kinds, a cut JPEG: refused.
-        for bad in [&message[..18], &[0x02, 0, 0][..], &[0xFF, 0xD8, 0xFF][..], &[][..]] {
+        for bad in [
+            &message[..18],
+            &[0x02, 0, 0][..],
+            &[0xFF, 0xD8, 0xFF][..],
+            &[][..],
+        ] {
             assert!(parse_binary(bad).is_err(), "{bad:?}");
         }
     }
@@ -452,11 +459,15 @@ mod tests {
             assert_eq!(parse_text(ignored).unwrap(), Text::Ignored, "{ignored}");
         }
         assert!(matches!(
-            parse_text(r#"{"type":"config","codec":"vp09.00","width":1,"height":1,"description":"AA=="}"#),
+            parse_text(
+                r#"{"type":"config","codec":"vp09.00","width":1,"height":1,"description":"AA=="}"#
+            ),
             Err(ProtocolError::Codec(_))
         ));
         assert_eq!(
-            parse_text(r#"{"type":"config","codec":"hev1.1","width":1,"height":1,"description":"!"}"#),
+            parse_text(
+                r#"{"type":"config","codec":"hev1.1","width":1,"height":1,"description":"!"}"#
+            ),
             Err(ProtocolError::Description)
         );
         assert!(parse_text("not json").is_err());
@@ -469,7 +480,11 @@ mod tests {
         assert_eq!(gap(Some(4), 5), 0);
         assert_eq!(gap(Some(4), 9), 4);
         assert_eq!(gap(Some(9), 9), 0);
-        assert_eq!(gap(Some(9), 3), 0, "numbers going back (a restarted upstream)");
+        assert_eq!(
+            gap(Some(9), 3),
+            0,
+            "numbers going back (a restarted upstream)"
+        );
         assert_eq!(gap(Some(0), u64::MAX), u64::MAX - 1);
     }
 

@@ -247,8 +247,7 @@ mod tests {
         out
     }
 
-    const CONFIG: &str =
-        r#"{"type":"config","codec":"avc1.42c01f","width":640,"height":360,"description":"AULAHw=="}"#;
+    const CONFIG: &str = r#"{"type":"config","codec":"avc1.42c01f","width":640,"height":360,"description":"AULAHw=="}"#;
 
     #[test]
     fn jpegs_go_out_untagged_with_the_upstream_capture_time_and_its_gaps() {
@@ -277,7 +276,11 @@ mod tests {
         let frames = test.frames();
         assert_eq!(frames[2].capture_time_us, 1_009);
         assert_eq!((frames[2].width, frames[2].height), (8, 4));
-        assert_eq!(&frames[2].jpeg[..4], &[0xFF, 0xD8, 0xFF, 0xC0], "no upstream tag left");
+        assert_eq!(
+            &frames[2].jpeg[..4],
+            &[0xFF, 0xD8, 0xFF, 0xC0],
+            "no upstream tag left"
+        );
         assert_eq!(test.states(), [(SourceState::Live, String::new())]);
     }
 
@@ -287,7 +290,11 @@ mod tests {
         let host = test.host();
         let now = Instant::now();
         let mut relay = Republisher::new(&host);
-        assert_eq!(relay.binary(video(true, 1, 10), now), Outcome::Nothing, "no config yet");
+        assert_eq!(
+            relay.binary(video(true, 1, 10), now),
+            Outcome::Nothing,
+            "no config yet"
+        );
         relay.text(CONFIG, now);
         relay.binary(video(true, 2, 20), now);
         relay.binary(video(false, 3, 30), now);
@@ -313,7 +320,9 @@ mod tests {
             ]
         );
         assert!(
-            test.logs().iter().any(|(_, l)| l.contains("before any config")),
+            test.logs()
+                .iter()
+                .any(|(_, l)| l.contains("before any config")),
             "{:?}",
             test.logs()
         );
@@ -330,9 +339,15 @@ mod tests {
             now,
         );
         assert!(!relay.upstream_live());
-        relay.text(r#"{"type":"state","state":"failed","message":"gave up","cause":"error"}"#, now);
+        relay.text(
+            r#"{"type":"state","state":"failed","message":"gave up","cause":"error"}"#,
+            now,
+        );
         relay.text(r#"{"type":"state","state":"stopped","message":""}"#, now);
-        relay.text(r#"{"type":"state","state":"connecting","message":"connecting to rtsp://cam/x"}"#, now);
+        relay.text(
+            r#"{"type":"state","state":"connecting","message":"connecting to rtsp://cam/x"}"#,
+            now,
+        );
         relay.text(r#"{"type":"state","state":"live","message":""}"#, now);
         relay.binary(tagged(1, 1), now);
         assert_eq!(

@@ -26,10 +26,10 @@ use camgate_plugin_common::run::RunStats;
 use futures_util::StreamExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::config::Settings;
@@ -123,9 +123,7 @@ fn connect_error(error: &std::io::Error, host: &str) -> RunError {
         ErrorKind::HostUnreachable => RunError::NoRoute,
         ErrorKind::NetworkUnreachable => RunError::NetworkUnreachable,
         ErrorKind::TimedOut => RunError::ConnectTimeout("the system's limit".to_owned()),
-        _ if error.to_string().contains("lookup address") => {
-            RunError::NoSuchHost(host.to_owned())
-        }
+        _ if error.to_string().contains("lookup address") => RunError::NoSuchHost(host.to_owned()),
         _ => RunError::Network(first_line(&error.to_string())),
     }
 }
@@ -188,11 +186,9 @@ async fn connect(settings: &Settings) -> Result<Upstream, RunError> {
             .max_frame_size(Some(MAX_MESSAGE));
         match tokio_tungstenite::client_async_with_config(request, tcp, Some(config)).await {
             Ok((upstream, _response)) => Ok(upstream),
-            Err(WsError::Http(response)) => Err(refusal(
-                response.status(),
-                settings.token.is_some(),
-                host,
-            )),
+            Err(WsError::Http(response)) => {
+                Err(refusal(response.status(), settings.token.is_some(), host))
+            }
             Err(e) => Err(RunError::Network(format!(
                 "WebSocket upgrade failed: {}",
                 first_line(&e.to_string())
@@ -283,18 +279,51 @@ mod tests {
     #[test]
     fn upgrade_refusals_and_closes_read_as_outages() {
         let cases = [
-            (refusal(StatusCode::UNAUTHORIZED, true, "h"), "authentication failed (401"),
-            (refusal(StatusCode::UNAUTHORIZED, false, "h"), "wants a token"),
-            (refusal(StatusCode::FORBIDDEN, true, "h"), "access denied (403"),
-            (refusal(StatusCode::NOT_FOUND, true, "h"), "stream not found (404"),
-            (refusal(StatusCode::MISDIRECTED_REQUEST, true, "core"), "add `core` to"),
-            (refusal(StatusCode::SERVICE_UNAVAILABLE, true, "h"), "viewer limit"),
-            (refusal(StatusCode::BAD_REQUEST, true, "h"), "refused the upgrade (400 Bad Request)"),
-            (closed(Some(CloseCode::Away)), "stream ended: the upstream gateway is shutting down"),
-            (closed(Some(CloseCode::from(4004))), "stream not found: it was removed"),
-            (closed(Some(CloseCode::from(4001))), "authentication failed: the upstream"),
+            (
+                refusal(StatusCode::UNAUTHORIZED, true, "h"),
+                "authentication failed (401",
+            ),
+            (
+                refusal(StatusCode::UNAUTHORIZED, false, "h"),
+                "wants a token",
+            ),
+            (
+                refusal(StatusCode::FORBIDDEN, true, "h"),
+                "access denied (403",
+            ),
+            (
+                refusal(StatusCode::NOT_FOUND, true, "h"),
+                "stream not found (404",
+            ),
+            (
+                refusal(StatusCode::MISDIRECTED_REQUEST, true, "core"),
+                "add `core` to",
+            ),
+            (
+                refusal(StatusCode::SERVICE_UNAVAILABLE, true, "h"),
+                "viewer limit",
+            ),
+            (
+                refusal(StatusCode::BAD_REQUEST, true, "h"),
+                "refused the upgrade (400 Bad Request)",
+            ),
+            (
+                closed(Some(CloseCode::Away)),
+                "stream ended: the upstream gateway is shutting down",
+            ),
+            (
+                closed(Some(CloseCode::from(4004))),
+                "stream not found: it was removed",
+            ),
+            (
+                closed(Some(CloseCode::from(4001))),
+                "authentication failed: the upstream",
+            ),
             (closed(Some(CloseCode::from(4008))), "too slow"),
-            (closed(Some(CloseCode::Normal)), "closed the connection (close 1000)"),
+            (
+                closed(Some(CloseCode::Normal)),
+                "closed the connection (close 1000)",
+            ),
             (closed(None), "stream ended"),
         ];
         for (error, needle) in cases {

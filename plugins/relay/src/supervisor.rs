@@ -143,7 +143,13 @@ impl Supervisor {
 
     /// Reports `Retrying` and waits `delay` (probing the upstream's port meanwhile when
     /// `probe`); `true` if stopped meanwhile.
-    fn wait_retry(&mut self, runtime: &Runtime, reason: &str, delay: Duration, probe: bool) -> bool {
+    fn wait_retry(
+        &mut self,
+        runtime: &Runtime,
+        reason: &str,
+        delay: Duration,
+        probe: bool,
+    ) -> bool {
         let message = retry::retrying_message(reason, delay, self.backoff.failures());
         self.host.log(LogLevel::Warn, &message);
         self.host.set_state(SourceState::Retrying, &message);
