@@ -217,7 +217,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A stand-in gateway: answers `GET /readyz` 200 and any other request with its name.
+/// A stand-in gateway: answers `GET /readyz` 200 and any other request with its name (when
+/// the balancer said who the client is: `X-Forwarded-For`).
 struct Backend {
     addr: SocketAddr,
     tasks: JoinSet<()>,
@@ -246,15 +247,13 @@ impl Backend {
                             Ok(n) => head.extend_from_slice(&buf[..n]),
                         }
                     }
-                    let line = String::from_utf8_lossy(&head)
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                        .to_owned();
-                    let body = if line.starts_with("GET /readyz ") {
+                    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                    let body = if head.starts_with("get /readyz ") {
                         format!("{{\"status\":\"ready\",\"node\":\"{name}\"}}")
-                    } else {
+                    } else if head.contains("\r\nx-forwarded-for: 127.0.0.1\r\n") {
                         name.to_owned()
+                    } else {
+                        format!("{name}, but without X-Forwarded-For")
                     };
                     let response = format!(
                         "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
