@@ -406,7 +406,7 @@ async fn haproxy_routes_each_stream_to_its_owner_and_fails_over() {
     assert_eq!(
         all.values().collect::<BTreeSet<_>>().len(),
         3,
-        "the vectors give every node streams"
+        "every node owns streams"
     );
     lb.until_owners(&all, STREAM_URLS[0], Duration::from_secs(15))
         .await;
@@ -430,8 +430,9 @@ async fn haproxy_routes_each_stream_to_its_owner_and_fails_over() {
     assert_eq!(seen.len(), 3, "round-robin reaches every node: {seen:?}");
 
     // b dies: its streams go to their owner among a and c within the health-check
-    // window (GET /readyz every 500 ms, 250 ms while failing, down after 3 failures), and
-    // no request fails meanwhile (a refused connection is redispatched).
+    // window (GET /readyz every 500 ms, 250 ms while failing, down after 3 failures: about
+    // 1 s; the deadline leaves room for a busy machine), the others stay where they are,
+    // and no request fails meanwhile (a refused connection is redispatched).
     let without_b = lua_owners(&["a", "c"], &streams);
     assert!(all.values().any(|o| o == "b") && without_b.values().all(|o| o != "b"));
     b.kill();
