@@ -385,9 +385,11 @@ fn only_streams(manifest: Manifest, path: &Path) -> Result<Vec<StreamConfig>, Co
         plugins: Default::default(),
         defaults: Default::default(),
         streams: Vec::new(),
+        cluster: None,
         path: manifest.path.clone(),
     };
     if manifest.server != defaults.server
+        || manifest.cluster != defaults.cluster
         || manifest.auth != defaults.auth
         || manifest.plugins != defaults.plugins
         || manifest.defaults != defaults.defaults
