@@ -201,6 +201,7 @@ async fn nodes_find_each_other_agree_on_owners_and_move_only_a_departed_nodes_st
             http_json(*addr, "GET", "/api/session", &[("Cookie", &cookie)], None).await;
         assert_eq!(status, 200);
         assert_eq!(body["role"], "viewer", "{body}");
+        assert!(body["cluster_node"].is_string(), "{body}");
         let (status, _) =
             http_json(*addr, "GET", "/api/streams", &[("Cookie", &cookie)], None).await;
         assert_eq!(status, 200);

@@ -72,6 +72,7 @@ pub fn session(state: &Arc<AppState>, credential: &Credential) -> Response<Body>
             "auth_required": config.manifest.auth.enabled(),
             "authenticated": principal.is_some(),
             "role": principal.map(|p| p.role),
+            "cluster_node": config.manifest.cluster.as_ref().map(|c| c.node.as_str()),
         }),
     )
 }
