@@ -1,12 +1,14 @@
 //! The cluster's deployment files against real tools: `deploy/haproxy/camgate.lua` computes
-//! the shared rendezvous test vectors under `lua5.3`; a real HAProxy running the shipped
-//! `deploy/haproxy/haproxy.cfg` unchanged (addresses from its environment variables) sends
-//! every stream URL to the vectors' owner among three loopback backends, round-robins the
-//! rest, and moves a dead backend's streams to their new owner within the health-check
-//! window (and back when it returns); both HAProxy configurations pass `haproxy -c`. The
-//! Kubernetes manifests (`deploy/kubernetes/`) build with `kubectl kustomize`, pass the
-//! `kubernetes-validate` schemas, and agree with the gateway: the ConfigMap's manifest
-//! parses with the gateway's parser, ports, probe paths, names, env vars and Secret keys
+//! the shared rendezvous test vectors (`gateway/tests/fixtures/rendezvous-vectors.txt`)
+//! under `lua5.3` and the same owners as the gateway's `cluster::owner` for many more; a
+//! real HAProxy running the shipped `deploy/haproxy/haproxy.cfg` unchanged (addresses from
+//! its environment variables) sends every stream URL (and a stream's retry) to the owner
+//! the gateways compute among three loopback backends, round-robins the rest, and moves a
+//! dead backend's streams to their new owner within the health-check window (and back when
+//! it returns); both HAProxy configurations pass `haproxy -c`. The Kubernetes manifests
+//! (`deploy/kubernetes/`) build with `kubectl kustomize`, pass the `kubernetes-validate`
+//! schemas, and agree with the gateway: the ConfigMap's manifest parses with the gateway's
+//! parser in the pod's environment, and ports, probe paths, names, env vars and Secret keys
 //! line up (`kubernetes_*` tests).
 //!
 //! Tools: Debian's `haproxy` and `lua5.3`, `kubectl` and the PyPI `kubernetes-validate`
@@ -30,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::http_get;
+use support::http;
 use support::rtsp::workspace;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinSet;
@@ -112,8 +114,7 @@ end
     );
 }
 
-/// The owner of each of `streams` among `members` by camgate.lua (checked against the
-/// vectors above), as stream → owner.
+/// The owner of each of `streams` among `members` by camgate.lua, as stream → owner.
 fn lua_owners(members: &[&str], streams: &[String]) -> BTreeMap<String, String> {
     let list = |items: &[&str]| {
         items
@@ -136,6 +137,40 @@ fn lua_owners(members: &[&str], streams: &[String]) -> BTreeMap<String, String> 
         .collect()
 }
 
+/// The owner of each of `streams` among `members` by the gateway's own function.
+fn gateway_owners(members: &[&str], streams: &[String]) -> BTreeMap<String, String> {
+    streams
+        .iter()
+        .map(|s| {
+            let owner = camgate::cluster::owner(members.iter().copied(), s).unwrap();
+            (s.clone(), owner.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn lua_and_gateway_pick_the_same_owners() {
+    // Beyond the vectors: many streams, member sets of 1 to 5 names of every shape.
+    let streams: Vec<String> = (0..300)
+        .map(|i| format!("cam-{i}"))
+        .chain(["", "front", "a_b-c", "x"].map(String::from))
+        .collect();
+    let sets: [&[&str]; 5] = [
+        &["solo"],
+        &["a", "b"],
+        &["camgate-0", "camgate-1", "camgate-2"],
+        &["node.1", "node-2", "NODE_3", "n4"],
+        &["a", "b", "c", "d", "e"],
+    ];
+    for members in sets {
+        assert_eq!(
+            lua_owners(members, &streams),
+            gateway_owners(members, &streams),
+            "members {members:?}"
+        );
+    }
+}
+
 #[test]
 fn lua_finds_the_stream_of_exactly_the_stream_urls() {
     let out = lua(r#"
@@ -147,7 +182,7 @@ end
 "#);
     let expected = "/ws/streams/front front\n/api/streams/front/mjpeg front\n\
         /api/streams/front/snapshot.jpg front\n/api/streams/front nil\n/api/streams nil\n\
-        /ws/streams/ nil\n/api/streams/front/snapshotxjpg nil\n/api/streams/front/retry nil\n\
+        /ws/streams/ nil\n/api/streams/front/snapshotxjpg nil\n/api/streams/front/retry front\n\
         /ws/streams/front/x nil\n/ nil\n";
     assert_eq!(out, expected);
 }
@@ -314,15 +349,17 @@ impl Haproxy {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// GET `path` through the balancer: the status and the answering backend's name
-    /// (None when HAProxy is not listening yet).
-    async fn get(&self, path: &str) -> Option<(u16, String)> {
+    /// `request` ("METHOD path") through the balancer: the status and the answering
+    /// backend's name (None when HAProxy is not listening yet).
+    async fn send(&self, request: &str) -> Option<(u16, String)> {
         tokio::net::TcpStream::connect(self.addr).await.ok()?;
-        Some(http_get(self.addr, path, &[("Connection", "close")]).await)
+        let (method, path) = request.split_once(' ').unwrap();
+        let (status, _, body) = http(self.addr, method, path, &[], None).await;
+        Some((status, String::from_utf8_lossy(&body).into_owned()))
     }
 
-    /// Where each stream of `owners` lands now, through `url` (`{}` = the stream id);
-    /// panics on an answer that is not 200.
+    /// Where each stream of `owners` lands now, through `url` ("METHOD path", `{}` = the
+    /// stream id); panics on an answer that is not 200.
     async fn landings(
         &self,
         owners: &BTreeMap<String, String>,
@@ -331,11 +368,11 @@ impl Haproxy {
         let mut landed = BTreeMap::new();
         for stream in owners.keys() {
             let path = url.replace("{}", stream);
-            let (status, body) = self.get(&path).await.expect("HAProxy listens");
+            let (status, body) = self.send(&path).await.expect("HAProxy listens");
             assert_eq!(
                 status,
                 200,
-                "GET {path} through HAProxy: {body}\n{}",
+                "{path} through HAProxy: {body}\n{}",
                 self.log()
             );
             landed.insert(stream.clone(), body);
@@ -352,7 +389,7 @@ impl Haproxy {
     ) -> Duration {
         let start = Instant::now();
         loop {
-            if self.get("/haproxy-healthz").await.is_some() {
+            if self.send("GET /haproxy-healthz").await.is_some() {
                 let landed = self.landings(owners, url).await;
                 if &landed == owners {
                     return start.elapsed();
@@ -380,12 +417,13 @@ impl Haproxy {
     }
 }
 
-/// The stream URL forms HAProxy routes by owner (with and without a query).
-const STREAM_URLS: [&str; 4] = [
-    "/ws/streams/{}",
-    "/ws/streams/{}?variant=sub&format=auto",
-    "/api/streams/{}/mjpeg?variant=main",
-    "/api/streams/{}/snapshot.jpg",
+/// The requests HAProxy routes to a stream's owner (with and without a query).
+const STREAM_URLS: [&str; 5] = [
+    "GET /ws/streams/{}",
+    "GET /ws/streams/{}?variant=sub&format=auto",
+    "GET /api/streams/{}/mjpeg?variant=main",
+    "GET /api/streams/{}/snapshot.jpg",
+    "POST /api/streams/{}/retry",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -397,12 +435,12 @@ async fn haproxy_routes_each_stream_to_its_owner_and_fails_over() {
     let b_addr = b.addr;
     let lb = Haproxy::start(&[("a", a.addr), ("b", b.addr), ("c", c.addr)]);
 
-    // All three up: every stream URL form lands on the rendezvous owner.
+    // All three up: every stream URL form lands on the owner the gateways compute.
     let streams: Vec<String> = (0..20)
         .map(|i| format!("s{i}"))
         .chain(["front", "lobby", "yard"].map(String::from))
         .collect();
-    let all = lua_owners(&["a", "b", "c"], &streams);
+    let all = gateway_owners(&["a", "b", "c"], &streams);
     assert_eq!(
         all.values().collect::<BTreeSet<_>>().len(),
         3,
@@ -415,15 +453,15 @@ async fn haproxy_routes_each_stream_to_its_owner_and_fails_over() {
     }
     // Everything else: round-robin over the three.
     let mut seen = BTreeSet::new();
-    for path in [
-        "/api/streams",
-        "/",
-        "/api/session",
-        "/api/streams/s00",
-        "/ws/streams/s00/x",
-        "/api/cluster",
+    for request in [
+        "GET /api/streams",
+        "GET /",
+        "POST /api/session",
+        "GET /api/streams/s00",
+        "GET /ws/streams/s00/x",
+        "GET /api/cluster",
     ] {
-        let (status, name) = lb.get(path).await.unwrap();
+        let (status, name) = lb.send(request).await.unwrap();
         assert_eq!(status, 200);
         seen.insert(name);
     }
@@ -433,7 +471,7 @@ async fn haproxy_routes_each_stream_to_its_owner_and_fails_over() {
     // window (GET /readyz every 500 ms, 250 ms while failing, down after 3 failures: about
     // 1 s; the deadline leaves room for a busy machine), the others stay where they are,
     // and no request fails meanwhile (a refused connection is redispatched).
-    let without_b = lua_owners(&["a", "c"], &streams);
+    let without_b = gateway_owners(&["a", "c"], &streams);
     assert!(all.values().any(|o| o == "b") && without_b.values().all(|o| o != "b"));
     b.kill();
     let moved = lb
@@ -931,31 +969,12 @@ fn parse_manifest(
     (result, asked.into_inner().unwrap())
 }
 
-/// The manifest without its `cluster:` section (top-level key and its indented lines).
-fn without_cluster(text: &str) -> String {
-    let mut out = String::new();
-    let mut skipping = false;
-    for line in text.lines() {
-        if line.starts_with("cluster:") {
-            skipping = true;
-            continue;
-        }
-        if skipping && (line.starts_with(' ') || line.is_empty()) {
-            continue;
-        }
-        skipping = false;
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
-}
-
 #[test]
 fn kubernetes_configmap_manifest_parses_with_the_pods_environment() {
     let objects = kube_objects();
     let env = pod_env(&objects);
     let (_, text) = configmap_manifest(&objects);
-    // Every ${VAR} the manifest names (cluster section included) is defined by the pod.
+    // Every ${VAR} the manifest names is defined by the pod, and the parser needs no other.
     let referenced: BTreeSet<String> = text
         .split("${")
         .skip(1)
@@ -967,25 +986,20 @@ fn kubernetes_configmap_manifest_parses_with_the_pods_environment() {
             "${{{name}}} is not defined by the StatefulSet"
         );
     }
-    // Until the gateway knows `cluster:` (issue 16's cluster mode), everything else parses.
-    let rest = without_cluster(&text);
-    assert!(!rest.contains("members_dns"));
-    let (manifest, asked) = parse_manifest(&rest, &env);
+    let (manifest, asked) = parse_manifest(&text, &env);
     let manifest = manifest.unwrap_or_else(|e| panic!("the ConfigMap's manifest is invalid:\n{e}"));
-    assert!(asked.iter().all(|n| env.contains_key(n)));
+    assert_eq!(asked, referenced, "the parser substituted exactly these");
     assert_eq!(manifest.streams.len(), 3);
     assert_eq!(manifest.auth.tokens.len(), 3);
-}
-
-#[test]
-#[ignore = "switch on when main has cluster mode (the parser then knows `cluster:`)"]
-fn kubernetes_configmap_manifest_with_its_cluster_section_parses() {
-    let objects = kube_objects();
-    let env = pod_env(&objects);
-    let (_, text) = configmap_manifest(&objects);
-    let (manifest, asked) = parse_manifest(&text, &env);
-    manifest.unwrap_or_else(|e| panic!("the ConfigMap's manifest is invalid:\n{e}"));
-    for name in ["POD_NAME", "POD_NAMESPACE", "CAMGATE_CLUSTER_TOKEN"] {
-        assert!(asked.contains(name), "the parser substituted ${{{name}}}");
-    }
+    // As pod camgate-0 in namespace camgate sees it.
+    let cluster = manifest.cluster.expect("cluster mode");
+    assert_eq!(cluster.node, "camgate-0");
+    assert_eq!(
+        cluster.membership,
+        camgate::config::Membership::Dns {
+            name: "camgate-peers.camgate.svc.cluster.local".to_owned(),
+            port: 8000
+        }
+    );
+    assert!(cluster.token.is_some());
 }

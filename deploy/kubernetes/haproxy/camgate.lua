@@ -49,11 +49,13 @@ function camgate.owner(names, stream)
   return best
 end
 
--- The stream id of a stream URL path (WebSocket, MJPEG, snapshot), else nil.
+-- The stream id of a URL path the owner should serve (WebSocket, MJPEG, snapshot, and the
+-- admin's "Retry now", which restarts the camera where it runs), else nil.
 function camgate.stream_of(path)
   return path:match("^/ws/streams/([^/]+)$")
     or path:match("^/api/streams/([^/]+)/mjpeg$")
     or path:match("^/api/streams/([^/]+)/snapshot%.jpg$")
+    or path:match("^/api/streams/([^/]+)/retry$")
 end
 
 -- Whether HAProxy would send a request to this server now: its checks say UP (also while
