@@ -10,7 +10,7 @@
 -- overflow, `>>` is a logical shift and `math.ult` compares unsigned: the arithmetic is exact.
 --
 -- Also loadable without HAProxy (`lua5.3`): it then only defines the pure functions, which
--- gateway/tests/deploy.rs checks against the shared test vectors.
+-- gateway/tests/haproxy.rs checks against the shared test vectors.
 
 local camgate = {}
 
