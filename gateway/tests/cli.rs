@@ -80,6 +80,13 @@ fn plugins_lists_builtins_and_reports_a_foreign_abi_library() {
         out.contains("testsrc") && out.contains("v2") && out.contains("built-in"),
         "{out}"
     );
+    for builtin in ["ffmpeg-mjpeg", "rtsp", "relay"] {
+        assert!(
+            out.lines()
+                .any(|l| l.split_whitespace().next() == Some(builtin)),
+            "{builtin} missing: {out}"
+        );
+    }
 
     let library = build_cdylib("camgate-fixture-future-abi");
     let dir = plugins_dir(&[&library]);
