@@ -29,6 +29,7 @@ async fn upstream(messages: Vec<&'static str>) -> (u16, Seen) {
     let record = Arc::clone(&seen);
     tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
+        #[allow(clippy::result_large_err, reason = "tungstenite's callback signature")]
         let callback = |request: &Request, response: Response| {
             let auth = request
                 .headers()
