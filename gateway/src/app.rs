@@ -106,6 +106,10 @@ pub struct AppState {
     /// The manifest the hubs run: the configuration's own, except that in a cluster the
     /// streams other nodes own are relays from them (`cluster::effective`).
     running: RwLock<Arc<config::Manifest>>,
+    /// Set once the first configuration is applied: until then `/readyz` says `starting`
+    /// (the listener serves from the start, so cluster members starting together see each
+    /// other before any of them opens a camera).
+    started: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
@@ -131,6 +135,11 @@ impl AppState {
         if diff.touches_streams() {
             tracing::info!(changes = %diff.summary(), "cluster members changed; streams moved");
         }
+    }
+
+    /// Whether the first configuration has been applied (`/readyz`).
+    pub fn started(&self) -> bool {
+        self.started.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Resolves `${VAR}` as reloads do.
@@ -643,17 +652,29 @@ impl Gateway {
                 streams: Vec::new(),
                 ..config.manifest.clone()
             })),
+            started: std::sync::atomic::AtomicBool::new(false),
         });
+        // Served from the start: `/readyz` says `starting` until the configuration is
+        // applied, and names the node, so members starting together count each other.
+        let mut tasks = vec![tokio::spawn(crate::http::serve(
+            listener,
+            Arc::clone(&state),
+            shutdown_rx.clone(),
+            options.shutdown_grace,
+        ))];
         // A node sees the others before it starts a stream (`cluster/`).
         if let Some(cluster) = &config.manifest.cluster {
             state.cluster.probe(cluster).await;
         }
         // The initial configuration is applied like any reload: every stream is "added".
         state.apply(config).await;
+        state
+            .started
+            .store(true, std::sync::atomic::Ordering::Release);
 
-        let mut tasks = vec![
+        tasks.push(
             Arc::clone(&state.registry).spawn_reaper(options.reaper_interval, shutdown_rx.clone()),
-        ];
+        );
         if state.config().manifest.cluster.is_some() {
             tasks.push(crate::cluster::spawn(
                 Arc::clone(&state),
@@ -672,12 +693,7 @@ impl Gateway {
         } else {
             None
         };
-        tasks.push(tokio::spawn(crate::http::serve(
-            listener,
-            Arc::clone(&state),
-            shutdown_rx,
-            options.shutdown_grace,
-        )));
+        drop(shutdown_rx);
         tracing::info!(
             %addr,
             https = state.config().manifest.server.tls.is_some(),

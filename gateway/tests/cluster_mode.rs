@@ -28,10 +28,11 @@ fn manifest(node: &str, addrs: &[SocketAddr]) -> String {
         .zip(addrs)
         .map(|(name, addr)| format!("    - {{name: {name}, url: 'http://{addr}'}}\n"))
         .collect();
+    // Always on: each owner runs its cameras without viewers, and nobody else may.
     let streams: String = (0..STREAMS)
         .map(|i| {
             format!(
-                "  - id: s{i}\n    source: {{plugin: testsrc, width: 160, height: 90, fps: 5}}\n"
+                "  - id: s{i}\n    on_demand: false\n    source: {{plugin: testsrc, width: 160, height: 90, fps: 5}}\n"
             )
         })
         .collect();
@@ -127,10 +128,15 @@ async fn nodes_find_each_other_agree_on_owners_and_move_only_a_departed_nodes_st
         listeners.push(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
     }
     let addrs: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
-    let mut nodes = Vec::new();
-    for (i, listener) in listeners.into_iter().enumerate() {
-        nodes.push(start_node(i, listener, &addrs).await);
-    }
+    // Started together, as a Kubernetes StatefulSet's pods are: each node serves `/readyz`
+    // ("starting") before its first probing round, so they count each other from the start.
+    let mut nodes = futures_util::future::join_all(
+        listeners
+            .into_iter()
+            .enumerate()
+            .map(|(i, listener)| start_node(i, listener, &addrs)),
+    )
+    .await;
 
     // Every node names itself on /readyz (members learn names from it).
     for (i, addr) in addrs.iter().enumerate() {
@@ -155,15 +161,31 @@ async fn nodes_find_each_other_agree_on_owners_and_move_only_a_departed_nodes_st
         serde_json::json!({"name": "b", "url": format!("http://{}", addrs[1]), "ready": true})
     );
 
-    // Metrics say the same: three ready members, and the owned streams add up.
+    // Metrics say the same: three ready members, and the owned streams add up. And no node
+    // ever started an always-on camera it does not own (each camera had one session).
     let mut owned = 0.0;
-    for addr in &addrs {
+    for (i, addr) in addrs.iter().enumerate() {
         let scrape = Scrape::of(*addr, &[("Authorization", &format!("Bearer {ADMIN}"))]).await;
         assert_eq!(
             scrape.value("camgate_cluster_members{state=\"ready\"}"),
             3.0
         );
         owned += scrape.value("camgate_cluster_owned_streams");
+        for (id, owner) in &owners {
+            let series =
+                format!("camgate_source_starts_total{{reason=\"always_on\",stream=\"{id}\"}} ");
+            let starts: f64 = scrape
+                .0
+                .lines()
+                .find_map(|l| l.strip_prefix(&series)?.parse().ok())
+                .unwrap_or(0.0);
+            let expected = if owner == NODES[i] { 1.0 } else { 0.0 };
+            assert_eq!(
+                starts, expected,
+                "node {} started {id} (owner {owner})",
+                NODES[i]
+            );
+        }
     }
     assert_eq!(owned, STREAMS as f64);
 

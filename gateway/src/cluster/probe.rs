@@ -1,6 +1,10 @@
 //! Asks one member whether it is ready, and what it calls itself: `GET /readyz`.
 //!
-//! A member is ready when it answers 200 with a JSON body whose `node` is its name. The
+//! A member is ready when it answers 200 with a JSON body whose `node` is its name, or 503
+//! with `"status":"starting"` and its name: it is applying its configuration and will own
+//! its streams in a moment (members started together must count each other, or each would
+//! open every camera until the next round). Any other answer (503 `shutting_down`...) is
+//! not ready. The
 //! answer is bounded (a member is not trusted to send a small body: at most
 //! [`MAX_BODY`] bytes are read) and the whole exchange has a deadline, so a hung member
 //! costs one timeout per round, never a stuck prober.
@@ -80,7 +84,8 @@ async fn exchange(authority: &str) -> Result<String, ProbeError> {
             .await
             .map_err(|e| ProbeError::Io(e.to_string()))?
             .to_bytes();
-        if status != http::StatusCode::OK {
+        let starting = status == http::StatusCode::SERVICE_UNAVAILABLE && is_starting(&body);
+        if status != http::StatusCode::OK && !starting {
             return Err(ProbeError::Status(status.as_u16()));
         }
         node_name(&body).ok_or(ProbeError::NoName)
@@ -88,6 +93,15 @@ async fn exchange(authority: &str) -> Result<String, ProbeError> {
     .await;
     driver.abort();
     result
+}
+
+/// Whether a `/readyz` answer says `"status":"starting"`.
+fn is_starting(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Status {
+        status: String,
+    }
+    serde_json::from_slice::<Status>(body).is_ok_and(|s| s.status == "starting")
 }
 
 /// The `node` of a `/readyz` answer.
@@ -115,6 +129,8 @@ mod tests {
         assert_eq!(node_name(br#"{"status":"ready"}"#), None);
         assert_eq!(node_name(br#"{"node":""}"#), None);
         assert_eq!(node_name(b"not json"), None);
+        assert!(is_starting(br#"{"status":"starting","node":"b"}"#));
+        assert!(!is_starting(br#"{"error":{"code":"shutting_down"}}"#));
         let long = format!(r#"{{"node":"{}"}}"#, "x".repeat(64));
         assert_eq!(node_name(long.as_bytes()), None);
     }

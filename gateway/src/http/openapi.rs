@@ -153,7 +153,7 @@ fn core_spec() -> Value {
         },
         "paths": {
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": json_response("alive", json!({"type": "object"}))}}},
-            "/readyz": {"get": {"summary": "Readiness (503 while shutting down); a cluster node names itself in `node`", "responses": {"200": json_response("ready", json!({"type": "object"})), "503": error_response("shutting down")}}},
+            "/readyz": {"get": {"summary": "Readiness (503 `{\"status\":\"starting\"}` until the configuration is applied, 503 while shutting down); a cluster node names itself in `node`", "responses": {"200": json_response("ready", json!({"type": "object"})), "503": error_response("shutting down")}}},
             "/metrics": {"get": {"summary": "Prometheus metrics (admin or scrape-only `metrics` token)", "responses": {"200": {"description": "text exposition format", "content": {"text/plain": {}}}, "401": error_response("no token"), "403": error_response("neither admin nor metrics")}}},
             "/api/openapi.json": {"get": {"summary": "This document", "responses": {"200": json_response("OpenAPI 3.1", json!({"type": "object"}))}}},
             "/api/session": {

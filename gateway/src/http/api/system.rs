@@ -31,9 +31,23 @@ pub fn healthz() -> Response<Body> {
 }
 
 /// `GET /readyz`: a configuration is applied and the listener is up; 503 while shutting
-/// down, so load balancers stop sending traffic first. A cluster node also says its
-/// `node` name: members learn each other's names from it (`cluster/membership.rs`).
+/// down, so load balancers stop sending traffic first, and 503 `{"status":"starting"}`
+/// before the first configuration is applied. A cluster node also says its `node` name:
+/// members learn each other's names from it, and count a starting member as one that is
+/// about to own its streams (`cluster/membership.rs`).
 pub fn readyz(state: &Arc<AppState>) -> Response<Body> {
+    let node = state
+        .config()
+        .manifest
+        .cluster
+        .as_ref()
+        .map(|c| c.node.clone());
+    if !state.started() {
+        return response::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({ "status": "starting", "node": node }),
+        );
+    }
     if *state.shutdown.borrow() {
         return response::error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -47,7 +61,7 @@ pub fn readyz(state: &Arc<AppState>) -> Response<Body> {
             "status": "ready",
             "streams": state.registry.all().len(),
             "last_reload_successful": state.config_status().last_reload_successful,
-            "node": state.config().manifest.cluster.as_ref().map(|c| c.node.as_str()),
+            "node": node,
         }),
     )
 }
