@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod fleet;
 pub mod rtsp;
 pub mod video;
 
