@@ -560,3 +560,19 @@ async fn a_cluster_behind_haproxy_serves_every_viewer_and_survives_a_dead_and_a_
     await_one_session_per_camera(&camera, Duration::from_secs(20)).await;
     fleet.stop().await;
 }
+
+/// The test's own rendezvous function (which predicts the owners above) gives the shared
+/// test vectors (`gateway/tests/fixtures/rendezvous-vectors.txt`, an independent reference).
+#[test]
+fn the_tests_rendezvous_function_matches_the_shared_vectors() {
+    use support::cluster::score;
+    assert_eq!(score("a", "front"), 0xad75_efa5_0150_03e6);
+    assert_eq!(score("b", "front"), 0x9cdc_57a5_9d2c_8a9f);
+    assert_eq!(score("c", "front"), 0x65dd_7a32_355d_54dd);
+    assert_eq!(score("", ""), 0x25fc_6dd3_6ce0_4b20);
+    assert_eq!(score("d", "cam-17"), 0x8111_e166_e757_0c20);
+    let owners: String = (0..10)
+        .map(|i| owner(&["a", "b", "c"], &format!("s{i}")))
+        .collect();
+    assert_eq!(owners, "aaccbccaab");
+}
