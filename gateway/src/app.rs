@@ -101,6 +101,11 @@ pub struct AppState {
     fanout: Option<tokio::runtime::Handle>,
     /// How hubs' health monitors sample ([`GatewayOptions::health`]).
     health: Option<health::MonitorOptions>,
+    /// Cluster mode: members, owners (`cluster/`); inert when the manifest has no `cluster:`.
+    pub cluster: crate::cluster::ClusterState,
+    /// The manifest the hubs run: the configuration's own, except that in a cluster the
+    /// streams other nodes own are relays from them (`cluster::effective`).
+    running: RwLock<Arc<config::Manifest>>,
 }
 
 impl AppState {
@@ -115,6 +120,17 @@ impl AppState {
         credential: &crate::http::auth::Credential,
     ) -> Option<crate::http::auth::Principal> {
         crate::http::auth::principal(&self.config().manifest.auth, &self.sessions, credential)
+    }
+
+    /// Re-applies the configuration in force after the cluster's ready members changed:
+    /// the streams whose owner changed restart under their viewers, nothing else moves.
+    pub async fn reassign(&self) {
+        let _serial = self.reload_lock.lock().await;
+        let current = (*self.config()).clone();
+        let diff = self.apply(current).await;
+        if diff.touches_streams() {
+            tracing::info!(changes = %diff.summary(), "cluster members changed; streams moved");
+        }
     }
 
     /// Resolves `${VAR}` as reloads do.
@@ -291,16 +307,22 @@ impl AppState {
     /// close their viewers; new streams appear.
     pub async fn apply(&self, new: LoadedConfig) -> Diff {
         let old = self.config();
-        let diff = reload::diff(&old.manifest, &new.manifest);
+        let view = self.cluster.view();
+        let (running, owners) = crate::cluster::effective(&new.manifest, view.as_deref());
+        let before = Arc::clone(&self.running.read().unwrap_or_else(|e| e.into_inner()));
+        let diff = reload::diff(&before, &running);
+        // Presentation facts (fps for `hello`) come from the operator's stream, not the relay.
+        let stream_info = |s: &StreamConfig| operator_info(&new.manifest, s);
+        let sub_info = |s: &StreamConfig| sub_info(new.manifest.stream(&s.id).unwrap_or(s));
         for id in &diff.removed {
             self.registry.remove(id).await;
             self.metrics.remove_stream(id);
             self.metrics.remove_stream(&Variant::Sub.label(id));
         }
         for stream in &diff.added {
-            if let Some(hub) = self.build_hub(stream) {
+            if let Some(hub) = self.build_hub(stream, stream_info(stream)) {
                 self.registry.insert(Arc::clone(&hub));
-                self.apply_sub(stream, &hub).await;
+                self.apply_sub(stream, &hub, sub_info(stream)).await;
                 hub.activate().await;
             }
         }
@@ -312,7 +334,7 @@ impl AppState {
             ) {
                 (Some(hub), Ok(factory)) => {
                     hub.reconfigure(stream_info(stream), factory).await;
-                    self.apply_sub(stream, &hub).await;
+                    self.apply_sub(stream, &hub, sub_info(stream)).await;
                 }
                 (_, Err(e)) => {
                     tracing::error!(stream = %stream.id, error = %e, "cannot restart source")
@@ -332,7 +354,7 @@ impl AppState {
         }
         for stream in &diff.sub_changed {
             if let Some(hub) = self.registry.get(&stream.id) {
-                self.apply_sub(stream, &hub).await;
+                self.apply_sub(stream, &hub, sub_info(stream)).await;
             }
         }
         self.registry
@@ -343,13 +365,25 @@ impl AppState {
             // Picked by each handshake from the configuration (`http/tls.rs`).
             tracing::info!(cert = %now.cert.display(), "new TLS certificate in use for new connections");
         }
+        let node = new.manifest.cluster.as_ref().map(|c| c.node.as_str());
+        let owned = match node {
+            Some(node) => owners.values().filter(|o| *o == node).count(),
+            None => running.streams.len(),
+        };
+        let members = node.and(view.as_deref()).map(|v| {
+            let ready = v.members.iter().filter(|m| m.ready).count();
+            (ready, v.members.len() - ready)
+        });
+        let moved = self.cluster.set_owners(owners);
+        self.metrics.cluster(members, owned, moved);
+        *self.running.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(running);
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
         diff
     }
 
     /// Makes stream `main`'s sub hub follow `stream.sub`: a new factory under the existing
     /// sub's viewers (restarted), a new sub hub, or the sub removed (its viewers told).
-    async fn apply_sub(&self, stream: &StreamConfig, main: &Arc<Hub>) {
+    async fn apply_sub(&self, stream: &StreamConfig, main: &Arc<Hub>, info: StreamInfo) {
         let label = Variant::Sub.label(&stream.id);
         let existing = self.registry.get_variant(&stream.id, Variant::Sub);
         let factory = match &stream.sub {
@@ -370,12 +404,12 @@ impl AppState {
             }
         };
         match (existing, factory) {
-            (Some(sub), Some(factory)) => sub.reconfigure(sub_info(stream), factory).await,
+            (Some(sub), Some(factory)) => sub.reconfigure(info, factory).await,
             (None, Some(factory)) => {
                 let sub = Hub::for_variant(
                     &stream.id,
                     Variant::Sub,
-                    sub_info(stream),
+                    info,
                     factory,
                     self.metrics.stream(&label),
                     self.fanout.clone(),
@@ -392,7 +426,7 @@ impl AppState {
         }
     }
 
-    fn build_hub(&self, stream: &StreamConfig) -> Option<Arc<Hub>> {
+    fn build_hub(&self, stream: &StreamConfig, info: StreamInfo) -> Option<Arc<Hub>> {
         match self
             .catalog
             .factory(&stream.source.plugin, &stream.source.options)
@@ -400,7 +434,7 @@ impl AppState {
             Ok(factory) => {
                 let hub = Hub::with_fanout_on(
                     &stream.id,
-                    stream_info(stream),
+                    info,
                     factory,
                     self.metrics.stream(&stream.id),
                     self.fanout.clone(),
@@ -508,6 +542,15 @@ pub fn stream_info(config: &StreamConfig) -> StreamInfo {
     }
 }
 
+/// [`stream_info`] of the stream `running` runs, with the presentation facts (fps) of the
+/// operator's stream of the same id: a relay's options say nothing about the picture.
+fn operator_info(operator: &config::Manifest, running: &StreamConfig) -> StreamInfo {
+    StreamInfo {
+        on_demand: running.on_demand,
+        ..stream_info(operator.stream(&running.id).unwrap_or(running))
+    }
+}
+
 /// The facts a stream's sub hub needs: the stream's, always on demand (a sub runs only
 /// while someone watches it, whatever the main does), at the sub's configured rate.
 pub fn sub_info(config: &StreamConfig) -> StreamInfo {
@@ -595,13 +638,28 @@ impl Gateway {
             shutdown: shutdown_rx.clone(),
             fanout: options.fanout.clone(),
             health: options.health.clone(),
+            cluster: Default::default(),
+            running: RwLock::new(Arc::new(config::Manifest {
+                streams: Vec::new(),
+                ..config.manifest.clone()
+            })),
         });
+        // A node sees the others before it starts a stream (`cluster/`).
+        if let Some(cluster) = &config.manifest.cluster {
+            state.cluster.probe(cluster).await;
+        }
         // The initial configuration is applied like any reload: every stream is "added".
         state.apply(config).await;
 
         let mut tasks = vec![
             Arc::clone(&state.registry).spawn_reaper(options.reaper_interval, shutdown_rx.clone()),
         ];
+        if state.config().manifest.cluster.is_some() {
+            tasks.push(crate::cluster::spawn(
+                Arc::clone(&state),
+                shutdown_rx.clone(),
+            ));
+        }
         let reload = if options.watch_config {
             let (trigger, task) = reload::spawn(
                 Arc::clone(&state),

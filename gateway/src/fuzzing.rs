@@ -322,6 +322,7 @@ pub fn request(data: &[u8]) {
             Credential::Session(id) => {
                 let cookie = headers.get(header::COOKIE).map(HeaderValue::as_bytes);
                 assert!(cookie.is_some_and(|c| contains(c, id.as_bytes())));
+                check_signed_session(&id);
             }
             Credential::None => {}
             Credential::Open => panic!("auth is enabled"),
@@ -352,6 +353,24 @@ fn check_host(host: &str) {
             names_gateway,
             "accepted Host {host:?} is a name that is not allowed"
         );
+    }
+}
+
+/// A cluster session id is accepted only when it is exactly what the token signs for its
+/// expiry and nonce: nothing else verifies, whatever the bytes.
+fn check_signed_session(id: &str) {
+    use crate::http::signed_session::{sign, verify};
+    const TOKEN: &str = "fuzz-token-0123456789";
+    if verify(id, 0, [TOKEN]).is_some() {
+        let rest = id.strip_prefix("c1.").expect("a signed id");
+        let mut parts = rest.split('.');
+        let expires: u64 = parts.next().and_then(|e| e.parse().ok()).expect("expiry");
+        let hex = parts.next().expect("nonce");
+        let mut nonce = [0u8; 16];
+        for (i, byte) in nonce.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex nonce");
+        }
+        assert_eq!(sign(TOKEN, expires, &nonce), id);
     }
 }
 

@@ -337,6 +337,7 @@ async function main() {
       wall: async () => (await import("./wall.mjs")).wallChecks({ check, assert, Skip, gatewayWith, pageOrigin, forcePreview, artifacts: ARTIFACTS, launch: launchChromium }),
       tiles: () => tilesChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview, gatewayLog, cleanups }),
       "ui-fixes": async () => (await import("./ui-fixes.mjs")).uiFixChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview }),
+      cluster: async () => (await import("./cluster.mjs")).clusterChecks({ check, assert, gatewayWith, pageOrigin, forcePreview, launch: launchChromium }),
     }[process.env.E2E_ONLY];
     if (!only) throw new Error(`E2E_ONLY=${process.env.E2E_ONLY}: no such module`);
     await only();
@@ -581,6 +582,7 @@ async function main() {
   await (await import("./freshness.mjs")).freshnessChecks({ context, check, assert, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1" });
   await (await import("./ui-fixes.mjs")).uiFixChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1" });
   await tilesChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1", gatewayLog, cleanups });
+  await (await import("./cluster.mjs")).clusterChecks({ check, assert, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1", launch: launchChromium });
   await (await import("./https.mjs")).httpsChecks({ check, assert, Skip, gatewayWith, launch: (args = []) => chromium.launch({ executablePath: CHROMIUM_BIN, headless: true, args: [...CHROMIUM_ARGS, ...args] }) });
 }
 

@@ -48,6 +48,9 @@ export default function App() {
   const signedOut = session !== null && !isSignedIn;
   const { streams, loaded, error, refresh } = useStreams(POLL_MS, requestLogin, authEpoch, isSignedIn);
   const isAdmin = isSignedIn && session?.role === "admin";
+  // A cluster's cameras and groups come from the manifest every node shares (the API refuses
+  // changes with 409 cluster_read_only), so admins get no add or group editing there.
+  const canChange = isAdmin && !session.cluster_node;
 
   // The wall: its layout and group (kept per browser), full screen, the group editor.
   const [storedLayout, storeLayout] = useStoredChoice(LAYOUT_STORAGE_KEY);
@@ -172,7 +175,7 @@ export default function App() {
             session={session}
             theme={theme}
             onCycleTheme={cycleTheme}
-            onAdd={openAdd}
+            onAdd={canChange ? openAdd : undefined}
             onLogin={openLogin}
             onLogout={onLogout}
             wall={
@@ -184,7 +187,7 @@ export default function App() {
                   onGroup={chooseGroup}
                   layout={layout}
                   onLayout={storeLayout}
-                  isAdmin={isAdmin}
+                  isAdmin={canChange}
                   onNewGroup={() => setGroupDialog((d) => ({ open: true, group: null, key: d.key + 1 }))}
                   onEditGroup={(g) => setGroupDialog((d) => ({ open: true, group: g, key: d.key + 1 }))}
                   onFullscreen={fullscreenSupported() ? toggleFullscreen : null}
@@ -231,13 +234,13 @@ export default function App() {
                 streams={wallStreams}
                 isAdmin={isAdmin}
                 layout={layout}
-                onAdd={openAdd}
+                onAdd={canChange ? openAdd : undefined}
                 onEdit={openEdit}
                 onDelete={openDelete}
                 containerRef={setWallEl}
                 fullscreen={fullscreen}
                 onExitFullscreen={toggleFullscreen}
-                empty={group ? <EmptyGroup group={group} isAdmin={isAdmin} /> : undefined}
+                empty={group ? <EmptyGroup group={group} isAdmin={canChange} /> : undefined}
               />
             )}
           </main>

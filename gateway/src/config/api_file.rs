@@ -340,6 +340,19 @@ fn load_inner(
         }
     };
     if let Some(manifest) = &manifest {
+        // Each node would run its own file's streams, and nodes that disagree about the
+        // streams disagree about owners: in a cluster the manifest is the one source.
+        if manifest.cluster.is_some()
+            && let Some(first) = api_streams.first()
+        {
+            errors.push(ConfigError::at(
+                first.location.clone(),
+                format!(
+                    "a cluster node takes its streams from the manifest only, but the API streams file has {} stream(s): move them into the manifest every node shares, then remove the file",
+                    api_streams.len()
+                ),
+            ));
+        }
         for stream in &api_streams {
             if let Some(existing) = manifest.stream(&stream.id) {
                 errors.push(ConfigError::at(
@@ -385,9 +398,11 @@ fn only_streams(manifest: Manifest, path: &Path) -> Result<Vec<StreamConfig>, Co
         plugins: Default::default(),
         defaults: Default::default(),
         streams: Vec::new(),
+        cluster: None,
         path: manifest.path.clone(),
     };
     if manifest.server != defaults.server
+        || manifest.cluster != defaults.cluster
         || manifest.auth != defaults.auth
         || manifest.plugins != defaults.plugins
         || manifest.defaults != defaults.defaults
@@ -487,6 +502,24 @@ mod tests {
         let loaded = load_with_api_file(&path, &|_| None, &AnyPlugin).unwrap();
         assert!(loaded.api_streams.is_empty());
         assert_eq!(loaded.manifest.streams.len(), 1);
+    }
+
+    #[test]
+    fn a_cluster_node_refuses_an_api_file_with_streams() {
+        let (_dir, path) = setup();
+        write_api_file(&api_file_path(&path), &[stored("cam1")]).unwrap();
+        let clustered = format!("{MANIFEST}cluster: {{node: a, members_dns: peers, port: 8000}}\n");
+        std::fs::write(&path, clustered).unwrap();
+        let err = load_with_api_file(&path, &|_| None, &AnyPlugin)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("a cluster node takes its streams from the manifest only, but the API streams file has 1 stream(s)"),
+            "{err}"
+        );
+        // An empty API file (all its streams deleted) is fine.
+        write_api_file(&api_file_path(&path), &[]).unwrap();
+        assert!(load_with_api_file(&path, &|_| None, &AnyPlugin).is_ok());
     }
 
     #[test]

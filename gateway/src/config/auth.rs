@@ -34,6 +34,11 @@ pub(crate) const TOKEN_KEYS: &[&str] = &["role", "token", "token_file", "streams
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a secret read from the manifest.
+    pub(crate) fn new(value: String) -> Self {
+        Secret(value)
+    }
+
     /// The secret itself (compare it in constant time; never log it).
     pub fn expose(&self) -> &str {
         &self.0

@@ -34,6 +34,7 @@
 mod api_file;
 mod atomic;
 mod auth;
+mod cluster;
 mod env;
 mod error;
 mod groups;
@@ -57,6 +58,7 @@ pub use api_file::{
     write_api_file,
 };
 pub use auth::{AuthConfig, MIN_TOKEN_LEN, Role, Secret, TokenConfig};
+pub use cluster::{ClusterConfig, DEFAULT_PROBE_INTERVAL, MAX_NODE_NAME, Member, Membership};
 pub(crate) use env::escape;
 pub use env::{EnvLookup, process_env};
 pub use error::{ConfigError, ConfigErrors, Location};
@@ -77,7 +79,9 @@ pub use validate::{MAX_ID_LEN, MAX_IDLE_TIMEOUT, MAX_NAME_LEN};
 /// mapping handed to the plugin). `docs/configuration.md` is checked against this list.
 pub fn documented_keys() -> Vec<String> {
     let mut keys: Vec<String> = parse::TOP_KEYS.iter().map(|k| (*k).to_owned()).collect();
-    let sections: [(&str, &[&str]); 9] = [
+    let sections: [(&str, &[&str]); 11] = [
+        ("cluster", cluster::CLUSTER_KEYS),
+        ("cluster.members[]", cluster::MEMBER_KEYS),
         ("server", parse::SERVER_KEYS),
         ("server.tls", tls::TLS_KEYS),
         ("auth", auth::AUTH_KEYS),

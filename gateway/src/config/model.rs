@@ -30,6 +30,9 @@ pub struct Manifest {
     pub defaults: Defaults,
     /// `streams:` in file order; may be empty.
     pub streams: Vec<StreamConfig>,
+    /// `cluster:`: this gateway is one node of several sharing this manifest (`None`: it
+    /// runs alone).
+    pub cluster: Option<super::cluster::ClusterConfig>,
     /// The manifest path the model was read from (as given by the caller).
     pub path: PathBuf,
 }

@@ -23,7 +23,9 @@ use super::node::{Node, Value};
 use super::sources::ReadLog;
 use camgate_plugin_api::text::parse_duration;
 
-pub(crate) const TOP_KEYS: &[&str] = &["server", "plugins", "defaults", "auth", "streams"];
+pub(crate) const TOP_KEYS: &[&str] = &[
+    "server", "plugins", "defaults", "auth", "streams", "cluster",
+];
 pub(crate) const SERVER_KEYS: &[&str] = &[
     "listen",
     "allowed_origins",
@@ -75,6 +77,8 @@ pub(crate) struct Draft {
     pub default_idle_timeout: Option<(Duration, Location)>,
     pub auth: super::auth::AuthDraft,
     pub streams: Vec<StreamDraft>,
+    /// `cluster:`, if present.
+    pub cluster: Option<super::cluster::ClusterDraft>,
 }
 
 #[derive(Debug)]
@@ -172,8 +176,9 @@ impl<'a> Ctx<'a> {
         let Some(entries) = self.mapping(root, "the manifest") else {
             return draft;
         };
-        for (key, _, value) in self.keys(entries, "at the top level", TOP_KEYS) {
+        for (key, key_node, value) in self.keys(entries, "at the top level", TOP_KEYS) {
             match key {
+                "cluster" => draft.cluster = Some(self.cluster(key_node, value)),
                 "server" => self.server(value, &mut draft),
                 "plugins" => draft.plugins = self.plugins(value),
                 "defaults" => draft.default_idle_timeout = self.defaults(value),

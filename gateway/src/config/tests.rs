@@ -164,7 +164,7 @@ fn unknown_top_level_key() {
     assert_eq!(
         errors("server: {}\nstream: []\n"),
         vec![
-            "m.yaml:2:1: unknown key `stream` at the top level; allowed keys: `server`, `plugins`, `defaults`, `auth`, `streams`"
+            "m.yaml:2:1: unknown key `stream` at the top level; allowed keys: `server`, `plugins`, `defaults`, `auth`, `streams`, `cluster`"
         ]
     );
 }
@@ -678,7 +678,7 @@ fn anchors_and_merge_keys_work() {
     // Top-level extension keys are not allowed (strict), but merges are.
     assert_eq!(
         m.unwrap_err().to_string(),
-        "m.yaml:1:1: unknown key `x-cam` at the top level; allowed keys: `server`, `plugins`, `defaults`, `auth`, `streams`"
+        "m.yaml:1:1: unknown key `x-cam` at the top level; allowed keys: `server`, `plugins`, `defaults`, `auth`, `streams`, `cluster`"
     );
     let m = run(concat!(
         "streams:\n",
@@ -819,5 +819,96 @@ fn bad_subs_are_errors_at_their_position() {
             "m.yaml:19:45: unknown key `codec` in `sub`; allowed keys: `url`, `width`, `height`, `quality`, `fps`",
             "m.yaml:22:19: `width` must be an integer from 16 to 7680, found a string",
         ]
+    );
+}
+
+#[test]
+fn a_cluster_section_loads_both_forms() {
+    let m = run("cluster:\n  node: b\n  members:\n    - {name: a, url: 'http://10.0.0.1:8000'}\n    - {name: b, url: 'http://10.0.0.2:8000/'}\n").unwrap();
+    let cluster = m.cluster.unwrap();
+    assert_eq!(cluster.node, "b");
+    assert_eq!(cluster.probe_interval, DEFAULT_PROBE_INTERVAL);
+    assert_eq!(
+        cluster.membership,
+        Membership::Static(vec![
+            Member {
+                name: "a".into(),
+                authority: "10.0.0.1:8000".into()
+            },
+            Member {
+                name: "b".into(),
+                authority: "10.0.0.2:8000".into()
+            },
+        ])
+    );
+    let m = run("cluster: {node: camgate-0, members_dns: peers.cams.svc.cluster.local, port: 8000, probe_interval: 500ms}\n").unwrap();
+    let cluster = m.cluster.unwrap();
+    assert_eq!(
+        cluster.membership,
+        Membership::Dns {
+            name: "peers.cams.svc.cluster.local".into(),
+            port: 8000
+        }
+    );
+    assert_eq!(cluster.probe_interval, Duration::from_millis(500));
+    assert!(run("streams: []\n").unwrap().cluster.is_none());
+}
+
+#[test]
+fn cluster_mistakes_are_errors_at_their_place() {
+    assert_eq!(
+        errors("cluster:\n  members: [{name: a, url: 'http://h:1'}]\n"),
+        vec!["m.yaml:1:1: `cluster` needs `node`: this node's name (e.g. `node: ${POD_NAME}`)"]
+    );
+    assert_eq!(
+        errors(
+            "cluster:\n  node: c\n  members:\n    - {name: a, url: 'https://h:1'}\n    - {name: a, url: 'http://h:2'}\n    - {name: b, url: 'http://h'}\n"
+        ),
+        vec![
+            "m.yaml:3:3: this node (`c`) is not among `cluster.members`: list every node, this one included",
+            "m.yaml:4:22: member `url` must start with `http://` (nodes talk plain HTTP among themselves; TLS ends at the balancer)",
+            "m.yaml:5:14: member `a` is listed twice",
+            "m.yaml:6:22: member `url` must be `http://host:port` with nothing after the port",
+        ]
+    );
+    assert_eq!(
+        errors("cluster: {node: a, members_dns: peers}\n"),
+        vec!["m.yaml:1:33: `members_dns` needs `port`: the port every member listens on"]
+    );
+    assert_eq!(
+        errors("cluster: {node: 'a b', members_dns: peers, members: [], port: 1}\n"),
+        vec![
+            "m.yaml:1:17: `node` may only contain letters, digits, `.`, `_` and `-` (it is a server name in the balancer's configuration)",
+            "m.yaml:1:37: `cluster` takes either `members` (a fixed list) or `members_dns` (a name that lists the ready members), not both",
+        ]
+    );
+}
+
+#[test]
+fn a_cluster_with_authentication_needs_a_token_that_sees_every_stream() {
+    let tokens = "auth:\n  tokens:\n    - {role: viewer, token: viewer-token-0123456789, streams: [s]}\n    - {role: metrics, token: metrics-token-0123456789}\nstreams:\n  - {id: s, source: {plugin: testsrc}}\n";
+    assert_eq!(
+        errors(&format!(
+            "{tokens}cluster: {{node: a, members_dns: p, port: 1}}\n"
+        )),
+        vec![
+            "m.yaml:7:1: `cluster` needs `token` when `auth.tokens` is set: nodes relay each other's streams with it (a viewer token without `streams`, or an admin token)"
+        ]
+    );
+    // The restricted viewer's token does not do, and the message never shows it.
+    let errs = errors(&format!(
+        "{tokens}cluster: {{node: a, members_dns: p, port: 1, token: viewer-token-0123456789}}\n"
+    ));
+    assert_eq!(
+        errs,
+        vec![
+            "m.yaml:7:52: `token` must be one of `auth.tokens`: a viewer token without `streams`, or an admin token"
+        ]
+    );
+    assert!(errs.iter().all(|e| !e.contains("viewer-token")));
+    let ok = run("auth:\n  tokens:\n    - {role: admin, token: admin-token-0123456789}\ncluster: {node: a, members_dns: p, port: 1, token: admin-token-0123456789}\n").unwrap();
+    assert_eq!(
+        ok.cluster.unwrap().token.unwrap().expose(),
+        "admin-token-0123456789"
     );
 }

@@ -125,7 +125,10 @@ pub(crate) fn validate(
         .map(|s: &StreamConfig| s.id.clone())
         .collect();
     let auth = super::auth::validate_auth(draft.auth, &ids, errors);
+    let cluster =
+        super::cluster::validate_cluster(draft.cluster, &auth, server.tls.is_some(), errors);
     Manifest {
+        cluster,
         server,
         auth,
         plugins: draft.plugins,

@@ -92,17 +92,29 @@ struct Session {
     expires: Instant,
 }
 
-/// Browser sessions, in memory (a restart logs browsers out).
+/// Browser sessions: in memory on a single gateway (a restart logs browsers out); signed
+/// ids any node can check in a cluster (`signed_session.rs`), with the ids signed out here
+/// remembered until they would have expired.
 #[derive(Default)]
 pub struct Sessions {
     sessions: Mutex<HashMap<String, Session>>,
 }
 
 impl Sessions {
-    /// Opens a session for `token`; returns its id.
-    pub fn open(&self, token: &str) -> std::io::Result<String> {
+    /// Opens a session for `token`; returns its id. `signed`: a cluster node's id, which
+    /// every node with the same tokens accepts.
+    pub fn open(&self, token: &str, signed: bool) -> std::io::Result<String> {
         let mut raw = [0u8; 32];
         std::fs::File::open("/dev/urandom")?.read_exact(&mut raw)?;
+        if signed {
+            let expires = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+                + SESSION_TTL.as_secs();
+            let mut nonce = [0u8; 16];
+            nonce.copy_from_slice(&raw[..16]);
+            return Ok(super::signed_session::sign(token, expires, &nonce));
+        }
         let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
@@ -117,20 +129,42 @@ impl Sessions {
         Ok(id)
     }
 
-    /// Ends a session.
+    /// Ends a session (a signed one on this node: see `signed_session.rs`).
     pub fn close(&self, id: &str) {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if id.starts_with(super::signed_session::PREFIX) {
+            // Remembered as signed out (with no token) until it would have expired.
+            let now = Instant::now();
+            sessions.retain(|_, s| s.expires > now);
+            sessions.insert(
+                id.to_owned(),
+                Session {
+                    token: String::new(),
+                    expires: now + SESSION_TTL,
+                },
+            );
+        } else {
+            sessions.remove(id);
+        }
     }
 
-    fn token_of(&self, id: &str) -> Option<String> {
+    fn token_of(&self, id: &str, auth: &AuthConfig) -> Option<String> {
         let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        sessions
+        let known = sessions
             .iter()
             .find(|(key, session)| constant_time_eq(key, id) && session.expires > Instant::now())
-            .map(|(_, session)| session.token.clone())
+            .map(|(_, session)| session.token.clone());
+        if id.starts_with(super::signed_session::PREFIX) {
+            if known.is_some() {
+                return None; // signed out here
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let tokens = auth.tokens.iter().map(|t| t.secret.expose());
+            return super::signed_session::verify(id, now, tokens).map(str::to_owned);
+        }
+        known
     }
 }
 
@@ -211,7 +245,7 @@ pub fn principal(
         }
         Credential::None => return None,
         Credential::Token(token) => token.clone(),
-        Credential::Session(id) => sessions.token_of(id)?,
+        Credential::Session(id) => sessions.token_of(id, auth)?,
     };
     auth.tokens
         .iter()

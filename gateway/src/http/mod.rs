@@ -28,6 +28,7 @@ pub(crate) mod pacing;
 pub mod response;
 pub mod router;
 pub mod sealed_file;
+pub(crate) mod signed_session;
 mod tls;
 mod ui;
 pub mod variant;

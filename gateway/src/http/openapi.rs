@@ -87,8 +87,8 @@ fn add_wall(doc: &mut Value) {
             "responses": {"201": json_response("created", group_ref.clone()), "200": json_response("replaced", group_ref.clone()),
                 "400": error_response("malformed_request (JSON), or invalid_group with `field` (id, name, streams)"),
                 "401": error_response("no token"), "403": error_response("not admin, or cross-origin"),
-                "409": error_response("256 groups exist already"), "413": error_response("body too large"), "415": error_response("not application/json")}},
-        "delete": {"summary": "Delete a group (admin)", "responses": {"204": {"description": "deleted"}, "401": error_response("no token"), "403": error_response("not admin"), "404": error_response("group_not_found")}}
+                "409": error_response("256 groups exist already, or cluster_read_only (a cluster node)"), "413": error_response("body too large"), "415": error_response("not application/json")}},
+        "delete": {"summary": "Delete a group (admin)", "responses": {"204": {"description": "deleted"}, "401": error_response("no token"), "403": error_response("not admin"), "404": error_response("group_not_found"), "409": error_response("cluster_read_only (a cluster node)")}}
     });
     if let Some(Value::String(text)) = paths
         .get_mut("/ws/streams/{id}")
@@ -153,30 +153,31 @@ fn core_spec() -> Value {
         },
         "paths": {
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": json_response("alive", json!({"type": "object"}))}}},
-            "/readyz": {"get": {"summary": "Readiness (503 while shutting down)", "responses": {"200": json_response("ready", json!({"type": "object"})), "503": error_response("shutting down")}}},
+            "/readyz": {"get": {"summary": "Readiness (503 while shutting down); a cluster node names itself in `node`", "responses": {"200": json_response("ready", json!({"type": "object"})), "503": error_response("shutting down")}}},
             "/metrics": {"get": {"summary": "Prometheus metrics (admin or scrape-only `metrics` token)", "responses": {"200": {"description": "text exposition format", "content": {"text/plain": {}}}, "401": error_response("no token"), "403": error_response("neither admin nor metrics")}}},
             "/api/openapi.json": {"get": {"summary": "This document", "responses": {"200": json_response("OpenAPI 3.1", json!({"type": "object"}))}}},
             "/api/session": {
-                "get": {"summary": "Whether authentication is on and who the caller is", "responses": {"200": json_response("session", json!({"type": "object", "properties": {"auth_required": {"type": "boolean"}, "authenticated": {"type": "boolean"}, "role": {"enum": ["admin", "viewer", "metrics", null]}}}))}},
+                "get": {"summary": "Whether authentication is on and who the caller is", "responses": {"200": json_response("session", json!({"type": "object", "properties": {"auth_required": {"type": "boolean"}, "authenticated": {"type": "boolean"}, "role": {"enum": ["admin", "viewer", "metrics", null]}, "cluster_node": {"type": ["string", "null"], "description": "the cluster node answering (null outside cluster mode): its streams and groups come from the shared manifest"}}}))}},
                 "post": {"summary": "Exchange a token for an HttpOnly session cookie", "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}}}}}, "responses": {"204": {"description": "logged in (Set-Cookie)"}, "401": error_response("wrong token"), "403": error_response("cross-origin"), "408": error_response("body too slow"), "415": error_response("not application/json"), "503": error_response("too many logins in progress")}},
                 "delete": {"summary": "Log out", "responses": {"204": {"description": "logged out"}}}
             },
             "/api/streams": {
                 "get": {"summary": "Streams the caller may watch, in manifest order", "responses": {"200": json_response("streams", json!({"type": "object", "properties": {"streams": {"type": "array", "items": stream_ref}}})), "401": error_response("no token")}},
                 "post": {"summary": "Create a stream (admin); stored in the API-managed file", "requestBody": {"required": true, "content": {"application/json": {"schema": input_ref}}},
-                    "responses": {"201": json_response("created", stream_ref.clone()), "400": error_response("malformed JSON"), "409": error_response("id exists"), "413": error_response("body too large"), "415": error_response("not application/json"), "422": error_response("invalid stream"), "401": error_response("no token"), "403": error_response("not admin, or cross-origin")}}
+                    "responses": {"201": json_response("created", stream_ref.clone()), "400": error_response("malformed JSON"), "409": error_response("id exists, or cluster_read_only (a cluster node)"), "413": error_response("body too large"), "415": error_response("not application/json"), "422": error_response("invalid stream"), "401": error_response("no token"), "403": error_response("not admin, or cross-origin")}}
             },
             "/api/streams/{id}": {
                 "parameters": [id_param()],
                 "get": {"summary": "One stream", "responses": {"200": json_response("stream", stream_ref.clone()), "404": error_response("unknown stream"), "403": error_response("not allowed")}},
                 "put": {"summary": "Replace an API-created stream (admin)", "requestBody": {"required": true, "content": {"application/json": {"schema": input_ref}}},
-                    "responses": {"200": json_response("updated", stream_ref.clone()), "404": error_response("unknown stream"), "409": error_response("defined in the manifest"), "413": error_response("body too large"), "415": error_response("not application/json"), "422": error_response("invalid stream"), "403": error_response("not admin, or cross-origin")}},
-                "delete": {"summary": "Delete an API-created stream (admin)", "responses": {"204": {"description": "deleted; its viewers are closed with 4004"}, "404": error_response("unknown stream"), "409": error_response("defined in the manifest")}}
+                    "responses": {"200": json_response("updated", stream_ref.clone()), "404": error_response("unknown stream"), "409": error_response("defined in the manifest, or cluster_read_only"), "413": error_response("body too large"), "415": error_response("not application/json"), "422": error_response("invalid stream"), "403": error_response("not admin, or cross-origin")}},
+                "delete": {"summary": "Delete an API-created stream (admin)", "responses": {"204": {"description": "deleted; its viewers are closed with 4004"}, "404": error_response("unknown stream"), "409": error_response("defined in the manifest, or cluster_read_only")}}
             },
             "/api/streams/{id}/snapshot.jpg": {"get": {"summary": "The latest frame (starts an on-demand source and waits up to 5 s)", "parameters": [id_param(), variant_param(), access_token_param()],
                 "responses": {"200": {"description": "JPEG", "content": {"image/jpeg": {}}}, "400": error_response("bad variant"), "404": error_response("unknown stream, or no such variant"), "503": error_response("no frame")}}},
             "/api/streams/{id}/mjpeg": {"get": {"summary": "Live MJPEG over HTTP (multipart/x-mixed-replace)", "parameters": [id_param(), variant_param(), max_fps_param(), access_token_param()],
                 "responses": {"200": {"description": "one JPEG per part", "content": {"multipart/x-mixed-replace": {}}}, "400": error_response("bad max_fps or variant"), "404": error_response("unknown stream, or no such variant"), "503": error_response("stream at max_viewers_per_stream")}}},
+            "/api/cluster": {"get": {"summary": "Cluster mode: this node, the members and their readiness, and each stream's owner (only streams the caller may watch); outside a cluster node is null", "responses": {"200": json_response("cluster", json!({"type": "object", "required": ["node", "members", "owners"], "properties": {"node": {"type": ["string", "null"]}, "members": {"type": "array", "items": {"type": "object", "required": ["name", "url", "ready"], "properties": {"name": {"type": "string"}, "url": {"type": "string"}, "ready": {"type": "boolean"}}}}, "owners": {"type": "object", "additionalProperties": {"type": "string"}}}})), "401": error_response("no token")}}},
             "/api/plugins": {"get": {"summary": "Loaded source plugins", "responses": {"200": json_response("plugins", json!({"type": "object", "properties": {"plugins": {"type": "array", "items": {"$ref": "#/components/schemas/Plugin"}}}}))}}},
             "/api/config": {"get": {"summary": "Configuration status: files, last reload, errors (admin)", "responses": {"200": json_response("status", json!({"type": "object"}))}}},
             "/ws/streams/{id}": {"get": {"summary": "WebSocket viewer: binary = one JPEG (format=mjpeg, the default) or one H.264/H.265 access unit behind an 18-byte header (format=h264|h265|auto), text = JSON events (hello, health, config, state, dropped); close codes 1001, 4001, 4004, 4006 (format unavailable), 4008 (1002, 1007, 1009 for a client that breaks the protocol, 1008 for a bad credit message)",

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use http::{Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
-use super::api::{groups, media, retry, streams, system};
+use super::api::{cluster, groups, media, retry, streams, system};
 use super::auth::{self, Principal};
 use super::guard;
 use super::pacing::parse_max_fps;
@@ -78,6 +78,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/api/groups", Access::Viewer),
     route("PUT", "/api/groups/{id}", Access::Admin),
     route("DELETE", "/api/groups/{id}", Access::Admin),
+    route("GET", "/api/cluster", Access::Viewer),
     route("GET", "/api/plugins", Access::Viewer),
     route("GET", "/api/config", Access::Admin),
     route("GET", "/ws/streams/{id}", Access::Stream),
@@ -263,7 +264,13 @@ async fn dispatch(
         }
         _ => None,
     };
+    let in_cluster = state.config().manifest.cluster.is_some();
     let response = match (route.method, route.template) {
+        ("POST", "/api/streams") | ("PUT" | "DELETE", "/api/streams/{id}" | "/api/groups/{id}")
+            if in_cluster =>
+        {
+            cluster::read_only()
+        }
         (_, "/healthz") => system::healthz(),
         (_, "/readyz") => system::readyz(state),
         (_, "/metrics") => system::metrics(state),
@@ -299,6 +306,7 @@ async fn dispatch(
         ("GET", "/api/groups") => groups::list(state, principal.as_ref()).await,
         ("PUT", "/api/groups/{id}") => groups::put(state, &id, req).await,
         ("DELETE", "/api/groups/{id}") => groups::delete(state, &id).await,
+        ("GET", "/api/cluster") => cluster::get(state, principal.as_ref()),
         ("GET", "/api/plugins") => system::plugins(state),
         ("GET", "/api/config") => system::config_status(state),
         (_, "/ws/streams/{id}") => match reservation {

@@ -94,6 +94,11 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Diff {
     if old.plugins != new.plugins {
         diff.restart_required.push("plugins.dir");
     }
+    // Joining or leaving a cluster, or renaming this node, changes who owns every stream;
+    // members, token and probe interval follow a reload (`cluster/`).
+    if old.cluster.as_ref().map(|c| &c.node) != new.cluster.as_ref().map(|c| &c.node) {
+        diff.restart_required.push("cluster.node");
+    }
     diff
 }
 

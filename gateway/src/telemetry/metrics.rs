@@ -148,6 +148,9 @@ pub struct Metrics {
     config_reloads: IntCounterVec,
     config_last_reload_successful: IntGauge,
     plugin_info: IntGaugeVec,
+    cluster_members: IntGaugeVec,
+    cluster_owned_streams: IntGauge,
+    cluster_owner_changes: IntCounter,
     /// Every registered family (documented in `docs/metrics.md`; a test keeps the two in
     /// step).
     families: Vec<Family>,
@@ -225,6 +228,9 @@ impl Metrics {
             config_reloads: IntCounterVec::new(opts("config_reloads_total", "Configuration reload attempts by result (applied, unchanged, rejected)."), &["result"]).unwrap(),
             config_last_reload_successful: IntGauge::with_opts(opts("config_last_reload_successful", "1 if the last configuration reload succeeded.")).unwrap(),
             plugin_info: IntGaugeVec::new(opts("plugin_info", "Loaded source plugins (value 1)."), &["name", "version", "abi", "origin"]).unwrap(),
+            cluster_members: IntGaugeVec::new(opts("cluster_members", "Cluster members as this node sees them, by state (ready, not_ready; this node counts as ready). Absent outside cluster mode."), &["state"]).unwrap(),
+            cluster_owned_streams: IntGauge::with_opts(opts("cluster_owned_streams", "Streams this node owns (serves from the camera); the others it relays from their owner. Outside cluster mode: every stream.")).unwrap(),
+            cluster_owner_changes: IntCounter::with_opts(opts("cluster_owner_changes_total", "Streams whose owner changed (a member joined, left or stopped answering); each restarts under its viewers.")).unwrap(),
             registry,
             families: Vec::new(),
         };
@@ -269,6 +275,9 @@ impl Metrics {
             Box::new(m.config_reloads.clone()),
             Box::new(m.config_last_reload_successful.clone()),
             Box::new(m.plugin_info.clone()),
+            Box::new(m.cluster_members.clone()),
+            Box::new(m.cluster_owned_streams.clone()),
+            Box::new(m.cluster_owner_changes.clone()),
             Box::new(crate::plugins::late_callbacks_metric()),
             Box::new(build),
         ];
@@ -423,6 +432,25 @@ impl Metrics {
     }
 
     /// Event: a reload attempt ended with `result` (`applied`, `unchanged`, `rejected`).
+    /// The cluster as just applied: members by readiness (`None`: not in a cluster), the
+    /// streams this node owns, and how many streams just changed owner.
+    pub fn cluster(&self, members: Option<(usize, usize)>, owned: usize, moved: usize) {
+        match members {
+            Some((ready, not_ready)) => {
+                self.cluster_members
+                    .with_label_values(&["ready"])
+                    .set(ready as i64);
+                self.cluster_members
+                    .with_label_values(&["not_ready"])
+                    .set(not_ready as i64);
+            }
+            None => self.cluster_members.reset(),
+        }
+        self.cluster_owned_streams.set(owned as i64);
+        self.cluster_owner_changes.inc_by(moved as u64);
+    }
+
+    /// Counts a configuration reload attempt.
     pub fn config_reload(&self, result: &str) {
         self.config_reloads.with_label_values(&[result]).inc();
         self.config_last_reload_successful

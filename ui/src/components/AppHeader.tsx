@@ -19,7 +19,8 @@ export function AppHeader({
   session: Session | null;
   theme: ThemeChoice;
   onCycleTheme: () => void;
-  onAdd: () => void;
+  /** Absent: no "Add camera" (not an admin, or a cluster node). */
+  onAdd?: () => void;
   onLogin: () => void;
   onLogout: () => void;
   /** The wall's controls (groups, layout, full screen): on a phone, a second row. */
@@ -56,7 +57,17 @@ export function AppHeader({
         )}
         {wall && <div className="order-last flex basis-full sm:order-none sm:basis-auto">{wall}</div>}
         <div className="ml-auto flex items-center gap-1.5">
-          {isAdmin && (
+          {session?.cluster_node && (
+            <Tooltip>
+              <TooltipTrigger asChild>
+                <span className="rounded-md border px-2 py-1 text-xs font-medium text-muted-foreground" data-testid="cluster-node" tabIndex={0}>
+                  {session.cluster_node}
+                </span>
+              </TooltipTrigger>
+              <TooltipContent>Served by cluster node {session.cluster_node}; cameras come from the shared manifest</TooltipContent>
+            </Tooltip>
+          )}
+          {isAdmin && onAdd && (
             <Button size="sm" onClick={onAdd} data-testid="add-camera" aria-label="Add camera" className="max-lg:w-8 max-lg:px-0 max-sm:w-11">
               <Plus /> <span className="hidden lg:inline">Add camera</span>
             </Button>

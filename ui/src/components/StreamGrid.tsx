@@ -17,7 +17,8 @@ export interface StreamGridProps {
   streams: Stream[];
   isAdmin: boolean;
   layout: LayoutChoice;
-  onAdd: () => void;
+  /** Absent: cameras cannot be added here (not an admin, or a cluster node). */
+  onAdd?: () => void;
   onEdit: (stream: Stream) => void;
   onDelete: (stream: Stream) => void;
   /** The wall's element (what the header's full-screen button puts in full screen). */
@@ -123,12 +124,14 @@ export function StreamGrid({ streams, isAdmin, layout, onAdd, onEdit, onDelete, 
             <div className="space-y-1">
               <h2 className="font-semibold">No cameras yet</h2>
               <p className="text-sm text-muted-foreground">
-                {isAdmin
+                {isAdmin && onAdd
                   ? "Add a camera by pasting its RTSP URL, or list streams in the manifest file."
-                  : "An administrator can add cameras in the manifest file or from this page."}
+                  : isAdmin
+                    ? "This gateway is a cluster node: cameras come from the manifest every node shares."
+                    : "An administrator can add cameras in the manifest file or from this page."}
               </p>
             </div>
-            {isAdmin && (
+            {isAdmin && onAdd && (
               <Button onClick={onAdd}>
                 <Plus /> Add camera
               </Button>

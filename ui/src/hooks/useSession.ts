@@ -95,8 +95,9 @@ export async function fetchSession(): Promise<Session> {
   try {
     const s = (await api.getSession()) as Partial<Session> | undefined;
     const authRequired = s?.auth_required === true;
-    if (!authRequired) return { auth_required: false, authenticated: true, role: s?.role ?? "admin" };
-    return { auth_required: true, authenticated: s.authenticated === true, role: s.role ?? null };
+    const cluster_node = typeof s?.cluster_node === "string" ? s.cluster_node : null;
+    if (!authRequired) return { auth_required: false, authenticated: true, role: s?.role ?? "admin", cluster_node };
+    return { auth_required: true, authenticated: s.authenticated === true, role: s.role ?? null, cluster_node };
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) return { auth_required: true, authenticated: false, role: null };
     // 404/405: a gateway without sessions is open. Network errors: show what an open gateway

@@ -71,6 +71,9 @@ export interface Session {
   auth_required: boolean;
   authenticated: boolean;
   role: "admin" | "viewer" | "metrics" | null;
+  /** The cluster node serving this page, `null` outside cluster mode: a cluster's streams and
+   * groups come from its shared manifest, so the page offers no way to change them. */
+  cluster_node?: string | null;
 }
 
 /** The body of POST /api/streams and PUT /api/streams/{id}. */

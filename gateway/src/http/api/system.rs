@@ -31,7 +31,8 @@ pub fn healthz() -> Response<Body> {
 }
 
 /// `GET /readyz`: a configuration is applied and the listener is up; 503 while shutting
-/// down, so load balancers stop sending traffic first.
+/// down, so load balancers stop sending traffic first. A cluster node also says its
+/// `node` name: members learn each other's names from it (`cluster/membership.rs`).
 pub fn readyz(state: &Arc<AppState>) -> Response<Body> {
     if *state.shutdown.borrow() {
         return response::error(
@@ -46,6 +47,7 @@ pub fn readyz(state: &Arc<AppState>) -> Response<Body> {
             "status": "ready",
             "streams": state.registry.all().len(),
             "last_reload_successful": state.config_status().last_reload_successful,
+            "node": state.config().manifest.cluster.as_ref().map(|c| c.node.as_str()),
         }),
     )
 }
@@ -70,6 +72,7 @@ pub fn session(state: &Arc<AppState>, credential: &Credential) -> Response<Body>
             "auth_required": config.manifest.auth.enabled(),
             "authenticated": principal.is_some(),
             "role": principal.map(|p| p.role),
+            "cluster_node": config.manifest.cluster.as_ref().map(|c| c.node.as_str()),
         }),
     )
 }
@@ -90,7 +93,8 @@ pub async fn login(state: &Arc<AppState>, req: Request<Incoming>) -> Response<Bo
     if state.principal(&credential).is_none() {
         return auth::unauthorized();
     }
-    match state.sessions.open(&login.token) {
+    let signed = state.config().manifest.cluster.is_some();
+    match state.sessions.open(&login.token, signed) {
         Ok(id) => {
             let mut response = Response::new(response::empty());
             *response.status_mut() = StatusCode::NO_CONTENT;
