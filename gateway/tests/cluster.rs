@@ -218,18 +218,23 @@ async fn await_agreement(
             return expected;
         }
         if started.elapsed() > deadline {
-            let tails: Vec<String> = nodes
-                .iter()
-                .map(|n| format!("--- {}:\n{}", n.proc.name, n.proc.log_tail(15)))
-                .collect();
             panic!(
                 "nodes do not agree on members {want_ready:?} and owners {expected:?} within \
                  {deadline:?}: {views:?}\n{}",
-                tails.join("\n")
+                logs(nodes)
             );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The end of each node's log, for failure messages.
+fn logs(nodes: &[&Node]) -> String {
+    nodes
+        .iter()
+        .map(|n| format!("--- {}:\n{}", n.proc.name, n.proc.log_tail(15)))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Polls until HAProxy has sent `GET /readyz` to each of `names` (round-robin, and each
@@ -253,7 +258,7 @@ async fn await_balancer(port: u16, names: &[&str], deadline: Duration) {
 
 /// Polls until each camera has exactly one RTSP session at the demo server, and again one
 /// second later (a second session opening late would show).
-async fn await_one_session_per_camera(camera: &RtspServer, deadline: Duration) {
+async fn await_one_session_per_camera(camera: &RtspServer, nodes: &[&Node], deadline: Duration) {
     let started = Instant::now();
     let mut stable_since: Option<Instant> = None;
     loop {
@@ -272,7 +277,9 @@ async fn await_one_session_per_camera(camera: &RtspServer, deadline: Duration) {
         }
         assert!(
             started.elapsed() < deadline,
-            "each camera should have exactly one RTSP session: {counts:?} for {CAMERAS:?} ({stats})"
+            "each camera should have exactly one RTSP session: {counts:?} for {CAMERAS:?} \
+             ({stats})\n{}",
+            logs(nodes)
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -383,7 +390,7 @@ async fn a_cluster_behind_haproxy_serves_every_viewer_and_survives_a_dead_and_a_
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    await_one_session_per_camera(&camera, Duration::from_secs(30)).await;
+    await_one_session_per_camera(&camera, &refs, Duration::from_secs(30)).await;
     fleet.open_window();
     tokio::time::sleep(Duration::from_secs(15)).await;
     fleet.close_window();
@@ -407,7 +414,7 @@ async fn a_cluster_behind_haproxy_serves_every_viewer_and_survives_a_dead_and_a_
         received as f64 / span as f64,
         worst.0
     );
-    await_one_session_per_camera(&camera, Duration::from_secs(10)).await;
+    await_one_session_per_camera(&camera, &refs, Duration::from_secs(10)).await;
 
     // Viewers through HAProxy land on the owner: a node's viewers of streams it does not
     // own are the direct viewers sent there, plus any balanced viewer that was misrouted.
@@ -502,7 +509,7 @@ async fn a_cluster_behind_haproxy_serves_every_viewer_and_survives_a_dead_and_a_
         slowest as f64 / 1e6
     );
     assert!(reconnected > 0, "the dead node had viewers through HAProxy");
-    await_one_session_per_camera(&camera, Duration::from_secs(20)).await;
+    await_one_session_per_camera(&camera, &live, Duration::from_secs(20)).await;
 
     // --- A fourth node: every manifest lists it (hot reload), then it starts.
     let d = NODES[3];
@@ -534,7 +541,10 @@ async fn a_cluster_behind_haproxy_serves_every_viewer_and_survives_a_dead_and_a_
         "at most 40 % of the streams move: {moved:?}"
     );
     for id in &moved {
-        assert_eq!(final_owners[*id], d, "a stream that moves goes to the new node");
+        assert_eq!(
+            final_owners[*id], d,
+            "a stream that moves goes to the new node"
+        );
     }
     let started = Instant::now();
     loop {
@@ -557,7 +567,7 @@ async fn a_cluster_behind_haproxy_serves_every_viewer_and_survives_a_dead_and_a_
             assert_eq!(stats.connects, 1, "owner changes keep sockets: {spec:?}");
         }
     }
-    await_one_session_per_camera(&camera, Duration::from_secs(20)).await;
+    await_one_session_per_camera(&camera, &live, Duration::from_secs(20)).await;
     fleet.stop().await;
 }
 
