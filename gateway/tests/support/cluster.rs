@@ -108,8 +108,7 @@ pub fn local(port: u16) -> SocketAddr {
 pub async fn get_json(addr: SocketAddr, path: &str) -> Option<(u16, serde_json::Value)> {
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await.ok()?;
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).await.ok()?;
@@ -161,7 +160,12 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 /// the gateway so the test checks the owners the nodes report against the definition.
 pub fn score(name: &str, stream: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in name.as_bytes().iter().chain([0u8].iter()).chain(stream.as_bytes()) {
+    for &b in name
+        .as_bytes()
+        .iter()
+        .chain([0u8].iter())
+        .chain(stream.as_bytes())
+    {
         h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
     }
     let mut z = h;
