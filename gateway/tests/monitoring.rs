@@ -25,22 +25,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::rtsp::{RtspServer, workspace};
-use support::{http, start};
+use support::rtsp::RtspServer;
+use support::{deploy_dir as deploy, http, read_text as read, start};
 
 const ADMIN: &str = "admin-token-0123456789abc";
 const METRICS: &str = "metrics-token-0123456789";
 
-fn deploy() -> PathBuf {
-    workspace().join("deploy")
-}
-
 fn rules_file() -> PathBuf {
     deploy().join("prometheus/camgate-rules.yml")
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
 /// A YAML file as JSON values (what both Prometheus' and Compose's files are).

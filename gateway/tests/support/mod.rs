@@ -36,6 +36,16 @@ pub fn manifest(yaml: &str, catalog: &PluginCatalog) -> Manifest {
     }
 }
 
+/// The repository's `deploy/` folder (monitoring, HAProxy and Kubernetes files).
+pub fn deploy_dir() -> PathBuf {
+    rtsp::workspace().join("deploy")
+}
+
+/// A text file's contents; panics naming the file.
+pub fn read_text(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
 /// Options with short timeouts so slow-viewer behaviour shows within a test.
 pub fn fast_options() -> GatewayOptions {
     GatewayOptions {
