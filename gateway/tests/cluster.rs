@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use support::cluster::{Proc, free_ports, get_json, local, owner};
 use support::fleet::{Fleet, ViewerSpec, now_us};
+use support::haproxy::Haproxy;
 use support::rtsp::RtspServer;
 
 /// Node names; the first three start together, the fourth joins later.
@@ -100,13 +101,6 @@ fn testsrc() -> String {
     "{ plugin: testsrc, width: 320, height: 180, fps: 5, loop_frames: 10 }".into()
 }
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
-
 /// One gateway node: its manifest file, port and process.
 struct Node {
     name: &'static str,
@@ -143,29 +137,6 @@ impl Node {
         std::fs::write(&next, yaml).unwrap();
         std::fs::rename(&next, &self.manifest).unwrap();
     }
-}
-
-/// HAProxy with the shipped configuration, unchanged: addresses come from the environment
-/// variables it documents.
-fn start_haproxy(dir: &Path, listen: u16, nodes: &[(&str, u16)]) -> Proc {
-    let haproxy = ["/usr/sbin/haproxy", "/usr/bin/haproxy"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("haproxy is installed (apt-get install haproxy; .ci/run does)");
-    let mut command = Command::new(haproxy);
-    command
-        .arg("-f")
-        .arg(workspace().join("deploy/haproxy/haproxy.cfg"))
-        .arg("-db")
-        .current_dir(workspace().join("deploy/haproxy"))
-        .env("CAMGATE_LB_BIND", format!("127.0.0.1:{listen}"));
-    for (name, port) in nodes {
-        command.env(
-            format!("CAMGATE_NODE_{}", name.to_ascii_uppercase()),
-            format!("127.0.0.1:{port}"),
-        );
-    }
-    Proc::spawn("haproxy", command, &dir.join("haproxy.log"))
 }
 
 /// `GET /api/cluster` of `node`: (members ready, owners), or `None` if it does not answer.
@@ -239,15 +210,16 @@ fn logs(nodes: &[&Node]) -> String {
 
 /// Polls until HAProxy has sent `GET /readyz` to each of `names` (round-robin, and each
 /// answers with its node name): all are UP behind it.
-async fn await_balancer(port: u16, names: &[&str], deadline: Duration) {
+async fn await_balancer(haproxy: &Haproxy, names: &[&str], deadline: Duration) {
     let started = Instant::now();
     let mut seen = std::collections::BTreeSet::new();
     while !names.iter().all(|n| seen.contains(*n)) {
         assert!(
             started.elapsed() < deadline,
-            "HAProxy did not reach all of {names:?} within {deadline:?} (saw {seen:?})"
+            "HAProxy did not reach all of {names:?} within {deadline:?} (saw {seen:?}):\n{}",
+            haproxy.log()
         );
-        if let Some((200, body)) = get_json(local(port), "/readyz").await
+        if let Some((200, body)) = get_json(haproxy.addr, "/readyz").await
             && let Some(node) = body["node"].as_str()
         {
             seen.insert(node.to_owned());
@@ -383,8 +355,7 @@ async fn a_cluster_behind_haproxy_serves_every_viewer_and_survives_a_dead_and_a_
     let dir = tempfile::tempdir().unwrap();
     let camera = RtspServer::start(&[]);
     let camera_base = camera.url("");
-    let ports = free_ports(NODES.len() + 1);
-    let balancer = ports[NODES.len()];
+    let ports = free_ports(NODES.len());
     let first: Vec<(&str, u16)> = NODES[..3].iter().copied().zip(ports.clone()).collect();
     let all: Vec<(&str, u16)> = NODES.iter().copied().zip(ports.clone()).collect();
 
@@ -399,10 +370,16 @@ async fn a_cluster_behind_haproxy_serves_every_viewer_and_survives_a_dead_and_a_
             )
         })
         .collect();
-    let _haproxy = start_haproxy(dir.path(), balancer, &first);
+    let haproxy = Haproxy::start(
+        &first
+            .iter()
+            .map(|(n, p)| (*n, local(*p)))
+            .collect::<Vec<_>>(),
+    );
+    let balancer = haproxy.addr.port();
     let refs: Vec<&Node> = nodes.iter().collect();
     let owners = await_agreement(&refs, &NODES[..3], Duration::from_secs(60)).await;
-    await_balancer(balancer, &NODES[..3], Duration::from_secs(30)).await;
+    await_balancer(&haproxy, &NODES[..3], Duration::from_secs(30)).await;
 
     // --- 330 viewers; everyone has pictures, then a 15 s window of counting.
     let fleet = Fleet::start(viewer_specs(balancer, &refs));

@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod fleet;
+pub mod haproxy;
 pub mod rtsp;
 pub mod video;
 
