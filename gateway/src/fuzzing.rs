@@ -28,6 +28,11 @@
 //!   bounds (credit ≤ `MAX_CREDIT`; a report's frames ≤ `MAX_SHOWN_FRAMES`, at most
 //!   `MAX_SHOWN_AGES` ages and no more than its frames, each finite in
 //!   `0..=MAX_SHOWN_AGE_MS`), and an accepted query credit is digits from the input.
+//! - `relay_protocol`: the `relay` plugin's reading of an upstream gateway's messages
+//!   (`camgate_relay::protocol`: text messages, JPEG and video binary messages, the JPEG
+//!   frame header scan, tag stripping) returns for any bytes; an accepted video frame is
+//!   the input after its 18-byte header, a stripped JPEG is the input without exactly its
+//!   33-byte tag, still SOI..EOI, and a config's description is non-empty.
 //! - `thumbnail`: the picture-health reduction of a JPEG (scaled decode, luma averaging)
 //!   returns a thumbnail or a typed error for any bytes; a thumbnail's mean lies in
 //!   `0..=255`, its spread is finite and non-negative, and it does not differ from itself.
@@ -62,6 +67,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("codec_config", codec_config),
     ("control", control),
     ("thumbnail", thumbnail),
+    ("relay_protocol", relay_protocol),
 ];
 
 /// Chunk lengths taken from the input: each chunk is 1 to 64 bytes long, cycling through
@@ -481,5 +487,46 @@ pub fn thumbnail(data: &[u8]) {
         let spread = thumbnail.spread();
         assert!(spread.is_finite() && spread >= 0.0, "spread {spread}");
         assert_eq!(thumbnail.difference(&thumbnail), 0.0);
+    }
+}
+
+/// The `relay_protocol` target (see the module docs).
+pub fn relay_protocol(data: &[u8]) {
+    use camgate_relay::protocol::{
+        Binary, TAG_LEN, Text, VIDEO_HEADER_LEN, jpeg_size, parse_binary, parse_text, strip_tag,
+    };
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(Text::Config(config)) = parse_text(text)
+    {
+        assert!(!config.description.is_empty(), "an empty description");
+    }
+    if let Some((width, height)) = jpeg_size(data) {
+        assert!(width <= 0xFFFF && height <= 0xFFFF);
+    }
+    match parse_binary(data) {
+        Ok(Binary::Video { data: unit, .. }) => {
+            assert!(!unit.is_empty(), "an empty access unit");
+            assert_eq!(
+                unit,
+                &data[VIDEO_HEADER_LEN..],
+                "not the input after its header"
+            );
+        }
+        Ok(Binary::Jpeg { tag, .. }) => {
+            let mut copy = data.to_vec();
+            let stripped = strip_tag(&mut copy);
+            assert_eq!(&stripped[..2], &[0xFF, 0xD8], "no SOI after stripping");
+            assert_eq!(&stripped[stripped.len() - 2..], &[0xFF, 0xD9], "no EOI");
+            if tag.is_some() {
+                assert_eq!(
+                    &stripped[2..],
+                    &data[2 + TAG_LEN..],
+                    "not the input without its tag"
+                );
+            } else {
+                assert_eq!(stripped, data, "an untagged JPEG changed");
+            }
+        }
+        Err(_) => {}
     }
 }

@@ -9,18 +9,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use support::binary::{camgate, spawn_command, spawn_gateway};
 use support::*;
-
-fn camgate() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_camgate"));
-    command.env("CAMGATE_LOG", "info");
-    command
-}
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -86,6 +80,13 @@ fn plugins_lists_builtins_and_reports_a_foreign_abi_library() {
         out.contains("testsrc") && out.contains("v2") && out.contains("built-in"),
         "{out}"
     );
+    for builtin in ["ffmpeg-mjpeg", "rtsp", "relay"] {
+        assert!(
+            out.lines()
+                .any(|l| l.split_whitespace().next() == Some(builtin)),
+            "{builtin} missing: {out}"
+        );
+    }
 
     let library = build_cdylib("camgate-fixture-future-abi");
     let dir = plugins_dir(&[&library]);
@@ -162,54 +163,6 @@ fn run_raises_its_open_file_limit_to_the_hard_limit() {
         "soft limit raised to the hard one: {open_files}"
     );
     assert_ne!(numbers[0], "512", "{open_files}");
-}
-
-/// Starts `camgate run` on 127.0.0.1:0 and returns the child, its address and a handle
-/// collecting its log lines.
-fn spawn_gateway(
-    manifest: &Path,
-) -> (
-    std::process::Child,
-    std::net::SocketAddr,
-    std::sync::Arc<std::sync::Mutex<String>>,
-) {
-    let mut command = camgate();
-    command
-        .args(["run", "--listen", "127.0.0.1:0", "--config"])
-        .arg(manifest);
-    spawn_command(command)
-}
-
-/// Starts `command` (a `camgate run` with `--listen 127.0.0.1:0`) and waits for its address.
-fn spawn_command(
-    mut command: Command,
-) -> (
-    std::process::Child,
-    std::net::SocketAddr,
-    std::sync::Arc<std::sync::Mutex<String>>,
-) {
-    let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let sink = std::sync::Arc::clone(&logs);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if let Some(rest) = line.split("addr=").nth(1) {
-                let _ = addr_tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
-            }
-            let mut all = sink.lock().unwrap();
-            all.push_str(&line);
-            all.push('\n');
-        }
-    });
-    let addr = addr_rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("gateway logs its address")
-        .parse()
-        .unwrap();
-    (child, addr, logs)
 }
 
 #[test]

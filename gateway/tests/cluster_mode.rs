@@ -14,7 +14,7 @@ use camgate::app::{Gateway, GatewayOptions};
 use camgate::config::{self, LoadedConfig};
 use camgate::plugins::PluginCatalog;
 use serde_json::Value;
-use support::{Scrape, fast_options, http_json, login};
+use support::{Scrape, connect, fast_options, http_json, login, next_frame, next_hello};
 
 const ADMIN: &str = "admin-token-0123456789";
 const VIEWER: &str = "viewer-token-0123456789";
@@ -222,6 +222,56 @@ async fn nodes_find_each_other_agree_on_owners_and_move_only_a_departed_nodes_st
     .await;
     assert_eq!(body["authenticated"], false, "{body}");
 
+    // Any node serves any stream: a non-owner relays it from its owner, with the owner's
+    // capture times, over one upstream connection however many watch it there.
+    let on_c = owners
+        .iter()
+        .find(|(_, o)| *o == "c")
+        .map(|(id, _)| id.clone())
+        .unwrap();
+    let path = format!("/ws/streams/{on_c}?access_token={VIEWER}");
+    let mut at_owner = connect(addrs[2], &path).await;
+    next_hello(&mut at_owner, Duration::from_secs(10)).await;
+    let mut relayed = Vec::new();
+    for _ in 0..3 {
+        let mut ws = connect(addrs[0], &path).await;
+        next_hello(&mut ws, Duration::from_secs(10)).await;
+        relayed.push(ws);
+    }
+    let direct: Vec<u64> = {
+        let mut times = Vec::new();
+        for _ in 0..10 {
+            times.push(
+                next_frame(&mut at_owner, Duration::from_secs(10))
+                    .await
+                    .captured_at_us,
+            );
+        }
+        times
+    };
+    let mut matched = 0;
+    for _ in 0..10 {
+        let frame = next_frame(&mut relayed[0], Duration::from_secs(10)).await;
+        matched += usize::from(direct.contains(&frame.captured_at_us));
+    }
+    assert!(
+        matched >= 3,
+        "relayed frames carry the owner's capture times ({matched} of 10 seen at the owner too)"
+    );
+    let (_, at_c) = http_json(
+        addrs[2],
+        "GET",
+        &format!("/api/streams/{on_c}"),
+        &[("Authorization", &admin)],
+        None,
+    )
+    .await;
+    assert_eq!(
+        at_c["viewers"], 2,
+        "one viewer of its own + ONE relay for a's three: {at_c}"
+    );
+    drop(at_owner);
+
     // c goes away: its streams move to a and b, nothing else moves.
     let c = nodes.pop().unwrap();
     c.shutdown().await;
@@ -246,6 +296,28 @@ async fn nodes_find_each_other_agree_on_owners_and_move_only_a_departed_nodes_st
         1.0
     );
     assert!(scrape.value("camgate_cluster_owner_changes_total") >= 1.0);
+
+    // The viewers a relayed from c kept their sockets: the stream restarted under them (from
+    // its camera on its new owner, or relayed from it) and pictures flow again.
+    for ws in &mut relayed {
+        let before = tokio::time::Instant::now();
+        loop {
+            let frame = next_frame(ws, Duration::from_secs(15)).await;
+            let age_ms = (std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_micros() as u64)
+                .saturating_sub(frame.captured_at_us)
+                / 1000;
+            if age_ms < 2000 {
+                break;
+            }
+            assert!(
+                before.elapsed() < Duration::from_secs(15),
+                "no fresh picture"
+            );
+        }
+    }
 
     for node in nodes {
         node.shutdown().await;

@@ -125,7 +125,7 @@ fn a_plugin_rejects_invalid_config_with_its_own_message() {
     let err = catalog.validate_source("nope", &options("{}")).unwrap_err();
     assert_eq!(
         err,
-        "unknown plugin `nope` (available: ffmpeg-mjpeg, rtsp, testsrc)"
+        "unknown plugin `nope` (available: ffmpeg-mjpeg, relay, rtsp, testsrc)"
     );
 }
 

@@ -23,6 +23,13 @@
 //!   the v2 [`HostCallbacks`] starts with the whole v1 struct ([`HOST_CALLBACKS_V1_SIZE`]
 //!   bytes), so the host loads it through the same types and it simply never calls
 //!   `on_media`. These v1 items never change.
+//! - **Optional callbacks appended within v2.** [`HostCallbacks::on_skip`] was appended
+//!   after v2 shipped, without a version bump: a v2 host built before it passes a struct of
+//!   [`HOST_CALLBACKS_V2_SIZE`] bytes. So a plugin accepts any struct of at least
+//!   [`HOST_CALLBACKS_V2_SIZE`] bytes, copies only `size` bytes of it (the rest reads as
+//!   absent: the field is an `Option` of a function pointer, null = `None`), and calls
+//!   `on_skip` only when `size` covers it and it is set ([`crate::Host::skipped`] does
+//!   both). Later optional callbacks follow the same rule.
 //! - The vtable is written into a buffer the host owns ([`EntryFn`]): the host passes its
 //!   own `size_of::<PluginVTable>()` as `out_size`; the plugin refuses a buffer smaller than
 //!   its vtable and writes exactly its own `size` bytes. The host then reads `size` and
@@ -57,6 +64,10 @@ pub const ENTRY_SYMBOL_V1: &[u8] = b"camgate_plugin_entry_v1\0";
 /// The size of the v1 [`HostCallbacks`] (everything before [`HostCallbacks::on_media`]):
 /// what a v1 plugin requires of the host's struct. Frozen.
 pub const HOST_CALLBACKS_V1_SIZE: usize = std::mem::offset_of!(HostCallbacks, on_media);
+
+/// The size of the [`HostCallbacks`] v2 first shipped with (everything before
+/// [`HostCallbacks::on_skip`]): the least a v2 plugin accepts. Frozen.
+pub const HOST_CALLBACKS_V2_SIZE: usize = std::mem::offset_of!(HostCallbacks, on_skip);
 
 /// A symbol every plugin exports whatever its ABI version: `extern "C" fn() -> u32`.
 ///
@@ -276,6 +287,13 @@ pub struct HostCallbacks {
     /// the first `config`...) is refused with [`STATUS_ERROR`] and logged by the host,
     /// rate-limited. A JPEG sent here takes exactly the path of `on_frame`.
     pub on_media: extern "C" fn(ctx: *mut c_void, frame: *const MediaFrameRef<'_>) -> i32,
+    /// Optional (appended within v2; present when `size` covers it and it is not null):
+    /// "the next frame I send follows `frames` frames that were skipped before they reached
+    /// me" (a relay whose upstream numbered its frames with a gap). The host advances the
+    /// sequence numbers of this instance's next frame (JPEG and video) by `frames`, so its
+    /// viewers see the same gap. Returns [`STATUS_OK`], or [`STATUS_CLOSED`] when the host
+    /// no longer wants anything from this instance.
+    pub on_skip: Option<extern "C" fn(ctx: *mut c_void, frames: u64) -> i32>,
 }
 
 /// What a plugin exposes: metadata and its lifecycle functions. Filled in by the plugin's

@@ -17,8 +17,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::abi::{
-    ABI_VERSION, EntryFn, ErrorSink, HostCallbacks, PluginVTable, STATUS_ABI_MISMATCH,
-    STATUS_ERROR, STATUS_INVALID_CONFIG, STATUS_OK, STATUS_PANIC, StrRef,
+    ABI_VERSION, EntryFn, ErrorSink, HOST_CALLBACKS_V2_SIZE, HostCallbacks, PluginVTable,
+    STATUS_ABI_MISMATCH, STATUS_ERROR, STATUS_INVALID_CONFIG, STATUS_OK, STATUS_PANIC, StrRef,
 };
 use crate::plugin::{Host, Source, SourcePlugin};
 
@@ -199,6 +199,32 @@ extern "C" fn validate<P: SourcePlugin>(config_json: StrRef<'_>, err: ErrorSink)
     })
 }
 
+/// Copies the host's callbacks: `size` bytes of them at most (and at most our struct),
+/// the rest zero (absent optional callbacks).
+///
+/// # Safety
+/// `host` points to at least `size` readable bytes, `size >= HOST_CALLBACKS_V2_SIZE`, and
+/// every field of [`HostCallbacks`] at or past `HOST_CALLBACKS_V2_SIZE` is an `Option` of a
+/// function pointer (zero is `None`).
+unsafe fn read_callbacks(host: *const HostCallbacks, size: usize) -> HostCallbacks {
+    let ours = std::mem::size_of::<HostCallbacks>();
+    let mut callbacks = std::mem::MaybeUninit::<HostCallbacks>::zeroed();
+    // SAFETY: source readable for `min(size, ours)` bytes (caller), destination is our own
+    // struct of `ours` bytes; they do not overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            host.cast::<u8>(),
+            callbacks.as_mut_ptr().cast::<u8>(),
+            size.min(ours),
+        );
+    }
+    // SAFETY: the v2 prefix was copied from a valid struct; the zeroed tail holds only
+    // optional function pointers, valid as `None` (caller).
+    let mut callbacks = unsafe { callbacks.assume_init() };
+    callbacks.size = size.min(ours);
+    callbacks
+}
+
 extern "C" fn create<P: SourcePlugin>(
     config_json: StrRef<'_>,
     host: *const HostCallbacks,
@@ -210,23 +236,27 @@ extern "C" fn create<P: SourcePlugin>(
             write_error(err, "host passed a null pointer to create");
             return STATUS_ERROR;
         }
-        // Growth rule (abi.rs): read `size` alone first, refuse a smaller struct, accept a
-        // larger one and copy only the fields this version knows.
+        // Growth rule (abi.rs): read `size` alone first, refuse a struct smaller than v2's,
+        // accept a larger one and copy only the fields this version knows and the host
+        // wrote (optional callbacks appended within v2 then read as absent).
         // SAFETY: `host` is non-null and the ABI says it points to a `HostCallbacks` that
         // starts with its `size`; only that field is read here.
         let size = unsafe { std::ptr::addr_of!((*host).size).read() };
-        if size < std::mem::size_of::<HostCallbacks>() {
+        if size < HOST_CALLBACKS_V2_SIZE {
             write_error(
                 err,
                 &format!(
-                    "host callbacks struct is {size} bytes, ABI v{ABI_VERSION} needs at least {}",
-                    std::mem::size_of::<HostCallbacks>()
+                    "host callbacks struct is {size} bytes, ABI v{ABI_VERSION} needs at least \
+                     {HOST_CALLBACKS_V2_SIZE}"
                 ),
             );
             return STATUS_ABI_MISMATCH;
         }
-        // SAFETY: the struct is at least as large as ours, so our fields are all there.
-        let callbacks = unsafe { host.read() };
+        // SAFETY: the host wrote at least `size` bytes (≥ the v2 prefix); we copy no more
+        // than that and no more than our struct into a zeroed one. Every field past the
+        // copied prefix is an optional callback (`Option` of a function pointer), for which
+        // zero is the valid `None`.
+        let callbacks = unsafe { read_callbacks(host, size) };
         let config = match parse_config::<P>(config_json, err) {
             Ok(config) => config,
             Err(status) => return status,
@@ -401,6 +431,9 @@ mod tests {
     extern "C" fn media_ok(_: *mut c_void, _: *const MediaFrameRef<'_>) -> i32 {
         STATUS_OK
     }
+    extern "C" fn skip_ok(_: *mut c_void, _: u64) -> i32 {
+        STATUS_OK
+    }
     extern "C" fn state_ignored(_: *mut c_void, _: u32, _: StrRef<'_>) {}
     extern "C" fn log_ignored(_: *mut c_void, _: u32, _: StrRef<'_>) {}
 
@@ -430,6 +463,7 @@ mod tests {
             on_state: state_ignored,
             on_log: log_ignored,
             on_media: media_ok,
+            on_skip: Some(skip_ok),
         };
         let grown = GrownCallbacks {
             current: HostCallbacks {
@@ -442,8 +476,27 @@ mod tests {
         let (status, message) = create_with(&grown.current);
         assert_eq!(status, STATUS_OK, "{message}");
 
+        // A v2 host from before `on_skip` was appended: accepted, without it.
+        let before_skip = HostCallbacks {
+            size: HOST_CALLBACKS_V2_SIZE,
+            ..ours
+        };
+        let (status, message) = create_with(&before_skip);
+        assert_eq!(status, STATUS_OK, "{message}");
+        // SAFETY: a whole struct whose `size` says less: only that prefix is copied.
+        let copied = unsafe { read_callbacks(&before_skip, before_skip.size) };
+        assert_eq!(copied.size, HOST_CALLBACKS_V2_SIZE);
+        assert!(
+            copied.on_skip.is_none(),
+            "a field past `size` reads as absent"
+        );
+        // SAFETY: as above, with the whole struct.
+        let copied = unsafe { read_callbacks(&grown.current, grown.current.size) };
+        assert_eq!(copied.size, std::mem::size_of::<HostCallbacks>());
+        assert!(copied.on_skip.is_some());
+
         let smaller = HostCallbacks {
-            size: std::mem::size_of::<HostCallbacks>() - 8,
+            size: HOST_CALLBACKS_V2_SIZE - 8,
             ..ours
         };
         let (status, message) = create_with(&smaller);

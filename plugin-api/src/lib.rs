@@ -33,7 +33,10 @@
 //!    `size` alone, through the raw pointer, before anything else. So the host may append
 //!    fields to `HostCallbacks` without breaking plugins; a change to a struct plugins
 //!    write (`PluginVTable`, `FrameRef`, `MediaFrameRef`) that the host relies on bumps
-//!    the ABI version. See [`abi`] for the vtable buffer.
+//!    the ABI version. See [`abi`] for the vtable buffer. Optional callbacks may be
+//!    appended to `HostCallbacks` within a version ([`abi::HostCallbacks::on_skip`]): a
+//!    plugin accepts a struct of at least [`abi::HOST_CALLBACKS_V2_SIZE`] bytes and calls
+//!    an optional callback only when `size` covers it ([`Host::skipped`] does this).
 //! 6. **Status codes, not panics.** Every call returns an `i32` status (`abi::STATUS_*`);
 //!    details go to an [`abi::ErrorSink`] as text. Panics in plugin code are caught at every
 //!    crossing and become [`abi::STATUS_PANIC`]; a panicking plugin fails its stream, never
@@ -62,12 +65,15 @@
 //!    add up, a configuration before the first video frame, a configuration record it can
 //!    parse) and refuses a bad one with [`SendError::Rejected`], logging why
 //!    (rate-limited); it never trusts the plugin's bytes.
-//! 9. **The host owns observability.** Plugins log and report state through the host
-//!    callbacks; the host adds context, metrics and rate limits. Messages never contain
-//!    secrets (passwords, tokens): mask them before reporting.
-//! 10. **Configuration is JSON.** The manifest's `source` mapping minus `plugin` arrives as
+//! 9. **Skipped frames.** A source that knows frames were skipped before they reached it
+//!    (a relay of another gateway) calls [`Host::skipped`] before the next frame; the host
+//!    numbers that frame past the gap, so viewers count the missing frames.
+//! 10. **The host owns observability.** Plugins log and report state through the host
+//!     callbacks; the host adds context, metrics and rate limits. Messages never contain
+//!     secrets (passwords, tokens): mask them before reporting.
+//! 11. **Configuration is JSON.** The manifest's `source` mapping minus `plugin` arrives as
 //!     a JSON object. Validate strictly (`#[serde(deny_unknown_fields)]`).
-//! 11. **Closed is not rejected.** [`Host::send_frame`] and [`Host::send_media`] return
+//! 12. **Closed is not rejected.** [`Host::send_frame`] and [`Host::send_media`] return
 //!     [`SendError::Closed`] when the host stops the instance (end the producer) and
 //!     [`SendError::Rejected`] when it could not take one frame (log it, rate-limited, and
 //!     keep producing). A source must not report `Live` while it has stopped publishing.

@@ -395,6 +395,30 @@ impl Host {
         SendError::check(status)
     }
 
+    /// Tells the host that the next frame follows `frames` frames skipped before they
+    /// reached this source (e.g. a relay whose upstream's sequence numbers jumped), so the
+    /// host numbers it with the same gap and viewers count the frames as missing. Call it
+    /// right before sending that frame, from the thread that sends it.
+    ///
+    /// Returns `false` when the host was not told: it is closed, or it is a v2 host from
+    /// before this callback (its `HostCallbacks` is too small or has none); frames then
+    /// simply follow without a gap. `frames == 0` tells nothing.
+    pub fn skipped(&self, frames: u64) -> bool {
+        if frames == 0 {
+            return false;
+        }
+        self.with_open(|cb| {
+            // Older v2 hosts pass a struct that ends before `on_skip` (`abi.rs`).
+            let covered =
+                cb.size >= abi::HOST_CALLBACKS_V2_SIZE + std::mem::size_of_val(&cb.on_skip);
+            match cb.on_skip.filter(|_| covered) {
+                Some(on_skip) => on_skip(cb.ctx, frames) == abi::STATUS_OK,
+                None => false,
+            }
+        })
+        .unwrap_or(false)
+    }
+
     /// Reports a state change with a message for operators. Never put secrets in it.
     pub fn set_state(&self, state: SourceState, message: &str) {
         self.with_open(|cb| (cb.on_state)(cb.ctx, state.to_abi(), StrRef::new(message)));

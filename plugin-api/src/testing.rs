@@ -28,8 +28,22 @@ pub struct RecordedFrame {
     pub width: u32,
     /// Height as sent.
     pub height: u32,
+    /// Capture time as sent, µs since the Unix epoch.
+    pub capture_time_us: u64,
     /// The status the test host answered (`abi::STATUS_*`).
     pub status: i32,
+}
+
+/// What the plugin told the host, in order: frames (JPEG or media, by their index in
+/// [`TestHost::frames`] / [`TestHost::media`]) and skips ([`Host::skipped`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// The `n`th call of `send_frame` (0-based).
+    Frame(usize),
+    /// The `n`th call of `send_media` (0-based).
+    Media(usize),
+    /// `on_skip` with this many frames.
+    Skip(u64),
 }
 
 /// One call of the media callback ([`Host::send_media`]), as the test host saw it.
@@ -59,6 +73,7 @@ struct Recorder {
     media: Mutex<Vec<RecordedMedia>>,
     states: Mutex<Vec<(SourceState, String)>>,
     logs: Mutex<Vec<(LogLevel, String)>>,
+    events: Mutex<Vec<Event>>,
     /// Statuses for the next frames (of either callback), in order; `STATUS_OK` once empty.
     script: Mutex<VecDeque<i32>>,
 }
@@ -87,15 +102,20 @@ impl TestHost {
 
     /// A [`Host`] handle whose callbacks report to this test host.
     pub fn host(&self) -> Host {
-        let callbacks = HostCallbacks {
+        Host::with_owner(self.callbacks(), Some(Box::new(Arc::clone(&self.recorder))))
+    }
+
+    /// The callbacks a [`Host`] of this test host calls.
+    fn callbacks(&self) -> HostCallbacks {
+        HostCallbacks {
             size: std::mem::size_of::<HostCallbacks>(),
             ctx: Arc::as_ptr(&self.recorder) as *mut c_void,
             on_frame,
             on_state,
             on_log,
             on_media,
-        };
-        Host::with_owner(callbacks, Some(Box::new(Arc::clone(&self.recorder))))
+            on_skip: Some(on_skip),
+        }
     }
 
     /// Every frame the plugin sent, with the answer it got.
@@ -106,6 +126,11 @@ impl TestHost {
     /// Every frame the plugin sent with `send_media`, with the answer it got.
     pub fn media(&self) -> Vec<RecordedMedia> {
         lock(&self.recorder.media).clone()
+    }
+
+    /// Frames and skips in the order the plugin sent them.
+    pub fn events(&self) -> Vec<Event> {
+        lock(&self.recorder.events).clone()
     }
 
     /// Every state the plugin reported.
@@ -132,11 +157,14 @@ extern "C" fn on_frame(ctx: *mut c_void, frame: *const FrameRef<'_>) -> i32 {
         // `Host`'s own, whole `FrameRef`, valid for this call.
         let (recorder, frame) = unsafe { (recorder(ctx), &*frame) };
         let status = lock(&recorder.script).pop_front().unwrap_or(abi::STATUS_OK);
-        lock(&recorder.frames).push(RecordedFrame {
+        let mut frames = lock(&recorder.frames);
+        lock(&recorder.events).push(Event::Frame(frames.len()));
+        frames.push(RecordedFrame {
             // SAFETY: the JPEG is borrowed for this call; it is copied here.
             jpeg: unsafe { frame.jpeg.as_slice() }.to_vec(),
             width: frame.width,
             height: frame.height,
+            capture_time_us: frame.capture_time_us,
             status,
         });
         status
@@ -151,7 +179,9 @@ extern "C" fn on_media(ctx: *mut c_void, frame: *const MediaFrameRef<'_>) -> i32
         let status = lock(&recorder.script).pop_front().unwrap_or(abi::STATUS_OK);
         // SAFETY: both slices are borrowed for this call; they are copied here.
         let (data, config) = unsafe { (frame.data.as_slice(), frame.config.as_slice()) };
-        lock(&recorder.media).push(RecordedMedia {
+        let mut media = lock(&recorder.media);
+        lock(&recorder.events).push(Event::Media(media.len()));
+        media.push(RecordedMedia {
             codec: Codec::from_abi(frame.codec),
             keyframe: frame.flags & abi::MEDIA_KEYFRAME != 0,
             data: data.to_vec(),
@@ -162,6 +192,16 @@ extern "C" fn on_media(ctx: *mut c_void, frame: *const MediaFrameRef<'_>) -> i32
             status,
         });
         status
+    }))
+    .unwrap_or(abi::STATUS_ERROR)
+}
+
+extern "C" fn on_skip(ctx: *mut c_void, frames: u64) -> i32 {
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: as in `on_frame`.
+        let recorder = unsafe { recorder(ctx) };
+        lock(&recorder.events).push(Event::Skip(frames));
+        abi::STATUS_OK
     }))
     .unwrap_or(abi::STATUS_ERROR)
 }
@@ -278,6 +318,39 @@ mod tests {
         host.close();
         assert_eq!(host.send_media(&next), Err(SendError::Closed));
         assert_eq!(test.media().len(), 2);
+    }
+
+    #[test]
+    fn skips_are_recorded_in_order_with_frames_and_only_reach_hosts_that_have_the_callback() {
+        let test = TestHost::new();
+        let host = test.host();
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_micros(42);
+        host.send_frame(&Frame {
+            captured_at: at,
+            ..frame()
+        })
+        .unwrap();
+        assert!(!host.skipped(0), "nothing to tell");
+        assert!(host.skipped(3));
+        host.send_frame(&frame()).unwrap();
+        assert_eq!(
+            test.events(),
+            [Event::Frame(0), Event::Skip(3), Event::Frame(1)]
+        );
+        assert_eq!(test.frames()[0].capture_time_us, 42);
+
+        // A v2 host from before `on_skip`: its struct ends before the field, so the
+        // callback is never called, even if the memory past `size` holds one.
+        let old = TestHost::new();
+        let mut callbacks = old.callbacks();
+        callbacks.size = abi::HOST_CALLBACKS_V2_SIZE;
+        let old_host = Host::with_owner(callbacks, Some(Box::new(Arc::clone(&old.recorder))));
+        assert!(!old_host.skipped(3));
+        assert!(old.events().is_empty());
+
+        host.close();
+        assert!(!host.skipped(1), "closed");
+        assert_eq!(test.events().len(), 3);
     }
 
     #[test]

@@ -108,7 +108,7 @@ impl Prober {
             .retain(|authority, _| targets.iter().any(|(_, a)| a == authority));
         let mut members = vec![MemberView {
             name: cluster.node.clone(),
-            authority: self_authority(cluster),
+            authority: cluster.own_authority().unwrap_or_default().to_owned(),
             url: String::new(),
             ready: true,
         }];
@@ -165,18 +165,6 @@ impl Prober {
         }
         members.sort_by(|a, b| a.name.cmp(&b.name));
         View { members }
-    }
-}
-
-/// This node's own address as the members list gives it (empty under DNS until listed).
-fn self_authority(cluster: &ClusterConfig) -> String {
-    match &cluster.membership {
-        Membership::Static(members) => members
-            .iter()
-            .find(|m| m.name == cluster.node)
-            .map(|m| m.authority.clone())
-            .unwrap_or_default(),
-        Membership::Dns { .. } => String::new(),
     }
 }
 

@@ -58,6 +58,19 @@ pub struct ClusterConfig {
     pub probe_interval: Duration,
 }
 
+impl ClusterConfig {
+    /// This node's `host:port` in a static members list (`None` under DNS).
+    pub fn own_authority(&self) -> Option<&str> {
+        match &self.membership {
+            Membership::Static(members) => members
+                .iter()
+                .find(|m| m.name == self.node)
+                .map(|m| m.authority.as_str()),
+            Membership::Dns { .. } => None,
+        }
+    }
+}
+
 /// Where the member list comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Membership {

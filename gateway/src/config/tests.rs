@@ -852,6 +852,9 @@ fn a_cluster_section_loads_both_forms() {
     );
     assert_eq!(cluster.probe_interval, Duration::from_millis(500));
     assert!(run("streams: []\n").unwrap().cluster.is_none());
+    // Members reach a node by the host of its URL: a name there is one the node answers to.
+    let m = run("cluster:\n  node: b\n  members:\n    - {name: a, url: 'http://gw-a.lan:8000'}\n    - {name: b, url: 'http://GW-B.lan:8000'}\n").unwrap();
+    assert_eq!(m.server.allowed_hosts, ["gw-b.lan:8000"]);
 }
 
 #[test]

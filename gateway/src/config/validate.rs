@@ -127,6 +127,17 @@ pub(crate) fn validate(
     let auth = super::auth::validate_auth(draft.auth, &ids, errors);
     let cluster =
         super::cluster::validate_cluster(draft.cluster, &auth, server.tls.is_some(), errors);
+    // The other nodes reach this one by its member URL (probes, relays): its host is a name
+    // this gateway answers to, like an `allowed_hosts` entry.
+    if let Some(own) = cluster
+        .as_ref()
+        .and_then(super::cluster::ClusterConfig::own_authority)
+    {
+        let own = own.to_ascii_lowercase();
+        if !server.allowed_hosts.contains(&own) {
+            server.allowed_hosts.push(own);
+        }
+    }
     Manifest {
         cluster,
         server,

@@ -140,6 +140,15 @@ impl Handoff {
         Some(frame)
     }
 
+    /// Leaves `frames` sequence numbers out, if `is_current(generation)` holds under the
+    /// slot's lock: the next frame follows a gap of that many (skipped upstream).
+    pub(super) fn skip(&self, generation: u64, is_current: impl FnOnce(u64) -> bool, frames: u64) {
+        let mut slot = self.lock();
+        if is_current(generation) {
+            slot.last_seq = slot.last_seq.saturating_add(frames);
+        }
+    }
+
     /// The frame the task should deliver next, if any.
     pub(super) fn take(&self) -> Option<Pending> {
         let mut slot = self.lock();

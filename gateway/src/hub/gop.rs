@@ -134,6 +134,19 @@ impl Gop {
         self.frames.len() > 1 && (self.bytes > MAX_GOP_BYTES || span > MAX_GOP_US)
     }
 
+    /// Leaves `frames` sequence numbers out: the next frame is numbered as if that many
+    /// had come (they were skipped before reaching the source, e.g. upstream of a relay).
+    /// The retained frames are let go, since frames must run without a gap to the newest
+    /// and nothing decodes across the gap: viewers continue at the next keyframe and count
+    /// the gap, like their own skips.
+    pub fn skip(&mut self, frames: u64) {
+        if frames == 0 {
+            return;
+        }
+        self.clear();
+        self.last_seq = self.last_seq.saturating_add(frames);
+    }
+
     /// Forgets everything (the source stopped); numbering goes on.
     pub fn clear(&mut self) {
         self.frames.clear();

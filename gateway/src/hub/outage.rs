@@ -11,6 +11,11 @@
 //! ffmpeg-mjpeg) word their failures that way; their exact messages are the unit tests
 //! below.
 //!
+//! A relay (a source fed by another gateway's stream, `plugins/relay`) reports the
+//! upstream's outage as `upstream: <the upstream's message>`: leading `upstream: ` prefixes
+//! are set aside before matching, so the downstream cause is the upstream's, through any
+//! number of hops.
+//!
 //! Invariants: pure (no state, no clock); a cause exists only while the state is
 //! `retrying` or `failed` (a live, connecting or stopped stream has none, whatever its
 //! message says); anything not recognised is `error`, never a guess.
@@ -59,10 +64,14 @@ const PREFIXES: &[(&str, OutageCause)] = &[
     ("no route to host", OutageCause::Unreachable),
     ("network unreachable", OutageCause::Unreachable),
     ("camera host name not found", OutageCause::Unreachable),
+    ("host name not found", OutageCause::Unreachable),
     ("no frame for", OutageCause::Stalled),
     ("the camera ended the stream", OutageCause::Stalled),
     ("stream ended", OutageCause::Stalled),
 ];
+
+/// What a relay puts before an upstream's message (see the module docs).
+pub const UPSTREAM: &str = "upstream: ";
 
 /// The cause of an outage in `state` with status `message`; `None` unless the state is
 /// `retrying` or `failed`.
@@ -70,7 +79,13 @@ pub fn outage_cause(state: StreamState, message: &str) -> Option<OutageCause> {
     if !matches!(state, StreamState::Retrying | StreamState::Failed) {
         return None;
     }
-    let first = message.split("; ").next().unwrap_or_default().trim_start();
+    let mut first = message.split("; ").next().unwrap_or_default().trim_start();
+    while first
+        .get(..UPSTREAM.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(UPSTREAM))
+    {
+        first = first[UPSTREAM.len()..].trim_start();
+    }
     let cause = PREFIXES
         .iter()
         .find(|(prefix, _)| {
@@ -228,6 +243,31 @@ mod tests {
                 OutageCause::Error,
             ),
             ("invalid data from the camera", OutageCause::Error),
+        ] {
+            assert_eq!(retrying(message), Some(cause), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_relay_reports_its_upstream_s_cause() {
+        for (message, cause) in [
+            (
+                "upstream: connection refused; retrying in 1.2s (attempt 2)",
+                OutageCause::Unreachable,
+            ),
+            (
+                "upstream: upstream: authentication failed (401 Unauthorized): check username \
+                 and password; retrying in 10.9s (attempt 3)",
+                OutageCause::AuthFailed,
+            ),
+            (
+                "Upstream: no frame for 10s (stream stalled)",
+                OutageCause::Stalled,
+            ),
+            ("upstream: ", OutageCause::Error),
+            ("upstream: camera busy", OutageCause::Error),
+            // Only a leading prefix counts.
+            ("relay upstream: connection refused", OutageCause::Error),
         ] {
             assert_eq!(retrying(message), Some(cause), "{message}");
         }

@@ -234,6 +234,18 @@ impl FrameSink {
         }
     }
 
+    /// Tells the hub that this source's next frame follows `frames` frames skipped before
+    /// they reached the source (a relay whose upstream's numbers jumped): the next frame of
+    /// either track is numbered past the gap, so viewers count those frames as missing.
+    /// Call it from the publishing thread, right before that frame. Returns `false` when
+    /// the sink is closed.
+    pub fn skip(&self, frames: u64) -> bool {
+        match self.hub.upgrade() {
+            Some(hub) => hub.skip(self.generation, frames),
+            None => false,
+        }
+    }
+
     /// Records that a frame of this source was refused (`why`, for the plugin's author):
     /// counted per stream, logged rate-limited.
     pub fn refused(&self, why: &str) {
@@ -268,7 +280,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::hub::StreamInfo;
+    use crate::hub::{Cursor, StreamInfo};
 
     #[derive(Default)]
     struct KeepSink(StdMutex<Vec<FrameSink>>);
@@ -414,6 +426,47 @@ mod tests {
             .unwrap();
         assert!(changed);
         assert_eq!((h265.width, h265.height), (650, 362));
+    }
+
+    #[tokio::test]
+    async fn a_skip_leaves_its_numbers_out_of_both_tracks() {
+        let (hub, sink) = hub_and_sink().await;
+        assert_eq!(sink.publish_media(&media(Codec::Jpeg, JPEG, None)), Ok(()));
+        assert_eq!(hub.latest_frame().unwrap().seq, 1);
+        assert!(sink.skip(5));
+        assert_eq!(sink.publish_media(&media(Codec::Jpeg, JPEG, None)), Ok(()));
+        assert_eq!(
+            hub.latest_frame().unwrap().seq,
+            7,
+            "frames 2..=6 were skipped"
+        );
+        assert!(sink.skip(0));
+        assert_eq!(sink.publish_media(&media(Codec::Jpeg, JPEG, None)), Ok(()));
+        assert_eq!(hub.latest_frame().unwrap().seq, 8, "no gap without a skip");
+
+        // Video: a viewer that follows sees the gap (counted as skipped) and continues at
+        // the keyframe after it; frames before the gap are no longer handed out.
+        let avcc = record("demo_camera.avcC");
+        let mut cursor = Cursor::new();
+        let mut frame = media(Codec::H264, IDR, Some(&avcc));
+        assert_eq!(sink.publish_media(&frame), Ok(()));
+        frame.keyframe = false;
+        frame.config = None;
+        assert_eq!(sink.publish_media(&frame), Ok(()));
+        let seqs = |c: &crate::hub::Catchup| c.frames.iter().map(|f| f.seq).collect::<Vec<_>>();
+        // (The JPEG skip above left its numbers out of this track too.)
+        assert_eq!(seqs(&hub.video_catch_up(&mut cursor)), [6, 7]);
+        assert!(sink.skip(3));
+        frame.keyframe = true;
+        assert_eq!(sink.publish_media(&frame), Ok(()));
+        let after = hub.video_catch_up(&mut cursor);
+        assert_eq!(seqs(&after), [11]);
+        assert_eq!(after.skipped, 3);
+        assert_eq!(seqs(&hub.video_catch_up(&mut Cursor::new())), [11]);
+
+        // A stale sink tells nothing.
+        drop(hub);
+        assert!(!sink.skip(1));
     }
 
     #[tokio::test]

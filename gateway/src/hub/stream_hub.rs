@@ -923,6 +923,23 @@ impl Hub {
         true
     }
 
+    /// Called through a [`FrameSink`]: the source's next frame follows `frames` frames
+    /// skipped before they reached it, if `generation` is current. Both tracks leave the
+    /// numbers out (a source publishes on one of them; the other is unused or derived), so
+    /// viewers see the gap and count it like their own skips.
+    pub(super) fn skip(&self, generation: u64, frames: u64) -> bool {
+        let is_current = |g| g == self.generation.load(Ordering::SeqCst);
+        if !is_current(generation) {
+            return false;
+        }
+        self.handoff.skip(generation, is_current, frames);
+        let mut track = self.video_lock();
+        if is_current(generation) {
+            track.gop.skip(frames);
+        }
+        true
+    }
+
     /// Called by the fan-out task when woken: tells video viewers of new frames (waking
     /// them is O(viewers), so it is the task's work, not the publisher's).
     pub(super) fn deliver_video(self: &Arc<Self>) {

@@ -19,9 +19,10 @@
 //!   [`FrameSink::publish_media`], which checks it (refusals are counted in
 //!   `camgate_frames_refused_total` and logged, rate-limited).
 //! - Plugins of ABI v1 and v2 run side by side. Both get the same (v2) `HostCallbacks`:
-//!   v2 only appended `on_media`, so a v1 plugin reads the prefix it knows. The vtable
-//!   layout is the same in both; the handshake checks it equally strictly, with the
-//!   plugin's own version.
+//!   v2 only appended `on_media` (and, later within v2, the optional `on_skip`), so a v1
+//!   plugin reads the prefix it knows and a v2 plugin built before `on_skip` never sees it.
+//!   The vtable layout is the same in both; the handshake checks it equally strictly, with
+//!   the plugin's own version.
 //! - No host callback unwinds into plugin code: each catches panics.
 
 #![allow(unsafe_code)]
@@ -511,6 +512,20 @@ extern "C" fn on_media(ctx: *mut c_void, frame: *const MediaFrameRef<'_>) -> i32
     .unwrap_or(abi::STATUS_ERROR)
 }
 
+extern "C" fn on_skip(ctx: *mut c_void, frames: u64) -> i32 {
+    catch_unwind(AssertUnwindSafe(|| {
+        let Some(host) = resolve(ctx, "on_skip") else {
+            return abi::STATUS_CLOSED;
+        };
+        if host.sink.skip(frames) {
+            abi::STATUS_OK
+        } else {
+            abi::STATUS_CLOSED
+        }
+    }))
+    .unwrap_or(abi::STATUS_ERROR)
+}
+
 extern "C" fn on_state(ctx: *mut c_void, state: u32, message: StrRef<'_>) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
         let Some(host) = resolve(ctx, "on_state") else {
@@ -599,6 +614,7 @@ impl PluginInstance {
             on_state,
             on_log,
             on_media,
+            on_skip: Some(on_skip),
         };
         let mut ptr: *mut c_void = std::ptr::null_mut();
         let (status, message) = collecting_errors(|err| {

@@ -56,6 +56,7 @@ impl PluginCatalog {
             camgate_plugin_api::export::entry_fn::<camgate_testsrc::TestSrc>(),
             camgate_plugin_api::export::entry_fn::<camgate_ffmpeg_mjpeg::FfmpegMjpeg>(),
             camgate_plugin_api::export::entry_fn::<camgate_rtsp::Rtsp>(),
+            camgate_plugin_api::export::entry_fn::<camgate_relay::Relay>(),
         ];
         for entry in builtins {
             if let Err(e) = LoadedPlugin::handshake(entry, PluginOrigin::Builtin)

@@ -98,40 +98,7 @@ pub enum RunEnd {
     Failed(RunError),
 }
 
-/// What one run achieved, for the watchdog, the backoff and the messages.
-#[derive(Debug, Clone)]
-pub struct RunStats {
-    /// When the run started (before connecting).
-    pub started: Instant,
-    /// Frames the host took.
-    pub frames: u64,
-    /// When the host last took a frame.
-    pub last_frame: Option<Instant>,
-}
-
-impl RunStats {
-    /// A run starting now.
-    pub fn new() -> Self {
-        RunStats {
-            started: Instant::now(),
-            frames: 0,
-            last_frame: None,
-        }
-    }
-
-    /// How long the run delivered frames (first to last); zero without frames.
-    pub fn live_for(&self) -> Duration {
-        self.last_frame
-            .map(|last| last.saturating_duration_since(self.started))
-            .unwrap_or_default()
-    }
-}
-
-impl Default for RunStats {
-    fn default() -> Self {
-        RunStats::new()
-    }
-}
+pub use camgate_plugin_common::run::RunStats;
 
 /// Runs one session to its end (see the module docs). `group` tracks the session so that
 /// its TEARDOWN can be awaited after it is dropped.
@@ -250,9 +217,7 @@ pub async fn run(
                 if let Some(config) = config {
                     gate.config_delivered(config);
                 }
-                stats.frames += 1;
-                stats.last_frame = Some(now);
-                if stats.frames == 1 {
+                if stats.took_frame(now) {
                     host.set_state(SourceState::Live, "");
                     host.log(
                         LogLevel::Info,
@@ -304,17 +269,4 @@ fn pick_video<S: retina::client::State>(session: &Session<S>) -> Result<(usize, 
                 found.join(", ")
             }))
         })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn live_for_counts_from_the_start_to_the_last_frame() {
-        let mut stats = RunStats::new();
-        assert_eq!(stats.live_for(), Duration::ZERO);
-        stats.last_frame = Some(stats.started + Duration::from_secs(12));
-        assert_eq!(stats.live_for(), Duration::from_secs(12));
-    }
 }
