@@ -28,11 +28,11 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::cluster::{Proc, free_ports, get_json, local, owner};
+use support::binary::GatewayProcess;
+use support::cluster::{free_ports, get_json, local, owner};
 use support::fleet::{Fleet, ViewerSpec, now_us};
 use support::haproxy::Haproxy;
 use support::rtsp::RtspServer;
@@ -102,12 +102,12 @@ fn testsrc() -> String {
     "{ plugin: testsrc, width: 320, height: 180, fps: 5, loop_frames: 10 }".into()
 }
 
-/// One gateway node: its manifest file, port and process.
+/// One gateway node: its manifest file, port and process (killed when dropped).
 struct Node {
     name: &'static str,
     port: u16,
     manifest: PathBuf,
-    proc: Proc,
+    process: Option<GatewayProcess>,
 }
 
 impl Node {
@@ -116,19 +116,25 @@ impl Node {
         std::fs::create_dir_all(&home).unwrap();
         let manifest = home.join("camgate.yaml");
         std::fs::write(&manifest, yaml).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_camgate"));
-        command
-            .arg("run")
-            .arg("--config")
-            .arg(&manifest)
-            .env("CAMGATE_LOG", "info");
-        let proc = Proc::spawn(&format!("node {name}"), command, &home.join("camgate.log"));
+        let process = GatewayProcess::start(&manifest, &local(port).to_string(), &[]);
         Node {
             name,
             port,
             manifest,
-            proc,
+            process: Some(process),
         }
+    }
+
+    /// SIGKILL, and reaped.
+    fn kill(&mut self) {
+        self.process = None;
+    }
+
+    /// The end of its log.
+    fn log_tail(&self) -> String {
+        let logs = self.process.as_ref().map(GatewayProcess::logs);
+        let lines: Vec<&str> = logs.as_deref().unwrap_or("(killed)").lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
     }
 
     /// Rewrites the manifest in place (the node's watcher reloads it).
@@ -204,7 +210,7 @@ async fn await_agreement(
 fn logs(nodes: &[&Node]) -> String {
     nodes
         .iter()
-        .map(|n| format!("--- {}:\n{}", n.proc.name, n.proc.log_tail(15)))
+        .map(|n| format!("--- node {}:\n{}", n.name, n.log_tail()))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -484,7 +490,7 @@ async fn a_cluster_behind_haproxy_serves_every_viewer_and_survives_a_dead_and_a_
     let kill_at = now_us();
     fleet.mark(kill_at);
     let index = nodes.iter().position(|n| n.name == victim).unwrap();
-    nodes[index].proc.kill();
+    nodes[index].kill();
     let live: Vec<&Node> = nodes.iter().filter(|n| n.name != victim).collect();
     let moved_owners = await_agreement(&live, &survivors, Duration::from_secs(30)).await;
     for (id, node) in &owners {

@@ -1,13 +1,11 @@
-//! Real processes for the cluster test (`tests/cluster.rs`): `camgate run` nodes, each with
-//! its own manifest file, and HAProxy running the shipped `deploy/haproxy/haproxy.cfg`;
-//! free loopback ports picked up front (member URLs must be known before any node starts);
-//! a non-panicking JSON GET for polling nodes that may be starting or dead; and the
-//! cluster's rendezvous function, to predict owners independently of the gateway.
+//! Helpers of the cluster test (`tests/cluster.rs`; nodes are `binary::GatewayProcess`,
+//! the balancer `haproxy::Haproxy`): free loopback ports picked up front (member URLs must
+//! be known before any node starts); a non-panicking JSON GET for polling nodes that may
+//! be starting or dead; and the cluster's rendezvous function, to predict owners
+//! independently of the gateway.
 //!
-//! Invariants: every process is a [`Proc`] guard that SIGKILLs and reaps its child when
-//! dropped (also when the test panics), so no node or balancer outlives the test; logs go
-//! to files in the test's temporary directory and are printed by [`Proc::log_tail`] for
-//! failure messages; everything binds 127.0.0.1.
+//! Invariants: everything binds or connects to 127.0.0.1; no helper panics on a node that
+//! does not answer (the caller's deadline decides).
 
 #![allow(
     clippy::disallowed_types,
@@ -16,74 +14,9 @@
 )]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A child process that dies with its guard.
-pub struct Proc {
-    /// What it is (for messages).
-    pub name: String,
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Proc {
-    /// Spawns `command` with stdout and stderr appended to `log`.
-    pub fn spawn(name: &str, mut command: Command, log: &Path) -> Proc {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap();
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Proc {
-            name: name.to_owned(),
-            child: Some(child),
-            log: log.to_owned(),
-        }
-    }
-
-    /// Its pid (0 once killed).
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
-    /// Still running (it has not exited by itself).
-    pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
-    }
-
-    /// SIGKILL and reap.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// The last `lines` lines of its log.
-    pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// `n` distinct free loopback ports (bound, then released: nothing else on this machine
 /// picks ports in the range the kernel hands out for port 0 at that moment but other tests,
