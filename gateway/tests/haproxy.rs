@@ -24,10 +24,11 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use support::haproxy::Haproxy;
 use support::{deploy_dir as deploy, http, read_text as read, rtsp::workspace};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinSet;
@@ -177,18 +178,6 @@ end
 // ---------------------------------------------------------------------------------------
 // HAProxy
 
-/// Kills and reaps a child process on drop.
-struct ChildGuard(Option<Child>);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 /// `haproxy -c -f cfg` with `env`; panics with its output unless the file is valid.
 fn haproxy_check(cfg: &Path, env: &[(&str, &str)]) {
     let output = Command::new("haproxy")
@@ -228,15 +217,6 @@ fn haproxy_configurations_are_valid() {
         &deploy().join("kubernetes/haproxy/haproxy.cfg"),
         &[("POD_NAMESPACE", "camgate"), ("CAMGATE_LB_BIND", ":8080")],
     );
-}
-
-/// A port that was free a moment ago (HAProxy binds it itself).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A stand-in gateway: answers `GET /readyz` 200 and any other request with its name (when
@@ -294,48 +274,7 @@ impl Backend {
     }
 }
 
-/// HAProxy running the shipped local configuration, unchanged.
-struct Haproxy {
-    addr: SocketAddr,
-    _child: ChildGuard,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
 impl Haproxy {
-    fn start(nodes: &[(&str, SocketAddr)]) -> Haproxy {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("haproxy.log");
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let mut command = Command::new("/usr/bin/setpriv");
-        command.args(["--pdeathsig", "KILL", "haproxy", "-f"]);
-        command.arg(deploy().join("haproxy/haproxy.cfg"));
-        command.env("CAMGATE_LB_BIND", addr.to_string());
-        for (name, node) in nodes {
-            command.env(
-                format!("CAMGATE_NODE_{}", name.to_ascii_uppercase()),
-                node.to_string(),
-            );
-        }
-        let file = std::fs::File::create(&log).unwrap();
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run haproxy ({e}): scripts/install-deps"));
-        Haproxy {
-            addr,
-            _child: ChildGuard(Some(child)),
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
     /// `request` ("METHOD path") through the balancer: the status and the answering
     /// backend's name (None when HAProxy is not listening yet).
     async fn send(&self, request: &str) -> Option<(u16, String)> {

@@ -4,6 +4,9 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod cluster;
+pub mod fleet;
+pub mod haproxy;
 pub mod rtsp;
 pub mod video;
 
