@@ -662,8 +662,11 @@ impl Gateway {
             shutdown_rx.clone(),
             options.shutdown_grace,
         ))];
-        // A node sees the others before it starts a stream (`cluster/`).
+        // A node sees the others before it starts a stream, and they see it first: it
+        // answers `starting` for one of their probing periods before it takes over any
+        // camera, so the camera's previous owner has let it go (`cluster/`).
         if let Some(cluster) = &config.manifest.cluster {
+            tokio::time::sleep(crate::cluster::joining_wait(cluster.probe_interval)).await;
             state.cluster.probe(cluster).await;
         }
         // The initial configuration is applied like any reload: every stream is "added".

@@ -168,6 +168,15 @@ impl Prober {
     }
 }
 
+/// How long a starting node answers `starting` before its first round: one probing period
+/// of every other member (interval + the longest probe), so each has counted it and let go
+/// of the cameras it now owns before it opens them (no camera gets two sessions when a
+/// node joins, and nodes started together find each other even if one binds its port
+/// a moment after another's first probe).
+pub fn joining_wait(interval: Duration) -> Duration {
+    interval + probe_timeout(interval)
+}
+
 /// How long one probe may take: the round's interval, within 1–5 s.
 pub fn probe_timeout(interval: Duration) -> Duration {
     interval.clamp(Duration::from_secs(1), Duration::from_secs(5))

@@ -26,7 +26,7 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
 
 pub use effective::{Owners, RELAY_PLUGIN, effective};
-pub use membership::{FALL, MemberView, Prober, View, probe_timeout};
+pub use membership::{FALL, MemberView, Prober, View, joining_wait, probe_timeout};
 pub use probe::{ProbeError, node_name, readyz};
 pub use rendezvous::{owner, score};
 
