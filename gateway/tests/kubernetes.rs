@@ -266,10 +266,11 @@ fn kubernetes_names_ports_and_probes_agree_with_the_gateway() {
     assert!(routes.contains("/readyz") && routes.contains("/healthz"));
 
     // Membership: members_dns = <headless Service>.<namespace>...; it is the StatefulSet's
-    // serviceName, lists ready pods only; node = POD_NAME = the pod's name.
+    // serviceName, lists every pod, starting ones included (the gateways judge readiness
+    // by their own /readyz probes); node = POD_NAME = the pod's name.
     let headless = object(&objects, "Service/camgate-peers");
     assert_eq!(headless["spec"]["clusterIP"], "None");
-    assert_eq!(headless["spec"]["publishNotReadyAddresses"], false);
+    assert_eq!(headless["spec"]["publishNotReadyAddresses"], true);
     let members_dns = cluster["members_dns"].as_str().unwrap();
     assert_eq!(members_dns.split('.').next(), Some("camgate-peers"));
     assert_eq!(set["spec"]["serviceName"], "camgate-peers");
