@@ -18,3 +18,5 @@ pub mod camera;
 pub mod ratelimit;
 pub mod retry;
 pub mod run;
+#[cfg(feature = "tokio")]
+pub mod runtime;

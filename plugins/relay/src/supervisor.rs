@@ -19,10 +19,11 @@ use std::time::{Duration, Instant};
 
 use camgate_plugin_api::{Host, LogLevel, SourceState};
 use camgate_plugin_common::backoff::Backoff;
-use camgate_plugin_common::retry::{self, ProbeSchedule, ProbeTarget, ShortcutPolicy, Waiter};
+use camgate_plugin_common::retry::{self, ProbeSchedule, ProbeTarget, ShortcutPolicy};
 use camgate_plugin_common::run::RunStats;
+pub use camgate_plugin_common::runtime::StopSignal;
+use camgate_plugin_common::runtime::{RuntimeWaiter, stopped};
 use tokio::runtime::Runtime;
-use tokio::sync::watch;
 
 use crate::config::Settings;
 use crate::session::{self, RunEnd};
@@ -33,13 +34,6 @@ pub const FIRST_RETRY_MAX: Duration = Duration::from_millis(500);
 pub const RETRY_CAP: Duration = Duration::from_secs(10);
 /// A run live this long starts the backoff over.
 pub const RESET_AFTER: Duration = Duration::from_secs(10);
-
-/// The stop signal: `true` once the source is stopping (a dropped sender means the same).
-pub type StopSignal = watch::Receiver<bool>;
-
-async fn stopped(stop: &mut StopSignal) {
-    let _ = stop.wait_for(|stopping| *stopping).await;
-}
 
 /// The relay's backoff: see the module docs.
 pub fn backoff() -> Backoff {
@@ -55,28 +49,6 @@ pub struct Supervisor {
     probe_target: Option<ProbeTarget>,
     probe_schedule: ProbeSchedule,
     shortcut: ShortcutPolicy,
-}
-
-/// Backoff sleeps on the supervisor's runtime, woken early by the stop signal.
-struct RuntimeWaiter<'a> {
-    runtime: &'a Runtime,
-    stop: &'a mut StopSignal,
-}
-
-impl Waiter for RuntimeWaiter<'_> {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-
-    fn sleep(&mut self, timeout: Duration) -> bool {
-        let stop = &mut *self.stop;
-        self.runtime.block_on(async {
-            tokio::select! {
-                () = stopped(stop) => true,
-                () = tokio::time::sleep(timeout) => false,
-            }
-        })
-    }
 }
 
 impl Supervisor {

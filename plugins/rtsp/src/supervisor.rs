@@ -27,24 +27,17 @@ use std::time::{Duration, Instant};
 use camgate_plugin_api::{Host, LogLevel, SourceState};
 use camgate_plugin_common::backoff::Backoff;
 use camgate_plugin_common::camera::scrub;
-use camgate_plugin_common::retry::{self, ProbeSchedule, ProbeTarget, ShortcutPolicy, Waiter};
+use camgate_plugin_common::retry::{self, ProbeSchedule, ProbeTarget, ShortcutPolicy};
+pub use camgate_plugin_common::runtime::StopSignal;
+use camgate_plugin_common::runtime::{RuntimeWaiter, stopped};
 use retina::client::SessionGroup;
 use tokio::runtime::Runtime;
-use tokio::sync::watch;
 
 use crate::config::Settings;
 use crate::session::{self, RunEnd, RunStats};
 
 /// How long a stopping source waits for the TEARDOWN of its last session.
 pub const TEARDOWN_GRACE: Duration = Duration::from_millis(300);
-
-/// The stop signal: `true` once the source is stopping (a dropped sender means the same).
-pub type StopSignal = watch::Receiver<bool>;
-
-/// Resolves when the source is stopping.
-async fn stopped(stop: &mut StopSignal) {
-    let _ = stop.wait_for(|stopping| *stopping).await;
-}
 
 /// One source's supervisor. Runs on its own thread until stopped.
 pub struct Supervisor {
@@ -56,29 +49,6 @@ pub struct Supervisor {
     probe_schedule: ProbeSchedule,
     shortcut: ShortcutPolicy,
     group: Arc<SessionGroup>,
-}
-
-/// Backoff sleeps on the supervisor's runtime (so the client's background TEARDOWN makes
-/// progress meanwhile), woken early by the stop signal.
-struct RuntimeWaiter<'a> {
-    runtime: &'a Runtime,
-    stop: &'a mut StopSignal,
-}
-
-impl Waiter for RuntimeWaiter<'_> {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-
-    fn sleep(&mut self, timeout: Duration) -> bool {
-        let stop = &mut *self.stop;
-        self.runtime.block_on(async {
-            tokio::select! {
-                () = stopped(stop) => true,
-                () = tokio::time::sleep(timeout) => false,
-            }
-        })
-    }
 }
 
 impl Supervisor {
