@@ -201,6 +201,26 @@ pub fn retrying_message(reason: &str, delay: Duration, attempt: u32) -> String {
     )
 }
 
+/// A supervisor's reconnect wait, as every camera plugin runs it: [`wait`] with `target`'s
+/// reachability probe (when there is one), then `shortcut` told how it ended.
+pub fn wait_probing(
+    waiter: &mut impl Waiter,
+    delay: Duration,
+    target: Option<&ProbeTarget>,
+    schedule: &mut ProbeSchedule,
+    shortcut: &mut ShortcutPolicy,
+) -> WaitEnd {
+    let mut answers = target.map(|target| move || target.answers());
+    let end = wait(
+        waiter,
+        delay,
+        schedule,
+        answers.as_mut().map(|f| f as &mut dyn FnMut() -> bool),
+    );
+    shortcut.wait_ended(end);
+    end
+}
+
 /// Waits `delay`; with `probe`, probes on `schedule` and ends early when the port answers
 /// and the previous probe (in this wait or an earlier one) found it silent.
 pub fn wait(

@@ -126,18 +126,17 @@ impl Supervisor {
         self.host.log(LogLevel::Warn, &message);
         self.host.set_state(SourceState::Retrying, &message);
         let target = self.probe_target.clone().filter(|_| probe);
-        let mut answers = target.as_ref().map(|target| move || target.answers());
         let mut waiter = RuntimeWaiter {
             runtime,
             stop: &mut self.stop,
         };
-        let end = retry::wait(
+        let end = retry::wait_probing(
             &mut waiter,
             delay,
+            target.as_ref(),
             &mut self.probe_schedule,
-            answers.as_mut().map(|f| f as &mut dyn FnMut() -> bool),
+            &mut self.shortcut,
         );
-        self.shortcut.wait_ended(end);
         end.stopped_announcing(target.as_ref(), |line| self.host.log(LogLevel::Info, line))
     }
 }
