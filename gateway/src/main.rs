@@ -12,7 +12,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use camgate::app::{Gateway, GatewayOptions};
 use camgate::cli::{Cli, Command};
-use camgate::config::{self, ConfigErrors, LoadedConfig, SourceOptions, SourceValidator};
+use camgate::config::{self, AnySource, ConfigErrors, LoadedConfig};
 use camgate::plugins::PluginCatalog;
 use camgate::reload::Cause;
 use camgate::telemetry;
@@ -31,15 +31,6 @@ fn main() -> ExitCode {
             eprintln!("camgate: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Accepts any source: used for the first pass that only needs `plugins.dir`.
-struct AnySource;
-
-impl SourceValidator for AnySource {
-    fn validate_source(&self, _plugin: &str, _options: &SourceOptions) -> Result<(), String> {
-        Ok(())
     }
 }
 

@@ -101,15 +101,8 @@ fn relay_source(url: &str, cluster: &ClusterConfig, like: &SourceConfig) -> Sour
 mod tests {
     use super::super::membership::MemberView;
     use super::*;
-    use crate::config::{SourceOptions, SourceValidator, parse};
+    use crate::config::{AnySource, parse};
     use std::path::Path;
-
-    struct Any;
-    impl SourceValidator for Any {
-        fn validate_source(&self, _: &str, _: &SourceOptions) -> Result<(), String> {
-            Ok(())
-        }
-    }
 
     fn manifest(node: &str) -> Manifest {
         let yaml = format!(
@@ -125,7 +118,7 @@ mod tests {
                 ))
                 .collect::<String>()
         );
-        parse(&yaml, Path::new("m.yaml"), &|_| None, &Any).unwrap()
+        parse(&yaml, Path::new("m.yaml"), &|_| None, &AnySource).unwrap()
     }
 
     fn view(ready: &[&str]) -> View {

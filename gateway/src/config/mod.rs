@@ -67,8 +67,8 @@ pub use groups::{
     groups_file_path, read_groups, validate as validate_group,
 };
 pub use model::{
-    Defaults, Manifest, PluginsConfig, ServerConfig, SourceConfig, SourceOptions, SourceValidator,
-    StreamConfig,
+    AnySource, Defaults, Manifest, PluginsConfig, ServerConfig, SourceConfig, SourceOptions,
+    SourceValidator, StreamConfig,
 };
 pub use sources::SourceSet;
 pub use sub::{DEFAULT_SUB_QUALITY, DerivedSub, MAX_SUB_SIDE, MIN_SUB_SIDE, SubConfig};

@@ -178,6 +178,16 @@ impl PartialEq for SourceConfig {
     }
 }
 
+/// Accepts any source: for a pass that does not judge sources (the first read of a
+/// manifest, for `plugins.dir`, before the plugins are known; tests of other rules).
+pub struct AnySource;
+
+impl SourceValidator for AnySource {
+    fn validate_source(&self, _plugin: &str, _options: &SourceOptions) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 /// Checks a source's plugin name and options while the manifest is validated,
 /// so a typo in a camera URL fails at load (with a file position) instead of
 /// when the first viewer arrives. Implemented by the plugin registry; tests use

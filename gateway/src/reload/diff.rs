@@ -105,18 +105,11 @@ pub fn diff(old: &Manifest, new: &Manifest) -> Diff {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{SourceOptions, SourceValidator, parse};
+    use crate::config::{AnySource, parse};
     use std::path::Path;
 
-    struct Any;
-    impl SourceValidator for Any {
-        fn validate_source(&self, _: &str, _: &SourceOptions) -> Result<(), String> {
-            Ok(())
-        }
-    }
-
     fn manifest(yaml: &str) -> Manifest {
-        parse(yaml, Path::new("/m.yaml"), &|_| None, &Any).unwrap()
+        parse(yaml, Path::new("/m.yaml"), &|_| None, &AnySource).unwrap()
     }
 
     const BASE: &str = r#"
