@@ -204,6 +204,11 @@ pub struct Hub {
     epoch: Instant,
     /// The generation whose sink may publish; bumped whenever a source stops.
     generation: AtomicU64,
+    /// Held (shared) by every publication for its whole length, taken (exclusive) by a stop
+    /// right after it bumps `generation`: once a stop has passed it, no publication of the
+    /// old generation is still under way — none can count a frame, number one or say
+    /// `live` after the stop returned, however a plugin thread was scheduled.
+    publishing: std::sync::RwLock<()>,
     /// Where publishers leave frames for the hub's fan-out task (see `fanout.rs`).
     handoff: Handoff,
     /// Frames published since the hub was created (for status pages).
@@ -318,6 +323,7 @@ impl Hub {
             generation: AtomicU64::new(0),
             handoff: Handoff::new(fanout),
             frames_in: AtomicU64::new(0),
+            publishing: std::sync::RwLock::new(()),
             rate: std::sync::Mutex::new(RateMeter::new()),
             telemetry,
             control: Mutex::new(Control {
@@ -600,8 +606,10 @@ impl Hub {
     /// Stops the running source, if any, without a status change (a restart goes straight
     /// to `connecting`). Called with the control lock held.
     async fn halt_locked(&self, control: &mut Control) {
-        // Refuse the old generation's frames before asking it to stop.
+        // Refuse the old generation's frames before asking it to stop, and wait out the
+        // publications already past their check (a few microseconds of copying).
         self.generation.fetch_add(1, Ordering::SeqCst);
+        drop(self.publications_fence());
         if let Some(source) = control.source.take() {
             if let Err(e) = tokio::task::spawn_blocking(move || source.stop()).await {
                 tracing::error!(stream = %self.id, error = %e, "source stop panicked");
@@ -794,6 +802,7 @@ impl Hub {
         captured_at_us: u64,
         from_source: bool,
     ) -> bool {
+        let _publishing = self.publication();
         let started = Instant::now();
         if generation != self.generation.load(Ordering::SeqCst) {
             return false;
@@ -858,6 +867,7 @@ impl Hub {
     /// viewers. O(1) in the number of viewers. A frame before any configuration, or not
     /// plausibly an access unit, is dropped (and logged); the source keeps going.
     pub(super) fn publish_video(&self, generation: u64, video: VideoIn<'_>) -> bool {
+        let _publishing = self.publication();
         let started = Instant::now();
         if generation != self.generation.load(Ordering::SeqCst) {
             return false;
@@ -927,7 +937,18 @@ impl Hub {
     /// skipped before they reached it, if `generation` is current. Both tracks leave the
     /// numbers out (a source publishes on one of them; the other is unused or derived), so
     /// viewers see the gap and count it like their own skips.
+    /// A publication's share of [`Hub::publishing`].
+    fn publication(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.publishing.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until no publication is under way (see [`Hub::publishing`]).
+    fn publications_fence(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.publishing.write().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub(super) fn skip(&self, generation: u64, frames: u64) -> bool {
+        let _publishing = self.publication();
         let is_current = |g| g == self.generation.load(Ordering::SeqCst);
         if !is_current(generation) {
             return false;
