@@ -17,14 +17,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use camgate::hub::StreamState;
 use futures_util::StreamExt;
+use support::binary::GatewayProcess;
 use support::rtsp::{self, RtspServer};
 use support::*;
 use tokio_tungstenite::tungstenite::Message;
@@ -534,70 +533,6 @@ async fn stopping_the_source_leaves_no_ffmpeg_behind() {
     gateway.shutdown().await;
 }
 
-/// The gateway binary as a child, killed and reaped on drop, with its logs collected.
-struct GatewayProcess {
-    child: Child,
-    addr: SocketAddr,
-    logs: Arc<Mutex<String>>,
-}
-
-impl GatewayProcess {
-    fn spawn(manifest: &std::path::Path, env: &[(&str, &str)]) -> GatewayProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_camgate"))
-            .args(["run", "--listen", "127.0.0.1:0", "--config"])
-            .arg(manifest)
-            .env("CAMGATE_LOG", "debug")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("camgate runs");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let logs = Arc::new(Mutex::new(String::new()));
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let sink = Arc::clone(&logs);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if line.contains("camgate listening")
-                    && let Some(rest) = line.split("addr=").nth(1)
-                {
-                    let _ = addr_tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
-                }
-                let mut all = sink.lock().unwrap_or_else(|e| e.into_inner());
-                all.push_str(&line);
-                all.push('\n');
-            }
-        });
-        let mut gateway = GatewayProcess {
-            child,
-            addr: "127.0.0.1:0".parse().unwrap(),
-            logs,
-        };
-        let addr = addr_rx
-            .recv_timeout(SECS(30))
-            .unwrap_or_else(|_| panic!("camgate did not log its address: {}", gateway.logs()));
-        gateway.addr = addr.parse().expect("a socket address");
-        gateway
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn logs(&self) -> String {
-        self.logs.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-impl Drop for GatewayProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn a_sigkilled_gateway_takes_its_ffmpeg_with_it() {
     let server = RtspServer::start(&[]);
@@ -612,7 +547,7 @@ fn a_sigkilled_gateway_takes_its_ffmpeg_with_it() {
         ),
     )
     .unwrap();
-    let mut gateway = GatewayProcess::spawn(&manifest, &[]);
+    let mut gateway = GatewayProcess::start(&manifest, "127.0.0.1:0", &[("CAMGATE_LOG", "debug")]);
     let needle = format!(":{}/", server.port());
     let mut ffmpeg = Vec::new();
     let found = rtsp::wait_until(SECS(30), || {
@@ -623,8 +558,7 @@ fn a_sigkilled_gateway_takes_its_ffmpeg_with_it() {
     assert_eq!(ffmpeg.len(), 1, "{ffmpeg:?}");
     let pid = ffmpeg[0].pid;
 
-    gateway.child.kill().unwrap(); // SIGKILL: no cleanup code runs in camgate
-    gateway.child.wait().unwrap();
+    gateway.kill(); // SIGKILL: no cleanup code runs in camgate
     let gone = rtsp::wait_until(SECS(5), || {
         rtsp::proc_info(pid).is_none_or(|p| !p.is_alive() || p.comm != "ffmpeg")
     });
@@ -680,7 +614,11 @@ streams:
         ),
     )
     .unwrap();
-    let gateway = GatewayProcess::spawn(&manifest, &[("GOOD_PASSWORD", GOOD)]);
+    let gateway = GatewayProcess::start(
+        &manifest,
+        "127.0.0.1:0",
+        &[("CAMGATE_LOG", "debug"), ("GOOD_PASSWORD", GOOD)],
+    );
     let addr = gateway.addr;
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut texts = Vec::new();

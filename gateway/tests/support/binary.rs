@@ -86,6 +86,19 @@ impl GatewayProcess {
         }
     }
 
+    /// Its process id (0 once stopped or killed).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// SIGKILL (no cleanup code runs in camgate), then reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
     /// Everything it logged so far.
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().clone()
