@@ -125,7 +125,10 @@ fn camera_manifest(url: &str, extra: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h264_camera_reaches_two_viewers_at_the_configured_rate_and_size() {
     let server = RtspServer::start(&[]);
-    let gateway = start(&camera_manifest(&server.url("/test"), "")).await;
+    // The query marks this test's ffmpeg: tests share a process, and another test's
+    // ffmpeg may retry a port of its own that the kernel has given to this server since.
+    let url = server.url(&format!("/test?t={}", line!()));
+    let gateway = start(&camera_manifest(&url, "")).await;
     let addr = gateway.local_addr();
     let mut a = connect(addr, "/ws/streams/cam").await;
     let mut b = connect(addr, "/ws/streams/cam").await;
@@ -151,7 +154,7 @@ async fn h264_camera_reaches_two_viewers_at_the_configured_rate_and_size() {
         assert!(frames.windows(2).all(|w| w[1].seq > w[0].seq));
     }
     // One ffmpeg for both viewers.
-    let ours = rtsp::ffmpeg_children(std::process::id(), &format!(":{}/", server.port()));
+    let ours = rtsp::ffmpeg_children(std::process::id(), &url);
     assert_eq!(ours.len(), 1, "{ours:?}");
     drop((a, b));
     gateway.shutdown().await;
@@ -224,7 +227,8 @@ streams:
 async fn a_camera_reboot_resumes_frames_on_the_same_connections() {
     let mut server = RtspServer::start(&[]);
     let port = server.port();
-    let gateway = start(&camera_manifest(&server.url("/test"), "")).await;
+    let url = server.url(&format!("/test?t={}", line!())); // marks our ffmpeg (see above)
+    let gateway = start(&camera_manifest(&url, "")).await;
     let addr = gateway.local_addr();
     let mut viewers = vec![
         connect(addr, "/ws/streams/cam").await,
@@ -234,7 +238,7 @@ async fn a_camera_reboot_resumes_frames_on_the_same_connections() {
     for ws in &mut viewers {
         before.push(watch(ws, SECS(30), |seen| !frames(seen).is_empty()).await);
     }
-    let needle = format!(":{port}/");
+    let needle = url.clone();
     let first_ffmpeg = rtsp::ffmpeg_children(std::process::id(), &needle);
     assert_eq!(first_ffmpeg.len(), 1, "{first_ffmpeg:?}");
 
@@ -502,12 +506,13 @@ async fn a_frozen_camera_is_caught_by_the_watchdog_and_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_the_source_leaves_no_ffmpeg_behind() {
     let server = RtspServer::start(&[]);
-    let gateway = start(&camera_manifest(&server.url("/test"), "")).await;
+    let url = server.url(&format!("/test?t={}", line!())); // marks our ffmpeg (see above)
+    let gateway = start(&camera_manifest(&url, "")).await;
     let addr = gateway.local_addr();
     let mut ws = connect(addr, "/ws/streams/cam").await;
     next_frame(&mut ws, SECS(30)).await;
     let me = std::process::id();
-    let needle = format!(":{}/", server.port());
+    let needle = url.clone();
     let running = rtsp::ffmpeg_children(me, &needle);
     assert_eq!(running.len(), 1, "{running:?}");
 
