@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
+use camgate_plugin_api::{Host, LogLevel, PluginError};
+
 use crate::retry::Waiter;
 
 /// The stop signal: `true` once the source is stopping (a dropped sender means the same).
@@ -41,5 +43,41 @@ impl Waiter for RuntimeWaiter<'_> {
                 () = tokio::time::sleep(timeout) => false,
             }
         })
+    }
+}
+
+/// A source's supervisor thread and the sender of its stop signal: what `Source::start`
+/// creates and `Source::stop` ends (signal, then join), the same for every plugin whose
+/// supervisor runs an async client.
+pub struct SupervisorThread {
+    stop: watch::Sender<bool>,
+    thread: std::thread::JoinHandle<()>,
+    name: &'static str,
+}
+
+impl SupervisorThread {
+    /// Spawns `run` on a thread called `name` (through `host`, which reports a panic),
+    /// handing it the stop signal.
+    pub fn spawn(
+        host: &Host,
+        name: &'static str,
+        run: impl FnOnce(StopSignal) + Send + 'static,
+    ) -> Result<Self, PluginError> {
+        let (stop, signal) = watch::channel(false);
+        let thread = host
+            .spawn(name, move |_host| run(signal))
+            .map_err(|e| PluginError(format!("cannot start the {name} thread: {e}")))?;
+        Ok(SupervisorThread { stop, thread, name })
+    }
+
+    /// Signals the supervisor (it ends its session or backoff wait) and joins it.
+    pub fn stop(self, host: &Host) {
+        let _ = self.stop.send(true);
+        if self.thread.join().is_err() {
+            host.log(
+                LogLevel::Error,
+                &format!("{} thread ended with a panic", self.name),
+            );
+        }
     }
 }

@@ -29,10 +29,8 @@ pub mod republish;
 pub mod session;
 pub mod supervisor;
 
-use std::thread::JoinHandle;
-
-use camgate_plugin_api::{Host, LogLevel, PluginError, Source, SourcePlugin};
-use tokio::sync::watch;
+use camgate_plugin_api::{Host, PluginError, Source, SourcePlugin};
+use camgate_plugin_common::runtime::SupervisorThread;
 
 pub use config::{RelayConfig, Settings};
 use supervisor::Supervisor;
@@ -69,12 +67,7 @@ impl SourcePlugin for Relay {
 pub struct RelaySource {
     settings: Settings,
     host: Host,
-    running: Option<Running>,
-}
-
-struct Running {
-    stop: watch::Sender<bool>,
-    thread: JoinHandle<()>,
+    running: Option<SupervisorThread>,
 }
 
 impl Source for RelaySource {
@@ -83,29 +76,21 @@ impl Source for RelaySource {
         if self.running.is_some() {
             return Ok(());
         }
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let supervisor = Supervisor::new(self.settings.clone(), self.host.clone(), stop_rx);
-        let thread = self
-            .host
-            .spawn("relay-supervisor", move |_host| supervisor.run())
-            .map_err(|e| PluginError(format!("cannot start the relay supervisor thread: {e}")))?;
-        self.running = Some(Running {
-            stop: stop_tx,
-            thread,
-        });
+        let (settings, host) = (self.settings.clone(), self.host.clone());
+        self.running = Some(SupervisorThread::spawn(
+            &self.host,
+            "relay-supervisor",
+            move |stop| {
+                Supervisor::new(settings, host, stop).run();
+            },
+        )?);
         Ok(())
     }
 
     /// Signals the supervisor (ends the connection or the backoff wait) and joins it.
     fn stop(&mut self) {
         if let Some(running) = self.running.take() {
-            let _ = running.stop.send(true);
-            if running.thread.join().is_err() {
-                self.host.log(
-                    LogLevel::Error,
-                    "relay supervisor thread ended with a panic",
-                );
-            }
+            running.stop(&self.host);
         }
     }
 }

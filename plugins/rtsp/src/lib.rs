@@ -29,10 +29,8 @@ pub mod media;
 pub mod session;
 pub mod supervisor;
 
-use std::thread::JoinHandle;
-
-use camgate_plugin_api::{Host, LogLevel, PluginError, Source, SourcePlugin};
-use tokio::sync::watch;
+use camgate_plugin_api::{Host, PluginError, Source, SourcePlugin};
+use camgate_plugin_common::runtime::SupervisorThread;
 
 pub use config::{RtspConfig, Settings};
 use supervisor::Supervisor;
@@ -69,12 +67,7 @@ impl SourcePlugin for Rtsp {
 pub struct RtspSource {
     settings: Settings,
     host: Host,
-    running: Option<Running>,
-}
-
-struct Running {
-    stop: watch::Sender<bool>,
-    thread: JoinHandle<()>,
+    running: Option<SupervisorThread>,
 }
 
 impl Source for RtspSource {
@@ -83,27 +76,21 @@ impl Source for RtspSource {
         if self.running.is_some() {
             return Ok(());
         }
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let supervisor = Supervisor::new(self.settings.clone(), self.host.clone(), stop_rx);
-        let thread = self
-            .host
-            .spawn("rtsp-supervisor", move |_host| supervisor.run())
-            .map_err(|e| PluginError(format!("cannot start the rtsp supervisor thread: {e}")))?;
-        self.running = Some(Running {
-            stop: stop_tx,
-            thread,
-        });
+        let (settings, host) = (self.settings.clone(), self.host.clone());
+        self.running = Some(SupervisorThread::spawn(
+            &self.host,
+            "rtsp-supervisor",
+            move |stop| {
+                Supervisor::new(settings, host, stop).run();
+            },
+        )?);
         Ok(())
     }
 
     /// Signals the supervisor (ends the session or the backoff wait) and joins it.
     fn stop(&mut self) {
         if let Some(running) = self.running.take() {
-            let _ = running.stop.send(true);
-            if running.thread.join().is_err() {
-                self.host
-                    .log(LogLevel::Error, "rtsp supervisor thread ended with a panic");
-            }
+            running.stop(&self.host);
         }
     }
 }
