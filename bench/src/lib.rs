@@ -299,7 +299,9 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         bail!("--format needs WebSocket viewers (--mode ws)");
     }
     if args.credit.is_some() && args.format.is_some_and(|f| f != Format::Mjpeg) {
-        bail!("--credit is for JPEG viewers: video sockets ignore credit");
+        bail!(
+            "--credit is for JPEG viewers: the tool grants per JPEG frame (video viewers join with a whole GOP)"
+        );
     }
     let locals: Vec<Option<IpAddr>> = (0..args.viewers + args.slow)
         .map(|i| {

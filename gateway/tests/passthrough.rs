@@ -1,7 +1,7 @@
 //! The passthrough formats of the viewing protocol (`format=h264|h265|auto`) against a real
 //! gateway on loopback, fed by a source the test drives (`support::ManualFactory`) on
 //! tokio's paused clock: hello and config, the GOP on joining, frames in order, the skip to
-//! the next keyframe for a viewer that falls behind, and codec negotiation.
+//! the next keyframe for a viewer that falls behind, codec negotiation, and credit.
 
 mod support;
 
@@ -384,5 +384,94 @@ async fn a_video_viewer_of_a_stream_reconfigured_to_another_codec_is_closed_with
         (hello["codec"].as_str(), hello["format"].as_str()),
         (Some("jpeg"), Some("mjpeg"))
     );
+    gateway.shutdown().await;
+}
+
+/// Sends `{"type":"credit","frames":N}`.
+async fn grant(ws: &mut Client, frames: u32) {
+    use futures_util::SinkExt;
+    let text = format!(r#"{{"type":"credit","frames":{frames}}}"#);
+    ws.send(Message::text(text)).await.unwrap();
+}
+
+/// `camgate_frames_dropped_total` of stream `cam`.
+fn dropped_total(gateway: &Gateway) -> String {
+    let metrics = gateway.state().metrics.render();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("camgate_frames_dropped_total{stream=\"cam\"} "))
+        .unwrap_or("0")
+        .to_owned()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_video_viewer_on_credit_gets_what_it_grants_a_gop_for_one_and_resumes_at_a_keyframe() {
+    let (gateway, hub, factory) = gateway().await;
+    let addr = gateway.local_addr();
+    let epoch = Instant::now();
+    let mut ws = connect(addr, "/ws/streams/cam?format=h264&credit=0").await;
+    manual_viewers(&hub, &factory, 1).await;
+    next_hello(&mut ws, SECS(5)).await;
+    publish(&factory, true, Some(avc()), 4000, epoch);
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        publish(&factory, false, None, 500, epoch);
+    }
+    // No credit: no frame (and no config, which only comes with a frame); status still does.
+    let got = within(&mut ws, SECS(1)).await;
+    assert!(seqs(&got).is_empty(), "{:?}", types(&got));
+
+    // Any credit buys the latest picture: the config and the whole GOP it takes to decode,
+    // each frame spending one, below zero (1 - 4 = -3).
+    grant(&mut ws, 1).await;
+    let got = within(&mut ws, SECS(1)).await;
+    assert_eq!(types(&got), ["config", "frame", "frame", "frame", "frame"]);
+    assert_eq!(seqs(&got), [1, 2, 3, 4]);
+
+    // In order, one credit per frame: what it grants, no more; the rest wait for it. Its
+    // first three credits pay for the GOP.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        publish(&factory, false, None, 500, epoch);
+    }
+    assert!(seqs(&within(&mut ws, SECS(1)).await).is_empty());
+    grant(&mut ws, 3).await;
+    assert!(seqs(&within(&mut ws, SECS(1)).await).is_empty(), "owed");
+    grant(&mut ws, 2).await;
+    assert_eq!(seqs(&within(&mut ws, SECS(1)).await), [5, 6]);
+    grant(&mut ws, 1).await;
+    assert_eq!(seqs(&within(&mut ws, SECS(1)).await), [7]);
+    grant(&mut ws, 3).await;
+    publish(&factory, false, None, 500, epoch);
+    assert_eq!(
+        seqs(&within(&mut ws, SECS(1)).await),
+        [8],
+        "credit left: at once"
+    );
+
+    // The two credits left go to the next two frames; then it withholds for two seconds:
+    // too far behind to continue in order, it resumes at the next keyframe, and what it
+    // passed over was its choice, not dropped.
+    publish(&factory, false, None, 500, epoch);
+    publish(&factory, false, None, 500, epoch);
+    assert_eq!(seqs(&within(&mut ws, SECS(1)).await), [9, 10]);
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        publish(&factory, false, None, 500, epoch);
+    }
+    assert!(seqs(&within(&mut ws, SECS(1)).await).is_empty());
+    grant(&mut ws, 5).await;
+    let got = within(&mut ws, SECS(1)).await;
+    assert!(seqs(&got).is_empty(), "no keyframe yet: {:?}", seqs(&got));
+    publish(&factory, true, None, 4000, epoch);
+    publish(&factory, false, None, 500, epoch);
+    let got = within(&mut ws, SECS(1)).await;
+    assert_eq!(seqs(&got), [31, 32], "the new GOP");
+    assert!(
+        !types(&got).contains(&"dropped".to_owned()),
+        "withheld, not dropped: {:?}",
+        types(&got)
+    );
+    assert_eq!(dropped_total(&gateway), "0");
     gateway.shutdown().await;
 }

@@ -132,7 +132,8 @@ export async function tilesChecks({ context, check, assert, Skip, hasFfmpeg, gat
         const state = await raw.evaluate("document.visibilityState");
         assert(state === "hidden", `a minimized window reports visibilityState ${state}`);
         if (videoPath) {
-          // The video socket (not on credit) closes within a second or so; JPEG ones stay 10 s.
+          // The video socket closes within a second or so (a new one gets the current GOP at
+          // once; a resumed one waits for a keyframe); JPEG ones stay 10 s.
           await sleep(2_500);
           const m = await metrics();
           const video = sample(m, "camgate_viewers", ['stream="tile-5"', 'transport="websocket"']);

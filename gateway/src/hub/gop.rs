@@ -17,6 +17,11 @@
 //! - Frames are numbered here, under the lock, in the order they are published: one
 //!   sequence per video track, gaps only where a viewer skipped.
 //! - Publishing is O(1) in the number of viewers (the caller wakes them elsewhere).
+//! - A viewer on credit (the viewing protocol's flow control) is sent no more frames in
+//!   order than it has credit for; the rest wait for its next grant, under the same rules
+//!   (too far behind by then, it skips to a keyframe). A GOP from its keyframe goes whole to
+//!   a viewer with any credit (it is what the latest picture takes to decode): a viewer
+//!   granting one frame at a time still joins with a picture at once.
 
 use std::collections::VecDeque;
 
@@ -182,10 +187,23 @@ impl Gop {
     /// - One that needs a keyframe gets the current GOP if its keyframe is newer than what
     ///   it had (a new viewer: at once), else nothing until the next keyframe.
     pub fn catch_up(&self, cursor: &mut Cursor) -> Catchup {
+        self.catch_up_within(cursor, None)
+    }
+
+    /// [`Gop::catch_up`] for a viewer on credit with `credit` frames to spend: in order it
+    /// gets at most `credit` frames (the rest wait for more credit, or are skipped if it
+    /// falls too far behind meanwhile); a GOP from its keyframe (joining, or after a skip)
+    /// comes whole, whatever the credit, as it is what the latest picture takes to decode.
+    /// With no credit, nothing.
+    pub fn catch_up_with_credit(&self, cursor: &mut Cursor, credit: u32) -> Catchup {
+        self.catch_up_within(cursor, Some(credit))
+    }
+
+    fn catch_up_within(&self, cursor: &mut Cursor, credit: Option<u32>) -> Catchup {
         let Some(newest) = self.frames.back() else {
             return Catchup::default();
         };
-        if cursor.last.is_some_and(|last| last >= newest.seq) {
+        if credit == Some(0) || cursor.last.is_some_and(|last| last >= newest.seq) {
             return Catchup::default();
         }
         if !cursor.needs_keyframe {
@@ -196,13 +214,15 @@ impl Gop {
                 newest.captured_at_us.saturating_sub(f.captured_at_us)
             });
             if in_order && lag <= MAX_VIEWER_LAG_US {
-                let frames = self
+                let limit = credit.map_or(usize::MAX, |credit| credit as usize);
+                let frames: Vec<Frame> = self
                     .frames
                     .iter()
                     .filter(|f| f.seq >= next)
+                    .take(limit)
                     .cloned()
                     .collect();
-                cursor.last = Some(newest.seq);
+                cursor.last = frames.last().map(|f| f.seq).or(cursor.last);
                 return Catchup { frames, skipped: 0 };
             }
             cursor.needs_keyframe = true;
@@ -350,6 +370,122 @@ mod tests {
         let got = gop.catch_up(&mut cursor);
         assert_eq!(seqs(&got), [23]);
         assert_eq!(got.skipped, 21);
+    }
+
+    #[test]
+    fn a_viewer_on_credit_gets_at_most_its_credit_in_order_and_a_gop_whole() {
+        let mut gop = Gop::default();
+        publish_gop(&mut gop, 5, 0);
+        let mut cursor = Cursor::new();
+        // No credit: nothing, and the cursor stays where it was.
+        assert!(gop.catch_up_with_credit(&mut cursor, 0).frames.is_empty());
+        assert_eq!(cursor, Cursor::new());
+        // Joining: the whole GOP, whatever the credit.
+        let join = gop.catch_up_with_credit(&mut cursor, 1);
+        assert_eq!(seqs(&join), [1, 2, 3, 4, 5]);
+        for t in 5..9 {
+            let f = frame(&gop, false, t * 100_000, 1000);
+            gop.push(f);
+        }
+        // Four new frames, credit for two: the first two, in order; then the rest.
+        let two = gop.catch_up_with_credit(&mut cursor, 2);
+        assert_eq!((seqs(&two), two.skipped), (vec![6, 7], 0));
+        let rest = gop.catch_up_with_credit(&mut cursor, 10);
+        assert_eq!(seqs(&rest), [8, 9]);
+        assert!(gop.catch_up_with_credit(&mut cursor, 10).frames.is_empty());
+        // Without credit for over a second it skips to the next keyframe's GOP.
+        for t in 9..25 {
+            let f = frame(&gop, false, t * 100_000, 1000);
+            gop.push(f);
+        }
+        assert!(gop.catch_up_with_credit(&mut cursor, 3).frames.is_empty());
+        publish_gop(&mut gop, 3, 2_500_000);
+        let skip = gop.catch_up_with_credit(&mut cursor, 1);
+        assert_eq!((seqs(&skip), skip.skipped), (vec![26, 27, 28], 16));
+    }
+
+    /// What a randomized run does next.
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// The source publishes a frame `dt_ms` after the last.
+        Publish { keyframe: bool, dt_ms: u64 },
+        /// The viewer grants credit.
+        Grant(u32),
+        /// The viewer's session looks for frames.
+        Look,
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (proptest::bool::weighted(0.08), 0u64..250)
+                .prop_map(|(keyframe, dt_ms)| Step::Publish { keyframe, dt_ms }),
+            2 => (0u32..6).prop_map(Step::Grant),
+            3 => Just(Step::Look),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+
+        /// A viewer on credit, whatever the publishing and granting: what it gets always
+        /// decodes (every run starts at a keyframe, sequence numbers only grow), frames in
+        /// order never exceed its credit (only a GOP from its keyframe may), nothing comes
+        /// without credit, and once it grants enough it reaches the newest frame at the next
+        /// keyframe.
+        #[test]
+        fn a_viewer_on_credit_gets_decodable_runs_within_its_credit(
+            steps in proptest::collection::vec(step(), 1..300),
+        ) {
+            let mut gop = Gop::default();
+            let mut cursor = Cursor::new();
+            let mut balance: i64 = 0;
+            let mut last: Option<u64> = None;
+            let mut now_us = 0;
+            let look = |gop: &Gop, cursor: &mut Cursor, balance: &mut i64, last: &mut Option<u64>| {
+                let credit = u32::try_from((*balance).max(0)).unwrap();
+                let got = gop.catch_up_with_credit(cursor, credit);
+                if credit == 0 {
+                    proptest::prop_assert!(got.frames.is_empty(), "a frame without credit");
+                    return Ok(());
+                }
+                if let Some(first) = got.frames.first() {
+                    let continues = last.is_some_and(|l| first.seq == l + 1);
+                    proptest::prop_assert!(continues || first.keyframe, "a run starts mid-GOP");
+                    proptest::prop_assert!(
+                        got.frames.len() <= credit as usize || first.keyframe,
+                        "{} frames in order on {credit} credits", got.frames.len()
+                    );
+                    for pair in got.frames.windows(2) {
+                        proptest::prop_assert_eq!(pair[1].seq, pair[0].seq + 1);
+                    }
+                    proptest::prop_assert_eq!(
+                        got.skipped,
+                        last.map_or(0, |l| first.seq - l - 1)
+                    );
+                    *last = got.frames.last().map(|f| f.seq);
+                }
+                *balance -= i64::try_from(got.frames.len()).unwrap();
+                Ok(())
+            };
+            for step in steps {
+                match step {
+                    Step::Publish { keyframe, dt_ms } => {
+                        now_us += dt_ms * 1000;
+                        let f = frame(&gop, keyframe, now_us, 100);
+                        gop.push(f);
+                    }
+                    Step::Grant(n) => balance = (balance + i64::from(n)).min(1000),
+                    Step::Look => look(&gop, &mut cursor, &mut balance, &mut last)?,
+                }
+            }
+            // Enough credit and a keyframe: it reaches the newest frame.
+            balance = 1000;
+            let f = frame(&gop, true, now_us + 10_000_000, 100);
+            gop.push(f);
+            look(&gop, &mut cursor, &mut balance, &mut last)?;
+            proptest::prop_assert_eq!(last, Some(gop.last_seq()));
+        }
     }
 
     #[test]

@@ -426,6 +426,12 @@ impl Hub {
         self.video_lock().gop.catch_up(cursor)
     }
 
+    /// [`Hub::video_catch_up`] for a viewer on credit with `credit` frames to spend
+    /// (`hub::Gop::catch_up_with_credit`).
+    pub fn video_catch_up_with_credit(&self, cursor: &mut Cursor, credit: u32) -> Catchup {
+        self.video_lock().gop.catch_up_with_credit(cursor, credit)
+    }
+
     fn video_lock(&self) -> std::sync::MutexGuard<'_, VideoTrack> {
         self.video.lock().unwrap_or_else(|e| e.into_inner())
     }

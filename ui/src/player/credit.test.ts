@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CreditWindow, INITIAL_WINDOW, MAX_CREDIT, creditMessage, creditWindowFor } from "./credit";
+import { CreditWindow, INITIAL_WINDOW, MAX_CREDIT, creditMessage, creditWindowFor, videoCreditWindowFor } from "./credit";
 
 describe("creditMessage", () => {
   it("is the protocol's message with an integer in range", () => {
@@ -22,7 +22,32 @@ describe("creditWindowFor", () => {
   });
 });
 
+describe("videoCreditWindowFor", () => {
+  it("carries half a second of frames plus two, within 8..64, not shrunk by the link", () => {
+    expect(videoCreditWindowFor(null)).toBe(16);
+    expect(videoCreditWindowFor(25)).toBe(15); // 12.5 → 13, plus two
+    expect(videoCreditWindowFor(5)).toBe(8);
+    expect(videoCreditWindowFor(60)).toBe(32);
+    expect(videoCreditWindowFor(240)).toBe(64);
+  });
+});
+
 describe("CreditWindow", () => {
+  it("counts video frames below zero, as the gateway does for a GOP sent on less credit", () => {
+    const w = new CreditWindow();
+    expect(w.open(true)).toBe(2);
+    w.resize(videoCreditWindowFor(25));
+    expect(w.topUp(true, 0)).toBe(13);
+    // A GOP of 20 frames on 15 credits: 5 owed on both sides.
+    for (let i = 0; i < 20; i++) w.receivedVideo();
+    expect(w.owed).toBe(-5);
+    expect(w.topUp(true, 20)).toBe(0); // all 20 still with the decoder
+    expect(w.topUp(true, 10)).toBe(10); // half decoded: the window is 5 ahead again
+    expect(w.topUp(true, 0)).toBe(10); // all: 15 in the pipe, none owed
+    expect(w.owed).toBe(15);
+  });
+
+
   it("grants the window on open only when shown", () => {
     const w = new CreditWindow();
     expect(w.topUp(true, 0)).toBe(0); // not open yet: the first message is open()'s

@@ -65,6 +65,19 @@ export function frameIntervalMs(fps: number | null, maxFps: number | null | unde
   return rate === null ? undefined : 1000 / rate;
 }
 
+/**
+ * The window of a video socket (passthrough H.264/H.265): the frames of about half a second
+ * plus two, at least 8, at most 64 (16 while the rate is unknown). Not adapted to the link
+ * like a JPEG viewer's: a video viewer that cannot take every frame loses whole GOPs (it
+ * resumes at a keyframe), so the window must carry the full rate over a long round trip; it
+ * only keeps a decoder that falls behind from being sent more than it can use.
+ */
+export function videoCreditWindowFor(fps: number | null): number {
+  const rate = viewerRate(fps, null);
+  if (rate === null) return MAX_WINDOW;
+  return Math.max(8, Math.min(64, Math.ceil(rate * 0.5) + 2));
+}
+
 /** The frame rate the viewer gets: the stream's, capped by its `max_fps` (null if unknown). */
 function viewerRate(fps: number | null, maxFps: number | null | undefined): number | null {
   const rates = [fps, maxFps].filter((r): r is number => typeof r === "number" && Number.isFinite(r) && r > 0);
@@ -145,6 +158,17 @@ export class CreditWindow {
   received(transitMs: number | null): void {
     this.outstanding = Math.max(0, this.outstanding - 1);
     if (transitMs !== null && Number.isFinite(transitMs)) this.observe(transitMs);
+  }
+
+  /**
+   * A video frame arrived. Every video frame spends a credit, and the gateway sends a whole
+   * GOP (joining, or resuming at a keyframe) to a viewer with any credit, taking its
+   * balance below zero; so here too the count may go below zero, and the grants that follow
+   * pay for it first: both sides count the same. No transit adaptation (see
+   * `videoCreditWindowFor`).
+   */
+  receivedVideo(): void {
+    this.outstanding--;
   }
 
   /**

@@ -232,7 +232,7 @@ describe("the WebCodecs path", () => {
     player.destroy();
   });
 
-  it("sends no credit on a video socket, and reports the path and the bytes received", async () => {
+  it("grants a credit per frame decoded on a video socket, and reports the path and the bytes received", async () => {
     const stats: PlayerStats[] = [];
     const player = makePlayer({ onStats: (s) => stats.push(s), statsIntervalMs: 2000 });
     player.start();
@@ -247,14 +247,48 @@ describe("the WebCodecs path", () => {
       ws?.binary(f);
       await vi.advanceTimersByTimeAsync(40);
     }
-    player.setVisible(false);
-    player.setVisible(true);
-    expect(ws?.credits()).toEqual([]);
+    // The window (15 frames at 25 fps, 2 of them in the URL) once hello says the rate, then
+    // one more for each frame the decoder is done with.
+    expect(ws?.credits()).toEqual([13, ...new Array<number>(20).fill(1)]);
     await vi.advanceTimersByTimeAsync(2000 - 20 * 40 - 50);
     const last = stats.at(-1);
     expect(last).toMatchObject({ path: "webcodecs", pathLabel: "WebCodecs · H.264", width: 640, height: 360 });
     expect(last?.bitrate).toBeCloseTo((bytes * 8) / 2, 0);
     expect(last?.framesShown).toBeGreaterThan(10);
+    player.destroy();
+  });
+
+  it("asks for nothing while the decoder is behind, and pays for a GOP sent below zero once it is decoded", async () => {
+    const player = makePlayer();
+    player.start();
+    const ws = lastSocket();
+    expect(ws?.url).toBe("ws://gw:8000/ws/streams/lobby?format=auto&credit=2");
+    hello(ws);
+    ws?.text(configMsg());
+    await settle();
+    expect(ws?.credits()).toEqual([13]);
+    ws?.binary(vframe(1, true));
+    await settle();
+    expect(ws?.credits()).toEqual([13, 1]); // decoded: one more
+    const dec = decoder();
+    if (!dec) throw new Error("no decoder");
+    dec.stalled = true;
+    // 19 more frames at once on 15 credits (the gateway's balance is now -4: the rest of a
+    // GOP), all waiting for the decoder: nothing more is asked for.
+    for (let seq = 2; seq <= 20; seq++) ws?.binary(vframe(seq, false));
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(dec.decodeQueueSize).toBe(19);
+    expect(ws?.credits()).toEqual([13, 1]);
+    // Decoded: 4 pay for the frames sent below zero, 15 refill the window.
+    dec.drain();
+    await settle();
+    expect(ws?.credits()).toEqual([13, 1, 19]);
+    // Hidden: nothing asked for, whatever arrives.
+    player.setVisible(false);
+    const before = ws?.credits().length;
+    for (let seq = 21; seq <= 25; seq++) ws?.binary(vframe(seq, false));
+    await vi.advanceTimersByTimeAsync(500);
+    expect(ws?.credits().length).toBe(before);
     player.destroy();
   });
 
@@ -433,7 +467,9 @@ describe("the MSE path", () => {
     // 100 ms before the last frame (seq 50, at 49 × 40 ms).
     expect(media.video.currentTime).toBeCloseTo(1.96 - 0.1, 5);
     expect(media.video.paused).toBe(false);
-    expect(ws?.credits()).toEqual([]);
+    // Credit: the window (15 frames at 25 fps) once hello says the rate; then, the GOP on
+    // join (50 frames, 35 below zero) appended, what pays for it and refills the window.
+    expect(ws?.credits()).toEqual([13, 50]);
     // The picture counts as shown when the video has its first frame (not on the stats timer).
     expect(player.getStatus().hasPicture).toBe(false);
     const loaded = media.video.addEventListener.mock.calls.find(([type]) => type === "loadeddata")?.[1] as () => void;
@@ -519,7 +555,7 @@ describe("the MSE path", () => {
 });
 
 describe("hidden video", () => {
-  it("closes a video socket a second after it is hidden (the gateway cannot pause video), and reopens when shown", async () => {
+  it("closes a video socket a second after it is hidden (a new socket gets the current GOP at once), and reopens when shown", async () => {
     const player = makePlayer();
     player.start();
     const ws = lastSocket();

@@ -10,8 +10,10 @@
  *   requestAnimationFrame → createImageBitmap(Blob) → drawImage on a 2D canvas → close().
  * - Video (`format: "h264"|"h265"`): `config` → the ladder's choice; each binary message
  *   (18-byte header + access unit) goes to that path. A stream this browser cannot decode
- *   reconnects with `?format=mjpeg` (and stays MJPEG for this page). Video sockets do not
- *   use credit (the gateway skips to keyframes for a viewer that falls behind).
+ *   reconnects with `?format=mjpeg` (and stays MJPEG for this page). Video sockets use
+ *   credit too (a window of about half a second of frames, counting those the decoder has
+ *   not finished), so a decoder that falls behind is sent nothing more until it catches up,
+ *   and the gateway skips it to a keyframe instead of sending a backlog.
  *
  * - No per-frame callbacks into React: status changes (a few per connection) go to
  *   `onStatus`, statistics go to `onStats` on a timer (a few times per second).
@@ -21,7 +23,8 @@
  * - Not shown for long, a player closes its socket (`paused`): after `hiddenCloseMs` (10 s)
  *   on a JPEG socket (credit already stops its frames; closing lets the gateway reap an
  *   on-demand source after its idle_timeout), after `hiddenVideoCloseMs` (1 s) on a video
- *   socket (the gateway sends video regardless of credit, so it cannot be paused). Shown
+ *   socket (credit stops its frames too, but a video socket resumed over a second behind
+ *   waits for the next keyframe, where a new one gets the current GOP at once). Shown
  *   again, it reconnects at once: JPEG brings the latest picture, video its current GOP.
  * - Variants: `variant: "sub"` plays the stream's low-resolution sub-stream (`?variant=sub`;
  *   `format` negotiated as for the main: a derived sub is JPEG, a camera's own sub-stream may
@@ -56,7 +59,7 @@ import {
 import { mp4MimeType } from "./fmp4";
 import { MseSink, type MseOptions } from "./mse";
 import { ReconnectPolicy, type BackoffOptions } from "./backoff";
-import { CreditWindow, creditMessage, creditWindowFor, frameIntervalMs } from "./credit";
+import { CreditWindow, creditMessage, creditWindowFor, frameIntervalMs, videoCreditWindowFor } from "./credit";
 import { clockOffsetMs, FreshnessReporter, localNowMs, type FreshnessOptions } from "./freshness";
 import { JitterBuffer, type JitterOptions } from "./jitter";
 import {
@@ -174,9 +177,10 @@ export interface PlayerOptions {
 /** A JPEG player not shown for this long closes its socket (credit already stopped its frames). */
 export const HIDDEN_CLOSE_MS = 10_000;
 /**
- * A video player not shown for this long closes its socket: the gateway sends video whatever
- * the credit, so a hidden video socket costs the full bitrate. (A second, not zero: a tile
- * that only flickers out of view while scrolling keeps its socket.)
+ * A video player not shown for this long closes its socket: its credit already stopped the
+ * frames, but a video socket that resumes over a second behind waits for the next keyframe
+ * (up to a GOP), where a new socket gets the current GOP at once. (A second, not zero: a
+ * tile that only flickers out of view while scrolling keeps its socket and resumes in order.)
  */
 export const HIDDEN_VIDEO_CLOSE_MS = 1_000;
 
@@ -337,7 +341,7 @@ export class StreamPlayer {
     this.replenish();
   }
 
-  /** A video socket (h264/h265) is not on credit: the gateway sends every frame. */
+  /** Whether this socket carries video (h264/h265) rather than JPEGs. */
   private onVideoSocket(): boolean {
     return this.format === "h264" || this.format === "h265";
   }
@@ -462,10 +466,7 @@ export class StreamPlayer {
           this.clearHideTimer();
           this.armHideTimer();
         }
-        this.credit.resize(
-          creditWindowFor(msg.fps, this.opts.maxFps, this.jitter.options.targetDelayMs),
-          frameIntervalMs(msg.fps, this.opts.maxFps),
-        );
+        this.resizeCredit();
         this.replenish();
         break;
       case "state":
@@ -507,11 +508,28 @@ export class StreamPlayer {
     this.onFrame(data);
   }
 
+  /** The credit window for what this socket carries (JPEG: adapted to the link; video: fixed). */
+  private resizeCredit(): void {
+    const hello = this.status.hello;
+    const fps = hello?.fps ?? null;
+    if (this.onVideoSocket()) {
+      this.credit.resize(videoCreditWindowFor(fps));
+    } else {
+      this.credit.resize(
+        creditWindowFor(fps, this.opts.maxFps, this.jitter.options.targetDelayMs),
+        frameIntervalMs(fps, this.opts.maxFps),
+      );
+    }
+  }
+
   /** A (new) `config`: choose the path for it (remembered per stream and codec), then play. */
   private onConfig(config: ConfigMessage): void {
     if (this.format === "mjpeg") return;
     // `auto` decided on the stream's first frame: video.
-    if (this.format === null) this.format = config.codec.startsWith("hvc1") || config.codec.startsWith("hev1") ? "h265" : "h264";
+    if (this.format === null) {
+      this.format = config.codec.startsWith("hvc1") || config.codec.startsWith("hev1") ? "h265" : "h264";
+      this.resizeCredit();
+    }
     const current = this.config;
     if (current && this.sink && this.deciding === 0 && sameConfig(current, config)) return; // nothing changed
     this.config = config;
@@ -628,6 +646,7 @@ export class StreamPlayer {
       this.gotFrameThisConnection = true;
       this.backoff.reset();
     }
+    this.credit.receivedVideo();
     const frame = parseVideoFrame(data);
     if (!frame) return;
     if (this.lastVideoSeq !== null && frame.seq > this.lastVideoSeq + 1) this.videoMissing += frame.seq - this.lastVideoSeq - 1;
@@ -646,6 +665,7 @@ export class StreamPlayer {
     } else {
       this.videoSkipped++; // no config yet: nothing can decode it
     }
+    this.replenish();
   }
 
   private onVideoShown(captureUs: number | null): void {
@@ -653,6 +673,7 @@ export class StreamPlayer {
     this.freshness.record(captureUs === null ? null : captureUs / 1000, localNowMs());
     this.stats.recordShown(performance.now(), captureUs === null ? null : Math.max(0, Date.now() - captureUs / 1000));
     this.markPicture();
+    this.replenish();
   }
 
   private setPath(path: PlaybackPath, codec: string | null): void {
@@ -719,11 +740,12 @@ export class StreamPlayer {
    * connecting, the player tops up on open).
    */
   private replenish(): void {
-    // Video sockets do not use credit.
-    if (this.format !== null && this.format !== "mjpeg") return;
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return;
-    const held = this.jitter.size + (this.decoding ? 1 : 0);
+    // Video: frames waiting for a path, for the decoder or for MSE.
+    const held = this.onVideoSocket()
+      ? this.pending.length + (this.sink?.backlog ?? 0)
+      : this.jitter.size + (this.decoding ? 1 : 0);
     const frames = this.credit.topUp(this.shown(), held);
     if (frames <= 0) return;
     try {
@@ -820,6 +842,8 @@ export class StreamPlayer {
   private emitStats(): void {
     // The MSE path counts pictures and keeps to the live edge here too.
     this.sink?.poll();
+    // Video backlogs drain without a message (MSE appends): top up here as well.
+    this.replenish();
     this.reportShown();
     if (!this.opts.onStats) return;
     const snapshot = this.stats.snapshot(performance.now());

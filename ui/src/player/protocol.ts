@@ -290,9 +290,8 @@ export function decideClose(code: number, reason: string): CloseAction {
 
 /**
  * The WebSocket URL of a stream, relative to the page's location: `maxFps` caps its rate,
- * `credit` (0 or more) puts the viewer on credit flow control from its first frame (a video
- * socket accepts and ignores it, so it is sent either way: a JPEG stream answering
- * `format=auto` is on credit from its first frame), `format` asks for passthrough video
+ * `credit` (0 or more) puts the viewer on credit flow control from its first frame (video
+ * sockets too: every frame spends one, a whole GOP may go below zero), `format` asks for passthrough video
  * (omitted or `mjpeg`: today's MJPEG protocol exactly), `variant` picks the stream's `sub`
  * (omitted for `main`, the default, so older gateways see the URL they know).
  */

@@ -59,8 +59,9 @@ struct LaneState {
     last_seq: Option<u64>,
     hand_over: Option<HandOver>,
     /// Frames the viewer may still be sent: `None` until its first credit message (it then
-    /// gets every frame, as viewers that never send credit do).
-    credit: Option<u32>,
+    /// gets every frame, as viewers that never send credit do). Below zero after a video
+    /// viewer was sent a whole GOP on less credit (its grants pay that back first).
+    credit: Option<i64>,
 }
 
 impl LaneState {
@@ -68,12 +69,17 @@ impl LaneState {
     fn spend(&mut self) -> bool {
         match &mut self.credit {
             None => true,
-            Some(0) => false,
+            Some(left) if *left <= 0 => false,
             Some(left) => {
                 *left -= 1;
                 true
             }
         }
+    }
+
+    /// Whether the viewer is on credit and has none left.
+    fn starved(&self) -> bool {
+        self.credit.is_some_and(|left| left <= 0)
     }
 }
 
@@ -134,21 +140,37 @@ impl Lane {
     /// credit (frames published since were withheld at its request, not dropped).
     pub fn grant(&self, frames: u32) -> bool {
         let mut state = self.lock();
-        let starved = state.credit == Some(0);
-        let credit = state.credit.unwrap_or(0).saturating_add(frames);
-        state.credit = Some(credit.min(MAX_CREDIT));
+        let starved = state.starved();
+        let credit = state.credit.unwrap_or(0) + i64::from(frames);
+        state.credit = Some(credit.min(i64::from(MAX_CREDIT)));
         starved
     }
 
     /// Whether a frame may be sent now (no credit mode, or credit left).
     pub fn has_credit(&self) -> bool {
-        self.lock().credit != Some(0)
+        !self.lock().starved()
     }
 
     /// Spends one credit for a frame the session is about to queue (the lane is closed);
     /// false if the viewer has none.
     pub fn spend_credit(&self) -> bool {
         self.lock().spend()
+    }
+
+    /// The credit left (`None`: the viewer is not on credit; below zero: owed). Video
+    /// viewers spend it through the session only ([`Lane::spend_credits`]): their lane
+    /// never opens.
+    pub fn credit(&self) -> Option<i64> {
+        self.lock().credit
+    }
+
+    /// Spends one credit per frame the session queues, `frames` of them: a whole GOP may
+    /// take the credit below zero, and the viewer's next grants pay for it first (so a
+    /// client that counts one credit per frame it receives always agrees with the gateway).
+    pub fn spend_credits(&self, frames: usize) {
+        if let Some(left) = &mut self.lock().credit {
+            *left -= i64::try_from(frames).unwrap_or(i64::MAX);
+        }
     }
 
     /// Resolves when an offer closed the lane (possibly spuriously: check with `close`).
@@ -194,7 +216,7 @@ impl DirectViewer for Lane {
         if written == len {
             self.telemetry
                 .direct_frame_sent(frame.data.len(), frame.captured_at_us);
-            if state.credit != Some(0) {
+            if !state.starved() {
                 return;
             }
             // That was the viewer's last credit: stop offering and let the session wait.

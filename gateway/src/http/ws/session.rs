@@ -34,8 +34,14 @@
 //!   once (a viewer that already has it waits for the next). `max_fps` still applies.
 //! - Withheld frames are the viewer's choice, not slowness: they are not counted as
 //!   dropped (metrics, `dropped` events); sequence numbers still show the gap.
-//! - Only frames need credit: `hello`, `state`, `health`, `dropped`, pings, pongs and close
-//!   frames are sent regardless. A credit message with a bad `frames` ends the session with
+//! - Video viewers (passthrough) are on credit the same way, every frame spending one, with
+//!   what a decoder needs: a GOP from its keyframe (joining, or after falling too far
+//!   behind) goes whole to a viewer with any credit, which may take the credit below zero;
+//!   grants pay that back before more frames go (`hub::Gop::catch_up_with_credit`). A video
+//!   viewer out of credit for over a second resumes at a keyframe, and the frames it passed
+//!   over while it withheld credit are not counted as dropped.
+//! - Only frames need credit: `hello`, `state`, `health`, `dropped`, `config`, pings, pongs
+//!   and close frames are sent regardless. A credit message with a bad `frames` ends the session with
 //!   1008; other text (unknown types, not JSON) is ignored.
 //!
 //! Picture health: `health` follows `hello` at once (the hub's current verdict, `unknown`
@@ -192,6 +198,11 @@ pub struct Session {
     format: Option<Format>,
     /// Where a video viewer stands in the hub's GOP.
     video: Cursor,
+    /// The hub's newest video frame (its sequence number): changes wake a video viewer.
+    video_seq: watch::Receiver<u64>,
+    /// The newest video frame when this viewer, out of credit, was granted more: frames up
+    /// to it that it skips were withheld at its request, not dropped.
+    video_withheld_through: u64,
     /// The video configuration the viewer was last sent.
     sent_config: Option<Arc<VideoConfig>>,
     /// Held while the socket carries JPEGs: on a video stream, the hub transcodes for it.
@@ -230,6 +241,8 @@ impl Session {
             requested,
             format: None,
             video: Cursor::new(),
+            video_seq: viewer.video.clone(),
+            video_withheld_through: 0,
             sent_config: None,
             _jpeg_demand: None,
             socket,
@@ -292,7 +305,9 @@ impl Session {
                 && !self.lane_open
                 && self.has_credit()
                 && self.format == Some(Format::Mjpeg);
-            let take_video = waiting.is_none() && matches!(self.format, Some(Format::Video(_)));
+            let take_video = waiting.is_none()
+                && self.has_credit()
+                && matches!(self.format, Some(Format::Video(_)));
             let undecided = self.format.is_none();
             tokio::select! {
                 biased;
@@ -351,7 +366,7 @@ impl Session {
                 }
                 // Video: the frames after the viewer's last, once the socket took those. Or,
                 // undecided, the stream's first frame says its codec (`auto`, `h264`).
-                _ = viewer.video.changed(), if take_video || undecided => {
+                _ = self.video_seq.changed(), if take_video || undecided => {
                     if undecided {
                         if let Err(end) = self.decide(hub) {
                             return end;
@@ -524,11 +539,24 @@ impl Session {
     }
 
     /// Queues the video frames the viewer is due (its GOP on joining, then each new frame;
-    /// after a skip, the next keyframe's), each after the configuration it needs.
+    /// after a skip, the next keyframe's), each after the configuration it needs; a viewer
+    /// on credit only what its credit pays for.
     fn send_video(&mut self, hub: &Arc<Hub>) {
-        let catchup = hub.video_catch_up(&mut self.video);
-        if catchup.skipped > 0 {
-            self.skipped(catchup.skipped);
+        let before = self.video.last;
+        let catchup = match self.lane.credit() {
+            None => hub.video_catch_up(&mut self.video),
+            Some(credit) => {
+                let credit = u32::try_from(credit.max(0)).unwrap_or(u32::MAX);
+                let catchup = hub.video_catch_up_with_credit(&mut self.video, credit);
+                self.lane.spend_credits(catchup.frames.len());
+                catchup
+            }
+        };
+        // Frames passed over that it had withheld credit for were its choice.
+        let withheld = before.map_or(0, |last| self.video_withheld_through.saturating_sub(last));
+        let dropped = catchup.skipped.saturating_sub(withheld);
+        if dropped > 0 {
+            self.skipped(dropped);
         }
         for frame in catchup.frames {
             if let Some(config) = &frame.config
@@ -670,6 +698,11 @@ impl Session {
         if self.lane.grant(frames) {
             let latest = self.frames.borrow().as_ref().map(|frame| frame.seq);
             self.pacer.withheld_through(latest);
+            self.video_withheld_through = *self.video_seq.borrow();
+        }
+        // Video frames that waited for credit are due now (the watch has moved past them).
+        if matches!(self.format, Some(Format::Video(_))) {
+            self.video_seq.mark_changed();
         }
     }
 
