@@ -262,7 +262,6 @@ describe("the WebCodecs path", () => {
     const player = makePlayer();
     player.start();
     const ws = lastSocket();
-    expect(ws?.url).toBe("ws://gw:8000/ws/streams/lobby?format=auto&credit=2");
     hello(ws);
     ws?.text(configMsg());
     await settle();
