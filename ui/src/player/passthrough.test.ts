@@ -46,6 +46,17 @@ const lastSocket = () => FakeSocket.instances[FakeSocket.instances.length - 1];
 const decoder = () => FakeVideoDecoder.instances[FakeVideoDecoder.instances.length - 1];
 const settle = () => vi.advanceTimersByTimeAsync(50);
 
+/** A started player whose socket said hello as an H.264 socket and sent its config. */
+async function playingVideo(extra: Partial<ConstructorParameters<typeof StreamPlayer>[0]> = {}) {
+  const player = makePlayer(extra);
+  player.start();
+  const ws = lastSocket();
+  hello(ws);
+  ws?.text(configMsg());
+  await settle();
+  return { player, ws };
+}
+
 let media: ReturnType<typeof fakeVideo>;
 
 beforeEach(() => {
@@ -123,12 +134,7 @@ describe("the WebCodecs path", () => {
   });
 
   it("closes every VideoFrame: drawn, superseded, decoded while hidden or after destroy", async () => {
-    const player = makePlayer();
-    player.start();
-    const ws = lastSocket();
-    hello(ws);
-    ws?.text(configMsg());
-    await settle();
+    const { player, ws } = await playingVideo();
     let seq = 0;
     for (let i = 0; i < 60; i++) {
       seq++;
@@ -149,12 +155,7 @@ describe("the WebCodecs path", () => {
   });
 
   it("reconfigures on a new config and waits for its keyframe", async () => {
-    const player = makePlayer();
-    player.start();
-    const ws = lastSocket();
-    hello(ws);
-    ws?.text(configMsg());
-    await settle();
+    const { player, ws } = await playingVideo();
     ws?.binary(vframe(1, true));
     ws?.binary(vframe(2, false));
     ws?.text(configMsg("avc1.64001f", 1280, 720));
@@ -172,12 +173,7 @@ describe("the WebCodecs path", () => {
   });
 
   it("ignores a config that repeats the one in force (no reconfiguration, no wait for a keyframe)", async () => {
-    const player = makePlayer();
-    player.start();
-    const ws = lastSocket();
-    hello(ws);
-    ws?.text(configMsg());
-    await settle();
+    const { player, ws } = await playingVideo();
     ws?.binary(vframe(1, true));
     ws?.text(configMsg());
     ws?.binary(vframe(2, false));
@@ -189,12 +185,7 @@ describe("the WebCodecs path", () => {
 
   it("skips to the next keyframe when the decoder falls behind, and throws its backlog away", async () => {
     const stats: PlayerStats[] = [];
-    const player = makePlayer({ webcodecs: { maxDecodeQueue: 8 }, onStats: (s) => stats.push(s), statsIntervalMs: 100 });
-    player.start();
-    const ws = lastSocket();
-    hello(ws);
-    ws?.text(configMsg());
-    await settle();
+    const { player, ws } = await playingVideo({ webcodecs: { maxDecodeQueue: 8 }, onStats: (s) => stats.push(s), statsIntervalMs: 100 });
     ws?.binary(vframe(1, true));
     const dec = decoder();
     if (!dec) throw new Error("no decoder");
@@ -214,12 +205,7 @@ describe("the WebCodecs path", () => {
   });
 
   it("decodes nothing off-screen, and the held GOP at once when shown again", async () => {
-    const player = makePlayer();
-    player.start();
-    const ws = lastSocket();
-    hello(ws);
-    ws?.text(configMsg());
-    await settle();
+    const { player, ws } = await playingVideo();
     player.setVisible(false);
     for (let seq = 1; seq <= 30; seq++) ws?.binary(vframe(seq, seq === 1 || seq === 26));
     await settle();
@@ -234,12 +220,7 @@ describe("the WebCodecs path", () => {
 
   it("grants a credit per frame decoded on a video socket, and reports the path and the bytes received", async () => {
     const stats: PlayerStats[] = [];
-    const player = makePlayer({ onStats: (s) => stats.push(s), statsIntervalMs: 2000 });
-    player.start();
-    const ws = lastSocket();
-    hello(ws);
-    ws?.text(configMsg());
-    await settle();
+    const { player, ws } = await playingVideo({ onStats: (s) => stats.push(s), statsIntervalMs: 2000 });
     let bytes = 0;
     for (let seq = 1; seq <= 20; seq++) {
       const f = vframe(seq, seq === 1);
@@ -259,12 +240,7 @@ describe("the WebCodecs path", () => {
   });
 
   it("asks for nothing while the decoder is behind, and pays for a GOP sent below zero once it is decoded", async () => {
-    const player = makePlayer();
-    player.start();
-    const ws = lastSocket();
-    hello(ws);
-    ws?.text(configMsg());
-    await settle();
+    const { player, ws } = await playingVideo();
     expect(ws?.credits()).toEqual([13]);
     ws?.binary(vframe(1, true));
     await settle();
@@ -555,12 +531,7 @@ describe("the MSE path", () => {
 
 describe("hidden video", () => {
   it("closes a video socket a second after it is hidden (a new socket gets the current GOP at once), and reopens when shown", async () => {
-    const player = makePlayer();
-    player.start();
-    const ws = lastSocket();
-    hello(ws);
-    ws?.text(configMsg());
-    await settle();
+    const { player, ws } = await playingVideo();
     player.setVisible(false);
     await vi.advanceTimersByTimeAsync(999);
     expect(ws?.closedWith).toBeNull();
