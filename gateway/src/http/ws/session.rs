@@ -40,9 +40,10 @@
 //!   grants pay that back before more frames go (`hub::Gop::catch_up_with_credit`). A video
 //!   viewer out of credit for over a second resumes at a keyframe, and the frames it passed
 //!   over while it withheld credit are not counted as dropped.
-//! - Only frames need credit: `hello`, `state`, `health`, `dropped`, `config`, pings, pongs
-//!   and close frames are sent regardless. A credit message with a bad `frames` ends the session with
-//!   1008; other text (unknown types, not JSON) is ignored.
+//! - Only frames need credit: `hello`, `state`, `health`, `dropped`, pings, pongs and close
+//!   frames are sent regardless (a video `config` goes with the first frame that needs it).
+//!   A credit message with a bad `frames` ends the session with 1008; other text (unknown
+//!   types, not JSON) is ignored.
 //!
 //! Picture health: `health` follows `hello` at once (the hub's current verdict, `unknown`
 //! before frames; not to a viewer closed with 4006 right after its hello) and again on
