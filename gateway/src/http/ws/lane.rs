@@ -67,14 +67,13 @@ struct LaneState {
 impl LaneState {
     /// Spends one credit for a frame about to be written; false if the viewer has none.
     fn spend(&mut self) -> bool {
-        match &mut self.credit {
-            None => true,
-            Some(left) if *left <= 0 => false,
-            Some(left) => {
-                *left -= 1;
-                true
-            }
+        if self.starved() {
+            return false;
         }
+        if let Some(left) = &mut self.credit {
+            *left -= 1;
+        }
+        true
     }
 
     /// Whether the viewer is on credit and has none left.
