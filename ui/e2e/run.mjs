@@ -29,6 +29,9 @@ import { tilesChecks } from "./tiles.mjs";
 const execFileAsync = promisify(execFile);
 const UI_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const ARTIFACTS = path.join(UI_DIR, "e2e", "artifacts");
+// Every gateway a check starts appends its log here (CI keeps only the console: a failed
+// check prints what its gateways warned of while it ran).
+const GATEWAY_LOG = path.join(ARTIFACTS, "gateway.log");
 const CAMGATE_BIN = path.resolve(UI_DIR, process.env.CAMGATE_BIN ?? "../target/debug/camgate");
 const STRICT = process.env.E2E_STRICT === "1";
 
@@ -45,8 +48,44 @@ function log(...args) {
 
 class Skip extends Error {}
 
+/** Bytes in the gateway log so far (0 before the first gateway starts). */
+function gatewayLogSize() {
+  try {
+    return fs.statSync(GATEWAY_LOG).size;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * The gateways' warnings, errors and source state changes logged since byte `from` (at most
+ * the last 40): what a failed check prints, so a CI log that keeps only the console still says
+ * what the gateway saw.
+ */
+function gatewayNotesSince(from) {
+  let text;
+  try {
+    const fd = fs.openSync(GATEWAY_LOG, "r");
+    try {
+      const size = fs.fstatSync(fd).size;
+      const buf = Buffer.alloc(Math.max(0, size - from));
+      fs.readSync(fd, buf, 0, buf.length, from);
+      text = buf.toString("utf8");
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return [];
+  }
+  return text
+    .split("\n")
+    .filter((line) => / (WARN|ERROR) |source state|source st(arted|opped)|stopping idle/.test(line))
+    .slice(-40);
+}
+
 async function check(name, fn) {
   const started = Date.now();
+  const logFrom = gatewayLogSize();
   try {
     await fn();
     results.push({ name, status: "passed" });
@@ -59,6 +98,8 @@ async function check(name, fn) {
     } else {
       results.push({ name, status: "failed", note: e?.stack ?? String(e) });
       log(`FAIL  ${name}\n${String(e?.stack ?? e).replace(/^/gm, "      ")}`);
+      const notes = gatewayNotesSince(logFrom);
+      if (notes.length > 0) log(`      the gateway meanwhile (${GATEWAY_LOG}):\n${notes.join("\n").replace(/^/gm, "        ")}`);
     }
   }
 }
@@ -310,7 +351,7 @@ async function main() {
   cleanups.push(() => fs.rmSync(tmp, { recursive: true, force: true }));
   const manifestPath = path.join(tmp, "camgate.yaml");
   fs.writeFileSync(manifestPath, manifest(hasFfmpeg));
-  const gatewayLog = path.join(ARTIFACTS, "gateway.log");
+  const gatewayLog = GATEWAY_LOG;
   fs.writeFileSync(gatewayLog, "");
   let gateway = await startGateway(manifestPath, gatewayLog);
   const { addr } = gateway;
@@ -338,6 +379,7 @@ async function main() {
       tiles: () => tilesChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview, gatewayLog, cleanups }),
       "ui-fixes": async () => (await import("./ui-fixes.mjs")).uiFixChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview }),
       cluster: async () => (await import("./cluster.mjs")).clusterChecks({ check, assert, gatewayWith, pageOrigin, forcePreview, launch: launchChromium }),
+      passthrough: async () => (await import("./passthrough.mjs")).passthroughChecks({ context, check, assert, gatewayWith, pageOrigin, forcePreview, gatewayLog }),
     }[process.env.E2E_ONLY];
     if (!only) throw new Error(`E2E_ONLY=${process.env.E2E_ONLY}: no such module`);
     await only();
@@ -577,7 +619,7 @@ async function main() {
   const gatewayWith = (name, lines) => startGatewayWith(tmp, gatewayLog, name, lines);
   await (await import("./cross-site.mjs")).crossSiteChecks({ context, check, assert, gatewayWith, apiJson });
   await (await import("./wall.mjs")).wallChecks({ check, assert, Skip, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1", artifacts: ARTIFACTS, launch: launchChromium });
-  await (await import("./passthrough.mjs")).passthroughChecks({ context, check, assert, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1" });
+  await (await import("./passthrough.mjs")).passthroughChecks({ context, check, assert, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1", gatewayLog });
   await (await import("./credit.mjs")).creditChecks({ context, check, assert, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1" });
   await (await import("./freshness.mjs")).freshnessChecks({ context, check, assert, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1" });
   await (await import("./ui-fixes.mjs")).uiFixChecks({ context, check, assert, Skip, hasFfmpeg, gatewayWith, pageOrigin, forcePreview: process.env.E2E_VIA_PREVIEW === "1" });
