@@ -11,7 +11,8 @@
 // Environment: CAMGATE_BIN, CHROMIUM_BIN (default /usr/bin/chromium), E2E_STRICT=1 (a check
 // skipped because the gateway lacks an endpoint counts as a failure), E2E_VIA_PREVIEW=1 (serve
 // the page with `vite preview` + proxy even when the gateway serves ui/dist), E2E_HEADFUL=1,
-// E2E_ONLY=wall (run only that module's checks, while developing it).
+// E2E_ONLY=wall, tiles, ui-fixes, cluster or passthrough (run only that module's checks, while
+// developing it). A failed check prints what its gateways warned of meanwhile.
 // Artifacts (screenshots, gateway log) go to ui/e2e/artifacts/ (gitignored).
 
 import { spawn, execFile } from "node:child_process";

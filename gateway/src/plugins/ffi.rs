@@ -43,6 +43,7 @@ use camgate_plugin_api::abi::{
     StrRef,
 };
 
+use super::error::{CallError, HandshakeError};
 use crate::hub::{Codec, FrameSink, MediaIn, MediaRefused, StreamState};
 use crate::redact::Redactor;
 use crate::telemetry::LogBudget;
@@ -117,24 +118,10 @@ fn collecting_errors<R>(f: impl FnOnce(ErrorSink) -> R) -> (R, String) {
     (result, buffer)
 }
 
-/// Formats a status code with the plugin's message for people.
-fn describe_failure(status: i32, message: String) -> String {
-    let message = if message.is_empty() {
-        "no details given".to_owned()
-    } else {
-        message
-    };
-    match status {
-        abi::STATUS_PANIC => format!("plugin panicked: {message}"),
-        abi::STATUS_ABI_MISMATCH => format!("ABI mismatch: {message}"),
-        _ => message,
-    }
-}
-
 impl LoadedPlugin {
     /// Performs the handshake through `entry` (a built-in's function or a library symbol)
     /// at the current ABI version.
-    pub fn handshake(entry: EntryFn, origin: PluginOrigin) -> Result<LoadedPlugin, String> {
+    pub fn handshake(entry: EntryFn, origin: PluginOrigin) -> Result<LoadedPlugin, HandshakeError> {
         Self::handshake_at(entry, ABI_VERSION, origin)
     }
 
@@ -148,13 +135,10 @@ impl LoadedPlugin {
         entry: EntryFn,
         abi_version: u32,
         origin: PluginOrigin,
-    ) -> Result<LoadedPlugin, String> {
+    ) -> Result<LoadedPlugin, HandshakeError> {
         let expected_version = abi_version;
         if expected_version != ABI_VERSION && expected_version != abi::ABI_VERSION_V1 {
-            return Err(format!(
-                "ABI v{expected_version} is not one this host speaks (v{ABI_VERSION}, v{})",
-                abi::ABI_VERSION_V1
-            ));
+            return Err(HandshakeError::UnsupportedVersion(expected_version));
         }
         let buffer_size = std::mem::size_of::<PluginVTable>();
         let mut buffer = std::mem::MaybeUninit::<PluginVTable>::zeroed();
@@ -162,7 +146,9 @@ impl LoadedPlugin {
         let (status, message) =
             collecting_errors(|err| entry(expected_version, out, buffer_size, err));
         if status != abi::STATUS_OK {
-            return Err(describe_failure(status, message));
+            return Err(HandshakeError::Entry(CallError::from_status(
+                status, message,
+            )));
         }
         // SAFETY: `out` points to our zeroed buffer of `buffer_size` bytes; `size` and
         // `abi_version` are plain integers, valid for any bit pattern, read without forming
@@ -174,25 +160,23 @@ impl LoadedPlugin {
             )
         };
         if size < buffer_size {
-            return Err(format!(
-                "plugin vtable is {size} bytes, ABI v{expected_version} needs {buffer_size}{}",
-                if size == 0 {
-                    " (the entry returned OK without filling it in)"
-                } else {
-                    ""
-                }
-            ));
+            return Err(HandshakeError::VtableTooSmall {
+                size,
+                needed: buffer_size,
+                version: expected_version,
+            });
         }
         if size > buffer_size {
-            return Err(format!(
-                "plugin claims a {size}-byte vtable in a {buffer_size}-byte buffer"
-            ));
+            return Err(HandshakeError::VtableTooLarge {
+                size,
+                buffer: buffer_size,
+            });
         }
         if abi_version != expected_version {
-            return Err(format!(
-                "plugin reports ABI v{abi_version} in its vtable, but the handshake was at \
-                 v{expected_version}"
-            ));
+            return Err(HandshakeError::VersionMismatch {
+                reported: abi_version,
+                asked: expected_version,
+            });
         }
         // SAFETY: as above; each function pointer field is read as the pointer-sized integer
         // it is (an `extern "C" fn` has the size and layout of `usize`), never as a function
@@ -207,7 +191,7 @@ impl LoadedPlugin {
             ]
         };
         if let Some((name, _)) = functions.iter().find(|(_, address)| *address == 0) {
-            return Err(format!("plugin vtable has no `{name}` function"));
+            return Err(HandshakeError::MissingFunction(name));
         }
         // SAFETY: the plugin wrote the whole vtable (`size` covers it); its integers and
         // string pointers are valid for any bit pattern and every function pointer was
@@ -226,9 +210,7 @@ impl LoadedPlugin {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
         {
-            return Err(format!(
-                "plugin name {name:?} is invalid (use lowercase letters, digits, '-' and '_')"
-            ));
+            return Err(HandshakeError::InvalidName(name));
         }
         // The late-callback series exists (at 0) for every plugin that can run.
         LATE_CALLBACKS.with_label_values(&[&name]);
@@ -249,14 +231,15 @@ impl LoadedPlugin {
         &self.descriptor
     }
 
-    /// Asks the plugin to check a JSON configuration.
-    pub fn validate(&self, config_json: &str) -> Result<(), String> {
+    /// Asks the plugin to check a JSON configuration. The plugin's text is not scrubbed
+    /// here: the caller knows the options, and so the secrets.
+    pub fn validate(&self, config_json: &str) -> Result<(), CallError> {
         let (status, message) =
             collecting_errors(|err| (self.vtable.validate)(StrRef::new(config_json), err));
         if status == abi::STATUS_OK {
             Ok(())
         } else {
-            Err(describe_failure(status, message))
+            Err(CallError::from_status(status, message))
         }
     }
 }
@@ -604,7 +587,7 @@ impl PluginInstance {
         plugin: Arc<LoadedPlugin>,
         config_json: &str,
         host: HostContext,
-    ) -> Result<PluginInstance, String> {
+    ) -> Result<PluginInstance, CallError> {
         let host = Arc::new(host);
         let token = CONTEXTS.register(Arc::clone(&host));
         let callbacks = HostCallbacks {
@@ -624,7 +607,7 @@ impl PluginInstance {
             // No instance exists, so nothing may call back with this token any more.
             host.stopped.store(true, Ordering::SeqCst);
             CONTEXTS.live.remove(&token);
-            return Err(host.redactor.scrub(&describe_failure(status, message)));
+            return Err(CallError::from_status(status, message).scrubbed(&host.redactor));
         }
         Ok(PluginInstance {
             plugin,
@@ -636,17 +619,17 @@ impl PluginInstance {
     }
 
     /// Starts the instance.
-    pub fn start(&mut self) -> Result<(), String> {
+    pub fn start(&mut self) -> Result<(), CallError> {
         let (status, message) = collecting_errors(|err| (self.plugin.vtable.start)(self.ptr, err));
         if status == abi::STATUS_OK {
             Ok(())
         } else {
-            Err(self.host.redactor.scrub(&describe_failure(status, message)))
+            Err(CallError::from_status(status, message).scrubbed(&self.host.redactor))
         }
     }
 
     /// Stops the instance (blocking, idempotent).
-    pub fn stop(&mut self) -> Result<(), String> {
+    pub fn stop(&mut self) -> Result<(), CallError> {
         if self.stopped {
             return Ok(());
         }
@@ -656,7 +639,7 @@ impl PluginInstance {
         if status == abi::STATUS_OK {
             Ok(())
         } else {
-            Err(self.host.redactor.scrub(&describe_failure(status, message)))
+            Err(CallError::from_status(status, message).scrubbed(&self.host.redactor))
         }
     }
 }
@@ -680,6 +663,7 @@ mod tests {
 
     use std::ptr::addr_of_mut;
 
+    use super::super::error::FailureKind;
     use super::*;
 
     /// A correct entry (testsrc's), to derive the broken ones from.
@@ -732,30 +716,43 @@ mod tests {
         status
     }
 
-    fn refusal(entry: EntryFn) -> String {
+    fn refusal(entry: EntryFn) -> HandshakeError {
         match LoadedPlugin::handshake(entry, PluginOrigin::Builtin) {
             Ok(plugin) => panic!("accepted {:?}", plugin.descriptor()),
-            Err(message) => message,
+            Err(error) => error,
         }
     }
 
     #[test]
     fn a_broken_vtable_is_refused_before_anything_is_built_from_it() {
         let needed = std::mem::size_of::<PluginVTable>();
+        let unfilled = refusal(ok_without_filling);
         assert_eq!(
-            refusal(ok_without_filling),
+            unfilled,
+            HandshakeError::VtableTooSmall {
+                size: 0,
+                needed,
+                version: 2
+            }
+        );
+        assert_eq!(
+            unfilled.to_string(),
             format!(
                 "plugin vtable is 0 bytes, ABI v2 needs {needed} (the entry returned OK without \
                  filling it in)"
             )
         );
         assert_eq!(
-            refusal(smaller_vtable),
+            refusal(smaller_vtable).to_string(),
             format!("plugin vtable is 16 bytes, ABI v2 needs {needed}")
         );
-        assert_eq!(refusal(null_stop), "plugin vtable has no `stop` function");
+        assert_eq!(refusal(null_stop), HandshakeError::MissingFunction("stop"));
         assert_eq!(
-            refusal(oversized),
+            refusal(null_stop).to_string(),
+            "plugin vtable has no `stop` function"
+        );
+        assert_eq!(
+            refusal(oversized).to_string(),
             format!(
                 "plugin claims a {}-byte vtable in a {needed}-byte buffer",
                 needed + 64
@@ -763,6 +760,13 @@ mod tests {
         );
         assert_eq!(
             refusal(other_version),
+            HandshakeError::VersionMismatch {
+                reported: 3,
+                asked: 2
+            }
+        );
+        assert_eq!(
+            refusal(other_version).to_string(),
             "plugin reports ABI v3 in its vtable, but the handshake was at v2"
         );
         // The entry they were derived from passes.
@@ -777,20 +781,28 @@ mod tests {
     #[test]
     fn the_handshake_runs_at_the_library_s_version_and_only_at_known_ones() {
         let testsrc = camgate_plugin_api::export::entry_fn::<camgate_testsrc::TestSrc>();
-        // A v2 plugin asked for a v1 handshake refuses it itself.
+        // A v2 plugin asked for a v1 handshake refuses it itself: its entry's own failure.
         let refused =
             LoadedPlugin::handshake_at(testsrc, abi::ABI_VERSION_V1, PluginOrigin::Builtin)
                 .err()
                 .unwrap();
+        let HandshakeError::Entry(call) = &refused else {
+            panic!("not the entry's refusal: {refused:?}");
+        };
+        assert_eq!(call.kind, FailureKind::AbiMismatch);
         assert!(
-            refused.contains("built for camgate plugin ABI v2, but the host speaks v1"),
+            refused
+                .to_string()
+                .contains("built for camgate plugin ABI v2, but the host speaks v1"),
             "{refused}"
         );
         // An unknown version is refused before the entry is called.
+        let unknown = LoadedPlugin::handshake_at(ok_without_filling, 7, PluginOrigin::Builtin)
+            .err()
+            .unwrap();
+        assert_eq!(unknown, HandshakeError::UnsupportedVersion(7));
         assert_eq!(
-            LoadedPlugin::handshake_at(ok_without_filling, 7, PluginOrigin::Builtin)
-                .err()
-                .unwrap(),
+            unknown.to_string(),
             "ABI v7 is not one this host speaks (v2, v1)"
         );
     }

@@ -17,6 +17,7 @@ use camgate_plugin_api::abi::{
 };
 use libloading::Library;
 
+use super::error::HandshakeError;
 use super::ffi::{LoadedPlugin, PluginOrigin};
 
 /// Why a library could not become a plugin.
@@ -63,12 +64,12 @@ pub enum LoadError {
         expected: u32,
     },
     /// The handshake failed.
-    #[error("plugin {} refused the handshake: {message}", path.display())]
+    #[error("plugin {} refused the handshake: {source}", path.display())]
     Handshake {
         /// The library.
         path: PathBuf,
         /// Why.
-        message: String,
+        source: HandshakeError,
     },
 }
 
@@ -160,9 +161,9 @@ pub fn load_library(path: &Path) -> Result<LoadedPlugin, LoadError> {
             path: path.to_owned(),
         },
     )
-    .map_err(|message| LoadError::Handshake {
+    .map_err(|source| LoadError::Handshake {
         path: path.to_owned(),
-        message,
+        source,
     })
 }
 

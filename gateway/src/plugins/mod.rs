@@ -4,6 +4,7 @@
 //! Built-in plugins register through exactly the same handshake as libraries (their entry
 //! function instead of a `dlsym`ed one), so there is one code path for both.
 
+mod error;
 mod ffi;
 mod loader;
 mod source;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+pub use error::{CallError, FailureKind, HandshakeError, UnknownPlugin};
 pub use ffi::{LoadedPlugin, PluginDescriptor, PluginOrigin, late_callbacks_metric};
 pub use loader::LoadError;
 pub use source::PluginSourceFactory;
@@ -29,7 +31,7 @@ pub enum RegisterError {
     Load(#[from] LoadError),
     /// A built-in plugin failed its own handshake (a bug in the gateway build).
     #[error("built-in plugin failed the handshake: {0}")]
-    Builtin(String),
+    Builtin(HandshakeError),
     /// Two plugins claim the same name; the first one stays.
     #[error("plugin `{name}` from {second} ignored: the name is already taken by {first}")]
     Duplicate {
@@ -124,16 +126,12 @@ impl PluginCatalog {
             .collect()
     }
 
-    fn unknown_plugin(&self, name: &str) -> String {
-        let known: Vec<&str> = self.plugins.keys().map(String::as_str).collect();
-        format!(
-            "unknown plugin `{name}` (available: {})",
-            if known.is_empty() {
-                "none".to_owned()
-            } else {
-                known.join(", ")
-            }
-        )
+    /// The plugin called `name`, or the error that names the ones there are.
+    fn plugin(&self, name: &str) -> Result<Arc<LoadedPlugin>, UnknownPlugin> {
+        self.get(name).ok_or_else(|| UnknownPlugin {
+            name: name.to_owned(),
+            known: self.plugins.keys().cloned().collect(),
+        })
     }
 
     /// A hub source factory that runs `plugin` with `options`.
@@ -141,22 +139,19 @@ impl PluginCatalog {
         &self,
         plugin: &str,
         options: &Map<String, Value>,
-    ) -> Result<Arc<dyn SourceFactory>, String> {
-        let loaded = self
-            .get(plugin)
-            .ok_or_else(|| self.unknown_plugin(plugin))?;
+    ) -> Result<Arc<dyn SourceFactory>, UnknownPlugin> {
+        let loaded = self.plugin(plugin)?;
         Ok(Arc::new(PluginSourceFactory::new(loaded, options)))
     }
 }
 
 impl SourceValidator for PluginCatalog {
     fn validate_source(&self, plugin: &str, options: &Map<String, Value>) -> Result<(), String> {
-        let loaded = self
-            .get(plugin)
-            .ok_or_else(|| self.unknown_plugin(plugin))?;
+        let loaded = self.plugin(plugin).map_err(|e| e.to_string())?;
         let json = Value::Object(options.clone()).to_string();
-        loaded
-            .validate(&json)
-            .map_err(|e| crate::redact::Redactor::from_options(options).scrub(&e))
+        loaded.validate(&json).map_err(|e| {
+            e.scrubbed(&crate::redact::Redactor::from_options(options))
+                .to_string()
+        })
     }
 }
