@@ -5,6 +5,7 @@
 //! - [`backoff`]: restart delays, exponential with equal jitter;
 //! - [`retry`]: the wait between two attempts, cut short when the camera's port answers
 //!   again;
+//! - [`lookup`]: a host-name lookup that never holds its caller past a bound (the probe's);
 //! - [`ratelimit`]: one log line per interval for recurring events;
 //! - [`run`]: what one connection attempt achieved (frames, last frame, time live).
 //!
@@ -15,6 +16,7 @@
 
 pub mod backoff;
 pub mod camera;
+pub mod lookup;
 pub mod ratelimit;
 pub mod retry;
 pub mod run;

@@ -15,16 +15,20 @@
 //!
 //! Invariants: at most one probe per [`PROBE_INTERVAL`] per source, across waits
 //! ([`ProbeSchedule`] lives as long as the supervisor); each connect is bounded by
-//! [`PROBE_TIMEOUT`] (a dead host does not stall the wait, nor `stop`, for long; a host
-//! *name* is resolved first, bounded by the system resolver's own timeout); a wait never
-//! lasts longer than its delay plus one probe; a stop request ends it at once (between
-//! probes).
+//! [`PROBE_TIMEOUT`] (a dead host does not stall the wait, nor `stop`, for long); a host
+//! *name* is resolved first, waited for at most [`RESOLVE_WAIT`] ([`crate::lookup`]: a
+//! resolver that hangs leaves the camera "silent" this time, not the thread stuck), and at
+//! most [`PROBE_ADDRESSES`] of its addresses are tried, so one probe takes at most
+//! `RESOLVE_WAIT + PROBE_ADDRESSES × PROBE_TIMEOUT` (0.9 s); a wait never lasts longer than
+//! its delay plus one probe; a stop request ends it at once (between probes).
 
 use std::fmt;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use url::{Host, Url};
+
+use crate::lookup::Lookup;
 
 /// Probes are at least this far apart.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -32,13 +36,29 @@ pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// How long one probe waits for a TCP connect.
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
 
+/// How long one probe waits for a camera's host name to resolve.
+pub const RESOLVE_WAIT: Duration = Duration::from_millis(300);
+
+/// How many of a host name's addresses one probe tries (a dual-stack name has two).
+pub const PROBE_ADDRESSES: usize = 2;
+
 /// Where the camera listens: the host and port of its URL (default ports: rtsp 554,
-/// rtsps 322, http 80, https 443).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// rtsps 322, http 80, https 443). Clones share the name's lookup in flight.
+#[derive(Debug, Clone)]
 pub struct ProbeTarget {
     host: Host<String>,
     port: u16,
+    /// The name's lookup (for a `Host::Domain`).
+    lookup: Option<Lookup>,
 }
+
+impl PartialEq for ProbeTarget {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.host, self.port) == (&other.host, other.port)
+    }
+}
+
+impl Eq for ProbeTarget {}
 
 impl ProbeTarget {
     /// The target of a camera URL; `None` if it has no host or an unknown scheme.
@@ -51,25 +71,30 @@ impl ProbeTarget {
             "https" => Some(443),
             _ => None,
         })?;
-        Some(ProbeTarget {
-            host: url.host()?.to_owned(),
-            port,
-        })
+        let host = url.host()?.to_owned();
+        let lookup = match &host {
+            Host::Domain(name) => Some(Lookup::new(name, port)),
+            Host::Ipv4(_) | Host::Ipv6(_) => None,
+        };
+        Some(ProbeTarget { host, port, lookup })
     }
 
     /// `true` if something accepts a TCP connection there within [`PROBE_TIMEOUT`].
-    /// A host name is resolved on every probe (its address may change while it is down).
+    /// A host name is resolved on every probe (its address may change while it is down);
+    /// one that does not resolve within [`RESOLVE_WAIT`] counts as silent this time.
     pub fn answers(&self) -> bool {
-        let addresses: Vec<SocketAddr> = match &self.host {
-            Host::Ipv4(ip) => vec![SocketAddr::from((*ip, self.port))],
-            Host::Ipv6(ip) => vec![SocketAddr::from((*ip, self.port))],
-            Host::Domain(name) => match (name.as_str(), self.port).to_socket_addrs() {
-                Ok(found) => found.collect(),
-                Err(_) => return false,
+        let addresses: Vec<SocketAddr> = match (&self.host, &self.lookup) {
+            (Host::Ipv4(ip), _) => vec![SocketAddr::from((*ip, self.port))],
+            (Host::Ipv6(ip), _) => vec![SocketAddr::from((*ip, self.port))],
+            (Host::Domain(_), Some(lookup)) => match lookup.resolve(RESOLVE_WAIT) {
+                Some(found) => found,
+                None => return false,
             },
+            (Host::Domain(_), None) => return false,
         };
         addresses
             .iter()
+            .take(PROBE_ADDRESSES)
             .any(|address| TcpStream::connect_timeout(address, PROBE_TIMEOUT).is_ok())
     }
 }
@@ -501,5 +526,11 @@ mod tests {
         let probe = |port| ProbeTarget::from_url(&format!("rtsp://127.0.0.1:{port}/")).unwrap();
         assert!(probe(open).answers());
         assert!(!probe(closed).answers());
+        // By name: resolved off the thread (a probe on a loaded machine may give up on a
+        // slow lookup; the next one collects it, as a supervisor's next probe would).
+        let named = |port| ProbeTarget::from_url(&format!("rtsp://localhost:{port}/")).unwrap();
+        let target = named(open);
+        assert!((0..100).any(|_| target.answers()));
+        assert!(!named(closed).answers());
     }
 }
