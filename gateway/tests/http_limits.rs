@@ -1,8 +1,9 @@
 //! The HTTP server's limits and request screening end to end, with real sockets against a
 //! gateway on 127.0.0.1:0: `Host` (DNS rebinding), `Origin` and `Content-Type` (cross-site
 //! requests), connection permits that WebSocket viewers hold, per-stream viewer slots taken
-//! before the 101, the reserve pool, the login-body limit, the body timeout, a flood of
-//! stalled logins at full scale, and a stalled MJPEG viewer counted as slow.
+//! before the 101, the reserve pool, connections without headers evicted to make room, the
+//! login-body limit, the body timeout, a flood of stalled logins at full scale, and a
+//! stalled MJPEG viewer counted as slow.
 
 mod support;
 
@@ -596,6 +597,57 @@ async fn a_stalled_mjpeg_viewer_is_cut_after_the_write_timeout_and_counted_as_sl
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_never_send_headers_make_room_for_viewers_oldest_first() {
+    let gateway = start_with(
+        ONE_STREAM,
+        PluginCatalog::with_builtins(),
+        // Header timeouts far beyond the test: only eviction can free a silent slot.
+        options_with(ConnectionLimits {
+            max_connections: 4,
+            reserve_connections: 1,
+            header_timeout: SECS(600),
+            reserve_header_timeout: SECS(600),
+            ..ConnectionLimits::default()
+        }),
+    )
+    .await;
+    let addr = gateway.local_addr();
+    let state = gateway.state();
+    let mut first = connect(addr, "/ws/streams/a").await;
+    next_frame(&mut first, SECS(5)).await;
+    // Connections that say nothing take every other slot (the last one on the reserve).
+    let mut silent = Vec::new();
+    for n in 2..=5 {
+        silent.push(TcpStream::connect(addr).await.unwrap());
+        eventually(SECS(5), "the connection holds a slot", || {
+            state.metrics.connections.get() == n
+        })
+        .await;
+    }
+    // Each new viewer gets in at once, in place of the oldest silent connection.
+    let mut viewers = vec![first];
+    for (n, lurker) in silent.iter_mut().enumerate() {
+        let mut viewer = connect(addr, "/ws/streams/a").await;
+        next_frame(&mut viewer, SECS(5)).await;
+        closed_by_server(lurker, SECS(5)).await;
+        assert_eq!(state.metrics.connections_evicted.get(), n as u64 + 1);
+        viewers.push(viewer);
+    }
+    assert_eq!(state.metrics.connections.get(), 5);
+    assert_eq!(state.metrics.connections_refused.get(), 0);
+    // Every slot is a viewer now: nobody is evicted, a newcomer is closed at once, and the
+    // viewers keep their pictures.
+    let mut late = TcpStream::connect(addr).await.unwrap();
+    closed_by_server(&mut late, SECS(5)).await;
+    assert_eq!(state.metrics.connections_refused.get(), 1);
+    assert_eq!(state.metrics.connections_evicted.get(), 4);
+    for viewer in &mut viewers {
+        next_frame(viewer, SECS(5)).await;
+    }
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_connections_are_counted_and_do_not_flood_the_log() {
     let gateway = start_with(
         ONE_STREAM,
@@ -609,11 +661,14 @@ async fn refused_connections_are_counted_and_do_not_flood_the_log() {
     .await;
     let addr = gateway.local_addr();
     let state = gateway.state();
-    let held = TcpStream::connect(addr).await.unwrap();
-    eventually(SECS(5), "the only slot is taken", || {
-        state.metrics.connections.get() == 1
-    })
+    // A viewer past its headers: not a connection the gateway may evict to make room.
+    let mut held = send_raw(
+        addr,
+        &format!("GET /api/streams/a/mjpeg HTTP/1.1\r\nHost: {addr}\r\n\r\n"),
+    )
     .await;
+    assert_eq!(read_head(&mut held, SECS(5)).await.map(|h| h.0), Some(200));
+    assert_eq!(state.metrics.connections.get(), 1);
     // A flood beyond the limit (unauthenticated, as cheap as a connect) must not write a
     // log line per connection: it could fill the disk.
     for _ in 0..50 {

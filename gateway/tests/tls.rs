@@ -315,6 +315,60 @@ async fn tls_clients_hold_one_connection_slot_each() {
 }
 
 #[tokio::test]
+async fn tls_clients_that_never_send_a_request_make_room_for_those_that_do() {
+    let site = Site::new();
+    let options = GatewayOptions {
+        limits: ConnectionLimits {
+            max_connections: 1,
+            reserve_connections: 0,
+            // Far beyond the test: only eviction frees a silent slot.
+            header_timeout: SECS(600),
+            reserve_header_timeout: SECS(600),
+            ..ConnectionLimits::default()
+        },
+        ..fast_options()
+    };
+    let gateway = site.start(options).await;
+    let addr = gateway.local_addr();
+    let state = gateway.state();
+    // Silent before the TLS handshake: evicted for the next client.
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let deadline = tokio::time::Instant::now() + SECS(10);
+    while state.metrics.connections.get() != 1 {
+        assert!(tokio::time::Instant::now() < deadline, "never admitted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(https_get(addr, &site.pki, "/healthz").await.0, 200);
+    let mut sink = [0u8; 64];
+    assert_eq!(
+        tokio::time::timeout(SECS(10), silent.read(&mut sink))
+            .await
+            .expect("closed in time")
+            .unwrap_or(0),
+        0
+    );
+    // Silent after the handshake (no request yet): evicted the same way.
+    let mut idle = tls_connect(addr, &site.pki).await.unwrap();
+    let (status, _, _) = exchange(
+        tls_connect(addr, &site.pki).await.unwrap(),
+        addr,
+        "/healthz",
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        tokio::time::timeout(SECS(10), idle.read(&mut sink))
+            .await
+            .expect("closed in time")
+            .unwrap_or(0),
+        0
+    );
+    assert_eq!(state.metrics.connections_evicted.get(), 2);
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
 async fn plain_http_on_the_https_port_is_told_to_use_https() {
     let site = Site::new();
     let gateway = site.start(fast_options()).await;

@@ -4,7 +4,9 @@
 //! - Every accepted connection holds an owned [`Semaphore`] permit (mini-redis style) from
 //!   a general pool of [`ConnectionLimits::max_connections`]; when that pool is empty, from
 //!   a small reserve of [`ConnectionLimits::reserve_connections`]; when both are empty the
-//!   connection is closed at once. The permit lives in the connection's
+//!   connection that is still sending its first request's headers is evicted to make room
+//!   ([`super::eviction`]: oldest first; a slowloris flood cannot keep clients out), and only
+//!   when there is none is the new connection closed at once. The permit lives in the connection's
 //!   [`super::ConnectionGuard`], which an upgraded WebSocket session keeps, so a viewer
 //!   socket counts (and is capped) for its whole life. `camgate_connections` follows the
 //!   permits exactly.
@@ -19,7 +21,8 @@
 //! - [`WriteTimeout`] fails a connection's write that stays pending longer than the viewer
 //!   write timeout and raises a flag, so a stalled MJPEG viewer is cut like a stalled
 //!   WebSocket viewer and counted as a slow-viewer disconnect.
-//! - Refused connections are logged at most once per 10 s, with the number left unlogged.
+//! - Refused and evicted connections are logged at most once per 10 s each, with the
+//!   number left unlogged.
 
 use std::io;
 use std::pin::Pin;
@@ -32,6 +35,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 
+use super::eviction::{Candidates, Eviction, RoomTicket};
 use crate::telemetry::{LogBudget, Metrics};
 
 /// Default size of the general connection pool.
@@ -86,8 +90,12 @@ pub struct Admission {
     reserve: Arc<Semaphore>,
     login_bodies: Arc<Semaphore>,
     metrics: Arc<Metrics>,
+    /// Connections still sending their first headers: what a full gateway may evict.
+    candidates: Candidates,
     /// Warnings about refused connections: a flood must not write a line per connection.
     refusals: Mutex<LogBudget>,
+    /// The same for evictions.
+    evictions: Mutex<LogBudget>,
     /// Warnings written about refused connections (so tests need not capture logs).
     refusal_lines: AtomicU64,
 }
@@ -102,6 +110,7 @@ pub struct ConnectionPermit {
     _permit: OwnedSemaphorePermit,
     pool: Pool,
     metrics: Arc<Metrics>,
+    eviction: Eviction,
 }
 
 impl ConnectionPermit {
@@ -109,6 +118,23 @@ impl ConnectionPermit {
     pub fn pool(&self) -> Pool {
         self.pool
     }
+
+    /// The connection's side of eviction: it reports its first complete request and
+    /// watches for being evicted until then.
+    pub fn eviction(&self) -> Eviction {
+        self.eviction.clone()
+    }
+}
+
+/// What [`Admission::admit`] decided for a newly accepted connection.
+pub enum Admit {
+    /// A slot was free.
+    Now(ConnectionPermit),
+    /// Every slot was taken and a connection still sending its headers was evicted: the
+    /// slot it frees is this one's ([`Admission::after_eviction`]).
+    AfterEviction(RoomTicket),
+    /// Every slot was taken by connections past their headers: close this one at once.
+    Refused,
 }
 
 impl Drop for ConnectionPermit {
@@ -124,9 +150,15 @@ impl Admission {
             general: Arc::new(Semaphore::new(limits.max_connections)),
             reserve: Arc::new(Semaphore::new(limits.reserve_connections)),
             login_bodies: Arc::new(Semaphore::new(limits.max_login_bodies)),
+            candidates: Candidates::new(
+                limits
+                    .max_connections
+                    .saturating_add(limits.reserve_connections),
+            ),
             limits,
             metrics,
             refusals: Mutex::new(LogBudget::new(REFUSAL_LOG_LINES, REFUSAL_LOG_WINDOW)),
+            evictions: Mutex::new(LogBudget::new(REFUSAL_LOG_LINES, REFUSAL_LOG_WINDOW)),
             refusal_lines: AtomicU64::new(0),
         }
     }
@@ -163,23 +195,63 @@ impl Admission {
         &self.limits
     }
 
-    /// A slot for a newly accepted connection: general first, then reserve; `None` when
-    /// both pools are empty (close the connection).
-    pub fn admit(&self) -> Option<ConnectionPermit> {
-        let (permit, pool) = match Arc::clone(&self.general).try_acquire_owned() {
-            Ok(permit) => (permit, Pool::General),
-            Err(_) => (
-                Arc::clone(&self.reserve).try_acquire_owned().ok()?,
-                Pool::Reserve,
-            ),
-        };
+    /// A slot for a newly accepted connection: general first, then reserve; when both
+    /// pools are empty, the slot of the oldest connection still sending its headers, which
+    /// is evicted; else none (close the connection).
+    pub fn admit(&self) -> Admit {
+        if let Ok(permit) = Arc::clone(&self.general).try_acquire_owned() {
+            return Admit::Now(self.permit(permit, Pool::General));
+        }
+        if let Ok(permit) = Arc::clone(&self.reserve).try_acquire_owned() {
+            return Admit::Now(self.permit(permit, Pool::Reserve));
+        }
+        match self.candidates.make_room(&self.general, &self.reserve) {
+            Some(ticket) => {
+                self.evicted();
+                Admit::AfterEviction(ticket)
+            }
+            None => Admit::Refused,
+        }
+    }
+
+    /// The slot an eviction freed for this connection (at most
+    /// [`super::eviction::ROOM_WAIT`] away); `None` if it went elsewhere: close it.
+    pub async fn after_eviction(&self, ticket: RoomTicket) -> Option<ConnectionPermit> {
+        let pool = ticket.pool();
+        let permit = ticket.slot().await?;
+        Some(self.permit(permit, pool))
+    }
+
+    /// A connection's permit from `pool`, counted and enlisted as an eviction candidate.
+    fn permit(&self, permit: OwnedSemaphorePermit, pool: Pool) -> ConnectionPermit {
         self.metrics.connections.inc();
         self.metrics.connections_total.inc();
-        Some(ConnectionPermit {
+        ConnectionPermit {
             _permit: permit,
             pool,
             metrics: Arc::clone(&self.metrics),
-        })
+            eviction: self.candidates.enlist(pool),
+        }
+    }
+
+    /// Event: a connection still sending its headers was closed to make room. Always
+    /// counted (`camgate_connections_evicted_total`); logged at most once per
+    /// [`REFUSAL_LOG_WINDOW`], as refusals are.
+    fn evicted(&self) {
+        self.metrics.connections_evicted.inc();
+        let (log, unlogged) = self
+            .evictions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(tokio::time::Instant::now());
+        if log {
+            tracing::warn!(
+                limit = self.limits.max_connections,
+                reserve = self.limits.reserve_connections,
+                evicted_unlogged = unlogged,
+                "connection limit reached; closing the oldest connection that has not sent its request headers (logged at most every 10 s)"
+            );
+        }
     }
 
     /// Unauthenticated body reads in progress (for tests and status pages).
@@ -314,33 +386,147 @@ mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
 
-    #[test]
-    fn pools_fill_in_order_and_release_on_drop() {
+    fn now(admit: Admit) -> ConnectionPermit {
+        match admit {
+            Admit::Now(permit) => permit,
+            Admit::AfterEviction(_) => panic!("evicted for it"),
+            Admit::Refused => panic!("refused"),
+        }
+    }
+
+    fn ticket(admit: Admit) -> RoomTicket {
+        match admit {
+            Admit::AfterEviction(ticket) => ticket,
+            Admit::Now(_) => panic!("a slot was free"),
+            Admit::Refused => panic!("refused"),
+        }
+    }
+
+    fn admission(general: usize, reserve: usize) -> (Admission, Arc<Metrics>) {
         let metrics = Metrics::new();
         let limits = ConnectionLimits {
-            max_connections: 2,
-            reserve_connections: 1,
+            max_connections: general,
+            reserve_connections: reserve,
             ..ConnectionLimits::default()
         };
-        let admission = Admission::new(limits, Arc::clone(&metrics));
-        let a = admission.admit().unwrap();
-        let b = admission.admit().unwrap();
-        let c = admission.admit().unwrap();
+        (Admission::new(limits, Arc::clone(&metrics)), metrics)
+    }
+
+    #[test]
+    fn pools_fill_in_order_and_release_on_drop() {
+        let (admission, metrics) = admission(2, 1);
+        let a = now(admission.admit());
+        let b = now(admission.admit());
+        let c = now(admission.admit());
+        for permit in [&a, &b, &c] {
+            permit.eviction().headers_complete();
+        }
         assert_eq!(
             (a.pool(), b.pool(), c.pool()),
             (Pool::General, Pool::General, Pool::Reserve)
         );
-        assert!(admission.admit().is_none(), "both pools are empty");
+        assert!(
+            matches!(admission.admit(), Admit::Refused),
+            "both pools are empty and every connection is past its headers"
+        );
         assert_eq!(metrics.connections.get(), 3);
         drop(a);
         assert_eq!(metrics.connections.get(), 2);
-        assert_eq!(admission.admit().unwrap().pool(), Pool::General);
+        assert_eq!(now(admission.admit()).pool(), Pool::General);
         assert_eq!(
             metrics.connections.get(),
             2,
             "the new permit was dropped at once"
         );
         assert_eq!(metrics.connections_total.get(), 4);
+        assert_eq!(metrics.connections_evicted.get(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_gateway_evicts_the_oldest_connection_still_sending_headers() {
+        let (admission, metrics) = admission(2, 1);
+        let oldest = now(admission.admit());
+        let viewer = now(admission.admit());
+        viewer.eviction().headers_complete();
+        let newer = now(admission.admit());
+        assert_eq!(newer.pool(), Pool::Reserve);
+        // Full: the oldest connection without headers goes, the viewer before it stays.
+        let room = ticket(admission.admit());
+        assert_eq!(room.pool(), Pool::General, "the evicted connection's pool");
+        assert_eq!(metrics.connections_evicted.get(), 1);
+        let evicted = oldest.eviction();
+        tokio::time::timeout(Duration::from_secs(1), evicted.evicted())
+            .await
+            .expect("the oldest connection is told");
+        // Its task drops it; the slot goes to the new connection, not to a later accept.
+        drop(oldest);
+        let later = admission.admit();
+        let admitted = admission
+            .after_eviction(room)
+            .await
+            .expect("the freed slot");
+        assert_eq!(admitted.pool(), Pool::General);
+        // The later accept evicted the next candidate (`newer`), not the viewer.
+        let room = ticket(later);
+        assert_eq!(room.pool(), Pool::Reserve);
+        drop(newer);
+        let second = admission
+            .after_eviction(room)
+            .await
+            .expect("the reserve slot");
+        assert_eq!(second.pool(), Pool::Reserve);
+        // Viewer, first and second: no slot was lost or made on the way.
+        assert_eq!(metrics.connections.get(), 3);
+        assert_eq!(metrics.connections_evicted.get(), 2);
+        drop((viewer, admitted, second));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn headers_that_complete_first_win_the_race_and_nobody_is_evicted() {
+        let (admission, _metrics) = admission(1, 0);
+        let only = now(admission.admit());
+        only.eviction().headers_complete();
+        assert!(matches!(admission.admit(), Admit::Refused));
+        // Completing twice, or after an eviction attempt, changes nothing.
+        only.eviction().headers_complete();
+        assert!(
+            tokio::time::timeout(Duration::from_secs(5), only.eviction().evicted())
+                .await
+                .is_err(),
+            "a connection past its headers is never told to go"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_that_is_not_freed_in_time_is_given_up_and_waiting_is_bounded() {
+        let (admission, _metrics) = admission(1, 0);
+        let stuck = now(admission.admit());
+        let room = ticket(admission.admit());
+        // The evicted connection never lets go (a runtime too busy to poll it).
+        let started = tokio::time::Instant::now();
+        assert!(admission.after_eviction(room).await.is_none());
+        assert_eq!(started.elapsed(), super::super::eviction::ROOM_WAIT);
+        drop(stuck);
+    }
+
+    #[test]
+    fn at_most_max_waiting_connections_wait_for_room_whatever_is_evictable() {
+        use super::super::eviction::MAX_WAITING;
+        let (admission, _metrics) = admission(MAX_WAITING + 10, 0);
+        let silent: Vec<_> = (0..MAX_WAITING + 10)
+            .map(|_| now(admission.admit()))
+            .collect();
+        let mut tickets: Vec<_> = (0..MAX_WAITING)
+            .map(|_| ticket(admission.admit()))
+            .collect();
+        assert!(
+            matches!(admission.admit(), Admit::Refused),
+            "ten candidates left, but {MAX_WAITING} connections already wait"
+        );
+        tickets.pop();
+        tickets.push(ticket(admission.admit()));
+        drop(tickets);
+        drop(silent);
     }
 
     #[tokio::test(start_paused = true)]

@@ -6,7 +6,9 @@
 //!   gateway hands the kernel for a slow viewer cannot pile up there (see `ws/session.rs`).
 //! - Every connection holds a permit of [`admission`] for its whole life, upgraded
 //!   WebSocket sessions included (they keep the connection's [`ConnectionGuard`]): the
-//!   connection cap bounds viewers and `camgate_connections` counts them.
+//!   connection cap bounds viewers and `camgate_connections` counts them. Until its first
+//!   request's headers are complete a connection may be evicted to make room
+//!   ([`eviction`]); its task watches for that and drops it.
 //! - A connection's writes that make no progress for the viewer write timeout fail
 //!   ([`admission::WriteTimeout`]), so a stalled MJPEG viewer is cut (and counted) like a
 //!   WebSocket one.
@@ -21,6 +23,7 @@
 pub mod admission;
 mod api;
 pub mod auth;
+pub mod eviction;
 mod guard;
 pub mod host;
 mod openapi;
@@ -47,7 +50,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 use crate::app::AppState;
-use admission::{ConnectionPermit, Pool, WriteTimeout};
+use admission::{Admit, ConnectionPermit, Pool, WriteTimeout};
 
 /// Unsent bytes the kernel may hold per connection before a write waits.
 const NOTSENT_LOWAT_BYTES: u32 = 16 * 1024;
@@ -135,7 +138,7 @@ pub async fn serve(
     let front = match state.config().manifest.server.tls.clone() {
         None => None,
         Some(config) => match tls::Front::start(config, &state, &shutdown, &alive_tx).await {
-            Ok(front) => Some(front),
+            Ok(front) => Some(Arc::new(front)),
             Err(e) => {
                 tracing::error!(error = %e, "cannot open the internal listener for HTTPS; not serving");
                 return;
@@ -155,22 +158,44 @@ pub async fn serve(
             },
             _ = crate::hub::turned_true(&mut shutdown) => break,
         };
-        let Some(permit) = state.admission.admit() else {
-            state.admission.refused();
-            drop(stream);
-            continue;
-        };
-        tune_socket(&stream);
-        match &front {
-            None => serve_connection(
+        match state.admission.admit() {
+            Admit::Now(permit) => dispatch(
                 stream,
-                Peer { addr, tls: false },
+                addr,
                 permit,
+                front.as_ref(),
                 &state,
                 &shutdown,
                 &alive_tx,
             ),
-            Some(front) => front.accept(stream, addr, permit, &state, &alive_tx),
+            Admit::AfterEviction(ticket) => {
+                // The evicted connection's task frees its slot at its next poll: wait for it
+                // off the accept loop.
+                let (front, state, shutdown, alive) = (
+                    front.clone(),
+                    Arc::clone(&state),
+                    shutdown.clone(),
+                    alive_tx.clone(),
+                );
+                tokio::spawn(async move {
+                    match state.admission.after_eviction(ticket).await {
+                        Some(permit) => dispatch(
+                            stream,
+                            addr,
+                            permit,
+                            front.as_ref(),
+                            &state,
+                            &shutdown,
+                            &alive,
+                        ),
+                        None => state.admission.refused(),
+                    }
+                });
+            }
+            Admit::Refused => {
+                state.admission.refused();
+                drop(stream);
+            }
         }
     }
     drop(listener);
@@ -181,6 +206,30 @@ pub async fn serve(
             ?grace,
             "connections still open after the shutdown grace period"
         );
+    }
+}
+
+/// Serves an admitted client: plain HTTP here, HTTPS through the TLS front.
+fn dispatch(
+    stream: TcpStream,
+    addr: SocketAddr,
+    permit: ConnectionPermit,
+    front: Option<&Arc<tls::Front>>,
+    state: &Arc<AppState>,
+    shutdown: &watch::Receiver<bool>,
+    alive: &mpsc::Sender<()>,
+) {
+    tune_socket(&stream);
+    match front {
+        None => serve_connection(
+            stream,
+            Peer { addr, tls: false },
+            permit,
+            state,
+            shutdown,
+            alive,
+        ),
+        Some(front) => front.accept(stream, addr, permit, state, alive),
     }
 }
 
@@ -201,6 +250,7 @@ pub(crate) fn serve_connection(
         Pool::Reserve => limits.reserve_header_timeout,
     };
     let write_stalled = Arc::new(AtomicBool::new(false));
+    let eviction = permit.eviction();
     let guard = ConnectionGuard(Arc::new(ConnectionInner {
         permit,
         peer,
@@ -212,7 +262,10 @@ pub(crate) fn serve_connection(
     let state = Arc::clone(state);
     let mut conn_shutdown = shutdown.clone();
     tokio::spawn(async move {
+        let complete = eviction.clone();
         let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            // Headers are in: from now on this connection is never evicted.
+            complete.headers_complete();
             // Upgraded sessions outlive this task; they carry a guard of their own.
             req.extensions_mut().insert(guard.clone());
             let state = Arc::clone(&state);
@@ -236,6 +289,10 @@ pub(crate) fn serve_connection(
             _ = crate::hub::turned_true(&mut conn_shutdown) => {
                 conn.as_mut().graceful_shutdown();
                 let _ = conn.await;
+            }
+            () = eviction.evicted() => {
+                // Dropping the connection closes the socket and frees the slot.
+                tracing::debug!(peer = %peer.addr, tls = peer.tls, "evicted before its request headers were complete");
             }
         }
     });

@@ -128,21 +128,29 @@ impl Front {
         let handoffs = Arc::clone(&self.handoffs);
         let internal = self.internal;
         let alive = alive.clone();
+        let eviction = permit.eviction();
         tokio::spawn(async move {
             let _alive = alive;
-            let tls =
-                match tokio::time::timeout(handshake_timeout, handshake(acceptor, stream)).await {
-                    Ok(Ok(Some(tls))) => tls,
-                    Ok(Ok(None)) => return,
-                    Ok(Err(e)) => {
-                        tracing::debug!(peer = %addr, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(peer = %addr, "TLS handshake timed out");
-                        return;
-                    }
-                };
+            let handshake = tokio::time::timeout(handshake_timeout, handshake(acceptor, stream));
+            let handshaken = tokio::select! {
+                result = handshake => result,
+                () = eviction.evicted() => {
+                    tracing::debug!(peer = %addr, "evicted during the TLS handshake");
+                    return;
+                }
+            };
+            let tls = match handshaken {
+                Ok(Ok(Some(tls))) => tls,
+                Ok(Ok(None)) => return,
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %addr, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %addr, "TLS handshake timed out");
+                    return;
+                }
+            };
             let (inner, port) = match handoffs.connect(internal, addr, permit).await {
                 Ok(pair) => pair,
                 Err(e) => {

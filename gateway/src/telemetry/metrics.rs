@@ -144,6 +144,9 @@ pub struct Metrics {
     pub connections_total: IntCounter,
     /// Connections closed at accept because every slot was taken.
     pub connections_refused: IntCounter,
+    /// Connections closed before their first request's headers were complete, to make
+    /// room when every slot was taken.
+    pub connections_evicted: IntCounter,
     http_requests: IntCounterVec,
     config_reloads: IntCounterVec,
     config_last_reload_successful: IntGauge,
@@ -224,6 +227,7 @@ impl Metrics {
             connections: IntGauge::with_opts(opts("connections", "Open TCP connections.")).unwrap(),
             connections_total: IntCounter::with_opts(opts("connections_total", "Accepted TCP connections.")).unwrap(),
             connections_refused: IntCounter::with_opts(opts("connections_refused_total", "Connections closed at accept because the general pool and the reserve were full.")).unwrap(),
+            connections_evicted: IntCounter::with_opts(opts("connections_evicted_total", "Connections closed before their first request's headers were complete, oldest first, to make room for a new one when the general pool and the reserve were full.")).unwrap(),
             http_requests: IntCounterVec::new(opts("http_requests_total", "HTTP requests by route template, method and status."), &["route", "method", "status"]).unwrap(),
             config_reloads: IntCounterVec::new(opts("config_reloads_total", "Configuration reload attempts by result (applied, unchanged, rejected)."), &["result"]).unwrap(),
             config_last_reload_successful: IntGauge::with_opts(opts("config_last_reload_successful", "1 if the last configuration reload succeeded.")).unwrap(),
@@ -271,6 +275,7 @@ impl Metrics {
             Box::new(m.connections.clone()),
             Box::new(m.connections_total.clone()),
             Box::new(m.connections_refused.clone()),
+            Box::new(m.connections_evicted.clone()),
             Box::new(m.http_requests.clone()),
             Box::new(m.config_reloads.clone()),
             Box::new(m.config_last_reload_successful.clone()),
