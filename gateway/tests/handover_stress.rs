@@ -36,6 +36,7 @@ use camgate::app::GatewayOptions;
 use camgate::http::ws::WsSettings;
 use camgate::hub::{FrameSink, Hub, StreamState, read_tag};
 use camgate::plugins::PluginCatalog;
+use support::rng::{Rng, stress_seed};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -43,32 +44,6 @@ use tokio::net::{TcpSocket, TcpStream};
 const VIEWERS: usize = 3;
 /// Bursts of frames the publisher sends per round.
 const BURSTS_PER_ROUND: u64 = 40;
-
-/// xorshift64*: small, seedable, and the same on every machine.
-#[derive(Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in `lo..=hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-}
 
 /// What the publishers published, for the viewers to compare against.
 #[derive(Default)]
@@ -598,15 +573,7 @@ async fn viewer(addr: SocketAddr, id: usize, seed: u64, published: Arc<Published
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_stalls_pings_states_closes_and_bursts_keep_every_stream_well_formed() {
-    let seed = std::env::var("STRESS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
+    let seed = stress_seed();
     let rounds: u64 = std::env::var("STRESS_ITERATIONS")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -607,6 +607,8 @@ async fn connections_that_never_send_headers_make_room_for_viewers_oldest_first(
             reserve_connections: 1,
             header_timeout: SECS(600),
             reserve_header_timeout: SECS(600),
+            // Any silent connection may go (the 1 s default has a unit test).
+            evict_after: Duration::ZERO,
             ..ConnectionLimits::default()
         }),
     )

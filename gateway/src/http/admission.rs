@@ -55,6 +55,10 @@ pub struct ConnectionLimits {
     pub header_timeout: Duration,
     /// The header timeout of a reserve connection.
     pub reserve_header_timeout: Duration,
+    /// When every slot is taken, a connection that has gone this long without completing
+    /// its first request's headers may be evicted to make room (younger ones are left
+    /// their round trips: at capacity, real newcomers must not displace each other).
+    pub evict_after: Duration,
     /// A request body must arrive completely within this time.
     pub body_timeout: Duration,
     /// Unauthenticated body reads (`POST /api/session`) in progress at once.
@@ -68,6 +72,7 @@ impl Default for ConnectionLimits {
             reserve_connections: RESERVE_CONNECTIONS,
             header_timeout: Duration::from_secs(10),
             reserve_header_timeout: Duration::from_secs(2),
+            evict_after: Duration::from_secs(1),
             body_timeout: Duration::from_secs(10),
             max_login_bodies: 64,
         }
@@ -154,6 +159,7 @@ impl Admission {
                 limits
                     .max_connections
                     .saturating_add(limits.reserve_connections),
+                limits.evict_after,
             ),
             limits,
             metrics,
@@ -442,6 +448,11 @@ mod tests {
         assert_eq!(metrics.connections_evicted.get(), 0);
     }
 
+    /// Past the default `evict_after` (1 s) on the paused clock.
+    async fn age() {
+        tokio::time::advance(Duration::from_secs(1)).await;
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_full_gateway_evicts_the_oldest_connection_still_sending_headers() {
         let (admission, metrics) = admission(2, 1);
@@ -450,6 +461,7 @@ mod tests {
         viewer.eviction().headers_complete();
         let newer = now(admission.admit());
         assert_eq!(newer.pool(), Pool::Reserve);
+        age().await;
         // Full: the oldest connection without headers goes, the viewer before it stays.
         let room = ticket(admission.admit());
         assert_eq!(room.pool(), Pool::General, "the evicted connection's pool");
@@ -498,9 +510,31 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_slot_that_is_not_freed_in_time_is_given_up_and_waiting_is_bounded() {
+    async fn connections_younger_than_evict_after_are_left_their_round_trips() {
+        let (admission, metrics) = admission(1, 0);
+        let young = now(admission.admit());
+        tokio::time::advance(Duration::from_millis(999)).await;
+        assert!(
+            matches!(admission.admit(), Admit::Refused),
+            "a newcomer must not displace one still within its round trips"
+        );
+        tokio::time::advance(Duration::from_millis(1)).await;
+        let room = ticket(admission.admit());
+        drop(young);
+        assert!(admission.after_eviction(room).await.is_some());
+        assert_eq!(metrics.connections_evicted.get(), 1);
+        assert_eq!(
+            metrics.connections_refused.get(),
+            0,
+            "counted by the caller"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_that_is_not_freed_in_time_is_given_up() {
         let (admission, _metrics) = admission(1, 0);
         let stuck = now(admission.admit());
+        age().await;
         let room = ticket(admission.admit());
         // The evicted connection never lets go (a runtime too busy to poll it).
         let started = tokio::time::Instant::now();
@@ -509,13 +543,14 @@ mod tests {
         drop(stuck);
     }
 
-    #[test]
-    fn at_most_max_waiting_connections_wait_for_room_whatever_is_evictable() {
+    #[tokio::test(start_paused = true)]
+    async fn at_most_max_waiting_connections_wait_for_room_whatever_is_evictable() {
         use super::super::eviction::MAX_WAITING;
         let (admission, _metrics) = admission(MAX_WAITING + 10, 0);
         let silent: Vec<_> = (0..MAX_WAITING + 10)
             .map(|_| now(admission.admit()))
             .collect();
+        age().await;
         let mut tickets: Vec<_> = (0..MAX_WAITING)
             .map(|_| ticket(admission.admit()))
             .collect();

@@ -12,7 +12,10 @@
 //! Invariants:
 //! - Only a connection whose first request's headers are not complete (for HTTPS: whose
 //!   TLS handshake or first request is not) can be evicted: a viewer, an API call in
-//!   progress or an idle keep-alive connection never is. [`Eviction::headers_complete`] and
+//!   progress or an idle keep-alive connection never is. Nor is one younger than
+//!   `evict_after` (1 s): at capacity, real newcomers still within their round trips must
+//!   not displace each other; a slowloris flood then has to replace every slot faster than
+//!   that to keep anyone out, where holding them was enough before. [`Eviction::headers_complete`] and
 //!   an eviction race on one atomic: exactly one wins.
 //! - An eviction frees exactly one slot, in the evicted connection's pool, and the slot goes
 //!   to the connection that asked for room: tokio's semaphore hands a released permit to
@@ -33,6 +36,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::sync::{AcquireError, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 use super::admission::Pool;
 
@@ -53,6 +57,8 @@ struct Candidate {
     state: AtomicU8,
     evict: Notify,
     pool: Pool,
+    /// When it was admitted.
+    since: Instant,
 }
 
 /// A connection's side of its eviction: told when its headers are complete, and waits to be
@@ -82,16 +88,20 @@ impl Eviction {
 /// The candidates of one gateway, oldest first, and the connections waiting for room.
 pub struct Candidates {
     list: Mutex<VecDeque<Weak<Candidate>>>,
+    /// Candidates younger than this are not evicted.
+    evict_after: Duration,
     /// Compact the list beyond this many entries (twice the slots).
     compact_above: usize,
     waiting: Arc<AtomicUsize>,
 }
 
 impl Candidates {
-    /// An empty list for a gateway of `slots` connections (both pools).
-    pub fn new(slots: usize) -> Self {
+    /// An empty list for a gateway of `slots` connections (both pools) that evicts
+    /// connections `evict_after` old or older.
+    pub fn new(slots: usize, evict_after: Duration) -> Self {
         Candidates {
             list: Mutex::new(VecDeque::new()),
+            evict_after,
             compact_above: slots.saturating_mul(2).max(16),
             waiting: Arc::new(AtomicUsize::new(0)),
         }
@@ -103,6 +113,7 @@ impl Candidates {
             state: AtomicU8::new(WAITING_FOR_HEADERS),
             evict: Notify::new(),
             pool,
+            since: Instant::now(),
         });
         let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
         while list.front().is_some_and(|front| !evictable(front)) {
@@ -155,13 +166,23 @@ impl Candidates {
         })
     }
 
-    /// Marks the oldest connection still sending its headers as evicted (not told yet).
+    /// Marks the oldest connection still sending its headers as evicted (not told yet),
+    /// if it is at least `evict_after` old.
     fn claim_oldest(&self) -> Option<Arc<Candidate>> {
         let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(weak) = list.pop_front() {
+        let now = Instant::now();
+        while let Some(weak) = list.front() {
             let Some(candidate) = weak.upgrade() else {
+                list.pop_front();
                 continue;
             };
+            if candidate.state.load(Ordering::Acquire) == WAITING_FOR_HEADERS
+                && now.saturating_duration_since(candidate.since) < self.evict_after
+            {
+                // The oldest candidate is too young, so is every other one.
+                return None;
+            }
+            list.pop_front();
             let won = candidate.state.compare_exchange(
                 WAITING_FOR_HEADERS,
                 EVICTED,

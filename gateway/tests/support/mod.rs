@@ -7,6 +7,7 @@ pub mod binary;
 pub mod cluster;
 pub mod fleet;
 pub mod haproxy;
+pub mod rng;
 pub mod rtsp;
 pub mod video;
 
