@@ -169,18 +169,13 @@ impl Admission {
         }
     }
 
-    /// Event: a connection was closed at once ([`Admission::admit`] gave `None`). Always
-    /// counted (`camgate_connections_refused_total`); logged at most once per
-    /// [`REFUSAL_LOG_WINDOW`] with the number left unlogged, since a flood of connections
-    /// costs nothing to send and must not fill the disk through the log.
+    /// Event: a connection was closed at once ([`Admit::Refused`], or the slot an eviction
+    /// freed did not come). Always counted (`camgate_connections_refused_total`); logged at
+    /// most once per [`REFUSAL_LOG_WINDOW`] with the number left unlogged, since a flood of
+    /// connections costs nothing to send and must not fill the disk through the log.
     pub fn refused(&self) {
         self.metrics.connections_refused.inc();
-        let (log, unlogged) = self
-            .refusals
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take(tokio::time::Instant::now());
-        if log {
+        if let Some(unlogged) = may_log(&self.refusals) {
             self.refusal_lines.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 limit = self.limits.max_connections,
@@ -245,12 +240,7 @@ impl Admission {
     /// [`REFUSAL_LOG_WINDOW`], as refusals are.
     fn evicted(&self) {
         self.metrics.connections_evicted.inc();
-        let (log, unlogged) = self
-            .evictions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take(tokio::time::Instant::now());
-        if log {
+        if let Some(unlogged) = may_log(&self.evictions) {
             tracing::warn!(
                 limit = self.limits.max_connections,
                 reserve = self.limits.reserve_connections,
@@ -270,6 +260,15 @@ impl Admission {
     pub fn login_body(&self) -> Option<OwnedSemaphorePermit> {
         Arc::clone(&self.login_bodies).try_acquire_owned().ok()
     }
+}
+
+/// Whether `budget` allows a line now; if so, how many went unlogged since the last one.
+fn may_log(budget: &Mutex<LogBudget>) -> Option<u32> {
+    let (log, unlogged) = budget
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take(tokio::time::Instant::now());
+    log.then_some(unlogged)
 }
 
 /// Wraps a connection's IO so that a write (or flush) pending for longer than `timeout`
