@@ -4,9 +4,10 @@
 //! - Every accepted connection holds an owned [`Semaphore`] permit (mini-redis style) from
 //!   a general pool of [`ConnectionLimits::max_connections`]; when that pool is empty, from
 //!   a small reserve of [`ConnectionLimits::reserve_connections`]; when both are empty the
-//!   connection that is still sending its first request's headers is evicted to make room
-//!   ([`super::eviction`]: oldest first; a slowloris flood cannot keep clients out), and only
-//!   when there is none is the new connection closed at once. The permit lives in the connection's
+//!   oldest connection still sending its first request's headers (at least
+//!   [`ConnectionLimits::evict_after`] old) is evicted to make room ([`super::eviction`]: a
+//!   slowloris flood cannot keep clients out), and only when there is none is the new
+//!   connection closed at once. The permit lives in the connection's
 //!   [`super::ConnectionGuard`], which an upgraded WebSocket session keeps, so a viewer
 //!   socket counts (and is capped) for its whole life. `camgate_connections` follows the
 //!   permits exactly.

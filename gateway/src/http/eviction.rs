@@ -15,13 +15,14 @@
 //!   progress or an idle keep-alive connection never is. Nor is one younger than
 //!   `evict_after` (1 s): at capacity, real newcomers still within their round trips must
 //!   not displace each other; a slowloris flood then has to replace every slot faster than
-//!   that to keep anyone out, where holding them was enough before. [`Eviction::headers_complete`] and
-//!   an eviction race on one atomic: exactly one wins.
+//!   that to keep anyone out, where holding them was enough before.
+//!   [`Eviction::headers_complete`] and an eviction race on one atomic: exactly one wins.
 //! - An eviction frees exactly one slot, in the evicted connection's pool, and the slot goes
-//!   to the connection that asked for room: tokio's semaphore hands a released permit to
-//!   the oldest waiter before anyone's `try_acquire` (fair), and at most [`MAX_WAITING`]
-//!   new connections wait for room at once (each for at most [`ROOM_WAIT`]); beyond that
-//!   a connection is refused as before.
+//!   to the connection that asked for room: it joins the pool's queue before the evicted
+//!   connection is told, and tokio's semaphore hands a released permit to the oldest
+//!   waiter before anyone's `try_acquire` (fair). At most [`MAX_WAITING`] new connections
+//!   wait for room at once (each for at most [`ROOM_WAIT`]); beyond that a connection is
+//!   refused as before.
 //! - The list of candidates is in arrival order and holds weak references; entries that
 //!   completed their headers or closed are dropped from its front as it is used, and the
 //!   whole list is compacted when it outgrows twice the slots, so it never grows with
@@ -194,11 +195,6 @@ impl Candidates {
             }
         }
         None
-    }
-
-    /// Connections waiting for an evicted connection's slot (tests).
-    pub fn waiting(&self) -> usize {
-        self.waiting.load(Ordering::Acquire)
     }
 }
 
