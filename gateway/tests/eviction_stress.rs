@@ -25,7 +25,7 @@ use std::time::Duration;
 use camgate::app::GatewayOptions;
 use camgate::http::admission::ConnectionLimits;
 use camgate::plugins::PluginCatalog;
-use support::rng::{Rng, stress_seed};
+use support::rng::{Rng, stress_iterations, stress_seed};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -141,10 +141,7 @@ fn record(tally: &Tally, outcome: Option<u16>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_evictions_refusals_and_releases_serve_whole_answers_and_leak_no_slot() {
     let seed = stress_seed();
-    let waves: u64 = std::env::var("STRESS_ITERATIONS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(6);
+    let waves = stress_iterations(6);
     println!("eviction stress: STRESS_SEED={seed} STRESS_ITERATIONS={waves}");
     let gateway = start_with(
         "streams:\n  - id: a\n    source: { plugin: testsrc, width: 160, height: 90, fps: 25 }\n",

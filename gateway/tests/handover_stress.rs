@@ -36,7 +36,7 @@ use camgate::app::GatewayOptions;
 use camgate::http::ws::WsSettings;
 use camgate::hub::{FrameSink, Hub, StreamState, read_tag};
 use camgate::plugins::PluginCatalog;
-use support::rng::{Rng, stress_seed};
+use support::rng::{Rng, stress_iterations, stress_seed};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -574,10 +574,7 @@ async fn viewer(addr: SocketAddr, id: usize, seed: u64, published: Arc<Published
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_stalls_pings_states_closes_and_bursts_keep_every_stream_well_formed() {
     let seed = stress_seed();
-    let rounds: u64 = std::env::var("STRESS_ITERATIONS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(4);
+    let rounds = stress_iterations(4);
     println!("handover stress: STRESS_SEED={seed} STRESS_ITERATIONS={rounds}");
 
     // Pings every 20 ms make the session take the socket back from the lane and give it

@@ -40,3 +40,12 @@ pub fn stress_seed() -> u64 {
                 .as_nanos() as u64
         })
 }
+
+/// How many rounds a randomized test runs: `STRESS_ITERATIONS` when set (to run longer),
+/// else `default`.
+pub fn stress_iterations(default: u64) -> u64 {
+    std::env::var("STRESS_ITERATIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
