@@ -145,6 +145,12 @@ pub async fn serve(
             }
         },
     };
+    let dispatcher = Dispatcher {
+        front,
+        state: Arc::clone(&state),
+        shutdown: shutdown.clone(),
+        alive: alive_tx.clone(),
+    };
     loop {
         let (stream, addr) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -159,36 +165,15 @@ pub async fn serve(
             _ = crate::hub::turned_true(&mut shutdown) => break,
         };
         match state.admission.admit() {
-            Admit::Now(permit) => dispatch(
-                stream,
-                addr,
-                permit,
-                front.as_ref(),
-                &state,
-                &shutdown,
-                &alive_tx,
-            ),
+            Admit::Now(permit) => dispatcher.serve(stream, addr, permit),
             Admit::AfterEviction(ticket) => {
                 // The evicted connection's task frees its slot at its next poll: wait for it
                 // off the accept loop.
-                let (front, state, shutdown, alive) = (
-                    front.clone(),
-                    Arc::clone(&state),
-                    shutdown.clone(),
-                    alive_tx.clone(),
-                );
+                let dispatcher = dispatcher.clone();
                 tokio::spawn(async move {
-                    match state.admission.after_eviction(ticket).await {
-                        Some(permit) => dispatch(
-                            stream,
-                            addr,
-                            permit,
-                            front.as_ref(),
-                            &state,
-                            &shutdown,
-                            &alive,
-                        ),
-                        None => state.admission.refused(),
+                    match dispatcher.state.admission.after_eviction(ticket).await {
+                        Some(permit) => dispatcher.serve(stream, addr, permit),
+                        None => dispatcher.state.admission.refused(),
                     }
                 });
             }
@@ -199,7 +184,8 @@ pub async fn serve(
         }
     }
     drop(listener);
-    drop(front);
+    // It holds the TLS front and a sender of `alive`.
+    drop(dispatcher);
     drop(alive_tx);
     if tokio::time::timeout(grace, alive_rx.recv()).await.is_err() {
         tracing::warn!(
@@ -209,27 +195,31 @@ pub async fn serve(
     }
 }
 
-/// Serves an admitted client: plain HTTP here, HTTPS through the TLS front.
-fn dispatch(
-    stream: TcpStream,
-    addr: SocketAddr,
-    permit: ConnectionPermit,
-    front: Option<&Arc<tls::Front>>,
-    state: &Arc<AppState>,
-    shutdown: &watch::Receiver<bool>,
-    alive: &mpsc::Sender<()>,
-) {
-    tune_socket(&stream);
-    match front {
-        None => serve_connection(
-            stream,
-            Peer { addr, tls: false },
-            permit,
-            state,
-            shutdown,
-            alive,
-        ),
-        Some(front) => front.accept(stream, addr, permit, state, alive),
+/// What serving an admitted client needs: the accept loop's, cloned into a task that waits
+/// for an evicted connection's slot.
+#[derive(Clone)]
+struct Dispatcher {
+    front: Option<Arc<tls::Front>>,
+    state: Arc<AppState>,
+    shutdown: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+}
+
+impl Dispatcher {
+    /// Serves an admitted client: plain HTTP here, HTTPS through the TLS front.
+    fn serve(&self, stream: TcpStream, addr: SocketAddr, permit: ConnectionPermit) {
+        tune_socket(&stream);
+        match &self.front {
+            None => serve_connection(
+                stream,
+                Peer { addr, tls: false },
+                permit,
+                &self.state,
+                &self.shutdown,
+                &self.alive,
+            ),
+            Some(front) => front.accept(stream, addr, permit, &self.state, &self.alive),
+        }
     }
 }
 
